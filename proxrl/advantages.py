@@ -1,0 +1,88 @@
+"""Advantage and return estimators: pure functions on time-major tensors ``[T, N]``.
+
+Conventions (DESIGN rule 7): ``next_values[t]`` is V(s_{t+1}) of the observation the env returned after step t,
+which on a truncation is the real final observation. ``terminated[t]`` stops bootstrapping (V(s_{t+1}) := 0);
+``done[t] = terminated[t] | truncated[t]`` stops the recursion, so no estimate leaks across an episode end.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _check_time_major(**tensors: Tensor) -> None:
+    shapes = {name: tuple(t.shape) for name, t in tensors.items()}
+    first = next(iter(shapes.values()))
+    assert all(s == first for s in shapes.values()), f"shapes differ: {shapes}"
+    assert len(first) >= 1, "expected time-major tensors [T, ...]"
+
+
+def td_residual(
+    rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, gamma: float
+) -> Tensor:
+    """TD residual δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t).  All tensors ``[T, N]``."""
+    _check_time_major(rewards=rewards, values=values, next_values=next_values, terminated=terminated)
+    return rewards + gamma * (1.0 - terminated.float()) * next_values - values
+
+
+def gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> Tensor:
+    """Generalised advantage estimation, Â_t = Σ_l (γλ)^l δ_{t+l}, cut at episode ends (Schulman et al. 2015).
+
+    Recursively Â_t = δ_t + γλ (1 − done_t) Â_{t+1} with done = terminated ∨ truncated; the last step of the
+    rollout bootstraps only through δ. λ = 0 gives δ; γ = λ = 1 gives (Monte-Carlo return) − V.
+    Shapes: every argument ``[T, N]``; returns ``[T, N]``.
+    """
+    _check_time_major(rewards=rewards, values=values, next_values=next_values,
+                      terminated=terminated, truncated=truncated)
+    delta = td_residual(rewards, values, next_values, terminated, gamma)
+    carry = gamma * gae_lambda * (1.0 - (terminated | truncated).float())
+    adv = torch.empty_like(delta)
+    last = torch.zeros_like(delta[0])
+    for t in range(delta.shape[0] - 1, -1, -1):
+        last = delta[t] + carry[t] * last
+        adv[t] = last
+    return adv
+
+
+def discounted_returns(
+    rewards: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float,
+    next_values: Tensor | None = None,
+) -> Tensor:
+    """Monte-Carlo reward-to-go G_t = Σ_k γ^k r_{t+k}, summed to the end of each episode.
+
+    Without ``next_values``, G is the plain return of the observed rewards (an episode cut by the rollout's end
+    or a truncation simply stops). With ``next_values`` (V(s_{t+1}), ``[T, N]``), a truncated episode and one
+    still running at the rollout's end are bootstrapped with γ V(s_{t+1}); a terminated one never is.
+    Shapes: ``[T, N]`` in and out.
+    """
+    _check_time_major(rewards=rewards, terminated=terminated, truncated=truncated)
+    done = (terminated | truncated).float()
+    returns = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0]) if next_values is None else next_values[-1] * (1.0 - done[-1])
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        tail = running * (1.0 - done[t])
+        if next_values is not None:
+            tail = tail + truncated[t].float() * next_values[t]
+        running = rewards[t] + gamma * tail
+        returns[t] = running
+    return returns
+
+
+def normalize(x: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:
+    """(x − mean) / (std + eps) over the entries where ``mask`` is true (all entries by default)."""
+    if mask is None:
+        return (x - x.mean()) / (x.std() + eps)
+    sel = x[mask]
+    return (x - sel.mean()) / (sel.std() + eps)

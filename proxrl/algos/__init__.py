@@ -1,0 +1,1 @@
+"""One file per algorithm family; each composes the pure estimators and losses."""

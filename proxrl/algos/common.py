@@ -1,0 +1,138 @@
+"""Plain helpers every algorithm's trainer uses: seeding, devices, RNG state, evaluation, finiteness checks."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..envs import make_eval_env
+
+# Mean return over the last this-many finished episodes is the learning metric (CartPole's "solved" test).
+RETURN_WINDOW = 20
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss, gradient or observation became NaN or infinite; the message says which and at what step."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy's global RNG and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str, num_params: int) -> torch.device:
+    """``auto``: CUDA only if present and the network is large enough (≥ 1M parameters) for a GPU to pay off;
+    small MLPs are faster on the CPU, where per-step transfer and launch costs dominate."""
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available() and num_params >= 1_000_000):
+        if not torch.cuda.is_available():
+            from ..config import ConfigError
+
+            raise ConfigError("device 'cuda' requested but no CUDA device is available; use device=cpu or auto")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def rng_state() -> dict[str, Any]:
+    """RNG states of torch, numpy and python as checkpoint-safe values (tensors, lists, numbers)."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": list(random.getstate()[1]) + [random.getstate()[0]],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    py = state["python"]
+    random.setstate((int(py[-1]), tuple(int(x) for x in py[:-1]), None))
+
+
+def check_finite(step: int, **terms: Tensor) -> None:
+    """Raise :class:`NonFiniteError` naming the first term that is NaN or infinite."""
+    for name, value in terms.items():
+        if not bool(torch.isfinite(value).all()):
+            raise NonFiniteError(f"non-finite {name} at env step {step}: training stopped; the last good checkpoint "
+                                 "is kept. Lower lr, enable norm_obs/norm_reward, or check the env's observations.")
+
+
+def default_run_dir(algo: str, env: str, seed: int, root: str | Path = "runs") -> Path:
+    """``runs/<algo>_<env>_s<seed>_<timestamp>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{algo}_{env.replace(':', '_').replace('/', '_')}_s{seed}_{stamp}"
+
+
+def make_adam(params: list[nn.Parameter], lr: float, eps: float) -> torch.optim.Adam:
+    """Adam with the fastest available step implementation (fused, then foreach)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
+
+
+def explained_variance(pred: Tensor, target: Tensor) -> float:
+    """1 − Var[target − pred] / Var[target] (NaN when the target is constant)."""
+    var = target.var()
+    return float("nan") if var.item() == 0 else float(1 - (target - pred).var() / var)
+
+
+@torch.no_grad()
+def evaluate_policy(
+    policy: nn.Module,
+    env: str,
+    env_kwargs: dict[str, Any],
+    obs_stats: dict[str, Any] | None,
+    episodes: int,
+    deterministic: bool = True,
+    seed: int = 10_000,
+    video_dir: str | Path | None = None,
+    device: torch.device = torch.device("cpu"),
+) -> dict[str, Any]:
+    """Run ``episodes`` full episodes in a fresh env; returns per-episode returns and lengths and their mean/std.
+
+    With ``video_dir``, every episode is recorded with gymnasium's ``RecordVideo`` (needs the ``video`` extra).
+    """
+    import gymnasium as gym
+
+    e = make_eval_env(env, env_kwargs, obs_stats, render_mode="rgb_array" if video_dir else None)
+    if video_dir is not None:
+        e = gym.wrappers.RecordVideo(e, str(video_dir), episode_trigger=lambda _: True, disable_logger=True)
+    returns, lengths = [], []
+    try:
+        for i in range(episodes):
+            obs, _ = e.reset(seed=seed + i)
+            done, total, n = False, 0.0, 0
+            while not done:
+                x = torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0)
+                dist = policy.distribution(x)
+                action = (dist.mode() if deterministic else dist.sample())[0].cpu().numpy()
+                if isinstance(e.action_space, gym.spaces.Box):
+                    action = np.clip(action, e.action_space.low, e.action_space.high)
+                obs, reward, terminated, truncated, _ = e.step(action)
+                total += float(reward)
+                n += 1
+                done = terminated or truncated
+            returns.append(total)
+            lengths.append(n)
+    finally:
+        e.close()
+    return {"returns": returns, "lengths": lengths, "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)), "mean_length": float(np.mean(lengths))}
+
+
+def mean_or_nan(values: Any) -> float:
+    """Mean of a sequence, NaN when empty."""
+    values = list(values)
+    return float(np.mean(values)) if values else math.nan

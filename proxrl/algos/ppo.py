@@ -1,0 +1,297 @@
+"""Clip-PPO (Schulman et al. 2017): collect → GAE → clipped surrogate for some epochs of minibatches → log.
+
+The loop reads top to bottom in :meth:`PPO.learn`; the estimator and the losses are the pure functions of
+``proxrl.advantages`` and ``proxrl.objectives``.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import checkpoint, config as cfgmod
+from ..advantages import gae, normalize
+from ..config import ConfigError, RunConfig, param
+from ..envs import Normalizers, make_eval_env, make_vec_env
+from ..logging import RunLogger
+from ..objectives import clipped_surrogate, entropy_bonus, value_loss
+from ..policies import ACTIVATIONS, ActorCritic
+from ..rollout import Rollout
+from .common import (RETURN_WINDOW, check_finite, evaluate_policy, explained_variance, make_adam, mean_or_nan,
+                     resolve_device, rng_state, seed_everything, set_rng_state)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PPOConfig(RunConfig):
+    """Clip-PPO hyperparameters; defaults follow the PPO paper and common practice (CleanRL, SB3)."""
+
+    algo = "ppo"
+
+    num_steps: int = param(128, "T, steps per env per rollout; the batch is num_envs × num_steps", low=1)
+    num_epochs: int = param(4, "K, passes over each rollout", low=1)
+    num_minibatches: int = param(4, "minibatches per epoch; must divide num_envs × num_steps", low=1)
+    lr: float = param(3e-4, "α, Adam learning rate", low=0.0, low_open=True)
+    anneal_lr: bool = param(True, "anneal α linearly to 0 over the run")
+    adam_eps: float = param(1e-5, "Adam's ε", low=0.0, low_open=True)
+    gamma: float = param(0.99, "γ, discount factor", low=0.0, high=1.0, low_open=True)
+    gae_lambda: float = param(0.95, "λ, GAE bias-variance trade-off", low=0.0, high=1.0)
+    clip_eps: float = param(0.2, "ε, ratio clip range [1 − ε, 1 + ε] of J^CLIP", low=0.0, low_open=True)
+    anneal_clip: bool = param(False, "anneal ε linearly to 0 over the run (as rl-zoo's tuned presets)")
+    clip_vloss: bool = param(False, "clip the value update to ±ε around the rollout's values")
+    ent_coef: float = param(0.0, "c, entropy bonus coefficient of J^CLIP+", low=0.0)
+    vf_coef: float = param(0.5, "value-loss coefficient", low=0.0)
+    max_grad_norm: float = param(0.5, "global gradient-norm clip (0: off)", low=0.0)
+    target_kl: float | None = param(None, "stop an update's epochs once approx-KL exceeds this (None: off)",
+                                    low=0.0, low_open=True)
+    norm_adv: bool = param(True, "normalise advantages per minibatch")
+    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
+    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
+    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the MLPs")
+    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
+    shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
+    log_std_init: float = param(0.0, "initial log σ of the Gaussian policy (Box actions)")
+    ortho_init: bool = param(True, "orthogonal initialisation (gain √2 hidden, 0.01 actor head, 1 critic head)")
+
+    def validate(self) -> None:
+        if self.batch_size % self.num_minibatches:
+            raise ConfigError(f"num_minibatches={self.num_minibatches} must divide the batch num_envs × num_steps = "
+                              f"{self.batch_size}; pick a divisor of {self.batch_size}")
+        if self.num_minibatches > self.batch_size:
+            raise ConfigError(f"num_minibatches={self.num_minibatches} exceeds the batch size {self.batch_size}")
+
+    @property
+    def batch_size(self) -> int:
+        """num_envs × num_steps samples per rollout."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        """batch_size / num_minibatches."""
+        return self.batch_size // self.num_minibatches
+
+
+def build_config(config: PPOConfig | None, env: str | None, overrides: dict[str, Any]) -> PPOConfig:
+    """``config`` (or the defaults) with ``env`` and keyword overrides applied, validated strictly."""
+    values = cfgmod.to_dict(config or PPOConfig())
+    if env is not None:
+        values["env"] = env
+    values.update(overrides)
+    return cfgmod.from_dict(PPOConfig, values)
+
+
+class PPO:
+    """Clip-PPO on a gymnasium environment.
+
+    ``PPO("CartPole-v1").learn(100_000).save("ppo.pt")``; ``PPO.load("ppo.pt").predict(obs)``.
+    With ``run_dir``, the run writes its config, ``progress.csv``, TensorBoard events and checkpoints there.
+    """
+
+    algo = "ppo"
+
+    def __init__(self, env: str | None = None, config: PPOConfig | None = None, *, run_dir: str | Path | None = None,
+                 progress: bool | None = None, **overrides: Any) -> None:
+        self.config = cfg = build_config(config, env, overrides)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        seed_everything(cfg.seed)
+        torch.set_num_threads(cfg.torch_threads)
+        probe = make_eval_env(cfg.env, cfg.env_kwargs)
+        obs_space, act_space = probe.observation_space, probe.action_space
+        probe.close()
+        self.policy = ActorCritic(obs_space, act_space, cfg.hidden_sizes, cfg.activation, cfg.shared_trunk,
+                                  cfg.log_std_init, cfg.ortho_init)
+        self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()))
+        self.policy.to(self.device)
+        self.optimizer = make_adam(list(self.policy.parameters()), cfg.lr, cfg.adam_eps)
+        self.global_step = 0
+        self.iteration = 0
+        self.num_episodes = 0
+        self.recent_returns: collections.deque[float] = collections.deque(maxlen=RETURN_WINDOW)
+        self.recent_lengths: collections.deque[int] = collections.deque(maxlen=RETURN_WINDOW)
+        self.normalizer_state: dict[str, Any] = {}
+        self._rollout: Rollout | None = None
+        self._norms: Normalizers | None = None
+
+    # ---------------------------------------------------------------- training
+    def _start_envs(self) -> Rollout:
+        cfg = self.config
+        # A resumed run reseeds its envs from the step count, so it does not replay the episodes it began with.
+        venv, self._norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + self.global_step, cfg.env_kwargs,
+                                         cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
+        self._norms.load_state(self.normalizer_state)
+        rollout = Rollout(venv, self.policy, cfg.num_steps, self.device)
+        obs, _ = venv.reset(seed=cfg.seed + self.global_step)
+        rollout.start(obs)
+        return rollout
+
+    def learn(self, total_steps: int | None = None) -> PPO:
+        """Train for ``total_steps`` more env steps (default: until ``config.total_steps`` in all)."""
+        cfg = self.config
+        target = cfg.total_steps if total_steps is None else self.global_step + total_steps
+        if self._rollout is None:
+            self._rollout = self._start_envs()
+        rollout = self._rollout
+        logger = RunLogger(self.run_dir, target, cfg.tensorboard and self.run_dir is not None, self.progress,
+                           resume=self.global_step > 0)
+        if self.run_dir is not None:
+            (self.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
+        start_time, start_step = time.perf_counter(), self.global_step
+        try:
+            while self.global_step < target:
+                # 1. anneal the learning rate and clip range linearly with the steps still to go
+                frac = 1.0 - self.global_step / target
+                lr = cfg.lr * frac if cfg.anneal_lr else cfg.lr
+                clip_eps = cfg.clip_eps * frac if cfg.anneal_clip else cfg.clip_eps
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                # 2. collect T steps from N envs with π_θold
+                self.policy.eval()
+                batch = rollout.collect()
+                self.global_step += cfg.batch_size
+                self.iteration += 1
+                returns_, lengths_ = rollout.episodes.drain()
+                self.num_episodes += len(returns_)
+                self.recent_returns.extend(returns_)
+                self.recent_lengths.extend(lengths_)
+                # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
+                adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated,
+                          cfg.gamma, cfg.gae_lambda)
+                returns = adv + batch.values[:-1]
+                # 4. K epochs of minibatch updates on the clipped surrogate
+                self.policy.train()
+                stats = self._update(batch, adv, returns, clip_eps)
+                # 5. log and checkpoint
+                elapsed = time.perf_counter() - start_time
+                logger.log({
+                    "global_step": self.global_step, "iteration": self.iteration, "episodes": self.num_episodes,
+                    "time": elapsed, "sps": (self.global_step - start_step) / max(elapsed, 1e-9),
+                    "mean_return": mean_or_nan(self.recent_returns), "mean_length": mean_or_nan(self.recent_lengths),
+                    "lr": lr, "clip_eps": clip_eps, **stats,
+                })
+                if self.run_dir is not None and cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
+                    checkpoint.save_periodic(self.state_dict(), self.run_dir / "checkpoints", self.global_step,
+                                             cfg.keep_checkpoints)
+        finally:
+            logger.close()
+        if self.run_dir is not None:
+            self.save(self.run_dir / "model.pt")
+        return self
+
+    def _update(self, batch: Any, adv: torch.Tensor, returns: torch.Tensor, clip_eps: float) -> dict[str, float]:
+        """K epochs over shuffled minibatches of the rollout's valid samples; returns the mean loss stats."""
+        cfg = self.config
+        valid = batch.valid.reshape(-1).nonzero().squeeze(1)
+        obs = batch.obs.reshape(-1, *batch.obs.shape[2:])
+        actions = batch.actions.reshape(-1, *batch.actions.shape[2:])
+        old_logp, old_values = batch.logp.reshape(-1), batch.values[:-1].reshape(-1)
+        flat_adv, flat_returns = adv.reshape(-1), returns.reshape(-1)
+        n = valid.numel()
+        mb_size = max(1, math.ceil(n / cfg.num_minibatches))
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        totals: dict[str, torch.Tensor] = collections.defaultdict(lambda: torch.zeros(()))
+        count, epochs_done = 0, 0
+        for _epoch in range(cfg.num_epochs):
+            perm = valid[torch.randperm(n, device=valid.device)]
+            stop = False
+            for start in range(0, n, mb_size):
+                idx = perm[start:start + mb_size]
+                logp, entropy, values = self.policy.evaluate(obs[idx], actions[idx])
+                mb_adv = flat_adv[idx]
+                if cfg.norm_adv and idx.numel() > 1:
+                    mb_adv = normalize(mb_adv)
+                pg_loss, pg_stats = clipped_surrogate(logp, old_logp[idx], mb_adv, clip_eps)
+                v_loss, v_stats = value_loss(values, flat_returns[idx], old_values[idx],
+                                             clip_eps if cfg.clip_vloss else None)
+                ent_loss, ent_stats = entropy_bonus(entropy)
+                loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
+                check_finite(self.global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=ent_loss)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+                self.optimizer.step()
+                for key, value in {"policy_loss": pg_loss.detach(), **v_stats, **ent_stats, **pg_stats}.items():
+                    totals[key] = totals[key] + value.cpu()
+                count += 1
+                if cfg.target_kl is not None and pg_stats["approx_kl"].item() > cfg.target_kl:
+                    stop = True
+                    break
+            epochs_done += 1
+            if stop:
+                break
+        out = {key: float(value) / count for key, value in totals.items()}
+        valid_mask = batch.valid.reshape(-1)
+        out["explained_variance"] = explained_variance(old_values[valid_mask], flat_returns[valid_mask])
+        out["epochs"] = epochs_done
+        return out
+
+    # ---------------------------------------------------------------- acting and evaluation
+    @torch.no_grad()
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Actions for a batch of (already normalised, if norm_obs) observations ``[B, *obs_shape]``."""
+        dist = self.policy.distribution(torch.as_tensor(np.asarray(obs), device=self.device))
+        return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+
+    def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+        """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
+        cfg = self.config
+        stats = self._norms.state() if self._norms is not None else self.normalizer_state
+        self.policy.eval()
+        return evaluate_policy(self.policy, cfg.env, cfg.env_kwargs, stats.get("obs"), episodes, deterministic,
+                               seed=cfg.seed + 10_000 if seed is None else seed, video_dir=video_dir,
+                               device=self.device)
+
+    # ---------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to evaluate or resume: weights, optimiser, counters, RNG states, config."""
+        return {
+            "format_version": checkpoint.FORMAT_VERSION,
+            "algo": self.algo,
+            "config": cfgmod.dump(self.config),
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "global_step": self.global_step,
+            "iteration": self.iteration,
+            "num_episodes": self.num_episodes,
+            "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths),
+            "normalizers": self._norms.state() if self._norms is not None else self.normalizer_state,
+            "rng": rng_state(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically to ``path``."""
+        return checkpoint.atomic_save(self.state_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
+             **overrides: Any) -> PPO:
+        """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
+        path = Path(path)
+        if path.is_dir():
+            path = checkpoint.latest(path)
+        state = checkpoint.load(path, algo=cls.algo)
+        values = cfgmod.read_yaml_text(state["config"])
+        values.update(overrides)
+        agent = cls(config=cfgmod.from_dict(PPOConfig, values), run_dir=run_dir, progress=progress)
+        try:
+            agent.policy.load_state_dict(state["policy"])
+        except RuntimeError as e:
+            raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {str(e).splitlines()[0]}")
+        agent.optimizer.load_state_dict(state["optimizer"])
+        agent.global_step, agent.iteration = int(state["global_step"]), int(state["iteration"])
+        agent.num_episodes = int(state["num_episodes"])
+        agent.recent_returns.extend(state["recent_returns"])
+        agent.recent_lengths.extend(state["recent_lengths"])
+        agent.normalizer_state = state["normalizers"]
+        set_rng_state(state["rng"])
+        return agent

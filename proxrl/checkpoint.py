@@ -1,0 +1,93 @@
+"""Checkpoints: atomic writes (temp file, fsync, rename), a rolling window of the last K, and safe loading.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts saved with ``torch.save`` and read with
+``torch.load(weights_only=True)``, which refuses to unpickle arbitrary objects: loading a file never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^ckpt_(\d{12})\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or belongs to another method or format."""
+
+
+def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
+    """Write ``obj`` to ``path`` so that a crash at any moment leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def save_periodic(obj: dict[str, Any], directory: str | Path, step: int, keep: int) -> Path:
+    """Save ``checkpoints/ckpt_<step>.pt`` atomically, then delete all but the newest ``keep``."""
+    directory = Path(directory)
+    path = atomic_save(obj, directory / f"ckpt_{step:012d}.pt")
+    for old in list_checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Periodic checkpoints in ``directory``, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _NAME.match(p.name))
+
+
+def load(path: str | Path, algo: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint safely; refuse a missing file, a pickle that needs code, or another method's file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError or RuntimeError variants
+        raise CheckpointError(f"checkpoint {path} cannot be loaded safely: {str(e).splitlines()[0]}") from None
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise CheckpointError(f"{path} is not a proxrl checkpoint")
+    if state["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {state['format_version']}; this proxrl reads up to "
+                              f"{FORMAT_VERSION}: upgrade proxrl")
+    if algo is not None and state.get("algo") != algo:
+        raise CheckpointError(f"{path} is a '{state.get('algo')}' checkpoint, not '{algo}'")
+    return state
+
+
+def latest(run_dir: str | Path) -> Path:
+    """The newest checkpoint of a run directory: ``model.pt`` if the run finished after its last periodic one."""
+    run_dir = Path(run_dir)
+    candidates = list_checkpoints(run_dir / "checkpoints")
+    final = run_dir / "model.pt"
+    if final.is_file():
+        candidates.append(final)
+    if not candidates:
+        raise CheckpointError(f"no checkpoint in {run_dir} (looked for model.pt and checkpoints/ckpt_*.pt); "
+                              "is this a proxrl run directory?")
+    return max(candidates, key=lambda p: p.stat().st_mtime_ns)

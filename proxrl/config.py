@@ -1,0 +1,257 @@
+"""Run configuration: frozen dataclasses with documented, range-checked fields, and strict YAML loading.
+
+Every algorithm's config is a frozen, keyword-only dataclass deriving from :class:`RunConfig`. Fields are
+declared with :func:`param`, whose ``help`` starts with the paper's symbol and becomes ``--help`` text. Loading
+is strict: an unknown key is refused with a "did you mean" suggestion, values are coerced by annotation, and
+ranges are checked at construction, so a bad run is refused before any environment is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A user's configuration is wrong; the message names the key and what is allowed."""
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    choices: tuple[Any, ...] | None = None,
+    factory: Any = None,
+) -> Any:
+    """A config field with its help text and allowed values (a closed or open interval, or choices)."""
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _describe_range(meta: typing.Mapping[str, Any]) -> str:
+    if meta.get("choices"):
+        return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    low, high = meta.get("low"), meta.get("high")
+    left = "(" if meta.get("low_open") else "["
+    right = ")" if meta.get("high_open") else "]"
+    return f"a value in {left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+
+def _check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"config key '{name}' is {value!r}; allowed: {_describe_range(meta)}")
+    if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    low, high = meta.get("low"), meta.get("high")
+    bad = isinstance(value, float) and math.isnan(value)
+    if low is not None:
+        bad |= value <= low if meta.get("low_open") else value < low
+    if high is not None:
+        bad |= value >= high if meta.get("high_open") else value > high
+    if bad:
+        raise ConfigError(f"config key '{name}' is {value!r}; allowed: {_describe_range(meta)}")
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Coerce ``value`` (from YAML or a ``--set`` string) to the field's annotated type, or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, value, arg)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"config key '{name}' has a wrong type")
+    wrong = ConfigError(
+        f"config key '{name}' must be {getattr(annotation, '__name__', annotation)}, got {value!r} "
+        f"({type(value).__name__})"
+    )
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong
+    if annotation is int:
+        if isinstance(value, bool):
+            raise wrong
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise wrong
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, str):
+                try:
+                    return float(value)  # YAML reads "1e-3" (no dot) as a string
+                except ValueError:
+                    raise wrong from None
+            raise wrong
+        return float(value)
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise wrong
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise wrong
+        return tuple(_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise wrong
+        return dict(value)
+    raise TypeError(f"unsupported annotation {annotation!r} on field {name}")  # a bug in a config class
+
+
+C = TypeVar("C", bound="RunConfig")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Settings every algorithm shares: the environment, the budget, seeding, devices and run outputs."""
+
+    algo: ClassVar[str] = "base"
+
+    env: str = param("CartPole-v1", "gymnasium id, or 'module:EnvId' to import a module that registers it")
+    env_kwargs: dict = param(help="keyword arguments for the environment's constructor", factory=dict)
+    num_envs: int = param(8, "N, environments stepped in parallel", low=1)
+    vectorization: str = param(
+        "auto",
+        "how the N envs are stepped: 'auto' uses the env's native vectorised version where gymnasium has one, "
+        "else 'sync'; 'async' runs each env in its own process (for expensive envs)",
+        choices=("auto", "sync", "async", "vector_entry_point"),
+    )
+    total_steps: int = param(100_000, "environment steps to train for (summed over the N envs)", low=1)
+    seed: int = param(0, "seed for torch, numpy, python and the environments", low=0)
+    device: str = param("auto", "'auto' picks CUDA only where it pays (large nets), else the CPU",
+                        choices=("auto", "cpu", "cuda"))
+    torch_threads: int = param(1, "torch intra-op threads; 1 is fastest for small MLPs", low=1)
+    checkpoint_every: int = param(50, "write a checkpoint every this many updates (0: only at the end)", low=0)
+    keep_checkpoints: int = param(3, "how many periodic checkpoints to keep", low=1)
+    tensorboard: bool = param(True, "write TensorBoard event files in the run directory")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_range(f.name, getattr(self, f.name), f.metadata)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; subclasses extend this."""
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Each key's help text with its default and allowed values."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            allowed = _describe_range(f.metadata) if (f.metadata.get("choices") or f.metadata.get("low") is not None
+                                                      or f.metadata.get("high") is not None) else ""
+            out[f.name] = f"{f.metadata.get('help', '')} (default {default!r}{'; ' + allowed if allowed else ''})"
+        return out
+
+
+def _suggest(key: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(names))}"
+
+
+def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
+    """Parse ``key=value`` strings (``--set``); values are read as YAML scalars or lists."""
+    out: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, _, raw = item.partition("=")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: cannot read value {raw!r}: {e}") from None
+    return out
+
+
+def from_dict(cls: type[C], values: typing.Mapping[str, Any]) -> C:
+    """Build ``cls`` from a mapping, strictly: unknown keys, wrong types and out-of-range values are refused."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "algo":
+            if value != cls.algo:
+                raise ConfigError(f"this config is for algorithm '{value}', not '{cls.algo}'")
+            continue
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{key}' for {cls.algo}" + _suggest(key, list(fields)))
+        kwargs[key] = _coerce(key, value, hints[key])
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a bug, or a missing required field
+        raise ConfigError(str(e)) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a clear error for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
+    return data
+
+
+def load(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: typing.Mapping[str, Any] | None = None,
+) -> C:
+    """Defaults of ``cls``, overridden by the YAML file at ``path``, then by ``overrides`` (later wins)."""
+    values: dict[str, Any] = read_yaml(path) if path is not None else {}
+    values.update(overrides or {})
+    return from_dict(cls, values)
+
+
+def to_dict(config: RunConfig) -> dict[str, Any]:
+    """The config as plain YAML-able values, with ``algo`` first."""
+    out: dict[str, Any] = {"algo": config.algo}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def dump(config: RunConfig) -> str:
+    """YAML text such that ``from_dict(type(c), yaml.safe_load(dump(c))) == c``."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def read_yaml_text(text: str) -> dict[str, Any]:
+    """A YAML mapping from text (e.g. the config stored in a checkpoint)."""
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ConfigError("stored config is not a mapping")
+    return data

@@ -1,0 +1,152 @@
+"""Action distributions for gymnasium spaces: Categorical (Discrete), product of Categoricals (MultiDiscrete)
+and diagonal Gaussian (Box).
+
+Small hand-written classes rather than ``torch.distributions``: acting happens every env step and these skip
+argument validation and broadcasting machinery; ``tests/test_distributions.py`` checks them against
+``torch.distributions``. Each gives ``log_prob``, ``entropy`` and the exact ``kl`` D_KL(self ‖ other).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from .config import ConfigError
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class UnsupportedSpaceError(ConfigError):
+    """The environment's action or observation space is not one this method supports."""
+
+
+@dataclass
+class Categorical:
+    """π(a|s) = softmax(logits)_a over ``[B, K]`` logits; actions ``[B]`` int64."""
+
+    logits: Tensor
+
+    def __post_init__(self) -> None:
+        self.logits = self.logits - self.logits.logsumexp(-1, keepdim=True)
+
+    def sample(self) -> Tensor:
+        return torch.multinomial(self.logits.exp(), 1).squeeze(-1)
+
+    def mode(self) -> Tensor:
+        return self.logits.argmax(-1)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        return self.logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> Tensor:
+        return -(self.logits.exp() * self.logits).sum(-1)
+
+    def kl(self, other: Categorical) -> Tensor:
+        """Exact D_KL(self ‖ other) = Σ_a p(a) (log p(a) − log q(a))."""
+        return (self.logits.exp() * (self.logits - other.logits)).sum(-1)
+
+
+@dataclass
+class MultiCategorical:
+    """Independent categoricals, one per sub-action; logits ``[B, Σ K_i]``, actions ``[B, n]``."""
+
+    logits: Tensor
+    nvec: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        self.parts = [Categorical(x) for x in self.logits.split(list(self.nvec), dim=-1)]
+
+    def sample(self) -> Tensor:
+        return torch.stack([p.sample() for p in self.parts], dim=-1)
+
+    def mode(self) -> Tensor:
+        return torch.stack([p.mode() for p in self.parts], dim=-1)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        return sum(p.log_prob(actions[..., i]) for i, p in enumerate(self.parts))  # type: ignore[return-value]
+
+    def entropy(self) -> Tensor:
+        return sum(p.entropy() for p in self.parts)  # type: ignore[return-value]
+
+    def kl(self, other: MultiCategorical) -> Tensor:
+        return sum(p.kl(q) for p, q in zip(self.parts, other.parts))  # type: ignore[return-value]
+
+
+@dataclass
+class DiagGaussian:
+    """N(mean, diag(exp(log_std))²) over ``[B, D]``; log-probs and entropies summed over D."""
+
+    mean: Tensor
+    log_std: Tensor
+
+    def sample(self) -> Tensor:
+        return self.mean + self.log_std.exp() * torch.randn_like(self.mean)
+
+    def mode(self) -> Tensor:
+        return self.mean
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        z = (actions - self.mean) * (-self.log_std).exp()
+        return (-0.5 * z * z - self.log_std - _LOG_SQRT_2PI).sum(-1)
+
+    def entropy(self) -> Tensor:
+        return (0.5 + _LOG_SQRT_2PI + self.log_std).expand_as(self.mean).sum(-1)
+
+    def kl(self, other: DiagGaussian) -> Tensor:
+        """Exact D_KL(self ‖ other) = Σ_d [log σ_q − log σ_p + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½]."""
+        var_p, var_q = (2 * self.log_std).exp(), (2 * other.log_std).exp()
+        return (other.log_std - self.log_std + (var_p + (self.mean - other.mean) ** 2) / (2 * var_q) - 0.5).sum(-1)
+
+
+Distribution = Categorical | MultiCategorical | DiagGaussian
+
+
+def action_param_dim(space: spaces.Space) -> int:
+    """How many numbers the actor head outputs for ``space``; raises for an unsupported space."""
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete):
+        if space.nvec.ndim != 1:
+            raise UnsupportedSpaceError(f"MultiDiscrete action spaces must be 1-D, got nvec shape {space.nvec.shape}")
+        return int(space.nvec.sum())
+    if isinstance(space, spaces.Box):
+        if len(space.shape) != 1:
+            raise UnsupportedSpaceError(f"Box action spaces must be 1-D, got shape {space.shape}; flatten it with "
+                                        "gymnasium.wrappers.FlattenObservation-style action wrapper")
+        return int(space.shape[0])
+    raise UnsupportedSpaceError(
+        f"action space {space} is not supported; supported: Discrete, MultiDiscrete, Box (1-D)"
+    )
+
+
+def make_distribution(space: spaces.Space, params: Tensor, log_std: Tensor | None) -> Distribution:
+    """The action distribution of ``space`` from the actor head's output ``params`` ``[B, action_param_dim]``."""
+    if isinstance(space, spaces.Discrete):
+        return Categorical(params)
+    if isinstance(space, spaces.MultiDiscrete):
+        return MultiCategorical(params, tuple(int(n) for n in space.nvec))
+    assert log_std is not None
+    return DiagGaussian(params, log_std)
+
+
+def action_shape(space: spaces.Space) -> tuple[int, ...]:
+    """Per-sample shape of a stored action: ``()`` for Discrete, ``(n,)`` otherwise."""
+    return () if isinstance(space, spaces.Discrete) else tuple(space.shape)  # type: ignore[arg-type]
+
+
+def action_dtype(space: spaces.Space) -> torch.dtype:
+    """Storage dtype of actions: int64 for discrete spaces, float32 for Box."""
+    return torch.float32 if isinstance(space, spaces.Box) else torch.int64
+
+
+def to_env_action(space: spaces.Space, actions: Tensor) -> np.ndarray:
+    """Actions as the env expects them; Gaussian samples are clipped to the Box bounds only here."""
+    out = actions.numpy()
+    if isinstance(space, spaces.Box):
+        out = np.clip(out, space.low, space.high)
+    return out

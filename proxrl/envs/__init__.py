@@ -1,0 +1,134 @@
+"""gymnasium helpers: resolve an env id (``module:EnvId`` too), build the vector env the learner steps, and a
+single env for evaluation with the training run's observation statistics frozen.
+
+Autoreset mode (DESIGN rule 7): proxrl uses gymnasium's default NEXT_STEP mode everywhere, because native
+vectorised envs such as ``CartPoleVectorEnv`` support only that. After a step with terminated or truncated set,
+the observation returned is the real final observation; the env's *next* step resets it, ignores the action and
+returns reward 0. ``proxrl.rollout`` marks those reset steps invalid and keeps them out of every loss.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import VectorEnv
+from gymnasium.wrappers import vector as vw
+
+from ..config import ConfigError
+
+OBS_CLIP = 10.0  # as SB3's VecNormalize and CleanRL: normalised observations and rewards are clipped to ±10
+
+
+def resolve_env_id(env: str) -> str:
+    """Import ``module`` for ``'module:EnvId'`` (so it can register EnvId) and check the id exists."""
+    env_id = env
+    if ":" in env:
+        module, _, env_id = env.partition(":")
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(f"--env {env!r}: cannot import module '{module}': {e}") from None
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:
+        raise ConfigError(f"unknown environment id {env_id!r} ({e}); use a registered gymnasium id such as "
+                          "'CartPole-v1', or 'my_module:MyEnv-v0' to import a module that registers it") from None
+    return env_id
+
+
+def parse_env_kwargs(text: str) -> dict[str, Any]:
+    """Parse ``--env-kwargs key=value,key=value`` (values read as YAML scalars)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in item:
+            raise ConfigError(f"--env-kwargs expects key=value[,key=value...], got {item!r}")
+        key, _, raw = item.partition("=")
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+@dataclass
+class Normalizers:
+    """The running statistics a vector env normalises with (None where off); saved in checkpoints."""
+
+    obs: vw.NormalizeObservation | None = None
+    reward: vw.NormalizeReward | None = None
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, wrapper in (("obs", self.obs), ("reward", self.reward)):
+            if wrapper is not None:
+                rms = wrapper.obs_rms if name == "obs" else wrapper.return_rms
+                out[name] = {"mean": np.asarray(rms.mean).tolist(), "var": np.asarray(rms.var).tolist(),
+                             "count": float(rms.count)}
+        return out
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for name, wrapper in (("obs", self.obs), ("reward", self.reward)):
+            if wrapper is not None and name in state:
+                rms = wrapper.obs_rms if name == "obs" else wrapper.return_rms
+                rms.mean = np.asarray(state[name]["mean"], dtype=rms.mean.dtype)
+                rms.var = np.asarray(state[name]["var"], dtype=rms.var.dtype)
+                rms.count = state[name]["count"]
+
+
+def make_vec_env(
+    env: str,
+    num_envs: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    vectorization: str = "auto",
+    norm_obs: bool = False,
+    norm_reward: bool = False,
+    gamma: float = 0.99,
+) -> tuple[VectorEnv, Normalizers]:
+    """A seeded, reset gymnasium vector env with episode statistics (recorded before any normalisation)."""
+    env_id = resolve_env_id(env)
+    spec = gym.spec(env_id)
+    mode = vectorization
+    if mode == "auto":
+        mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    if mode == "vector_entry_point" and spec.vector_entry_point is None:
+        raise ConfigError(f"vectorization 'vector_entry_point': {env_id} has no native vector version; "
+                          "use 'auto', 'sync' or 'async'")
+    try:
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **(env_kwargs or {}))
+    except TypeError as e:
+        raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {e}") from None
+    venv = vw.RecordEpisodeStatistics(venv)
+    norms = Normalizers()
+    if norm_obs:
+        venv = norms.obs = vw.NormalizeObservation(venv)
+        venv = vw.TransformObservation(venv, lambda o: np.clip(o, -OBS_CLIP, OBS_CLIP))
+    if norm_reward:
+        venv = norms.reward = vw.NormalizeReward(venv, gamma=gamma)
+        venv = vw.ClipReward(venv, -OBS_CLIP, OBS_CLIP)
+    venv.action_space.seed(seed)
+    venv.reset(seed=seed)
+    return venv, norms
+
+
+def make_eval_env(
+    env: str,
+    env_kwargs: dict[str, Any] | None = None,
+    obs_stats: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """One env for evaluation; with ``obs_stats`` (a ``Normalizers.state()['obs']``), observations are normalised
+    with those frozen statistics, exactly as during training."""
+    env_id = resolve_env_id(env)
+    e = gym.make(env_id, render_mode=render_mode, **(env_kwargs or {}))
+    if obs_stats is not None:
+        e = gym.wrappers.NormalizeObservation(e)
+        e.update_running_mean = False
+        e.obs_rms.mean = np.asarray(obs_stats["mean"], dtype=e.obs_rms.mean.dtype)
+        e.obs_rms.var = np.asarray(obs_stats["var"], dtype=e.obs_rms.var.dtype)
+        e.obs_rms.count = obs_stats["count"]
+        e = gym.wrappers.TransformObservation(e, lambda o: np.clip(o, -OBS_CLIP, OBS_CLIP), e.observation_space)
+    return e

@@ -1,0 +1,30 @@
+"""KL divergence estimators between two policies from samples of the first (Schulman, "Approximating KL", 2020).
+
+With log r = log π_new(a|s) − log π_old(a|s) and a ~ π_old:
+k1 = −log r (unbiased, can be negative), k2 = ½ (log r)² (biased, low variance),
+k3 = (r − 1) − log r (unbiased, always ≥ 0). Each estimates D_KL(π_old ‖ π_new).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def k1(logp: Tensor, old_logp: Tensor) -> Tensor:
+    """k1 = log π_old(a|s) − log π(a|s), per sample."""
+    return old_logp - logp
+
+
+def k2(logp: Tensor, old_logp: Tensor) -> Tensor:
+    """k2 = ½ (log π(a|s) − log π_old(a|s))², per sample."""
+    return 0.5 * (logp - old_logp) ** 2
+
+
+def k3(logp: Tensor, old_logp: Tensor) -> Tensor:
+    """k3 = r − 1 − log r with r = π(a|s)/π_old(a|s), per sample; ≥ 0, and its mean estimates D_KL(π_old ‖ π).
+
+    With ``old_logp`` the reference model's log-probs and samples from π, this is the GRPO estimator
+    D_KL(π_ref ‖ π_θ) ≈ π_ref/π_θ − ln(π_ref/π_θ) − 1 (the seed's GRPO section) by swapping the arguments.
+    """
+    log_ratio = logp - old_logp
+    return log_ratio.exp() - 1.0 - log_ratio

@@ -1,0 +1,112 @@
+"""Actor-critic networks: MLP trunks (shared or separate), an action head for the env's space, a value head."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from .distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def obs_dim(space: spaces.Space) -> int:
+    """Input width for an observation space: Box is flattened, Discrete one-hot encoded."""
+    if isinstance(space, spaces.Box):
+        return int(np.prod(space.shape))
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    raise UnsupportedSpaceError(
+        f"observation space {space} is not supported; supported: Box, Discrete "
+        "(wrap Dict/Tuple spaces with gymnasium.wrappers.FlattenObservation)"
+    )
+
+
+def mlp(sizes: list[int], activation: str, ortho_init: bool, out_gain: float | None = None) -> nn.Sequential:
+    """Linear layers of ``sizes`` with ``activation`` between them (and after the last unless ``out_gain``
+    is given, which marks an output layer); orthogonal init with gain √2 for hidden layers."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        lin = nn.Linear(sizes[i], sizes[i + 1])
+        last = i == len(sizes) - 2
+        if ortho_init:
+            nn.init.orthogonal_(lin.weight, out_gain if (last and out_gain is not None) else math.sqrt(2))
+            nn.init.zeros_(lin.bias)
+        layers.append(lin)
+        if not (last and out_gain is not None):
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """π_θ(a|s) and V_w(s) for one gymnasium observation and action space.
+
+    ``shared_trunk`` puts both heads on one MLP; otherwise actor and critic have their own. Box actions use a
+    diagonal Gaussian with a state-independent log-std parameter; samples are not clipped here (only when sent
+    to the env), so log-probs stay those of the distribution. Observations ``[B, *obs_shape]``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        activation: str = "tanh",
+        shared_trunk: bool = False,
+        log_std_init: float = 0.0,
+        ortho_init: bool = True,
+    ) -> None:
+        super().__init__()
+        self.observation_space = observation_space
+        self.action_space = action_space
+        in_dim = obs_dim(observation_space)
+        n_params = action_param_dim(action_space)
+        hidden = list(hidden_sizes)
+        width = hidden[-1] if hidden else in_dim
+        self.one_hot = isinstance(observation_space, spaces.Discrete)
+        self.actor_trunk = mlp([in_dim, *hidden], activation, ortho_init) if hidden else nn.Identity()
+        self.critic_trunk = None if shared_trunk else (
+            mlp([in_dim, *hidden], activation, ortho_init) if hidden else nn.Identity())
+        self.actor_head = mlp([width, n_params], activation, ortho_init, out_gain=0.01)
+        self.critic_head = mlp([width, 1], activation, ortho_init, out_gain=1.0)
+        self.log_std = (
+            nn.Parameter(torch.full((n_params,), float(log_std_init))) if isinstance(action_space, spaces.Box) else None
+        )
+
+    def _features(self, obs: Tensor) -> Tensor:
+        if self.one_hot:
+            return nn.functional.one_hot(obs.long().reshape(-1), self.observation_space.n).float()  # type: ignore[attr-defined]
+        return obs.reshape(obs.shape[0], -1).float()
+
+    def forward(self, obs: Tensor) -> tuple[Distribution, Tensor]:
+        """π(·|s) and V(s) ``[B]``."""
+        x = self._features(obs)
+        h = self.actor_trunk(x)
+        value = self.critic_head(h if self.critic_trunk is None else self.critic_trunk(x)).squeeze(-1)
+        return make_distribution(self.action_space, self.actor_head(h), self.log_std), value
+
+    def distribution(self, obs: Tensor) -> Distribution:
+        """π(·|s) without computing the value."""
+        return make_distribution(self.action_space, self.actor_head(self.actor_trunk(self._features(obs))),
+                                 self.log_std)
+
+    def value(self, obs: Tensor) -> Tensor:
+        """V(s) ``[B]``."""
+        x = self._features(obs)
+        h = self.actor_trunk(x) if self.critic_trunk is None else self.critic_trunk(x)
+        return self.critic_head(h).squeeze(-1)
+
+    def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample a ~ π(·|s); returns (actions, log π(a|s) ``[B]``, V(s) ``[B]``)."""
+        dist, value = self(obs)
+        actions = dist.sample()
+        return actions, dist.log_prob(actions), value
+
+    def evaluate(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(log π(a|s), H(π(·|s)), V(s)), each ``[B]``, for stored actions."""
+        dist, value = self(obs)
+        return dist.log_prob(actions), dist.entropy(), value
