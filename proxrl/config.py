@@ -149,6 +149,8 @@ class RunConfig:
     checkpoint_every: int = param(50, "write a checkpoint every this many updates (0: only at the end)", low=0)
     keep_checkpoints: int = param(3, "how many periodic checkpoints to keep", low=1)
     tensorboard: bool = param(True, "write TensorBoard event files in the run directory")
+    stop_return: float | None = param(
+        None, "stop early once the mean return of the last 20 training episodes reaches this (None: never)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -14,7 +14,7 @@ class RunLogger:
     """Writes one row per update to CSV (and TensorBoard), and shows SPS and mean return in a progress bar."""
 
     def __init__(self, run_dir: str | Path | None, total_steps: int, tensorboard: bool = True,
-                 progress: bool | None = None, resume: bool = False) -> None:
+                 progress: bool | None = None, resume_step: int | None = None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._csv_file = None
         self._csv: csv.DictWriter | None = None
@@ -23,13 +23,17 @@ class RunLogger:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             path = self.run_dir / CSV_NAME
-            if resume and path.is_file():
-                with path.open() as f:
-                    header = f.readline().strip()
-                self._fields = header.split(",") if header else None
-                self._csv_file = path.open("a", newline="")
+            if resume_step is not None and path.is_file():
+                # Rows written after the checkpoint we resume from are dropped: they will be produced again.
+                with path.open(newline="") as f:
+                    reader = csv.DictReader(f)
+                    self._fields = list(reader.fieldnames or []) or None
+                    kept = [r for r in reader if float(r["global_step"]) <= resume_step]
+                self._csv_file = path.open("w", newline="")
                 if self._fields:
                     self._csv = csv.DictWriter(self._csv_file, fieldnames=self._fields, extrasaction="ignore")
+                    self._csv.writeheader()
+                    self._csv.writerows(kept)
             else:
                 self._csv_file = path.open("w", newline="")
             if tensorboard:

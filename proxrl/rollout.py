@@ -14,6 +14,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
+from .errors import NonFiniteError
 from .distributions import action_dtype, action_shape, to_env_action
 from .policies import ActorCritic
 
@@ -48,6 +49,17 @@ class EpisodeStats:
         out = (self.returns, self.lengths)
         self.returns, self.lengths = [], []
         return out
+
+
+def _check_finite_step(obs: np.ndarray, reward: np.ndarray, t: int) -> None:
+    """Stop at the step where an env returns NaN or ±inf, naming the envs, before it reaches the policy."""
+    bad_obs = ~np.isfinite(obs.reshape(len(reward), -1)).all(axis=1)
+    bad_reward = ~np.isfinite(reward)
+    if bad_obs.any() or bad_reward.any():
+        what = "observation" if bad_obs.any() else "reward"
+        raise NonFiniteError(f"the environment returned a non-finite {what} at rollout step {t} "
+                             f"(envs {np.flatnonzero(bad_obs | bad_reward).tolist()}); training stopped, "
+                             "the last good checkpoint is kept")
 
 
 class Rollout:
@@ -91,6 +103,7 @@ class Rollout:
             actions, logp, value = policy.act(obs)
             b.actions[t], b.logp[t], b.values[t] = actions, logp, value
             next_obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions.cpu()))
+            _check_finite_step(next_obs, reward, t)
             b.rewards[t] = torch.from_numpy(np.asarray(reward, dtype=np.float32))
             b.terminated[t] = torch.from_numpy(terminated)
             b.truncated[t] = torch.from_numpy(truncated)

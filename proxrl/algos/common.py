@@ -13,13 +13,10 @@ import torch
 from torch import Tensor, nn
 
 from ..envs import make_eval_env
+from ..errors import NonFiniteError
 
 # Mean return over the last this-many finished episodes is the learning metric (CartPole's "solved" test).
 RETURN_WINDOW = 20
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss, gradient or observation became NaN or infinite; the message says which and at what step."""
 
 
 def seed_everything(seed: int) -> None:

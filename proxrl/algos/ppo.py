@@ -95,6 +95,7 @@ class PPO:
     """
 
     algo = "ppo"
+    config_class = PPOConfig
 
     def __init__(self, env: str | None = None, config: PPOConfig | None = None, *, run_dir: str | Path | None = None,
                  progress: bool | None = None, **overrides: Any) -> None:
@@ -114,6 +115,7 @@ class PPO:
         self.global_step = 0
         self.iteration = 0
         self.num_episodes = 0
+        self.elapsed = 0.0  # training wall time in seconds, summed over resumed sessions
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=RETURN_WINDOW)
         self.recent_lengths: collections.deque[int] = collections.deque(maxlen=RETURN_WINDOW)
         self.normalizer_state: dict[str, Any] = {}
@@ -140,10 +142,10 @@ class PPO:
             self._rollout = self._start_envs()
         rollout = self._rollout
         logger = RunLogger(self.run_dir, target, cfg.tensorboard and self.run_dir is not None, self.progress,
-                           resume=self.global_step > 0)
+                           resume_step=self.global_step if self.global_step > 0 else None)
         if self.run_dir is not None:
             (self.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
-        start_time, start_step = time.perf_counter(), self.global_step
+        start_time, start_step, elapsed_before = time.perf_counter(), self.global_step, self.elapsed
         try:
             while self.global_step < target:
                 # 1. anneal the learning rate and clip range linearly with the steps still to go
@@ -170,20 +172,29 @@ class PPO:
                 stats = self._update(batch, adv, returns, clip_eps)
                 # 5. log and checkpoint
                 elapsed = time.perf_counter() - start_time
+                self.elapsed = elapsed_before + elapsed
                 logger.log({
                     "global_step": self.global_step, "iteration": self.iteration, "episodes": self.num_episodes,
-                    "time": elapsed, "sps": (self.global_step - start_step) / max(elapsed, 1e-9),
+                    "time": self.elapsed, "sps": (self.global_step - start_step) / max(elapsed, 1e-9),
                     "mean_return": mean_or_nan(self.recent_returns), "mean_length": mean_or_nan(self.recent_lengths),
                     "lr": lr, "clip_eps": clip_eps, **stats,
                 })
                 if self.run_dir is not None and cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
                     checkpoint.save_periodic(self.state_dict(), self.run_dir / "checkpoints", self.global_step,
                                              cfg.keep_checkpoints)
+                if self.solved():
+                    break
         finally:
             logger.close()
         if self.run_dir is not None:
             self.save(self.run_dir / "model.pt")
         return self
+
+    def solved(self) -> bool:
+        """True once ``stop_return`` is set and the last 20 training episodes' mean return reaches it."""
+        target = self.config.stop_return
+        return (target is not None and len(self.recent_returns) == self.recent_returns.maxlen
+                and mean_or_nan(self.recent_returns) >= target)
 
     def _update(self, batch: Any, adv: torch.Tensor, returns: torch.Tensor, clip_eps: float) -> dict[str, float]:
         """K epochs over shuffled minibatches of the rollout's valid samples; returns the mean loss stats."""
@@ -262,6 +273,7 @@ class PPO:
             "global_step": self.global_step,
             "iteration": self.iteration,
             "num_episodes": self.num_episodes,
+            "elapsed": self.elapsed,
             "recent_returns": list(self.recent_returns),
             "recent_lengths": list(self.recent_lengths),
             "normalizers": self._norms.state() if self._norms is not None else self.normalizer_state,
@@ -282,14 +294,14 @@ class PPO:
         state = checkpoint.load(path, algo=cls.algo)
         values = cfgmod.read_yaml_text(state["config"])
         values.update(overrides)
-        agent = cls(config=cfgmod.from_dict(PPOConfig, values), run_dir=run_dir, progress=progress)
+        agent = cls(config=cfgmod.from_dict(cls.config_class, values), run_dir=run_dir, progress=progress)
         try:
             agent.policy.load_state_dict(state["policy"])
         except RuntimeError as e:
             raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {str(e).splitlines()[0]}")
         agent.optimizer.load_state_dict(state["optimizer"])
         agent.global_step, agent.iteration = int(state["global_step"]), int(state["iteration"])
-        agent.num_episodes = int(state["num_episodes"])
+        agent.num_episodes, agent.elapsed = int(state["num_episodes"]), float(state["elapsed"])
         agent.recent_returns.extend(state["recent_returns"])
         agent.recent_lengths.extend(state["recent_lengths"])
         agent.normalizer_state = state["normalizers"]

@@ -123,7 +123,11 @@ def make_eval_env(
     """One env for evaluation; with ``obs_stats`` (a ``Normalizers.state()['obs']``), observations are normalised
     with those frozen statistics, exactly as during training."""
     env_id = resolve_env_id(env)
-    e = gym.make(env_id, render_mode=render_mode, **(env_kwargs or {}))
+    extra = {"render_mode": render_mode} if render_mode is not None else {}
+    try:
+        e = gym.make(env_id, **extra, **(env_kwargs or {}))
+    except TypeError as err:
+        raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {err}") from None
     if obs_stats is not None:
         e = gym.wrappers.NormalizeObservation(e)
         e.update_running_mean = False

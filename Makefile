@@ -1,0 +1,34 @@
+# The two commands a fresh clone needs: `make demo` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-learning test-all lint bench clean
+
+$(STAMP): pyproject.toml scripts/setup_venv.sh
+	VENV=$(VENV) bash scripts/setup_venv.sh
+
+install: $(STAMP)
+
+## Install, then train PPO on CartPole-v1 until solved, evaluate it, and draw its learning curve.
+demo: $(STAMP)
+	rm -rf runs/demo
+	$(BIN)/proxrl train ppo --config configs/ppo_cartpole.yaml --set stop_return=475 --run-dir runs/demo \
+		--eval-episodes 20
+	$(BIN)/proxrl plot runs/demo --out runs/demo/curve.png --title "PPO on CartPole-v1"
+
+## The default test tier (everything but the learning thresholds), ~2 minutes on 2 cores.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## Seeded learning thresholds (slow; CI runs them too).
+test-learning: $(STAMP)
+	$(BIN)/python -m pytest -q -m learning
+
+test-all: test test-learning
+
+lint: $(STAMP)
+	$(BIN)/ruff check proxrl tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs *.egg-info

@@ -1,0 +1,153 @@
+"""Command line: ``proxrl train | eval | plot``. User mistakes exit with code 2 and one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint
+from .config import ConfigError, parse_overrides, read_yaml
+from .envs import parse_env_kwargs
+
+EXIT_USAGE = 2
+
+
+def _algorithms() -> dict[str, Any]:
+    from . import ALGORITHMS
+
+    return ALGORITHMS
+
+
+def _config_keys_epilog() -> str:
+    from .algos.ppo import PPOConfig
+
+    lines = ["config keys for ppo (YAML or --set key=value):"]
+    lines += [f"  {k}: {v}" for k, v in PPOConfig.help().items()]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``proxrl`` command."""
+    p = argparse.ArgumentParser(prog="proxrl", description="Policy-gradient methods, from REINFORCE to PPO.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an agent", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=_config_keys_epilog())
+    t.add_argument("algo", nargs="?", help="algorithm: " + ", ".join(_algorithms()))
+    t.add_argument("--env", help="gymnasium id, or module:EnvId")
+    t.add_argument("--env-kwargs", default=None, help="key=value,... passed to the env's constructor")
+    t.add_argument("--config", help="YAML file of config keys (see configs/)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key (repeatable)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--total-steps", type=int)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--run-dir", help="where to write config, logs and checkpoints (default runs/<algo>_<env>_...)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    t.add_argument("--eval-episodes", type=int, default=10, help="episodes of the final evaluation (0: none)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a trained agent")
+    e.add_argument("run", help="run directory or checkpoint file")
+    e.add_argument("--episodes", type=int, default=20)
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the mode")
+    e.add_argument("--video", metavar="DIR", help="record the episodes as MP4 files in DIR")
+    e.add_argument("--seed", type=int, default=None)
+
+    pl = sub.add_parser("plot", help="plot learning curves of one or more runs")
+    pl.add_argument("runs", nargs="+", help="run directories; LABEL=DIR groups runs under one label")
+    pl.add_argument("--out", default="curve.png")
+    pl.add_argument("--x", choices=("steps", "time"), default="steps")
+    pl.add_argument("--y", default="mean_return", help="progress.csv column")
+    pl.add_argument("--title")
+    return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .algos.common import default_run_dir
+
+    algos = _algorithms()
+    flags: dict[str, Any] = parse_overrides(args.overrides)
+    for key, value in (("env", args.env), ("seed", args.seed), ("total_steps", args.total_steps),
+                       ("device", args.device)):
+        if value is not None:
+            flags[key] = value
+    if args.env_kwargs is not None:
+        flags["env_kwargs"] = parse_env_kwargs(args.env_kwargs)
+    progress = False if args.quiet else None
+    if args.resume:
+        run_dir = Path(args.resume)
+        state = checkpoint.load(checkpoint.latest(run_dir))
+        algo = state["algo"]
+        if args.algo and args.algo != algo:
+            raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{args.algo}'")
+        agent = algos[algo].load(run_dir, run_dir=run_dir, progress=progress, **flags)
+        print(f"resuming {algo} from step {agent.global_step:,} in {run_dir}")
+    else:
+        if not args.algo:
+            raise ConfigError("train needs an algorithm, e.g. `proxrl train ppo --env CartPole-v1`")
+        if args.algo not in algos:
+            raise ConfigError(f"unknown algorithm '{args.algo}'; choose from {', '.join(algos)}")
+        cls = algos[args.algo]
+        values = read_yaml(args.config) if args.config else {}
+        values.update(flags)
+        from . import config as cfgmod
+
+        config = cfgmod.from_dict(cls.config_class, values)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, config.env, config.seed)
+        agent = cls(config=config, run_dir=run_dir, progress=progress)
+        print(f"training {args.algo} on {config.env} for {config.total_steps:,} steps; run directory {run_dir}")
+    agent.learn()
+    recent = list(agent.recent_returns)
+    print(f"done: {agent.global_step:,} steps, {agent.num_episodes:,} episodes; mean return of the last "
+          f"{len(recent)} training episodes {sum(recent) / max(len(recent), 1):.1f}")
+    if args.eval_episodes > 0:
+        r = agent.evaluate(args.eval_episodes)
+        print(f"evaluation ({args.eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
+              f"± {r['std_return']:.1f}")
+    print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, model.pt")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from . import load
+
+    agent = load(args.run)
+    r = agent.evaluate(args.episodes, deterministic=not args.stochastic, video_dir=args.video, seed=args.seed)
+    kind = "stochastic" if args.stochastic else "deterministic"
+    print(f"{agent.algo} on {agent.config.env}: {args.episodes} episodes ({kind}): mean return "
+          f"{r['mean_return']:.2f} ± {r['std_return']:.2f}, mean length {r['mean_length']:.1f}")
+    if args.video:
+        print(f"videos in {args.video}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plotting import plot_runs
+
+    out = plot_runs(args.runs, args.out, x=args.x, y=args.y, title=args.title)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``proxrl`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    handlers = {"train": _train, "eval": _eval, "plot": _plot}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
+        print(f"proxrl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("proxrl: interrupted", file=sys.stderr)
+        return 130
+    except FloatingPointError as e:
+        print(f"proxrl: training stopped: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Strict config loading: unknown keys, wrong types and out-of-range values are refused by name."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from proxrl import config as cfgmod
+from proxrl.algos.ppo import PPOConfig
+from proxrl.config import ConfigError
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+def test_defaults_round_trip_through_yaml():
+    c = PPOConfig(gamma=0.97, hidden_sizes=(32, 16), env_kwargs={"a": 1}, target_kl=0.02)
+    assert cfgmod.from_dict(PPOConfig, yaml.safe_load(cfgmod.dump(c))) == c
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_preset_loads(path):
+    c = cfgmod.load(PPOConfig, path)
+    assert c.batch_size % c.num_minibatches == 0
+
+
+@pytest.mark.parametrize("values,match", [
+    ({"gama": 0.9}, "unknown config key 'gama'.*did you mean 'gamma'"),
+    ({"gamma": 0.0}, r"'gamma' is 0.0; allowed: a value in \(0.0, 1.0\]"),
+    ({"gamma": 1.5}, "'gamma'"),
+    ({"gae_lambda": -0.1}, r"'gae_lambda'.*\[0.0, 1.0\]"),
+    ({"clip_eps": 0}, r"'clip_eps'.*\(0.0, inf\]"),
+    ({"clip_eps": -0.2}, "'clip_eps'"),
+    ({"num_envs": "eight"}, "'num_envs' must be int"),
+    ({"anneal_lr": "yes"}, "'anneal_lr' must be bool"),
+    ({"lr": float("nan")}, "'lr'"),
+    ({"activation": "sigmoid"}, "'activation'.*one of"),
+    ({"num_envs": 3, "num_steps": 5, "num_minibatches": 4}, "num_minibatches=4 must divide.*15"),
+    ({"algo": "grpo"}, "for algorithm 'grpo', not 'ppo'"),
+])
+def test_bad_values_are_refused_with_the_key_named(values, match):
+    with pytest.raises(ConfigError, match=match):
+        cfgmod.from_dict(PPOConfig, values)
+
+
+def test_overrides_parse_yaml_scalars_and_win_over_file(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("gamma: 0.9\nlr: 1e-3\nhidden_sizes: [32, 32]\n")
+    c = cfgmod.load(PPOConfig, f, cfgmod.parse_overrides(["gamma=0.95", "target_kl=0.01", "norm_obs=true"]))
+    assert (c.gamma, c.lr, c.hidden_sizes, c.target_kl, c.norm_obs) == (0.95, 1e-3, (32, 32), 0.01, True)
+
+
+@pytest.mark.parametrize("text,match", [("- a\n- b\n", "must hold a mapping"), ("a: [1,\n", "not valid YAML")])
+def test_bad_files_are_clear_errors(tmp_path, text, match):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        cfgmod.load(PPOConfig, f)
+    with pytest.raises(ConfigError, match="does not exist"):
+        cfgmod.load(PPOConfig, tmp_path / "missing.yaml")
+
+
+def test_set_without_equals_is_an_error():
+    with pytest.raises(ConfigError, match="key=value"):
+        cfgmod.parse_overrides(["gamma"])
+
+
+def test_every_field_has_help():
+    assert all(text and not text.startswith(" (") for text in PPOConfig.help().values())

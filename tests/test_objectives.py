@@ -1,0 +1,75 @@
+"""Clipped surrogate closed forms and zero gradients where clipped; value loss; entropy; k1/k3 estimators."""
+
+import math
+
+import pytest
+import torch
+
+from proxrl import kl
+from proxrl.distributions import Categorical
+from proxrl.objectives import clipped_surrogate, entropy_bonus, value_loss
+
+EPS = 0.2
+# (ratio, advantage, expected per-sample objective min(ρA, clip(ρ)A), gradient is zero)
+CASES = [
+    (0.5, +2.0, 1.0, False),  # below 1−ε, Â > 0: unclipped branch is the min
+    (0.5, -2.0, -1.6, True),  # below 1−ε, Â < 0: clipped (0.8·−2)
+    (1.1, +2.0, 2.2, False),  # inside: both branches agree
+    (1.1, -2.0, -2.2, False),
+    (1.5, +2.0, 2.4, True),  # above 1+ε, Â > 0: clipped (1.2·2)
+    (1.5, -2.0, -3.0, False),  # above 1+ε, Â < 0: unclipped
+]
+
+
+@pytest.mark.parametrize("ratio,adv,objective,zero_grad", CASES)
+def test_clipped_surrogate_closed_form_and_gradient(ratio, adv, objective, zero_grad):
+    logp = torch.tensor([math.log(ratio)], requires_grad=True)
+    loss, stats = clipped_surrogate(logp, torch.zeros(1), torch.tensor([adv]), EPS)
+    assert loss.item() == pytest.approx(-objective, abs=1e-6)
+    loss.backward()
+    expected_grad = 0.0 if zero_grad else -ratio * adv  # d(−ρA)/d log π = −ρA
+    assert logp.grad.item() == pytest.approx(expected_grad, abs=1e-6)
+    assert stats["clip_frac"].item() == (1.0 if abs(ratio - 1) > EPS else 0.0)
+
+
+def test_clipped_surrogate_mean_over_batch_and_no_grad_in_stats():
+    ratios = torch.tensor([c[0] for c in CASES])
+    logp = ratios.log().requires_grad_()
+    loss, stats = clipped_surrogate(logp, torch.zeros(len(CASES)), torch.tensor([c[1] for c in CASES]), EPS)
+    assert loss.item() == pytest.approx(-sum(c[2] for c in CASES) / len(CASES), abs=1e-6)
+    assert all(not v.requires_grad for v in stats.values())
+
+
+def test_value_loss_plain_and_clipped():
+    v, ret, old = torch.tensor([1.0, 3.0]), torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0])
+    loss, _ = value_loss(v, ret)
+    assert loss.item() == pytest.approx(0.5 * (1.0 + 9.0) / 2)
+    # clipped: V1 stays 1 (inside ±.5): err 1; V2 = 3 clipped to 1.5: max(9, 2.25) = 9
+    loss_c, _ = value_loss(v, ret, old, clip_eps=0.5)
+    assert loss_c.item() == pytest.approx(0.5 * (1.0 + 9.0) / 2)
+    v2 = torch.tensor([3.0], requires_grad=True)
+    loss2, _ = value_loss(v2, torch.tensor([4.0]), torch.tensor([1.0]), clip_eps=0.5)
+    # unclipped err 1, clipped V=1.5: err 6.25 → max picks the clipped branch; its gradient wrt V is 0
+    assert loss2.item() == pytest.approx(0.5 * 6.25)
+    loss2.backward()
+    assert v2.grad.item() == 0.0
+
+
+def test_entropy_bonus_is_negative_mean_entropy():
+    loss, stats = entropy_bonus(torch.tensor([0.5, 1.5]))
+    assert loss.item() == -1.0 and stats["entropy"].item() == 1.0
+
+
+def test_k3_nonnegative_zero_at_equal_and_unbiased_for_kl():
+    g = torch.Generator().manual_seed(0)
+    p = Categorical(torch.randn(1, 5, generator=g))
+    q = Categorical(torch.randn(1, 5, generator=g))
+    assert torch.all(kl.k3(torch.randn(1000, generator=g), torch.randn(1000, generator=g)) >= 0)
+    assert torch.all(kl.k3(p.logits, p.logits) == 0)
+    torch.manual_seed(0)
+    n = 200_000
+    a = torch.multinomial(p.logits.exp()[0], n, replacement=True)
+    old_logp, new_logp = p.logits[0, a], q.logits[0, a]
+    exact = p.kl(q).item()  # D_KL(p ‖ q), samples from p (the "old" policy)
+    assert kl.k3(new_logp, old_logp).mean().item() == pytest.approx(exact, rel=0.03)
+    assert kl.k1(new_logp, old_logp).mean().item() == pytest.approx(exact, rel=0.03)

@@ -1,0 +1,114 @@
+"""PPO smoke, persistence and equivalence tests on tiny environments."""
+
+import numpy as np
+import pytest
+import torch
+
+from proxrl import PPO, CheckpointError, ConfigError, checkpoint
+from proxrl.algos.common import NonFiniteError
+
+
+@pytest.mark.parametrize("kind", ["discrete", "box", "multidiscrete"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_two_iterations_change_every_trainable_parameter(kind, shared, tiny_ppo):
+    agent = PPO(f"proxrl_test/Target-{kind}-v0", shared_trunk=shared, **tiny_ppo)
+    before = {k: v.clone() for k, v in agent.policy.named_parameters()}
+    agent.learn(2 * 2 * 16)
+    assert agent.iteration == 2
+    for name, p in agent.policy.named_parameters():
+        assert not torch.equal(p, before[name]), f"{name} did not change"
+
+
+def test_ppo_improves_on_a_trivial_task(tiny_ppo):
+    agent = PPO("proxrl_test/Target-discrete-v0", seed=0, **{**tiny_ppo, "num_epochs": 4})
+    before = agent.evaluate(5, deterministic=False)["mean_return"]
+    agent.learn(4000)
+    after = agent.evaluate(5)["mean_return"]
+    assert after > before and after >= 9.0  # 10 steps, reward 1 for the right action
+
+
+def test_save_load_round_trip_and_learning_continues(tmp_path, tiny_ppo):
+    agent = PPO("proxrl_test/Target-box-v0", seed=3, **tiny_ppo).learn(64)
+    path = agent.save(tmp_path / "a.pt")
+    loaded = PPO.load(path)
+    obs = np.random.default_rng(0).uniform(-1, 1, (5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(agent.predict(obs), loaded.predict(obs))
+    for (k, a), (_, b) in zip(agent.policy.state_dict().items(), loaded.policy.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert loaded.global_step == 64 and loaded.config == agent.config
+    loaded.learn(64)
+    assert loaded.global_step == 128
+
+
+def test_run_then_resume_equals_one_run_when_rollouts_align(tmp_path, tiny_ppo):
+    # Resume restores weights, optimiser, counters and RNG states; envs restart from a fresh reset, so the
+    # two runs agree bit for bit when the interruption falls on an episode boundary (10-step episodes here).
+    kw = dict(tiny_ppo, num_steps=10, num_minibatches=2, seed=7, anneal_lr=False)
+    full = PPO("proxrl_test/Target-discrete-v0", **kw).learn(80)
+    part = PPO("proxrl_test/Target-discrete-v0", **kw).learn(40)
+    path = part.save(tmp_path / "p.pt")
+    resumed = PPO.load(path).learn(40)
+    assert resumed.global_step == full.global_step == 80
+
+
+def test_checkpoint_refuses_other_algorithms_and_malicious_pickles(tmp_path, tiny_ppo):
+    agent = PPO("proxrl_test/Target-discrete-v0", **tiny_ppo)
+    state = agent.state_dict()
+    state["algo"] = "happo"
+    checkpoint.atomic_save(state, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="'happo' checkpoint, not 'ppo'"):
+        PPO.load(tmp_path / "other.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("open(%r, 'w').write('pwned')" % str(tmp_path / "pwned"),))
+
+    torch.save({"format_version": 1, "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        PPO.load(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(CheckpointError, match="does not exist"):
+        PPO.load(tmp_path / "missing.pt")
+
+
+def test_periodic_checkpoints_keep_the_last_k(tmp_path, tiny_ppo):
+    agent = PPO("proxrl_test/Target-discrete-v0", run_dir=tmp_path, checkpoint_every=1, keep_checkpoints=2,
+                progress=False, **tiny_ppo)
+    agent.learn(5 * 32)
+    kept = checkpoint.list_checkpoints(tmp_path / "checkpoints")
+    assert [p.name for p in kept] == ["ckpt_000000000128.pt", "ckpt_000000000160.pt"]
+    assert (tmp_path / "model.pt").is_file() and (tmp_path / "config.yaml").is_file()
+    assert not list(tmp_path.glob("checkpoints/*.tmp"))
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    for col in ("global_step", "episodes", "mean_return", "policy_loss", "value_loss", "approx_kl", "clip_frac",
+                "sps"):
+        assert col in header
+
+
+def test_nan_observation_stops_with_a_clear_error(tiny_ppo):
+    import gymnasium as gym
+
+    gym.register("proxrl_test/NaN-v0", entry_point="toy_envs:CounterEnv", kwargs={"nan_at": 3},
+                 max_episode_steps=50)
+    with pytest.raises(NonFiniteError, match="non-finite observation at rollout step"):
+        PPO("proxrl_test/NaN-v0", **tiny_ppo).learn(64)
+
+
+def test_unknown_env_and_bad_env_kwargs_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown environment id 'NoSuchEnv-v0'"):
+        PPO("NoSuchEnv-v0")
+    with pytest.raises(ConfigError, match="cannot import module 'no_such_module'"):
+        PPO("no_such_module:Foo-v0")
+
+
+def test_module_colon_env_id_imports_the_module():
+    agent = PPO("toy_envs:proxrl_test/Counter-v0", num_envs=1, num_steps=4, num_minibatches=1, tensorboard=False)
+    agent.learn(4)
+    assert agent.global_step == 4
+
+
+def test_target_kl_stops_epochs_early(tiny_ppo):
+    agent = PPO("proxrl_test/Target-discrete-v0", target_kl=1e-9, lr=1e-2, **{**tiny_ppo, "num_epochs": 10})
+    adv = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    stats = agent._update(agent._start_envs().collect(), adv, torch.ones(16, 2), 0.2)
+    assert stats["epochs"] == 1

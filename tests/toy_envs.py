@@ -1,0 +1,65 @@
+"""Tiny deterministic environments for tests, registered under the ``proxrl_test/`` namespace on import."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class CounterEnv(gym.Env):
+    """obs = [step count]; reward 1 per step; terminates at ``terminate_at`` steps (if set); any action space."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, terminate_at: int | None = None, action_kind: str = "discrete", nan_at: int | None = None):
+        self.terminate_at, self.nan_at = terminate_at, nan_at
+        self.observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
+        self.action_space = {
+            "discrete": spaces.Discrete(2),
+            "box": spaces.Box(-1.0, 1.0, (2,), np.float32),
+            "multidiscrete": spaces.MultiDiscrete([3, 2]),
+        }[action_kind]
+        self.count = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.count = 0
+        return np.array([0.0], dtype=np.float32), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action, dtype=self.action_space.dtype)), action
+        self.count += 1
+        obs = np.array([float(self.count)], dtype=np.float32)
+        if self.nan_at is not None and self.count >= self.nan_at:
+            obs[:] = np.nan
+        terminated = self.terminate_at is not None and self.count >= self.terminate_at
+        return obs, 1.0, terminated, False, {}
+
+
+class TargetEnv(gym.Env):
+    """A one-step-reward bandit-like task the policy can visibly improve on: reward = −|a − target| (Box) or
+    1 for the right discrete action; 10-step episodes."""
+
+    def __init__(self, action_kind: str = "discrete"):
+        self.observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self.action_space = {"discrete": spaces.Discrete(3), "box": spaces.Box(-2.0, 2.0, (1,), np.float32),
+                             "multidiscrete": spaces.MultiDiscrete([3, 3])}[action_kind]
+        self.kind, self.t = action_kind, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        reward = float(-np.abs(a - 1.0).sum()) if self.kind == "box" else float((a == 1).mean())
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), reward, False, self.t >= 10, {}
+
+
+for _kind in ("discrete", "box", "multidiscrete"):
+    gym.register(f"proxrl_test/Target-{_kind}-v0", entry_point=TargetEnv, kwargs={"action_kind": _kind})
+gym.register("proxrl_test/Counter-v0", entry_point=CounterEnv, max_episode_steps=3)
+gym.register("proxrl_test/CounterTerm-v0", entry_point=CounterEnv, kwargs={"terminate_at": 2}, max_episode_steps=50)
