@@ -23,7 +23,7 @@ test: $(STAMP)
 
 ## Seeded learning thresholds (slow; CI runs them too).
 test-learning: $(STAMP)
-	$(BIN)/python -m pytest -q -m learning
+	$(BIN)/python -m pytest -q -m learning $(PYTEST_ARGS)
 
 test-all: test test-learning
 

@@ -17,6 +17,8 @@ def load(path: str, **overrides: object) -> PPO:
     from . import checkpoint
 
     p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"no run directory or checkpoint file at {path}")
     state = checkpoint.load(checkpoint.latest(p) if p.is_dir() else p)
     algo = state.get("algo")
     if algo not in ALGORITHMS:

@@ -1,0 +1,71 @@
+"""The command line as a user runs it: train, resume, eval (with video), plot, and clear errors (exit 2)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxrl.cli import main
+
+TINY = ["--set", "num_envs=2", "--set", "num_steps=16", "--set", "num_minibatches=2", "--set", "hidden_sizes=[16]",
+        "--set", "checkpoint_every=2", "--quiet", "--eval-episodes", "2"]
+
+
+def run_cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    return subprocess.run([sys.executable, "-m", "proxrl.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
+def test_train_resume_eval_plot(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "ppo", "--env", "CartPole-v1", "--total-steps", "128", "--run-dir", str(run),
+                 "--seed", "1", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "evaluation (2 episodes, deterministic)" in out
+    for name in ("config.yaml", "progress.csv", "model.pt", "tb", "checkpoints"):
+        assert (run / name).exists(), name
+    assert "seed: 1" in (run / "config.yaml").read_text()
+    assert main(["train", "--resume", str(run), "--total-steps", "256", "--quiet", "--eval-episodes", "0"]) == 0
+    assert "resuming ppo from step 128" in capsys.readouterr().out
+    rows = (run / "progress.csv").read_text().splitlines()
+    assert rows[-1].startswith("256,") and len(rows) == 1 + 8  # header + one row per update, none duplicated
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    assert "2 episodes (deterministic): mean return" in capsys.readouterr().out
+    out_png = tmp_path / "curve.png"
+    assert main(["plot", f"a={run}", f"a={run}", str(run), "--out", str(out_png), "--x", "time"]) == 0
+    assert out_png.stat().st_size > 5000
+
+
+def test_eval_records_video(tmp_path, tiny_ppo):
+    pytest.importorskip("moviepy")
+    pytest.importorskip("pygame")
+    from proxrl import PPO
+
+    PPO("CartPole-v1", run_dir=tmp_path / "run", progress=False, **tiny_ppo).learn(32)
+    assert main(["eval", str(tmp_path / "run"), "--episodes", "1", "--video", str(tmp_path / "vid")]) == 0
+    assert list((tmp_path / "vid").glob("*.mp4"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "ppo", "--set", "gama=0.9"], "unknown config key 'gama' for ppo; did you mean 'gamma'?"),
+    (["train", "ppo", "--set", "clip_eps=0"], "'clip_eps' is 0.0; allowed: a value in (0.0, inf]"),
+    (["train", "ppo", "--env", "NoSuchEnv-v0"], "unknown environment id 'NoSuchEnv-v0'"),
+    (["train", "nosuchalgo"], "unknown algorithm 'nosuchalgo'"),
+    (["train", "ppo", "--env", "proxrl_test/Target-discrete-v0", "--set", "num_envs=3", "--set", "num_steps=5"],
+     "num_minibatches=4 must divide"),
+    (["train", "ppo", "--config", "missing.yaml"], "config file missing.yaml does not exist"),
+    (["eval", "no_such_run"], "no run directory or checkpoint file at no_such_run"),
+])
+def test_bad_input_exits_2_with_one_clear_line(tmp_path, args, message):
+    r = run_cli(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_help_lists_config_keys():
+    r = run_cli("train", "--help")
+    assert r.returncode == 0 and "gae_lambda: λ" in r.stdout

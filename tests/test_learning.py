@@ -1,0 +1,56 @@
+"""Seeded learning thresholds (marker ``learning``: run by ``make test-learning`` and in CI).
+
+Each preset trains three fixed seeds (two at a time, one per core) and must reach its threshold within its
+step budget for at least two of them. The metric is the mean return of the last 20 training episodes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+from pathlib import Path
+
+import pytest
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+SEEDS = (0, 1, 2)
+
+
+def steps_to_threshold(preset: str, seed: int, threshold: float, budget: int) -> tuple[int, int | None, float]:
+    """Train one seed; return (seed, env steps at which the mean-20 return first reached ``threshold`` or
+    None, wall seconds)."""
+    import time
+
+    import torch
+
+    from proxrl import PPO, config
+    from proxrl.algos.ppo import PPOConfig
+
+    torch.set_num_threads(1)
+    cfg = config.load(PPOConfig, CONFIGS / preset,
+                      {"seed": seed, "total_steps": budget, "stop_return": threshold, "tensorboard": False})
+    start = time.perf_counter()
+    agent = PPO(config=cfg, progress=False).learn()
+    return seed, (agent.global_step if agent.solved() else None), time.perf_counter() - start
+
+
+def run_seeds(preset: str, threshold: float, budget: int) -> list[tuple[int, int | None, float]]:
+    with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(steps_to_threshold, preset, s, threshold, budget) for s in SEEDS]
+        results = sorted(f.result() for f in futures)
+    for seed, steps, wall in results:
+        print(f"{preset} seed {seed}: {'steps to threshold ' + format(steps, ',') if steps else 'not reached'}"
+              f" ({wall:.1f} s)")
+    return results
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("preset,threshold,budget", [
+    ("ppo_cartpole.yaml", 475.0, 100_000),
+    ("ppo_pendulum.yaml", -400.0, 200_000),
+])
+def test_ppo_reaches_threshold_for_two_of_three_seeds(preset, threshold, budget):
+    results = run_seeds(preset, threshold, budget)
+    solved = [steps for _, steps, _ in results if steps is not None]
+    assert len(solved) >= 2, f"{preset}: reached {threshold} within {budget:,} steps for {len(solved)}/3 seeds"
+    assert all(steps <= budget for steps in solved)
