@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -134,8 +134,12 @@ class PPO:
         rollout.start(obs)
         return rollout
 
-    def learn(self, total_steps: int | None = None) -> PPO:
-        """Train for ``total_steps`` more env steps (default: until ``config.total_steps`` in all)."""
+    def learn(self, total_steps: int | None = None,
+              callback: Callable[[PPO, dict[str, Any]], bool | None] | None = None) -> PPO:
+        """Train for ``total_steps`` more env steps (default: until ``config.total_steps`` in all).
+
+        ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
+        """
         cfg = self.config
         target = cfg.total_steps if total_steps is None else self.global_step + total_steps
         if self._rollout is None:
@@ -173,16 +177,17 @@ class PPO:
                 # 5. log and checkpoint
                 elapsed = time.perf_counter() - start_time
                 self.elapsed = elapsed_before + elapsed
-                logger.log({
+                row = {
                     "global_step": self.global_step, "iteration": self.iteration, "episodes": self.num_episodes,
                     "time": self.elapsed, "sps": (self.global_step - start_step) / max(elapsed, 1e-9),
                     "mean_return": mean_or_nan(self.recent_returns), "mean_length": mean_or_nan(self.recent_lengths),
                     "lr": lr, "clip_eps": clip_eps, **stats,
-                })
+                }
+                logger.log(row)
                 if self.run_dir is not None and cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
                     checkpoint.save_periodic(self.state_dict(), self.run_dir / "checkpoints", self.global_step,
                                              cfg.keep_checkpoints)
-                if self.solved():
+                if self.solved() or (callback is not None and callback(self, row) is False):
                     break
         finally:
             logger.close()

@@ -1,0 +1,36 @@
+"""proxrl PPO on CartPole-v1 from a preset, optionally overridden (one seed, one process)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from _runner_common import Tracker
+
+from proxrl import PPO, config
+from proxrl.algos.ppo import PPOConfig
+
+
+def main(preset: str, seed: int, steps: int, csv_path: str | None, overrides: dict) -> None:
+    tracker = Tracker(475.0, csv_path)
+    cfg = config.load(PPOConfig, preset, {"seed": seed, "total_steps": steps, "tensorboard": False, **overrides})
+    agent = PPO(config=cfg, progress=False)
+    seen = 0
+
+    def track(agent: PPO, row: dict) -> None:
+        nonlocal seen
+        new = agent.num_episodes - seen  # episodes finished in this update are the newest in recent_returns
+        for r in list(agent.recent_returns)[max(0, len(agent.recent_returns) - new):]:
+            tracker.episode(r)
+        seen = agent.num_episodes
+        tracker.check(agent.global_step)
+
+    start = time.perf_counter()
+    agent.learn(callback=track)
+    tracker.report(agent.global_step, time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None,
+         json.loads(sys.argv[5]) if len(sys.argv) > 5 else {})
