@@ -32,7 +32,7 @@ class Categorical:
     logits: Tensor
 
     def __post_init__(self) -> None:
-        self.logits = self.logits - self.logits.logsumexp(-1, keepdim=True)
+        self.logits = torch.log_softmax(self.logits, dim=-1)
 
     def sample(self) -> Tensor:
         return torch.multinomial(self.logits.exp(), 1).squeeze(-1)

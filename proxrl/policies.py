@@ -42,6 +42,15 @@ def mlp(sizes: list[int], activation: str, ortho_init: bool, out_gain: float | N
     return nn.Sequential(*layers)
 
 
+def _run(seq: nn.Module, x: Tensor) -> Tensor:
+    """``seq(x)`` without nn.Module's per-call hook dispatch, which dominates tiny MLPs on the CPU."""
+    if isinstance(seq, nn.Sequential):
+        for layer in seq:
+            x = layer.forward(x)
+        return x
+    return seq(x)
+
+
 class ActorCritic(nn.Module):
     """π_θ(a|s) and V_w(s) for one gymnasium observation and action space.
 
@@ -80,33 +89,34 @@ class ActorCritic(nn.Module):
     def _features(self, obs: Tensor) -> Tensor:
         if self.one_hot:
             return nn.functional.one_hot(obs.long().reshape(-1), self.observation_space.n).float()  # type: ignore[attr-defined]
-        return obs.reshape(obs.shape[0], -1).float()
+        x = obs.reshape(obs.shape[0], -1)
+        return x if x.dtype == torch.float32 else x.float()
 
     def forward(self, obs: Tensor) -> tuple[Distribution, Tensor]:
         """π(·|s) and V(s) ``[B]``."""
         x = self._features(obs)
-        h = self.actor_trunk(x)
-        value = self.critic_head(h if self.critic_trunk is None else self.critic_trunk(x)).squeeze(-1)
-        return make_distribution(self.action_space, self.actor_head(h), self.log_std), value
+        h = _run(self.actor_trunk, x)
+        value = _run(self.critic_head, h if self.critic_trunk is None else _run(self.critic_trunk, x)).squeeze(-1)
+        return make_distribution(self.action_space, _run(self.actor_head, h), self.log_std), value
 
     def distribution(self, obs: Tensor) -> Distribution:
         """π(·|s) without computing the value."""
-        return make_distribution(self.action_space, self.actor_head(self.actor_trunk(self._features(obs))),
+        return make_distribution(self.action_space, _run(self.actor_head, _run(self.actor_trunk, self._features(obs))),
                                  self.log_std)
 
     def value(self, obs: Tensor) -> Tensor:
         """V(s) ``[B]``."""
         x = self._features(obs)
-        h = self.actor_trunk(x) if self.critic_trunk is None else self.critic_trunk(x)
-        return self.critic_head(h).squeeze(-1)
+        h = _run(self.actor_trunk if self.critic_trunk is None else self.critic_trunk, x)
+        return _run(self.critic_head, h).squeeze(-1)
 
     def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Sample a ~ π(·|s); returns (actions, log π(a|s) ``[B]``, V(s) ``[B]``)."""
-        dist, value = self(obs)
+        dist, value = self.forward(obs)
         actions = dist.sample()
         return actions, dist.log_prob(actions), value
 
     def evaluate(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(log π(a|s), H(π(·|s)), V(s)), each ``[B]``, for stored actions."""
-        dist, value = self(obs)
+        dist, value = self.forward(obs)
         return dist.log_prob(actions), dist.entropy(), value

@@ -70,25 +70,31 @@ class Rollout:
         n, t = venv.num_envs, num_steps
         obs_space, act_space = venv.single_observation_space, venv.single_action_space
         self.act_space = act_space
-        obs_dtype = torch.int64 if obs_space.shape == () else torch.float32
-        alloc = dict(device=device)
+        obs_dtype = np.int64 if obs_space.shape == () else np.float32
+        # Env-side arrays are numpy, written in place each step (cheaper than a torch op per field); on the CPU
+        # the Batch's tensors share their memory, elsewhere they are copied once per rollout.
+        self._np = {
+            "obs": np.zeros((t, n, *obs_space.shape), dtype=obs_dtype),
+            "rewards": np.zeros((t, n), dtype=np.float32),
+            "terminated": np.zeros((t, n), dtype=bool),
+            "truncated": np.zeros((t, n), dtype=bool),
+            "valid": np.zeros((t, n), dtype=bool),
+        }
+        self._shared = device.type == "cpu"
+        env_side = {k: torch.from_numpy(v).to(device) for k, v in self._np.items()}
         self.batch = Batch(
-            obs=torch.zeros((t, n, *obs_space.shape), dtype=obs_dtype, **alloc),
-            actions=torch.zeros((t, n, *action_shape(act_space)), dtype=action_dtype(act_space), **alloc),
-            logp=torch.zeros((t, n), **alloc),
-            values=torch.zeros((t + 1, n), **alloc),
-            rewards=torch.zeros((t, n), **alloc),
-            terminated=torch.zeros((t, n), dtype=torch.bool, **alloc),
-            truncated=torch.zeros((t, n), dtype=torch.bool, **alloc),
-            valid=torch.zeros((t, n), dtype=torch.bool, **alloc),
+            actions=torch.zeros((t, n, *action_shape(act_space)), dtype=action_dtype(act_space), device=device),
+            logp=torch.zeros((t, n), device=device),
+            values=torch.zeros((t + 1, n), device=device),
+            **env_side,
         )
         self.episodes = EpisodeStats()
-        self.obs: Tensor | None = None
+        self.obs: np.ndarray | None = None
         self.prev_done = np.zeros(n, dtype=bool)
 
     def start(self, obs: np.ndarray) -> None:
         """Set the first observation (from ``venv.reset``); no step before it is a reset step."""
-        self.obs = torch.as_tensor(obs, device=self.device)
+        self.obs = obs
         self.prev_done[:] = False
 
     @torch.no_grad()
@@ -96,23 +102,27 @@ class Rollout:
         """Step every env ``num_steps`` times, filling and returning the (reused) ``Batch``."""
         assert self.obs is not None, "call start(obs) first"
         b, policy, venv = self.batch, self.policy, self.venv
+        arr = self._np
         obs = self.obs
         for t in range(self.num_steps):
-            b.obs[t] = obs
-            b.valid[t] = torch.from_numpy(~self.prev_done)
-            actions, logp, value = policy.act(obs)
+            arr["obs"][t] = obs
+            arr["valid"][t] = ~self.prev_done
+            x = torch.from_numpy(arr["obs"][t]).to(self.device)
+            actions, logp, value = policy.act(x)
             b.actions[t], b.logp[t], b.values[t] = actions, logp, value
-            next_obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions.cpu()))
-            _check_finite_step(next_obs, reward, t)
-            b.rewards[t] = torch.from_numpy(np.asarray(reward, dtype=np.float32))
-            b.terminated[t] = torch.from_numpy(terminated)
-            b.truncated[t] = torch.from_numpy(truncated)
+            obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions.cpu()))
+            _check_finite_step(obs, reward, t)
+            arr["rewards"][t] = reward
+            arr["terminated"][t] = terminated
+            arr["truncated"][t] = truncated
             self.prev_done = terminated | truncated
             if "_episode" in info:
                 done = info["_episode"]
                 self.episodes.returns.extend(info["episode"]["r"][done].tolist())
                 self.episodes.lengths.extend(info["episode"]["l"][done].tolist())
-            obs = torch.as_tensor(next_obs, device=self.device)
-        b.values[self.num_steps] = policy.value(obs)
+        if not self._shared:
+            for key, value in arr.items():
+                getattr(b, key).copy_(torch.from_numpy(value))
+        b.values[self.num_steps] = policy.value(torch.from_numpy(np.asarray(obs, dtype=arr["obs"].dtype)).to(self.device))
         self.obs = obs
         return b

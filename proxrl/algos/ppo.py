@@ -212,10 +212,11 @@ class PPO:
         n = valid.numel()
         mb_size = max(1, math.ceil(n / cfg.num_minibatches))
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        totals: dict[str, torch.Tensor] = collections.defaultdict(lambda: torch.zeros(()))
-        count, epochs_done = 0, 0
+        stat_rows: list[torch.Tensor] = []
+        epochs_done = 0
         for _epoch in range(cfg.num_epochs):
-            perm = valid[torch.randperm(n, device=valid.device)]
+            # one minibatch holding every sample needs no shuffle: its mean loss is order-independent
+            perm = valid if mb_size >= n else valid[torch.randperm(n, device=valid.device)]
             stop = False
             for start in range(0, n, mb_size):
                 idx = perm[start:start + mb_size]
@@ -228,22 +229,24 @@ class PPO:
                                              clip_eps if cfg.clip_vloss else None)
                 ent_loss, ent_stats = entropy_bonus(entropy)
                 loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
-                check_finite(self.global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=ent_loss)
+                if not bool(torch.isfinite(loss)):  # one check on the sum; name the culprit only on failure
+                    check_finite(self.global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=ent_loss,
+                                 loss=loss)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm > 0:
                     nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
                 self.optimizer.step()
-                for key, value in {"policy_loss": pg_loss.detach(), **v_stats, **ent_stats, **pg_stats}.items():
-                    totals[key] = totals[key] + value.cpu()
-                count += 1
+                stat_rows.append(torch.stack([pg_loss.detach(), v_stats["value_loss"], ent_stats["entropy"],
+                                              pg_stats["approx_kl"], pg_stats["clip_frac"]]))
                 if cfg.target_kl is not None and pg_stats["approx_kl"].item() > cfg.target_kl:
                     stop = True
                     break
             epochs_done += 1
             if stop:
                 break
-        out = {key: float(value) / count for key, value in totals.items()}
+        means = torch.stack(stat_rows).mean(0).tolist()
+        out = dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), means))
         valid_mask = batch.valid.reshape(-1)
         out["explained_variance"] = explained_variance(old_values[valid_mask], flat_returns[valid_mask])
         out["epochs"] = epochs_done
