@@ -27,6 +27,11 @@ test-learning: $(STAMP)
 
 test-all: test test-learning
 
+## PPO on CartPole-v1 side by side with Stable-Baselines3 (BENCH_ARGS="--cleanrl PATH/ppo.py" adds CleanRL).
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/cartpole_vs_sb3.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check proxrl tests benchmarks
 

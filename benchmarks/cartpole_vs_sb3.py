@@ -138,7 +138,7 @@ def main() -> None:
     if args.cleanrl:
         print(f"- steps/s, proxrl / CleanRL (CleanRL's defaults): "
               f"{ratio('proxrl (CleanRL defaults)', 'CleanRL ppo.py (defaults)', 'sps')}")
-    print(f"\nlearning curves: proxrl plot " + " ".join(
+    print("\nlearning curves: proxrl plot " + " ".join(
         f"{lab}={args.out_dir}/{lab}_s{s}" for lab in ("proxrl", "sb3") for s in args.seeds)
         + " --x time --out benchmarks/cartpole_vs_sb3.png")
 

@@ -74,7 +74,7 @@ class MultiCategorical:
         return sum(p.entropy() for p in self.parts)  # type: ignore[return-value]
 
     def kl(self, other: MultiCategorical) -> Tensor:
-        return sum(p.kl(q) for p, q in zip(self.parts, other.parts))  # type: ignore[return-value]
+        return sum(p.kl(q) for p, q in zip(self.parts, other.parts, strict=False))  # type: ignore[return-value]
 
 
 @dataclass

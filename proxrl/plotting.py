@@ -12,7 +12,7 @@ from .logging import read_progress
 X_COLUMNS = {"steps": ("global_step", "environment steps"), "time": ("time", "wall time (s)")}
 
 
-def group_runs(specs: list[str]) -> "OrderedDict[str, list[Path]]":
+def group_runs(specs: list[str]) -> OrderedDict[str, list[Path]]:
     """``LABEL=DIR`` puts DIR in group LABEL; a bare DIR goes to a group named after the directory's name
     without its trailing seed/timestamp (all bare DIRs form one group when they share that stem)."""
     groups: OrderedDict[str, list[Path]] = OrderedDict()

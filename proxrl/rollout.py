@@ -123,6 +123,7 @@ class Rollout:
         if not self._shared:
             for key, value in arr.items():
                 getattr(b, key).copy_(torch.from_numpy(value))
-        b.values[self.num_steps] = policy.value(torch.from_numpy(np.asarray(obs, dtype=arr["obs"].dtype)).to(self.device))
+        last_obs = torch.from_numpy(np.asarray(obs, dtype=arr["obs"].dtype)).to(self.device)
+        b.values[self.num_steps] = policy.value(last_obs)
         self.obs = obs
         return b

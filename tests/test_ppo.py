@@ -33,7 +33,7 @@ def test_save_load_round_trip_and_learning_continues(tmp_path, tiny_ppo):
     loaded = PPO.load(path)
     obs = np.random.default_rng(0).uniform(-1, 1, (5, 3)).astype(np.float32)
     np.testing.assert_array_equal(agent.predict(obs), loaded.predict(obs))
-    for (k, a), (_, b) in zip(agent.policy.state_dict().items(), loaded.policy.state_dict().items()):
+    for (k, a), (_, b) in zip(agent.policy.state_dict().items(), loaded.policy.state_dict().items(), strict=False):
         assert torch.equal(a, b), k
     assert loaded.global_step == 64 and loaded.config == agent.config
     loaded.learn(64)

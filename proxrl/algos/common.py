@@ -95,7 +95,7 @@ def evaluate_policy(
     deterministic: bool = True,
     seed: int = 10_000,
     video_dir: str | Path | None = None,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` full episodes in a fresh env; returns per-episode returns and lengths and their mean/std.
 
@@ -103,6 +103,7 @@ def evaluate_policy(
     """
     import gymnasium as gym
 
+    device = device or torch.device("cpu")
     e = make_eval_env(env, env_kwargs, obs_stats, render_mode="rgb_array" if video_dir else None)
     if video_dir is not None:
         e = gym.wrappers.RecordVideo(e, str(video_dir), episode_trigger=lambda _: True, disable_logger=True)

@@ -11,7 +11,8 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -246,7 +247,7 @@ class PPO:
             if stop:
                 break
         means = torch.stack(stat_rows).mean(0).tolist()
-        out = dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), means))
+        out = dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), means, strict=False))
         valid_mask = batch.valid.reshape(-1)
         out["explained_variance"] = explained_variance(old_values[valid_mask], flat_returns[valid_mask])
         out["epochs"] = epochs_done
@@ -306,7 +307,8 @@ class PPO:
         try:
             agent.policy.load_state_dict(state["policy"])
         except RuntimeError as e:
-            raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {str(e).splitlines()[0]}")
+            first_line = str(e).splitlines()[0]
+            raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {first_line}") from None
         agent.optimizer.load_state_dict(state["optimizer"])
         agent.global_step, agent.iteration = int(state["global_step"]), int(state["iteration"])
         agent.num_episodes, agent.elapsed = int(state["num_episodes"]), float(state["elapsed"])
