@@ -66,6 +66,16 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path, args, message):
     assert "Traceback" not in r.stderr
 
 
+def test_env_kwargs_reach_the_env_constructor(tmp_path, capsys):
+    run = tmp_path / "kw"
+    assert main(["train", "ppo", "--env", "proxrl_test/Target-discrete-v0", "--env-kwargs", "action_kind=box",
+                 "--total-steps", "32", "--run-dir", str(run), *TINY]) == 0
+    assert "action_kind: box" in (run / "config.yaml").read_text()
+    from proxrl import PPO
+
+    assert PPO.load(run).policy.log_std is not None  # a Box action space: Gaussian policy
+
+
 def test_help_lists_config_keys():
     r = run_cli("train", "--help")
     assert r.returncode == 0 and "gae_lambda: λ" in r.stdout

@@ -101,3 +101,48 @@ def test_target_kl_stops_epochs_early(tiny_ppo):
     adv = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
     stats = agent._update(agent._start_envs().collect(), adv, torch.ones(16, 2), 0.2)
     assert stats["epochs"] == 1
+
+
+def test_same_seed_gives_identical_training_on_cpu(tiny_ppo):
+    runs = [PPO("proxrl_test/Target-box-v0", seed=5, **tiny_ppo).learn(96) for _ in range(2)]
+    for (k, a), (_, b) in zip(runs[0].policy.state_dict().items(), runs[1].policy.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    other = PPO("proxrl_test/Target-box-v0", seed=6, **tiny_ppo).learn(96)
+    assert not torch.equal(other.policy.log_std, runs[0].policy.log_std)
+
+
+def test_async_vector_env_runs(tiny_ppo):
+    agent = PPO("CartPole-v1", vectorization="async", **tiny_ppo).learn(64)
+    assert agent.global_step == 64
+
+
+def test_observation_normalisation_statistics_are_saved_and_used_at_eval(tmp_path, tiny_ppo):
+    agent = PPO("Pendulum-v1", norm_obs=True, norm_reward=True, **tiny_ppo).learn(64)
+    stats = agent.state_dict()["normalizers"]
+    assert set(stats) == {"obs", "reward"} and stats["obs"]["count"] > 64
+    loaded = PPO.load(agent.save(tmp_path / "n.pt"))
+    assert loaded.normalizer_state["obs"] == stats["obs"]
+    a, b = agent.evaluate(2), loaded.evaluate(2)
+    assert a["returns"] == b["returns"]  # same weights, same frozen statistics, same seeds
+
+
+def test_orthogonal_init_gains():
+    from gymnasium import spaces
+
+    from proxrl.policies import ActorCritic
+
+    p = ActorCritic(spaces.Box(-1, 1, (8,), np.float32), spaces.Discrete(3), (64, 64))
+    w = p.actor_trunk[2].weight  # 64×64 hidden layer, gain √2
+    torch.testing.assert_close(w @ w.T, 2.0 * torch.eye(64), atol=1e-4, rtol=0)
+    head = p.actor_head[0].weight  # 3×64, gain 0.01: rows orthogonal with norm 0.01
+    torch.testing.assert_close(head @ head.T, 1e-4 * torch.eye(3), atol=1e-8, rtol=0)
+
+
+def test_cuda_request_without_gpu_is_a_config_error():
+    from proxrl.algos.common import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        resolve_device("cuda", 10)
+    assert resolve_device("auto", 10_000_000).type == "cpu"
