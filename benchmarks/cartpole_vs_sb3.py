@@ -26,6 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 ZOO_PRESET = ROOT / "configs" / "ppo_cartpole.yaml"
+FAST_PRESET = ROOT / "configs" / "ppo_cartpole_fast.yaml"
 # CleanRL ppo.py defaults, expressed as proxrl config keys (clip_vloss and lr annealing on, as CleanRL)
 CLEANRL_DEFAULTS = {"num_envs": 4, "num_steps": 128, "num_epochs": 4, "num_minibatches": 4, "lr": 2.5e-4,
                     "anneal_lr": True, "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "anneal_clip": False,
@@ -90,6 +91,8 @@ def main() -> None:
         jobs = [
             ("proxrl (zoo hyperparameters)", [py, str(HERE / "_proxrl_runner.py"), str(ZOO_PRESET), str(seed),
                                               str(args.steps), f"{args.out_dir}/proxrl_s{seed}/progress.csv"], False),
+            ("proxrl (own fast preset)", [py, str(HERE / "_proxrl_runner.py"), str(FAST_PRESET), str(seed),
+                                          str(args.steps), f"{args.out_dir}/proxrl-fast_s{seed}/progress.csv"], False),
             ("SB3 2.x (zoo hyperparameters)", [py, str(HERE / "_sb3_runner.py"), str(seed), str(args.steps),
                                                f"{args.out_dir}/sb3_s{seed}/progress.csv"], False),
         ]
@@ -133,13 +136,15 @@ def main() -> None:
           f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'hit_seconds')}")
     print(f"- steps to 475, proxrl / SB3: "
           f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'hit_step')}")
+    print(f"- seconds to 475, proxrl's own fast preset / SB3 (zoo): "
+          f"{ratio('proxrl (own fast preset)', 'SB3 2.x (zoo hyperparameters)', 'hit_seconds')}")
     print(f"- peak RSS, proxrl / SB3: "
           f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'peak_rss_mib')}")
     if args.cleanrl:
         print(f"- steps/s, proxrl / CleanRL (CleanRL's defaults): "
               f"{ratio('proxrl (CleanRL defaults)', 'CleanRL ppo.py (defaults)', 'sps')}")
     print("\nlearning curves: proxrl plot " + " ".join(
-        f"{lab}={args.out_dir}/{lab}_s{s}" for lab in ("proxrl", "sb3") for s in args.seeds)
+        f"{lab}={args.out_dir}/{lab}_s{s}" for lab in ("proxrl", "proxrl-fast", "sb3") for s in args.seeds)
         + " --x time --out benchmarks/cartpole_vs_sb3.png")
 
 

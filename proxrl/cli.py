@@ -1,4 +1,4 @@
-"""Command line: ``proxrl train | eval | plot``. User mistakes exit with code 2 and one clear line."""
+"""Command line: ``proxrl train | eval | plot | bench``. User mistakes exit with code 2 and one clear line."""
 
 from __future__ import annotations
 
@@ -62,7 +62,38 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--x", choices=("steps", "time"), default="steps")
     pl.add_argument("--y", default="mean_return", help="progress.csv column")
     pl.add_argument("--title")
+    b = sub.add_parser("bench", help="measure proxrl's own training speed on a preset (no learning threshold)")
+    b.add_argument("algo", nargs="?", default="ppo")
+    b.add_argument("--config", default=None, help="YAML preset (default: the algorithm's defaults)")
+    b.add_argument("--env", default=None)
+    b.add_argument("--steps", type=int, default=20_000)
+    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import config as cfgmod
+
+    algos = _algorithms()
+    if args.algo not in algos:
+        raise ConfigError(f"unknown algorithm '{args.algo}'; choose from {', '.join(algos)}")
+    values = read_yaml(args.config) if args.config else {}
+    values.update(parse_overrides(args.overrides))
+    values.update({"total_steps": args.steps, "tensorboard": False, **({"env": args.env} if args.env else {})})
+    config = cfgmod.from_dict(algos[args.algo].config_class, values)
+    rows: list[dict[str, Any]] = []
+    agent = algos[args.algo](config=config, progress=False)
+    agent.learn(callback=lambda _agent, row: rows.append(row))
+    steady = rows[1:] or rows  # the first update pays one-off warm-up costs
+    collect = sum(r["collect_seconds"] for r in steady)
+    update = sum(r["update_seconds"] for r in steady)
+    steps = len(steady) * config.batch_size
+    print(f"{args.algo} on {config.env}: {agent.global_step:,} steps in {rows[-1]['time']:.1f} s "
+          f"({agent.global_step / rows[-1]['time']:,.0f} env steps/s overall)")
+    print(f"  collect: {collect / steps * 1e6:.0f} µs per env step ({steps / collect:,.0f} steps/s)")
+    print(f"  update:  {update / len(steady) * 1e3:.1f} ms per update of {config.batch_size} samples")
+    print(f"  loop:    {steps / (collect + update):,.0f} env steps/s (collect + update, after warm-up)")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -135,7 +166,7 @@ def _plot(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``proxrl`` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "plot": _plot}
+    handlers = {"train": _train, "eval": _eval, "plot": _plot, "bench": _bench}
     try:
         return handlers[args.command](args)
     except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:

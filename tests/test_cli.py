@@ -79,3 +79,10 @@ def test_env_kwargs_reach_the_env_constructor(tmp_path, capsys):
 def test_help_lists_config_keys():
     r = run_cli("train", "--help")
     assert r.returncode == 0 and "gae_lambda: λ" in r.stdout
+
+
+def test_bench_reports_speed(capsys):
+    assert main(["bench", "--env", "CartPole-v1", "--steps", "96", "--set", "num_envs=2", "--set", "num_steps=16",
+                 "--set", "num_minibatches=2"]) == 0
+    out = capsys.readouterr().out
+    assert "env steps/s overall" in out and "µs per env step" in out and "ms per update of 32 samples" in out

@@ -161,7 +161,9 @@ class PPO:
                     group["lr"] = lr
                 # 2. collect T steps from N envs with π_θold
                 self.policy.eval()
+                t0 = time.perf_counter()
                 batch = rollout.collect()
+                t1 = time.perf_counter()
                 self.global_step += cfg.batch_size
                 self.iteration += 1
                 returns_, lengths_ = rollout.episodes.drain()
@@ -175,6 +177,7 @@ class PPO:
                 # 4. K epochs of minibatch updates on the clipped surrogate
                 self.policy.train()
                 stats = self._update(batch, adv, returns, clip_eps)
+                t2 = time.perf_counter()
                 # 5. log and checkpoint
                 elapsed = time.perf_counter() - start_time
                 self.elapsed = elapsed_before + elapsed
@@ -182,7 +185,7 @@ class PPO:
                     "global_step": self.global_step, "iteration": self.iteration, "episodes": self.num_episodes,
                     "time": self.elapsed, "sps": (self.global_step - start_step) / max(elapsed, 1e-9),
                     "mean_return": mean_or_nan(self.recent_returns), "mean_length": mean_or_nan(self.recent_lengths),
-                    "lr": lr, "clip_eps": clip_eps, **stats,
+                    "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "lr": lr, "clip_eps": clip_eps, **stats,
                 }
                 logger.log(row)
                 if self.run_dir is not None and cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
