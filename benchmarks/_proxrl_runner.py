@@ -14,7 +14,8 @@ from proxrl.algos.ppo import PPOConfig
 
 def main(preset: str, seed: int, steps: int, csv_path: str | None, overrides: dict) -> None:
     tracker = Tracker(475.0, csv_path)
-    cfg = config.load(PPOConfig, preset, {"seed": seed, "total_steps": steps, "tensorboard": False, **overrides})
+    budget = {"total_steps": steps} if steps else {}  # 0: the preset's own budget (and annealing horizon)
+    cfg = config.load(PPOConfig, preset, {"seed": seed, **budget, "tensorboard": False, **overrides})
     agent = PPO(config=cfg, progress=False)
     seen = 0
 

@@ -92,7 +92,7 @@ def main() -> None:
             ("proxrl (zoo hyperparameters)", [py, str(HERE / "_proxrl_runner.py"), str(ZOO_PRESET), str(seed),
                                               str(args.steps), f"{args.out_dir}/proxrl_s{seed}/progress.csv"], False),
             ("proxrl (own fast preset)", [py, str(HERE / "_proxrl_runner.py"), str(FAST_PRESET), str(seed),
-                                          str(args.steps), f"{args.out_dir}/proxrl-fast_s{seed}/progress.csv"], False),
+                                          "0", f"{args.out_dir}/proxrl-fast_s{seed}/progress.csv"], False),
             ("SB3 2.x (zoo hyperparameters)", [py, str(HERE / "_sb3_runner.py"), str(seed), str(args.steps),
                                                f"{args.out_dir}/sb3_s{seed}/progress.csv"], False),
         ]

@@ -144,9 +144,9 @@ def action_dtype(space: spaces.Space) -> torch.dtype:
     return torch.float32 if isinstance(space, spaces.Box) else torch.int64
 
 
-def to_env_action(space: spaces.Space, actions: Tensor) -> np.ndarray:
+def to_env_action(space: spaces.Space, actions: Tensor | np.ndarray) -> np.ndarray:
     """Actions as the env expects them; Gaussian samples are clipped to the Box bounds only here."""
-    out = actions.numpy()
+    out = actions.numpy() if isinstance(actions, Tensor) else actions
     if isinstance(space, spaces.Box):
         out = np.clip(out, space.low, space.high)
     return out

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .errors import NonFiniteError
 from .distributions import action_dtype, action_shape, to_env_action
-from .policies import ActorCritic
+from .policies import ActorCritic, NumpyActing
 
 
 @dataclass
@@ -63,34 +63,45 @@ def _check_finite_step(obs: np.ndarray, reward: np.ndarray, t: int) -> None:
 
 
 class Rollout:
-    """Collects ``num_steps`` steps per call from ``venv`` with ``policy``, carrying env state between calls."""
+    """Collects ``num_steps`` steps per call from ``venv`` with ``policy``, carrying env state between calls.
 
-    def __init__(self, venv: VectorEnv, policy: ActorCritic, num_steps: int, device: torch.device) -> None:
+    Acting uses :class:`NumpyActing` where the policy supports it (CPU, Box observations, tanh/ReLU MLPs), with
+    ``rng`` as its sampling generator; otherwise the torch forward pass and torch's global RNG.
+    """
+
+    def __init__(self, venv: VectorEnv, policy: ActorCritic, num_steps: int, device: torch.device,
+                 rng: np.random.Generator | None = None) -> None:
         self.venv, self.policy, self.num_steps, self.device = venv, policy, num_steps, device
         n, t = venv.num_envs, num_steps
         obs_space, act_space = venv.single_observation_space, venv.single_action_space
         self.act_space = act_space
         obs_dtype = np.int64 if obs_space.shape == () else np.float32
-        # Env-side arrays are numpy, written in place each step (cheaper than a torch op per field); on the CPU
-        # the Batch's tensors share their memory, elsewhere they are copied once per rollout.
+        # Every buffer is a numpy array written in place each step (cheaper than a torch op per field); on the
+        # CPU the Batch's tensors share their memory, elsewhere they are copied once per rollout.
         self._np = {
             "obs": np.zeros((t, n, *obs_space.shape), dtype=obs_dtype),
+            "actions": np.zeros((t, n, *action_shape(act_space)),
+                                dtype=np.float32 if action_dtype(act_space) == torch.float32 else np.int64),
+            "logp": np.zeros((t, n), dtype=np.float32),
+            "values": np.zeros((t + 1, n), dtype=np.float32),
             "rewards": np.zeros((t, n), dtype=np.float32),
             "terminated": np.zeros((t, n), dtype=bool),
             "truncated": np.zeros((t, n), dtype=bool),
             "valid": np.zeros((t, n), dtype=bool),
         }
         self._shared = device.type == "cpu"
-        env_side = {k: torch.from_numpy(v).to(device) for k, v in self._np.items()}
-        self.batch = Batch(
-            actions=torch.zeros((t, n, *action_shape(act_space)), dtype=action_dtype(act_space), device=device),
-            logp=torch.zeros((t, n), device=device),
-            values=torch.zeros((t + 1, n), device=device),
-            **env_side,
-        )
+        self.batch = Batch(**{k: torch.from_numpy(v).to(device) for k, v in self._np.items()})
+        use_numpy = rng is not None and self._shared and NumpyActing.supports(policy)
+        self._numpy_acting = NumpyActing(policy, rng) if use_numpy else None  # type: ignore[arg-type]
         self.episodes = EpisodeStats()
         self.obs: np.ndarray | None = None
         self.prev_done = np.zeros(n, dtype=bool)
+
+    def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._numpy_acting is not None:
+            return self._numpy_acting.act(obs)
+        actions, logp, value = self.policy.act(torch.from_numpy(obs).to(self.device))
+        return actions.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
 
     def start(self, obs: np.ndarray) -> None:
         """Set the first observation (from ``venv.reset``); no step before it is a reset step."""
@@ -101,16 +112,14 @@ class Rollout:
     def collect(self) -> Batch:
         """Step every env ``num_steps`` times, filling and returning the (reused) ``Batch``."""
         assert self.obs is not None, "call start(obs) first"
-        b, policy, venv = self.batch, self.policy, self.venv
-        arr = self._np
+        b, venv, arr = self.batch, self.venv, self._np
         obs = self.obs
         for t in range(self.num_steps):
             arr["obs"][t] = obs
             arr["valid"][t] = ~self.prev_done
-            x = torch.from_numpy(arr["obs"][t]).to(self.device)
-            actions, logp, value = policy.act(x)
-            b.actions[t], b.logp[t], b.values[t] = actions, logp, value
-            obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions.cpu()))
+            actions, arr["logp"][t], arr["values"][t] = self._act(arr["obs"][t])
+            arr["actions"][t] = actions
+            obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions))
             _check_finite_step(obs, reward, t)
             arr["rewards"][t] = reward
             arr["terminated"][t] = terminated
@@ -120,10 +129,9 @@ class Rollout:
                 done = info["_episode"]
                 self.episodes.returns.extend(info["episode"]["r"][done].tolist())
                 self.episodes.lengths.extend(info["episode"]["l"][done].tolist())
+        _, _, arr["values"][self.num_steps] = self._act(np.asarray(obs, dtype=arr["obs"].dtype))
         if not self._shared:
             for key, value in arr.items():
                 getattr(b, key).copy_(torch.from_numpy(value))
-        last_obs = torch.from_numpy(np.asarray(obs, dtype=arr["obs"].dtype)).to(self.device)
-        b.values[self.num_steps] = policy.value(last_obs)
         self.obs = obs
         return b

@@ -7,6 +7,7 @@ The loop reads top to bottom in :meth:`PPO.learn`; the estimator and the losses 
 from __future__ import annotations
 
 import collections
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ class PPO:
                                   cfg.log_std_init, cfg.ortho_init)
         self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()))
         self.policy.to(self.device)
+        self.acting_rng = np.random.default_rng(cfg.seed)  # samples actions on the numpy acting path
         self.optimizer = make_adam(list(self.policy.parameters()), cfg.lr, cfg.adam_eps)
         self.global_step = 0
         self.iteration = 0
@@ -130,7 +132,7 @@ class PPO:
         venv, self._norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + self.global_step, cfg.env_kwargs,
                                          cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
         self._norms.load_state(self.normalizer_state)
-        rollout = Rollout(venv, self.policy, cfg.num_steps, self.device)
+        rollout = Rollout(venv, self.policy, cfg.num_steps, self.device, rng=self.acting_rng)
         obs, _ = venv.reset(seed=cfg.seed + self.global_step)
         rollout.start(obs)
         return rollout
@@ -191,7 +193,8 @@ class PPO:
                 if self.run_dir is not None and cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
                     checkpoint.save_periodic(self.state_dict(), self.run_dir / "checkpoints", self.global_step,
                                              cfg.keep_checkpoints)
-                if self.solved() or (callback is not None and callback(self, row) is False):
+                stop = callback is not None and callback(self, row) is False
+                if stop or self.solved():
                     break
         finally:
             logger.close()
@@ -290,6 +293,7 @@ class PPO:
             "recent_lengths": list(self.recent_lengths),
             "normalizers": self._norms.state() if self._norms is not None else self.normalizer_state,
             "rng": rng_state(),
+            "acting_rng": json.dumps(self.acting_rng.bit_generator.state),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -319,4 +323,5 @@ class PPO:
         agent.recent_lengths.extend(state["recent_lengths"])
         agent.normalizer_state = state["normalizers"]
         set_rng_state(state["rng"])
+        agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
         return agent
