@@ -183,6 +183,12 @@ class NumpyActing:
                    if isinstance(m, tuple(ACTIVATIONS.values())))
         return on_cpu and acts and not policy.one_hot
 
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """V(s) ``[N]`` for observations ``[N, *obs_shape]``."""
+        x = np.asarray(obs, dtype=np.float32).reshape(obs.shape[0], -1)
+        h = _numpy_mlp(self.actor if self.critic is None else self.critic, x)
+        return _numpy_mlp(self.critic_head, h)[:, 0].astype(np.float32)
+
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(actions, log π(a|s) ``[N]``, V(s) ``[N]``) for observations ``[N, *obs_shape]``."""
         x = np.asarray(obs, dtype=np.float32).reshape(obs.shape[0], -1)

@@ -103,6 +103,11 @@ class Rollout:
         actions, logp, value = self.policy.act(torch.from_numpy(obs).to(self.device))
         return actions.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
 
+    def _value(self, obs: np.ndarray) -> np.ndarray:
+        if self._numpy_acting is not None:
+            return self._numpy_acting.value(obs)
+        return self.policy.value(torch.from_numpy(obs).to(self.device)).cpu().numpy()
+
     def start(self, obs: np.ndarray) -> None:
         """Set the first observation (from ``venv.reset``); no step before it is a reset step."""
         self.obs = obs
@@ -129,7 +134,7 @@ class Rollout:
                 done = info["_episode"]
                 self.episodes.returns.extend(info["episode"]["r"][done].tolist())
                 self.episodes.lengths.extend(info["episode"]["l"][done].tolist())
-        _, _, arr["values"][self.num_steps] = self._act(np.asarray(obs, dtype=arr["obs"].dtype))
+        arr["values"][self.num_steps] = self._value(np.asarray(obs, dtype=arr["obs"].dtype))
         if not self._shared:
             for key, value in arr.items():
                 getattr(b, key).copy_(torch.from_numpy(value))

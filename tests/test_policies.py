@@ -25,6 +25,7 @@ def test_numpy_acting_matches_torch_log_probs_and_values(action_space, shared):
     t_logp, _, t_value = policy.evaluate(torch.from_numpy(obs), torch.as_tensor(actions))
     np.testing.assert_allclose(logp, t_logp.detach().numpy(), atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(value, t_value.detach().numpy(), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(acting.value(obs), value, atol=1e-6, rtol=0)
     if not isinstance(action_space, spaces.Box):  # Gaussian samples are clipped only when sent to the env
         assert action_space.contains(np.asarray(actions[0], dtype=action_space.dtype))
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..distributions import to_env_action
 from ..envs import make_eval_env
 from ..errors import NonFiniteError
 
@@ -115,9 +116,7 @@ def evaluate_policy(
             while not done:
                 x = torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0)
                 dist = policy.distribution(x)
-                action = (dist.mode() if deterministic else dist.sample())[0].cpu().numpy()
-                if isinstance(e.action_space, gym.spaces.Box):
-                    action = np.clip(action, e.action_space.low, e.action_space.high)
+                action = to_env_action(e.action_space, (dist.mode() if deterministic else dist.sample())[0].cpu())
                 obs, reward, terminated, truncated, _ = e.step(action)
                 total += float(reward)
                 n += 1

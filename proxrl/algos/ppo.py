@@ -22,6 +22,7 @@ from torch import nn
 from .. import checkpoint, config as cfgmod
 from ..advantages import gae, normalize
 from ..config import ConfigError, RunConfig, param
+from ..distributions import to_env_action
 from ..envs import Normalizers, make_eval_env, make_vec_env
 from ..logging import RunLogger
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
@@ -262,9 +263,10 @@ class PPO:
     # ---------------------------------------------------------------- acting and evaluation
     @torch.no_grad()
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Actions for a batch of (already normalised, if norm_obs) observations ``[B, *obs_shape]``."""
+        """Env-ready actions (Box actions clipped to bounds) for a batch of observations ``[B, *obs_shape]``,
+        already normalised if the run used ``norm_obs``."""
         dist = self.policy.distribution(torch.as_tensor(np.asarray(obs), device=self.device))
-        return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+        return to_env_action(self.policy.action_space, (dist.mode() if deterministic else dist.sample()).cpu())
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
                  seed: int | None = None) -> dict[str, Any]:
