@@ -71,18 +71,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    """(algorithm class, its config from the defaults < ``config_path`` YAML < ``overrides``), strictly checked."""
     from . import config as cfgmod
 
     algos = _algorithms()
-    if args.algo not in algos:
-        raise ConfigError(f"unknown algorithm '{args.algo}'; choose from {', '.join(algos)}")
-    values = read_yaml(args.config) if args.config else {}
-    values.update(parse_overrides(args.overrides))
-    values.update({"total_steps": args.steps, "tensorboard": False, **({"env": args.env} if args.env else {})})
-    config = cfgmod.from_dict(algos[args.algo].config_class, values)
+    if algo not in algos:
+        raise ConfigError(f"unknown algorithm '{algo}'; choose from {', '.join(algos)}")
+    values = read_yaml(config_path) if config_path else {}
+    values.update(overrides)
+    return algos[algo], cfgmod.from_dict(algos[algo].config_class, values)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.overrides)
+    overrides.update({"total_steps": args.steps, "tensorboard": False, **({"env": args.env} if args.env else {})})
+    cls, config = _build_config(args.algo, args.config, overrides)
     rows: list[dict[str, Any]] = []
-    agent = algos[args.algo](config=config, progress=False)
+    agent = cls(config=config, progress=False)
     agent.learn(callback=lambda _agent, row: rows.append(row))
     steady = rows[1:] or rows  # the first update pays one-off warm-up costs
     collect = sum(r["collect_seconds"] for r in steady)
@@ -119,14 +125,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if not args.algo:
             raise ConfigError("train needs an algorithm, e.g. `proxrl train ppo --env CartPole-v1`")
-        if args.algo not in algos:
-            raise ConfigError(f"unknown algorithm '{args.algo}'; choose from {', '.join(algos)}")
-        cls = algos[args.algo]
-        values = read_yaml(args.config) if args.config else {}
-        values.update(flags)
-        from . import config as cfgmod
-
-        config = cfgmod.from_dict(cls.config_class, values)
+        cls, config = _build_config(args.algo, args.config, flags)
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, config.env, config.seed)
         agent = cls(config=config, run_dir=run_dir, progress=progress)
         print(f"training {args.algo} on {config.env} for {config.total_steps:,} steps; run directory {run_dir}")

@@ -10,7 +10,8 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from .distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution
+from .distributions import (Distribution, UnsupportedSpaceError, action_param_dim, make_distribution,
+                            to_env_action)
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
@@ -116,6 +117,12 @@ class ActorCritic(nn.Module):
         dist, value = self.forward(obs)
         actions = dist.sample()
         return actions, dist.log_prob(actions), value
+
+    @torch.no_grad()
+    def env_actions(self, obs: Tensor, deterministic: bool = True) -> np.ndarray:
+        """Actions ready for the env (mode or sample of π(·|s); Box actions clipped to bounds), ``[B, ...]``."""
+        dist = self.distribution(obs)
+        return to_env_action(self.action_space, (dist.mode() if deterministic else dist.sample()).cpu())
 
     def evaluate(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(log π(a|s), H(π(·|s)), V(s)), each ``[B]``, for stored actions."""

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..distributions import to_env_action
 from ..envs import make_eval_env
 from ..errors import NonFiniteError
 
@@ -115,8 +114,7 @@ def evaluate_policy(
             done, total, n = False, 0.0, 0
             while not done:
                 x = torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0)
-                dist = policy.distribution(x)
-                action = to_env_action(e.action_space, (dist.mode() if deterministic else dist.sample())[0].cpu())
+                action = policy.env_actions(x, deterministic)[0]
                 obs, reward, terminated, truncated, _ = e.step(action)
                 total += float(reward)
                 n += 1

@@ -22,7 +22,6 @@ from torch import nn
 from .. import checkpoint, config as cfgmod
 from ..advantages import gae, normalize
 from ..config import ConfigError, RunConfig, param
-from ..distributions import to_env_action
 from ..envs import Normalizers, make_eval_env, make_vec_env
 from ..logging import RunLogger
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
@@ -254,31 +253,33 @@ class PPO:
             if stop:
                 break
         means = torch.stack(stat_rows).mean(0).tolist()
-        out = dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), means, strict=False))
+        out = dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), means, strict=True))
         valid_mask = batch.valid.reshape(-1)
         out["explained_variance"] = explained_variance(old_values[valid_mask], flat_returns[valid_mask])
         out["epochs"] = epochs_done
         return out
 
     # ---------------------------------------------------------------- acting and evaluation
-    @torch.no_grad()
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Env-ready actions (Box actions clipped to bounds) for a batch of observations ``[B, *obs_shape]``,
         already normalised if the run used ``norm_obs``."""
-        dist = self.policy.distribution(torch.as_tensor(np.asarray(obs), device=self.device))
-        return to_env_action(self.policy.action_space, (dist.mode() if deterministic else dist.sample()).cpu())
+        return self.policy.env_actions(torch.as_tensor(np.asarray(obs), device=self.device), deterministic)
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
                  seed: int | None = None) -> dict[str, Any]:
         """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
         cfg = self.config
-        stats = self._norms.state() if self._norms is not None else self.normalizer_state
+        stats = self._normalizer_state()
         self.policy.eval()
         return evaluate_policy(self.policy, cfg.env, cfg.env_kwargs, stats.get("obs"), episodes, deterministic,
                                seed=cfg.seed + 10_000 if seed is None else seed, video_dir=video_dir,
                                device=self.device)
 
     # ---------------------------------------------------------------- persistence
+    def _normalizer_state(self) -> dict[str, Any]:
+        """The live envs' normalisation statistics, or the loaded ones before any env was built."""
+        return self._norms.state() if self._norms is not None else self.normalizer_state
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to evaluate or resume: weights, optimiser, counters, RNG states, config."""
         return {
@@ -293,7 +294,7 @@ class PPO:
             "elapsed": self.elapsed,
             "recent_returns": list(self.recent_returns),
             "recent_lengths": list(self.recent_lengths),
-            "normalizers": self._norms.state() if self._norms is not None else self.normalizer_state,
+            "normalizers": self._normalizer_state(),
             "rng": rng_state(),
             "acting_rng": json.dumps(self.acting_rng.bit_generator.state),
         }
