@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the optimiser state is over one flat parameter tensor (proxrl.optim.FlatParameters)
 _NAME = re.compile(r"^ckpt_(\d{12})\.pt$")
 
 
@@ -75,6 +75,10 @@ def load(path: str | Path, algo: str | None = None) -> dict[str, Any]:
     if state["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {state['format_version']}; this proxrl reads up to "
                               f"{FORMAT_VERSION}: upgrade proxrl")
+    if state["format_version"] < FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {state['format_version']}, written by an older proxrl; "
+                              f"this one reads format {FORMAT_VERSION}: retrain, or load it with the proxrl that "
+                              "wrote it")
     if algo is not None and state.get("algo") != algo:
         raise CheckpointError(f"{path} is a '{state.get('algo')}' checkpoint, not '{algo}'")
     return state

@@ -58,6 +58,12 @@ def test_checkpoint_refuses_other_algorithms_and_malicious_pickles(tmp_path, tin
     assert not (tmp_path / "pwned").exists()
     with pytest.raises(CheckpointError, match="does not exist"):
         PPO.load(tmp_path / "missing.pt")
+    for version, message in ((checkpoint.FORMAT_VERSION + 1, "upgrade proxrl"), (1, "written by an older proxrl")):
+        state = agent.state_dict()
+        state["format_version"] = version
+        checkpoint.atomic_save(state, tmp_path / "version.pt")
+        with pytest.raises(CheckpointError, match=message):
+            PPO.load(tmp_path / "version.pt")
 
 
 def test_periodic_checkpoints_keep_the_last_k(tmp_path, tiny_ppo):

@@ -71,14 +71,6 @@ def default_run_dir(algo: str, env: str, seed: int, root: str | Path = "runs") -
     return Path(root) / f"{algo}_{env.replace(':', '_').replace('/', '_')}_s{seed}_{stamp}"
 
 
-def make_adam(params: list[nn.Parameter], lr: float, eps: float) -> torch.optim.Adam:
-    """Adam with the fastest available step implementation (fused, then foreach)."""
-    try:
-        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
-
-
 def explained_variance(pred: Tensor, target: Tensor) -> float:
     """1 − Var[target − pred] / Var[target] (NaN when the target is constant)."""
     var = target.var()

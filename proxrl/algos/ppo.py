@@ -17,17 +17,17 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
 from .. import checkpoint, config as cfgmod
 from ..advantages import gae, normalize
 from ..config import ConfigError, RunConfig, param
 from ..envs import Normalizers, make_eval_env, make_vec_env
 from ..logging import RunLogger
+from ..optim import FlatParameters, make_adam
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
-from .common import (RETURN_WINDOW, check_finite, evaluate_policy, explained_variance, make_adam, mean_or_nan,
+from .common import (RETURN_WINDOW, check_finite, evaluate_policy, explained_variance, mean_or_nan,
                      resolve_device, rng_state, seed_everything, set_rng_state)
 
 
@@ -114,7 +114,8 @@ class PPO:
         self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()))
         self.policy.to(self.device)
         self.acting_rng = np.random.default_rng(cfg.seed)  # samples actions on the numpy acting path
-        self.optimizer = make_adam(list(self.policy.parameters()), cfg.lr, cfg.adam_eps)
+        self.flat = FlatParameters(self.policy)  # one tensor for clip and Adam; after .to(device)
+        self.optimizer = make_adam([self.flat.param], cfg.lr, cfg.adam_eps)
         self.global_step = 0
         self.iteration = 0
         self.num_episodes = 0
@@ -218,7 +219,6 @@ class PPO:
         flat_adv, flat_returns = adv.reshape(-1), returns.reshape(-1)
         n = valid.numel()
         mb_size = max(1, math.ceil(n / cfg.num_minibatches))
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
         stat_rows: list[torch.Tensor] = []
         epochs_done = 0
         for _epoch in range(cfg.num_epochs):
@@ -239,10 +239,10 @@ class PPO:
                 if not bool(torch.isfinite(loss)):  # one check on the sum; name the culprit only on failure
                     check_finite(self.global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=ent_loss,
                                  loss=loss)
-                self.optimizer.zero_grad(set_to_none=True)
+                self.flat.zero_grad()
                 loss.backward()
                 if cfg.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+                    self.flat.clip_grad_norm_(cfg.max_grad_norm)
                 self.optimizer.step()
                 stat_rows.append(torch.stack([pg_loss.detach(), v_stats["value_loss"], ent_stats["entropy"],
                                               pg_stats["approx_kl"], pg_stats["clip_frac"]]))
