@@ -42,6 +42,8 @@ class Tracker:
     def report(self, steps: int, train_seconds: float, **extra: object) -> None:
         if self._csv is not None:
             self._file.close()
+        final = sum(self.recent) / len(self.recent) if self.recent else None  # mean of the last 20 episodes
         print("RESULT " + json.dumps({"steps": steps, "train_seconds": train_seconds, "sps": steps / train_seconds,
-                                      "hit_step": self.hit_step, "hit_seconds": self.hit_seconds, **extra}),
+                                      "hit_step": self.hit_step, "hit_seconds": self.hit_seconds,
+                                      "final_return": final, "episodes_in_final": len(self.recent), **extra}),
               flush=True)

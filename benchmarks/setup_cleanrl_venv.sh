@@ -2,6 +2,10 @@
 # A separate interpreter for CleanRL's ppo.py, which pins gymnasium 0.29 (its episode logging reads the
 # `final_info` key that gymnasium 1.x no longer returns). CleanRL's own code is not installed: pass its ppo.py
 # to benchmarks/cartpole_vs_sb3.py with --cleanrl.
+# MUJOCO=1 also installs MuJoCo for CleanRL's ppo_continuous_action.py (benchmarks/mujoco_vs_cleanrl.py):
+# mujoco==2.3.3, CleanRL's own pin (its published MuJoCo returns were run with it). It also runs gymnasium 1.x's
+# v5 envs; install the same version in proxrl's interpreter so both sides step identical physics (mujoco 4.0
+# steps differently: the same actions give another HalfCheetah trajectory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3.11}"
@@ -9,4 +13,7 @@ command -v "$PY" >/dev/null || PY=python3
 [ -x .venv-cleanrl/bin/python ] || "$PY" -m venv .venv-cleanrl
 .venv-cleanrl/bin/python -m pip install -q "torch==2.13.0"
 .venv-cleanrl/bin/python -m pip install -q "gymnasium==0.29.1" "numpy<2" tyro tensorboard
+if [ "${MUJOCO:-0}" = 1 ]; then
+    .venv-cleanrl/bin/python -m pip install -q "gymnasium[mujoco]==0.29.1" "mujoco==2.3.3"
+fi
 echo "CleanRL interpreter: .venv-cleanrl/bin/python"

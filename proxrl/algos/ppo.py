@@ -236,7 +236,7 @@ class PPO:
                                              clip_eps if cfg.clip_vloss else None)
                 ent_loss, ent_stats = entropy_bonus(entropy)
                 loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
-                if not bool(torch.isfinite(loss)):  # one check on the sum; name the culprit only on failure
+                if not math.isfinite(loss.item()):  # one check on the sum; name the culprit only on failure
                     check_finite(self.global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=ent_loss,
                                  loss=loss)
                 self.flat.zero_grad()
