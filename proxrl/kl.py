@@ -7,6 +7,8 @@ k3 = (r − 1) − log r (unbiased, always ≥ 0). Each estimates D_KL(π_old �
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
 
 
@@ -28,3 +30,20 @@ def k3(logp: Tensor, old_logp: Tensor) -> Tensor:
     """
     log_ratio = logp - old_logp
     return log_ratio.exp() - 1.0 - log_ratio
+
+
+@dataclass
+class AdaptiveKL:
+    """The KL-penalty coefficient c of adaptive-KL PPO (Schulman et al. 2017, Sec. 4): after each update, with d the
+    measured D_KL(π_old ‖ π_θ), c ← 2c if d > 1.5 d_targ, c ← c/2 if d < d_targ/1.5, else unchanged."""
+
+    coef: float
+    target: float
+
+    def update(self, measured_kl: float) -> float:
+        """Adapt c to the KL the last update reached; returns the new c."""
+        if measured_kl > 1.5 * self.target:
+            self.coef *= 2.0
+        elif measured_kl < self.target / 1.5:
+            self.coef /= 2.0
+        return self.coef

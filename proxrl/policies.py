@@ -101,10 +101,13 @@ class ActorCritic(nn.Module):
         value = _run(self.critic_head, h if self.critic_trunk is None else _run(self.critic_trunk, x)).squeeze(-1)
         return make_distribution(self.action_space, _run(self.actor_head, h), self.log_std), value
 
+    def action_params(self, obs: Tensor) -> Tensor:
+        """The actor head's output (logits, or Gaussian means) ``[B, action_param_dim]``."""
+        return _run(self.actor_head, _run(self.actor_trunk, self._features(obs)))
+
     def distribution(self, obs: Tensor) -> Distribution:
         """π(·|s) without computing the value."""
-        return make_distribution(self.action_space, _run(self.actor_head, _run(self.actor_trunk, self._features(obs))),
-                                 self.log_std)
+        return make_distribution(self.action_space, self.action_params(obs), self.log_std)
 
     def value(self, obs: Tensor) -> Tensor:
         """V(s) ``[B]``."""

@@ -49,6 +49,9 @@ def run_seeds(preset: str, threshold: float, budget: int) -> list[tuple[int, int
     ("ppo_cartpole.yaml", 475.0, 100_000),
     ("ppo_cartpole_fast.yaml", 475.0, 100_000),
     ("ppo_pendulum.yaml", -400.0, 200_000),
+    ("ppo_kl_cartpole.yaml", 475.0, 150_000),
+    ("ppo_adaptive_kl_cartpole.yaml", 475.0, 150_000),
+    ("ppo_clip_kl_cartpole.yaml", 475.0, 150_000),
 ])
 def test_ppo_reaches_threshold_for_two_of_three_seeds(preset, threshold, budget):
     results = run_seeds(preset, threshold, budget)

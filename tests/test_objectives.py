@@ -7,7 +7,7 @@ import torch
 
 from proxrl import kl
 from proxrl.distributions import Categorical
-from proxrl.objectives import clipped_surrogate, entropy_bonus, value_loss
+from proxrl.objectives import clipped_surrogate, entropy_bonus, kl_penalty, kl_surrogate, pg_loss, value_loss
 
 EPS = 0.2
 # (ratio, advantage, expected per-sample objective min(ρA, clip(ρ)A), gradient is zero)
@@ -73,3 +73,45 @@ def test_k3_nonnegative_zero_at_equal_and_unbiased_for_kl():
     exact = p.kl(q).item()  # D_KL(p ‖ q), samples from p (the "old" policy)
     assert kl.k3(new_logp, old_logp).mean().item() == pytest.approx(exact, rel=0.03)
     assert kl.k1(new_logp, old_logp).mean().item() == pytest.approx(exact, rel=0.03)
+
+
+def test_pg_loss_gradient_is_minus_weighted_advantage_over_batch():
+    logp = torch.tensor([-0.5, -1.0, -2.0], requires_grad=True)
+    adv = torch.tensor([1.0, -2.0, 0.5])
+    weight = torch.tensor([0.5, 1.0, 2.0])
+    loss, stats = pg_loss(logp, adv, weight)
+    loss.backward()
+    torch.testing.assert_close(logp.grad, -(weight * adv) / 3)  # ∇ of −E[w Â log π] w.r.t. log π
+    torch.testing.assert_close(loss, -(weight * adv * logp.detach()).mean())
+    assert stats["mean_weight"].item() == pytest.approx(7 / 6)
+    logp.grad = None
+    pg_loss(logp, adv)[0].backward()
+    torch.testing.assert_close(logp.grad, -adv / 3)
+
+
+def test_kl_surrogate_closed_form_and_gradient():
+    logp = torch.tensor([-0.2, -1.5], requires_grad=True)
+    old_logp = torch.tensor([-0.4, -1.0])
+    adv, kl_values = torch.tensor([1.0, -1.0]), torch.tensor([0.02, 0.04])
+    loss, stats = kl_surrogate(logp, old_logp, adv, kl_values, kl_coef=3.0)
+    ratio = (logp.detach() - old_logp).exp()
+    torch.testing.assert_close(loss, -(ratio * adv).mean() + 3.0 * 0.03)  # −J^KL = −E[ρÂ − c KL]
+    loss.backward()
+    torch.testing.assert_close(logp.grad, -(ratio * adv) / 2)  # dρ/dlog π = ρ; the KL term is a given tensor here
+    assert stats["kl"].item() == pytest.approx(0.03) and stats["clip_frac"].item() == 0.0
+
+
+def test_kl_penalty_of_exact_categorical_kl_pulls_back_toward_the_old_policy():
+    old = Categorical(torch.tensor([[0.0, 1.0, 2.0]]))
+    logits = torch.tensor([[1.0, 0.0, 0.0]], requires_grad=True)
+    penalty, stats = kl_penalty(old.kl(Categorical(logits)), kl_coef=2.0)
+    penalty.backward()
+    new_p = logits.detach().softmax(-1)
+    torch.testing.assert_close(logits.grad, 2.0 * (new_p - old.logits.exp()))  # ∇_z KL(p‖softmax z) = q − p
+    assert stats["kl"].item() > 0
+
+
+@pytest.mark.parametrize("measured,coef", [(0.016, 2.0), (0.015, 1.0), (0.0067, 1.0), (0.006, 0.5)])
+def test_adaptive_kl_doubles_above_1_5_target_and_halves_below_target_over_1_5(measured, coef):
+    controller = kl.AdaptiveKL(coef=1.0, target=0.01)
+    assert controller.update(measured) == coef

@@ -152,3 +152,32 @@ def test_cuda_request_without_gpu_is_a_config_error():
     with pytest.raises(ConfigError, match="no CUDA device"):
         resolve_device("cuda", 10)
     assert resolve_device("auto", 10_000_000).type == "cpu"
+
+
+@pytest.mark.parametrize("objective", ["kl", "adaptive_kl", "clip_kl"])
+@pytest.mark.parametrize("kind", ["discrete", "box"])
+def test_kl_objectives_train_every_parameter_and_log_the_exact_kl(objective, kind, tiny_ppo):
+    agent = PPO(f"proxrl_test/Target-{kind}-v0", objective=objective, kl_coef=0.5, **tiny_ppo)
+    before = {k: v.clone() for k, v in agent.policy.named_parameters()}
+    rows = []
+    agent.learn(2 * 2 * 16, callback=lambda a, row: rows.append(row))
+    for name, p in agent.policy.named_parameters():
+        assert not torch.equal(p, before[name]), f"{name} did not change"
+    assert all(row["kl"] >= 0 and row["kl_coef"] > 0 for row in rows)
+
+
+def test_exact_kl_is_zero_before_the_first_step_so_pi_old_is_the_collecting_policy():
+    agent = PPO("proxrl_test/Target-box-v0", objective="kl", num_envs=2, num_steps=16, num_epochs=1,
+                num_minibatches=1, tensorboard=False, hidden_sizes=(16,))
+    rows = []
+    agent.learn(32, callback=lambda a, row: rows.append(row))
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # one minibatch, measured before its step
+
+
+def test_adaptive_kl_moves_the_coefficient_and_resumes_with_it(tmp_path, tiny_ppo):
+    agent = PPO("proxrl_test/Target-discrete-v0", objective="adaptive_kl", kl_coef=1.0, kl_target=1e-9,
+                **{**tiny_ppo, "num_epochs": 4})
+    agent.learn(2 * 32)
+    assert agent.kl_coef == 4.0  # the reached KL exceeds 1.5 × a tiny target twice: c doubles each iteration
+    agent.save(tmp_path / "m.pt")
+    assert PPO.load(tmp_path / "m.pt").kl_coef == 4.0

@@ -24,11 +24,16 @@ from ..config import ConfigError, RunConfig, param
 from ..envs import Normalizers, make_eval_env, make_vec_env
 from ..logging import RunLogger
 from ..optim import FlatParameters, make_adam
-from ..objectives import clipped_surrogate, entropy_bonus, value_loss
+from ..distributions import make_distribution
+from ..kl import AdaptiveKL
+from ..objectives import clipped_surrogate, entropy_bonus, kl_penalty, kl_surrogate, value_loss
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
 from .common import (RETURN_WINDOW, check_finite, evaluate_policy, explained_variance, mean_or_nan,
                      resolve_device, rng_state, seed_everything, set_rng_state)
+
+
+OBJECTIVES = ("clip", "kl", "adaptive_kl", "clip_kl")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +58,12 @@ class PPOConfig(RunConfig):
     max_grad_norm: float = param(0.5, "global gradient-norm clip (0: off)", low=0.0)
     target_kl: float | None = param(None, "stop an update's epochs once approx-KL exceeds this (None: off)",
                                     low=0.0, low_open=True)
+    objective: str = param("clip", "policy surrogate: clip (J^CLIP), kl (J^KL, fixed c), adaptive_kl (J^KL, c adapted "
+                           "toward kl_target), clip_kl (J^CLIP − c·KL)", choices=OBJECTIVES)
+    kl_coef: float = param(1.0, "c (β), coefficient of the exact D_KL(π_old ‖ π) penalty; the initial c of adaptive_kl",
+                           low=0.0)
+    kl_target: float = param(0.01, "d_targ of adaptive_kl: c doubles above 1.5·d_targ and halves below d_targ/1.5",
+                             low=0.0, low_open=True)
     norm_adv: bool = param(True, "normalise advantages per minibatch")
     norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
     norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
@@ -78,6 +89,25 @@ class PPOConfig(RunConfig):
     def minibatch_size(self) -> int:
         """batch_size / num_minibatches."""
         return self.batch_size // self.num_minibatches
+
+
+def _clip(logp: Any, old_logp: Any, adv: Any, kl: Any, clip_eps: float, kl_coef: float) -> Any:
+    return clipped_surrogate(logp, old_logp, adv, clip_eps)
+
+
+def _kl(logp: Any, old_logp: Any, adv: Any, kl: Any, clip_eps: float, kl_coef: float) -> Any:
+    return kl_surrogate(logp, old_logp, adv, kl, kl_coef)
+
+
+def _clip_kl(logp: Any, old_logp: Any, adv: Any, kl: Any, clip_eps: float, kl_coef: float) -> Any:
+    loss, stats = clipped_surrogate(logp, old_logp, adv, clip_eps)
+    penalty, kl_stats = kl_penalty(kl, kl_coef)
+    return loss + penalty, {**stats, **kl_stats}
+
+
+# objective → f(logp, old_logp, adv, exact per-sample KL or None, ε, c) -> (loss, stats)
+POLICY_LOSSES = {"clip": _clip, "kl": _kl, "adaptive_kl": _kl, "clip_kl": _clip_kl}
+STAT_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
 
 
 def build_config(config: PPOConfig | None, env: str | None, overrides: dict[str, Any]) -> PPOConfig:
@@ -116,6 +146,11 @@ class PPO:
         self.acting_rng = np.random.default_rng(cfg.seed)  # samples actions on the numpy acting path
         self.flat = FlatParameters(self.policy)  # one tensor for clip and Adam; after .to(device)
         self.optimizer = make_adam([self.flat.param], cfg.lr, cfg.adam_eps)
+        # the objective is resolved once: its loss function, whether it needs π_old's exact KL, c's controller
+        self.policy_loss = POLICY_LOSSES[cfg.objective]
+        self.uses_kl = cfg.objective != "clip"
+        self.adaptive_kl = AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.objective == "adaptive_kl" else None
+        self.kl_coef = cfg.kl_coef
         self.global_step = 0
         self.iteration = 0
         self.num_episodes = 0
@@ -219,6 +254,10 @@ class PPO:
         flat_adv, flat_returns = adv.reshape(-1), returns.reshape(-1)
         n = valid.numel()
         mb_size = max(1, math.ceil(n / cfg.num_minibatches))
+        if self.uses_kl:  # π_old(·|s) for the exact KL: the policy has not changed since it collected the batch
+            with torch.no_grad():
+                old_params = self.policy.action_params(obs)
+            old_log_std = None if self.policy.log_std is None else self.policy.log_std.detach().clone()
         stat_rows: list[torch.Tensor] = []
         epochs_done = 0
         for _epoch in range(cfg.num_epochs):
@@ -227,11 +266,14 @@ class PPO:
             stop = False
             for start in range(0, n, mb_size):
                 idx = perm[start:start + mb_size]
-                logp, entropy, values = self.policy.evaluate(obs[idx], actions[idx])
+                dist, values = self.policy(obs[idx])
+                logp, entropy = dist.log_prob(actions[idx]), dist.entropy()
                 mb_adv = flat_adv[idx]
                 if cfg.norm_adv and idx.numel() > 1:
                     mb_adv = normalize(mb_adv)
-                pg_loss, pg_stats = clipped_surrogate(logp, old_logp[idx], mb_adv, clip_eps)
+                kl_values = (make_distribution(self.policy.action_space, old_params[idx], old_log_std).kl(dist)
+                             if self.uses_kl else None)
+                pg_loss, pg_stats = self.policy_loss(logp, old_logp[idx], mb_adv, kl_values, clip_eps, self.kl_coef)
                 v_loss, v_stats = value_loss(values, flat_returns[idx], old_values[idx],
                                              clip_eps if cfg.clip_vloss else None)
                 ent_loss, ent_stats = entropy_bonus(entropy)
@@ -244,8 +286,9 @@ class PPO:
                 if cfg.max_grad_norm > 0:
                     self.flat.clip_grad_norm_(cfg.max_grad_norm)
                 self.optimizer.step()
-                stat_rows.append(torch.stack([pg_loss.detach(), v_stats["value_loss"], ent_stats["entropy"],
-                                              pg_stats["approx_kl"], pg_stats["clip_frac"]]))
+                row = [pg_loss.detach(), v_stats["value_loss"], ent_stats["entropy"], pg_stats["approx_kl"],
+                       pg_stats["clip_frac"]]
+                stat_rows.append(torch.stack(row + [pg_stats["kl"]] if self.uses_kl else row))
                 if cfg.target_kl is not None and pg_stats["approx_kl"].item() > cfg.target_kl:
                     stop = True
                     break
@@ -253,7 +296,15 @@ class PPO:
             if stop:
                 break
         means = torch.stack(stat_rows).mean(0).tolist()
-        out = dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), means, strict=True))
+        out = dict(zip(STAT_NAMES + ("kl",) if self.uses_kl else STAT_NAMES, means, strict=True))
+        if self.uses_kl:
+            out["kl_coef"] = self.kl_coef
+        if self.adaptive_kl is not None:  # adapt c once per iteration, on the exact KL the whole update reached
+            with torch.no_grad():
+                old = make_distribution(self.policy.action_space, old_params[valid], old_log_std)
+                reached = old.kl(self.policy.distribution(obs[valid])).mean().item()
+            self.kl_coef = self.adaptive_kl.update(reached)
+            out["kl_after_update"] = reached
         valid_mask = batch.valid.reshape(-1)
         out["explained_variance"] = explained_variance(old_values[valid_mask], flat_returns[valid_mask])
         out["epochs"] = epochs_done
@@ -297,6 +348,7 @@ class PPO:
             "normalizers": self._normalizer_state(),
             "rng": rng_state(),
             "acting_rng": json.dumps(self.acting_rng.bit_generator.state),
+            "kl_coef": self.kl_coef,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -327,4 +379,7 @@ class PPO:
         agent.normalizer_state = state["normalizers"]
         set_rng_state(state["rng"])
         agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
+        agent.kl_coef = float(state["kl_coef"])
+        if agent.adaptive_kl is not None:
+            agent.adaptive_kl.coef = agent.kl_coef
         return agent
