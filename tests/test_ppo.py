@@ -105,7 +105,7 @@ def test_module_colon_env_id_imports_the_module():
 def test_target_kl_stops_epochs_early(tiny_ppo):
     agent = PPO("proxrl_test/Target-discrete-v0", target_kl=1e-9, lr=1e-2, **{**tiny_ppo, "num_epochs": 10})
     adv = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
-    stats = agent._update(agent._start_envs().collect(), adv, torch.ones(16, 2), 0.2)
+    stats = agent._update(agent.start_envs().collect(), adv, torch.ones(16, 2), 0.2)
     assert stats["epochs"] == 1
 
 

@@ -6,8 +6,6 @@ The loop reads top to bottom in :meth:`PPO.learn`; the estimator and the losses 
 
 from __future__ import annotations
 
-import collections
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -15,22 +13,16 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
-from .. import checkpoint, config as cfgmod
+from . import agent
 from ..advantages import gae, normalize
 from ..config import ConfigError, RunConfig, param
-from ..envs import Normalizers, make_eval_env, make_vec_env
-from ..logging import RunLogger
-from ..optim import FlatParameters, make_adam
 from ..distributions import make_distribution
 from ..kl import AdaptiveKL
 from ..objectives import clipped_surrogate, entropy_bonus, kl_penalty, kl_surrogate, value_loss
-from ..policies import ACTIVATIONS, ActorCritic
-from ..rollout import Rollout
-from .common import (RETURN_WINDOW, check_finite, evaluate_policy, explained_variance, mean_or_nan,
-                     resolve_device, rng_state, seed_everything, set_rng_state)
+from ..policies import ACTIVATIONS
+from .common import check_finite, explained_variance
 
 
 OBJECTIVES = ("clip", "kl", "adaptive_kl", "clip_kl")
@@ -110,17 +102,8 @@ POLICY_LOSSES = {"clip": _clip, "kl": _kl, "adaptive_kl": _kl, "clip_kl": _clip_
 STAT_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
 
 
-def build_config(config: PPOConfig | None, env: str | None, overrides: dict[str, Any]) -> PPOConfig:
-    """``config`` (or the defaults) with ``env`` and keyword overrides applied, validated strictly."""
-    values = cfgmod.to_dict(config or PPOConfig())
-    if env is not None:
-        values["env"] = env
-    values.update(overrides)
-    return cfgmod.from_dict(PPOConfig, values)
-
-
 class PPO:
-    """Clip-PPO on a gymnasium environment.
+    """PPO on a gymnasium environment, with the objective chosen by ``config.objective``.
 
     ``PPO("CartPole-v1").learn(100_000).save("ppo.pt")``; ``PPO.load("ppo.pt").predict(obs)``.
     With ``run_dir``, the run writes its config, ``progress.csv``, TensorBoard events and checkpoints there.
@@ -131,47 +114,31 @@ class PPO:
 
     def __init__(self, env: str | None = None, config: PPOConfig | None = None, *, run_dir: str | Path | None = None,
                  progress: bool | None = None, **overrides: Any) -> None:
-        self.config = cfg = build_config(config, env, overrides)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.progress = progress
-        seed_everything(cfg.seed)
-        torch.set_num_threads(cfg.torch_threads)
-        probe = make_eval_env(cfg.env, cfg.env_kwargs)
-        obs_space, act_space = probe.observation_space, probe.action_space
-        probe.close()
-        self.policy = ActorCritic(obs_space, act_space, cfg.hidden_sizes, cfg.activation, cfg.shared_trunk,
-                                  cfg.log_std_init, cfg.ortho_init)
-        self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()))
-        self.policy.to(self.device)
-        self.acting_rng = np.random.default_rng(cfg.seed)  # samples actions on the numpy acting path
-        self.flat = FlatParameters(self.policy)  # one tensor for clip and Adam; after .to(device)
-        self.optimizer = make_adam([self.flat.param], cfg.lr, cfg.adam_eps)
+        cfg = agent.build_config(PPOConfig, config, env, overrides)
+        agent.setup(self, cfg, run_dir, progress)
         # the objective is resolved once: its loss function, whether it needs π_old's exact KL, c's controller
         self.policy_loss = POLICY_LOSSES[cfg.objective]
         self.uses_kl = cfg.objective != "clip"
         self.adaptive_kl = AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.objective == "adaptive_kl" else None
         self.kl_coef = cfg.kl_coef
-        self.global_step = 0
-        self.iteration = 0
-        self.num_episodes = 0
-        self.elapsed = 0.0  # training wall time in seconds, summed over resumed sessions
-        self.recent_returns: collections.deque[float] = collections.deque(maxlen=RETURN_WINDOW)
-        self.recent_lengths: collections.deque[int] = collections.deque(maxlen=RETURN_WINDOW)
-        self.normalizer_state: dict[str, Any] = {}
-        self._rollout: Rollout | None = None
-        self._norms: Normalizers | None = None
 
-    # ---------------------------------------------------------------- training
-    def _start_envs(self) -> Rollout:
-        cfg = self.config
-        # A resumed run reseeds its envs from the step count, so it does not replay the episodes it began with.
-        venv, self._norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + self.global_step, cfg.env_kwargs,
-                                         cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
-        self._norms.load_state(self.normalizer_state)
-        rollout = Rollout(venv, self.policy, cfg.num_steps, self.device, rng=self.acting_rng)
-        obs, _ = venv.reset(seed=cfg.seed + self.global_step)
-        rollout.start(obs)
-        return rollout
+    start_envs = agent.start_envs
+    solved = agent.solved
+    predict = agent.predict
+    evaluate = agent.evaluate
+    state_dict = agent.state_dict
+    save = agent.save
+    load = classmethod(agent.load)
+
+    def extra_state(self) -> dict[str, Any]:
+        """The KL coefficient c (adapted by adaptive_kl)."""
+        return {"kl_coef": self.kl_coef}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore c."""
+        self.kl_coef = float(state["kl_coef"])
+        if self.adaptive_kl is not None:
+            self.adaptive_kl.coef = self.kl_coef
 
     def learn(self, total_steps: int | None = None,
               callback: Callable[[PPO, dict[str, Any]], bool | None] | None = None) -> PPO:
@@ -180,23 +147,14 @@ class PPO:
         ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
         """
         cfg = self.config
-        target = cfg.total_steps if total_steps is None else self.global_step + total_steps
-        if self._rollout is None:
-            self._rollout = self._start_envs()
-        rollout = self._rollout
-        logger = RunLogger(self.run_dir, target, cfg.tensorboard and self.run_dir is not None, self.progress,
-                           resume_step=self.global_step if self.global_step > 0 else None)
-        if self.run_dir is not None:
-            (self.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
-        start_time, start_step, elapsed_before = time.perf_counter(), self.global_step, self.elapsed
-        try:
+        with agent.training_session(self, total_steps) as (target, finish_iteration):
+            rollout = self._rollout
             while self.global_step < target:
                 # 1. anneal the learning rate and clip range linearly with the steps still to go
                 frac = 1.0 - self.global_step / target
                 lr = cfg.lr * frac if cfg.anneal_lr else cfg.lr
                 clip_eps = cfg.clip_eps * frac if cfg.anneal_clip else cfg.clip_eps
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                agent.set_lr(self, lr)
                 # 2. collect T steps from N envs with π_θold
                 self.policy.eval()
                 t0 = time.perf_counter()
@@ -204,45 +162,20 @@ class PPO:
                 t1 = time.perf_counter()
                 self.global_step += cfg.batch_size
                 self.iteration += 1
-                returns_, lengths_ = rollout.episodes.drain()
-                self.num_episodes += len(returns_)
-                self.recent_returns.extend(returns_)
-                self.recent_lengths.extend(lengths_)
+                agent.record_episodes(self, rollout)
                 # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
                 adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated,
                           cfg.gamma, cfg.gae_lambda)
                 returns = adv + batch.values[:-1]
-                # 4. K epochs of minibatch updates on the clipped surrogate
+                # 4. K epochs of minibatch updates on the policy objective and the value loss
                 self.policy.train()
                 stats = self._update(batch, adv, returns, clip_eps)
-                t2 = time.perf_counter()
                 # 5. log and checkpoint
-                elapsed = time.perf_counter() - start_time
-                self.elapsed = elapsed_before + elapsed
-                row = {
-                    "global_step": self.global_step, "iteration": self.iteration, "episodes": self.num_episodes,
-                    "time": self.elapsed, "sps": (self.global_step - start_step) / max(elapsed, 1e-9),
-                    "mean_return": mean_or_nan(self.recent_returns), "mean_length": mean_or_nan(self.recent_lengths),
-                    "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "lr": lr, "clip_eps": clip_eps, **stats,
-                }
-                logger.log(row)
-                if self.run_dir is not None and cfg.checkpoint_every and self.iteration % cfg.checkpoint_every == 0:
-                    checkpoint.save_periodic(self.state_dict(), self.run_dir / "checkpoints", self.global_step,
-                                             cfg.keep_checkpoints)
-                stop = callback is not None and callback(self, row) is False
-                if stop or self.solved():
+                stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr,
+                             clip_eps=clip_eps)
+                if finish_iteration(stats, callback):
                     break
-        finally:
-            logger.close()
-        if self.run_dir is not None:
-            self.save(self.run_dir / "model.pt")
         return self
-
-    def solved(self) -> bool:
-        """True once ``stop_return`` is set and the last 20 training episodes' mean return reaches it."""
-        target = self.config.stop_return
-        return (target is not None and len(self.recent_returns) == self.recent_returns.maxlen
-                and mean_or_nan(self.recent_returns) >= target)
 
     def _update(self, batch: Any, adv: torch.Tensor, returns: torch.Tensor, clip_eps: float) -> dict[str, float]:
         """K epochs over shuffled minibatches of the rollout's valid samples; returns the mean loss stats."""
@@ -309,77 +242,3 @@ class PPO:
         out["explained_variance"] = explained_variance(old_values[valid_mask], flat_returns[valid_mask])
         out["epochs"] = epochs_done
         return out
-
-    # ---------------------------------------------------------------- acting and evaluation
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Env-ready actions (Box actions clipped to bounds) for a batch of observations ``[B, *obs_shape]``,
-        already normalised if the run used ``norm_obs``."""
-        return self.policy.env_actions(torch.as_tensor(np.asarray(obs), device=self.device), deterministic)
-
-    def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
-                 seed: int | None = None) -> dict[str, Any]:
-        """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
-        cfg = self.config
-        stats = self._normalizer_state()
-        self.policy.eval()
-        return evaluate_policy(self.policy, cfg.env, cfg.env_kwargs, stats.get("obs"), episodes, deterministic,
-                               seed=cfg.seed + 10_000 if seed is None else seed, video_dir=video_dir,
-                               device=self.device)
-
-    # ---------------------------------------------------------------- persistence
-    def _normalizer_state(self) -> dict[str, Any]:
-        """The live envs' normalisation statistics, or the loaded ones before any env was built."""
-        return self._norms.state() if self._norms is not None else self.normalizer_state
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to evaluate or resume: weights, optimiser, counters, RNG states, config."""
-        return {
-            "format_version": checkpoint.FORMAT_VERSION,
-            "algo": self.algo,
-            "config": cfgmod.dump(self.config),
-            "policy": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "global_step": self.global_step,
-            "iteration": self.iteration,
-            "num_episodes": self.num_episodes,
-            "elapsed": self.elapsed,
-            "recent_returns": list(self.recent_returns),
-            "recent_lengths": list(self.recent_lengths),
-            "normalizers": self._normalizer_state(),
-            "rng": rng_state(),
-            "acting_rng": json.dumps(self.acting_rng.bit_generator.state),
-            "kl_coef": self.kl_coef,
-        }
-
-    def save(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically to ``path``."""
-        return checkpoint.atomic_save(self.state_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
-             **overrides: Any) -> PPO:
-        """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
-        path = Path(path)
-        if path.is_dir():
-            path = checkpoint.latest(path)
-        state = checkpoint.load(path, algo=cls.algo)
-        values = cfgmod.read_yaml_text(state["config"])
-        values.update(overrides)
-        agent = cls(config=cfgmod.from_dict(cls.config_class, values), run_dir=run_dir, progress=progress)
-        try:
-            agent.policy.load_state_dict(state["policy"])
-        except RuntimeError as e:
-            first_line = str(e).splitlines()[0]
-            raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {first_line}") from None
-        agent.optimizer.load_state_dict(state["optimizer"])
-        agent.global_step, agent.iteration = int(state["global_step"]), int(state["iteration"])
-        agent.num_episodes, agent.elapsed = int(state["num_episodes"]), float(state["elapsed"])
-        agent.recent_returns.extend(state["recent_returns"])
-        agent.recent_lengths.extend(state["recent_lengths"])
-        agent.normalizer_state = state["normalizers"]
-        set_rng_state(state["rng"])
-        agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
-        agent.kl_coef = float(state["kl_coef"])
-        if agent.adaptive_kl is not None:
-            agent.adaptive_kl.coef = agent.kl_coef
-        return agent

@@ -1,0 +1,219 @@
+"""What every single-agent actor-critic trainer shares, as plain functions over the agent (no base class).
+
+A trainer class (``PPO``, ``PG``, ``OffPolicyPG``) calls :func:`setup` in its ``__init__`` and binds the
+rest as its methods (``predict = agent.predict``); only its config, ``learn`` loop and update are its own.
+A trainer may define ``extra_state() -> dict`` and ``load_extra_state(state)`` for what it adds to a checkpoint.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import checkpoint, config as cfgmod
+from ..config import RunConfig
+from ..envs import Normalizers, make_eval_env, make_vec_env
+from ..logging import RunLogger
+from ..optim import FlatParameters, make_adam
+from ..policies import ActorCritic
+from ..rollout import Rollout
+from .common import (RETURN_WINDOW, evaluate_policy, mean_or_nan, resolve_device, rng_state, seed_everything,
+                     set_rng_state)
+
+
+def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None,
+                 overrides: dict[str, Any]) -> Any:
+    """``config`` (or ``cls``'s defaults) with ``env`` and keyword overrides applied, validated strictly."""
+    values = cfgmod.to_dict(config or cls())
+    if env is not None:
+        values["env"] = env
+    values.update(overrides)
+    return cfgmod.from_dict(cls, values)
+
+
+def setup(agent: Any, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
+    """Seed, build the actor-critic for the env's spaces, its flat parameters and Adam, and zero the counters."""
+    cfg = agent.config = config
+    agent.run_dir = Path(run_dir) if run_dir is not None else None
+    agent.progress = progress
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.torch_threads)
+    probe = make_eval_env(cfg.env, cfg.env_kwargs)
+    obs_space, act_space = probe.observation_space, probe.action_space
+    probe.close()
+    agent.policy = ActorCritic(obs_space, act_space, cfg.hidden_sizes, cfg.activation, cfg.shared_trunk,
+                               cfg.log_std_init, cfg.ortho_init)
+    agent.device = resolve_device(cfg.device, sum(p.numel() for p in agent.policy.parameters()))
+    agent.policy.to(agent.device)
+    agent.acting_rng = np.random.default_rng(cfg.seed)  # samples actions on the numpy acting path
+    agent.flat = FlatParameters(agent.policy)  # one tensor for the grad clip and Adam; after .to(device)
+    agent.optimizer = make_adam([agent.flat.param], cfg.lr, cfg.adam_eps)
+    agent.global_step = 0
+    agent.iteration = 0
+    agent.num_episodes = 0
+    agent.elapsed = 0.0  # training wall time in seconds, summed over resumed sessions
+    agent.recent_returns = collections.deque(maxlen=RETURN_WINDOW)
+    agent.recent_lengths = collections.deque(maxlen=RETURN_WINDOW)
+    agent.normalizer_state = {}
+    agent._rollout = None
+    agent._norms = None
+
+
+def start_envs(agent: Any) -> Rollout:
+    """The vector env (normalisers restored) and its rollout; a resumed run reseeds from its step count so it does
+    not replay the episodes it began with."""
+    cfg = agent.config
+    venv, agent._norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + agent.global_step, cfg.env_kwargs,
+                                      cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
+    agent._norms.load_state(agent.normalizer_state)
+    rollout = Rollout(venv, agent.policy, cfg.num_steps, agent.device, rng=agent.acting_rng)
+    obs, _ = venv.reset(seed=cfg.seed + agent.global_step)
+    rollout.start(obs)
+    return rollout
+
+
+def record_episodes(agent: Any, rollout: Rollout) -> None:
+    """Move the episodes the rollout finished into the agent's counters and its last-20 window."""
+    returns, lengths = rollout.episodes.drain()
+    agent.num_episodes += len(returns)
+    agent.recent_returns.extend(returns)
+    agent.recent_lengths.extend(lengths)
+
+
+def set_lr(agent: Any, lr: float) -> None:
+    """Set Adam's learning rate."""
+    for group in agent.optimizer.param_groups:
+        group["lr"] = lr
+
+
+@contextmanager
+def training_session(agent: Any, total_steps: int | None) -> Iterator[tuple[int, Callable[..., bool]]]:
+    """Around a ``learn`` loop: yields (target step, ``finish_iteration(stats, callback, **times) -> stop``), which
+    logs a row, writes periodic checkpoints and tells the loop to stop (callback False, or ``stop_return`` met).
+    Writes ``config.yaml`` first and ``model.pt`` at the end when the agent has a run directory."""
+    cfg = agent.config
+    target = cfg.total_steps if total_steps is None else agent.global_step + total_steps
+    if agent._rollout is None:
+        agent._rollout = agent.start_envs()
+    logger = RunLogger(agent.run_dir, target, cfg.tensorboard and agent.run_dir is not None, agent.progress,
+                       resume_step=agent.global_step if agent.global_step > 0 else None)
+    if agent.run_dir is not None:
+        (agent.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
+    start_time, start_step, elapsed_before = time.perf_counter(), agent.global_step, agent.elapsed
+
+    def finish_iteration(stats: dict[str, Any], callback: Callable[[Any, dict[str, Any]], bool | None] | None,
+                         ) -> bool:
+        elapsed = time.perf_counter() - start_time
+        agent.elapsed = elapsed_before + elapsed
+        row = {
+            "global_step": agent.global_step, "iteration": agent.iteration, "episodes": agent.num_episodes,
+            "time": agent.elapsed, "sps": (agent.global_step - start_step) / max(elapsed, 1e-9),
+            "mean_return": mean_or_nan(agent.recent_returns), "mean_length": mean_or_nan(agent.recent_lengths),
+            **stats,
+        }
+        logger.log(row)
+        if agent.run_dir is not None and cfg.checkpoint_every and agent.iteration % cfg.checkpoint_every == 0:
+            checkpoint.save_periodic(agent.state_dict(), agent.run_dir / "checkpoints", agent.global_step,
+                                     cfg.keep_checkpoints)
+        stop = callback is not None and callback(agent, row) is False
+        return stop or agent.solved()
+
+    try:
+        yield target, finish_iteration
+    finally:
+        logger.close()
+    if agent.run_dir is not None:
+        agent.save(agent.run_dir / "model.pt")
+
+
+def solved(agent: Any) -> bool:
+    """True once ``stop_return`` is set and the last 20 training episodes' mean return reaches it."""
+    target = agent.config.stop_return
+    return (target is not None and len(agent.recent_returns) == agent.recent_returns.maxlen
+            and mean_or_nan(agent.recent_returns) >= target)
+
+
+def predict(agent: Any, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    """Env-ready actions (Box actions clipped to bounds) for a batch of observations ``[B, *obs_shape]``,
+    already normalised if the run used ``norm_obs``."""
+    return agent.policy.env_actions(torch.as_tensor(np.asarray(obs), device=agent.device), deterministic)
+
+
+def evaluate(agent: Any, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
+             seed: int | None = None) -> dict[str, Any]:
+    """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
+    cfg = agent.config
+    stats = normalizer_state(agent)
+    agent.policy.eval()
+    return evaluate_policy(agent.policy, cfg.env, cfg.env_kwargs, stats.get("obs"), episodes, deterministic,
+                           seed=cfg.seed + 10_000 if seed is None else seed, video_dir=video_dir, device=agent.device)
+
+
+def normalizer_state(agent: Any) -> dict[str, Any]:
+    """The live envs' normalisation statistics, or the loaded ones before any env was built."""
+    norms: Normalizers | None = agent._norms
+    return norms.state() if norms is not None else agent.normalizer_state
+
+
+def state_dict(agent: Any) -> dict[str, Any]:
+    """Everything needed to evaluate or resume: weights, optimiser, counters, RNG states, config (+ extras)."""
+    state = {
+        "format_version": checkpoint.FORMAT_VERSION,
+        "algo": agent.algo,
+        "config": cfgmod.dump(agent.config),
+        "policy": agent.policy.state_dict(),
+        "optimizer": agent.optimizer.state_dict(),
+        "global_step": agent.global_step,
+        "iteration": agent.iteration,
+        "num_episodes": agent.num_episodes,
+        "elapsed": agent.elapsed,
+        "recent_returns": list(agent.recent_returns),
+        "recent_lengths": list(agent.recent_lengths),
+        "normalizers": normalizer_state(agent),
+        "rng": rng_state(),
+        "acting_rng": json.dumps(agent.acting_rng.bit_generator.state),
+    }
+    if hasattr(agent, "extra_state"):
+        state.update(agent.extra_state())
+    return state
+
+
+def save(agent: Any, path: str | Path) -> Path:
+    """Write a checkpoint atomically to ``path``."""
+    return checkpoint.atomic_save(agent.state_dict(), path)
+
+
+def load(cls: type, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
+         **overrides: Any) -> Any:
+    """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
+    path = Path(path)
+    if path.is_dir():
+        path = checkpoint.latest(path)
+    state = checkpoint.load(path, algo=cls.algo)
+    values = cfgmod.read_yaml_text(state["config"])
+    values.update(overrides)
+    agent = cls(config=cfgmod.from_dict(cls.config_class, values), run_dir=run_dir, progress=progress)
+    try:
+        agent.policy.load_state_dict(state["policy"])
+    except RuntimeError as e:
+        first_line = str(e).splitlines()[0]
+        raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {first_line}") from None
+    agent.optimizer.load_state_dict(state["optimizer"])
+    agent.global_step, agent.iteration = int(state["global_step"]), int(state["iteration"])
+    agent.num_episodes, agent.elapsed = int(state["num_episodes"]), float(state["elapsed"])
+    agent.recent_returns.extend(state["recent_returns"])
+    agent.recent_lengths.extend(state["recent_lengths"])
+    agent.normalizer_state = state["normalizers"]
+    set_rng_state(state["rng"])
+    agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
+    if hasattr(agent, "load_extra_state"):
+        agent.load_extra_state(state)
+    return agent
