@@ -114,14 +114,27 @@ class Rollout:
         self.prev_done[:] = False
 
     @torch.no_grad()
-    def collect(self) -> Batch:
-        """Step every env ``num_steps`` times, filling and returning the (reused) ``Batch``."""
+    def collect(self, episodic: bool = False) -> Batch:
+        """Step every env ``num_steps`` times, filling and returning the (reused) ``Batch``.
+
+        ``episodic``: reset every env first and stop once each has finished one episode (at most ``num_steps``
+        steps); steps after an env's episode are ``valid = False``. This gives the complete episodes Monte-Carlo
+        returns need, each drawn from the current policy (unlike episodes cut at a rollout boundary, or completed
+        under the next policy). ``steps_taken`` holds the env steps the call made.
+        """
         assert self.obs is not None, "call start(obs) first"
         b, venv, arr = self.batch, self.venv, self._np
         obs = self.obs
+        finished = np.zeros(venv.num_envs, dtype=bool)
+        if episodic:
+            obs, _ = venv.reset()
+            self.prev_done[:] = False
+            for key in ("rewards", "terminated", "truncated", "valid"):
+                arr[key][:] = 0
+        steps = self.num_steps
         for t in range(self.num_steps):
             arr["obs"][t] = obs
-            arr["valid"][t] = ~self.prev_done
+            arr["valid"][t] = ~(self.prev_done | finished)
             actions, arr["logp"][t], arr["values"][t] = self._act(arr["obs"][t])
             arr["actions"][t] = actions
             obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions))
@@ -129,14 +142,20 @@ class Rollout:
             arr["rewards"][t] = reward
             arr["terminated"][t] = terminated
             arr["truncated"][t] = truncated
+            if episodic:
+                finished |= self.prev_done  # an env's reset step closes its one episode for this call
             self.prev_done = terminated | truncated
             if "_episode" in info:
-                done = info["_episode"]
+                done = info["_episode"] & ~finished if episodic else info["_episode"]
                 self.episodes.returns.extend(info["episode"]["r"][done].tolist())
                 self.episodes.lengths.extend(info["episode"]["l"][done].tolist())
-        arr["values"][self.num_steps] = self._value(np.asarray(obs, dtype=arr["obs"].dtype))
+            if episodic and (finished | self.prev_done).all():
+                steps = t + 1
+                break
+        arr["values"][steps] = self._value(np.asarray(obs, dtype=arr["obs"].dtype))
         if not self._shared:
             for key, value in arr.items():
                 getattr(b, key).copy_(torch.from_numpy(value))
         self.obs = obs
+        self.steps_taken = steps * venv.num_envs
         return b

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,43 @@ import numpy as np
 import torch
 
 from .. import checkpoint, config as cfgmod
-from ..config import RunConfig
+from ..config import RunConfig, param
 from ..envs import Normalizers, make_eval_env, make_vec_env
 from ..logging import RunLogger
 from ..optim import FlatParameters, make_adam
-from ..policies import ActorCritic
+from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
 from .common import (RETURN_WINDOW, evaluate_policy, mean_or_nan, resolve_device, rng_state, seed_everything,
                      set_rng_state)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActorCriticConfig(RunConfig):
+    """Settings of every single-agent actor-critic trainer: rollout length, Adam, discounting, normalisation and
+    the network (each trainer's config adds its own)."""
+
+    num_steps: int = param(128, "T, steps per env per rollout; the batch is num_envs × num_steps", low=1)
+    lr: float = param(3e-4, "α, Adam learning rate", low=0.0, low_open=True)
+    anneal_lr: bool = param(True, "anneal α linearly to 0 over the run")
+    adam_eps: float = param(1e-5, "Adam's ε", low=0.0, low_open=True)
+    gamma: float = param(0.99, "γ, discount factor", low=0.0, high=1.0, low_open=True)
+    gae_lambda: float = param(0.95, "λ, GAE bias-variance trade-off", low=0.0, high=1.0)
+    ent_coef: float = param(0.0, "c, entropy bonus coefficient (J^CLIP+ and the PG losses)", low=0.0)
+    vf_coef: float = param(0.5, "value-loss coefficient", low=0.0)
+    max_grad_norm: float = param(0.5, "global gradient-norm clip (0: off)", low=0.0)
+    norm_adv: bool = param(True, "normalise advantages per minibatch (zero mean, unit std)")
+    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
+    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
+    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the MLPs")
+    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
+    shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
+    log_std_init: float = param(0.0, "initial log σ of the Gaussian policy (Box actions)")
+    ortho_init: bool = param(True, "orthogonal initialisation (gain √2 hidden, 0.01 actor head, 1 critic head)")
+
+    @property
+    def batch_size(self) -> int:
+        """num_envs × num_steps samples per rollout."""
+        return self.num_envs * self.num_steps
 
 
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None,

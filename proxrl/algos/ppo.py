@@ -16,12 +16,12 @@ from collections.abc import Callable
 import torch
 
 from . import agent
+from .agent import ActorCriticConfig
 from ..advantages import gae, normalize
-from ..config import ConfigError, RunConfig, param
+from ..config import ConfigError, param
 from ..distributions import make_distribution
 from ..kl import AdaptiveKL
 from ..objectives import clipped_surrogate, entropy_bonus, kl_penalty, kl_surrogate, value_loss
-from ..policies import ACTIVATIONS
 from .common import check_finite, explained_variance
 
 
@@ -29,25 +29,16 @@ OBJECTIVES = ("clip", "kl", "adaptive_kl", "clip_kl")
 
 
 @dataclass(frozen=True, kw_only=True)
-class PPOConfig(RunConfig):
+class PPOConfig(ActorCriticConfig):
     """Clip-PPO hyperparameters; defaults follow the PPO paper and common practice (CleanRL, SB3)."""
 
     algo = "ppo"
 
-    num_steps: int = param(128, "T, steps per env per rollout; the batch is num_envs × num_steps", low=1)
     num_epochs: int = param(4, "K, passes over each rollout", low=1)
     num_minibatches: int = param(4, "minibatches per epoch; must divide num_envs × num_steps", low=1)
-    lr: float = param(3e-4, "α, Adam learning rate", low=0.0, low_open=True)
-    anneal_lr: bool = param(True, "anneal α linearly to 0 over the run")
-    adam_eps: float = param(1e-5, "Adam's ε", low=0.0, low_open=True)
-    gamma: float = param(0.99, "γ, discount factor", low=0.0, high=1.0, low_open=True)
-    gae_lambda: float = param(0.95, "λ, GAE bias-variance trade-off", low=0.0, high=1.0)
     clip_eps: float = param(0.2, "ε, ratio clip range [1 − ε, 1 + ε] of J^CLIP", low=0.0, low_open=True)
     anneal_clip: bool = param(False, "anneal ε linearly to 0 over the run (as rl-zoo's tuned presets)")
     clip_vloss: bool = param(False, "clip the value update to ±ε around the rollout's values")
-    ent_coef: float = param(0.0, "c, entropy bonus coefficient of J^CLIP+", low=0.0)
-    vf_coef: float = param(0.5, "value-loss coefficient", low=0.0)
-    max_grad_norm: float = param(0.5, "global gradient-norm clip (0: off)", low=0.0)
     target_kl: float | None = param(None, "stop an update's epochs once approx-KL exceeds this (None: off)",
                                     low=0.0, low_open=True)
     objective: str = param("clip", "policy surrogate: clip (J^CLIP), kl (J^KL, fixed c), adaptive_kl (J^KL, c adapted "
@@ -56,14 +47,6 @@ class PPOConfig(RunConfig):
                            low=0.0)
     kl_target: float = param(0.01, "d_targ of adaptive_kl: c doubles above 1.5·d_targ and halves below d_targ/1.5",
                              low=0.0, low_open=True)
-    norm_adv: bool = param(True, "normalise advantages per minibatch")
-    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
-    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
-    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the MLPs")
-    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
-    shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
-    log_std_init: float = param(0.0, "initial log σ of the Gaussian policy (Box actions)")
-    ortho_init: bool = param(True, "orthogonal initialisation (gain √2 hidden, 0.01 actor head, 1 critic head)")
 
     def validate(self) -> None:
         if self.batch_size % self.num_minibatches:
@@ -71,11 +54,6 @@ class PPOConfig(RunConfig):
                               f"{self.batch_size}; pick a divisor of {self.batch_size}")
         if self.num_minibatches > self.batch_size:
             raise ConfigError(f"num_minibatches={self.num_minibatches} exceeds the batch size {self.batch_size}")
-
-    @property
-    def batch_size(self) -> int:
-        """num_envs × num_steps samples per rollout."""
-        return self.num_envs * self.num_steps
 
     @property
     def minibatch_size(self) -> int:
