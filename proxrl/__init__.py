@@ -1,16 +1,19 @@
 """proxrl: the policy-gradient family in PyTorch, each method a short loop over shared, tested equations."""
 
+from .algos.pg import PG, REINFORCE, PGConfig
 from .algos.ppo import PPO, PPOConfig
 from .checkpoint import CheckpointError
 from .config import ConfigError
 
-__all__ = ["PPO", "PPOConfig", "ConfigError", "CheckpointError", "load"]
+__all__ = ["PG", "PGConfig", "PPO", "PPOConfig", "REINFORCE", "ConfigError", "CheckpointError", "load"]
 __version__ = "0.1.0"
 
-ALGORITHMS = {"ppo": PPO}
+ALGORITHMS = {"reinforce": PG, "pg": PG, "ppo": PPO}
+# CLI names that are another algorithm with some settings fixed: `proxrl train reinforce` is `pg` with G as Â
+ALIASES: dict[str, dict[str, object]] = {"reinforce": {"advantage": "return"}}
 
 
-def load(path: str, **overrides: object) -> PPO:
+def load(path: str, **overrides: object) -> PG | PPO:
     """Load any proxrl checkpoint (file or run directory), dispatching on the method stored in it."""
     from pathlib import Path
 

@@ -21,10 +21,10 @@ def _algorithms() -> dict[str, Any]:
 
 
 def _config_keys_epilog() -> str:
-    from .algos.ppo import PPOConfig
-
-    lines = ["config keys for ppo (YAML or --set key=value):"]
-    lines += [f"  {k}: {v}" for k, v in PPOConfig.help().items()]
+    lines = []
+    for cls in dict.fromkeys(_algorithms().values()):
+        lines.append(f"config keys for {cls.algo} (YAML or --set key=value):")
+        lines += [f"  {k}: {v}" for k, v in cls.config_class.help().items()]
     return "\n".join(lines)
 
 
@@ -75,11 +75,17 @@ def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any])
     """(algorithm class, its config from the defaults < ``config_path`` YAML < ``overrides``), strictly checked."""
     from . import config as cfgmod
 
+    from . import ALIASES
+
     algos = _algorithms()
     if algo not in algos:
         raise ConfigError(f"unknown algorithm '{algo}'; choose from {', '.join(algos)}")
     values = read_yaml(config_path) if config_path else {}
     values.update(overrides)
+    for key, fixed in ALIASES.get(algo, {}).items():
+        if values.setdefault(key, fixed) != fixed:
+            raise ConfigError(f"{algo} means {key}={fixed}; for {key}={values[key]} use "
+                              f"`proxrl train {algos[algo].algo}`")
     return algos[algo], cfgmod.from_dict(algos[algo].config_class, values)
 
 
@@ -118,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         state = checkpoint.load(checkpoint.latest(run_dir))
         algo = state["algo"]
-        if args.algo and args.algo != algo:
+        if args.algo and algos.get(args.algo, None) is not algos[algo]:
             raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{args.algo}'")
         agent = algos[algo].load(run_dir, run_dir=run_dir, progress=progress, **flags)
         print(f"resuming {algo} from step {agent.global_step:,} in {run_dir}")

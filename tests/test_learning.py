@@ -23,14 +23,14 @@ def steps_to_threshold(preset: str, seed: int, threshold: float, budget: int) ->
 
     import torch
 
-    from proxrl import PPO, config
-    from proxrl.algos.ppo import PPOConfig
+    from proxrl import ALGORITHMS, config
 
     torch.set_num_threads(1)
-    cfg = config.load(PPOConfig, CONFIGS / preset,
+    cls = ALGORITHMS[config.read_yaml(CONFIGS / preset)["algo"]]
+    cfg = config.load(cls.config_class, CONFIGS / preset,
                       {"seed": seed, "total_steps": budget, "stop_return": threshold, "tensorboard": False})
     start = time.perf_counter()
-    agent = PPO(config=cfg, progress=False).learn()
+    agent = cls(config=cfg, progress=False).learn()
     return seed, (agent.global_step if agent.solved() else None), time.perf_counter() - start
 
 
@@ -52,8 +52,10 @@ def run_seeds(preset: str, threshold: float, budget: int) -> list[tuple[int, int
     ("ppo_kl_cartpole.yaml", 475.0, 150_000),
     ("ppo_adaptive_kl_cartpole.yaml", 475.0, 150_000),
     ("ppo_clip_kl_cartpole.yaml", 475.0, 150_000),
+    ("pg_gae_cartpole.yaml", 475.0, 150_000),
+    ("reinforce_cartpole.yaml", 400.0, 300_000),
 ])
-def test_ppo_reaches_threshold_for_two_of_three_seeds(preset, threshold, budget):
+def test_preset_reaches_threshold_for_two_of_three_seeds(preset, threshold, budget):
     results = run_seeds(preset, threshold, budget)
     solved = [steps for _, steps, _ in results if steps is not None]
     assert len(solved) >= 2, f"{preset}: reached {threshold} within {budget:,} steps for {len(solved)}/3 seeds"
