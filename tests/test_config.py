@@ -19,8 +19,11 @@ def test_defaults_round_trip_through_yaml():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_preset_loads(path):
-    c = cfgmod.load(PPOConfig, path)
-    assert c.batch_size % c.num_minibatches == 0
+    from proxrl import ALGORITHMS
+
+    cls = ALGORITHMS[cfgmod.read_yaml(path)["algo"]]
+    c = cfgmod.load(cls.config_class, path)
+    assert c.algo == cls.algo and c.total_steps > 0
 
 
 @pytest.mark.parametrize("values,match", [
