@@ -5,6 +5,8 @@ Each function's tensors are flat batches ``[B]`` of per-sample quantities (or ``
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -90,3 +92,10 @@ def kl_surrogate(
 def kl_k3_mean(logp: Tensor, old_logp: Tensor) -> Tensor:
     """Mean k3 estimate of D_KL(π_old ‖ π_θ) from the samples' log-probs (detached)."""
     return kl.k3(logp.detach(), old_logp).mean()
+
+
+def importance_weight(logp: Tensor, behaviour_logp: Tensor, max_weight: float = math.inf) -> Tensor:
+    """Truncated importance weight min(π(a|s)/β(a|s), c̄) of the off-policy gradient (the seed's Off-Policy PG;
+    c̄ = ∞ leaves it unbiased, a finite c̄ trades bias for variance as in Retrace/IMPALA). Detached: a constant
+    of the gradient, as in E_β[π/β Q^π ∇ln π]."""
+    return (logp.detach() - behaviour_logp).exp().clamp(max=max_weight)
