@@ -1,19 +1,21 @@
 """proxrl: the policy-gradient family in PyTorch, each method a short loop over shared, tested equations."""
 
+from .algos.offpolicy_pg import OffPolicyPG, OffPolicyPGConfig
 from .algos.pg import PG, REINFORCE, PGConfig
 from .algos.ppo import PPO, PPOConfig
 from .checkpoint import CheckpointError
 from .config import ConfigError
 
-__all__ = ["PG", "PGConfig", "PPO", "PPOConfig", "REINFORCE", "ConfigError", "CheckpointError", "load"]
+__all__ = ["OffPolicyPG", "OffPolicyPGConfig", "PG", "PGConfig", "PPO", "PPOConfig", "REINFORCE",
+           "ConfigError", "CheckpointError", "load"]
 __version__ = "0.1.0"
 
-ALGORITHMS = {"reinforce": PG, "pg": PG, "ppo": PPO}
+ALGORITHMS = {"reinforce": PG, "pg": PG, "offpolicy_pg": OffPolicyPG, "ppo": PPO}
 # CLI names that are another algorithm with some settings fixed: `proxrl train reinforce` is `pg` with G as Â
 ALIASES: dict[str, dict[str, object]] = {"reinforce": {"advantage": "return"}}
 
 
-def load(path: str, **overrides: object) -> PG | PPO:
+def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO:
     """Load any proxrl checkpoint (file or run directory), dispatching on the method stored in it."""
     from pathlib import Path
 

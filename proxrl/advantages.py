@@ -86,3 +86,41 @@ def normalize(x: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tenso
         return (x - x.mean()) / (x.std() + eps)
     sel = x[mask]
     return (x - sel.mean()) / (sel.std() + eps)
+
+
+def vtrace(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    log_rhos: Tensor,
+    gamma: float,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+) -> tuple[Tensor, Tensor]:
+    """V-trace (Espeholt et al. 2018): off-policy targets for V^π from a behaviour policy's rollout, and the
+    action-value estimate Q̂ the off-policy gradient multiplies.
+
+    With ρ_t = min(ρ̄, π/β), c_t = min(c̄, π/β) (``log_rhos`` = log π − log β) and
+    δ_t = ρ_t (r_t + γ V(s_{t+1}) − V(s_t)):  v_t = V(s_t) + δ_t + γ c_t (v_{t+1} − V(s_{t+1})), cut at episode ends;
+    Q̂(s_t, a_t) = r_t + γ v_{t+1} (no bootstrap after a termination; V(final obs) after a truncation).
+    On-policy (π = β) with ρ̄, c̄ ≥ 1, v_t is the Monte-Carlo return bootstrapped at the rollout's end.
+    Returns (v ``[T, N]``, Q̂ ``[T, N]``).
+    """
+    _check_time_major(rewards=rewards, values=values, next_values=next_values, terminated=terminated,
+                      truncated=truncated, log_rhos=log_rhos)
+    ratio = log_rhos.exp()
+    rho, c = ratio.clamp(max=rho_bar), ratio.clamp(max=c_bar)
+    not_term = 1.0 - terminated.float()
+    carry = 1.0 - (terminated | truncated).float()
+    delta = rho * (rewards + gamma * not_term * next_values - values)
+    acc = torch.zeros_like(rewards[0])
+    v_minus_value = torch.empty_like(rewards)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        acc = delta[t] + gamma * c[t] * carry[t] * acc
+        v_minus_value[t] = acc
+    v = values + v_minus_value
+    v_next = torch.cat([v[1:], next_values[-1:]])
+    v_next = torch.where(carry.bool(), v_next, next_values)  # at an episode end: V(final obs), never v of a reset
+    return v, rewards + gamma * not_term * v_next

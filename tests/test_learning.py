@@ -54,6 +54,7 @@ def run_seeds(preset: str, threshold: float, budget: int) -> list[tuple[int, int
     ("ppo_clip_kl_cartpole.yaml", 475.0, 150_000),
     ("pg_gae_cartpole.yaml", 475.0, 150_000),
     ("reinforce_cartpole.yaml", 400.0, 300_000),
+    ("offpolicy_pg_cartpole.yaml", 400.0, 300_000),
 ])
 def test_preset_reaches_threshold_for_two_of_three_seeds(preset, threshold, budget):
     results = run_seeds(preset, threshold, budget)
