@@ -71,6 +71,7 @@ def test_reinforce_estimate_converges_to_the_exact_gradient():
     batch = theory.sample_episodes(mdp, pi, 40_000, np.random.default_rng(1))
     g, _ = estimate_advantages("return", batch, mdp.gamma, 1.0)
     estimate = sampled_gradient(policy, batch, g)
+    print(f"REINFORCE, 40,000 episodes: cosine {_cos(estimate, exact):.4f}, relative error {_rel(estimate, exact):.3f}")
     assert _cos(estimate, exact) >= 0.99
     assert _rel(estimate, exact) <= 0.08
 
@@ -115,6 +116,8 @@ def test_importance_weighted_estimate_matches_the_seeds_offpolicy_gradient():
     q_sa = q.float()[batch.obs, batch.actions]
     estimate = sampled_gradient(policy, batch, q_sa, weight)
     seed_expression = theory.offpolicy_gradient(mdp, policy, beta)
+    print(f"π/β-weighted, 40,000 episodes from β: cosine {_cos(estimate, seed_expression):.4f}, relative error "
+          f"{_rel(estimate, seed_expression):.3f} to the seed's expression")
     assert _cos(estimate, seed_expression) >= 0.99
     assert _rel(estimate, seed_expression) <= 0.08
     # The seed drops π ∇Q^π and weights states by d^β: how far that is from the true gradient on this MDP
