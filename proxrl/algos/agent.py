@@ -118,10 +118,23 @@ def record_episodes(agent: Any, rollout: Rollout) -> None:
     agent.recent_lengths.extend(lengths)
 
 
-def set_lr(agent: Any, lr: float) -> None:
-    """Set Adam's learning rate."""
+def anneal_lr(agent: Any, target: int) -> float:
+    """Set Adam's learning rate to α, or with ``anneal_lr`` to α × the fraction of the ``target`` steps still to
+    go; returns it."""
+    cfg = agent.config
+    lr = cfg.lr * (1.0 - agent.global_step / target) if cfg.anneal_lr else cfg.lr
     for group in agent.optimizer.param_groups:
         group["lr"] = lr
+    return lr
+
+
+def gradient_step(agent: Any, loss: torch.Tensor) -> None:
+    """Zero the flat gradient, backpropagate ``loss``, clip the global norm at ``max_grad_norm``, step Adam."""
+    agent.flat.zero_grad()
+    loss.backward()
+    if agent.config.max_grad_norm > 0:
+        agent.flat.clip_grad_norm_(agent.config.max_grad_norm)
+    agent.optimizer.step()
 
 
 @contextmanager

@@ -74,8 +74,7 @@ class OffPolicyPG:
             rollout = self._rollout
             while self.global_step < target:
                 # 1. anneal the learning rate linearly with the steps still to go
-                lr = cfg.lr * (1.0 - self.global_step / target) if cfg.anneal_lr else cfg.lr
-                agent.set_lr(self, lr)
+                lr = agent.anneal_lr(self, target)
                 # 2. collect T steps from N envs with the current policy (β of this entry) and store them
                 self.policy.eval()
                 t0 = time.perf_counter()
@@ -123,11 +122,7 @@ class OffPolicyPG:
         ent_loss, ent_stats = entropy_bonus(dist.entropy().reshape(t, n)[valid])
         loss = p_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
         check_finite(self.global_step, policy_loss=p_loss, value_loss=v_loss, entropy=ent_loss)
-        self.flat.zero_grad()
-        loss.backward()
-        if cfg.max_grad_norm > 0:
-            self.flat.clip_grad_norm_(cfg.max_grad_norm)
-        self.optimizer.step()
+        agent.gradient_step(self, loss)
         return {"policy_loss": p_loss.item(), "value_loss": v_loss.item(), "entropy": ent_stats["entropy"].item(),
                 "mean_weight": p_stats["mean_weight"].item(),
                 "explained_variance": explained_variance(v_detached[valid], v_target[valid])}

@@ -112,8 +112,7 @@ class PG:
             rollout = self._rollout
             while self.global_step < target:
                 # 1. anneal the learning rate linearly with the steps still to go
-                lr = cfg.lr * (1.0 - self.global_step / target) if cfg.anneal_lr else cfg.lr
-                agent.set_lr(self, lr)
+                lr = agent.anneal_lr(self, target)
                 # 2. collect with π_θ: one complete episode per env (Monte-Carlo estimators), else T steps per env
                 self.policy.eval()
                 t0 = time.perf_counter()
@@ -147,11 +146,7 @@ class PG:
         ent_loss, ent_stats = entropy_bonus(dist.entropy())
         loss = p_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
         check_finite(self.global_step, policy_loss=p_loss, value_loss=v_loss, entropy=ent_loss)
-        self.flat.zero_grad()
-        loss.backward()
-        if cfg.max_grad_norm > 0:
-            self.flat.clip_grad_norm_(cfg.max_grad_norm)
-        self.optimizer.step()
+        agent.gradient_step(self, loss)
         return {"policy_loss": p_loss.item(), "value_loss": v_loss.item(), "entropy": ent_stats["entropy"].item(),
                 "samples": int(obs.shape[0]),
                 "explained_variance": explained_variance(batch.values[:-1][valid], target)}

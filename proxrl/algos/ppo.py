@@ -129,10 +129,8 @@ class PPO:
             rollout = self._rollout
             while self.global_step < target:
                 # 1. anneal the learning rate and clip range linearly with the steps still to go
-                frac = 1.0 - self.global_step / target
-                lr = cfg.lr * frac if cfg.anneal_lr else cfg.lr
-                clip_eps = cfg.clip_eps * frac if cfg.anneal_clip else cfg.clip_eps
-                agent.set_lr(self, lr)
+                lr = agent.anneal_lr(self, target)
+                clip_eps = cfg.clip_eps * (1.0 - self.global_step / target) if cfg.anneal_clip else cfg.clip_eps
                 # 2. collect T steps from N envs with π_θold
                 self.policy.eval()
                 t0 = time.perf_counter()
@@ -192,11 +190,7 @@ class PPO:
                 if not math.isfinite(loss.item()):  # one check on the sum; name the culprit only on failure
                     check_finite(self.global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=ent_loss,
                                  loss=loss)
-                self.flat.zero_grad()
-                loss.backward()
-                if cfg.max_grad_norm > 0:
-                    self.flat.clip_grad_norm_(cfg.max_grad_norm)
-                self.optimizer.step()
+                agent.gradient_step(self, loss)
                 row = [pg_loss.detach(), v_stats["value_loss"], ent_stats["entropy"], pg_stats["approx_kl"],
                        pg_stats["clip_frac"]]
                 stat_rows.append(torch.stack(row + [pg_stats["kl"]] if self.uses_kl else row))
