@@ -156,30 +156,35 @@ class PPO:
     def _update(self, batch: Any, adv: torch.Tensor, returns: torch.Tensor, clip_eps: float) -> dict[str, float]:
         """K epochs over shuffled minibatches of the rollout's valid samples; returns the mean loss stats."""
         cfg = self.config
-        valid = batch.valid.reshape(-1).nonzero().squeeze(1)
-        obs = batch.obs.reshape(-1, *batch.obs.shape[2:])
-        actions = batch.actions.reshape(-1, *batch.actions.shape[2:])
-        old_logp, old_values = batch.logp.reshape(-1), batch.values[:-1].reshape(-1)
-        flat_adv, flat_returns = adv.reshape(-1), returns.reshape(-1)
-        n = valid.numel()
+        valid = batch.valid.reshape(-1)
+        # the valid samples, gathered once per update; minibatches index into these
+        obs = batch.obs.reshape(-1, *batch.obs.shape[2:])[valid]
+        actions = batch.actions.reshape(-1, *batch.actions.shape[2:])[valid]
+        old_logp, old_values = batch.logp.reshape(-1)[valid], batch.values[:-1].reshape(-1)[valid]
+        flat_adv, flat_returns = adv.reshape(-1)[valid], returns.reshape(-1)[valid]
+        n = obs.shape[0]
         mb_size = max(1, math.ceil(n / cfg.num_minibatches))
         if self.uses_kl:  # π_old(·|s) for the exact KL: the policy has not changed since it collected the batch
             with torch.no_grad():
                 old_params = self.policy.action_params(obs)
             old_log_std = None if self.policy.log_std is None else self.policy.log_std.detach().clone()
+        whole_adv = normalize(flat_adv) if cfg.norm_adv and n > 1 else flat_adv
         stat_rows: list[torch.Tensor] = []
         epochs_done = 0
         for _epoch in range(cfg.num_epochs):
-            # one minibatch holding every sample needs no shuffle: its mean loss is order-independent
-            perm = valid if mb_size >= n else valid[torch.randperm(n, device=valid.device)]
+            # one minibatch holding every sample needs no shuffle (its mean loss is order-independent) nor indexing
+            perm = None if mb_size >= n else torch.randperm(n, device=obs.device)
             stop = False
             for start in range(0, n, mb_size):
-                idx = perm[start:start + mb_size]
+                idx = slice(None) if perm is None else perm[start:start + mb_size]
                 dist, values = self.policy(obs[idx])
                 logp, entropy = dist.log_prob(actions[idx]), dist.entropy()
-                mb_adv = flat_adv[idx]
-                if cfg.norm_adv and idx.numel() > 1:
-                    mb_adv = normalize(mb_adv)
+                if perm is None:
+                    mb_adv = whole_adv
+                else:
+                    mb_adv = flat_adv[idx]
+                    if cfg.norm_adv and mb_adv.numel() > 1:
+                        mb_adv = normalize(mb_adv)
                 kl_values = (make_distribution(self.policy.action_space, old_params[idx], old_log_std).kl(dist)
                              if self.uses_kl else None)
                 pg_loss, pg_stats = self.policy_loss(logp, old_logp[idx], mb_adv, kl_values, clip_eps, self.kl_coef)
@@ -206,11 +211,10 @@ class PPO:
             out["kl_coef"] = self.kl_coef
         if self.adaptive_kl is not None:  # adapt c once per iteration, on the exact KL the whole update reached
             with torch.no_grad():
-                old = make_distribution(self.policy.action_space, old_params[valid], old_log_std)
-                reached = old.kl(self.policy.distribution(obs[valid])).mean().item()
+                old = make_distribution(self.policy.action_space, old_params, old_log_std)
+                reached = old.kl(self.policy.distribution(obs)).mean().item()
             self.kl_coef = self.adaptive_kl.update(reached)
             out["kl_after_update"] = reached
-        valid_mask = batch.valid.reshape(-1)
-        out["explained_variance"] = explained_variance(old_values[valid_mask], flat_returns[valid_mask])
+        out["explained_variance"] = explained_variance(old_values, flat_returns)
         out["epochs"] = epochs_done
         return out
