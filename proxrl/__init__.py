@@ -1,21 +1,24 @@
 """proxrl: the policy-gradient family in PyTorch, each method a short loop over shared, tested equations."""
 
+from .algos.multiagent import MultiAgentPPO, MultiAgentPPOConfig
 from .algos.offpolicy_pg import OffPolicyPG, OffPolicyPGConfig
 from .algos.pg import PG, REINFORCE, PGConfig
 from .algos.ppo import PPO, PPOConfig
 from .checkpoint import CheckpointError
 from .config import ConfigError
 
-__all__ = ["OffPolicyPG", "OffPolicyPGConfig", "PG", "PGConfig", "PPO", "PPOConfig", "REINFORCE",
-           "ConfigError", "CheckpointError", "load"]
+__all__ = ["MultiAgentPPO", "MultiAgentPPOConfig", "OffPolicyPG", "OffPolicyPGConfig", "PG", "PGConfig", "PPO",
+           "PPOConfig", "REINFORCE", "ConfigError", "CheckpointError", "load"]
 __version__ = "0.1.0"
 
-ALGORITHMS = {"reinforce": PG, "pg": PG, "offpolicy_pg": OffPolicyPG, "ppo": PPO}
+ALGORITHMS = {"reinforce": PG, "pg": PG, "offpolicy_pg": OffPolicyPG, "ppo": PPO, "ippo": MultiAgentPPO,
+              "mappo": MultiAgentPPO, "happo": MultiAgentPPO, "multiagent_ppo": MultiAgentPPO}
 # CLI names that are another algorithm with some settings fixed: `proxrl train reinforce` is `pg` with G as Â
-ALIASES: dict[str, dict[str, object]] = {"reinforce": {"advantage": "return"}}
+ALIASES: dict[str, dict[str, object]] = {"reinforce": {"advantage": "return"}, "ippo": {"method": "ippo"},
+                                         "mappo": {"method": "mappo"}, "happo": {"method": "happo"}}
 
 
-def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO:
+def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO | MultiAgentPPO:
     """Load any proxrl checkpoint (file or run directory), dispatching on the method stored in it."""
     from pathlib import Path
 

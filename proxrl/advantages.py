@@ -124,3 +124,38 @@ def vtrace(
     v_next = torch.cat([v[1:], next_values[-1:]])
     v_next = torch.where(carry.bool(), v_next, next_values)  # at an episode end: V(final obs), never v of a reset
     return v, rewards + gamma * not_term * v_next
+
+
+def masked_gae(
+    rewards: Tensor,
+    values: Tensor,
+    bootstrap: Tensor,
+    last_values: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    alive: Tensor,
+    gamma: float,
+    lam: float,
+) -> Tensor:
+    """GAE(γ, λ) along the time axis of every column (env × agent) that skips the rows where the column did not act
+    (``alive`` False: an agent that left the episode, or another player's turn); those rows get Â = 0.
+
+    For an alive row t: δ_t = r_t + γ V' − V(s_t) with V' = 0 after a termination, ``bootstrap[t]`` (V of the final
+    observation) after a truncation, else V at the column's next alive row (``last_values`` past the rollout's
+    end); Â_t = δ_t + γλ Â_next unless the episode ended at t. All ``[T, ...]`` except ``last_values`` ``[...]``.
+    With every row alive this is :func:`gae`.
+    """
+    _check_time_major(rewards=rewards, values=values, bootstrap=bootstrap, terminated=terminated,
+                      truncated=truncated, alive=alive)
+    adv = torch.zeros_like(rewards)
+    next_value, next_adv = last_values.clone(), torch.zeros_like(last_values)
+    zero = torch.zeros_like(last_values)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        ended = terminated[t] | truncated[t]
+        v_next = torch.where(terminated[t], zero, torch.where(truncated[t], bootstrap[t], next_value))
+        a = rewards[t] + gamma * v_next - values[t] + gamma * lam * (~ended).float() * next_adv
+        live = alive[t]
+        adv[t] = torch.where(live, a, zero)
+        next_value = torch.where(live, values[t], next_value)
+        next_adv = torch.where(live, a, next_adv)
+    return adv

@@ -35,7 +35,8 @@ class Categorical:
         self.logits = torch.log_softmax(self.logits, dim=-1)
 
     def sample(self) -> Tensor:
-        return torch.multinomial(self.logits.exp(), 1).squeeze(-1)
+        probs = self.logits.exp()
+        return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
 
     def mode(self) -> Tensor:
         return self.logits.argmax(-1)

@@ -14,16 +14,18 @@ from torch import Tensor, nn
 
 
 class FlatParameters:
-    """Every parameter of ``module`` re-seated as a view into ``self.param`` (one contiguous nn.Parameter),
-    and every gradient as a view into ``self.param.grad``; backward accumulates into those views in place.
+    """Every parameter of ``module`` (or of a list of parameters) re-seated as a view into ``self.param`` (one
+    contiguous nn.Parameter), and every gradient as a view into ``self.param.grad``; backward accumulates into
+    those views in place.
 
     Call after moving the module to its device (``module.to`` would re-seat the parameters). Use
     :meth:`zero_grad` rather than ``module.zero_grad()`` / ``optimizer.zero_grad()``: setting grads to None
     detaches them from the flat buffer (:meth:`zero_grad` re-attaches them, so either is safe before it).
     """
 
-    def __init__(self, module: nn.Module) -> None:
-        self.params = [p for p in module.parameters() if p.requires_grad]
+    def __init__(self, module: nn.Module | list[nn.Parameter]) -> None:
+        params = module.parameters() if isinstance(module, nn.Module) else module
+        self.params = [p for p in params if p.requires_grad]
         if not self.params:
             raise ValueError("the module has no trainable parameters")
         first = self.params[0]

@@ -223,3 +223,103 @@ class NumpyActing:
             actions = params + std * noise
             logp = (-0.5 * noise * noise - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
         return actions, logp.astype(np.float32), value.astype(np.float32)
+
+
+MASKED_LOGIT = -1e9  # a masked action's logit: probability 0, and 0 · log p stays finite in the entropy
+
+
+class MultiAgentActorCritic(nn.Module):
+    """Actors π_i(a|o_i) and critics for A agents, batched as ``[B, A, ...]``.
+
+    ``share_actor``: one actor for every agent (observations zero-padded to the widest; optionally a one-hot agent
+    id appended); else one actor per agent on its own observation width (heterogeneous agents). ``critic``:
+    ``local`` V_i(o_i) (shared iff the actor is) or ``central`` one V(global state) for all agents. Action spaces:
+    Discrete (sizes may differ: logits are padded with a masked value) or Box of one shape.
+    """
+
+    def __init__(self, obs_dims: list[int], action_spaces: list[spaces.Space], state_dim: int, share_actor: bool,
+                 agent_id: bool, critic: str, hidden_sizes: tuple[int, ...] = (64, 64), activation: str = "tanh",
+                 ortho_init: bool = True, log_std_init: float = 0.0) -> None:
+        super().__init__()
+        n = len(obs_dims)
+        self.n_agents, self.obs_dims, self.action_spaces = n, list(obs_dims), list(action_spaces)
+        self.share_actor, self.agent_id, self.critic_kind = share_actor, agent_id, critic
+        first = action_spaces[0]
+        if isinstance(first, spaces.Discrete) and all(isinstance(s, spaces.Discrete) for s in action_spaces):
+            self.n_params = max(int(s.n) for s in action_spaces)
+            self.space: spaces.Space = spaces.Discrete(self.n_params)
+        elif isinstance(first, spaces.Box) and all(isinstance(s, spaces.Box) and s.shape == first.shape
+                                                   for s in action_spaces):
+            self.n_params, self.space = action_param_dim(first), first
+        else:
+            raise UnsupportedSpaceError(f"multi-agent action spaces {action_spaces} are not supported: every agent "
+                                        "needs a Discrete space, or Box spaces of one shape")
+        if share_actor and any(s != first for s in action_spaces):
+            raise UnsupportedSpaceError("a shared actor needs every agent to have the same action space; set "
+                                        "share_actor=false for heterogeneous agents")
+        extra = n if agent_id else 0
+        widths = [max(obs_dims) + extra] * n if share_actor else [d + extra for d in obs_dims]
+        hidden = list(hidden_sizes)
+
+        def net(in_dim: int, out: int, gain: float) -> nn.Sequential:
+            return nn.Sequential(*mlp([in_dim, *hidden], activation, ortho_init),
+                                 *mlp([hidden[-1] if hidden else in_dim, out], activation, ortho_init, gain))
+
+        self.actors = nn.ModuleList([net(w, self.n_params, 0.01) for w in widths[: 1 if share_actor else n]])
+        self.log_stds = nn.ParameterList(
+            [nn.Parameter(torch.full((self.n_params,), float(log_std_init))) for _ in self.actors]
+            if isinstance(self.space, spaces.Box) else [])
+        if critic == "central":
+            self.critics = nn.ModuleList([net(state_dim, 1, 1.0)])
+        else:
+            self.critics = nn.ModuleList([net(w, 1, 1.0) for w in widths[: 1 if share_actor else n]])
+
+    def _inputs(self, obs: Tensor) -> list[Tensor]:
+        """Per-agent network inputs from padded observations ``[B, A, D]``: [B, width_i] each."""
+        b, n = obs.shape[0], self.n_agents
+        xs = []
+        for i in range(n):
+            x = obs[:, i] if self.share_actor else obs[:, i, : self.obs_dims[i]]
+            if self.agent_id:
+                x = torch.cat([x, torch.zeros(b, n, device=obs.device).index_fill_(1, torch.tensor([i]), 1.0)], 1)
+            xs.append(x)
+        return xs
+
+    def distribution(self, obs: Tensor, masks: Tensor | None = None,
+                     agents: list[int] | None = None) -> Distribution:
+        """π_i(·|o_i) for the ``agents`` (default all) as one distribution over ``[B, len(agents)]``;
+        ``masks`` ``[B, A, n]`` bool marks the legal actions (PettingZoo's ``action_mask``)."""
+        agents = list(range(self.n_agents)) if agents is None else agents
+        xs = self._inputs(obs)
+        if self.share_actor:
+            x = torch.stack([xs[i] for i in agents], 1)
+            params = _run(self.actors[0], x.reshape(-1, x.shape[-1])).reshape(x.shape[0], len(agents), -1)
+        else:
+            params = torch.stack([_run(self.actors[i], xs[i]) for i in agents], 1)
+        if isinstance(self.space, spaces.Discrete):
+            sizes = torch.tensor([int(self.action_spaces[i].n) for i in agents], device=obs.device)
+            legal = torch.arange(self.n_params, device=obs.device) < sizes[:, None]
+            if masks is not None:
+                legal = legal & masks[:, agents].bool()
+            params = params.masked_fill(~legal, MASKED_LOGIT)
+            return make_distribution(self.space, params, None)
+        log_std = self.log_stds[0] if self.share_actor else torch.stack([self.log_stds[i] for i in agents])
+        return make_distribution(self.space, params, log_std)
+
+    def value(self, obs: Tensor, state: Tensor) -> Tensor:
+        """V ``[B, A]``: V_i(o_i), or the central V(state) repeated for every agent."""
+        if self.critic_kind == "central":
+            return _run(self.critics[0], state).expand(-1, self.n_agents)
+        xs = self._inputs(obs)
+        nets = [self.critics[0] if self.share_actor else self.critics[i] for i in range(self.n_agents)]
+        return torch.cat([_run(c, x) for c, x in zip(nets, xs, strict=True)], 1)
+
+    def actor_parameters(self, agent: int | None = None) -> list[nn.Parameter]:
+        """The parameters of agent ``agent``'s actor (all actors' when None or when the actor is shared)."""
+        if agent is None or self.share_actor:
+            return list(self.actors.parameters()) + list(self.log_stds)
+        return list(self.actors[agent].parameters()) + ([self.log_stds[agent]] if len(self.log_stds) else [])
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """The critics' parameters."""
+        return list(self.critics.parameters())

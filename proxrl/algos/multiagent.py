@@ -1,0 +1,401 @@
+"""Multi-agent PPO over PettingZoo environments: IPPO, MAPPO and HAPPO (the seed's "Multi-Agent PPO").
+
+All three minimise the same clipped surrogate (``objectives.clipped_surrogate``) per agent on its own actions:
+
+- ``ippo``: every agent its own actor and critic V_i(o_i) on local observations, GAE per agent (``share_actor``
+  with ``agent_id`` shares one network across agents);
+- ``mappo``: actors on local observations (shared by default), one centralised critic V(s) of the global state,
+  joint GAE on the team reward Σ_i r_i; ``value_norm`` normalises its targets;
+- ``happo`` (Kuba et al. 2022): per-agent actors updated one after another in a fresh random order each iteration;
+  agent i_m's advantage is multiplied by M = Π_{j before i_m} π_j^new(a_j|o_j) / π_j^old(a_j|o_j), computed after
+  those agents' updates; centralised critic.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..advantages import masked_gae, normalize
+from ..config import ConfigError, RunConfig, param
+from ..envs.pettingzoo import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
+from ..objectives import clipped_surrogate, entropy_bonus, value_loss
+from ..optim import FlatParameters, make_adam
+from ..policies import ACTIVATIONS, MultiAgentActorCritic
+from . import agent
+from .common import RETURN_WINDOW, check_finite, resolve_device, seed_everything
+
+METHODS = ("ippo", "mappo", "happo")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultiAgentPPOConfig(RunConfig):
+    """Multi-agent PPO hyperparameters (``method`` picks IPPO, MAPPO or HAPPO)."""
+
+    algo = "multiagent_ppo"
+
+    env: str = param("mpe2.simple_spread_v3", "PettingZoo module path; its parallel_env(...) or env(...) is used")
+    method: str = param("mappo", "ippo (local critics), mappo (central critic), happo (sequential updates)",
+                        choices=METHODS)
+    share_actor: bool | None = param(None, "one actor for all agents (None: ippo and happo no, mappo yes)")
+    agent_id: bool = param(False, "append a one-hot agent id to the inputs of shared networks")
+    global_state: str = param("auto", "the central critic's input: env.state() (env), all observations "
+                              "concatenated (concat), or env.state() where the env has one (auto)",
+                              choices=("auto", "env", "concat"))
+    num_steps: int = param(128, "T, rows per env copy per rollout (joint steps, or turns in AEC games)", low=1)
+    num_epochs: int = param(5, "K, passes over each rollout (per agent for happo)", low=1)
+    num_minibatches: int = param(1, "minibatches per epoch over the rollout's rows", low=1)
+    lr: float = param(5e-4, "α, Adam learning rate (actors and critic)", low=0.0, low_open=True)
+    anneal_lr: bool = param(False, "anneal α linearly to 0 over the run")
+    adam_eps: float = param(1e-5, "Adam's ε", low=0.0, low_open=True)
+    gamma: float = param(0.99, "γ, discount factor", low=0.0, high=1.0, low_open=True)
+    gae_lambda: float = param(0.95, "λ, GAE bias-variance trade-off", low=0.0, high=1.0)
+    clip_eps: float = param(0.2, "ε, ratio clip range of J^CLIP", low=0.0, low_open=True)
+    ent_coef: float = param(0.01, "c, entropy bonus coefficient", low=0.0)
+    vf_coef: float = param(0.5, "value-loss coefficient", low=0.0)
+    max_grad_norm: float = param(10.0, "gradient-norm clip per network (0: off)", low=0.0)
+    norm_adv: bool = param(True, "normalise advantages per minibatch")
+    value_norm: bool = param(False, "train the critic on returns normalised by their running mean and std")
+    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the MLPs")
+    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
+    ortho_init: bool = param(True, "orthogonal initialisation")
+    log_std_init: float = param(0.0, "initial log σ of Gaussian policies (Box actions)")
+
+    def validate(self) -> None:
+        if self.method == "happo" and self.share_actor:
+            raise ConfigError("happo updates each agent's actor in turn, so actors cannot be shared: "
+                              "set share_actor=false (or leave it unset)")
+
+    @property
+    def shares_actor(self) -> bool:
+        """share_actor resolved for the method."""
+        return self.method == "mappo" if self.share_actor is None else self.share_actor
+
+    @property
+    def batch_size(self) -> int:
+        """num_envs × num_steps rows per rollout."""
+        return self.num_envs * self.num_steps
+
+
+class OptimizerGroup:
+    """Several Adam optimisers (one per network) behind one state_dict / param_groups, for checkpoints and the lr
+    schedule."""
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for opt in self.optimizers.values() for g in opt.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
+
+
+class ValueNormalizer:
+    """Running mean and variance of the critic's targets (Welford over batches); identity when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def update(self, x: Tensor) -> None:
+        if not self.enabled or x.numel() == 0:
+            return
+        m, v, n = float(x.mean()), float(x.var(unbiased=False)), x.numel()
+        total = self.count + n
+        delta = m - self.mean
+        self.mean += delta * n / total
+        self.var = (self.var * self.count + v * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / math.sqrt(self.var + 1e-8) if self.enabled else x
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        return x * math.sqrt(self.var + 1e-8) + self.mean if self.enabled else x
+
+
+def _flat(x: Tensor) -> Tensor:
+    """[T, N, ...] → [T·N, ...]."""
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+class MultiAgentPPO:
+    """IPPO / MAPPO / HAPPO on a PettingZoo environment named by its module path.
+
+    ``MultiAgentPPO("mpe2.simple_spread_v3", method="mappo", env_kwargs={"N": 3}).learn(200_000)``.
+    """
+
+    algo = "multiagent_ppo"
+    config_class = MultiAgentPPOConfig
+
+    def __init__(self, env: str | None = None, config: MultiAgentPPOConfig | None = None, *,
+                 run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
+        cfg = self.config = agent.build_config(MultiAgentPPOConfig, config, env, overrides)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        seed_everything(cfg.seed)
+        torch.set_num_threads(cfg.torch_threads)
+        self.kind, self.make_env = load_pettingzoo(cfg.env, cfg.env_kwargs)
+        probe = self.make_env()
+        self.spec = agent_spec(probe, self.kind, cfg.global_state)
+        probe.close()
+        central = cfg.method != "ippo"
+        self.policy = MultiAgentActorCritic(self.spec.obs_dims, self.spec.action_spaces, self.spec.state_dim,
+                                            cfg.shares_actor, cfg.agent_id, "central" if central else "local",
+                                            cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init)
+        self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()))
+        self.policy.to(self.device)
+        n_actors = 1 if cfg.shares_actor else len(self.spec.names)
+        groups = {f"actor_{i}": self.policy.actor_parameters(None if cfg.shares_actor else i)
+                  for i in range(n_actors)}
+        groups["critic"] = self.policy.critic_parameters()
+        self.flats = {name: FlatParameters(params) for name, params in groups.items()}
+        self.optimizer = OptimizerGroup({name: make_adam([f.param], cfg.lr, cfg.adam_eps)
+                                         for name, f in self.flats.items()})
+        self.value_norm = ValueNormalizer(cfg.value_norm)
+        self.order_rng = torch.Generator().manual_seed(cfg.seed)  # HAPPO's agent order
+        self.acting_rng = np.random.default_rng(cfg.seed)  # unused here (torch samples); kept for checkpoints
+        self.global_step = self.iteration = self.num_episodes = 0
+        self.elapsed = 0.0
+        self.recent_returns: collections.deque[float] = collections.deque(maxlen=RETURN_WINDOW)
+        self.recent_lengths: collections.deque[int] = collections.deque(maxlen=RETURN_WINDOW)
+        self.normalizer_state: dict[str, Any] = {}
+        self._rollout: MultiAgentCollector | None = None
+        self._norms = None
+
+    solved = agent.solved
+    state_dict = agent.state_dict
+    save = agent.save
+    load = classmethod(agent.load)
+
+    def start_envs(self) -> MultiAgentCollector:
+        """N copies of the environment and their collector (reseeded from the step count on resume)."""
+        cfg = self.config
+        return MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, cfg.num_envs, cfg.num_steps,
+                                   cfg.seed + self.global_step, self.device)
+
+    def extra_state(self) -> dict[str, Any]:
+        """Value-normaliser statistics and HAPPO's order generator."""
+        return {"value_norm": [self.value_norm.mean, self.value_norm.var, self.value_norm.count],
+                "order_rng": self.order_rng.get_state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state`."""
+        self.value_norm.mean, self.value_norm.var, self.value_norm.count = map(float, state["value_norm"])
+        self.order_rng.set_state(state["order_rng"])
+
+    # ---------------------------------------------------------------- training
+    def learn(self, total_steps: int | None = None,
+              callback: Callable[[MultiAgentPPO, dict[str, Any]], bool | None] | None = None) -> MultiAgentPPO:
+        """Train for ``total_steps`` more rows × copies (default: until ``config.total_steps`` in all)."""
+        cfg = self.config
+        with agent.training_session(self, total_steps) as (target, finish_iteration):
+            collector = self._rollout
+            while self.global_step < target:
+                # 1. anneal the learning rate
+                lr = agent.anneal_lr(self, target)
+                # 2. collect T rows from N copies with every agent's π_θold
+                self.policy.eval()
+                t0 = time.perf_counter()
+                batch = collector.collect()
+                t1 = time.perf_counter()
+                self.global_step += cfg.batch_size
+                self.iteration += 1
+                agent.record_episodes(self, collector)
+                # 3. advantages: GAE per agent (local critics) or joint GAE on the team reward (central critic)
+                adv, returns = self._advantages(batch)
+                # 4. epochs of clipped-surrogate updates: all agents at once, or one after another (happo)
+                self.policy.train()
+                stats = self._update_sequential(batch, adv, returns) if cfg.method == "happo" else \
+                    self._update_joint(batch, adv, returns)
+                # 5. log and checkpoint
+                stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr)
+                if finish_iteration(stats, callback):
+                    break
+        return self
+
+    def _advantages(self, b: MultiAgentBatch) -> tuple[Tensor, Tensor]:
+        """(Â ``[T, N, A]``, critic targets: ``[T, N, A]`` local or ``[T, N]`` central)."""
+        cfg, vn = self.config, self.value_norm
+        if self.policy.critic_kind == "local":
+            values = vn.denormalize(b.values)
+            adv = masked_gae(b.rewards, values, vn.denormalize(b.bootstrap), vn.denormalize(b.last_values),
+                             b.terminated, b.truncated, b.alive, cfg.gamma, cfg.gae_lambda)
+            return adv, adv + values
+        values = vn.denormalize(b.values[..., 0])
+        team_alive = b.alive.any(-1)
+        adv = masked_gae(b.team_rewards, values, vn.denormalize(b.team_bootstrap),
+                         vn.denormalize(b.last_values[:, 0]), b.team_terminated, b.team_truncated, team_alive,
+                         cfg.gamma, cfg.gae_lambda)
+        return adv.unsqueeze(-1).expand_as(b.rewards), adv + values
+
+    def _critic_loss(self, b: MultiAgentBatch, idx: Tensor, targets: Tensor) -> Tensor:
+        obs, state = _flat(b.obs)[idx], _flat(b.state)[idx]
+        values = self.policy.value(obs, state)
+        if self.policy.critic_kind == "local":
+            alive = _flat(b.alive)[idx]
+            return value_loss(values[alive], self.value_norm.normalize(_flat(targets)[idx][alive]))[0]
+        rows = _flat(b.alive.any(-1))[idx]
+        return value_loss(values[:, 0][rows], self.value_norm.normalize(_flat(targets)[idx][rows]))[0]
+
+    def _actor_loss(self, b: MultiAgentBatch, idx: Tensor, adv: Tensor, agents: list[int] | None,
+                    weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Clipped surrogate (− c·entropy) over the alive samples of ``agents`` (default all) in rows ``idx``."""
+        cfg = self.config
+        cols = list(range(len(self.spec.names))) if agents is None else agents
+        masks = None if b.masks is None else _flat(b.masks)[idx]
+        dist = self.policy.distribution(_flat(b.obs)[idx], masks, agents)
+        actions = _flat(b.actions)[idx][:, cols]
+        logp, entropy = dist.log_prob(actions), dist.entropy()
+        alive = _flat(b.alive)[idx][:, cols]
+        mb_adv = _flat(adv)[idx][:, cols][alive]
+        if cfg.norm_adv and mb_adv.numel() > 1:
+            mb_adv = normalize(mb_adv)
+        if weight is not None:  # HAPPO's M, a constant per sample
+            mb_adv = mb_adv * weight[idx][:, None].expand_as(alive)[alive]
+        pg, stats = clipped_surrogate(logp[alive], _flat(b.logp)[idx][:, cols][alive], mb_adv, cfg.clip_eps)
+        ent, ent_stats = entropy_bonus(entropy[alive])
+        return pg + cfg.ent_coef * ent, {**stats, **ent_stats, "policy_loss": pg.detach()}
+
+    def _step(self, loss: Tensor, names: list[str]) -> None:
+        """One Adam step of the networks in ``names`` (each with its own gradient-norm clip)."""
+        if not math.isfinite(loss.item()):
+            check_finite(self.global_step, loss=loss)
+        for name in names:
+            self.flats[name].zero_grad()
+        loss.backward()
+        for name in names:
+            if self.config.max_grad_norm > 0:
+                self.flats[name].clip_grad_norm_(self.config.max_grad_norm)
+            self.optimizer.optimizers[name].step()
+
+    def _minibatches(self, rows: int) -> list[Tensor]:
+        perm = torch.randperm(rows, device=self.device)
+        size = max(1, math.ceil(rows / self.config.num_minibatches))
+        return [perm[i:i + size] for i in range(0, rows, size)]
+
+    def _update_joint(self, b: MultiAgentBatch, adv: Tensor, targets: Tensor) -> dict[str, float]:
+        """IPPO / MAPPO: K epochs; each minibatch step updates every actor and the critic together."""
+        cfg = self.config
+        self.value_norm.update(targets[b.alive] if targets.dim() == 3 else targets[b.alive.any(-1)])
+        rows, logs = b.obs.shape[0] * b.obs.shape[1], []
+        for _ in range(cfg.num_epochs):
+            for idx in self._minibatches(rows):
+                actor_loss, stats = self._actor_loss(b, idx, adv, None)
+                v_loss = self._critic_loss(b, idx, targets)
+                self._step(actor_loss + cfg.vf_coef * v_loss, list(self.flats))
+                logs.append(torch.stack([stats["policy_loss"], v_loss.detach(), stats["entropy"],
+                                         stats["approx_kl"], stats["clip_frac"]]))
+        means = torch.stack(logs).mean(0).tolist()
+        return dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), means, strict=True))
+
+    def _update_sequential(self, b: MultiAgentBatch, adv: Tensor, targets: Tensor) -> dict[str, float]:
+        """HAPPO: the critic's epochs, then each agent's actor in a random order, its advantage weighted by M."""
+        cfg = self.config
+        rows = b.obs.shape[0] * b.obs.shape[1]
+        self.value_norm.update(targets[b.alive.any(-1)])
+        v_logs = []
+        for _ in range(cfg.num_epochs):
+            for idx in self._minibatches(rows):
+                v_loss = self._critic_loss(b, idx, targets)
+                self._step(cfg.vf_coef * v_loss, ["critic"])
+                v_logs.append(v_loss.detach())
+        m = torch.ones(rows, device=self.device)
+        order = torch.randperm(len(self.spec.names), generator=self.order_rng).tolist()
+        logs = []
+        all_rows = torch.arange(rows, device=self.device)
+        for i in order:
+            for _ in range(cfg.num_epochs):
+                for idx in self._minibatches(rows):
+                    loss, stats = self._actor_loss(b, idx, adv, [i], weight=m)
+                    self._step(loss, [f"actor_{i}"])
+                    logs.append(torch.stack([stats["policy_loss"], stats["entropy"], stats["approx_kl"],
+                                             stats["clip_frac"]]))
+            with torch.no_grad():  # M ← M · π_i^new / π_i^old on the rows where agent i acted
+                masks = None if b.masks is None else _flat(b.masks)
+                dist = self.policy.distribution(_flat(b.obs), masks, [i])
+                new_logp = dist.log_prob(_flat(b.actions)[:, [i]])[:, 0]
+                ratio = (new_logp - _flat(b.logp)[:, i]).exp()
+                m = m * torch.where(_flat(b.alive)[all_rows, i], ratio, torch.ones_like(ratio))
+        means = torch.stack(logs).mean(0).tolist()
+        out = dict(zip(("policy_loss", "entropy", "approx_kl", "clip_frac"), means, strict=True))
+        out["value_loss"] = float(torch.stack(v_logs).mean())
+        out["happo_m_mean"] = float(m.mean())
+        return out
+
+    # ---------------------------------------------------------------- acting and evaluation
+    def predict(self, obs: np.ndarray, state: np.ndarray | None = None, masks: np.ndarray | None = None,
+                deterministic: bool = True) -> np.ndarray:
+        """Actions ``[B, A]`` for padded observations ``[B, A, D]`` (``state`` is not needed to act)."""
+        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        m = None if masks is None else torch.as_tensor(masks, device=self.device)
+        with torch.no_grad():
+            dist = self.policy.distribution(o, m)
+            return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+
+    def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+        """Mean team return (Σ over agents) over ``episodes`` fresh episodes, every agent playing its policy."""
+        if video_dir is not None:
+            raise ConfigError("video recording is not supported for PettingZoo environments yet")
+        collector = MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, 1, 1,
+                                        self.config.seed + 10_000 if seed is None else seed, self.device,
+                                        deterministic=deterministic)
+        returns: list[float] = []
+        self.policy.eval()
+        while len(returns) < episodes:
+            collector.collect()
+            returns.extend(collector.episodes.drain()[0])
+        collector.close()
+        returns = returns[:episodes]
+        return {"returns": returns, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+                "mean_length": float("nan")}
+
+
+def evaluate_against_random(trained: MultiAgentPPO, games: int = 200, seat: int = 0,
+                            seed: int = 0) -> dict[str, float]:
+    """Play an AEC game with agent ``seat`` choosing the mode of its policy (legal moves only) and every other
+    agent a uniformly random legal move; returns win / draw / loss rates of ``seat`` and illegal-move count."""
+    rng = np.random.default_rng(seed)
+    env = trained.make_env()
+    names = trained.spec.names
+    wins = draws = losses = illegal = 0
+    for g in range(games):
+        env.reset(seed=seed + g)
+        final = 0.0
+        for name in env.agent_iter():
+            obs, reward, term, trunc, _ = env.last()
+            if term or trunc:
+                final = float(reward) if name == names[seat] else final
+                env.step(None)
+                continue
+            flat, mask = obs["observation"].astype(np.float32).reshape(-1), np.asarray(obs["action_mask"], bool)
+            if name == names[seat]:
+                x = np.zeros((1, len(names), max(trained.spec.obs_dims)), np.float32)
+                x[0, seat, : flat.size] = flat
+                m = np.ones((1, len(names), mask.size), bool)
+                m[0, seat] = mask
+                action = int(trained.predict(x, masks=m)[0, seat])
+                illegal += int(not mask[action])
+            else:
+                action = int(rng.choice(np.flatnonzero(mask)))
+            env.step(action)
+        wins, draws, losses = wins + (final > 0), draws + (final == 0), losses + (final < 0)
+    env.close()
+    return {"win": wins / games, "draw": draws / games, "loss": losses / games, "illegal": illegal}
+

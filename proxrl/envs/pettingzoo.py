@@ -1,0 +1,367 @@
+"""PettingZoo environments for the multi-agent trainers: loading by module path, and the rollout of N copies into
+time-major multi-agent tensors ``[T, N, A, ...]``.
+
+Both collectors reset a finished copy at once (its next row is the new episode's first step) and keep, for a
+truncated agent, V of its final observation in ``bootstrap``; ``alive[t, n, a]`` marks the rows where agent a of
+copy n acted. In a ``ParallelEnv`` an agent that leaves early is not alive afterwards. In an ``AECEnv`` (turn
+based) exactly one agent acts per row; the rewards an agent receives on other agents' turns are credited to its
+own last action, and ``action_mask`` observations restrict the logits.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from ..config import ConfigError
+from ..policies import MultiAgentActorCritic
+from ..rollout import EpisodeStats
+
+
+def load_pettingzoo(name: str, env_kwargs: dict[str, Any]) -> tuple[str, Callable[[], Any]]:
+    """('parallel' | 'aec', constructor) for a PettingZoo module path such as ``mpe2.simple_spread_v3``;
+    the module's ``parallel_env(...)`` is preferred over ``env(...)``."""
+    from pettingzoo import AECEnv, ParallelEnv
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError as e:
+        raise ConfigError(f"cannot import the PettingZoo environment module '{name}' ({e}); install its package "
+                          "(e.g. `pip install mpe2` for mpe2.simple_spread_v3) or check the name") from None
+    kind = "parallel" if hasattr(module, "parallel_env") else "aec" if hasattr(module, "env") else None
+    if kind is None:
+        raise ConfigError(f"module '{name}' is not a PettingZoo environment: it has neither parallel_env() nor env()")
+    ctor = module.parallel_env if kind == "parallel" else module.env
+
+    def make() -> Any:
+        try:
+            env = ctor(**env_kwargs)
+        except TypeError as e:
+            raise ConfigError(f"{name}: env_kwargs {env_kwargs} do not fit its constructor: {e}") from None
+        if not isinstance(env, ParallelEnv if kind == "parallel" else AECEnv) and not hasattr(env, "possible_agents"):
+            raise ConfigError(f"{name}.{ctor.__name__}() did not return a PettingZoo environment")
+        return env
+
+    return kind, make
+
+
+def _obs_space(space: spaces.Space) -> spaces.Space:
+    return space["observation"] if isinstance(space, spaces.Dict) and "observation" in space.spaces else space
+
+
+def _split(obs: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(flat float observation, action mask or None) from a PettingZoo observation."""
+    if isinstance(obs, dict) and "observation" in obs:
+        return np.asarray(obs["observation"], dtype=np.float32).reshape(-1), obs.get("action_mask")
+    return np.asarray(obs, dtype=np.float32).reshape(-1), None
+
+
+@dataclass
+class AgentSpec:
+    """What the networks need to know about an environment's agents."""
+
+    names: list[str]
+    obs_dims: list[int]
+    action_spaces: list[spaces.Space]
+    state_dim: int
+    env_state: bool  # the global state comes from env.state() (else: all observations concatenated)
+    has_masks: bool
+
+
+def agent_spec(env: Any, kind: str, global_state: str) -> AgentSpec:
+    """Inspect a freshly made environment (reset once) and describe its agents."""
+    names = list(env.possible_agents)
+    obs_spaces = [env.observation_space(a) for a in names]
+    dims = [int(np.prod(_obs_space(s).shape)) for s in obs_spaces]
+    has_masks = any(isinstance(s, spaces.Dict) and "action_mask" in s.spaces for s in obs_spaces)
+    env.reset(seed=0)
+    env_state = False
+    if global_state in ("auto", "env"):
+        try:
+            state_dim = int(np.asarray(env.state(), dtype=np.float32).size)
+            env_state = True
+        except (NotImplementedError, AttributeError):
+            if global_state == "env":
+                raise ConfigError("global_state=env but this environment has no state(); use auto or "
+                                  "concat") from None
+    if not env_state:
+        state_dim = max(dims) * len(names)
+    return AgentSpec(names, dims, [env.action_space(a) for a in names], state_dim, env_state, has_masks)
+
+
+@dataclass
+class MultiAgentBatch:
+    """One rollout of T rows from N copies with A agents (shapes in comments); ``team_*`` are per copy."""
+
+    obs: Tensor  # [T, N, A, D] zero-padded to the widest observation
+    state: Tensor  # [T, N, S]
+    actions: Tensor  # [T, N, A] int64, or [T, N, A, d] float
+    masks: Tensor | None  # [T, N, A, n] bool legal actions (action_mask envs)
+    logp: Tensor  # [T, N, A]
+    values: Tensor  # [T, N, A] (the central V(s) repeated per agent with a central critic)
+    rewards: Tensor  # [T, N, A] credited to the row where the agent acted
+    terminated: Tensor  # [T, N, A] bool: the agent's episode ended at its action in this row
+    truncated: Tensor  # [T, N, A] bool
+    alive: Tensor  # [T, N, A] bool: the agent acted in this row
+    bootstrap: Tensor  # [T, N, A]: V(final observation) where truncated
+    last_values: Tensor  # [N, A]: V at each agent's next action, past the rollout's end
+    team_rewards: Tensor  # [T, N]: Σ_a rewards
+    team_terminated: Tensor  # [T, N] bool: the episode ended here with every agent terminated
+    team_truncated: Tensor  # [T, N] bool: the episode ended here otherwise
+    team_bootstrap: Tensor  # [T, N]: central V(final state) where the episode was truncated
+
+
+class _Buffers:
+    def __init__(self, t: int, n: int, spec: AgentSpec, box_dim: int | None) -> None:
+        a, d = len(spec.names), max(spec.obs_dims)
+        self.obs = np.zeros((t, n, a, d), np.float32)
+        self.state = np.zeros((t, n, spec.state_dim), np.float32)
+        self.actions = np.zeros((t, n, a) if box_dim is None else (t, n, a, box_dim),
+                                np.int64 if box_dim is None else np.float32)
+        n_act = max(int(s.n) for s in spec.action_spaces) if box_dim is None else 0
+        self.masks = np.ones((t, n, a, n_act), bool) if spec.has_masks else None
+        self.logp, self.values = np.zeros((t, n, a), np.float32), np.zeros((t, n, a), np.float32)
+        self.rewards, self.bootstrap = np.zeros((t, n, a), np.float32), np.zeros((t, n, a), np.float32)
+        self.terminated, self.truncated = np.zeros((t, n, a), bool), np.zeros((t, n, a), bool)
+        self.alive = np.zeros((t, n, a), bool)
+        self.team_terminated, self.team_truncated = np.zeros((t, n), bool), np.zeros((t, n), bool)
+        self.team_bootstrap = np.zeros((t, n), np.float32)
+
+    def clear(self) -> None:
+        for name in ("rewards", "bootstrap", "terminated", "truncated", "alive", "team_terminated",
+                     "team_truncated", "team_bootstrap", "obs"):
+            getattr(self, name)[:] = 0
+        if self.masks is not None:
+            self.masks[:] = True
+
+    def batch(self, last_values: np.ndarray, device: torch.device) -> MultiAgentBatch:
+        def tt(x: np.ndarray) -> Tensor:
+            return torch.from_numpy(x.copy()).to(device)
+
+        return MultiAgentBatch(
+            obs=tt(self.obs), state=tt(self.state), actions=tt(self.actions),
+            masks=None if self.masks is None else tt(self.masks), logp=tt(self.logp), values=tt(self.values),
+            rewards=tt(self.rewards), terminated=tt(self.terminated), truncated=tt(self.truncated),
+            alive=tt(self.alive), bootstrap=tt(self.bootstrap), last_values=tt(last_values),
+            team_rewards=tt(self.rewards.sum(-1)), team_terminated=tt(self.team_terminated),
+            team_truncated=tt(self.team_truncated), team_bootstrap=tt(self.team_bootstrap))
+
+
+class MultiAgentCollector:
+    """Steps N copies of a PettingZoo env with a :class:`MultiAgentActorCritic`, ``num_steps`` rows per call."""
+
+    def __init__(self, kind: str, make_env: Callable[[], Any], spec: AgentSpec, policy: MultiAgentActorCritic,
+                 num_envs: int, num_steps: int, seed: int, device: torch.device, deterministic: bool = False) -> None:
+        self.kind, self.spec, self.policy, self.device = kind, spec, policy, device
+        self.deterministic = deterministic  # act with the mode of π (evaluation)
+        self.envs = [make_env() for _ in range(num_envs)]
+        self.num_steps = num_steps
+        self.index = {name: i for i, name in enumerate(spec.names)}
+        box = spec.action_spaces[0]
+        self.box_dim = int(box.shape[0]) if isinstance(box, spaces.Box) else None
+        self.buf = _Buffers(num_steps, num_envs, spec, self.box_dim)
+        self.episodes = EpisodeStats()
+        self.seed = seed
+        self._episode_count = 0
+        n, a = num_envs, len(spec.names)
+        self._ep_return = np.zeros((n, a))
+        self._ep_length = np.zeros(n, dtype=np.int64)
+        self._last_row = np.full((n, a), -1)  # AEC: the row of each agent's last action, for reward credit
+        self._credited = np.zeros((n, a))  # AEC: reward already credited ahead of the agent's next turn
+        self._obs: list[dict[str, Any]] = [self._reset(i) for i in range(n)]
+
+    # ------------------------------------------------------------ helpers
+    def _reset(self, i: int) -> dict[str, Any]:
+        self._episode_count += 1
+        out = self.envs[i].reset(seed=self.seed + 7919 * self._episode_count + i)
+        self._ep_return[i] = 0.0
+        self._ep_length[i] = 0
+        self._last_row[i] = -1
+        self._credited[i] = 0.0
+        return out[0] if self.kind == "parallel" else {}
+
+    def _finish_episode(self, i: int) -> None:
+        self.episodes.returns.append(float(self._ep_return[i].sum()))
+        self.episodes.lengths.append(int(self._ep_length[i]))
+
+    def _state(self, env: Any, obs_rows: np.ndarray) -> np.ndarray:
+        if self.spec.env_state:
+            return np.asarray(env.state(), dtype=np.float32).reshape(-1)
+        return obs_rows.reshape(-1)
+
+    def _evaluate(self, obs: np.ndarray, state: np.ndarray, masks: np.ndarray | None,
+                  sample: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(actions, log π, V) ``[B, A]`` for padded observations ``[B, A, D]``."""
+        o, s = torch.from_numpy(obs).to(self.device), torch.from_numpy(state).to(self.device)
+        m = None if masks is None else torch.from_numpy(masks).to(self.device)
+        dist = self.policy.distribution(o, m)
+        actions = dist.sample() if sample else dist.mode()
+        return (actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy(),
+                self.policy.value(o, s).cpu().numpy())
+
+    def _values(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
+        return self.policy.value(torch.from_numpy(obs).to(self.device),
+                                 torch.from_numpy(state).to(self.device)).cpu().numpy()
+
+    def _env_action(self, agent: str, action: np.ndarray) -> Any:
+        space = self.spec.action_spaces[self.index[agent]]
+        if isinstance(space, spaces.Box):
+            return np.clip(action, space.low, space.high).astype(space.dtype)
+        return int(action)
+
+    # ------------------------------------------------------------ collection
+    @torch.no_grad()
+    def collect(self) -> MultiAgentBatch:
+        """Fill and return ``num_steps`` rows from every copy."""
+        self.buf.clear()
+        if self.kind == "parallel":
+            last = self._collect_parallel()
+        else:
+            last = self._collect_aec()
+        return self.buf.batch(last, self.device)
+
+    def _collect_parallel(self) -> np.ndarray:
+        b, n_env, names = self.buf, len(self.envs), self.spec.names
+        d = b.obs.shape[-1]
+        for t in range(self.num_steps):
+            for i, env in enumerate(self.envs):
+                for name, o in self._obs[i].items():
+                    flat, mask = _split(o)
+                    k = self.index[name]
+                    b.obs[t, i, k, : flat.size] = flat
+                    if mask is not None and b.masks is not None:
+                        b.masks[t, i, k, : mask.size] = mask.astype(bool)
+                    b.alive[t, i, k] = name in env.agents
+                b.state[t, i] = self._state(env, b.obs[t, i])
+            actions, b.logp[t], b.values[t] = self._evaluate(b.obs[t], b.state[t], None if b.masks is None
+                                                             else b.masks[t], not self.deterministic)
+            b.actions[t] = actions
+            final_obs = np.zeros((n_env, len(names), d), np.float32)
+            final_state = np.zeros((n_env, self.spec.state_dim), np.float32)
+            ended = []
+            for i, env in enumerate(self.envs):
+                live = list(env.agents)
+                obs, rew, term, trunc, _ = env.step({a: self._env_action(a, actions[i, self.index[a]]) for a in live})
+                self._ep_length[i] += 1
+                for a in live:
+                    k = self.index[a]
+                    b.rewards[t, i, k] = rew.get(a, 0.0)
+                    b.terminated[t, i, k], b.truncated[t, i, k] = bool(term.get(a, False)), bool(trunc.get(a, False))
+                    self._ep_return[i, k] += b.rewards[t, i, k]
+                    if a in obs:
+                        flat = _split(obs[a])[0]
+                        final_obs[i, k, : flat.size] = flat
+                final_state[i] = self._state(env, final_obs[i])
+                self._obs[i] = {a: o for a, o in obs.items() if a in env.agents}
+                if not env.agents:
+                    ended.append(i)
+                    b.team_terminated[t, i] = bool(b.terminated[t, i][b.alive[t, i]].all())
+                    b.team_truncated[t, i] = not b.team_terminated[t, i]
+            if b.truncated[t].any() or b.team_truncated[t].any():
+                v_final = self._values(final_obs, final_state)
+                b.bootstrap[t] = np.where(b.truncated[t], v_final, 0.0)
+                b.team_bootstrap[t] = np.where(b.team_truncated[t], v_final[:, 0], 0.0)
+            for i in ended:
+                self._finish_episode(i)
+                self._obs[i] = self._reset(i)
+        obs_now = np.zeros_like(b.obs[0])
+        state_now = np.zeros_like(b.state[0])
+        for i, env in enumerate(self.envs):
+            for name, o in self._obs[i].items():
+                flat = _split(o)[0]
+                obs_now[i, self.index[name], : flat.size] = flat
+            state_now[i] = self._state(env, obs_now[i])
+        return self._values(obs_now, state_now)
+
+    def _observe_all(self, env: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        obs = np.zeros((len(self.spec.names), self.buf.obs.shape[-1]), np.float32)
+        masks = None if self.buf.masks is None else np.ones((len(self.spec.names), self.buf.masks.shape[-1]), bool)
+        for name in env.agents:
+            flat, mask = _split(env.observe(name))
+            obs[self.index[name], : flat.size] = flat
+            if mask is not None and masks is not None:
+                masks[self.index[name], : mask.size] = mask.astype(bool)
+        return obs, masks
+
+    def _advance_aec(self, i: int) -> str:
+        """Step copy i through agents whose episode is over (crediting their rewards), resetting it when the game
+        ends, until an agent has to act; returns that agent."""
+        b, env = self.buf, self.envs[i]
+        while True:
+            if not env.agents:
+                self._finish_episode(i)
+                self._reset(i)
+                continue
+            name = env.agent_selection
+            k = self.index[name]
+            obs, reward, term, trunc, _ = env.last()
+            row = self._last_row[i, k]
+            gained = float(reward) - self._credited[i, k]
+            self._credited[i, k] = 0.0
+            if row >= 0:
+                b.rewards[row, i, k] += gained
+            self._ep_return[i, k] += gained
+            if not (term or trunc):
+                return name
+            if row >= 0:
+                b.terminated[row, i, k], b.truncated[row, i, k] = bool(term), bool(trunc) and not term
+                if trunc and not term:
+                    o, _ = self._observe_all(env)
+                    st = self._state(env, o)
+                    b.bootstrap[row, i, k] = self._values(o[None], st[None])[0, k]
+            self._last_row[i, k] = -1
+            env.step(None)
+
+    def _collect_aec(self) -> np.ndarray:
+        b = self.buf
+        self._last_row[:] = -1  # rows of the previous rollout are gone; their rewards were credited at its end
+        for t in range(self.num_steps):
+            acting = []
+            for i, env in enumerate(self.envs):
+                name = self._advance_aec(i)
+                k = self.index[name]
+                obs, masks = self._observe_all(env)
+                b.obs[t, i], b.state[t, i] = obs, self._state(env, obs)
+                if masks is not None and b.masks is not None:
+                    b.masks[t, i] = masks
+                b.alive[t, i, k] = True
+                acting.append((name, k))
+            actions, logp, values = self._evaluate(b.obs[t], b.state[t], None if b.masks is None else b.masks[t],
+                                                   not self.deterministic)
+            for i, (name, k) in enumerate(acting):
+                b.actions[t, i, k], b.logp[t, i, k], b.values[t, i, k] = actions[i, k], logp[i, k], values[i, k]
+                self._last_row[i, k] = t
+                self._ep_length[i] += 1
+                self.envs[i].step(self._env_action(name, actions[i, k]))
+        # credit what each agent has received since its last action (its turn may come in the next rollout), and
+        # bootstrap from V of its current observation
+        last = np.zeros(b.values.shape[1:], np.float32)
+        for i, env in enumerate(self.envs):
+            obs, _ = self._observe_all(env)
+            v = self._values(obs[None], self._state(env, obs)[None])[0] if env.agents else np.zeros(len(obs))
+            for name in env.agents:
+                k = self.index[name]
+                row = self._last_row[i, k]
+                pending = float(env._cumulative_rewards[name]) - self._credited[i, k]
+                self._ep_return[i, k] += pending
+                self._credited[i, k] += pending
+                last[i, k] = v[k]
+                if row < 0:
+                    continue
+                b.rewards[row, i, k] += pending
+                if env.terminations.get(name):  # the game ended with this agent's last action
+                    b.terminated[row, i, k] = True
+                elif env.truncations.get(name):
+                    b.truncated[row, i, k], b.bootstrap[row, i, k] = True, v[k]
+        return last
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

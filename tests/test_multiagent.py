@@ -1,0 +1,126 @@
+"""Multi-agent PPO: masked GAE, the PettingZoo adapters, IPPO/MAPPO/HAPPO smoke, persistence and errors."""
+
+import pytest
+import torch
+
+from proxrl import ConfigError, MultiAgentPPO
+from proxrl.advantages import gae, masked_gae
+from proxrl.algos.multiagent import evaluate_against_random
+from proxrl.cli import main
+
+TINY = dict(num_envs=2, num_steps=8, tensorboard=False, hidden_sizes=(16,), num_epochs=2)
+
+
+def _rollout(t=6, n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rewards, values = torch.randn(t, n, generator=g), torch.randn(t, n, generator=g)
+    boot, last = torch.randn(t, n, generator=g), torch.randn(n, generator=g)
+    terminated = torch.rand(t, n, generator=g) < 0.2
+    truncated = (torch.rand(t, n, generator=g) < 0.2) & ~terminated
+    return rewards, values, boot, last, terminated, truncated
+
+
+def test_masked_gae_with_every_row_alive_is_gae():
+    rewards, values, boot, last, terminated, truncated = _rollout()
+    next_values = torch.cat([values[1:], last[None]])
+    next_values = torch.where(truncated, boot, next_values)  # gae reads V(final obs) from next_values
+    expected = gae(rewards, values, next_values, terminated, truncated, 0.9, 0.8)
+    got = masked_gae(rewards, values, boot, last, terminated, truncated, torch.ones_like(terminated), 0.9, 0.8)
+    torch.testing.assert_close(got, expected)
+
+
+def test_masked_gae_skips_rows_where_the_agent_did_not_act():
+    rewards, values, boot, last, terminated, truncated = _rollout(t=5, n=1, seed=3)
+    dense = masked_gae(rewards, values, boot, last, terminated, truncated, torch.ones(5, 1, dtype=torch.bool),
+                       0.9, 0.8)
+    # interleave rows in which this agent does not act (another player's turn): they must change nothing
+    alive = torch.tensor([True, False, True, False, True, False, True, False, True, False])[:, None]
+    spread = torch.zeros(10, 1)
+
+    def spread_out(x, fill=0.0):
+        out = torch.full((10, 1), fill, dtype=x.dtype)
+        out[alive] = x[:, 0]
+        return out
+
+    got = masked_gae(spread_out(rewards), spread_out(values, 7.0), spread_out(boot), last,
+                     spread_out(terminated, False), spread_out(truncated, False), alive, 0.9, 0.8)
+    torch.testing.assert_close(got[alive], dense[:, 0])
+    assert torch.all(got[~alive] == spread[~alive])
+
+
+@pytest.mark.parametrize("method", ["ippo", "mappo", "happo"])
+@pytest.mark.parametrize("env,kwargs", [("proxrl.envs.matrix_games", {"game": "climbing"}),
+                                        ("pettingzoo.classic.tictactoe_v3", {}),
+                                        ("mpe2.simple_spread_v3", {"N": 2, "max_cycles": 5})])
+def test_two_iterations_change_every_trainable_parameter(method, env, kwargs):
+    agent = MultiAgentPPO(env, method=method, env_kwargs=kwargs, **TINY)
+    before = {k: v.clone() for k, v in agent.policy.named_parameters()}
+    agent.learn(2 * 2 * 8)
+    assert agent.iteration == 2
+    for name, p in agent.policy.named_parameters():
+        assert not torch.equal(p, before[name]), f"{name} did not change"
+
+
+def test_shared_actor_with_agent_id_and_value_norm_run():
+    agent = MultiAgentPPO("mpe2.simple_spread_v3", method="ippo", share_actor=True, agent_id=True,
+                          value_norm=True, env_kwargs={"N": 2, "max_cycles": 5}, **TINY)
+    agent.learn(32)
+    assert len(agent.policy.actors) == 1 and agent.value_norm.count > 1
+
+
+def test_aec_rewards_reach_the_acting_players_and_masks_hold():
+    agent = MultiAgentPPO("pettingzoo.classic.tictactoe_v3", method="ippo", num_envs=4, num_steps=64,
+                          tensorboard=False, hidden_sizes=(16,))
+    collector = agent.start_envs()
+    batch = collector.collect()
+    assert torch.all(batch.alive.sum(-1) == 1), "exactly one player acts per row"
+    legal = batch.masks.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+    assert torch.all(legal[batch.alive]), "every action taken was legal"
+    # tic-tac-toe pays ±1 only at the end: a reward sits on a player's final move, which is marked terminated,
+    # and each game's winner's +1 is matched by the loser's −1 on the loser's own last move
+    assert torch.all(batch.rewards[~batch.alive] == 0)
+    nonzero = batch.rewards != 0
+    assert nonzero.any() and torch.all(batch.terminated[nonzero])
+    assert set(batch.rewards[nonzero].tolist()) <= {-1.0, 1.0}
+    assert batch.terminated.sum() >= 8
+    returns, _ = collector.episodes.drain()
+    assert all(r == 0 for r in returns)  # team return Σ_i r_i of a zero-sum game
+
+
+def test_save_load_resume_and_cli(tmp_path, capsys):
+    agent = MultiAgentPPO("proxrl.envs.matrix_games", method="happo", run_dir=tmp_path / "run", progress=False,
+                          **TINY)
+    agent.learn(64)
+    loaded = MultiAgentPPO.load(tmp_path / "run")
+    for a, b in zip(agent.policy.parameters(), loaded.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert loaded.global_step == 64
+    assert main(["train", "mappo", "--env", "mpe2.simple_spread_v3", "--env-kwargs", "N=2,max_cycles=5",
+                 "--total-steps", "32", "--set", "num_envs=2", "--set", "num_steps=8",
+                 "--run-dir", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "cli"), "--total-steps", "16", "--quiet"]) == 0
+    assert main(["eval", str(tmp_path / "cli"), "--episodes", "2"]) == 0
+
+
+def test_a_module_that_is_not_a_pettingzoo_env_is_a_clear_error():
+    with pytest.raises(ConfigError, match="not a PettingZoo environment"):
+        MultiAgentPPO("json", **TINY)
+    with pytest.raises(ConfigError, match="cannot import"):
+        MultiAgentPPO("no_such_module_xyz", **TINY)
+    with pytest.raises(ConfigError, match="share_actor"):
+        MultiAgentPPO("proxrl.envs.matrix_games", method="happo", share_actor=True, **TINY)
+
+
+def test_matrix_games_pass_pettingzoos_parallel_api_test():
+    from pettingzoo.test import parallel_api_test
+
+    from proxrl.envs.matrix_games import parallel_env
+
+    for game in ("penalty", "climbing"):
+        parallel_api_test(parallel_env(game), num_cycles=10)
+
+
+def test_evaluate_against_random_never_plays_illegal_moves():
+    agent = MultiAgentPPO("pettingzoo.classic.tictactoe_v3", method="ippo", **TINY)
+    result = evaluate_against_random(agent, games=20, seat=0)
+    assert result["illegal"] == 0 and result["win"] + result["draw"] + result["loss"] == pytest.approx(1.0)
