@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train an agent", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=_config_keys_epilog())
     t.add_argument("algo", nargs="?", help="algorithm: " + ", ".join(_algorithms()))
-    t.add_argument("--env", help="gymnasium id, or module:EnvId")
+    t.add_argument("--env", help="gymnasium id, or module:EnvId; for ippo/mappo/happo a PettingZoo module path")
     t.add_argument("--env-kwargs", default=None, help="key=value,... passed to the env's constructor")
     t.add_argument("--config", help="YAML file of config keys (see configs/)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
