@@ -124,3 +124,35 @@ def test_evaluate_against_random_never_plays_illegal_moves():
     agent = MultiAgentPPO("pettingzoo.classic.tictactoe_v3", method="ippo", **TINY)
     result = evaluate_against_random(agent, games=20, seat=0)
     assert result["illegal"] == 0 and result["win"] + result["draw"] + result["loss"] == pytest.approx(1.0)
+
+
+def test_toy_env_passes_the_parallel_api_test():
+    from pettingzoo.test import parallel_api_test
+
+    import toy_pettingzoo
+
+    parallel_api_test(toy_pettingzoo.parallel_env(), num_cycles=20)
+
+
+@pytest.mark.parametrize("box", [False, True])
+@pytest.mark.parametrize("method", ["ippo", "mappo", "happo"])
+def test_heterogeneous_agents_that_leave_early_are_masked(method, box):
+    agent = MultiAgentPPO("toy_pettingzoo", method=method, env_kwargs={"box": box}, gamma=0.5, gae_lambda=1.0,
+                          **{**TINY, "num_steps": 10})
+    batch = agent.start_envs().collect()
+    early, late = batch.alive[:, 0, 0], batch.alive[:, 0, 1]
+    # episodes of 5 steps: `early` acts in steps 1–2 of each, `late` in all 5
+    assert early.tolist() == [True, True, False, False, False] * 2 and late.all()
+    assert batch.terminated[1, 0, 0] and batch.truncated[4, 0, 1] and not batch.terminated[:, 0, 1].any()
+    adv, targets = agent._advantages(batch)
+    assert torch.all(adv[~batch.alive] == 0)
+    if method == "ippo":  # per-agent targets: early's return is 1 + γ·1 at its first step, 1 at its last
+        torch.testing.assert_close(targets[:2, 0, 0], torch.tensor([1.5, 1.0]))
+    agent.learn(2 * 2 * 10)
+    assert agent.iteration == 2
+
+
+def test_heterogeneous_observation_widths_from_mpe():
+    agent = MultiAgentPPO("mpe2.simple_adversary_v3", method="ippo", env_kwargs={"N": 2, "max_cycles": 5}, **TINY)
+    assert agent.spec.obs_dims == [8, 10, 10]
+    agent.learn(32)

@@ -46,7 +46,8 @@ class MultiAgentPPOConfig(RunConfig):
     env: str = param("mpe2.simple_spread_v3", "PettingZoo module path; its parallel_env(...) or env(...) is used")
     method: str = param("mappo", "ippo (local critics), mappo (central critic), happo (sequential updates)",
                         choices=METHODS)
-    share_actor: bool | None = param(None, "one actor for all agents (None: ippo and happo no, mappo yes)")
+    share_actor: bool | None = param(None, "one actor for all agents (None: mappo yes where every agent has the same "
+                                     "spaces; ippo and happo no)")
     agent_id: bool = param(False, "append a one-hot agent id to the inputs of shared networks")
     global_state: str = param("auto", "the central critic's input: env.state() (env), all observations "
                               "concatenated (concat), or env.state() where the env has one (auto)",
@@ -74,11 +75,6 @@ class MultiAgentPPOConfig(RunConfig):
         if self.method == "happo" and self.share_actor:
             raise ConfigError("happo updates each agent's actor in turn, so actors cannot be shared: "
                               "set share_actor=false (or leave it unset)")
-
-    @property
-    def shares_actor(self) -> bool:
-        """share_actor resolved for the method."""
-        return self.method == "mappo" if self.share_actor is None else self.share_actor
 
     @property
     def batch_size(self) -> int:
@@ -155,13 +151,16 @@ class MultiAgentPPO:
         self.spec = agent_spec(probe, self.kind, cfg.global_state)
         probe.close()
         central = cfg.method != "ippo"
+        homogeneous = len(set(self.spec.obs_dims)) == 1 and all(s == self.spec.action_spaces[0]
+                                                                 for s in self.spec.action_spaces)
+        self.share_actor = (cfg.method == "mappo" and homogeneous) if cfg.share_actor is None else cfg.share_actor
         self.policy = MultiAgentActorCritic(self.spec.obs_dims, self.spec.action_spaces, self.spec.state_dim,
-                                            cfg.shares_actor, cfg.agent_id, "central" if central else "local",
+                                            self.share_actor, cfg.agent_id, "central" if central else "local",
                                             cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init)
         self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()))
         self.policy.to(self.device)
-        n_actors = 1 if cfg.shares_actor else len(self.spec.names)
-        groups = {f"actor_{i}": self.policy.actor_parameters(None if cfg.shares_actor else i)
+        n_actors = 1 if self.share_actor else len(self.spec.names)
+        groups = {f"actor_{i}": self.policy.actor_parameters(None if self.share_actor else i)
                   for i in range(n_actors)}
         groups["critic"] = self.policy.critic_parameters()
         self.flats = {name: FlatParameters(params) for name, params in groups.items()}
@@ -242,7 +241,7 @@ class MultiAgentPPO:
         adv = masked_gae(b.team_rewards, values, vn.denormalize(b.team_bootstrap),
                          vn.denormalize(b.last_values[:, 0]), b.team_terminated, b.team_truncated, team_alive,
                          cfg.gamma, cfg.gae_lambda)
-        return adv.unsqueeze(-1).expand_as(b.rewards), adv + values
+        return torch.where(b.alive, adv.unsqueeze(-1), torch.zeros(())), adv + values
 
     def _critic_loss(self, b: MultiAgentBatch, idx: Tensor, targets: Tensor) -> Tensor:
         obs, state = _flat(b.obs)[idx], _flat(b.state)[idx]
