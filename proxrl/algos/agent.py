@@ -86,6 +86,11 @@ def setup(agent: Any, config: Any, run_dir: str | Path | None, progress: bool | 
     agent.acting_rng = np.random.default_rng(cfg.seed)  # samples actions on the numpy acting path
     agent.flat = FlatParameters(agent.policy)  # one tensor for the grad clip and Adam; after .to(device)
     agent.optimizer = make_adam([agent.flat.param], cfg.lr, cfg.adam_eps)
+    init_counters(agent)
+
+
+def init_counters(agent: Any) -> None:
+    """Zero the step, iteration and episode counters, the wall time and the last-20 windows; no envs yet."""
     agent.global_step = 0
     agent.iteration = 0
     agent.num_episodes = 0

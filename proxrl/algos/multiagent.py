@@ -13,7 +13,6 @@ All three minimise the same clipped surrogate (``objectives.clipped_surrogate``)
 
 from __future__ import annotations
 
-import collections
 import math
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..optim import FlatParameters, make_adam
 from ..policies import ACTIVATIONS, MultiAgentActorCritic
 from . import agent
-from .common import RETURN_WINDOW, check_finite, resolve_device, seed_everything
+from .common import check_finite, resolve_device, seed_everything
 
 METHODS = ("ippo", "mappo", "happo")
 
@@ -169,13 +168,7 @@ class MultiAgentPPO:
         self.value_norm = ValueNormalizer(cfg.value_norm)
         self.order_rng = torch.Generator().manual_seed(cfg.seed)  # HAPPO's agent order
         self.acting_rng = np.random.default_rng(cfg.seed)  # unused here (torch samples); kept for checkpoints
-        self.global_step = self.iteration = self.num_episodes = 0
-        self.elapsed = 0.0
-        self.recent_returns: collections.deque[float] = collections.deque(maxlen=RETURN_WINDOW)
-        self.recent_lengths: collections.deque[int] = collections.deque(maxlen=RETURN_WINDOW)
-        self.normalizer_state: dict[str, Any] = {}
-        self._rollout: MultiAgentCollector | None = None
-        self._norms = None
+        agent.init_counters(self)
 
     solved = agent.solved
     state_dict = agent.state_dict

@@ -258,12 +258,13 @@ class MultiAgentCollector:
                     if a in obs:
                         flat = _split(obs[a])[0]
                         final_obs[i, k, : flat.size] = flat
-                final_state[i] = self._state(env, final_obs[i])
                 self._obs[i] = {a: o for a, o in obs.items() if a in env.agents}
                 if not env.agents:
                     ended.append(i)
                     b.team_terminated[t, i] = bool(b.terminated[t, i][b.alive[t, i]].all())
                     b.team_truncated[t, i] = not b.team_terminated[t, i]
+                if b.truncated[t, i].any() or b.team_truncated[t, i]:  # only a truncation needs V(final state)
+                    final_state[i] = self._state(env, final_obs[i])
             if b.truncated[t].any() or b.team_truncated[t].any():
                 v_final = self._values(final_obs, final_state)
                 b.bootstrap[t] = np.where(b.truncated[t], v_final, 0.0)
