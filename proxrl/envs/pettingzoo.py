@@ -191,6 +191,16 @@ class MultiAgentCollector:
         self.episodes.returns.append(float(self._ep_return[i].sum()))
         self.episodes.lengths.append(int(self._ep_length[i]))
 
+    def _write_obs(self, agent_obs: dict[str, Any], obs_rows: np.ndarray, mask_rows: np.ndarray | None) -> None:
+        """Flatten each agent's observation into its zero-padded row of ``obs_rows`` ``[A, D]`` (and its action mask
+        into ``mask_rows`` ``[A, n]``)."""
+        for name, o in agent_obs.items():
+            flat, mask = _split(o)
+            k = self.index[name]
+            obs_rows[k, : flat.size] = flat
+            if mask is not None and mask_rows is not None:
+                mask_rows[k, : mask.size] = mask.astype(bool)
+
     def _state(self, env: Any, obs_rows: np.ndarray) -> np.ndarray:
         if self.spec.env_state:
             return np.asarray(env.state(), dtype=np.float32).reshape(-1)
@@ -232,13 +242,8 @@ class MultiAgentCollector:
         d = b.obs.shape[-1]
         for t in range(self.num_steps):
             for i, env in enumerate(self.envs):
-                for name, o in self._obs[i].items():
-                    flat, mask = _split(o)
-                    k = self.index[name]
-                    b.obs[t, i, k, : flat.size] = flat
-                    if mask is not None and b.masks is not None:
-                        b.masks[t, i, k, : mask.size] = mask.astype(bool)
-                    b.alive[t, i, k] = name in env.agents
+                self._write_obs(self._obs[i], b.obs[t, i], None if b.masks is None else b.masks[t, i])
+                b.alive[t, i, [self.index[a] for a in self._obs[i]]] = True  # _obs holds the live agents only
                 b.state[t, i] = self._state(env, b.obs[t, i])
             actions, b.logp[t], b.values[t] = self._evaluate(b.obs[t], b.state[t], None if b.masks is None
                                                              else b.masks[t], not self.deterministic)
@@ -255,9 +260,7 @@ class MultiAgentCollector:
                     b.rewards[t, i, k] = rew.get(a, 0.0)
                     b.terminated[t, i, k], b.truncated[t, i, k] = bool(term.get(a, False)), bool(trunc.get(a, False))
                     self._ep_return[i, k] += b.rewards[t, i, k]
-                    if a in obs:
-                        flat = _split(obs[a])[0]
-                        final_obs[i, k, : flat.size] = flat
+                self._write_obs({a: obs[a] for a in live if a in obs}, final_obs[i], None)
                 self._obs[i] = {a: o for a, o in obs.items() if a in env.agents}
                 if not env.agents:
                     ended.append(i)
@@ -275,20 +278,14 @@ class MultiAgentCollector:
         obs_now = np.zeros_like(b.obs[0])
         state_now = np.zeros_like(b.state[0])
         for i, env in enumerate(self.envs):
-            for name, o in self._obs[i].items():
-                flat = _split(o)[0]
-                obs_now[i, self.index[name], : flat.size] = flat
+            self._write_obs(self._obs[i], obs_now[i], None)
             state_now[i] = self._state(env, obs_now[i])
         return self._values(obs_now, state_now)
 
     def _observe_all(self, env: Any) -> tuple[np.ndarray, np.ndarray | None]:
         obs = np.zeros((len(self.spec.names), self.buf.obs.shape[-1]), np.float32)
         masks = None if self.buf.masks is None else np.ones((len(self.spec.names), self.buf.masks.shape[-1]), bool)
-        for name in env.agents:
-            flat, mask = _split(env.observe(name))
-            obs[self.index[name], : flat.size] = flat
-            if mask is not None and masks is not None:
-                masks[self.index[name], : mask.size] = mask.astype(bool)
+        self._write_obs({name: env.observe(name) for name in env.agents}, obs, masks)
         return obs, masks
 
     def _advance_aec(self, i: int) -> str:
