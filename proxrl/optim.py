@@ -49,6 +49,11 @@ class FlatParameters:
         for p, g in zip(self.params, self._grad_views, strict=True):
             p.grad = g
 
+    @property
+    def grad_views(self) -> list[Tensor]:
+        """Each parameter's gradient as a view into the flat gradient, in ``self.params`` order."""
+        return self._grad_views
+
     def zero_grad(self) -> None:
         """Zero the flat gradient (and re-attach any gradient someone set to None)."""
         self._grad.zero_()
@@ -69,3 +74,24 @@ def make_adam(params: list[nn.Parameter], lr: float, eps: float) -> torch.optim.
         return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
+
+
+def adam_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``; for a fused CPU Adam over one flat tensor (what :func:`make_adam` builds for
+    :class:`FlatParameters`) the fused kernel is called directly once its state exists: ``Optimizer.step``'s
+    Python wrapper costs ~65 µs against the kernel's ~8 µs on a 9k-parameter network. Same arithmetic, same
+    state tensors (``tests/test_optim.py`` checks bit-identical parameters and state)."""
+    group = optimizer.param_groups[0]
+    params = group["params"]
+    state = optimizer.state.get(params[0]) if len(optimizer.param_groups) == 1 and len(params) == 1 else None
+    kernel = getattr(torch, "_fused_adam_", None)
+    if (state is None or kernel is None or not isinstance(optimizer, torch.optim.Adam) or not group.get("fused")
+            or group["amsgrad"] or group.get("decoupled_weight_decay") or isinstance(group["lr"], Tensor)
+            or params[0].grad is None or params[0].device.type != "cpu"):
+        optimizer.step()
+        return
+    beta1, beta2 = group["betas"]
+    state["step"].add_(1)
+    kernel(params, [params[0].grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
+           amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+           eps=group["eps"], maximize=group["maximize"])

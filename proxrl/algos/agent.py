@@ -23,7 +23,7 @@ from .. import checkpoint, config as cfgmod
 from ..config import RunConfig, param
 from ..envs import Normalizers, make_eval_env, make_vec_env
 from ..logging import RunLogger
-from ..optim import FlatParameters, make_adam
+from ..optim import FlatParameters, adam_step, make_adam
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
 from .common import (RETURN_WINDOW, evaluate_policy, mean_or_nan, resolve_device, rng_state, seed_everything,
@@ -139,7 +139,7 @@ def gradient_step(agent: Any, loss: torch.Tensor) -> None:
     loss.backward()
     if agent.config.max_grad_norm > 0:
         agent.flat.clip_grad_norm_(agent.config.max_grad_norm)
-    agent.optimizer.step()
+    adam_step(agent.optimizer)
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from ..advantages import masked_gae, normalize
 from ..config import ConfigError, RunConfig, param
 from ..envs.pettingzoo import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
-from ..optim import FlatParameters, make_adam
+from ..optim import FlatParameters, adam_step, make_adam
 from ..policies import ACTIVATIONS, MultiAgentActorCritic
 from . import agent
 from .common import check_finite, resolve_device, seed_everything
@@ -274,7 +274,7 @@ class MultiAgentPPO:
         for name in names:
             if self.config.max_grad_norm > 0:
                 self.flats[name].clip_grad_norm_(self.config.max_grad_norm)
-            self.optimizer.optimizers[name].step()
+            adam_step(self.optimizer.optimizers[name])
 
     def _minibatches(self, rows: int) -> list[Tensor]:
         perm = torch.randperm(rows, device=self.device)
