@@ -83,7 +83,7 @@ def test_adam_step_is_bit_identical_to_optimizer_step():
     gen = torch.Generator().manual_seed(1)
     for step in range(6):
         grad = torch.randn(flats[0].param.shape, generator=gen)
-        for f, opt in zip(flats, opts):
+        for f, opt in zip(flats, opts, strict=True):
             f.param.grad.copy_(grad)
             for group in opt.param_groups:
                 group["lr"] = 1e-2 * (1 - step / 10)  # annealed, as PPO does
@@ -103,7 +103,7 @@ def test_ppo_trains_the_same_with_the_fused_gradient_and_with_autograd(env, tiny
         agents.append(agent)
         rows.append(log)
     assert agents[0].fused is not None and agents[1].fused is None
-    for p, q in zip(agents[0].policy.parameters(), agents[1].policy.parameters()):
+    for p, q in zip(agents[0].policy.parameters(), agents[1].policy.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
     for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"):
         assert rows[0][-1][key] == pytest.approx(rows[1][-1][key], rel=1e-3, abs=1e-5), key
