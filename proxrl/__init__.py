@@ -1,5 +1,6 @@
 """proxrl: the policy-gradient family in PyTorch, each method a short loop over shared, tested equations."""
 
+from .algos.grpo import GRPO, GRPOConfig
 from .algos.multiagent import MultiAgentPPO, MultiAgentPPOConfig
 from .algos.offpolicy_pg import OffPolicyPG, OffPolicyPGConfig
 from .algos.pg import PG, REINFORCE, PGConfig
@@ -7,18 +8,18 @@ from .algos.ppo import PPO, PPOConfig
 from .checkpoint import CheckpointError
 from .config import ConfigError
 
-__all__ = ["MultiAgentPPO", "MultiAgentPPOConfig", "OffPolicyPG", "OffPolicyPGConfig", "PG", "PGConfig", "PPO",
-           "PPOConfig", "REINFORCE", "ConfigError", "CheckpointError", "load"]
+__all__ = ["GRPO", "GRPOConfig", "MultiAgentPPO", "MultiAgentPPOConfig", "OffPolicyPG", "OffPolicyPGConfig", "PG",
+           "PGConfig", "PPO", "PPOConfig", "REINFORCE", "ConfigError", "CheckpointError", "load"]
 __version__ = "0.1.0"
 
 ALGORITHMS = {"reinforce": PG, "pg": PG, "offpolicy_pg": OffPolicyPG, "ppo": PPO, "ippo": MultiAgentPPO,
-              "mappo": MultiAgentPPO, "happo": MultiAgentPPO, "multiagent_ppo": MultiAgentPPO}
+              "mappo": MultiAgentPPO, "happo": MultiAgentPPO, "multiagent_ppo": MultiAgentPPO, "grpo": GRPO}
 # CLI names that are another algorithm with some settings fixed: `proxrl train reinforce` is `pg` with G as Â
 ALIASES: dict[str, dict[str, object]] = {"reinforce": {"advantage": "return"}, "ippo": {"method": "ippo"},
                                          "mappo": {"method": "mappo"}, "happo": {"method": "happo"}}
 
 
-def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO | MultiAgentPPO:
+def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO | MultiAgentPPO | GRPO:
     """Load any proxrl checkpoint (file or run directory), dispatching on the method stored in it."""
     from pathlib import Path
 
@@ -27,6 +28,8 @@ def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO | MultiAgentP
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"no run directory or checkpoint file at {path}")
+    if p.is_dir() and (p / checkpoint.TRAINER_STATE).is_file():  # a GRPO save folder
+        p = p / checkpoint.TRAINER_STATE
     state = checkpoint.load(checkpoint.latest(p) if p.is_dir() else p)
     algo = state.get("algo")
     if algo not in ALGORITHMS:

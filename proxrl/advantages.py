@@ -159,3 +159,27 @@ def masked_gae(
         next_value = torch.where(live, values[t], next_value)
         next_adv = torch.where(live, a, next_adv)
     return adv
+
+
+REWARD_SCALINGS = ("group", "batch", "none")
+
+
+def group_relative(rewards: Tensor, scale: str = "group", eps: float = 1e-4) -> Tensor:
+    """GRPO's group-relative advantage Â_i = (r_i − mean(r)) / (std(r) + eps) within each group (the seed's
+    GRPO section), for rewards ``[P, G]``: P prompts × G completions each.
+
+    ``scale``: ``group`` divides by each group's (unbiased) std as in the paper; ``batch`` by the std of all
+    P·G rewards; ``none`` only centres (Dr. GRPO: dividing by the std over-weights groups that are almost all
+    right or all wrong). A group whose rewards are all equal gets Â = 0: it contributes no gradient.
+    """
+    if rewards.dim() != 2:
+        raise ValueError(f"rewards must be [prompts, group_size], got shape {tuple(rewards.shape)}")
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    if scale == "group":
+        std = rewards.std(dim=1, keepdim=True) if rewards.shape[1] > 1 else torch.zeros_like(rewards[:, :1])
+        return centred / (std + eps)
+    if scale == "batch":
+        return centred / ((rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())) + eps)
+    if scale == "none":
+        return centred
+    raise ValueError(f"unknown reward scaling {scale!r}; allowed: {', '.join(REWARD_SCALINGS)}")

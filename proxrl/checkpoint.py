@@ -16,6 +16,7 @@ import torch
 
 FORMAT_VERSION = 2  # 2: the optimiser state is over one flat parameter tensor (proxrl.optim.FlatParameters)
 _NAME = re.compile(r"^ckpt_(\d{12})\.pt$")
+TRAINER_STATE = "trainer_state.pt"  # beside a save_pretrained model folder
 
 
 class CheckpointError(RuntimeError):
@@ -88,10 +89,12 @@ def latest(run_dir: str | Path) -> Path:
     """The newest checkpoint of a run directory: ``model.pt`` if the run finished after its last periodic one."""
     run_dir = Path(run_dir)
     candidates = list_checkpoints(run_dir / "checkpoints")
-    final = run_dir / "model.pt"
-    if final.is_file():
-        candidates.append(final)
+    # language-model runs (GRPO) save folders: checkpoints/step_*/ and model/, each with its trainer_state.pt
+    candidates += [p for p in (run_dir / "checkpoints").glob(f"step_*/{TRAINER_STATE}") if p.is_file()]
+    for final in (run_dir / "model.pt", run_dir / "model" / TRAINER_STATE, run_dir / TRAINER_STATE):
+        if final.is_file():
+            candidates.append(final)
     if not candidates:
-        raise CheckpointError(f"no checkpoint in {run_dir} (looked for model.pt and checkpoints/ckpt_*.pt); "
-                              "is this a proxrl run directory?")
+        raise CheckpointError(f"no checkpoint in {run_dir} (looked for model.pt, checkpoints/ckpt_*.pt and GRPO's "
+                              f"{TRAINER_STATE} folders); is this a proxrl run directory?")
     return max(candidates, key=lambda p: p.stat().st_mtime_ns)

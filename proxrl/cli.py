@@ -136,6 +136,12 @@ def _train(args: argparse.Namespace) -> int:
         agent = cls(config=config, run_dir=run_dir, progress=progress)
         print(f"training {args.algo} on {config.env} for {config.total_steps:,} steps; run directory {run_dir}")
     agent.learn()
+    if args.algo == "grpo" or agent.algo == "grpo":
+        print(f"done: {agent.global_step:,} GRPO steps, {agent.num_episodes:,} completions; held-out exact-match "
+              f"accuracy {agent.warmup_accuracy if agent.warmup_accuracy is not None else float('nan'):.3f} at the "
+              f"start, {agent.last_accuracy:.3f} at the end")
+        print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, model/ (save_pretrained)")
+        return 0
     recent = list(agent.recent_returns)
     print(f"done: {agent.global_step:,} steps, {agent.num_episodes:,} episodes; mean return of the last "
           f"{len(recent)} training episodes {sum(recent) / max(len(recent), 1):.1f}")
@@ -151,6 +157,11 @@ def _eval(args: argparse.Namespace) -> int:
     from . import load
 
     agent = load(args.run)
+    if agent.algo == "grpo":
+        r = agent.evaluate()
+        print(f"grpo on {agent.config.env}: greedy exact-match accuracy {r['accuracy']:.3f} on {r['examples']} "
+              "held-out prompts")
+        return 0
     r = agent.evaluate(args.episodes, deterministic=not args.stochastic, video_dir=args.video, seed=args.seed)
     kind = "stochastic" if args.stochastic else "deterministic"
     print(f"{agent.algo} on {agent.config.env}: {args.episodes} episodes ({kind}): mean return "

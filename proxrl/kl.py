@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 
@@ -25,11 +26,12 @@ def k2(logp: Tensor, old_logp: Tensor) -> Tensor:
 def k3(logp: Tensor, old_logp: Tensor) -> Tensor:
     """k3 = r − 1 − log r with r = π(a|s)/π_old(a|s), per sample; ≥ 0, and its mean estimates D_KL(π_old ‖ π).
 
-    With ``old_logp`` the reference model's log-probs and samples from π, this is the GRPO estimator
-    D_KL(π_ref ‖ π_θ) ≈ π_ref/π_θ − ln(π_ref/π_θ) − 1 (the seed's GRPO section) by swapping the arguments.
+    Called as ``k3(ref_logp, logp)`` on samples from π_θ it is the GRPO estimator of D_KL(π_θ ‖ π_ref),
+    π_ref/π_θ − ln(π_ref/π_θ) − 1 (the seed's GRPO section). Computed as expm1(x) − x (accurate for small x)
+    and clamped at 0, so float rounding never makes it negative.
     """
     log_ratio = logp - old_logp
-    return log_ratio.exp() - 1.0 - log_ratio
+    return (torch.expm1(log_ratio) - log_ratio).clamp(min=0.0)
 
 
 @dataclass

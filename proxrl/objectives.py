@@ -6,11 +6,19 @@ Each function's tensors are flat batches ``[B]`` of per-sample quantities (or ``
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from . import kl
+
+
+def clipped_surrogate_terms(ratio: Tensor, adv: Tensor, clip_low: float, clip_high: float) -> Tensor:
+    """Per-sample (or per-token) min(ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â), the term J^CLIP averages.
+
+    ε_high > ε_low lets unlikely tokens grow further ("clip-higher", DAPO); ε_low = ε_high is PPO's clip."""
+    return torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv)
 
 
 def clipped_surrogate(
@@ -22,16 +30,69 @@ def clipped_surrogate(
     where the min selects the clipped branch (ρ > 1 + ε with Â > 0, or ρ < 1 − ε with Â < 0).
     Stats: ``approx_kl`` (k3 estimate of D_KL(π_old ‖ π_θ)) and ``clip_frac`` (share of samples clipped).
     """
-    log_ratio = logp - old_logp
-    ratio = log_ratio.exp()
-    unclipped = ratio * adv
-    clipped = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv
-    loss = -torch.minimum(unclipped, clipped).mean()
+    ratio = (logp - old_logp).exp()
+    loss = -clipped_surrogate_terms(ratio, adv, clip_eps, clip_eps).mean()
     with torch.no_grad():
         stats = {
             "approx_kl": kl_k3_mean(logp, old_logp),
             "clip_frac": ((ratio - 1.0).abs() > clip_eps).float().mean(),
         }
+    return loss, stats
+
+
+AGGREGATIONS = ("sequence", "token", "constant")
+
+
+def aggregate_tokens(values: Tensor, mask: Tensor, how: str, max_len: int | None = None,
+                     num_sequences: int | None = None, num_tokens: Tensor | float | None = None) -> Tensor:
+    """Reduce per-token values ``[B, L]`` over the tokens where ``mask`` ``[B, L]`` is 1.
+
+    - ``sequence``: mean over each sequence's tokens, then over sequences (the GRPO paper; long completions
+      weigh each token less);
+    - ``token``: Σ values / Σ mask, one mean over every token of the batch (DAPO's token-level loss);
+    - ``constant``: Σ values / (B · max_len), a constant normaliser (Dr. GRPO: no length bias).
+
+    With gradient accumulation over micro-batches, pass the whole batch's ``num_sequences`` (B) and, for
+    ``token``, its ``num_tokens`` so that the micro-batch losses add up to the batch's loss.
+    """
+    mask = mask.to(values.dtype)
+    n_seq = values.shape[0] if num_sequences is None else num_sequences
+    if how == "sequence":
+        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
+        return per_sequence.sum() / n_seq
+    if how == "token":
+        return (values * mask).sum() / (mask.sum().clamp(min=1.0) if num_tokens is None else num_tokens)
+    if how == "constant":
+        return (values * mask).sum() / (n_seq * (values.shape[-1] if max_len is None else max_len))
+    raise ValueError(f"unknown aggregation {how!r}; allowed: {', '.join(AGGREGATIONS)}")
+
+
+def grpo_loss(
+    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, clip_low: float, clip_high: float,
+    ref_logp: Tensor | None = None, beta: float = 0.0, aggregation: str = "sequence", **aggregate_kwargs: Any,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Negative GRPO objective (the seed's GRPO section; Shao et al. 2024), per token t of completion i:
+
+        −[min(ρ_{i,t} Â_i, clip(ρ_{i,t}, 1 − ε_low, 1 + ε_high) Â_i) − β D̂_KL,i,t],
+        ρ = π_θ/π_θold,  D̂_KL = π_ref/π_θ − ln(π_ref/π_θ) − 1  (k3, ≥ 0, = 0 where π_θ = π_ref)
+
+    aggregated over the completion tokens by :func:`aggregate_tokens`. ``logp``/``old_logp``/``ref_logp``/``mask``
+    are ``[B, L]``; ``adv`` is ``[B, 1]`` (one Â per completion, GRPO) or ``[B, L]`` (per token, e.g. GAE).
+    β = 0 (or no ``ref_logp``) drops the KL term. Stats: ``clip_frac`` and ``kl`` (mean k3) over the tokens.
+    """
+    ratio = (logp - old_logp).exp()
+    per_token = -clipped_surrogate_terms(ratio, adv, clip_low, clip_high)
+    kl_tokens = None
+    if ref_logp is not None and beta > 0:
+        kl_tokens = kl.k3(ref_logp, logp)  # samples from π_θ: r = π_ref/π_θ
+        per_token = per_token + beta * kl_tokens
+    loss = aggregate_tokens(per_token, mask, aggregation, **aggregate_kwargs)
+    with torch.no_grad():
+        m = mask.to(ratio.dtype)
+        n = m.sum().clamp(min=1.0)
+        clipped = ((ratio < 1.0 - clip_low) & (adv < 0)) | ((ratio > 1.0 + clip_high) & (adv > 0))
+        stats = {"clip_frac": (clipped * m).sum() / n,
+                 "kl": (kl_tokens.detach() * m).sum() / n if kl_tokens is not None else torch.zeros(())}
     return loss, stats
 
 

@@ -1,0 +1,473 @@
+"""GRPO (Shao et al. 2024; the seed's GRPO section) on Hugging Face causal language models.
+
+Each step: sample G completions for each of P prompts → score them with reward functions (and/or a reward
+model) → group-relative advantages (``advantages.group_relative``) → μ passes of the clipped surrogate with the
+k3 KL to a frozen reference model (``objectives.grpo_loss``) → log. No critic, unless ``advantage: gae`` adds a
+value head for PPO-style token-level GAE (to compare GRPO with and without a critic on the same task).
+
+``GRPO("addition").learn()`` builds the task's tiny model and warms it up; ``GRPO(model="path/to/folder")``
+trains any local causal LM.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .. import checkpoint, config as cfgmod, lm
+from ..advantages import REWARD_SCALINGS, gae, group_relative, normalize
+from ..config import ConfigError, RunConfig, param
+from ..envs.text_tasks import char_tokenizer, exact_match, load_callable, load_task
+from ..logging import RunLogger
+from ..objectives import AGGREGATIONS, aggregate_tokens, grpo_loss
+from .common import check_finite, mean_or_nan, rng_state, seed_everything, set_rng_state
+
+
+@dataclass(frozen=True, kw_only=True)
+class GRPOConfig(RunConfig):
+    """GRPO hyperparameters, named as in the paper and TRL's GRPOConfig where they overlap."""
+
+    algo = "grpo"
+
+    env: str = param("addition", "text task: addition | reverse | sort (proxrl.envs.text_tasks), or "
+                     "'module:function' returning a TextTask; env_kwargs go to it")
+    total_steps: int = param(200, "GRPO steps, each one batch of prompts_per_step × group_size completions", low=1)
+    torch_threads: int = param(2, "torch intra-op threads", low=1)
+    checkpoint_every: int = param(50, "write a checkpoint every this many GRPO steps (0: only at the end)", low=0)
+    model: str | None = param(None, "local causal-LM folder (from_pretrained); None: build the task's tiny model "
+                              "(tiny_*) and warm it up with warmup_steps of supervised training")
+    tiny_arch: str = param("llama", "architecture of the tiny model", choices=("llama", "qwen2"))
+    tiny_hidden_size: int = param(64, "width of the tiny model", low=8)
+    tiny_layers: int = param(2, "layers of the tiny model", low=1)
+    tiny_heads: int = param(4, "attention heads of the tiny model", low=1)
+    warmup_steps: int = param(600, "supervised warm-up steps of the tiny model before GRPO", low=0)
+    warmup_lr: float = param(3e-3, "learning rate of the warm-up", low=0.0, low_open=True)
+    reward_funcs: tuple[str, ...] = param((), "reward functions 'module:function', f(prompt, completion, "
+                                          "**example) -> float; empty: the task's own", factory=tuple)
+    reward_weights: tuple[float, ...] = param((), "weight of each reward function (default 1 each)", factory=tuple)
+    reward_model: str | None = param(None, "local AutoModelForSequenceClassification folder scoring prompt + "
+                                     "completion (one more reward component)")
+    reward_model_weight: float = param(1.0, "weight of the reward model's score")
+    group_size: int = param(8, "G, completions sampled per prompt", low=2)
+    prompts_per_step: int = param(16, "P, prompts per GRPO step", low=1)
+    max_new_tokens: int = param(8, "longest completion, in tokens", low=1)
+    temperature: float = param(1.0, "sampling temperature (the policy optimised is π at this temperature)",
+                               low=0.0, low_open=True)
+    top_p: float = param(1.0, "nucleus sampling threshold", low=0.0, high=1.0, low_open=True)
+    lr: float = param(1e-6, "α, AdamW learning rate", low=0.0, low_open=True)
+    adam_eps: float = param(1e-8, "AdamW's ε", low=0.0, low_open=True)
+    weight_decay: float = param(0.0, "AdamW weight decay", low=0.0)
+    max_grad_norm: float = param(1.0, "global gradient-norm clip (0: off)", low=0.0)
+    clip_eps: float = param(0.2, "ε_low: ratios below 1 − ε_low stop pushing down", low=0.0, low_open=True)
+    clip_eps_high: float | None = param(None, "ε_high: ratios above 1 + ε_high stop pushing up (None: ε_low; "
+                                        "larger values are DAPO's clip-higher)", low=0.0, low_open=True)
+    beta: float = param(0.04, "β, coefficient of the k3 KL to the frozen reference model (0: no reference model "
+                        "is kept at all)", low=0.0)
+    ref_sync_every: int = param(0, "copy the policy into the reference model every this many steps (0: never)",
+                                low=0)
+    scale_rewards: str = param("group", "advantage scale: group std (paper), batch std, or none (Dr. GRPO)",
+                               choices=REWARD_SCALINGS)
+    aggregation: str = param("sequence", "loss over tokens: sequence (mean per completion, then over "
+                             "completions; paper), token (mean over all tokens; DAPO), constant (sum / (B · "
+                             "max_new_tokens); Dr. GRPO)", choices=AGGREGATIONS)
+    num_iterations: int = param(1, "μ, optimisation passes over each generation batch", low=1)
+    grad_accum_steps: int = param(1, "micro-batches per optimiser step (must divide P × G)", low=1)
+    advantage: str = param("group", "group: GRPO's group-relative Â (no critic); gae: a value head and "
+                           "token-level GAE (PPO for language models)", choices=("group", "gae"))
+    gamma: float = param(1.0, "γ of token-level GAE", low=0.0, high=1.0)
+    gae_lambda: float = param(0.95, "λ of token-level GAE", low=0.0, high=1.0)
+    vf_coef: float = param(0.1, "value-loss coefficient (advantage: gae)", low=0.0)
+    lora: bool = param(False, "train LoRA adapters (peft) instead of every weight; the reference model is then "
+                       "the base with adapters disabled (no copy)")
+    lora_r: int = param(8, "LoRA rank", low=1)
+    lora_alpha: int = param(16, "LoRA α", low=1)
+    dtype: str = param("float32", "weights' dtype (bfloat16 halves memory; log-probs stay float32)",
+                       choices=("float32", "bfloat16"))
+    eval_every: int = param(10, "greedy exact-match accuracy on the held-out prompts every this many steps "
+                            "(0: only before and after)", low=0)
+    eval_examples: int = param(200, "held-out prompts evaluated", low=1)
+
+    def validate(self) -> None:
+        if (self.prompts_per_step * self.group_size) % self.grad_accum_steps:
+            raise ConfigError(f"grad_accum_steps={self.grad_accum_steps} must divide prompts_per_step × group_size "
+                              f"= {self.prompts_per_step * self.group_size}")
+        if self.reward_weights and len(self.reward_weights) != max(1, len(self.reward_funcs)):
+            raise ConfigError(f"reward_weights has {len(self.reward_weights)} entries for "
+                              f"{len(self.reward_funcs)} reward_funcs; give one weight per function")
+        if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
+            raise ConfigError(f"clip_eps_high={self.clip_eps_high} is below clip_eps={self.clip_eps}; "
+                              "ε_high ≥ ε_low (or None for ε_high = ε_low)")
+
+
+class RewardError(ConfigError):
+    """A reward function returned something that is not a finite number."""
+
+
+class GRPO:
+    """GRPO on a text task. ``GRPO("addition", lr=1e-3).learn(100)``; ``.save(dir)`` writes the policy with
+    ``save_pretrained`` (or its LoRA adapter), ``GRPO.load(dir)`` resumes."""
+
+    algo = "grpo"
+    config_class = GRPOConfig
+
+    def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
+                 run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
+        values = cfgmod.to_dict(config or GRPOConfig())
+        if env is not None:
+            values["env"] = env
+        values.update(overrides)
+        cfg = self.config = cfgmod.from_dict(GRPOConfig, values)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        seed_everything(cfg.seed)
+        torch.set_num_threads(cfg.torch_threads)
+        self.task = load_task(cfg.env, cfg.env_kwargs)
+        self.rng = random.Random(cfg.seed)
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but no CUDA device is available; use device=cpu or auto")
+        self.device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+        self.warmup_accuracy: float | None = None
+        if cfg.model is not None:
+            self.policy, self.tokenizer = lm.load_causal_lm(cfg.model, dtype, str(self.device))
+        else:
+            self.policy, self.tokenizer = self._tiny_model(dtype)
+        self.rewards = self._reward_functions()
+        self.reward_model = self._reward_model(dtype)
+        if cfg.lora:
+            self.policy = _with_lora(self.policy, cfg.lora_r, cfg.lora_alpha)
+        # β = 0 keeps no reference model; with LoRA the reference is the base model (adapters disabled)
+        self.ref_model = (copy.deepcopy(self.policy).eval().requires_grad_(False)
+                          if cfg.beta > 0 and not cfg.lora else None)
+        self.value_head = None
+        if cfg.advantage == "gae":
+            self.value_head = nn.Linear(self.policy.config.hidden_size, 1).to(self.device)
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        if self.value_head is not None:
+            params += list(self.value_head.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        self.global_step = 0  # GRPO steps
+        self.num_episodes = 0  # completions sampled
+        self.elapsed = 0.0
+        self.recent_returns: collections.deque[float] = collections.deque(maxlen=20)  # mean reward per step
+        self.last_accuracy: float | None = None
+
+    # --- set-up ------------------------------------------------------------------------------------------
+    def _tiny_model(self, dtype: torch.dtype) -> tuple[Any, Any]:
+        """The task's character tokenizer and a tiny model from a config, warmed up by supervised training; with
+        a run directory it is saved and loaded back through ``from_pretrained`` (the path any model takes)."""
+        cfg = self.config
+        tokenizer = char_tokenizer(self.task.alphabet)
+        model = lm.tiny_causal_lm(tokenizer, cfg.tiny_arch, cfg.tiny_hidden_size, cfg.tiny_layers, cfg.tiny_heads)
+        model.to(self.device)
+        if cfg.warmup_steps:
+            lm.supervised_warmup(model, tokenizer, self.task.sample, cfg.warmup_steps, lr=cfg.warmup_lr,
+                                 seed=cfg.seed)
+        if self.run_dir is not None:
+            folder = self.run_dir / "init_model"
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            return lm.load_causal_lm(folder, dtype, str(self.device))
+        return model.to(dtype), tokenizer
+
+    def _reward_functions(self) -> list[tuple[str, Callable[..., float], float]]:
+        cfg = self.config
+        if cfg.reward_funcs:
+            funcs = [(spec.rpartition(":")[2], load_callable(spec, "reward function")) for spec in cfg.reward_funcs]
+        else:
+            funcs = list(self.task.rewards.items())
+        weights = cfg.reward_weights or (1.0,) * len(funcs)
+        if len(weights) != len(funcs):
+            raise ConfigError(f"reward_weights has {len(weights)} entries for the task's {len(funcs)} reward "
+                              f"functions ({', '.join(n for n, _ in funcs)})")
+        return [(name, f, float(w)) for (name, f), w in zip(funcs, weights, strict=True)]
+
+    def _reward_model(self, dtype: torch.dtype) -> tuple[Any, Any] | None:
+        path = self.config.reward_model
+        if path is None:
+            return None
+        transformers = lm.require_transformers()
+        if not (Path(path) / "config.json").is_file():
+            raise ConfigError(f"reward_model={path!r} is not a local model folder (no config.json)")
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype).to(self.device)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.pad_token_id = tokenizer.pad_token_id
+        return model.eval().requires_grad_(False), tokenizer
+
+    # --- one step ----------------------------------------------------------------------------------------
+    def score(self, examples: list[dict[str, str]], completions: list[str]) -> tuple[Tensor, dict[str, float]]:
+        """Weighted sum of every reward component for each completion ``[len(completions)]`` (completion k
+        answers ``examples[k // G]`` when there are fewer examples), and each component's mean."""
+        repeat = len(completions) // len(examples)
+        rows = [examples[k // repeat] for k in range(len(completions))]
+        total = torch.zeros(len(completions))
+        means: dict[str, float] = {}
+        for name, func, weight in self.rewards:
+            values = []
+            for ex, text in zip(rows, completions, strict=True):
+                value = func(completion=text, **ex)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise RewardError(f"reward function {name!r} returned {value!r} for prompt {ex['prompt']!r}; "
+                                      "reward functions must return a finite float")
+                values.append(float(value))
+            component = torch.tensor(values)
+            total += weight * component
+            means[f"reward/{name}"] = component.mean().item()
+        if self.reward_model is not None:
+            model, tokenizer = self.reward_model
+            enc = tokenizer([ex["prompt"] + text for ex, text in zip(rows, completions, strict=True)],
+                            return_tensors="pt", padding=True, padding_side="right").to(self.device)
+            with torch.no_grad():
+                component = model(**enc).logits[:, 0].float().cpu()
+            total += self.config.reward_model_weight * component
+            means["reward/reward_model"] = component.mean().item()
+        return total, means
+
+    def _logps(self, model: Any, input_ids: Tensor, attention: Tensor, prompt_len: int,
+               with_hidden: bool = False) -> tuple[Tensor, Tensor | None]:
+        return lm.token_logps(model, input_ids, attention, prompt_len, self.config.temperature, with_hidden)
+
+    @torch.no_grad()
+    def _reference_logps(self, input_ids: Tensor, attention: Tensor, prompt_len: int) -> Tensor | None:
+        if self.config.beta == 0:
+            return None
+        if self.ref_model is not None:
+            return self._logps(self.ref_model, input_ids, attention, prompt_len)[0]
+        with self.policy.disable_adapter():  # LoRA: the base model is the reference
+            return self._logps(self.policy, input_ids, attention, prompt_len)[0]
+
+    def _update(self, gens: lm.Generations, adv: Tensor) -> dict[str, float]:
+        """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches."""
+        cfg = self.config
+        rows = gens.input_ids.shape[0]
+        mask = gens.mask.float()
+        ref_logp = self._reference_logps(gens.input_ids, gens.attention_mask, gens.prompt_len)
+        old_logp = None
+        if cfg.num_iterations > 1 or self.value_head is not None:  # π_old is needed past the first pass
+            with torch.no_grad():
+                old_logp, hidden = self._logps(self.policy, gens.input_ids, gens.attention_mask, gens.prompt_len,
+                                               with_hidden=self.value_head is not None)
+        returns = None
+        if self.value_head is not None:  # token-level GAE, reward on each completion's last token
+            adv, returns = self._token_advantages(adv, hidden, mask)
+        micro = rows // cfg.grad_accum_steps
+        num_tokens = mask.sum().clamp(min=1.0)
+        totals: dict[str, float] = collections.defaultdict(float)
+        for _ in range(cfg.num_iterations):
+            for start in range(0, rows, micro):
+                sl = slice(start, start + micro)
+                logp, hidden = self._logps(self.policy, gens.input_ids[sl], gens.attention_mask[sl],
+                                           gens.prompt_len, with_hidden=self.value_head is not None)
+                # μ = 1: π_old is the policy itself (ratio 1, gradient of the ratio = ∇ log π)
+                old = logp.detach() if old_logp is None else old_logp[sl]
+                loss, stats = grpo_loss(logp, old, adv[sl], mask[sl], cfg.clip_eps,
+                                        cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps,
+                                        None if ref_logp is None else ref_logp[sl], cfg.beta, cfg.aggregation,
+                                        max_len=cfg.max_new_tokens, num_sequences=rows, num_tokens=num_tokens)
+                if self.value_head is not None:
+                    values = self.value_head(hidden.float()).squeeze(-1)
+                    v_loss = aggregate_tokens(0.5 * (values - returns[sl]) ** 2, mask[sl], "token",
+                                              num_tokens=num_tokens)
+                    loss = loss + cfg.vf_coef * v_loss
+                    totals["value_loss"] += v_loss.item() / cfg.num_iterations
+                if not math.isfinite(loss.item()):
+                    check_finite(self.global_step, loss=loss)
+                loss.backward()
+                totals["loss"] += loss.item() / cfg.num_iterations
+                share = micro / rows / cfg.num_iterations
+                totals["clip_frac"] += stats["clip_frac"].item() * share
+                totals["kl"] += stats["kl"].item() * share
+            if cfg.max_grad_norm > 0:
+                totals["grad_norm"] = float(nn.utils.clip_grad_norm_(
+                    [p for g in self.optimizer.param_groups for p in g["params"]], cfg.max_grad_norm))
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return dict(totals)
+
+    def _token_advantages(self, rewards: Tensor, hidden: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Token-level GAE over each completion with the value head's V, the sequence reward on its last token;
+        returns (normalised Â ``[B, L]``, value targets ``[B, L]``)."""
+        cfg = self.config
+        with torch.no_grad():
+            values = self.value_head(hidden.float()).squeeze(-1) * mask  # type: ignore[misc]
+            lengths = mask.sum(1).long()
+            last = torch.zeros_like(mask)
+            last[torch.arange(mask.shape[0]), (lengths - 1).clamp(min=0)] = 1.0
+            token_rewards = last * rewards.view(-1, 1)
+            next_values = torch.cat([values[:, 1:], torch.zeros_like(values[:, :1])], dim=1)
+            done = last.bool() | ~mask.bool()
+            # time-major for advantages.gae: [L, B]
+            adv = gae(token_rewards.T, values.T, next_values.T, done.T, torch.zeros_like(done.T), cfg.gamma,
+                      cfg.gae_lambda).T
+            returns = adv + values
+            adv = normalize(adv, mask.bool()) * mask
+        return adv, returns
+
+    # --- the loop ----------------------------------------------------------------------------------------
+    def learn(self, total_steps: int | None = None,
+              callback: Callable[[GRPO, dict[str, Any]], bool | None] | None = None) -> GRPO:
+        """Run ``total_steps`` GRPO steps (default: until ``config.total_steps``); ``callback(agent, row)`` after
+        each step may return False to stop."""
+        cfg = self.config
+        target = cfg.total_steps if total_steps is None else self.global_step + total_steps
+        logger = RunLogger(self.run_dir, target, cfg.tensorboard and self.run_dir is not None, self.progress,
+                           resume_step=self.global_step if self.global_step > 0 else None)
+        if self.run_dir is not None:
+            (self.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
+        if self.last_accuracy is None:
+            self.last_accuracy = self.evaluate()["accuracy"]
+            self.warmup_accuracy = self.last_accuracy
+        start, elapsed_before = time.perf_counter(), self.elapsed
+        try:
+            while self.global_step < target:
+                # 1. P prompts, G completions each from π_θ
+                t0 = time.perf_counter()
+                examples = self.task.sample(self.rng, cfg.prompts_per_step)
+                gens = lm.generate(self.policy, self.tokenizer, [ex["prompt"] for ex in examples], cfg.group_size,
+                                   cfg.max_new_tokens, cfg.temperature, cfg.top_p)
+                t1 = time.perf_counter()
+                # 2. rewards (each component logged) and group-relative advantages
+                rewards, components = self.score(examples, gens.texts)
+                grouped = rewards.view(cfg.prompts_per_step, cfg.group_size)
+                adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1).to(self.device)
+                flat_groups = (grouped.std(dim=1) == 0).float().mean().item()
+                # 3. μ passes of the clipped surrogate − β·k3 (or GAE with a value head)
+                self.policy.train()
+                stats = self._update(gens, adv if self.value_head is None else rewards.to(self.device))
+                self.global_step += 1
+                self.num_episodes += rewards.numel()
+                self.recent_returns.append(rewards.mean().item())
+                if cfg.ref_sync_every and self.ref_model is not None and self.global_step % cfg.ref_sync_every == 0:
+                    self.ref_model.load_state_dict(self.policy.state_dict())
+                # 4. evaluate, log, checkpoint
+                if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == target:
+                    self.last_accuracy = self.evaluate()["accuracy"]
+                t2 = time.perf_counter()
+                self.elapsed = elapsed_before + t2 - start
+                row = {"global_step": self.global_step, "episodes": self.num_episodes, "time": self.elapsed,
+                       "mean_return": mean_or_nan(self.recent_returns), "reward": rewards.mean().item(),
+                       "reward_std": rewards.std().item(), **components, "flat_groups": flat_groups,
+                       "completion_length": gens.mask.sum(1).float().mean().item(),
+                       "accuracy": self.last_accuracy, "generate_seconds": t1 - t0, "update_seconds": t2 - t1,
+                       "completions_per_second": rewards.numel() / (t1 - t0), **stats}
+                logger.log(row)
+                if self.run_dir is not None and cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if callback is not None and callback(self, row) is False:
+                    break
+        finally:
+            logger.close()
+        if self.run_dir is not None:
+            self.save(self.run_dir / "model")
+        return self
+
+    # --- evaluation and persistence ----------------------------------------------------------------------
+    def evaluate(self, examples: int | None = None) -> dict[str, float]:
+        """Greedy exact-match accuracy on the task's held-out prompts (the first ``examples`` of them)."""
+        held_out = self.task.held_out()[: examples or self.config.eval_examples]
+        acc = lm.accuracy(self.policy, self.tokenizer, held_out, self.config.max_new_tokens, exact_match)
+        return {"accuracy": acc, "examples": len(held_out)}
+
+    def save(self, folder: str | Path) -> Path:
+        """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, plus ``trainer_state.pt``
+        (optimiser, counters, RNG states, config; safe to load) and the value head if any. Written to a
+        temporary folder first and renamed, so a crash never leaves a half-written one."""
+        folder = Path(folder)
+        tmp = folder.with_name(f".{folder.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.policy.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        state = {"format_version": checkpoint.FORMAT_VERSION, "algo": self.algo, "config": cfgmod.dump(self.config),
+                 "optimizer": self.optimizer.state_dict(), "global_step": self.global_step,
+                 "num_episodes": self.num_episodes, "elapsed": self.elapsed,
+                 "recent_returns": list(self.recent_returns), "rng": rng_state(),
+                 "task_rng": json.dumps(self.rng.getstate()), "last_accuracy": self.last_accuracy,
+                 "value_head": None if self.value_head is None else self.value_head.state_dict()}
+        checkpoint.atomic_save(state, tmp / checkpoint.TRAINER_STATE)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+        return folder
+
+    def save_checkpoint(self) -> Path:
+        """``checkpoints/step_<N>/`` (see :meth:`save`), keeping the newest ``keep_checkpoints``."""
+        assert self.run_dir is not None
+        root = self.run_dir / "checkpoints"
+        path = self.save(root / f"step_{self.global_step:09d}")
+        for old in sorted(root.glob("step_*"))[:-self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
+             **overrides: Any) -> GRPO:
+        """Resume from a folder written by :meth:`save` (or a run directory: its newest checkpoint, else its
+        final ``model``). The weights load through ``from_pretrained``."""
+        folder = _find_saved(Path(path))
+        state = checkpoint.load(folder / checkpoint.TRAINER_STATE, algo=cls.algo)
+        values = cfgmod.read_yaml_text(state["config"])
+        lora = bool(values.get("lora", False))
+        values.update(overrides)
+        if not lora:
+            values.update(model=str(folder), warmup_steps=0)
+        agent = cls(config=cfgmod.from_dict(GRPOConfig, values), run_dir=run_dir, progress=progress)
+        if lora:
+            _load_adapter(agent.policy, folder)
+        if agent.value_head is not None and state["value_head"] is not None:
+            agent.value_head.load_state_dict(state["value_head"])
+        agent.optimizer.load_state_dict(state["optimizer"])
+        agent.global_step, agent.num_episodes = int(state["global_step"]), int(state["num_episodes"])
+        agent.elapsed = float(state["elapsed"])
+        agent.recent_returns.extend(state["recent_returns"])
+        agent.last_accuracy = state["last_accuracy"]
+        set_rng_state(state["rng"])
+        version, internal, gauss = json.loads(state["task_rng"])
+        agent.rng.setstate((version, tuple(internal), gauss))
+        return agent
+
+
+def _find_saved(path: Path) -> Path:
+    """The save folder of ``path``: itself, the folder of a trainer_state.pt, or a run directory's newest."""
+    if path.is_file():
+        return path.parent
+    if (path / checkpoint.TRAINER_STATE).is_file():
+        return path
+    return checkpoint.latest(path).parent
+
+
+def _with_lora(model: Any, r: int, alpha: int) -> Any:
+    try:
+        import peft
+    except ImportError:
+        raise ConfigError("lora=true needs peft: pip install 'proxrl[lm]' (or pip install peft)") from None
+    config = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", task_type="CAUSAL_LM")
+    return peft.get_peft_model(model, config)
+
+
+def _load_adapter(model: Any, folder: Path) -> None:
+    import peft
+
+    weights = peft.utils.load_peft_weights(str(folder))
+    peft.set_peft_model_state_dict(model, weights)
+

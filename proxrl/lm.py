@@ -1,0 +1,170 @@
+"""Causal language models for GRPO: loading a local folder, tiny models from a config, sampling G completions
+per prompt, the completion mask, per-token log-probs, a supervised warm-up and exact-match evaluation.
+
+Everything runs offline: models and tokenizers come from local folders (``from_pretrained(path)``) or are built
+from a config; nothing is fetched from a hub. ``transformers`` is the ``lm`` extra (``pip install proxrl[lm]``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .config import ConfigError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing local folder must fail, not start a download
+
+
+def require_transformers() -> Any:
+    """The ``transformers`` module, or a ConfigError saying how to install it."""
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError("GRPO needs transformers: pip install 'proxrl[lm]' (or pip install transformers)") \
+            from None
+    return transformers
+
+
+def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[Any, Any]:
+    """(model, tokenizer) from a local folder written by ``save_pretrained``; a clear error if it is not one.
+    A tokenizer without a pad token pads with EOS; padding is on the left for batched generation."""
+    transformers = require_transformers()
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"model={str(path)!r} is not a local model folder (no config.json); give a folder "
+                          "written by save_pretrained, or leave model unset to build the task's tiny model")
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer
+
+
+def tiny_causal_lm(tokenizer: Any, arch: str = "llama", hidden_size: int = 64, num_layers: int = 2,
+                   num_heads: int = 4, max_length: int = 64) -> Any:
+    """A randomly initialised Llama- or Qwen2-style causal LM sized for a CPU, for ``tokenizer``'s vocabulary."""
+    transformers = require_transformers()
+    configs = {"llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+               "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM)}
+    if arch not in configs:
+        raise ConfigError(f"tiny_arch={arch!r}; allowed: {', '.join(configs)}")
+    config_cls, model_cls = configs[arch]
+    config = config_cls(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+                        num_attention_heads=num_heads, num_key_value_heads=num_heads,
+                        intermediate_size=4 * hidden_size, max_position_embeddings=max_length,
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                        bos_token_id=None, tie_word_embeddings=True)
+    return model_cls(config)
+
+
+def completion_mask(completion_ids: Tensor, eos_token_id: int) -> Tensor:
+    """1 for each generated token up to and including the first EOS, 0 after it (padding) ``[B, L]``."""
+    is_eos = completion_ids == eos_token_id
+    length = completion_ids.shape[1]
+    first = torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full_like(is_eos[:, 0], length, dtype=torch.long))
+    return (torch.arange(length, device=completion_ids.device)[None] <= first[:, None]).long()
+
+
+def token_logps(model: Any, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, temperature: float = 1.0,
+                with_hidden: bool = False) -> tuple[Tensor, Tensor | None]:
+    """log π(token_t | prefix) for every completion token ``[B, L]`` from one forward pass over prompt +
+    completion (logits divided by the sampling temperature, as the policy that sampled them); with
+    ``with_hidden`` also the last hidden states that predicted them ``[B, L, H]`` (for a value head)."""
+    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_hidden)
+    logits = out.logits[:, prompt_len - 1:-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    targets = input_ids[:, prompt_len:]
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    hidden = out.hidden_states[-1][:, prompt_len - 1:-1] if with_hidden else None
+    return logp, hidden
+
+
+@dataclass
+class Generations:
+    """G completions for each of P prompts, rows ordered prompt-major (row i·G + g)."""
+
+    input_ids: Tensor  # [P·G, prompt_len + L] prompt (left-padded) + completion
+    attention_mask: Tensor  # [P·G, prompt_len + L], 0 on prompt padding and after each completion's EOS
+    prompt_len: int
+    mask: Tensor  # [P·G, L] completion tokens that count (up to and including the first EOS)
+    texts: list[str]  # decoded completions, special tokens removed
+
+
+@torch.no_grad()
+def generate(model: Any, tokenizer: Any, prompts: list[str], group_size: int, max_new_tokens: int,
+             temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False) -> Generations:
+    """Sample ``group_size`` completions per prompt (or one greedy completion each with ``greedy``)."""
+    transformers = require_transformers()
+    device = next(model.parameters()).device
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(device)
+    gen_config = transformers.GenerationConfig(
+        max_new_tokens=max_new_tokens, do_sample=not greedy, num_return_sequences=1 if greedy else group_size,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}))
+    was_training = model.training
+    model.eval()
+    out = model.generate(**enc, generation_config=gen_config)
+    model.train(was_training)
+    prompt_len = enc.input_ids.shape[1]
+    completion = out[:, prompt_len:]
+    mask = completion_mask(completion, tokenizer.eos_token_id)
+    repeat = 1 if greedy else group_size
+    attention = torch.cat([enc.attention_mask.repeat_interleave(repeat, 0), mask], dim=1)
+    texts = tokenizer.batch_decode(completion * mask + tokenizer.pad_token_id * (1 - mask), skip_special_tokens=True)
+    return Generations(out, attention, prompt_len, mask, texts)
+
+
+def supervised_warmup(model: Any, tokenizer: Any, sample: Callable[[random.Random, int], list[dict[str, str]]],
+                      steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0) -> list[float]:
+    """Cross-entropy on ``answer + <eos>`` given ``prompt`` for ``steps`` Adam steps on freshly sampled examples,
+    so that GRPO starts from a policy whose early rewards are not all zero. Returns the losses."""
+    rng = random.Random(seed)
+    device = next(model.parameters()).device
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+    losses = []
+    for step in range(steps):
+        batch = sample(rng, batch_size)
+        prompts = tokenizer([ex["prompt"] for ex in batch], add_special_tokens=False)["input_ids"]
+        answers = tokenizer([ex["answer"] for ex in batch], add_special_tokens=False)["input_ids"]
+        rows = [p + a + [tokenizer.eos_token_id] for p, a in zip(prompts, answers, strict=True)]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full_like(ids, -100)
+        attn = torch.zeros_like(ids)
+        for i, (row, p) in enumerate(zip(rows, prompts, strict=True)):  # right-padded; loss on the answer only
+            ids[i, :len(row)] = torch.tensor(row)
+            labels[i, len(p):len(row)] = ids[i, len(p):len(row)]
+            attn[i, :len(row)] = 1
+        for group in opt.param_groups:  # cosine decay to 10 %
+            group["lr"] = lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / max(1, steps))))
+        loss = model(input_ids=ids.to(device), attention_mask=attn.to(device), labels=labels.to(device)).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@torch.no_grad()
+def accuracy(model: Any, tokenizer: Any, examples: list[dict[str, str]], max_new_tokens: int,
+             score: Callable[..., float], batch_size: int = 100) -> float:
+    """Mean ``score(prompt, completion, **example)`` of greedy completions (exact-match accuracy for
+    ``text_tasks.exact_match``)."""
+    total = 0.0
+    for i in range(0, len(examples), batch_size):
+        chunk = examples[i:i + batch_size]
+        gens = generate(model, tokenizer, [ex["prompt"] for ex in chunk], 1, max_new_tokens, greedy=True)
+        total += sum(score(completion=text, **ex) for text, ex in zip(gens.texts, chunk, strict=True))
+    return total / max(1, len(examples))

@@ -1,0 +1,226 @@
+"""GRPO: closed forms of the group advantage, k3, the aggregations and the loss's gradient; text tasks; the
+tiny-model plumbing through from_pretrained; a short end-to-end run (tiny models, no downloads)."""
+
+import math
+
+import pytest
+import torch
+
+from proxrl import kl
+from proxrl.advantages import group_relative
+from proxrl.config import ConfigError
+from proxrl.envs import text_tasks
+from proxrl.objectives import aggregate_tokens, grpo_loss
+
+transformers = pytest.importorskip("transformers")
+
+from proxrl import lm  # noqa: E402
+from proxrl.algos.grpo import GRPO, RewardError  # noqa: E402
+
+
+# --- closed forms ------------------------------------------------------------------------------------------
+def test_group_relative_advantage_by_hand():
+    r = torch.tensor([[1.0, 0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
+    adv = group_relative(r, "group", eps=0.0 + 1e-4)
+    std = math.sqrt(1 / 3)  # unbiased std of [1, 0, 0, 1]
+    assert adv[0].tolist() == pytest.approx([0.5 / (std + 1e-4), -0.5 / (std + 1e-4)] * 1 + [-0.5 / (std + 1e-4),
+                                            0.5 / (std + 1e-4)], rel=1e-6)
+    assert adv[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # a flat group gives no gradient
+    batch_std = r.std().item()
+    assert group_relative(r, "batch")[0, 0].item() == pytest.approx(0.5 / (batch_std + 1e-4), rel=1e-6)
+    assert group_relative(r, "none")[0].tolist() == [0.5, -0.5, -0.5, 0.5]
+    with pytest.raises(ValueError, match="allowed"):
+        group_relative(r, "median")
+
+
+def test_k3_is_nonnegative_and_zero_where_policies_agree():
+    gen = torch.Generator().manual_seed(0)
+    logp, ref = torch.randn(1000, generator=gen), torch.randn(1000, generator=gen)
+    k = kl.k3(ref, logp)  # GRPO's D_KL(π_θ‖π_ref) estimate π_ref/π − ln(π_ref/π) − 1
+    assert (k >= 0).all()
+    torch.testing.assert_close(k, torch.exp(ref - logp) - (ref - logp) - 1, rtol=1e-5, atol=1e-6)
+    assert kl.k3(logp, logp).abs().max().item() == 0.0
+
+
+def test_each_aggregation_on_a_hand_example():
+    values = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    assert aggregate_tokens(values, mask, "sequence").item() == pytest.approx((2.0 + 4.0) / 2)
+    assert aggregate_tokens(values, mask, "token").item() == pytest.approx(10.0 / 4)
+    assert aggregate_tokens(values, mask, "constant").item() == pytest.approx(10.0 / (2 * 4))
+    assert aggregate_tokens(values, mask, "constant", max_len=8).item() == pytest.approx(10.0 / 16)
+    # micro-batches with the whole batch's normalisers add up to the batch's value
+    for how in ("sequence", "token", "constant"):
+        whole = aggregate_tokens(values, mask, how)
+        parts = sum(aggregate_tokens(values[i:i + 1], mask[i:i + 1], how, max_len=4, num_sequences=2,
+                                     num_tokens=mask.sum().float()) for i in range(2))
+        assert parts.item() == pytest.approx(whole.item()), how
+
+
+@pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
+def test_grpo_gradient_with_one_pass_and_no_kl_is_the_policy_gradient(aggregation):
+    """μ = 1, β = 0: π_old = π_θ, so ∇loss = −∇ agg(Â_i ln π(o_i,t)) under the same aggregation."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 5, 7, generator=gen, requires_grad=True)
+    tokens = torch.randint(0, 7, (4, 5), generator=gen)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    adv = torch.randn(4, 1, generator=gen)
+
+    def logp():
+        return torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+    lp = logp()
+    loss, stats = grpo_loss(lp, lp.detach(), adv, mask, 0.2, 0.28, aggregation=aggregation)
+    (grad,) = torch.autograd.grad(loss, logits)
+    (expected,) = torch.autograd.grad(-aggregate_tokens(adv * logp(), mask, aggregation), logits)
+    torch.testing.assert_close(grad, expected)
+    assert stats["clip_frac"].item() == 0.0
+
+
+def test_grpo_loss_clips_asymmetrically_and_adds_beta_k3():
+    logp = torch.log(torch.tensor([[1.5, 0.5, 1.25]]))  # old log-probs 0: ratios 1.5, 0.5, 1.25
+    old, mask = torch.zeros(1, 3), torch.ones(1, 3)
+    pos, neg = torch.ones(1, 1), -torch.ones(1, 1)
+    # Â > 0: ratios above 1 + ε_high = 1.3 are clipped to 1.3 → min(1.5, 1.3), 0.5, min(1.25, 1.3)
+    loss, stats = grpo_loss(logp, old, pos, mask, 0.2, 0.3, aggregation="token")
+    assert loss.item() == pytest.approx(-(1.3 + 0.5 + 1.25) / 3)
+    assert stats["clip_frac"].item() == pytest.approx(1 / 3)
+    # Â < 0: ratios below 1 − ε_low = 0.8 are clipped → −min(−1.5, −1.3) etc.
+    loss, _ = grpo_loss(logp, old, neg, mask, 0.2, 0.3, aggregation="token")
+    assert loss.item() == pytest.approx((1.5 + 0.8 + 1.25) / 3)
+    ref = torch.zeros(1, 3)
+    with_kl, stats = grpo_loss(logp, old, pos, mask, 0.2, 0.3, ref_logp=ref, beta=0.5, aggregation="token")
+    k3 = (torch.exp(ref - logp) - (ref - logp) - 1).mean().item()
+    assert with_kl.item() == pytest.approx(-(1.3 + 0.5 + 1.25) / 3 + 0.5 * k3, rel=1e-6)
+    assert stats["kl"].item() == pytest.approx(k3, rel=1e-6)
+
+
+# --- tasks and models --------------------------------------------------------------------------------------
+def test_text_tasks_hold_out_prompts_and_score_completions():
+    for name in text_tasks.TASKS:
+        task = text_tasks.load_task(name)
+        held = {ex["prompt"] for ex in task.held_out()}
+        assert len(held) == 200
+        train = task.sample(__import__("random").Random(0), 500)
+        assert not held & {ex["prompt"] for ex in train}
+        ex = train[0]
+        assert text_tasks.exact_match(completion=ex["answer"], **ex) == 1.0
+        assert text_tasks.exact_match(completion=ex["answer"] + "0", **ex) == 0.0
+        assert -1.0 <= text_tasks.char_match(completion="x", **ex) < 1.0
+    assert text_tasks.load_task("addition").sample(__import__("random").Random(1), 1)[0]["prompt"].endswith("=")
+    with pytest.raises(ConfigError, match="allowed: addition"):
+        text_tasks.load_task("multiplication")
+    with pytest.raises(ConfigError, match="do not fit"):
+        text_tasks.load_task("addition", {"width": 3})
+
+
+def test_char_tokenizer_round_trips_and_tiny_model_reloads_with_the_same_outputs(tmp_path):
+    tok = text_tasks.char_tokenizer("0123456789+=")
+    ids = tok("12+34=")["input_ids"]
+    assert len(ids) == 6 and tok.decode(ids) == "12+34="
+    torch.manual_seed(0)
+    model = lm.tiny_causal_lm(tok, "qwen2", hidden_size=16, num_layers=1, num_heads=2)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    loaded, loaded_tok = lm.load_causal_lm(tmp_path)
+    enc = loaded_tok(["1+2=", "12+34="], return_tensors="pt", padding=True)
+    assert loaded_tok.padding_side == "left" and enc.attention_mask[0, 0] == 0
+    with torch.no_grad():
+        torch.testing.assert_close(model(**enc).logits, loaded(**enc).logits)
+    with pytest.raises(ConfigError, match="not a local model folder"):
+        lm.load_causal_lm(tmp_path / "missing")
+
+
+def test_completion_mask_stops_after_the_first_eos():
+    ids = torch.tensor([[5, 1, 7, 1], [5, 6, 7, 8], [1, 0, 0, 0]])
+    assert lm.completion_mask(ids, eos_token_id=1).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+
+
+def test_token_logps_match_the_generation_scores():
+    tok = text_tasks.char_tokenizer("0123456789+=")
+    torch.manual_seed(0)
+    model = lm.tiny_causal_lm(tok, hidden_size=16, num_layers=1, num_heads=2)
+    enc = tok(["3+4=", "12+34="], return_tensors="pt", padding=True)
+    out = model.generate(**enc, generation_config=transformers.GenerationConfig(
+        max_new_tokens=4, do_sample=True, top_k=0, output_scores=True, return_dict_in_generate=True,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id))
+    prompt_len = enc.input_ids.shape[1]
+    completion = out.sequences[:, prompt_len:]
+    scores = torch.stack(out.scores, 1).log_softmax(-1).gather(-1, completion.unsqueeze(-1)).squeeze(-1)
+    mask = lm.completion_mask(completion, tok.eos_token_id)
+    logp, _ = lm.token_logps(model, out.sequences, torch.cat([enc.attention_mask, mask], 1), prompt_len)
+    torch.testing.assert_close(logp * mask, scores * mask, rtol=1e-4, atol=1e-5)
+
+
+# --- the trainer -------------------------------------------------------------------------------------------
+TINY = dict(tiny_hidden_size=16, tiny_layers=1, tiny_heads=2, warmup_steps=5, prompts_per_step=2, group_size=4,
+            max_new_tokens=4, lr=1e-3, eval_every=0, eval_examples=8, tensorboard=False, progress=False,
+            torch_threads=1)
+
+
+def bad_reward(prompt, completion, **example):
+    return "yes"
+
+
+def test_grpo_steps_log_every_reward_component_and_save_through_save_pretrained(tmp_path):
+    agent = GRPO("addition", run_dir=tmp_path / "run", **TINY, total_steps=2, num_iterations=2, beta=0.1,
+                 clip_eps_high=0.3, aggregation="token", checkpoint_every=1, keep_checkpoints=1)
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    rows = []
+    agent.learn(callback=lambda a, row: rows.append(row))
+    assert [r["global_step"] for r in rows] == [1, 2]
+    assert {"reward/exact_match", "reward/char_match", "flat_groups", "kl", "clip_frac", "accuracy"} <= set(rows[0])
+    assert any(not torch.equal(p, q) for p, q in zip(agent.policy.parameters(), before, strict=True))
+    assert agent.ref_model is not None
+    assert all(torch.equal(p, q) for p, q in zip(agent.ref_model.parameters(), before, strict=True))
+    # the final model is a save_pretrained folder; loading it gives the same greedy outputs
+    model, tok = lm.load_causal_lm(tmp_path / "run" / "model")
+    prompts = [ex["prompt"] for ex in agent.task.held_out()[:8]]
+    assert (lm.generate(model, tok, prompts, 1, 4, greedy=True).texts
+            == lm.generate(agent.policy, agent.tokenizer, prompts, 1, 4, greedy=True).texts)
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step_000000002"]
+    resumed = GRPO.load(tmp_path / "run")
+    assert resumed.global_step == 2
+    for p, q in zip(resumed.policy.parameters(), agent.policy.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_beta_zero_keeps_no_reference_model_and_gae_adds_a_value_head():
+    agent = GRPO("reverse", **TINY, beta=0.0)
+    assert agent.ref_model is None
+    agent.learn(1)
+    critic = GRPO("reverse", **TINY, advantage="gae")
+    assert critic.value_head is not None
+    critic.learn(1)
+    assert critic.value_head.weight.abs().sum() > 0  # the value head was trained
+
+
+def test_reward_errors_and_bad_settings_are_clear():
+    agent = GRPO("sort", **TINY, reward_funcs=("tests.test_grpo:bad_reward",))
+    with pytest.raises(RewardError, match="bad_reward.*'yes'"):
+        agent.learn(1)
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        GRPO("sort", **TINY, reward_funcs=("nowhere:reward",))
+    with pytest.raises(ConfigError, match="grad_accum_steps"):
+        GRPO("sort", **{**TINY, "group_size": 3}, grad_accum_steps=4)
+    with pytest.raises(ConfigError, match="clip_eps_high"):
+        GRPO("sort", **TINY, clip_eps_high=0.1)
+    with pytest.raises(ConfigError, match="not a local model folder"):
+        GRPO("sort", **TINY, model="/nonexistent/model")
+
+
+def test_reward_model_and_lora(tmp_path):
+    pytest.importorskip("peft")
+    tok = text_tasks.char_tokenizer("0123456789:")
+    config = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=2, intermediate_size=32,
+                                      num_labels=1, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    transformers.LlamaForSequenceClassification(config).save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    agent = GRPO("sort", run_dir=tmp_path / "run", **TINY, reward_model=str(tmp_path / "rm"), lora=True,
+                 lora_r=2, beta=0.1, total_steps=1)
+    rows = []
+    agent.learn(callback=lambda a, row: rows.append(row))
+    assert "reward/reward_model" in rows[0]
+    assert agent.ref_model is None  # LoRA: the reference is the base model with adapters off
+    assert (tmp_path / "run" / "model" / "adapter_config.json").is_file()
