@@ -26,8 +26,9 @@ def k2(logp: Tensor, old_logp: Tensor) -> Tensor:
 def k3(logp: Tensor, old_logp: Tensor) -> Tensor:
     """k3 = r − 1 − log r with r = π(a|s)/π_old(a|s), per sample; ≥ 0, and its mean estimates D_KL(π_old ‖ π).
 
-    Called as ``k3(ref_logp, logp)`` on samples from π_θ it is the GRPO estimator of D_KL(π_θ ‖ π_ref),
-    π_ref/π_θ − ln(π_ref/π_θ) − 1 (the seed's GRPO section). Computed as expm1(x) − x (accurate for small x)
+    Called as ``k3(ref_logp, logp)`` on samples from π_θ it is the seed's GRPO estimator
+    𝒟_KL(π_ref ‖ π_θ) = π_ref/π_θ − ln(π_ref/π_θ) − 1 (the DeepSeek paper's notation; its expectation under π_θ
+    is KL(π_θ ‖ π_ref)). Computed as expm1(x) − x (accurate for small x)
     and clamped at 0, so float rounding never makes it negative.
     """
     log_ratio = logp - old_logp

@@ -30,6 +30,7 @@ def require_transformers() -> Any:
     except ImportError:
         raise ConfigError("GRPO needs transformers: pip install 'proxrl[lm]' (or pip install transformers)") \
             from None
+    transformers.utils.logging.disable_progress_bar()  # per-shard loading bars drown proxrl's own progress
     return transformers
 
 

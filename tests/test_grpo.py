@@ -224,3 +224,20 @@ def test_reward_model_and_lora(tmp_path):
     assert "reward/reward_model" in rows[0]
     assert agent.ref_model is None  # LoRA: the reference is the base model with adapters off
     assert (tmp_path / "run" / "model" / "adapter_config.json").is_file()
+
+
+def test_cli_trains_resumes_and_evaluates_grpo(tmp_path, capsys):
+    from proxrl.cli import main
+
+    run = tmp_path / "run"
+    sets = [f"--set={k}={v}" for k, v in TINY.items() if k not in ("tensorboard", "progress")]
+    assert main(["train", "grpo", "--env", "reverse", "--total-steps", "2", "--run-dir", str(run), "--quiet",
+                 *sets, "--set=checkpoint_every=1"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out exact-match accuracy" in out
+    assert main(["train", "--resume", str(run), "--total-steps", "3", "--quiet"]) == 0
+    assert "resuming grpo from step 2" in capsys.readouterr().out
+    assert main(["eval", str(run)]) == 0
+    assert "greedy exact-match accuracy" in capsys.readouterr().out
+    assert main(["train", "grpo", "--run-dir", str(tmp_path / "bad"), "--set=group_size=1"]) == 2
+    assert "group_size" in capsys.readouterr().err

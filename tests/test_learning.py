@@ -152,3 +152,28 @@ def test_mappo_and_ippo_improve_clearly_over_random_on_simple_spread():
         print(f"simple_spread {method} seed {seed}: mean team return of the last ~100 episodes {ret:.1f} after "
               f"{budget:,} steps (random: −83.0)")
     assert all(ret >= -70.0 for _, _, ret in results)
+
+
+def grpo_accuracy_gain(seed: int, steps: int) -> tuple[int, float, float, float]:
+    """Train configs/grpo_addition.yaml for ``steps`` GRPO steps; (seed, accuracy after the warm-up, at the end,
+    wall seconds)."""
+    import time
+
+    from proxrl import GRPO, config
+
+    cfg = config.load(GRPO.config_class, CONFIGS / "grpo_addition.yaml",
+                      {"seed": seed, "total_steps": steps, "tensorboard": False, "eval_every": 0})
+    start = time.perf_counter()
+    agent = GRPO(config=cfg, progress=False).learn()
+    return seed, float(agent.warmup_accuracy), float(agent.last_accuracy), time.perf_counter() - start
+
+
+@pytest.mark.learning
+def test_grpo_raises_held_out_addition_accuracy():
+    """GRPO's preset (a tiny Llama warmed up to 0.325 exact match) gains ≥ 10 points of held-out accuracy in 150
+    steps (seed 0: 0.325 -> 0.500). Not every seed does: seed 1 warms up to 0.195 and GRPO lowers it (docs/grpo.md)."""
+    pytest.importorskip("transformers")
+    seed, before, after, seconds = grpo_accuracy_gain(0, 150)
+    print(f"grpo_addition.yaml seed {seed}: held-out exact match {before:.3f} -> {after:.3f} after 150 steps "
+          f"({seconds:.0f} s)")
+    assert after >= before + 0.10, (before, after)

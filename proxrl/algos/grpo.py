@@ -356,16 +356,18 @@ class GRPO:
                 if cfg.ref_sync_every and self.ref_model is not None and self.global_step % cfg.ref_sync_every == 0:
                     self.ref_model.load_state_dict(self.policy.state_dict())
                 # 4. evaluate, log, checkpoint
+                t2 = time.perf_counter()
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == target:
                     self.last_accuracy = self.evaluate()["accuracy"]
-                t2 = time.perf_counter()
-                self.elapsed = elapsed_before + t2 - start
+                self.elapsed = elapsed_before + time.perf_counter() - start
+                tokens = gens.mask.sum().item()
                 row = {"global_step": self.global_step, "episodes": self.num_episodes, "time": self.elapsed,
                        "mean_return": mean_or_nan(self.recent_returns), "reward": rewards.mean().item(),
                        "reward_std": rewards.std().item(), **components, "flat_groups": flat_groups,
                        "completion_length": gens.mask.sum(1).float().mean().item(),
                        "accuracy": self.last_accuracy, "generate_seconds": t1 - t0, "update_seconds": t2 - t1,
-                       "completions_per_second": rewards.numel() / (t1 - t0), **stats}
+                       "completions_per_second": rewards.numel() / (t2 - t0), "tokens_per_second": tokens / (t2 - t0),
+                       "completion_tokens": tokens, **stats}
                 logger.log(row)
                 if self.run_dir is not None and cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
