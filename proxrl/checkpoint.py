@@ -49,6 +49,8 @@ def save_periodic(obj: dict[str, Any], directory: str | Path, step: int, keep: i
     """Save ``checkpoints/ckpt_<step>.pt`` atomically, then delete all but the newest ``keep``."""
     directory = Path(directory)
     path = atomic_save(obj, directory / f"ckpt_{step:012d}.pt")
+    for stale in directory.glob(".ckpt_*.tmp"):  # left by a process killed mid-write (never a checkpoint)
+        stale.unlink(missing_ok=True)
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -10,6 +10,7 @@ from typing import Any
 from . import checkpoint
 from .config import ConfigError, parse_overrides, read_yaml
 from .envs import parse_env_kwargs
+from .errors import EnvError
 
 EXIT_USAGE = 2
 
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("proxrl: interrupted", file=sys.stderr)
         return 130
-    except FloatingPointError as e:
+    except (FloatingPointError, EnvError) as e:
         print(f"proxrl: training stopped: {e}", file=sys.stderr)
         return 1
 

@@ -3,3 +3,8 @@
 
 class NonFiniteError(FloatingPointError):
     """A loss, gradient or observation became NaN or infinite; the message says which and at what step."""
+
+
+class EnvError(RuntimeError):
+    """The environment raised inside ``step`` or ``reset``; the message carries the env's own traceback text
+    (also from an async vector env's worker process) and the env step at which it happened."""

@@ -14,7 +14,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
-from .errors import NonFiniteError
+from .errors import EnvError, NonFiniteError
 from .distributions import action_dtype, action_shape, to_env_action
 from .policies import ActorCritic, NumpyActing
 
@@ -96,6 +96,7 @@ class Rollout:
         self.episodes = EpisodeStats()
         self.obs: np.ndarray | None = None
         self.prev_done = np.zeros(n, dtype=bool)
+        self.env_steps = 0  # env steps collected before this call (set by the trainer on resume)
 
     def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._numpy_acting is not None:
@@ -137,7 +138,11 @@ class Rollout:
             arr["valid"][t] = ~(self.prev_done | finished)
             actions, arr["logp"][t], arr["values"][t] = self._act(arr["obs"][t])
             arr["actions"][t] = actions
-            obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions))
+            try:
+                obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions))
+            except Exception as e:  # noqa: BLE001 - report where, keep the env's own message and traceback
+                raise EnvError(f"the environment raised at env step {self.env_steps + t * venv.num_envs:,} "
+                               f"(rollout step {t}); training stopped, the last checkpoint is kept.\n{e}") from e
             _check_finite_step(obs, reward, t)
             arr["rewards"][t] = reward
             arr["terminated"][t] = terminated
@@ -158,4 +163,5 @@ class Rollout:
                 getattr(b, key).copy_(torch.from_numpy(value))
         self.obs = obs
         self.steps_taken = steps * venv.num_envs
+        self.env_steps += self.steps_taken
         return b

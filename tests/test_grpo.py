@@ -241,3 +241,19 @@ def test_cli_trains_resumes_and_evaluates_grpo(tmp_path, capsys):
     assert "greedy exact-match accuracy" in capsys.readouterr().out
     assert main(["train", "grpo", "--run-dir", str(tmp_path / "bad"), "--set=group_size=1"]) == 2
     assert "group_size" in capsys.readouterr().err
+
+
+def test_malicious_trainer_state_is_refused(tmp_path):
+    agent = GRPO("sort", **TINY)
+    folder = agent.save(tmp_path / "saved")
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("open(%r, 'w').write('pwned')" % str(tmp_path / "pwned"),))
+
+    torch.save({"format_version": 2, "algo": "grpo", "x": Evil()}, folder / "trainer_state.pt")
+    from proxrl import CheckpointError, load
+
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load(str(folder))
+    assert not (tmp_path / "pwned").exists()

@@ -12,8 +12,9 @@ class CounterEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, terminate_at: int | None = None, action_kind: str = "discrete", nan_at: int | None = None):
-        self.terminate_at, self.nan_at = terminate_at, nan_at
+    def __init__(self, terminate_at: int | None = None, action_kind: str = "discrete", nan_at: int | None = None,
+                 raise_at: int | None = None):
+        self.terminate_at, self.nan_at, self.raise_at = terminate_at, nan_at, raise_at
         self.observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
         self.action_space = {
             "discrete": spaces.Discrete(2),
@@ -30,6 +31,8 @@ class CounterEnv(gym.Env):
     def step(self, action):
         assert self.action_space.contains(np.asarray(action, dtype=self.action_space.dtype)), action
         self.count += 1
+        if self.raise_at is not None and self.count >= self.raise_at:
+            raise RuntimeError(f"counter env broke at count {self.count}")
         obs = np.array([float(self.count)], dtype=np.float32)
         if self.nan_at is not None and self.count >= self.nan_at:
             obs[:] = np.nan
@@ -61,5 +64,7 @@ class TargetEnv(gym.Env):
 
 for _kind in ("discrete", "box", "multidiscrete"):
     gym.register(f"proxrl_test/Target-{_kind}-v0", entry_point=TargetEnv, kwargs={"action_kind": _kind})
+gym.register("proxrl_test/Raise-v0", entry_point=CounterEnv, kwargs={"raise_at": 40}, max_episode_steps=1000)
+gym.register("proxrl_test/NaN40-v0", entry_point=CounterEnv, kwargs={"nan_at": 40}, max_episode_steps=1000)
 gym.register("proxrl_test/Counter-v0", entry_point=CounterEnv, max_episode_steps=3)
 gym.register("proxrl_test/CounterTerm-v0", entry_point=CounterEnv, kwargs={"terminate_at": 2}, max_episode_steps=50)

@@ -21,7 +21,7 @@ import torch
 
 from .. import checkpoint, config as cfgmod
 from ..config import RunConfig, param
-from ..envs import Normalizers, make_eval_env, make_vec_env
+from ..envs import Normalizers, make_eval_env, make_vec_env, snapshot
 from ..logging import RunLogger
 from ..optim import FlatParameters, adam_step, make_adam
 from ..policies import ACTIVATIONS, ActorCritic
@@ -100,6 +100,7 @@ def init_counters(agent: Any) -> None:
     agent.normalizer_state = {}
     agent._rollout = None
     agent._norms = None
+    agent._env_snapshot = None  # the envs' saved state, restored when a loaded agent starts its envs
 
 
 def start_envs(agent: Any) -> Rollout:
@@ -110,9 +111,29 @@ def start_envs(agent: Any) -> Rollout:
                                       cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
     agent._norms.load_state(agent.normalizer_state)
     rollout = Rollout(venv, agent.policy, cfg.num_steps, agent.device, rng=agent.acting_rng)
+    rollout.env_steps = agent.global_step
     obs, _ = venv.reset(seed=cfg.seed + agent.global_step)
     rollout.start(obs)
+    saved, agent._env_snapshot = agent._env_snapshot, None
+    if saved is not None and saved.get("num_envs") == cfg.num_envs:  # exact resume: the envs where they were
+        try:
+            snapshot.restore(venv, saved["venv"])
+        except ValueError:  # another vectorisation or wrapper stack: start from the fresh reset above
+            return rollout
+        rollout.obs = saved["obs"].numpy().copy()
+        rollout.prev_done[:] = saved["prev_done"].numpy()
     return rollout
+
+
+def env_state(agent: Any) -> dict[str, Any] | None:
+    """The envs' state and the rollout's place in their episodes (for an exact resume), or None before any env."""
+    rollout = agent._rollout
+    if rollout is None:
+        return agent._env_snapshot
+    if not isinstance(rollout, Rollout):  # a multi-agent collector: its own attributes and its envs
+        return {"collector": snapshot.snapshot(rollout)}
+    return {"num_envs": rollout.venv.num_envs, "venv": snapshot.snapshot(rollout.venv),
+            "obs": torch.from_numpy(np.array(rollout.obs)), "prev_done": torch.from_numpy(rollout.prev_done.copy())}
 
 
 def record_episodes(agent: Any, rollout: Rollout) -> None:
@@ -228,6 +249,7 @@ def state_dict(agent: Any) -> dict[str, Any]:
         "normalizers": normalizer_state(agent),
         "rng": rng_state(),
         "acting_rng": json.dumps(agent.acting_rng.bit_generator.state),
+        "envs": env_state(agent),
     }
     if hasattr(agent, "extra_state"):
         state.update(agent.extra_state())
@@ -262,6 +284,7 @@ def load(cls: type, path: str | Path, *, run_dir: str | Path | None = None, prog
     agent.normalizer_state = state["normalizers"]
     set_rng_state(state["rng"])
     agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
+    agent._env_snapshot = state.get("envs")
     if hasattr(agent, "load_extra_state"):
         agent.load_extra_state(state)
     return agent

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..advantages import masked_gae, normalize
 from ..config import ConfigError, RunConfig, param
+from ..envs import snapshot
 from ..envs.pettingzoo import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..optim import FlatParameters, adam_step, make_adam
@@ -176,10 +177,17 @@ class MultiAgentPPO:
     load = classmethod(agent.load)
 
     def start_envs(self) -> MultiAgentCollector:
-        """N copies of the environment and their collector (reseeded from the step count on resume)."""
+        """N copies of the environment and their collector; a loaded agent restores their saved state."""
         cfg = self.config
-        return MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, cfg.num_envs, cfg.num_steps,
-                                   cfg.seed + self.global_step, self.device)
+        collector = MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, cfg.num_envs,
+                                        cfg.num_steps, cfg.seed + self.global_step, self.device)
+        saved, self._env_snapshot = self._env_snapshot, None
+        if saved is not None and "collector" in saved:  # exact resume: envs and collector where they were
+            try:
+                snapshot.restore(collector, saved["collector"])
+            except ValueError:  # another env stack: keep the fresh reset
+                pass
+        return collector
 
     def extra_state(self) -> dict[str, Any]:
         """Value-normaliser statistics and HAPPO's order generator."""

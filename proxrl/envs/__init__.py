@@ -10,6 +10,7 @@ returns reward 0. ``proxrl.rollout`` marks those reset steps invalid and keeps t
 from __future__ import annotations
 
 import importlib
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from gymnasium.vector import VectorEnv
 from gymnasium.wrappers import vector as vw
 
 from ..config import ConfigError
+from ..errors import EnvError
 
 OBS_CLIP = 10.0  # as SB3's VecNormalize and CleanRL: normalised observations and rewards are clipped to ±10
 
@@ -78,6 +80,30 @@ class Normalizers:
                 rms.count = state[name]["count"]
 
 
+class ReportEnvErrors(gym.Wrapper):
+    """Re-raises an exception from the env's ``step``/``reset`` as :class:`EnvError` whose message holds the env's
+    own traceback: ``AsyncVectorEnv`` re-raises only ``type(value)`` in the main process and logs the trace."""
+
+    def step(self, action: Any) -> Any:
+        try:
+            return self.env.step(action)
+        except Exception as e:  # noqa: BLE001 - any env failure is reported, with its traceback
+            raise EnvError(_describe(e, "step")) from e
+
+    def reset(self, **kwargs: Any) -> Any:
+        try:
+            return self.env.reset(**kwargs)
+        except Exception as e:  # noqa: BLE001
+            raise EnvError(_describe(e, "reset")) from e
+
+
+def _describe(e: Exception, where: str) -> str:
+    if isinstance(e, EnvError):
+        return str(e)
+    return (f"{type(e).__name__} in the environment's {where}(): {e}\n--- the environment's traceback ---\n"
+            f"{traceback.format_exc().rstrip()}")
+
+
 def make_vec_env(
     env: str,
     num_envs: int,
@@ -97,8 +123,11 @@ def make_vec_env(
     if mode == "vector_entry_point" and spec.vector_entry_point is None:
         raise ConfigError(f"vectorization 'vector_entry_point': {env_id} has no native vector version; "
                           "use 'auto', 'sync' or 'async'")
+    # per-env wrapper (sync and async): an env's exception keeps its traceback text across the worker boundary
+    wrappers = [ReportEnvErrors] if mode in ("sync", "async") else None
     try:
-        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **(env_kwargs or {}))
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers,
+                            **(env_kwargs or {}))
     except TypeError as e:
         raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {e}") from None
     venv = vw.RecordEpisodeStatistics(venv)

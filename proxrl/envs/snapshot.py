@@ -1,0 +1,128 @@
+"""Snapshot and restore the state of environments for an exact resume, without pickling.
+
+A checkpoint never holds pickled objects (it is read with ``torch.load(weights_only=True)``), so an env's state is
+captured as the plain values reachable from its attributes — numbers, strings, numpy arrays (as tensors), numpy
+random Generators (as their bit-generator state), and lists, tuples, dicts and deques of these — along its wrapper
+chain (``.env``) and, for a synchronous vector env or a collector, its sub-envs (``.envs``). Attributes of other
+types (spaces, renderers, simulator handles) are skipped: an env whose state lives in such objects (a MuJoCo
+simulation, an async worker process) resumes from a fresh reset instead of exactly. gymnasium's classic-control
+envs, its native vector CartPole, the sync vector env and its wrappers, and the PettingZoo envs of the tests are
+restored bit for bit (``tests/test_resume.py``).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from typing import Any
+
+import numpy as np
+import torch
+
+_SKIP = {"env", "envs", "metadata", "spec"}
+_SKIP_PREFIXES = ("_cached", "closed")
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.generic):  # first: np.float64 is also a python float
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf" or value.dtype in (np.uint16, np.uint32, np.uint64):
+            raise _Unsupported
+        return {"__array__": torch.from_numpy(np.ascontiguousarray(value).copy()), "dtype": value.dtype.str}
+    if isinstance(value, np.random.Generator):
+        return {"__generator__": json.dumps(value.bit_generator.state)}
+    if isinstance(value, collections.deque):
+        return {"__deque__": [_encode(v) for v in value], "maxlen": value.maxlen}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"__dict__": {k: _encode(v) for k, v in value.items()}}
+    raise _Unsupported
+
+
+def _decode(saved: Any, current: Any) -> Any:
+    """The value to set for ``saved``; arrays are copied into ``current`` in place where shapes allow (other
+    objects may alias them), Generators get their state set on the live object."""
+    if isinstance(saved, dict):
+        if "__array__" in saved:
+            array = saved["__array__"].numpy().astype(np.dtype(saved["dtype"]), copy=True)
+            if isinstance(current, np.ndarray) and current.shape == array.shape and current.dtype == array.dtype \
+                    and current.flags.writeable:
+                np.copyto(current, array)
+                return current
+            return array
+        if "__generator__" in saved:
+            gen = current if isinstance(current, np.random.Generator) else np.random.default_rng()
+            gen.bit_generator.state = json.loads(saved["__generator__"])
+            return gen
+        if "__deque__" in saved:
+            return collections.deque((_decode(v, None) for v in saved["__deque__"]), maxlen=saved["maxlen"])
+        if "__tuple__" in saved:
+            return tuple(_decode(v, None) for v in saved["__tuple__"])
+        if "__dict__" in saved:
+            old = current if isinstance(current, dict) else {}
+            return {k: _decode(v, old.get(k)) for k, v in saved["__dict__"].items()}
+    if isinstance(saved, list):
+        old = current if isinstance(current, list) and len(current) == len(saved) else [None] * len(saved)
+        return [_decode(v, c) for v, c in zip(saved, old, strict=True)]
+    return saved
+
+
+def _attributes(obj: Any) -> dict[str, Any]:
+    out = {}
+    for name, value in vars(obj).items():
+        if name in _SKIP or name.startswith(_SKIP_PREFIXES):
+            continue
+        try:
+            out[name] = _encode(value)
+        except _Unsupported:
+            continue
+    return out
+
+
+def _chain(obj: Any) -> list[Any]:
+    layers = [obj]
+    while hasattr(layers[-1], "env") and layers[-1].env is not layers[-1] and len(layers) < 64:
+        layers.append(layers[-1].env)
+    return layers
+
+
+def snapshot(obj: Any) -> dict[str, Any]:
+    """The plain-value state of ``obj``'s wrapper chain and, where the innermost layer has ``.envs`` (a sync vector
+    env, a multi-agent collector), of each sub-env's chain; checkpoint-safe (tensors, numbers, strings, lists,
+    dicts)."""
+    layers = _chain(obj)
+    subenvs = getattr(layers[-1], "envs", None)
+    return {"layers": [_attributes(layer) for layer in layers],
+            "subenvs": [[_attributes(layer) for layer in _chain(e)] for e in subenvs] if isinstance(subenvs, list)
+            else None}
+
+
+def restore(obj: Any, state: dict[str, Any]) -> None:
+    """Set what :func:`snapshot` captured back onto ``obj`` (built the same way, e.g. by the same config)."""
+    layers = _chain(obj)
+    if len(layers) != len(state["layers"]):
+        raise ValueError(f"the saved env has {len(state['layers'])} wrapper layers, this one {len(layers)}")
+    for layer, attrs in zip(layers, state["layers"], strict=True):
+        _set(layer, attrs)
+    if state["subenvs"] is not None:
+        subenvs = layers[-1].envs
+        if len(subenvs) != len(state["subenvs"]):
+            raise ValueError(f"the saved vector env has {len(state['subenvs'])} envs, this one {len(subenvs)}")
+        for env, saved in zip(subenvs, state["subenvs"], strict=True):
+            for layer, attrs in zip(_chain(env), saved, strict=True):
+                _set(layer, attrs)
+
+
+def _set(layer: Any, attrs: dict[str, Any]) -> None:
+    for name, saved in attrs.items():
+        setattr(layer, name, _decode(saved, getattr(layer, name, None)))

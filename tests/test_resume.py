@@ -1,0 +1,67 @@
+"""Exact resume and determinism: an interrupted and resumed CPU run ends with the parameters of an uninterrupted
+one, bit for bit (RNG states of torch, numpy, python, the acting sampler and the envs are checkpointed)."""
+
+import pytest
+import torch
+
+from proxrl import PPO, MultiAgentPPO
+
+
+def _params(agent):
+    return torch.cat([p.detach().reshape(-1) for p in agent.policy.parameters()])
+
+
+def _interrupt_and_resume(cls, run_dir, kwargs, stop_after):
+    """Run with a callback that stops after ``stop_after`` iterations, then load the run directory and finish."""
+    first = cls(run_dir=run_dir, **kwargs)
+    first.learn(callback=lambda a, row: a.iteration < stop_after)
+    assert first.global_step < first.config.total_steps
+    resumed = cls.load(run_dir, run_dir=run_dir, progress=False)
+    assert resumed.global_step == first.global_step
+    resumed.learn()
+    return resumed
+
+
+@pytest.mark.parametrize("vectorization", ["sync", "vector_entry_point"])
+def test_ppo_interrupted_and_resumed_ends_bit_identical(tmp_path, vectorization):
+    kwargs = dict(env="CartPole-v1", num_envs=3, num_steps=32, num_minibatches=2, num_epochs=2, total_steps=96 * 6,
+                  seed=7, vectorization=vectorization, checkpoint_every=1, tensorboard=False, progress=False,
+                  hidden_sizes=(16,))
+    whole = PPO(**kwargs).learn()
+    resumed = _interrupt_and_resume(PPO, tmp_path / "run", kwargs, stop_after=3)
+    assert resumed.global_step == whole.global_step
+    assert torch.equal(_params(resumed), _params(whole))
+    assert list(resumed.recent_returns) == list(whole.recent_returns)
+
+
+def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
+    """The control: dropping the saved env state (a fresh reset on resume) changes the result."""
+    kwargs = dict(env="CartPole-v1", num_envs=3, num_steps=32, num_minibatches=2, num_epochs=2, total_steps=96 * 6,
+                  seed=7, vectorization="sync", checkpoint_every=1, tensorboard=False, progress=False,
+                  hidden_sizes=(16,))
+    whole = PPO(**kwargs).learn()
+    first = PPO(run_dir=tmp_path / "run", **kwargs)
+    first.learn(callback=lambda a, row: a.iteration < 3)
+    resumed = PPO.load(tmp_path / "run", progress=False)
+    resumed._env_snapshot = None
+    resumed.learn()
+    assert not torch.equal(_params(resumed), _params(whole))
+
+
+def test_multiagent_happo_interrupted_and_resumed_ends_bit_identical(tmp_path):
+    kwargs = dict(env="proxrl.envs.matrix_games", env_kwargs={"game": "penalty"}, method="happo", num_envs=2,
+                  num_steps=8, total_steps=16 * 6, seed=3, checkpoint_every=1, tensorboard=False, progress=False)
+    whole = MultiAgentPPO(**kwargs).learn()
+    resumed = _interrupt_and_resume(MultiAgentPPO, tmp_path / "run", kwargs, stop_after=2)
+    assert torch.equal(_params(resumed), _params(whole))
+
+
+def test_the_same_seed_gives_the_same_learning_curve_twice():
+    kwargs = dict(env="CartPole-v1", num_envs=2, num_steps=32, num_minibatches=2, num_epochs=2, total_steps=64 * 4,
+                  seed=11, tensorboard=False, progress=False, hidden_sizes=(16,))
+    curves = []
+    for _ in range(2):
+        rows = []
+        PPO(**kwargs).learn(callback=lambda a, row, rows=rows: rows.append((row["policy_loss"], row["mean_return"])))
+        curves.append(rows)
+    assert curves[0] == curves[1]
