@@ -57,6 +57,11 @@ def test_eval_records_video(tmp_path, tiny_ppo):
     (["train", "ppo", "--env", "proxrl_test/Target-discrete-v0", "--set", "num_envs=3", "--set", "num_steps=5"],
      "num_minibatches=4 must divide"),
     (["train", "ppo", "--config", "missing.yaml"], "config file missing.yaml does not exist"),
+    (["train", "ppo", "--env", "toy_envs:proxrl_test/DictAction-v0"], "action space Dict"),
+    (["train", "ppo", "--set", "num_envs=abc"], "config key 'num_envs' must be int, got 'abc'"),
+    (["train", "grpo", "--env", "sort", "--set", "warmup_steps=1", "--set", "tiny_hidden_size=16",
+      "--set", "tiny_layers=1", "--set", "tiny_heads=2", "--set", "eval_examples=2", "--set", "prompts_per_step=2",
+      "--set", "reward_funcs=[toy_envs:string_reward]"], "reward function 'string_reward' returned 'yes'"),
     (["eval", "no_such_run"], "no run directory or checkpoint file at no_such_run"),
 ])
 def test_bad_input_exits_2_with_one_clear_line(tmp_path, args, message):

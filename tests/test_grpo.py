@@ -2,6 +2,7 @@
 tiny-model plumbing through from_pretrained; a short end-to-end run (tiny models, no downloads)."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -257,3 +258,23 @@ def test_malicious_trainer_state_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="cannot be loaded safely"):
         load(str(folder))
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_crash_while_saving_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    agent = GRPO("sort", run_dir=run, **TINY, checkpoint_every=1)
+    agent.learn(1)
+
+    def dies(folder, *args, **kwargs):
+        (Path(folder) / "half-written").parent.mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "half-written").write_text("x")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(agent.policy, "save_pretrained", dies)
+    with pytest.raises(OSError, match="disk full"):
+        agent.learn(1)
+    from proxrl import checkpoint
+
+    latest = checkpoint.latest(run)
+    assert not latest.parent.name.startswith(".") and checkpoint.load(latest)["global_step"] == 1
+    assert GRPO.load(run).global_step == 1

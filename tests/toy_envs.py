@@ -20,6 +20,7 @@ class CounterEnv(gym.Env):
             "discrete": spaces.Discrete(2),
             "box": spaces.Box(-1.0, 1.0, (2,), np.float32),
             "multidiscrete": spaces.MultiDiscrete([3, 2]),
+            "dict": spaces.Dict({"a": spaces.Discrete(2)}),
         }[action_kind]
         self.count = 0
 
@@ -64,7 +65,14 @@ class TargetEnv(gym.Env):
 
 for _kind in ("discrete", "box", "multidiscrete"):
     gym.register(f"proxrl_test/Target-{_kind}-v0", entry_point=TargetEnv, kwargs={"action_kind": _kind})
+gym.register("proxrl_test/DictAction-v0", entry_point=CounterEnv, kwargs={"action_kind": "dict"},
+             max_episode_steps=10)
 gym.register("proxrl_test/Raise-v0", entry_point=CounterEnv, kwargs={"raise_at": 40}, max_episode_steps=1000)
 gym.register("proxrl_test/NaN40-v0", entry_point=CounterEnv, kwargs={"nan_at": 40}, max_episode_steps=1000)
 gym.register("proxrl_test/Counter-v0", entry_point=CounterEnv, max_episode_steps=3)
 gym.register("proxrl_test/CounterTerm-v0", entry_point=CounterEnv, kwargs={"terminate_at": 2}, max_episode_steps=50)
+
+
+def string_reward(prompt: str, completion: str, **example: str) -> str:
+    """A broken GRPO reward function (returns a string) for the error-message tests."""
+    return "yes"
