@@ -100,20 +100,26 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint_and_resum
 
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
-FIELDS = [f for f in PPOConfig.__dataclass_fields__]
+CONFIGS = sorted({cls.config_class for cls in __import__("proxrl").ALGORITHMS.values()}, key=lambda c: c.__name__)
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**7), st.floats(allow_nan=True, allow_infinity=True),
                    st.text(max_size=6), st.lists(st.integers(-2, 300), max_size=3),
                    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 
 
-@hypothesis.settings(max_examples=300, deadline=None)
-@hypothesis.given(st.dictionaries(st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)), VALUES, max_size=5))
-def test_random_config_values_give_a_valid_config_or_a_config_error(values):
-    try:
-        cfg = config.from_dict(PPOConfig, values)
-    except ConfigError:
-        return
-    assert config.from_dict(PPOConfig, config.read_yaml_text(config.dump(cfg))) == cfg
+@pytest.mark.parametrize("config_class", CONFIGS, ids=lambda c: c.__name__)
+def test_random_config_values_give_a_valid_config_or_a_config_error(config_class):
+    fields = list(config_class.__dataclass_fields__)
+
+    @hypothesis.settings(max_examples=150, deadline=None)
+    @hypothesis.given(st.dictionaries(st.one_of(st.sampled_from(fields), st.text(max_size=8)), VALUES, max_size=5))
+    def check(values):
+        try:
+            cfg = config.from_dict(config_class, values)
+        except ConfigError:
+            return
+        assert config.from_dict(config_class, config.read_yaml_text(config.dump(cfg))) == cfg
+
+    check()
 
 
 @hypothesis.settings(max_examples=300, deadline=None)
@@ -148,3 +154,13 @@ def test_a_checkpoint_for_other_spaces_is_refused(tmp_path):
     PPO("proxrl_test/Target-discrete-v0", run_dir=tmp_path / "run", **SMALL).learn(32)
     with pytest.raises(checkpoint.CheckpointError, match="weights do not fit this policy"):
         PPO.load(tmp_path / "run", env="proxrl_test/Target-box-v0")
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_stops_before_the_optimiser_step():
+    agent = PPO("proxrl_test/Target-discrete-v0", fused_gradient=False, **{**SMALL, "checkpoint_every": 0})
+    weight = agent.policy.actor_head[0].weight
+    weight.register_hook(lambda g: torch.full_like(g, float("inf")))
+    before = weight.detach().clone()
+    with pytest.raises(NonFiniteError, match="non-finite gradient at env step 32 \\(the loss was finite\\)"):
+        agent.learn(64)
+    assert torch.equal(weight.detach(), before)  # Adam never stepped on the bad gradient

@@ -26,8 +26,8 @@ from ..logging import RunLogger
 from ..optim import FlatParameters, adam_step, make_adam
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
-from .common import (RETURN_WINDOW, evaluate_policy, mean_or_nan, resolve_device, rng_state, seed_everything,
-                     set_rng_state)
+from .common import (RETURN_WINDOW, check_gradient, evaluate_policy, mean_or_nan, resolve_device, rng_state,
+                     seed_everything, set_rng_state)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,8 +158,7 @@ def gradient_step(agent: Any, loss: torch.Tensor) -> None:
     """Zero the flat gradient, backpropagate ``loss``, clip the global norm at ``max_grad_norm``, step Adam."""
     agent.flat.zero_grad()
     loss.backward()
-    if agent.config.max_grad_norm > 0:
-        agent.flat.clip_grad_norm_(agent.config.max_grad_norm)
+    check_gradient(agent.global_step, agent.flat.clip_grad_norm_(agent.config.max_grad_norm))
     adam_step(agent.optimizer)
 
 

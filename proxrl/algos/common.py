@@ -123,3 +123,11 @@ def mean_or_nan(values: Any) -> float:
     """Mean of a sequence, NaN when empty."""
     values = list(values)
     return float(np.mean(values)) if values else math.nan
+
+
+def check_gradient(step: int, norm: Tensor, name: str = "gradient") -> None:
+    """Raise :class:`NonFiniteError` if the global gradient norm is NaN or infinite (before the optimiser step, so
+    the parameters stay as they were)."""
+    if not math.isfinite(norm.item()):
+        raise NonFiniteError(f"non-finite {name} at env step {step} (the loss was finite): training stopped; the "
+                             "last good checkpoint is kept. Lower lr or max_grad_norm, or check the network's inputs.")

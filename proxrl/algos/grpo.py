@@ -32,7 +32,7 @@ from ..config import ConfigError, RunConfig, param
 from ..envs.text_tasks import char_tokenizer, exact_match, load_callable, load_task
 from ..logging import RunLogger
 from ..objectives import AGGREGATIONS, aggregate_tokens, grpo_loss
-from .common import check_finite, mean_or_nan, rng_state, seed_everything, set_rng_state
+from .common import check_finite, check_gradient, mean_or_nan, rng_state, seed_everything, set_rng_state
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,9 +293,10 @@ class GRPO:
                 share = micro / rows / cfg.num_iterations
                 totals["clip_frac"] += stats["clip_frac"].item() * share
                 totals["kl"] += stats["kl"].item() * share
-            if cfg.max_grad_norm > 0:
-                totals["grad_norm"] = float(nn.utils.clip_grad_norm_(
-                    [p for g in self.optimizer.param_groups for p in g["params"]], cfg.max_grad_norm))
+            norm = nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                            cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+            check_gradient(self.global_step, norm)
+            totals["grad_norm"] = float(norm)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         return dict(totals)

@@ -32,7 +32,7 @@ from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..optim import FlatParameters, adam_step, make_adam
 from ..policies import ACTIVATIONS, MultiAgentActorCritic
 from . import agent
-from .common import check_finite, resolve_device, seed_everything
+from .common import check_finite, check_gradient, resolve_device, seed_everything
 
 METHODS = ("ippo", "mappo", "happo")
 
@@ -280,8 +280,8 @@ class MultiAgentPPO:
             self.flats[name].zero_grad()
         loss.backward()
         for name in names:
-            if self.config.max_grad_norm > 0:
-                self.flats[name].clip_grad_norm_(self.config.max_grad_norm)
+            check_gradient(self.global_step, self.flats[name].clip_grad_norm_(self.config.max_grad_norm),
+                           f"gradient of {name}")
             adam_step(self.optimizer.optimizers[name])
 
     def _minibatches(self, rows: int) -> list[Tensor]:

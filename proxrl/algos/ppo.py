@@ -24,7 +24,7 @@ from ..kl import AdaptiveKL
 from ..fused import FusedClipPPOGradient
 from ..objectives import clipped_surrogate, entropy_bonus, kl_penalty, kl_surrogate, value_loss
 from ..optim import adam_step
-from .common import check_finite, explained_variance
+from .common import check_finite, check_gradient, explained_variance
 
 
 OBJECTIVES = ("clip", "kl", "adaptive_kl", "clip_kl")
@@ -218,8 +218,7 @@ class PPO:
                     if not math.isfinite(loss.item()):
                         check_finite(self.global_step, policy_loss=row[0], value_loss=row[1], entropy=row[2],
                                      loss=loss)
-                    if cfg.max_grad_norm > 0:
-                        self.flat.clip_grad_norm_(cfg.max_grad_norm)
+                    check_gradient(self.global_step, self.flat.clip_grad_norm_(cfg.max_grad_norm))
                     adam_step(self.optimizer)
                 else:
                     row = self._autograd_step(obs[idx], actions[idx], old_logp[idx], mb_adv, flat_returns[idx],
