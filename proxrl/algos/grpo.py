@@ -401,6 +401,7 @@ class GRPO:
                  "num_episodes": self.num_episodes, "elapsed": self.elapsed,
                  "recent_returns": list(self.recent_returns), "rng": rng_state(),
                  "task_rng": json.dumps(self.rng.getstate()), "last_accuracy": self.last_accuracy,
+                 "warmup_accuracy": self.warmup_accuracy,
                  "value_head": None if self.value_head is None else self.value_head.state_dict()}
         checkpoint.atomic_save(state, tmp / checkpoint.TRAINER_STATE)
         if folder.exists():
@@ -444,6 +445,7 @@ class GRPO:
         agent.elapsed = float(state["elapsed"])
         agent.recent_returns.extend(state["recent_returns"])
         agent.last_accuracy = state["last_accuracy"]
+        agent.warmup_accuracy = state.get("warmup_accuracy")
         set_rng_state(state["rng"])
         version, internal, gauss = json.loads(state["task_rng"])
         agent.rng.setstate((version, tuple(internal), gauss))
