@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import checkpoint, config as cfgmod, lm
+from . import agent
 from ..advantages import REWARD_SCALINGS, gae, group_relative, normalize
 from ..config import ConfigError, RunConfig, param
 from ..envs.text_tasks import char_tokenizer, exact_match, load_callable, load_task
@@ -124,11 +125,7 @@ class GRPO:
 
     def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
-        values = cfgmod.to_dict(config or GRPOConfig())
-        if env is not None:
-            values["env"] = env
-        values.update(overrides)
-        cfg = self.config = cfgmod.from_dict(GRPOConfig, values)
+        cfg = self.config = agent.build_config(GRPOConfig, config, env, overrides)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
         seed_everything(cfg.seed)
@@ -435,21 +432,21 @@ class GRPO:
         values.update(overrides)
         if not lora:
             values.update(model=str(folder), warmup_steps=0)
-        agent = cls(config=cfgmod.from_dict(GRPOConfig, values), run_dir=run_dir, progress=progress)
+        trainer = cls(config=cfgmod.from_dict(GRPOConfig, values), run_dir=run_dir, progress=progress)
         if lora:
-            _load_adapter(agent.policy, folder)
-        if agent.value_head is not None and state["value_head"] is not None:
-            agent.value_head.load_state_dict(state["value_head"])
-        agent.optimizer.load_state_dict(state["optimizer"])
-        agent.global_step, agent.num_episodes = int(state["global_step"]), int(state["num_episodes"])
-        agent.elapsed = float(state["elapsed"])
-        agent.recent_returns.extend(state["recent_returns"])
-        agent.last_accuracy = state["last_accuracy"]
-        agent.warmup_accuracy = state.get("warmup_accuracy")
+            _load_adapter(trainer.policy, folder)
+        if trainer.value_head is not None and state["value_head"] is not None:
+            trainer.value_head.load_state_dict(state["value_head"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.global_step, trainer.num_episodes = int(state["global_step"]), int(state["num_episodes"])
+        trainer.elapsed = float(state["elapsed"])
+        trainer.recent_returns.extend(state["recent_returns"])
+        trainer.last_accuracy = state["last_accuracy"]
+        trainer.warmup_accuracy = state.get("warmup_accuracy")
         set_rng_state(state["rng"])
         version, internal, gauss = json.loads(state["task_rng"])
-        agent.rng.setstate((version, tuple(internal), gauss))
-        return agent
+        trainer.rng.setstate((version, tuple(internal), gauss))
+        return trainer
 
 
 def _find_saved(path: Path) -> Path:
