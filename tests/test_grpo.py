@@ -208,6 +208,12 @@ def test_reward_errors_and_bad_settings_are_clear():
         GRPO("sort", **TINY, clip_eps_high=0.1)
     with pytest.raises(ConfigError, match="not a local model folder"):
         GRPO("sort", **TINY, model="/nonexistent/model")
+    with pytest.raises(ConfigError, match="reward_weights has 1 entries for 2 reward_funcs"):
+        GRPO("sort", **TINY, reward_funcs=("proxrl.envs.text_tasks:exact_match",) * 2, reward_weights=(1.0,))
+    with pytest.raises(ConfigError, match="3 entries for the task's 2 reward functions"):
+        GRPO("sort", **TINY, reward_weights=(1.0, 1.0, 1.0))
+    weighted = GRPO("sort", **TINY, reward_weights=(1.0, 0.5))  # the task's exact_match and char_match
+    assert [w for _, _, w in weighted.rewards] == [1.0, 0.5]
 
 
 def test_reward_model_and_lora(tmp_path):

@@ -104,7 +104,8 @@ class GRPOConfig(RunConfig):
         if (self.prompts_per_step * self.group_size) % self.grad_accum_steps:
             raise ConfigError(f"grad_accum_steps={self.grad_accum_steps} must divide prompts_per_step × group_size "
                               f"= {self.prompts_per_step * self.group_size}")
-        if self.reward_weights and len(self.reward_weights) != max(1, len(self.reward_funcs)):
+        # without reward_funcs the weights are for the task's own functions, counted once the task is loaded
+        if self.reward_funcs and self.reward_weights and len(self.reward_weights) != len(self.reward_funcs):
             raise ConfigError(f"reward_weights has {len(self.reward_weights)} entries for "
                               f"{len(self.reward_funcs)} reward_funcs; give one weight per function")
         if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
