@@ -10,25 +10,18 @@ The last line printed is ``RESULT {json}``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import time
 
 import torch
 
+from _grpo_bench_args import runner_parser
 from proxrl import GRPO
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model_dir")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--group-size", type=int, default=8)
-    p.add_argument("--prompts-per-step", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--beta", type=float, default=0.0)
+    p = runner_parser(__doc__)
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
     a = p.parse_args()
     agent = GRPO("addition", model=a.model_dir, group_size=a.group_size, prompts_per_step=a.prompts_per_step,

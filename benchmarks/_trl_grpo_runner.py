@@ -14,7 +14,6 @@ timed. The last line printed is `RESULT {json}`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -33,6 +32,8 @@ import trl  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+
+from _grpo_bench_args import runner_parser  # noqa: E402  (benchmarks/, on sys.path as the script's folder)
 
 
 def addition_dataset(n: int, seed: int) -> Dataset:
@@ -71,14 +72,7 @@ class StepTimer(TrainerCallback):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model_dir")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--group-size", type=int, default=8)
-    p.add_argument("--prompts-per-step", type=int, default=4)
-    p.add_argument("--max-new-tokens", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--beta", type=float, default=0.0, help="KL coefficient (TRL's default 0.0 loads no reference)")
+    p = runner_parser(__doc__)
     a = p.parse_args()
     if a.steps < 2:
         p.error("--steps must be at least 2 (the first step is warm-up)")
