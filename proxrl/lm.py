@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .config import ConfigError
+from .decoder import lean_decoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing local folder must fail, not start a download
 
@@ -76,18 +77,25 @@ def completion_mask(completion_ids: Tensor, eos_token_id: int) -> Tensor:
 
 
 def token_logps(model: Any, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, temperature: float = 1.0,
-                with_hidden: bool = False) -> tuple[Tensor, Tensor | None]:
+                with_hidden: bool = False, group_size: int = 1) -> tuple[Tensor, Tensor | None]:
     """log π(token_t | prefix) for every completion token ``[B, L]`` from one forward pass over prompt +
     completion (logits divided by the sampling temperature, as the policy that sampled them); with
-    ``with_hidden`` also the last hidden states that predicted them ``[B, L, H]`` (for a value head)."""
-    out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_hidden)
-    logits = out.logits[:, prompt_len - 1:-1].float()
+    ``with_hidden`` also the last hidden states that predicted them ``[B, L, H]`` (for a value head).
+    ``group_size`` G > 1 says rows come in runs of G completions of one prompt (``Generations``' order), so the
+    lean decoder runs each prompt once."""
+    decoder = lean_decoder(model)
+    if decoder is not None and input_ids.shape[1] <= decoder.max_length:
+        hidden = decoder.completion_hidden(input_ids, attention_mask, prompt_len, group_size)
+        logits = decoder.logits(hidden).float()  # the LM head on completion positions only
+    else:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_hidden)
+        logits = out.logits[:, prompt_len - 1:-1].float()
+        hidden = out.hidden_states[-1][:, prompt_len - 1:-1] if with_hidden else None
     if temperature != 1.0:
         logits = logits / temperature
     targets = input_ids[:, prompt_len:]
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    hidden = out.hidden_states[-1][:, prompt_len - 1:-1] if with_hidden else None
-    return logp, hidden
+    return logp, hidden if with_hidden else None
 
 
 @dataclass
@@ -99,6 +107,7 @@ class Generations:
     prompt_len: int
     mask: Tensor  # [P·G, L] completion tokens that count (up to and including the first EOS)
     texts: list[str]  # decoded completions, special tokens removed
+    group_size: int = 1  # G: rows i·G … i·G + G − 1 share prompt i
 
 
 @torch.no_grad()
@@ -112,17 +121,23 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], group_size: int, ma
         max_new_tokens=max_new_tokens, do_sample=not greedy, num_return_sequences=1 if greedy else group_size,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}))
+    prompt_len = enc.input_ids.shape[1]
+    repeat = 1 if greedy else group_size
+    decoder = lean_decoder(model)
     was_training = model.training
     model.eval()
-    out = model.generate(**enc, generation_config=gen_config)
+    if decoder is not None and prompt_len + max_new_tokens <= decoder.max_length:
+        completion = decoder.sample(enc.input_ids, enc.attention_mask, repeat, max_new_tokens,
+                                    tokenizer.eos_token_id, tokenizer.pad_token_id, temperature, top_p, greedy)
+        out = torch.cat([enc.input_ids.repeat_interleave(repeat, 0), completion], dim=1)
+    else:
+        out = model.generate(**enc, generation_config=gen_config)
+        completion = out[:, prompt_len:]
     model.train(was_training)
-    prompt_len = enc.input_ids.shape[1]
-    completion = out[:, prompt_len:]
     mask = completion_mask(completion, tokenizer.eos_token_id)
-    repeat = 1 if greedy else group_size
     attention = torch.cat([enc.attention_mask.repeat_interleave(repeat, 0), mask], dim=1)
     texts = tokenizer.batch_decode(completion * mask + tokenizer.pad_token_id * (1 - mask), skip_special_tokens=True)
-    return Generations(out, attention, prompt_len, mask, texts)
+    return Generations(out, attention, prompt_len, mask, texts, repeat)
 
 
 def supervised_warmup(model: Any, tokenizer: Any, sample: Callable[[random.Random, int], list[dict[str, str]]],

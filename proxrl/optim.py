@@ -9,6 +9,8 @@ the 64×64 actor-critic (``benchmarks/RESULTS.md``). The module keeps its ordina
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -70,12 +72,15 @@ class FlatParameters:
         return norm
 
 
-def make_adam(params: list[nn.Parameter], lr: float, eps: float) -> torch.optim.Adam:
-    """Adam with the fastest available step implementation (fused, then foreach)."""
+def make_adam(params: list[nn.Parameter], lr: float, eps: float, weight_decay: float | None = None) -> Any:
+    """Adam (AdamW with decoupled ``weight_decay`` when it is given) with the fastest available step
+    implementation: fused, then foreach (the default per-tensor loop costs ~8 ms a step on a 1M-parameter LM)."""
+    cls = torch.optim.Adam if weight_decay is None else torch.optim.AdamW
+    extra = {} if weight_decay is None else {"weight_decay": weight_decay}
     try:
-        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+        return cls(params, lr=lr, eps=eps, fused=True, **extra)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
+        return cls(params, lr=lr, eps=eps, foreach=True, **extra)
 
 
 def adam_step(optimizer: torch.optim.Optimizer) -> None:

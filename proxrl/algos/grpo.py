@@ -33,6 +33,7 @@ from ..config import ConfigError, RunConfig, param
 from ..envs.text_tasks import char_tokenizer, exact_match, load_callable, load_task
 from ..logging import RunLogger
 from ..objectives import AGGREGATIONS, aggregate_tokens, grpo_loss
+from ..optim import make_adam
 from .common import check_finite, check_gradient, mean_or_nan, rng_state, seed_everything, set_rng_state
 
 
@@ -157,7 +158,7 @@ class GRPO:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         if self.value_head is not None:
             params += list(self.value_head.parameters())
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
         self.global_step = 0  # GRPO steps
         self.num_episodes = 0  # completions sampled
         self.elapsed = 0.0
@@ -237,30 +238,33 @@ class GRPO:
             means["reward/reward_model"] = component.mean().item()
         return total, means
 
-    def _logps(self, model: Any, input_ids: Tensor, attention: Tensor, prompt_len: int,
+    def _logps(self, model: Any, gens: lm.Generations, rows: slice = slice(None),
                with_hidden: bool = False) -> tuple[Tensor, Tensor | None]:
-        return lm.token_logps(model, input_ids, attention, prompt_len, self.config.temperature, with_hidden)
+        """log π of the completion tokens of ``rows`` (and the hidden states that predicted them)."""
+        input_ids, attention = gens.input_ids[rows], gens.attention_mask[rows]
+        shared = gens.group_size if input_ids.shape[0] % gens.group_size == 0 else 1  # whole groups: one prefill
+        return lm.token_logps(model, input_ids, attention, gens.prompt_len, self.config.temperature, with_hidden,
+                              group_size=shared)
 
     @torch.no_grad()
-    def _reference_logps(self, input_ids: Tensor, attention: Tensor, prompt_len: int) -> Tensor | None:
+    def _reference_logps(self, gens: lm.Generations) -> Tensor | None:
         if self.config.beta == 0:
             return None
         if self.ref_model is not None:
-            return self._logps(self.ref_model, input_ids, attention, prompt_len)[0]
+            return self._logps(self.ref_model, gens)[0]
         with self.policy.disable_adapter():  # LoRA: the base model is the reference
-            return self._logps(self.policy, input_ids, attention, prompt_len)[0]
+            return self._logps(self.policy, gens)[0]
 
     def _update(self, gens: lm.Generations, adv: Tensor) -> dict[str, float]:
         """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches."""
         cfg = self.config
         rows = gens.input_ids.shape[0]
         mask = gens.mask.float()
-        ref_logp = self._reference_logps(gens.input_ids, gens.attention_mask, gens.prompt_len)
+        ref_logp = self._reference_logps(gens)
         old_logp = None
         if cfg.num_iterations > 1 or self.value_head is not None:  # π_old is needed past the first pass
             with torch.no_grad():
-                old_logp, hidden = self._logps(self.policy, gens.input_ids, gens.attention_mask, gens.prompt_len,
-                                               with_hidden=self.value_head is not None)
+                old_logp, hidden = self._logps(self.policy, gens, with_hidden=self.value_head is not None)
         returns = None
         if self.value_head is not None:  # token-level GAE, reward on each completion's last token
             adv, returns = self._token_advantages(adv, hidden, mask)
@@ -270,8 +274,7 @@ class GRPO:
         for _ in range(cfg.num_iterations):
             for start in range(0, rows, micro):
                 sl = slice(start, start + micro)
-                logp, hidden = self._logps(self.policy, gens.input_ids[sl], gens.attention_mask[sl],
-                                           gens.prompt_len, with_hidden=self.value_head is not None)
+                logp, hidden = self._logps(self.policy, gens, sl, with_hidden=self.value_head is not None)
                 # μ = 1: π_old is the policy itself (ratio 1, gradient of the ratio = ∇ log π)
                 old = logp.detach() if old_logp is None else old_logp[sl]
                 loss, stats = grpo_loss(logp, old, adv[sl], mask[sl], cfg.clip_eps,
@@ -292,7 +295,8 @@ class GRPO:
                 totals["clip_frac"] += stats["clip_frac"].item() * share
                 totals["kl"] += stats["kl"].item() * share
             norm = nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                            cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+                                            cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
+                                            foreach=True)
             check_gradient(self.global_step, norm)
             totals["grad_norm"] = float(norm)
             self.optimizer.step()

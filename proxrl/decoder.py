@@ -1,0 +1,254 @@
+"""A lean forward pass for Llama-family causal LMs (Llama, Mistral, Qwen2, Qwen3), used by GRPO to sample
+completions and to compute per-token log-probs.
+
+It runs the Hugging Face model's own modules (embeddings, projections, norms, MLPs, rotary tables, LM head), so it
+reads the live parameters, carries gradients into them, and respects LoRA adapters, but it replaces the per-call
+machinery around them (mask builders, cache objects, output capture, generation's processor chain), which costs
+more than the arithmetic on small models: on the 4-layer, 128-wide benchmark model a 32-row decode step takes
+~1 ms here against ~4 ms through ``model.generate``. It also samples the G completions of a prompt from one prefill
+of that prompt (its KV cache repeated G times).
+
+Every model is checked once against its own ``forward`` (logits on a small batch with left padding); a model the
+lean pass does not reproduce, or an architecture outside the list, silently uses the Hugging Face path instead.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+_CHECKED: weakref.WeakKeyDictionary[Any, LeanDecoder | None] = weakref.WeakKeyDictionary()
+
+
+def lean_decoder(model: Any) -> LeanDecoder | None:
+    """The lean decoder of ``model`` (a transformers causal LM or a peft model around one), or None when its
+    architecture is not supported or the lean pass does not reproduce the model's own logits (checked once)."""
+    if model not in _CHECKED:
+        decoder = LeanDecoder.build(model)
+        if decoder is not None and not decoder.matches_model():
+            decoder = None
+        _CHECKED[model] = decoder
+    return _CHECKED[model]
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary position embedding x·cos + rotate_half(x)·sin (Su et al. 2021), ``x`` ``[B, H, T, D]``."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer ``[B, H_kv, T, D]``: preallocated to the longest sequence when sampling
+    (written in place), or grown by concatenation when gradients must flow through them."""
+
+    keys: list[Tensor]
+    values: list[Tensor]
+    length: int = 0
+    preallocated: bool = False
+
+    def extend(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new keys and values of ``layer``; return all of them so far."""
+        if layer == len(self.keys):  # first tokens of a growing cache
+            self.keys.append(k)
+            self.values.append(v)
+        elif self.preallocated:
+            end = self.length + k.shape[2]
+            self.keys[layer][:, :, self.length:end] = k
+            self.values[layer][:, :, self.length:end] = v
+            return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+        else:
+            self.keys[layer] = torch.cat([self.keys[layer], k], dim=2)
+            self.values[layer] = torch.cat([self.values[layer], v], dim=2)
+        return self.keys[layer], self.values[layer]
+
+    def repeat_interleave(self, repeats: int) -> KVCache:
+        """Each sequence ``repeats`` times in a row (a prompt's cache shared by its G completions)."""
+        return KVCache([k.repeat_interleave(repeats, 0) for k in self.keys],
+                       [v.repeat_interleave(repeats, 0) for v in self.values], self.length)
+
+
+class LeanDecoder:
+    """Forward passes of a Llama-family decoder through its own modules, without Hugging Face's per-call layer."""
+
+    def __init__(self, causal_lm: Any) -> None:
+        self.causal_lm = causal_lm
+        self.body = causal_lm.model
+        self.config = causal_lm.config
+        attn = self.body.layers[0].self_attn
+        self.head_dim = attn.head_dim
+        self.num_heads = self.config.num_attention_heads
+        self.num_kv_heads = getattr(self.config, "num_key_value_heads", None) or self.num_heads
+        windows = [getattr(layer.self_attn, "sliding_window", None) for layer in self.body.layers]
+        self.max_length = min([w for w in windows if w] or [2**31])  # beyond a sliding window: HF path
+
+    @classmethod
+    def build(cls, model: Any) -> LeanDecoder | None:
+        """A decoder for a supported architecture, else None."""
+        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: LoRA layers inside
+        config = getattr(causal_lm, "config", None)
+        if getattr(config, "model_type", None) not in SUPPORTED_MODEL_TYPES or config.attention_dropout != 0:
+            return None
+        body = getattr(causal_lm, "model", None)
+        if body is None or not hasattr(body, "rotary_emb") or not hasattr(causal_lm, "lm_head"):
+            return None
+        return cls(causal_lm)
+
+    @torch.no_grad()
+    def matches_model(self, atol: float = 1e-3) -> bool:
+        """Whether the lean logits equal the model's own forward on a small left-padded batch."""
+        device = self.body.embed_tokens.weight.device
+        vocab = self.config.vocab_size
+        ids = torch.arange(12, device=device).remainder(vocab).view(2, 6)
+        mask = torch.ones_like(ids)
+        mask[1, :2] = 0
+        was_training = self.causal_lm.training
+        self.causal_lm.eval()
+        try:
+            ref = self.causal_lm(input_ids=ids, attention_mask=mask).logits.float()
+            hidden, _ = self.forward(ids, mask)
+            lean = self.logits(hidden).float()
+        finally:
+            self.causal_lm.train(was_training)
+        scale = 1.0 if ref.dtype == torch.float32 and self.body.embed_tokens.weight.dtype == torch.float32 else 30.0
+        valid = mask.bool()
+        return bool(torch.allclose(lean[valid], ref[valid], atol=atol * scale, rtol=1e-3 * scale))
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """LM-head logits of final hidden states."""
+        return self.causal_lm.lm_head(hidden)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, cache: KVCache | None = None,
+                position_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Final-norm hidden states ``[B, T, H]`` and position ids of ``input_ids`` ``[B, T]``.
+
+        Without ``cache``: the whole sequence, causal attention with padding (left or right) masked out.
+        With ``cache``: ``input_ids`` continue the cached sequences (none cached yet: the cache records them);
+        ``attention_mask`` covers cache + new tokens ``[B, cache.length + T]``.
+        """
+        length = input_ids.shape[1]
+        past = 0 if cache is None else cache.length
+        if position_ids is None:
+            position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, past:]
+        keep = attention_mask.bool()[:, None, None, :]  # [B, 1, 1, past + T]
+        if length > 1:  # causal, and each token sees itself (rows of padding stay finite)
+            query = torch.arange(length, device=input_ids.device)[:, None] + past
+            key = torch.arange(past + length, device=input_ids.device)[None]
+            keep = (keep & (key <= query)) | (key == query)
+        hidden = self.body.embed_tokens(input_ids)
+        bias = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device).masked_fill_(~keep, -torch.inf)
+        cos, sin = self.body.rotary_emb(hidden, position_ids)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        for index, layer in enumerate(self.body.layers):
+            x = self._norm(layer.input_layernorm, hidden)
+            hidden = hidden + self._attention(layer.self_attn, x, cos, sin, bias, cache, index)
+            hidden = hidden + layer.mlp(self._norm(layer.post_attention_layernorm, hidden))
+        if cache is not None:
+            cache.length = past + length
+        return self._norm(self.body.norm, hidden), position_ids
+
+    @staticmethod
+    def _norm(norm: Any, x: Tensor) -> Tensor:
+        """RMSNorm: torch's fused kernel (2× faster here) in float32, where it equals HF's exactly."""
+        if x.dtype == torch.float32 and hasattr(norm, "variance_epsilon"):
+            return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
+        return norm(x)
+
+    def _attention(self, attn: Any, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, cache: KVCache | None,
+                   index: int) -> Tensor:
+        batch, length, _ = x.shape
+        q = attn.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
+        k = attn.k_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
+        v = attn.v_proj(x).view(batch, length, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if hasattr(attn, "q_norm"):  # Qwen3: RMSNorm of each head before the rotation
+            q, k = attn.q_norm(q), attn.k_norm(k)
+        q, k = rotate(q.transpose(1, 2), cos, sin), rotate(k.transpose(1, 2), cos, sin)
+        if cache is not None:
+            k, v = cache.extend(index, k, v)
+        if self.num_kv_heads != self.num_heads:  # grouped-query attention: each key head serves a group
+            k = k.repeat_interleave(self.num_heads // self.num_kv_heads, 1)
+            v = v.repeat_interleave(self.num_heads // self.num_kv_heads, 1)
+        if k.shape[2] <= 128:  # short sequences: plain matmuls beat SDPA's kernel (2× at 32 × 14 tokens)
+            out = ((q @ k.transpose(2, 3)) * attn.scaling + bias).softmax(-1) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=attn.scaling)
+        return attn.o_proj(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim))
+
+    def new_cache(self, batch: int, max_length: int, like: Tensor) -> KVCache:
+        """An empty preallocated cache for ``batch`` sequences of up to ``max_length`` tokens."""
+        shape = (batch, self.num_kv_heads, max_length, self.head_dim)
+        layers = len(self.body.layers)
+        return KVCache([like.new_empty(shape) for _ in range(layers)],
+                       [like.new_empty(shape) for _ in range(layers)], preallocated=True)
+
+    def completion_hidden(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int,
+                          group_size: int = 1) -> Tensor:
+        """Final hidden states that predict each completion token ``[B, L, H]`` (positions prompt_len − 1 …
+        T − 2). With ``group_size`` G > 1 the rows are G completions of each prompt in a row, and each prompt is
+        run once, its keys and values repeated for the G completions (same result, less arithmetic)."""
+        if group_size == 1:
+            return self.forward(input_ids, attention_mask)[0][:, prompt_len - 1:-1]
+        cache = KVCache([], [])
+        prompt_hidden = self.forward(input_ids[::group_size, :prompt_len], attention_mask[::group_size, :prompt_len],
+                                     cache)[0][:, -1:].repeat_interleave(group_size, 0)
+        if input_ids.shape[1] == prompt_len + 1:
+            return prompt_hidden
+        shared = cache.repeat_interleave(group_size)
+        rest = self.forward(input_ids[:, prompt_len:-1], attention_mask[:, :-1], shared)[0]
+        return torch.cat([prompt_hidden, rest], dim=1)
+
+    @torch.no_grad()
+    def sample(self, prompt_ids: Tensor, prompt_mask: Tensor, repeats: int, max_new_tokens: int, eos_token_id: int,
+               pad_token_id: int, temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False) -> Tensor:
+        """``repeats`` completions of each left-padded prompt ``[P, T]`` → completion tokens ``[P·repeats, L]``
+        (rows prompt-major, L ≤ max_new_tokens, ``pad_token_id`` after each EOS), sampled from
+        softmax(logits / temperature) restricted to the top-p nucleus, or greedy. The prompt is run once and its
+        keys and values are repeated for its completions."""
+        prompts, prompt_len = prompt_ids.shape
+        weight = self.body.embed_tokens.weight
+        cache = KVCache([], [])
+        hidden, positions = self.forward(prompt_ids, prompt_mask, cache)
+        logits = self.logits(hidden[:, -1]).float().repeat_interleave(repeats, 0)
+        rows = prompts * repeats
+        big = self.new_cache(rows, prompt_len + max_new_tokens, weight)
+        for layer in range(len(cache.keys)):
+            big.keys[layer][:, :, :prompt_len] = cache.keys[layer].repeat_interleave(repeats, 0)
+            big.values[layer][:, :, :prompt_len] = cache.values[layer].repeat_interleave(repeats, 0)
+        big.length = prompt_len
+        mask = torch.ones(rows, prompt_len + max_new_tokens, dtype=prompt_mask.dtype, device=prompt_mask.device)
+        mask[:, :prompt_len] = prompt_mask.repeat_interleave(repeats, 0)
+        position = positions[:, -1:].repeat_interleave(repeats, 0)
+        tokens = torch.full((rows, max_new_tokens), pad_token_id, dtype=torch.long, device=prompt_ids.device)
+        done = torch.zeros(rows, dtype=torch.bool, device=prompt_ids.device)
+        for step in range(max_new_tokens):
+            token = next_token(logits, temperature, top_p, greedy)
+            token = torch.where(done, torch.full_like(token, pad_token_id), token)
+            tokens[:, step] = token
+            done |= token == eos_token_id
+            if step == max_new_tokens - 1 or bool(done.all()):
+                return tokens[:, :step + 1]
+            position = position + 1
+            hidden, _ = self.forward(token[:, None], mask[:, :prompt_len + step + 1], big, position)
+            logits = self.logits(hidden[:, -1]).float()
+        return tokens
+
+
+def next_token(logits: Tensor, temperature: float, top_p: float, greedy: bool) -> Tensor:
+    """One token per row of ``logits`` ``[B, V]``: argmax, or a sample from softmax(logits / T) over the smallest
+    set of tokens whose probability reaches ``top_p`` (nucleus sampling; the most likely token always stays)."""
+    if greedy:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p  # mass before this token already ≥ p
+        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1).squeeze(-1)
