@@ -37,11 +37,10 @@ def lean_decoder(model: Any) -> LeanDecoder | None:
     return _CHECKED[model]
 
 
-def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotary position embedding x·cos + rotate_half(x)·sin (Su et al. 2021), ``x`` ``[B, H, T, D]``."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+def rotate(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
+    """Rotary position embedding x·cos + rotate_half(x)·sin (Su et al. 2021), ``x`` ``[B, H, T, D]``, with
+    rotate_half(x)·sin = roll(x, D/2)·signed_sin and signed_sin = [−sin₁, sin₂] (two ops instead of five)."""
+    return x * cos + x.roll(x.shape[-1] // 2, -1) * signed_sin
 
 
 @dataclass
@@ -75,6 +74,32 @@ class KVCache:
                        [v.repeat_interleave(repeats, 0) for v in self.values], self.length)
 
 
+@dataclass
+class FusedLayer:
+    """One decoder layer's weights with q/k/v and gate/up concatenated (one matmul each; gradients flow back
+    through the concatenation to the model's own parameters)."""
+
+    input_norm: Tensor
+    post_norm: Tensor
+    eps: float
+    qkv: Tensor
+    qkv_bias: Tensor | None
+    o: Tensor
+    o_bias: Tensor | None
+    gate_up: Tensor
+    gate_up_bias: Tensor | None
+    down: Tensor
+    down_bias: Tensor | None
+    act: Any
+    scaling: float
+
+
+def _cat_bias(*linears: Any) -> Tensor | None:
+    if all(m.bias is None for m in linears):
+        return None
+    return torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in linears])
+
+
 class LeanDecoder:
     """Forward passes of a Llama-family decoder through its own modules, without Hugging Face's per-call layer."""
 
@@ -86,6 +111,8 @@ class LeanDecoder:
         self.head_dim = attn.head_dim
         self.num_heads = self.config.num_attention_heads
         self.num_kv_heads = getattr(self.config, "num_key_value_heads", None) or self.num_heads
+        # dropout (e.g. LoRA's) is the only train/eval difference the lean pass has: sampling must switch it off
+        self.has_dropout = any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in causal_lm.modules())
         windows = [getattr(layer.self_attn, "sliding_window", None) for layer in self.body.layers]
         self.max_length = min([w for w in windows if w] or [2**31])  # beyond a sliding window: HF path
 
@@ -113,25 +140,26 @@ class LeanDecoder:
         self.causal_lm.eval()
         try:
             ref = self.causal_lm(input_ids=ids, attention_mask=mask).logits.float()
-            hidden, _ = self.forward(ids, mask)
-            lean = self.logits(hidden).float()
+            passes = [None] + [f for f in [self.fused_layers()] if f is not None]  # module path, fused weights
+            leans = [self.logits(self.forward(ids, mask, fused=fused)[0]).float() for fused in passes]
         finally:
             self.causal_lm.train(was_training)
-        scale = 1.0 if ref.dtype == torch.float32 and self.body.embed_tokens.weight.dtype == torch.float32 else 30.0
+        scale = 1.0 if self.body.embed_tokens.weight.dtype == torch.float32 else 30.0
         valid = mask.bool()
-        return bool(torch.allclose(lean[valid], ref[valid], atol=atol * scale, rtol=1e-3 * scale))
+        return all(torch.allclose(lean[valid], ref[valid], atol=atol * scale, rtol=1e-3 * scale) for lean in leans)
 
     def logits(self, hidden: Tensor) -> Tensor:
         """LM-head logits of final hidden states."""
         return self.causal_lm.lm_head(hidden)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, cache: KVCache | None = None,
-                position_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                position_ids: Tensor | None = None, fused: list[FusedLayer] | None = None) -> tuple[Tensor, Tensor]:
         """Final-norm hidden states ``[B, T, H]`` and position ids of ``input_ids`` ``[B, T]``.
 
         Without ``cache``: the whole sequence, causal attention with padding (left or right) masked out.
         With ``cache``: ``input_ids`` continue the cached sequences (none cached yet: the cache records them);
-        ``attention_mask`` covers cache + new tokens ``[B, cache.length + T]``.
+        ``attention_mask`` covers cache + new tokens ``[B, cache.length + T]``. ``fused``: the layers' weights
+        from :meth:`fused_layers`.
         """
         length = input_ids.shape[1]
         past = 0 if cache is None else cache.length
@@ -145,8 +173,12 @@ class LeanDecoder:
         hidden = self.body.embed_tokens(input_ids)
         bias = torch.zeros(keep.shape, dtype=hidden.dtype, device=hidden.device).masked_fill_(~keep, -torch.inf)
         cos, sin = self.body.rotary_emb(hidden, position_ids)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        half = sin.shape[-1] // 2
+        cos, sin = cos.unsqueeze(1), torch.cat([-sin[..., :half], sin[..., half:]], -1).unsqueeze(1)
         for index, layer in enumerate(self.body.layers):
+            if fused is not None:
+                hidden = self._fused_layer(fused[index], hidden, cos, sin, bias, cache, index)
+                continue
             x = self._norm(layer.input_layernorm, hidden)
             hidden = hidden + self._attention(layer.self_attn, x, cos, sin, bias, cache, index)
             hidden = hidden + layer.mlp(self._norm(layer.post_attention_layernorm, hidden))
@@ -170,16 +202,55 @@ class LeanDecoder:
         if hasattr(attn, "q_norm"):  # Qwen3: RMSNorm of each head before the rotation
             q, k = attn.q_norm(q), attn.k_norm(k)
         q, k = rotate(q.transpose(1, 2), cos, sin), rotate(k.transpose(1, 2), cos, sin)
+        return attn.o_proj(self._attend(q, k, v, bias, cache, index, attn.scaling))
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, cache: KVCache | None, index: int,
+                scaling: float) -> Tensor:
+        """softmax(q·kᵀ·scaling + bias)·v over the cached and new keys → ``[B, T, H_q·D]``."""
+        batch, _, length, _ = q.shape
         if cache is not None:
             k, v = cache.extend(index, k, v)
         if self.num_kv_heads != self.num_heads:  # grouped-query attention: each key head serves a group
             k = k.repeat_interleave(self.num_heads // self.num_kv_heads, 1)
             v = v.repeat_interleave(self.num_heads // self.num_kv_heads, 1)
         if k.shape[2] <= 128:  # short sequences: plain matmuls beat SDPA's kernel (2× at 32 × 14 tokens)
-            out = ((q @ k.transpose(2, 3)) * attn.scaling + bias).softmax(-1) @ v
+            out = ((q @ k.transpose(2, 3)) * scaling + bias).softmax(-1) @ v
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=attn.scaling)
-        return attn.o_proj(out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scaling)
+        return out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+
+    def fused_layers(self) -> list[FusedLayer] | None:
+        """Every layer's weights concatenated for one matmul per projection group, or None where a projection is
+        not a plain ``nn.Linear`` (LoRA, quantised layers), the MLP is not gated, heads are normalised (Qwen3),
+        or the model is not float32."""
+        fused = []
+        for layer in self.body.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            linears = [getattr(attn, n, None) for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
+            linears += [getattr(mlp, n, None) for n in ("gate_proj", "up_proj", "down_proj")]
+            if (any(type(m) is not torch.nn.Linear for m in linears) or hasattr(attn, "q_norm")
+                    or linears[0].weight.dtype != torch.float32 or not hasattr(mlp, "act_fn")
+                    or not hasattr(layer.input_layernorm, "variance_epsilon")):
+                return None
+            q, k, v, o, gate, up, down = linears
+            fused.append(FusedLayer(
+                layer.input_layernorm.weight, layer.post_attention_layernorm.weight,
+                layer.input_layernorm.variance_epsilon, torch.cat([q.weight, k.weight, v.weight]),
+                _cat_bias(q, k, v), o.weight, o.bias, torch.cat([gate.weight, up.weight]), _cat_bias(gate, up),
+                down.weight, down.bias, mlp.act_fn, attn.scaling))
+        return fused
+
+    def _fused_layer(self, w: FusedLayer, hidden: Tensor, cos: Tensor, sin: Tensor, bias: Tensor,
+                     cache: KVCache | None, index: int) -> Tensor:
+        batch, length, width = hidden.shape
+        heads, kv_heads = self.num_heads, self.num_kv_heads
+        x = F.rms_norm(hidden, (width,), w.input_norm, w.eps)
+        qkv = F.linear(x, w.qkv, w.qkv_bias).view(batch, length, heads + 2 * kv_heads, self.head_dim).transpose(1, 2)
+        qk = rotate(qkv[:, :heads + kv_heads], cos, sin)  # q and k rotated at once
+        out = self._attend(qk[:, :heads], qk[:, heads:], qkv[:, heads + kv_heads:], bias, cache, index, w.scaling)
+        hidden = hidden + F.linear(out, w.o, w.o_bias)
+        gate, up = F.linear(F.rms_norm(hidden, (width,), w.post_norm, w.eps), w.gate_up, w.gate_up_bias).chunk(2, -1)
+        return hidden + F.linear(w.act(gate) * up, w.down, w.down_bias)
 
     def new_cache(self, batch: int, max_length: int, like: Tensor) -> KVCache:
         """An empty preallocated cache for ``batch`` sequences of up to ``max_length`` tokens."""
@@ -193,15 +264,16 @@ class LeanDecoder:
         """Final hidden states that predict each completion token ``[B, L, H]`` (positions prompt_len − 1 …
         T − 2). With ``group_size`` G > 1 the rows are G completions of each prompt in a row, and each prompt is
         run once, its keys and values repeated for the G completions (same result, less arithmetic)."""
+        fused = self.fused_layers()
         if group_size == 1:
-            return self.forward(input_ids, attention_mask)[0][:, prompt_len - 1:-1]
+            return self.forward(input_ids, attention_mask, fused=fused)[0][:, prompt_len - 1:-1]
         cache = KVCache([], [])
         prompt_hidden = self.forward(input_ids[::group_size, :prompt_len], attention_mask[::group_size, :prompt_len],
-                                     cache)[0][:, -1:].repeat_interleave(group_size, 0)
+                                     cache, fused=fused)[0][:, -1:].repeat_interleave(group_size, 0)
         if input_ids.shape[1] == prompt_len + 1:
             return prompt_hidden
         shared = cache.repeat_interleave(group_size)
-        rest = self.forward(input_ids[:, prompt_len:-1], attention_mask[:, :-1], shared)[0]
+        rest = self.forward(input_ids[:, prompt_len:-1], attention_mask[:, :-1], shared, fused=fused)[0]
         return torch.cat([prompt_hidden, rest], dim=1)
 
     @torch.no_grad()
@@ -214,7 +286,8 @@ class LeanDecoder:
         prompts, prompt_len = prompt_ids.shape
         weight = self.body.embed_tokens.weight
         cache = KVCache([], [])
-        hidden, positions = self.forward(prompt_ids, prompt_mask, cache)
+        fused = self.fused_layers()
+        hidden, positions = self.forward(prompt_ids, prompt_mask, cache, fused=fused)
         logits = self.logits(hidden[:, -1]).float().repeat_interleave(repeats, 0)
         rows = prompts * repeats
         big = self.new_cache(rows, prompt_len + max_new_tokens, weight)
@@ -235,7 +308,7 @@ class LeanDecoder:
             if step == max_new_tokens - 1 or bool(done.all()):
                 return tokens[:, :step + 1]
             position = position + 1
-            hidden, _ = self.forward(token[:, None], mask[:, :prompt_len + step + 1], big, position)
+            hidden, _ = self.forward(token[:, None], mask[:, :prompt_len + step + 1], big, position, fused)
             logits = self.logits(hidden[:, -1]).float()
         return tokens
 

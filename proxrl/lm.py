@@ -117,23 +117,28 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], group_size: int, ma
     transformers = require_transformers()
     device = next(model.parameters()).device
     enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(device)
-    gen_config = transformers.GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=not greedy, num_return_sequences=1 if greedy else group_size,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}))
     prompt_len = enc.input_ids.shape[1]
     repeat = 1 if greedy else group_size
     decoder = lean_decoder(model)
-    was_training = model.training
-    model.eval()
     if decoder is not None and prompt_len + max_new_tokens <= decoder.max_length:
+        was_training = model.training
+        if decoder.has_dropout:  # toggling train/eval visits every module (~1 ms): only when it matters
+            model.eval()
         completion = decoder.sample(enc.input_ids, enc.attention_mask, repeat, max_new_tokens,
                                     tokenizer.eos_token_id, tokenizer.pad_token_id, temperature, top_p, greedy)
+        if decoder.has_dropout:
+            model.train(was_training)
         out = torch.cat([enc.input_ids.repeat_interleave(repeat, 0), completion], dim=1)
     else:
+        gen_config = transformers.GenerationConfig(
+            max_new_tokens=max_new_tokens, do_sample=not greedy, num_return_sequences=repeat,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}))
+        was_training = model.training
+        model.eval()
         out = model.generate(**enc, generation_config=gen_config)
+        model.train(was_training)
         completion = out[:, prompt_len:]
-    model.train(was_training)
     mask = completion_mask(completion, tokenizer.eos_token_id)
     attention = torch.cat([enc.attention_mask.repeat_interleave(repeat, 0), mask], dim=1)
     texts = tokenizer.batch_decode(completion * mask + tokenizer.pad_token_id * (1 - mask), skip_special_tokens=True)

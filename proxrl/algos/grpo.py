@@ -351,7 +351,8 @@ class GRPO:
                 adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1).to(self.device)
                 flat_groups = (grouped.std(dim=1) == 0).float().mean().item()
                 # 3. μ passes of the clipped surrogate − β·k3 (or GAE with a value head)
-                self.policy.train()
+                if not self.policy.training:
+                    self.policy.train()
                 stats = self._update(gens, adv if self.value_head is None else rewards.to(self.device))
                 self.global_step += 1
                 self.num_episodes += rewards.numel()
