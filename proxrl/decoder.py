@@ -40,7 +40,7 @@ def lean_decoder(model: Any) -> LeanDecoder | None:
 def rotate(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
     """Rotary position embedding x·cos + rotate_half(x)·sin (Su et al. 2021), ``x`` ``[B, H, T, D]``, with
     rotate_half(x)·sin = roll(x, D/2)·signed_sin and signed_sin = [−sin₁, sin₂] (two ops instead of five)."""
-    return x * cos + x.roll(x.shape[-1] // 2, -1) * signed_sin
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, -1), signed_sin)
 
 
 @dataclass
@@ -171,7 +171,7 @@ class LeanDecoder:
             keep = (keep & (key <= query)) | (key == query)
         hidden = self.body.embed_tokens(input_ids)
         cos, sin = self.rotary(hidden, position_ids)
-        return self._layers(hidden, cos, sin, attention_bias(keep, hidden.dtype), cache, fused), position_ids
+        return self._layers(hidden, cos, sin, self.head_bias(keep, hidden.dtype), cache, fused), position_ids
 
     def rotary(self, like: Tensor, position_ids: Tensor) -> tuple[Tensor, Tensor]:
         """cos and signed sin of the model's rotary embedding at ``position_ids`` ``[B, T]`` → ``[B, 1, T, D]``
@@ -221,11 +221,24 @@ class LeanDecoder:
         if self.num_kv_heads != self.num_heads:  # grouped-query attention: each key head serves a group
             k = k.repeat_interleave(self.num_heads // self.num_kv_heads, 1)
             v = v.repeat_interleave(self.num_heads // self.num_kv_heads, 1)
-        if k.shape[2] <= 128:  # short sequences: plain matmuls beat SDPA's kernel (2× at 32 × 14 tokens)
-            out = ((q @ k.transpose(2, 3)) * scaling + bias).softmax(-1) @ v
+        if bias.dim() == 3:  # short sequences (see head_bias): plain batched matmuls beat SDPA's kernel here
+            heads, keys = self.num_heads, k.shape[2]
+            scores = torch.baddbmm(bias, q.reshape(batch * heads, length, -1),
+                                   k.reshape(batch * heads, keys, -1).transpose(1, 2), alpha=scaling)
+            out = torch.bmm(scores.softmax(-1), v.reshape(batch * heads, keys, -1)).view(batch, heads, length, -1)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scaling)
         return out.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+
+    def head_bias(self, keep: Tensor, dtype: torch.dtype) -> Tensor:
+        """The additive attention mask of ``keep`` ``[B, 1, T, S]``: per head ``[B·H, T, S]`` for short sequences
+        (S ≤ 128), where batched matmuls beat SDPA (2× at 32 × 14 tokens) and the mask is small; else for SDPA
+        ``[B, 1, T, S]``."""
+        bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, -torch.inf)
+        batch, _, length, keys = keep.shape
+        if keys > 128:
+            return bias
+        return bias.expand(batch, self.num_heads, length, keys).reshape(batch * self.num_heads, length, keys)
 
     def fused_layers(self) -> list[FusedLayer] | None:
         """Every layer's weights concatenated for one matmul per projection group, or None where a projection is
@@ -256,9 +269,9 @@ class LeanDecoder:
         qkv = F.linear(x, w.qkv, w.qkv_bias).view(batch, length, heads + 2 * kv_heads, self.head_dim).transpose(1, 2)
         qk = rotate(qkv[:, :heads + kv_heads], cos, sin)  # q and k rotated at once
         out = self._attend(qk[:, :heads], qk[:, heads:], qkv[:, heads + kv_heads:], bias, cache, index, w.scaling)
-        hidden = hidden + F.linear(out, w.o, w.o_bias)
+        hidden = add_linear(hidden, out, w.o, w.o_bias)
         gate, up = F.linear(F.rms_norm(hidden, (width,), w.post_norm, w.eps), w.gate_up, w.gate_up_bias).chunk(2, -1)
-        return hidden + F.linear(w.act(gate) * up, w.down, w.down_bias)
+        return add_linear(hidden, w.act(gate) * up, w.down, w.down_bias)
 
     def new_cache(self, batch: int, max_length: int, like: Tensor) -> KVCache:
         """An empty preallocated cache for ``batch`` sequences of up to ``max_length`` tokens."""
@@ -284,7 +297,7 @@ class LeanDecoder:
         rest = self.forward(input_ids[:, prompt_len:-1], attention_mask[:, :-1], shared, fused=fused)[0]
         return torch.cat([prompt_hidden, rest], dim=1)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # cheaper per op than no_grad; lm.generate turns the result into a normal tensor
     def sample(self, prompt_ids: Tensor, prompt_mask: Tensor, repeats: int, max_new_tokens: int, eos_token_id: int,
                pad_token_id: int, temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False) -> Tensor:
         """``repeats`` completions of each left-padded prompt ``[P, T]`` → completion tokens ``[P·repeats, L]``
@@ -306,7 +319,7 @@ class LeanDecoder:
         total = prompt_len + max_new_tokens
         keep = torch.ones(rows, 1, 1, total, dtype=torch.bool, device=prompt_mask.device)
         keep[:, 0, 0, :prompt_len] = prompt_mask.repeat_interleave(repeats, 0).bool()
-        bias = attention_bias(keep, weight.dtype)  # built once: decode steps slice it
+        bias = self.head_bias(keep, weight.dtype)  # built once: decode steps slice it
         cos_table, sin_table = self.rotary(weight, torch.arange(positions.max() + max_new_tokens + 1,
                                                                 device=weight.device)[None])
         position = positions[:, -1].repeat_interleave(repeats, 0)
@@ -327,9 +340,12 @@ class LeanDecoder:
         return tokens
 
 
-def attention_bias(keep: Tensor, dtype: torch.dtype) -> Tensor:
-    """The additive attention mask: 0 where ``keep``, −∞ elsewhere."""
-    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, -torch.inf)
+def add_linear(residual: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """residual + x·Wᵀ (+ b) ``[B, T, H]``: one addmm (the residual added inside the matmul) without a bias."""
+    if bias is not None:
+        return residual + F.linear(x, weight, bias)
+    out = torch.addmm(residual.reshape(-1, residual.shape[-1]), x.reshape(-1, x.shape[-1]), weight.t())
+    return out.view(residual.shape)
 
 
 def next_token(logits: Tensor, temperature: float, top_p: float, greedy: bool) -> Tensor:

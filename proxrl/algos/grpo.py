@@ -246,14 +246,16 @@ class GRPO:
         return lm.token_logps(model, input_ids, attention, gens.prompt_len, self.config.temperature, with_hidden,
                               group_size=shared)
 
-    @torch.no_grad()
     def _reference_logps(self, gens: lm.Generations) -> Tensor | None:
         if self.config.beta == 0:
             return None
-        if self.ref_model is not None:
-            return self._logps(self.ref_model, gens)[0]
-        with self.policy.disable_adapter():  # LoRA: the base model is the reference
-            return self._logps(self.policy, gens)[0]
+        with torch.inference_mode():  # cheaper per op than no_grad; cloned below into a normal tensor
+            if self.ref_model is not None:
+                logp = self._logps(self.ref_model, gens)[0]
+            else:
+                with self.policy.disable_adapter():  # LoRA: the base model is the reference
+                    logp = self._logps(self.policy, gens)[0]
+        return logp.clone()
 
     def _update(self, gens: lm.Generations, adv: Tensor) -> dict[str, float]:
         """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches."""
