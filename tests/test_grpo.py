@@ -196,6 +196,22 @@ def test_beta_zero_keeps_no_reference_model_and_gae_adds_a_value_head():
     assert critic.value_head.weight.abs().sum() > 0  # the value head was trained
 
 
+def test_bfloat16_weights_train_with_float32_log_probs():
+    from proxrl.decoder import lean_decoder
+
+    agent = GRPO("addition", **TINY, dtype="bfloat16", beta=0.1)
+    assert lean_decoder(agent.policy) is not None  # bf16 runs the lean pass too (module path)
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    rows = []
+    agent.learn(2, callback=lambda a, row: rows.append(row))
+    assert all(p.dtype == torch.bfloat16 for p in agent.policy.parameters())
+    assert all(math.isfinite(row["loss"]) and math.isfinite(row["kl"]) for row in rows)
+    assert any((p.detach() != b).any() for p, b in zip(agent.policy.parameters(), before, strict=True))
+    gens = lm.generate(agent.policy, agent.tokenizer, ["3+4="], 2, 4)
+    logp, _ = lm.token_logps(agent.policy, gens.input_ids, gens.attention_mask, gens.prompt_len)
+    assert logp.dtype == torch.float32
+
+
 def test_reward_errors_and_bad_settings_are_clear():
     agent = GRPO("sort", **TINY, reward_funcs=("tests.test_grpo:bad_reward",))
     with pytest.raises(RewardError, match="bad_reward.*'yes'"):
