@@ -113,8 +113,11 @@ class LeanDecoder:
         self.num_kv_heads = getattr(self.config, "num_key_value_heads", None) or self.num_heads
         # dropout (e.g. LoRA's) is the only train/eval difference the lean pass has: sampling must switch it off
         self.has_dropout = any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in causal_lm.modules())
+        # beyond a sliding window (per layer, or Mistral's in the config; conservative for models that ignore
+        # it) sequences go through transformers
         windows = [getattr(layer.self_attn, "sliding_window", None) for layer in self.body.layers]
-        self.max_length = min([w for w in windows if w] or [2**31])  # beyond a sliding window: HF path
+        windows.append(getattr(self.config, "sliding_window", None))
+        self.max_length = min([w for w in windows if isinstance(w, int) and w > 0] or [2**31])
 
     @classmethod
     def build(cls, model: Any) -> LeanDecoder | None:

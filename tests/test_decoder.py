@@ -10,7 +10,7 @@ from proxrl.envs import text_tasks
 transformers = pytest.importorskip("transformers")
 
 from proxrl import lm  # noqa: E402
-from proxrl.decoder import lean_decoder, next_token  # noqa: E402
+from proxrl.decoder import LeanDecoder, lean_decoder, next_token  # noqa: E402
 
 VOCAB = "0123456789+="
 
@@ -70,6 +70,17 @@ def test_lean_logps_and_gradients_equal_the_models_own_with_and_without_prefix_s
         logp.sum().backward()
         for p, g in zip(model.parameters(), ref_grads, strict=True):
             torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_long_sequences_use_sdpa_and_sliding_windows_fall_back(tmp_path):
+    model, tok = tiny("mistral", tmp_path)
+    ids, mask, prompt_len = batch(tok, ["1+2=" * 40, "3="], group_size=2)  # 160-token prompts: SDPA path
+    with torch.no_grad():
+        torch.testing.assert_close(lm.token_logps(model, ids, mask, prompt_len, group_size=2)[0],
+                                   reference_logps(model, ids, mask, prompt_len), rtol=1e-5, atol=1e-5)
+    assert lean_decoder(model).max_length == model.config.sliding_window == 4096
+    model.config.sliding_window = 100  # Mistral keeps its window in the config: longer sequences use transformers
+    assert LeanDecoder(model).max_length == 100
 
 
 def test_value_head_hidden_states_equal_the_models_last_hidden_states(tmp_path):
