@@ -6,7 +6,7 @@ Per run: completions/s and generated tokens/s over the steps after the first, an
 table with medians and the ratios.
 
     bash benchmarks/setup_trl_venv.sh                 # once: TRL's interpreter (.venv-trl)
-    python benchmarks/grpo_vs_trl.py --seeds 0 1 2 --steps 20 [--beta 0.04]
+    python benchmarks/grpo_vs_trl.py [--seeds 0 1 2 3 4 5 6] [--steps 60] [--beta 0.04]
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def run(cmd: list[str]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5, 6])
+    p.add_argument("--steps", type=int, default=60)
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--prompts-per-step", type=int, default=4)
     p.add_argument("--max-new-tokens", type=int, default=8)
