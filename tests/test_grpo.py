@@ -301,3 +301,15 @@ def test_a_crash_while_saving_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     latest = checkpoint.latest(run)
     assert not latest.parent.name.startswith(".") and checkpoint.load(latest)["global_step"] == 1
     assert GRPO.load(run).global_step == 1
+
+
+def test_lr_warmup_rises_linearly_then_holds_and_resumes_where_it_was(tmp_path):
+    agent = GRPO("addition", run_dir=tmp_path / "run", **TINY, lr_warmup_steps=4, total_steps=3,
+                 checkpoint_every=3)
+    rows = []
+    agent.learn(callback=lambda a, row: rows.append(row))
+    assert [r["lr"] for r in rows] == pytest.approx([2.5e-4, 5e-4, 7.5e-4], rel=1e-12)
+    assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(7.5e-4, rel=1e-12)
+    resumed, rows = GRPO.load(tmp_path / "run"), []
+    resumed.learn(2, callback=lambda a, row: rows.append(row))
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3, 1e-3], rel=1e-12)

@@ -69,6 +69,8 @@ class GRPOConfig(RunConfig):
                                low=0.0, low_open=True)
     top_p: float = param(1.0, "nucleus sampling threshold", low=0.0, high=1.0, low_open=True)
     lr: float = param(1e-6, "α, AdamW learning rate", low=0.0, low_open=True)
+    lr_warmup_steps: int = param(0, "n: the learning rate rises linearly from α/n to α over the first n GRPO "
+                                 "steps, then stays at α (0: no warm-up)", low=0)
     adam_eps: float = param(1e-8, "AdamW's ε", low=0.0, low_open=True)
     weight_decay: float = param(0.0, "AdamW weight decay", low=0.0)
     max_grad_norm: float = param(1.0, "global gradient-norm clip (0: off)", low=0.0)
@@ -305,6 +307,11 @@ class GRPO:
             self.optimizer.zero_grad(set_to_none=True)
         return dict(totals)
 
+    def learning_rate(self) -> float:
+        """α at the current step: linear warm-up over ``lr_warmup_steps``, then constant."""
+        warmup = self.config.lr_warmup_steps
+        return self.config.lr * min(1.0, (self.global_step + 1) / warmup) if warmup else self.config.lr
+
     def _token_advantages(self, rewards: Tensor, hidden: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Token-level GAE over each completion with the value head's V, the sequence reward on its last token;
         returns (normalised Â ``[B, L]``, value targets ``[B, L]``)."""
@@ -355,6 +362,9 @@ class GRPO:
                 # 3. μ passes of the clipped surrogate − β·k3 (or GAE with a value head)
                 if not self.policy.training:
                     self.policy.train()
+                lr = self.learning_rate()
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
                 stats = self._update(gens, adv if self.value_head is None else rewards.to(self.device))
                 self.global_step += 1
                 self.num_episodes += rewards.numel()
@@ -373,7 +383,7 @@ class GRPO:
                        "completion_length": gens.mask.sum(1).float().mean().item(),
                        "accuracy": self.last_accuracy, "generate_seconds": t1 - t0, "update_seconds": t2 - t1,
                        "completions_per_second": rewards.numel() / (t2 - t0), "tokens_per_second": tokens / (t2 - t0),
-                       "completion_tokens": tokens, **stats}
+                       "completion_tokens": tokens, "lr": lr, **stats}
                 logger.log(row)
                 if self.run_dir is not None and cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
