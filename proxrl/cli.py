@@ -139,8 +139,10 @@ def _train(args: argparse.Namespace) -> int:
     agent.learn()
     if args.algo == "grpo" or agent.algo == "grpo":
         print(f"done: {agent.global_step:,} GRPO steps, {agent.num_episodes:,} completions; held-out exact-match "
-              f"accuracy {agent.warmup_accuracy if agent.warmup_accuracy is not None else float('nan'):.3f} at the "
-              f"start, {agent.last_accuracy:.3f} at the end")
+              f"accuracy (greedy) {_fmt(agent.warmup_accuracy)} at the start, {_fmt(agent.last_accuracy)} at the end")
+        if agent.last_sampled_accuracy is not None:
+            print(f"sampled at temperature {agent.config.temperature} ({agent.config.eval_samples} per prompt): "
+                  f"{_fmt(agent.warmup_sampled_accuracy)} at the start, {_fmt(agent.last_sampled_accuracy)} at the end")
         print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, model/ (save_pretrained)")
         return 0
     recent = list(agent.recent_returns)
@@ -154,14 +156,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _eval(args: argparse.Namespace) -> int:
     from . import load
 
     agent = load(args.run)
     if agent.algo == "grpo":
         r = agent.evaluate()
+        sampled = (f"; sampled ({agent.config.eval_samples} per prompt) {r['sampled_accuracy']:.3f}"
+                   if "sampled_accuracy" in r else "")
         print(f"grpo on {agent.config.env}: greedy exact-match accuracy {r['accuracy']:.3f} on {r['examples']} "
-              "held-out prompts")
+              f"held-out prompts{sampled}")
         return 0
     r = agent.evaluate(args.episodes, deterministic=not args.stochastic, video_dir=args.video, seed=args.seed)
     kind = "stochastic" if args.stochastic else "deterministic"

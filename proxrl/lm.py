@@ -180,12 +180,16 @@ def supervised_warmup(model: Any, tokenizer: Any, sample: Callable[[random.Rando
 
 @torch.no_grad()
 def accuracy(model: Any, tokenizer: Any, examples: list[dict[str, str]], max_new_tokens: int,
-             score: Callable[..., float], batch_size: int = 100) -> float:
+             score: Callable[..., float], batch_size: int = 100, samples: int = 0, temperature: float = 1.0,
+             top_p: float = 1.0) -> float:
     """Mean ``score(prompt, completion, **example)`` of greedy completions (exact-match accuracy for
-    ``text_tasks.exact_match``)."""
+    ``text_tasks.exact_match``); with ``samples`` k > 0, of k completions per prompt sampled at ``temperature``
+    and ``top_p`` instead (pass@1 of the sampling policy, estimated from k draws)."""
     total = 0.0
+    repeat = max(1, samples)
     for i in range(0, len(examples), batch_size):
         chunk = examples[i:i + batch_size]
-        gens = generate(model, tokenizer, [ex["prompt"] for ex in chunk], 1, max_new_tokens, greedy=True)
-        total += sum(score(completion=text, **ex) for text, ex in zip(gens.texts, chunk, strict=True))
-    return total / max(1, len(examples))
+        gens = generate(model, tokenizer, [ex["prompt"] for ex in chunk], repeat, max_new_tokens, temperature,
+                        top_p, greedy=samples == 0)
+        total += sum(score(completion=text, **chunk[k // repeat]) for k, text in enumerate(gens.texts))
+    return total / max(1, len(examples) * repeat)

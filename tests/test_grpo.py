@@ -313,3 +313,23 @@ def test_lr_warmup_rises_linearly_then_holds_and_resumes_where_it_was(tmp_path):
     resumed, rows = GRPO.load(tmp_path / "run"), []
     resumed.learn(2, callback=lambda a, row: rows.append(row))
     assert [r["lr"] for r in rows] == pytest.approx([1e-3, 1e-3], rel=1e-12)
+
+
+def test_sampled_accuracy_is_logged_and_tends_to_greedy_as_temperature_falls(tmp_path):
+    agent = GRPO("addition", run_dir=tmp_path / "run", **{**TINY, "warmup_steps": 60, "eval_examples": 40}, eval_samples=3,
+                 total_steps=1)
+    rows = []
+    agent.learn(callback=lambda a, row: rows.append(row))
+    assert 0.0 <= rows[0]["sampled_accuracy"] <= 1.0 and agent.warmup_sampled_accuracy is not None
+    held_out = agent.task.held_out()[:40]
+    greedy = dict(zip([ex["prompt"] for ex in held_out], lm.generate(
+        agent.policy, agent.tokenizer, [ex["prompt"] for ex in held_out], 1, 4, greedy=True).texts, strict=True))
+
+    def same_as_greedy(prompt, completion, **_):
+        return float(completion == greedy[prompt])
+
+    # k samples per prompt are scored against their own prompt; near T = 0 every sample is the greedy completion
+    cold = lm.accuracy(agent.policy, agent.tokenizer, held_out, 4, same_as_greedy, samples=3, temperature=1e-4)
+    warm = lm.accuracy(agent.policy, agent.tokenizer, held_out, 4, same_as_greedy, samples=3, temperature=1.0)
+    assert cold == 1.0 and warm < 0.9
+    assert GRPO.load(tmp_path / "run").last_sampled_accuracy == agent.last_sampled_accuracy

@@ -102,6 +102,8 @@ class GRPOConfig(RunConfig):
     eval_every: int = param(10, "greedy exact-match accuracy on the held-out prompts every this many steps "
                             "(0: only before and after)", low=0)
     eval_examples: int = param(200, "held-out prompts evaluated", low=1)
+    eval_samples: int = param(0, "k: also evaluate k sampled completions per held-out prompt at the training "
+                              "temperature (pass@1 of the policy GRPO optimises; 0: greedy only)", low=0)
 
     def validate(self) -> None:
         if (self.prompts_per_step * self.group_size) % self.grad_accum_steps:
@@ -166,6 +168,8 @@ class GRPO:
         self.elapsed = 0.0
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=20)  # mean reward per step
         self.last_accuracy: float | None = None
+        self.last_sampled_accuracy: float | None = None  # with eval_samples > 0
+        self.warmup_sampled_accuracy: float | None = None
 
     # --- set-up ------------------------------------------------------------------------------------------
     def _tiny_model(self, dtype: torch.dtype) -> tuple[Any, Any]:
@@ -343,8 +347,8 @@ class GRPO:
         if self.run_dir is not None:
             (self.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
         if self.last_accuracy is None:
-            self.last_accuracy = self.evaluate()["accuracy"]
-            self.warmup_accuracy = self.last_accuracy
+            self._evaluate_held_out()
+            self.warmup_accuracy, self.warmup_sampled_accuracy = self.last_accuracy, self.last_sampled_accuracy
         start, elapsed_before = time.perf_counter(), self.elapsed
         try:
             while self.global_step < target:
@@ -374,14 +378,16 @@ class GRPO:
                 # 4. evaluate, log, checkpoint
                 t2 = time.perf_counter()
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == target:
-                    self.last_accuracy = self.evaluate()["accuracy"]
+                    self._evaluate_held_out()
                 self.elapsed = elapsed_before + time.perf_counter() - start
                 tokens = gens.mask.sum().item()
                 row = {"global_step": self.global_step, "episodes": self.num_episodes, "time": self.elapsed,
                        "mean_return": mean_or_nan(self.recent_returns), "reward": rewards.mean().item(),
                        "reward_std": rewards.std().item(), **components, "flat_groups": flat_groups,
                        "completion_length": gens.mask.sum(1).float().mean().item(),
-                       "accuracy": self.last_accuracy, "generate_seconds": t1 - t0, "update_seconds": t2 - t1,
+                       "accuracy": self.last_accuracy,
+                       **({"sampled_accuracy": self.last_sampled_accuracy} if cfg.eval_samples else {}),
+                       "generate_seconds": t1 - t0, "update_seconds": t2 - t1,
                        "completions_per_second": rewards.numel() / (t2 - t0), "tokens_per_second": tokens / (t2 - t0),
                        "completion_tokens": tokens, "lr": lr, **stats}
                 logger.log(row)
@@ -396,11 +402,24 @@ class GRPO:
         return self
 
     # --- evaluation and persistence ----------------------------------------------------------------------
-    def evaluate(self, examples: int | None = None) -> dict[str, float]:
-        """Greedy exact-match accuracy on the task's held-out prompts (the first ``examples`` of them)."""
-        held_out = self.task.held_out()[: examples or self.config.eval_examples]
-        acc = lm.accuracy(self.policy, self.tokenizer, held_out, self.config.max_new_tokens, exact_match)
-        return {"accuracy": acc, "examples": len(held_out)}
+    def evaluate(self, examples: int | None = None, samples: int | None = None) -> dict[str, float]:
+        """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
+        (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled
+        at the training temperature and top-p (``sampled_accuracy``)."""
+        cfg = self.config
+        held_out = self.task.held_out()[: examples or cfg.eval_examples]
+        out = {"accuracy": lm.accuracy(self.policy, self.tokenizer, held_out, cfg.max_new_tokens, exact_match),
+               "examples": len(held_out)}
+        k = cfg.eval_samples if samples is None else samples
+        if k:
+            out["sampled_accuracy"] = lm.accuracy(self.policy, self.tokenizer, held_out, cfg.max_new_tokens,
+                                                  exact_match, samples=k, temperature=cfg.temperature,
+                                                  top_p=cfg.top_p)
+        return out
+
+    def _evaluate_held_out(self) -> None:
+        result = self.evaluate()
+        self.last_accuracy, self.last_sampled_accuracy = result["accuracy"], result.get("sampled_accuracy")
 
     def save(self, folder: str | Path) -> Path:
         """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, plus ``trainer_state.pt``
@@ -416,7 +435,8 @@ class GRPO:
                  "num_episodes": self.num_episodes, "elapsed": self.elapsed,
                  "recent_returns": list(self.recent_returns), "rng": rng_state(),
                  "task_rng": json.dumps(self.rng.getstate()), "last_accuracy": self.last_accuracy,
-                 "warmup_accuracy": self.warmup_accuracy,
+                 "warmup_accuracy": self.warmup_accuracy, "last_sampled_accuracy": self.last_sampled_accuracy,
+                 "warmup_sampled_accuracy": self.warmup_sampled_accuracy,
                  "value_head": None if self.value_head is None else self.value_head.state_dict()}
         checkpoint.atomic_save(state, tmp / checkpoint.TRAINER_STATE)
         if folder.exists():
@@ -461,6 +481,8 @@ class GRPO:
         trainer.recent_returns.extend(state["recent_returns"])
         trainer.last_accuracy = state["last_accuracy"]
         trainer.warmup_accuracy = state.get("warmup_accuracy")
+        trainer.last_sampled_accuracy = state.get("last_sampled_accuracy")
+        trainer.warmup_sampled_accuracy = state.get("warmup_sampled_accuracy")
         set_rng_state(state["rng"])
         version, internal, gauss = json.loads(state["task_rng"])
         trainer.rng.setstate((version, tuple(internal), gauss))
