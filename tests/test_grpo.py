@@ -316,8 +316,8 @@ def test_lr_warmup_rises_linearly_then_holds_and_resumes_where_it_was(tmp_path):
 
 
 def test_sampled_accuracy_is_logged_and_tends_to_greedy_as_temperature_falls(tmp_path):
-    agent = GRPO("addition", run_dir=tmp_path / "run", **{**TINY, "warmup_steps": 60, "eval_examples": 40}, eval_samples=3,
-                 total_steps=1)
+    agent = GRPO("addition", run_dir=tmp_path / "run", **{**TINY, "warmup_steps": 60, "eval_examples": 40},
+                 eval_samples=3, total_steps=1)
     rows = []
     agent.learn(callback=lambda a, row: rows.append(row))
     assert 0.0 <= rows[0]["sampled_accuracy"] <= 1.0 and agent.warmup_sampled_accuracy is not None
