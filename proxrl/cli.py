@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("runs", nargs="+", help="run directories; LABEL=DIR groups runs under one label")
     pl.add_argument("--out", default="curve.png")
     pl.add_argument("--x", choices=("steps", "time"), default="steps")
-    pl.add_argument("--y", default="mean_return", help="progress.csv column")
+    pl.add_argument("--y", default="mean_return", help="progress.csv column, or several: a,b")
     pl.add_argument("--title")
     b = sub.add_parser("bench", help="measure proxrl's own training speed on a preset (no learning threshold)")
     b.add_argument("algo", nargs="?", default="ppo")

@@ -35,15 +35,19 @@ def curve(run_dir: Path, x: str = "steps", y: str = "mean_return") -> tuple[np.n
 
 def plot_runs(specs: list[str], out: str | Path, x: str = "steps", y: str = "mean_return",
               title: str | None = None) -> Path:
-    """Draw every group's mean curve (min–max band for ≥ 2 runs) on a shared grid and save a PNG to ``out``."""
+    """Draw every group's mean curve (min–max band for ≥ 2 runs) on a shared grid and save a PNG to ``out``;
+    ``y`` is one progress.csv column or several separated by commas (e.g. ``accuracy,sampled_accuracy``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for label, dirs in group_runs(specs).items():
-        curves = [curve(d, x, y) for d in dirs]
+    columns = y.split(",")
+    for (label, dirs), column in ((g, c) for g in group_runs(specs).items() for c in columns):
+        if len(columns) > 1:
+            label = f"{label}: {column.replace('_', ' ')}"
+        curves = [curve(d, x, column) for d in dirs]
         curves = [c for c in curves if len(c[0])]
         if not curves:
             continue
@@ -55,7 +59,7 @@ def plot_runs(specs: list[str], out: str | Path, x: str = "steps", y: str = "mea
         line, = ax.plot(grid, ys.mean(0), label=f"{label} (mean of {len(curves)})")
         ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.2, color=line.get_color())
     ax.set_xlabel(X_COLUMNS[x][1])
-    ax.set_ylabel(y.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " ") if len(columns) == 1 else "")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)

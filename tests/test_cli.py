@@ -37,6 +37,11 @@ def test_train_resume_eval_plot(tmp_path, capsys):
     out_png = tmp_path / "curve.png"
     assert main(["plot", f"a={run}", f"a={run}", str(run), "--out", str(out_png), "--x", "time"]) == 0
     assert out_png.stat().st_size > 5000
+    two = tmp_path / "two.png"  # several columns in one figure, each a line of its own
+    assert main(["plot", str(run), "--out", str(two), "--y", "mean_return,policy_loss"]) == 0
+    one = tmp_path / "one.png"
+    assert main(["plot", str(run), "--out", str(one), "--y", "mean_return"]) == 0
+    assert two.read_bytes() != one.read_bytes()
 
 
 def test_eval_records_video(tmp_path, tiny_ppo):

@@ -154,26 +154,33 @@ def test_mappo_and_ippo_improve_clearly_over_random_on_simple_spread():
     assert all(ret >= -70.0 for _, _, ret in results)
 
 
-def grpo_accuracy_gain(seed: int, steps: int) -> tuple[int, float, float, float]:
-    """Train configs/grpo_addition.yaml for ``steps`` GRPO steps; (seed, accuracy after the warm-up, at the end,
-    wall seconds)."""
+def grpo_accuracy_gain(seed: int, steps: int) -> tuple[int, float, float, float, float, float]:
+    """Train configs/grpo_addition.yaml for ``steps`` GRPO steps; (seed, greedy and sampled held-out exact match
+    after the warm-up, the same at the end, wall seconds)."""
     import time
 
     from proxrl import GRPO, config
 
     cfg = config.load(GRPO.config_class, CONFIGS / "grpo_addition.yaml",
-                      {"seed": seed, "total_steps": steps, "tensorboard": False, "eval_every": 0})
+                      {"seed": seed, "total_steps": steps, "tensorboard": False, "checkpoint_every": 0})
     start = time.perf_counter()
     agent = GRPO(config=cfg, progress=False).learn()
-    return seed, float(agent.warmup_accuracy), float(agent.last_accuracy), time.perf_counter() - start
+    return (seed, float(agent.warmup_accuracy), float(agent.warmup_sampled_accuracy), float(agent.last_accuracy),
+            float(agent.last_sampled_accuracy), time.perf_counter() - start)
 
 
 @pytest.mark.learning
 def test_grpo_raises_held_out_addition_accuracy():
-    """GRPO's preset (a tiny Llama warmed up to 0.325 exact match) gains ≥ 10 points of held-out accuracy in 150
-    steps (seed 0: 0.325 -> 0.500). Not every seed does: seed 1 warms up to 0.195 and GRPO lowers it (docs/grpo.md)."""
+    """GRPO's preset (a tiny Llama after 1,000 supervised steps) raises the held-out exact match of the policy it
+    optimises (4 samples per prompt at T = 1) by ≥ 8 points in 200 steps for each of seeds 0, 1, 2 (measured
+    +18.3, +17.8, +14.3), and greedy accuracy does not collapse (measured +4.5, +3.5, −6.5 points: it dips in the
+    first ~50 steps and stays within a few points of its start). docs/grpo.md has the curves."""
     pytest.importorskip("transformers")
-    seed, before, after, seconds = grpo_accuracy_gain(0, 150)
-    print(f"grpo_addition.yaml seed {seed}: held-out exact match {before:.3f} -> {after:.3f} after 150 steps "
-          f"({seconds:.0f} s)")
-    assert after >= before + 0.10, (before, after)
+    with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
+        results = sorted(pool.map(grpo_accuracy_gain, SEEDS, [200] * len(SEEDS)))
+    for seed, greedy0, sampled0, greedy1, sampled1, wall in results:
+        print(f"grpo_addition.yaml seed {seed}: held-out exact match sampled {sampled0:.3f} -> {sampled1:.3f}, "
+              f"greedy {greedy0:.3f} -> {greedy1:.3f} after 200 steps ({wall:.0f} s)")
+    for seed, greedy0, sampled0, greedy1, sampled1, _ in results:
+        assert sampled1 >= sampled0 + 0.08, (seed, sampled0, sampled1)
+        assert greedy1 >= greedy0 - 0.10, (seed, greedy0, greedy1)
