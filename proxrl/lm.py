@@ -38,17 +38,22 @@ def require_transformers() -> Any:
 def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[Any, Any]:
     """(model, tokenizer) from a local folder written by ``save_pretrained``; a clear error if it is not one.
     A tokenizer without a pad token pads with EOS; padding is on the left for batched generation."""
+    model = load_model(path, dtype, device)
+    tokenizer = require_transformers().AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Any:
+    """The causal LM of a local ``save_pretrained`` folder (no tokenizer); a clear error if it is not one."""
     transformers = require_transformers()
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ConfigError(f"model={str(path)!r} is not a local model folder (no config.json); give a folder "
                           "written by save_pretrained, or leave model unset to build the task's tiny model")
-    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    return model, tokenizer
+    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
 
 
 def tiny_causal_lm(tokenizer: Any, arch: str = "llama", hidden_size: int = 64, num_layers: int = 2,

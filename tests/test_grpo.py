@@ -1,7 +1,9 @@
 """GRPO: closed forms of the group advantage, k3, the aggregations and the loss's gradient; text tasks; the
 tiny-model plumbing through from_pretrained; a short end-to-end run (tiny models, no downloads)."""
 
+import copy
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import torch
 
 from proxrl import kl
 from proxrl.advantages import group_relative
+from proxrl.checkpoint import CheckpointError
 from proxrl.config import ConfigError
 from proxrl.envs import text_tasks
 from proxrl.objectives import aggregate_tokens, grpo_loss
@@ -333,3 +336,30 @@ def test_sampled_accuracy_is_logged_and_tends_to_greedy_as_temperature_falls(tmp
     warm = lm.accuracy(agent.policy, agent.tokenizer, held_out, 4, same_as_greedy, samples=3, temperature=1.0)
     assert cold == 1.0 and warm < 0.9
     assert GRPO.load(tmp_path / "run").last_sampled_accuracy == agent.last_sampled_accuracy
+
+
+def _same_weights(a, b) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_resume_keeps_the_reference_model_not_the_checkpointed_policy(tmp_path):
+    agent = GRPO("addition", run_dir=tmp_path / "run", **TINY, beta=0.1, total_steps=2, checkpoint_every=2)
+    start = copy.deepcopy(agent.policy)
+    agent.learn()
+    assert not _same_weights(agent.policy, start) and _same_weights(agent.ref_model, start)
+    resumed = GRPO.load(tmp_path / "run")  # reads the reference from the run's init_model folder
+    assert _same_weights(resumed.ref_model, start) and _same_weights(resumed.policy, agent.policy)
+    assert not (tmp_path / "run" / "model" / "reference").exists()
+
+    # without a run directory (no init_model) or once synced, the checkpoint holds the reference itself
+    free = GRPO("addition", **TINY, beta=0.1, ref_sync_every=2)
+    free.learn(1)
+    assert _same_weights(GRPO.load(free.save(tmp_path / "free")).ref_model, free.ref_model)
+    free.learn(1)  # step 2 syncs the reference to the policy
+    assert _same_weights(free.ref_model, free.policy)
+    reloaded = GRPO.load(free.save(tmp_path / "free"))
+    assert _same_weights(reloaded.ref_model, free.policy)
+
+    shutil.rmtree(tmp_path / "run" / "init_model")
+    with pytest.raises(CheckpointError, match="init_model"):
+        GRPO.load(tmp_path / "run")

@@ -118,6 +118,9 @@ class GRPOConfig(RunConfig):
                               "ε_high ≥ ε_low (or None for ε_high = ε_low)")
 
 
+REFERENCE_FOLDER = "reference"  # a checkpoint's copy of the reference model, when no other folder holds it
+
+
 class RewardError(ConfigError):
     """A reward function returned something that is not a finite number."""
 
@@ -154,6 +157,14 @@ class GRPO:
         # β = 0 keeps no reference model; with LoRA the reference is the base model (adapters disabled)
         self.ref_model = (copy.deepcopy(self.policy).eval().requires_grad_(False)
                           if cfg.beta > 0 and not cfg.lora else None)
+        # where the reference weights can be read back on resume; None once they are in no folder (synced to the
+        # policy, or a tiny model trained without a run directory): checkpoints then hold them
+        self.reference_source: str | None = None
+        if self.ref_model is not None:
+            if cfg.model is not None:
+                self.reference_source = str(Path(cfg.model).resolve())
+            elif self.run_dir is not None:
+                self.reference_source = str((self.run_dir / "init_model").resolve())
         self.value_head = None
         if cfg.advantage == "gae":
             self.value_head = nn.Linear(self.policy.config.hidden_size, 1).to(self.device)
@@ -375,6 +386,7 @@ class GRPO:
                 self.recent_returns.append(rewards.mean().item())
                 if cfg.ref_sync_every and self.ref_model is not None and self.global_step % cfg.ref_sync_every == 0:
                     self.ref_model.load_state_dict(self.policy.state_dict())
+                    self.reference_source = None
                 # 4. evaluate, log, checkpoint
                 t2 = time.perf_counter()
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == target:
@@ -438,6 +450,11 @@ class GRPO:
                  "warmup_accuracy": self.warmup_accuracy, "last_sampled_accuracy": self.last_sampled_accuracy,
                  "warmup_sampled_accuracy": self.warmup_sampled_accuracy,
                  "value_head": None if self.value_head is None else self.value_head.state_dict()}
+        state["reference"] = None  # β = 0 or LoRA: no separate reference model
+        if self.ref_model is not None:
+            state["reference"] = self.reference_source or REFERENCE_FOLDER
+            if self.reference_source is None:
+                self.ref_model.save_pretrained(tmp / REFERENCE_FOLDER)
         checkpoint.atomic_save(state, tmp / checkpoint.TRAINER_STATE)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
@@ -458,6 +475,20 @@ class GRPO:
             shutil.rmtree(old, ignore_errors=True)
         return path
 
+    def _restore_reference(self, folder: Path, reference: str | None) -> None:
+        """Load the frozen reference model a checkpoint points to: its own ``reference/`` folder, or the folder
+        the run started from (the policy's checkpoint is not the reference)."""
+        if self.ref_model is None or reference is None:
+            return
+        path = folder / reference if reference == REFERENCE_FOLDER else Path(reference)
+        if not (path / "config.json").is_file():
+            raise checkpoint.CheckpointError(
+                f"the reference model of {folder} was read from {path}, which is no longer a model folder; restore "
+                "it there, or resume with beta=0 (no reference model)")
+        dtype = torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float32
+        self.ref_model = lm.load_model(path, dtype, str(self.device)).eval().requires_grad_(False)
+        self.reference_source = None if reference == REFERENCE_FOLDER else str(path)
+
     @classmethod
     def load(cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
              **overrides: Any) -> GRPO:
@@ -475,6 +506,7 @@ class GRPO:
             _load_adapter(trainer.policy, folder)
         if trainer.value_head is not None and state["value_head"] is not None:
             trainer.value_head.load_state_dict(state["value_head"])
+        trainer._restore_reference(folder, state.get("reference"))
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.global_step, trainer.num_episodes = int(state["global_step"]), int(state["num_episodes"])
         trainer.elapsed = float(state["elapsed"])
