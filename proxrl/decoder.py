@@ -104,7 +104,9 @@ class LeanDecoder:
     """Forward passes of a Llama-family decoder through its own modules, without Hugging Face's per-call layer."""
 
     def __init__(self, causal_lm: Any) -> None:
-        self.causal_lm = causal_lm
+        # weakly: the decoder is cached per model in a WeakKeyDictionary, and a strong reference to its key
+        # would keep every policy and reference model alive for the life of the process
+        self._causal_lm = weakref.ref(causal_lm)
         self.body = causal_lm.model
         self.config = causal_lm.config
         attn = self.body.layers[0].self_attn
@@ -119,6 +121,11 @@ class LeanDecoder:
         windows.append(getattr(self.config, "sliding_window", None))
         self.max_length = min([w for w in windows if isinstance(w, int) and w > 0] or [2**31])
 
+    @property
+    def causal_lm(self) -> Any:
+        """The Hugging Face causal LM this decoder runs (alive as long as its owner keeps it)."""
+        return self._causal_lm()
+
     @classmethod
     def build(cls, model: Any) -> LeanDecoder | None:
         """A decoder for a supported architecture, else None."""
@@ -126,6 +133,9 @@ class LeanDecoder:
         config = getattr(causal_lm, "config", None)
         if getattr(config, "model_type", None) not in SUPPORTED_MODEL_TYPES or config.attention_dropout != 0:
             return None
+        rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+        if isinstance(rope, dict) and rope.get("rope_type", rope.get("type")) in ("dynamic", "longrope"):
+            return None  # their rotary frequencies depend on the whole sequence's length: transformers' path
         body = getattr(causal_lm, "model", None)
         if body is None or not hasattr(body, "rotary_emb") or not hasattr(causal_lm, "lm_head"):
             return None
@@ -142,7 +152,8 @@ class LeanDecoder:
         was_training = self.causal_lm.training
         self.causal_lm.eval()
         try:
-            ref = self.causal_lm(input_ids=ids, attention_mask=mask).logits.float()
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as the lean pass numbers left-padded rows
+            ref = self.causal_lm(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
             passes = [None] + [f for f in [self.fused_layers()] if f is not None]  # module path, fused weights
             leans = [self.logits(self.forward(ids, mask, fused=fused)[0]).float() for fused in passes]
         finally:
@@ -301,12 +312,13 @@ class LeanDecoder:
         return torch.cat([prompt_hidden, rest], dim=1)
 
     @torch.inference_mode()  # cheaper per op than no_grad; lm.generate turns the result into a normal tensor
-    def sample(self, prompt_ids: Tensor, prompt_mask: Tensor, repeats: int, max_new_tokens: int, eos_token_id: int,
-               pad_token_id: int, temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False) -> Tensor:
+    def sample(self, prompt_ids: Tensor, prompt_mask: Tensor, repeats: int, max_new_tokens: int,
+               eos_token_id: int | list[int], pad_token_id: int, temperature: float = 1.0, top_p: float = 1.0,
+               greedy: bool = False) -> Tensor:
         """``repeats`` completions of each left-padded prompt ``[P, T]`` → completion tokens ``[P·repeats, L]``
-        (rows prompt-major, L ≤ max_new_tokens, ``pad_token_id`` after each EOS), sampled from
-        softmax(logits / temperature) restricted to the top-p nucleus, or greedy. The prompt is run once and its
-        keys and values are repeated for its completions."""
+        (rows prompt-major, L ≤ max_new_tokens, ``pad_token_id`` after each end token: ``eos_token_id``, one id or
+        several), sampled from softmax(logits / temperature) restricted to the top-p nucleus, or greedy. The
+        prompt is run once and its keys and values are repeated for its completions."""
         prompts, prompt_len = prompt_ids.shape
         weight = self.body.embed_tokens.weight
         cache = KVCache([], [])
@@ -328,11 +340,12 @@ class LeanDecoder:
         position = positions[:, -1].repeat_interleave(repeats, 0)
         tokens = torch.full((rows, max_new_tokens), pad_token_id, dtype=torch.long, device=prompt_ids.device)
         done = torch.zeros(rows, dtype=torch.bool, device=prompt_ids.device)
+        end_ids = torch.as_tensor(eos_token_id, device=prompt_ids.device)
         for step in range(max_new_tokens):
             token = next_token(logits, temperature, top_p, greedy)
             token = torch.where(done, torch.full_like(token, pad_token_id), token)
             tokens[:, step] = token
-            done |= token == eos_token_id
+            done |= torch.isin(token, end_ids)
             if step == max_new_tokens - 1 or bool(done.all()):
                 return tokens[:, :step + 1]
             position = position + 1

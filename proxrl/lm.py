@@ -73,9 +73,19 @@ def tiny_causal_lm(tokenizer: Any, arch: str = "llama", hidden_size: int = 64, n
     return model_cls(config)
 
 
-def completion_mask(completion_ids: Tensor, eos_token_id: int) -> Tensor:
-    """1 for each generated token up to and including the first EOS, 0 after it (padding) ``[B, L]``."""
-    is_eos = completion_ids == eos_token_id
+def end_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The ids that end a completion: the tokenizer's EOS and every EOS of the model's generation config (chat
+    models often end turns on another token, e.g. Llama 3's <|eot_id|>, Qwen2.5's <|im_end|>)."""
+    ids = [tokenizer.eos_token_id]
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += extra if isinstance(extra, (list, tuple)) else [extra]
+    return sorted({int(i) for i in ids if i is not None})
+
+
+def completion_mask(completion_ids: Tensor, eos_token_id: int | list[int]) -> Tensor:
+    """1 for each generated token up to and including the first end token (``eos_token_id``: one id or several),
+    0 after it (padding) ``[B, L]``."""
+    is_eos = torch.isin(completion_ids, torch.as_tensor(eos_token_id, device=completion_ids.device))
     length = completion_ids.shape[1]
     first = torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full_like(is_eos[:, 0], length, dtype=torch.long))
     return (torch.arange(length, device=completion_ids.device)[None] <= first[:, None]).long()
@@ -125,29 +135,38 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], group_size: int, ma
     prompt_len = enc.input_ids.shape[1]
     repeat = 1 if greedy else group_size
     decoder = lean_decoder(model)
+    end_ids = end_token_ids(model, tokenizer)
     if decoder is not None and prompt_len + max_new_tokens <= decoder.max_length:
         was_training = model.training
         if decoder.has_dropout:  # toggling train/eval visits every module (~1 ms): only when it matters
             model.eval()
         completion = decoder.sample(enc.input_ids, enc.attention_mask, repeat, max_new_tokens,
-                                    tokenizer.eos_token_id, tokenizer.pad_token_id, temperature, top_p, greedy)
+                                    end_ids, tokenizer.pad_token_id, temperature, top_p, greedy)
         if decoder.has_dropout:
             model.train(was_training)
         out = torch.cat([enc.input_ids.repeat_interleave(repeat, 0), completion], dim=1)
     else:
         gen_config = transformers.GenerationConfig(
             max_new_tokens=max_new_tokens, do_sample=not greedy, num_return_sequences=repeat,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=end_ids,
             **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}))
         was_training = model.training
         model.eval()
         out = model.generate(**enc, generation_config=gen_config)
         model.train(was_training)
         completion = out[:, prompt_len:]
-    mask = completion_mask(completion, tokenizer.eos_token_id)
+    mask = completion_mask(completion, end_ids)
     attention = torch.cat([enc.attention_mask.repeat_interleave(repeat, 0), mask], dim=1)
-    texts = tokenizer.batch_decode(completion * mask + tokenizer.pad_token_id * (1 - mask), skip_special_tokens=True)
-    return Generations(out, attention, prompt_len, mask, texts, repeat)
+    return Generations(out, attention, prompt_len, mask, completion_texts(tokenizer, completion, mask, end_ids), repeat)
+
+
+def completion_texts(tokenizer: Any, completion: Tensor, mask: Tensor, end_ids: list[int]) -> list[str]:
+    """The text rewards see of each completion ``[B, L]``: every token before its end token, special tokens
+    included: a sampled <pad> or <unk> is part of the answer, not dropped (dropped, it would earn the reward of
+    the answer without it, and GRPO would learn to emit it)."""
+    before_end = (mask.bool() & ~torch.isin(completion, torch.tensor(end_ids, device=completion.device))).cpu()
+    return tokenizer.batch_decode([row[keep].tolist() for row, keep in zip(completion.cpu(), before_end, strict=True)],
+                                  skip_special_tokens=False)
 
 
 def supervised_warmup(model: Any, tokenizer: Any, sample: Callable[[random.Random, int], list[dict[str, str]]],

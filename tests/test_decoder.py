@@ -170,3 +170,18 @@ def test_other_architectures_and_mismatching_models_use_transformers(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(lm.token_logps(model, ids, mask, prompt_len)[0],
                                    reference_logps(model, ids, mask, prompt_len))
+
+
+def test_a_decoder_does_not_keep_its_model_alive_and_dynamic_rope_falls_back(tmp_path):
+    import gc
+    import weakref
+
+    model, _ = tiny("llama", tmp_path)
+    assert lean_decoder(model) is not None
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None  # the cache holds the model weakly, and so does its decoder
+    dynamic, _ = tiny("llama", tmp_path)
+    dynamic.config.rope_parameters = {**dynamic.config.rope_parameters, "rope_type": "dynamic", "factor": 2.0}
+    assert lean_decoder(dynamic) is None

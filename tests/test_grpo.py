@@ -19,6 +19,7 @@ from proxrl.objectives import aggregate_tokens, grpo_loss
 transformers = pytest.importorskip("transformers")
 
 from proxrl import lm  # noqa: E402
+from proxrl.decoder import lean_decoder  # noqa: E402
 from proxrl.algos.grpo import GRPO, RewardError  # noqa: E402
 
 
@@ -363,3 +364,39 @@ def test_resume_keeps_the_reference_model_not_the_checkpointed_policy(tmp_path):
     shutil.rmtree(tmp_path / "run" / "init_model")
     with pytest.raises(CheckpointError, match="init_model"):
         GRPO.load(tmp_path / "run")
+
+
+def test_every_end_token_ends_a_completion_and_special_tokens_stay_in_the_text(tmp_path):
+    tok = text_tasks.char_tokenizer("0123456789+=")
+    eos, pad, unk = tok.eos_token_id, tok.pad_token_id, tok.unk_token_id
+    one, two, nine = (tok.convert_tokens_to_ids(c) for c in "129")
+    ids = torch.tensor([[one, pad, two, eos], [one, nine, two, two], [two, unk, eos, pad]])
+    mask = lm.completion_mask(ids, [eos, nine])  # a second end token, as chat models' generation configs list
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]]
+    assert lm.completion_texts(tok, ids, mask, [eos, nine]) == ["1<pad>2", "1", "2<unk>"]
+    lean, plain = (lm.tiny_causal_lm(tok, hidden_size=16, num_layers=1, num_heads=2) for _ in range(2))
+    plain.config.attention_dropout = 0.1  # not supported by the lean path: transformers' generate samples
+    assert lean_decoder(lean) is not None and lean_decoder(plain) is None
+    for model in (lean, plain):  # both stop at either end token
+        model.generation_config.eos_token_id = [eos, nine]
+        assert lm.end_token_ids(model, tok) == sorted({eos, nine})
+        gens = lm.generate(model, tok, ["12+3="] * 4, 8, 6)
+        completion = gens.input_ids[:, gens.prompt_len:]
+        for row, m in zip(completion.tolist(), gens.mask.tolist(), strict=True):
+            n = sum(m)
+            assert all(t not in (eos, nine) for t in row[:n - 1])
+            assert n == len(row) or row[n - 1] in (eos, nine)
+
+
+def test_evaluation_does_not_change_the_training_trajectory():
+    runs = []
+    for eval_samples in (0, 3):
+        agent = GRPO("addition", **{**TINY, "eval_every": 1}, eval_samples=eval_samples, total_steps=2)
+        agent.learn()
+        runs.append([p.detach().clone() for p in agent.policy.parameters()])
+    assert all(torch.equal(p, q) for p, q in zip(*runs, strict=True))
+
+
+def test_ref_sync_with_lora_is_refused():
+    with pytest.raises(ConfigError, match="ref_sync_every"):
+        GRPO("addition", **TINY, lora=True, ref_sync_every=5)

@@ -113,6 +113,9 @@ class GRPOConfig(RunConfig):
         if self.reward_funcs and self.reward_weights and len(self.reward_weights) != len(self.reward_funcs):
             raise ConfigError(f"reward_weights has {len(self.reward_weights)} entries for "
                               f"{len(self.reward_funcs)} reward_funcs; give one weight per function")
+        if self.ref_sync_every and self.lora:
+            raise ConfigError("ref_sync_every needs a separate reference model, but with lora=true the reference is "
+                              "the base model with adapters disabled; set ref_sync_every=0 or lora=false")
         if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
             raise ConfigError(f"clip_eps_high={self.clip_eps_high} is below clip_eps={self.clip_eps}; "
                               "ε_high ≥ ε_low (or None for ε_high = ε_low)")
@@ -418,6 +421,10 @@ class GRPO:
         """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
         (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled
         at the training temperature and top-p (``sampled_accuracy``)."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            return self._evaluate(examples, samples)  # training's random stream does not depend on evaluation
+
+    def _evaluate(self, examples: int | None, samples: int | None) -> dict[str, float]:
         cfg = self.config
         held_out = self.task.held_out()[: examples or cfg.eval_examples]
         out = {"accuracy": lm.accuracy(self.policy, self.tokenizer, held_out, cfg.max_new_tokens, exact_match),
