@@ -65,3 +65,27 @@ def test_the_same_seed_gives_the_same_learning_curve_twice():
         PPO(**kwargs).learn(callback=lambda a, row, rows=rows: rows.append((row["policy_loss"], row["mean_return"])))
         curves.append(rows)
     assert curves[0] == curves[1]
+
+
+def test_grpo_interrupted_and_resumed_ends_bit_identical(tmp_path):
+    """GRPO on a tiny model with a KL reference, μ = 2 and an lr warm-up: stopped after 2 of 4 steps and resumed
+    from the checkpoint, it ends where the uninterrupted run ends (policy, reference, rewards seen)."""
+    pytest.importorskip("transformers")
+    from proxrl import GRPO
+
+    kwargs = dict(env="addition", tiny_hidden_size=16, tiny_layers=1, tiny_heads=2, warmup_steps=5,
+                  prompts_per_step=2, group_size=4, max_new_tokens=4, lr=1e-3, lr_warmup_steps=3, beta=0.1,
+                  num_iterations=2, total_steps=4, checkpoint_every=1, eval_every=2, eval_examples=8, eval_samples=2,
+                  seed=5, tensorboard=False, progress=False, torch_threads=1)
+    whole = GRPO(run_dir=tmp_path / "whole", **kwargs).learn()
+    first = GRPO(run_dir=tmp_path / "run", **kwargs)
+    first.learn(callback=lambda a, row: a.global_step < 2)
+    assert first.global_step == 2
+    resumed = GRPO.load(tmp_path / "run", run_dir=tmp_path / "run", progress=False)
+    resumed.learn()
+    assert resumed.global_step == whole.global_step == 4
+    assert torch.equal(_params(resumed), _params(whole))
+    assert all(torch.equal(p, q) for p, q in zip(resumed.ref_model.parameters(), whole.ref_model.parameters(),
+                                                   strict=True))
+    assert list(resumed.recent_returns) == list(whole.recent_returns)
+    assert resumed.last_sampled_accuracy == whole.last_sampled_accuracy
