@@ -164,3 +164,43 @@ def test_a_non_finite_gradient_with_a_finite_loss_stops_before_the_optimiser_ste
     with pytest.raises(NonFiniteError, match="non-finite gradient at env step 32 \\(the loss was finite\\)"):
         agent.learn(64)
     assert torch.equal(weight.detach(), before)  # Adam never stepped on the bad gradient
+
+
+def _grpo_latest_step(run: Path) -> int:
+    folders = sorted(p for p in (run / "checkpoints").glob("step_*") if (p / checkpoint.TRAINER_STATE).is_file())
+    return int(folders[-1].name[5:]) if folders else -1
+
+
+def test_grpo_sigkill_at_random_moments_keeps_a_loadable_checkpoint_and_resume_continues(tmp_path):
+    pytest.importorskip("transformers")
+    from proxrl import GRPO
+
+    run, rng = tmp_path / "run", random.Random(1)
+    cli = [sys.executable, "-m", "proxrl.cli"]
+    tiny = [f"--set={kv}" for kv in ("tiny_hidden_size=16", "tiny_layers=1", "tiny_heads=2", "warmup_steps=5",
+                                     "prompts_per_step=2", "group_size=4", "max_new_tokens=4", "eval_every=0",
+                                     "eval_examples=4", "checkpoint_every=1", "keep_checkpoints=2",
+                                     "tensorboard=false", "torch_threads=1")]
+    first = [*cli, "train", "grpo", "--run-dir", str(run), "--total-steps", "1000000", "--quiet", *tiny]
+    resume = [*cli, "train", "--resume", str(run), "--total-steps", "1000000", "--quiet"]
+    steps = []
+    for kill in range(3):
+        proc = subprocess.Popen(first if kill == 0 else resume, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while (time.time() < deadline and proc.poll() is None
+               and _grpo_latest_step(run) <= (steps[-1] if steps else -1)):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))  # a tiny GRPO step (and its checkpoint) takes ~20 ms
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+        for folder in sorted((run / "checkpoints").glob("step_*")):  # every visible checkpoint loads whole
+            assert GRPO.load(folder, progress=False).global_step == int(folder.name[5:])
+        steps.append(GRPO.load(run, progress=False).global_step)
+    assert all(later > earlier for earlier, later in zip(steps, steps[1:], strict=False)), steps
+    done = subprocess.run([*cli, "train", "--resume", str(run), "--total-steps", str(steps[-1] + 2), "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming grpo from step {steps[-1]:,}" in done.stdout
+    assert GRPO.load(run / "model", progress=False).global_step == steps[-1] + 2
