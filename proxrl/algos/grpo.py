@@ -147,7 +147,7 @@ class GRPO:
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device 'cuda' requested but no CUDA device is available; use device=cpu or auto")
         self.device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+        dtype = self.dtype
         self.warmup_accuracy: float | None = None
         if cfg.model is not None:
             self.policy, self.tokenizer = lm.load_causal_lm(cfg.model, dtype, str(self.device))
@@ -184,6 +184,11 @@ class GRPO:
         self.last_accuracy: float | None = None
         self.last_sampled_accuracy: float | None = None  # with eval_samples > 0
         self.warmup_sampled_accuracy: float | None = None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The weights' dtype of the policy, the reference and the reward model (config key ``dtype``)."""
+        return torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float32
 
     # --- set-up ------------------------------------------------------------------------------------------
     def _tiny_model(self, dtype: torch.dtype) -> tuple[Any, Any]:
@@ -492,8 +497,7 @@ class GRPO:
             raise checkpoint.CheckpointError(
                 f"the reference model of {folder} was read from {path}, which is no longer a model folder; restore "
                 "it there, or resume with beta=0 (no reference model)")
-        dtype = torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float32
-        self.ref_model = lm.load_model(path, dtype, str(self.device)).eval().requires_grad_(False)
+        self.ref_model = lm.load_model(path, self.dtype, str(self.device)).eval().requires_grad_(False)
         self.reference_source = None if reference == REFERENCE_FOLDER else str(path)
 
     @classmethod
