@@ -400,3 +400,16 @@ def test_evaluation_does_not_change_the_training_trajectory():
 def test_ref_sync_with_lora_is_refused():
     with pytest.raises(ConfigError, match="ref_sync_every"):
         GRPO("addition", **TINY, lora=True, ref_sync_every=5)
+
+
+def test_a_checkpoint_without_a_reference_entry_resumes_into_checkpoints_that_hold_one(tmp_path):
+    """A checkpoint saved with β = 0 (or by an older proxrl) names no reference: resumed with β > 0, the reference is
+    the loaded policy, and the next checkpoint keeps a copy instead of pointing at the folder it was loaded from."""
+    agent = GRPO("addition", **TINY, beta=0.0, total_steps=1)
+    agent.learn()
+    saved = agent.save(tmp_path / "b0")
+    resumed = GRPO.load(saved, beta=0.1)
+    assert resumed.reference_source is None and _same_weights(resumed.ref_model, agent.policy)
+    resumed.save(tmp_path / "next")
+    shutil.rmtree(saved)
+    assert _same_weights(GRPO.load(tmp_path / "next").ref_model, agent.policy)

@@ -490,13 +490,17 @@ class GRPO:
     def _restore_reference(self, folder: Path, reference: str | None) -> None:
         """Load the frozen reference model a checkpoint points to: its own ``reference/`` folder, or the folder
         the run started from (the policy's checkpoint is not the reference)."""
-        if self.ref_model is None or reference is None:
+        if self.ref_model is None:
+            return
+        if reference is None:  # written without a reference (β = 0, or before checkpoints named it): the reference
+            self.reference_source = None  # is the deep copy made at load; later checkpoints hold it themselves
             return
         path = folder / reference if reference == REFERENCE_FOLDER else Path(reference)
         if not (path / "config.json").is_file():
             raise checkpoint.CheckpointError(
                 f"the reference model of {folder} was read from {path}, which is no longer a model folder; restore "
                 "it there, or resume with beta=0 (no reference model)")
+        self.ref_model = None  # free the copy made at load before reading the reference (no third model)
         self.ref_model = lm.load_model(path, self.dtype, str(self.device)).eval().requires_grad_(False)
         self.reference_source = None if reference == REFERENCE_FOLDER else str(path)
 
