@@ -121,7 +121,7 @@ class Generations:
     attention_mask: Tensor  # [P·G, prompt_len + L], 0 on prompt padding and after each completion's EOS
     prompt_len: int
     mask: Tensor  # [P·G, L] completion tokens that count (up to and including the first EOS)
-    texts: list[str]  # decoded completions, special tokens removed
+    texts: list[str]  # decoded completions: the tokens before the end token (see completion_texts)
     group_size: int = 1  # G: rows i·G … i·G + G − 1 share prompt i
 
 
