@@ -69,12 +69,14 @@ def discounted_returns(
     """
     _check_time_major(rewards=rewards, terminated=terminated, truncated=truncated)
     done = (terminated | truncated).float()
+    # gymnasium's TimeLimit sets both flags when an episode terminates on its last allowed step: termination wins
+    bootstrap = (truncated & ~terminated).float()
     returns = torch.empty_like(rewards)
     running = torch.zeros_like(rewards[0]) if next_values is None else next_values[-1] * (1.0 - done[-1])
     for t in range(rewards.shape[0] - 1, -1, -1):
         tail = running * (1.0 - done[t])
         if next_values is not None:
-            tail = tail + truncated[t].float() * next_values[t]
+            tail = tail + bootstrap[t] * next_values[t]
         running = rewards[t] + gamma * tail
         returns[t] = running
     return returns
@@ -174,12 +176,21 @@ def group_relative(rewards: Tensor, scale: str = "group", eps: float = 1e-4) -> 
     """
     if rewards.dim() != 2:
         raise ValueError(f"rewards must be [prompts, group_size], got shape {tuple(rewards.shape)}")
-    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    # in floating point the mean of G equal rewards can differ from them (8 × 7.3 in float32 is off by ~5e-7,
+    # which the std then blows up): a flat group is centred to exactly 0, not to its rounding error
+    centred = torch.where(flat_groups(rewards).unsqueeze(1), torch.zeros_like(rewards),
+                          rewards - rewards.mean(dim=1, keepdim=True))
     if scale == "group":
         std = rewards.std(dim=1, keepdim=True) if rewards.shape[1] > 1 else torch.zeros_like(rewards[:, :1])
-        return centred / (std + eps)
+        return centred / (std + eps)  # a flat group: 0 / (std + eps) = 0 exactly
     if scale == "batch":
         return centred / ((rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())) + eps)
     if scale == "none":
         return centred
     raise ValueError(f"unknown reward scaling {scale!r}; allowed: {', '.join(REWARD_SCALINGS)}")
+
+
+def flat_groups(rewards: Tensor) -> Tensor:
+    """Which groups of ``rewards`` ``[P, G]`` hold G equal rewards (``[P]`` bool): they get Â = 0 and give GRPO no
+    gradient. Compared exactly, not by std == 0, which float rounding of the mean can miss."""
+    return (rewards == rewards[:, :1]).all(dim=1)

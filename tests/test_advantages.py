@@ -69,3 +69,37 @@ def test_normalize_masked_entries_have_zero_mean_unit_std():
     y = normalize(x, mask)
     assert abs(float(y[mask].mean())) < 1e-6
     assert abs(float(y[mask].std()) - 1.0) < 1e-6
+
+
+def test_discounted_returns_terminated_on_the_last_allowed_step_is_not_bootstrapped():
+    # gymnasium's TimeLimit sets terminated and truncated together when the episode ends on its last allowed
+    # step: the true target is the reward alone, whatever the critic says of the final state (V = 100)
+    rewards, both = T([[1.0]]), T([[True]])
+    next_values = T([[100.0]])
+    g = discounted_returns(rewards, both, both, gamma=0.9, next_values=next_values)
+    torch.testing.assert_close(g, T([[1.0]]), atol=0, rtol=0)
+    # the other estimators agree: GAE with V(s) = 0 gives Â = δ = r
+    torch.testing.assert_close(gae(rewards, T([[0.0]]), next_values, both, both, 0.9, 0.95), T([[1.0]]),
+                               atol=0, rtol=0)
+
+
+def test_discounted_returns_discount_each_step_once_by_gamma():
+    # three-step episode, γ = 0.9: G2 = 4, G1 = 2 + .9·4 = 5.6, G0 = 1 + .9·5.6 = 6.04 (γ per step, not γ²)
+    rewards = T([[1.0], [2.0], [4.0]])
+    term = T([[False], [False], [True]])
+    g = discounted_returns(rewards, term, torch.zeros_like(term), gamma=0.9)
+    torch.testing.assert_close(g, T([[6.04], [5.6], [4.0]]), atol=1e-6, rtol=0)
+
+
+def test_pg_return_minus_value_critic_target_ignores_the_critic_after_a_termination():
+    # the PG trainer's estimator on a one-step episode that terminates on its last allowed step, critic V = 100
+    from proxrl.algos.pg import estimate_advantages
+    from proxrl.rollout import Batch
+
+    one = torch.ones(1, 1, dtype=torch.bool)
+    batch = Batch(obs=torch.zeros(1, 1, 1), actions=torch.zeros(1, 1, dtype=torch.long), logp=torch.zeros(1, 1),
+                  values=torch.full((2, 1), 100.0), rewards=T([[1.0]]), terminated=one, truncated=one, valid=one)
+    for advantage in ("return_minus_value", "gae", "td"):
+        adv, target = estimate_advantages(advantage, batch, 0.99, 0.95)
+        torch.testing.assert_close(target, T([[1.0]]), atol=0, rtol=0, msg=advantage)
+        torch.testing.assert_close(adv, T([[-99.0]]), atol=0, rtol=0, msg=advantage)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .. import checkpoint, config as cfgmod, lm
 from . import agent
-from ..advantages import REWARD_SCALINGS, gae, group_relative, normalize
+from ..advantages import REWARD_SCALINGS, flat_groups, gae, group_relative, normalize
 from ..config import ConfigError, RunConfig, param
 from ..envs.text_tasks import char_tokenizer, exact_match, load_callable, load_task
 from ..logging import RunLogger
@@ -282,7 +282,25 @@ class GRPO:
                     logp = self._logps(self.policy, gens)[0]
         return logp.clone()
 
-    def _update(self, gens: lm.Generations, adv: Tensor) -> dict[str, float]:
+    def update(self, examples: list[dict[str, str]], gens: lm.Generations) -> tuple[Tensor, dict[str, float]]:
+        """Steps 2–3 of :meth:`learn` on one generation batch (``gens`` holds G completions of each of the P
+        ``examples``, grouped by prompt): rewards, group-relative advantages Â_i = (r_i − mean)/(std + eps) within
+        each prompt's group, then μ passes of the GRPO loss at this step's learning rate. Returns the rewards
+        ``[P·G]`` and the step's stats (each reward component, ``flat_groups``, loss terms, ``lr``)."""
+        cfg = self.config
+        rewards, components = self.score(examples, gens.texts)
+        grouped = rewards.view(len(examples), cfg.group_size)  # row p: the G completions of prompt p
+        adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1).to(self.device)
+        if not self.policy.training:
+            self.policy.train()
+        lr = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        stats = self._optimise(gens, adv if self.value_head is None else rewards.to(self.device))
+        return rewards, {**components, "flat_groups": flat_groups(grouped).float().mean().item(), "lr": lr,
+                         **stats}
+
+    def _optimise(self, gens: lm.Generations, adv: Tensor) -> dict[str, float]:
         """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches."""
         cfg = self.config
         rows = gens.input_ids.shape[0]
@@ -377,18 +395,8 @@ class GRPO:
                 gens = lm.generate(self.policy, self.tokenizer, [ex["prompt"] for ex in examples], cfg.group_size,
                                    cfg.max_new_tokens, cfg.temperature, cfg.top_p)
                 t1 = time.perf_counter()
-                # 2. rewards (each component logged) and group-relative advantages
-                rewards, components = self.score(examples, gens.texts)
-                grouped = rewards.view(cfg.prompts_per_step, cfg.group_size)
-                adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1).to(self.device)
-                flat_groups = (grouped.std(dim=1) == 0).float().mean().item()
-                # 3. μ passes of the clipped surrogate − β·k3 (or GAE with a value head)
-                if not self.policy.training:
-                    self.policy.train()
-                lr = self.learning_rate()
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                stats = self._update(gens, adv if self.value_head is None else rewards.to(self.device))
+                # 2.–3. rewards, group-relative advantages, μ passes of the loss
+                rewards, stats = self.update(examples, gens)
                 self.global_step += 1
                 self.num_episodes += rewards.numel()
                 self.recent_returns.append(rewards.mean().item())
@@ -403,13 +411,13 @@ class GRPO:
                 tokens = gens.mask.sum().item()
                 row = {"global_step": self.global_step, "episodes": self.num_episodes, "time": self.elapsed,
                        "mean_return": mean_or_nan(self.recent_returns), "reward": rewards.mean().item(),
-                       "reward_std": rewards.std().item(), **components, "flat_groups": flat_groups,
+                       "reward_std": rewards.std().item(),
                        "completion_length": gens.mask.sum(1).float().mean().item(),
                        "accuracy": self.last_accuracy,
                        **({"sampled_accuracy": self.last_sampled_accuracy} if cfg.eval_samples else {}),
                        "generate_seconds": t1 - t0, "update_seconds": t2 - t1,
                        "completions_per_second": rewards.numel() / (t2 - t0), "tokens_per_second": tokens / (t2 - t0),
-                       "completion_tokens": tokens, "lr": lr, **stats}
+                       "completion_tokens": tokens, **stats}
                 logger.log(row)
                 if self.run_dir is not None and cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
