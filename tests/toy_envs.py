@@ -76,3 +76,28 @@ gym.register("proxrl_test/CounterTerm-v0", entry_point=CounterEnv, kwargs={"term
 def string_reward(prompt: str, completion: str, **example: str) -> str:
     """A broken GRPO reward function (returns a string) for the error-message tests."""
     return "yes"
+
+
+class RecordingBandit(gym.Env):
+    """One state (obs = [1]), three actions with rewards ``PAYOFF``, every episode one step long. Each step is
+    appended to ``RecordingBandit.steps`` as (action, reward), so a test knows exactly which samples a trainer
+    learned from and can redo its update from the equations (the env's reset steps are never recorded)."""
+
+    PAYOFF = (1.0, 0.0, -0.5)
+    steps: list[tuple[int, float]] = []
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.action_space = spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.ones(1, dtype=np.float32), {}
+
+    def step(self, action):
+        reward = self.PAYOFF[int(action)]
+        RecordingBandit.steps.append((int(action), reward))
+        return np.ones(1, dtype=np.float32), reward, True, False, {}
+
+
+gym.register("proxrl_test/RecordingBandit-v0", entry_point=RecordingBandit)
