@@ -1,0 +1,172 @@
+"""MAPPO's critic targets and HAPPO's sequential update against the seed's equations, redone by hand on the
+samples the trainer actually drew (``recording_games`` records every env step).
+
+- MAPPO: the central critic regresses on joint-GAE targets of the team reward Σ_i r_i, bootstrapped with
+  V(final state) where an episode is truncated (never where it terminates).
+- HAPPO: agents update one after another in a fresh random order; agent i_m maximises the clipped surrogate
+  with its advantage multiplied by M = Π_{j before i_m} π_j^new(a_j|o_j) / π_j^old(a_j|o_j).
+
+The critic tests set Adam's ε ≫ |g| so that a step is lr/ε · m̂, linear in the gradient: with a small ε Adam is
+nearly invariant to the gradient's scale, and the value the critic is pulled towards would hardly show.
+Each test also shows that the wrong variant of its equation ends measurably elsewhere.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import recording_games
+from proxrl import MultiAgentPPO
+
+TOL = 2e-5
+
+
+def run(method: str, iterations: int, env_kwargs: dict, **overrides) -> tuple[MultiAgentPPO, list, list]:
+    """Train; returns the agent, snapshots of its policy before each iteration (and after the last), and the
+    recorded env steps of each iteration."""
+    cfg = dict(method=method, env_kwargs=env_kwargs, num_envs=1, num_steps=16, num_epochs=4, num_minibatches=1,
+               ent_coef=0.0, max_grad_norm=0.0, hidden_sizes=(16,), seed=1, tensorboard=False, progress=False)
+    cfg.update(overrides)
+    agent = MultiAgentPPO("recording_games", **cfg)
+    snapshots, samples = [copy.deepcopy(agent.policy)], []
+    recording_games.STEPS.clear()
+
+    def after(a: MultiAgentPPO, row: dict) -> None:
+        snapshots.append(copy.deepcopy(a.policy))
+        samples.append(list(recording_games.STEPS))
+        recording_games.STEPS.clear()
+
+    agent.learn(iterations * cfg["num_steps"], callback=after)
+    return agent, snapshots, samples
+
+
+def params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+
+
+def value(critic: torch.nn.Module, state: float) -> torch.Tensor:
+    return critic(torch.tensor([[state]]))[0, 0]
+
+
+# ------------------------------------------------------------------------------------------------ MAPPO critic
+def team_gae_targets(steps: list[dict], critic: torch.nn.Module, gamma: float, lam: float,
+                     team: str = "sum", bootstrap: bool = True) -> torch.Tensor:
+    """R̂_t = Â_t + V(s_t) with Â the joint GAE of the team reward R_t = Σ_i r_i (one env copy, rows in order):
+    δ_t = R_t + γ V' − V(s_t), V' = 0 after a termination, V(final state) after a truncation, else V(s_{t+1});
+    Â_t = δ_t + γλ Â_{t+1} unless the episode ended at t."""
+    with torch.no_grad():
+        adv, later = torch.zeros(len(steps)), torch.tensor(0.0)
+        for t in range(len(steps) - 1, -1, -1):
+            s = steps[t]
+            reward = sum(s["rewards"]) if team == "sum" else s["rewards"][0]
+            v_next = (torch.tensor(0.0) if s["terminated"] or (s["truncated"] and not bootstrap)
+                      else value(critic, s["next_state"]))
+            delta = reward + gamma * v_next - value(critic, s["state"])
+            ended = s["terminated"] or s["truncated"]
+            later = delta + (0.0 if ended else gamma * lam * later)
+            adv[t] = later
+        return adv + torch.stack([value(critic, s["state"]) for s in steps])
+
+
+def critic_reference(initial: torch.nn.Module, steps: list[dict], targets: torch.Tensor, lr: float, eps: float,
+                     epochs: int, vf_coef: float) -> list[torch.Tensor]:
+    critic = copy.deepcopy(initial)
+    opt = torch.optim.Adam(critic.parameters(), lr=lr, eps=eps)
+    states = torch.tensor([[s["state"]] for s in steps])
+    for _ in range(epochs):
+        loss = vf_coef * 0.5 * ((critic(states)[:, 0] - targets) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return params(critic)
+
+
+CRITIC = dict(lr=50.0, adam_eps=1000.0, gamma=0.9, gae_lambda=0.8, vf_coef=0.5)  # lr/ε = 0.05, linear steps
+
+
+@pytest.mark.parametrize("case,env_kwargs,wrong", [
+    # one-step games where the agents' rewards differ: the target is r_0 + r_1, not agent 0's reward
+    ("team_reward", {"payoffs": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [3.0, -2.0]]], "length": 1},
+     {"team": "agent_0"}),
+    # 3-step episodes cut by a time limit: the last step bootstraps with V(final state)
+    ("truncation", {"payoffs": [[[1.0, 1.0], [1.0, 1.0]]] * 2, "length": 3, "terminate": False},
+     {"bootstrap": False}),
+])
+def test_mappo_critic_regresses_on_joint_gae_of_the_team_reward(case, env_kwargs, wrong):
+    agent, snapshots, samples = run("mappo", 1, env_kwargs, **CRITIC)
+    initial, steps = snapshots[0].critics[0], samples[0]
+    assert len(steps) == 16
+    targets = team_gae_targets(steps, initial, CRITIC["gamma"], CRITIC["gae_lambda"])
+    expected = critic_reference(initial, steps, targets, CRITIC["lr"], CRITIC["adam_eps"], 4, CRITIC["vf_coef"])
+    assert distance(params(agent.policy.critics[0]), expected) < TOL
+    wrong_targets = team_gae_targets(steps, initial, CRITIC["gamma"], CRITIC["gae_lambda"], **wrong)
+    assert (wrong_targets - targets).abs().max() > 0.03  # (V(final state) of an untrained critic is small)
+    elsewhere = critic_reference(initial, steps, wrong_targets, CRITIC["lr"], CRITIC["adam_eps"], 4,
+                                 CRITIC["vf_coef"])
+    assert distance(elsewhere, expected) > 50 * TOL
+
+
+# ------------------------------------------------------------------------------------------------ HAPPO
+CLIMB = {"payoffs": [[[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]]] * 2, "length": 1}
+
+
+def happo_iteration(actors: torch.nn.ModuleList, opts: list, critic: torch.nn.Module, steps: list[dict],
+                    order: list[int], clip_eps: float, epochs: int, m_rule: str = "ratio") -> None:
+    """One HAPPO update of ``actors`` in place (one-step episodes: Â = Σ_i r_i − V(s), normalised)."""
+    n = len(steps)
+    obs = torch.tensor([[s["state"]] for s in steps])
+    acts = torch.tensor([s["actions"] for s in steps])
+    with torch.no_grad():
+        adv = torch.tensor([sum(s["rewards"]) for s in steps]) - critic(obs)[:, 0]
+        old = [actors[i](obs).log_softmax(-1).gather(1, acts[:, i:i + 1])[:, 0] for i in range(2)]
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    m = torch.ones(n)
+    for i in order:
+        for _ in range(epochs):
+            logp = actors[i](obs).log_softmax(-1).gather(1, acts[:, i:i + 1])[:, 0]
+            ratio = (logp - old[i]).exp()
+            a = adv * m  # M is a constant of agent i's objective
+            loss = -torch.minimum(ratio * a, ratio.clamp(1 - clip_eps, 1 + clip_eps) * a).mean()
+            opts[i].zero_grad()
+            loss.backward()
+            opts[i].step()
+        with torch.no_grad():
+            new = actors[i](obs).log_softmax(-1).gather(1, acts[:, i:i + 1])[:, 0]
+            if m_rule == "ratio":  # M ← M · π_i^new / π_i^old
+                m = m * (new - old[i]).exp()
+            elif m_rule == "inverse":
+                m = m * (old[i] - new).exp()
+
+
+def test_happo_weights_each_agents_advantage_by_the_ratio_of_the_agents_updated_before_it():
+    iterations, lr, eps = 8, 0.05, 1e-5
+    agent, snapshots, samples = run("happo", iterations, CLIMB, lr=lr, adam_eps=eps)
+    actors = copy.deepcopy(snapshots[0].actors)
+    opts = [torch.optim.Adam(actors[i].parameters(), lr=lr, eps=eps) for i in range(2)]
+    orders = []
+    for k in range(iterations):
+        outcomes = {}
+        for order in ([0, 1], [1, 0]):
+            trial_actors, trial_opts = copy.deepcopy((actors, opts))
+            happo_iteration(trial_actors, trial_opts, snapshots[k].critics[0], samples[k], order, 0.2, 4)
+            outcomes[tuple(order)] = (distance(params(trial_actors), params(snapshots[k + 1].actors)),
+                                      trial_actors, trial_opts)
+        matches = [o for o, (d, _, _) in outcomes.items() if d < TOL]
+        assert len(matches) == 1, f"iteration {k}: distances {[(o, d) for o, (d, _, _) in outcomes.items()]}"
+        orders.append(matches[0])
+        if k == 0:  # M ≠ 1 changes the second agent's update: without it, or inverted, it ends elsewhere
+            for rule in ("one", "inverse"):
+                trial_actors, trial_opts = copy.deepcopy((actors, opts))
+                happo_iteration(trial_actors, trial_opts, snapshots[0].critics[0], samples[0], list(matches[0]),
+                                0.2, 4, m_rule=rule)
+                assert distance(params(trial_actors), params(snapshots[1].actors)) > 50 * TOL, rule
+        _, actors, opts = outcomes[matches[0]]
+    assert set(orders) == {(0, 1), (1, 0)}, f"the agent order never changed in {iterations} iterations: {orders}"
+    assert distance(params(agent.policy.actors), params(actors)) < TOL
