@@ -199,6 +199,7 @@ def supervised_warmup(model: Any, tokenizer: Any, sample: Callable[[random.Rando
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         losses.append(loss.item())
+    opt.zero_grad(set_to_none=True)  # the model goes on to other training: leave it no gradient of ours
     return losses
 
 

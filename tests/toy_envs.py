@@ -101,3 +101,9 @@ class RecordingBandit(gym.Env):
 
 
 gym.register("proxrl_test/RecordingBandit-v0", entry_point=RecordingBandit)
+
+
+def prompt_and_length_reward(prompt: str, completion: str, **example: str) -> float:
+    """A GRPO reward a test can recompute: 10 × the prompt's digit sum (so prompts differ) + the completion's length
+    (so completions of one prompt differ)."""
+    return 10.0 * sum(int(c) for c in prompt if c.isdigit()) + len(completion)

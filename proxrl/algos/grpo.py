@@ -314,6 +314,9 @@ class GRPO:
         if self.value_head is not None:  # token-level GAE, reward on each completion's last token
             adv, returns = self._token_advantages(adv, hidden, mask)
         micro = rows // cfg.grad_accum_steps
+        # a step starts from no gradient: one left on the weights (the supervised warm-up's last, a user's
+        # backward) would otherwise be added to the first pass's
+        self.optimizer.zero_grad(set_to_none=True)
         num_tokens = mask.sum().clamp(min=1.0)
         totals: dict[str, float] = collections.defaultdict(float)
         for _ in range(cfg.num_iterations):

@@ -1,0 +1,122 @@
+"""A GRPO step against the seed's equations, redone by hand on real sampled completions.
+
+The trainer's ``update(examples, gens)`` takes one generation batch (G completions of each of P prompts, sampled
+here by the real sampler at temperature T) and a reward the test can recompute. The test then rebuilds the step
+from the formulas with its own forward passes through the Hugging Face model:
+
+    Â_i = (r_i − mean(r_group)) / (std(r_group) + 1e-4)          within each prompt's group of G
+    log π(o_t | q, o_<t) = log_softmax(logits / T)                  the policy that sampled at temperature T
+    per token: −min(ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â) + β (π_ref/π_θ − ln(π_ref/π_θ) − 1),  ρ = π_θ / π_old
+    aggregated per ``aggregation``; μ AdamW steps with π_old fixed at the sampling policy
+
+and requires the trainer's weights to end where the reference's do. The reference model differs from the policy
+(the policy is perturbed after it is copied), so the KL term matters from the first step. Each wrong variant the
+mutation audit named — groups mixing prompts, π_ref = π_θ, π_old recomputed every pass, ε_high ignored, no
+temperature in the log-probs, another aggregation — is shown to end measurably elsewhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+import torch
+
+from proxrl import GRPO, lm
+from toy_envs import prompt_and_length_reward
+
+P, G, L, T = 3, 4, 6, 0.7
+EPS_LOW, EPS_HIGH, BETA, MU, LR = 0.05, 0.3, 0.2, 3, 1e-2
+TOL = 2e-5
+
+
+def completion_logps(model, gens: lm.Generations, temperature: float) -> torch.Tensor:
+    """log π(o_t | q, o_<t) of every completion token ``[B, L]`` by the model's own forward pass, with the
+    position ids of a left-padded prompt (counted over attended tokens)."""
+    positions = (gens.attention_mask.cumsum(1) - 1).clamp(min=0)
+    logits = model(input_ids=gens.input_ids, attention_mask=gens.attention_mask, position_ids=positions).logits
+    logits = logits[:, gens.prompt_len - 1:-1].float() / temperature
+    targets = gens.input_ids[:, gens.prompt_len:]
+    return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "sequence":  # mean over each completion's tokens, then over completions
+        return ((per_token * mask).sum(1) / mask.sum(1)).mean()
+    if how == "token":  # one mean over every token of the batch
+        return (per_token * mask).sum() / mask.sum()
+    return (per_token * mask).sum() / (mask.shape[0] * L)  # constant: B · max_new_tokens
+
+
+def reference_step(policy, ref_model, gens, rewards: torch.Tensor, aggregation: str, *, grouping: str = "prompt",
+                   reference: str = "ref", old: str = "fixed", eps_high: float = EPS_HIGH, temperature: float = T):
+    """The seed's GRPO step on a copy of ``policy``; returns its parameters and the loss averaged over the μ
+    passes. The keyword arguments select the wrong variants the tests rule out."""
+    model = copy.deepcopy(policy)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR, eps=1e-8, weight_decay=0.0)
+    groups = rewards.view(P, G) if grouping == "prompt" else rewards.view(G, P).T  # "mixed": groups across prompts
+    adv = (groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + 1e-4)
+    adv = (adv if grouping == "prompt" else adv.T).reshape(-1, 1)
+    mask = gens.mask.float()
+    with torch.no_grad():
+        ref_logp = completion_logps(ref_model if reference == "ref" else model, gens, temperature)
+        old_logp = completion_logps(model, gens, temperature)
+    losses = []
+    for _ in range(MU):
+        logp = completion_logps(model, gens, temperature)
+        pi_old = old_logp if old == "fixed" else logp.detach()
+        ratio = (logp - pi_old).exp()
+        surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - EPS_LOW, 1 + eps_high) * adv)
+        log_r = ref_logp - logp
+        loss = aggregate(-surrogate + BETA * (log_r.exp() - log_r - 1), mask, aggregation)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return [p.detach().clone() for p in model.parameters()], sum(losses) / len(losses)
+
+
+def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
+def test_grpo_step_is_the_seeds_objective_on_sampled_completions(aggregation):
+    torch.manual_seed(0)
+    agent = GRPO("addition", warmup_steps=40, tiny_hidden_size=32, tiny_layers=1, tiny_heads=2, group_size=G,
+                 prompts_per_step=P, max_new_tokens=L, temperature=T, clip_eps=EPS_LOW, clip_eps_high=EPS_HIGH,
+                 beta=BETA, num_iterations=MU, lr=LR, max_grad_norm=0.0, aggregation=aggregation,
+                 reward_funcs=("toy_envs:prompt_and_length_reward",), progress=False, tensorboard=False)
+    reference_model = copy.deepcopy(agent.policy)  # the frozen π_ref the trainer copied at construction
+    with torch.no_grad():  # move π_θ away from π_ref so that the KL term has a gradient from the first step
+        for p in agent.policy.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    initial = copy.deepcopy(agent.policy)
+    examples = agent.task.sample(random.Random(0), P)
+    gens = lm.generate(agent.policy, agent.tokenizer, [ex["prompt"] for ex in examples], G, L, T)
+    lengths = gens.mask.sum(1)
+    assert lengths.min() < lengths.max()  # completions of different lengths: the aggregations differ
+    rewards = torch.tensor([prompt_and_length_reward(examples[k // G]["prompt"], text)
+                            for k, text in enumerate(gens.texts)])
+
+    got_rewards, stats = agent.update(examples, gens)
+
+    torch.testing.assert_close(got_rewards, rewards, rtol=0, atol=0)
+    flat = sum(len(set(rewards[p * G:(p + 1) * G].tolist())) == 1 for p in range(P)) / P
+    assert stats["flat_groups"] == flat
+    assert stats["kl"] > 1e-4  # π_θ ≠ π_ref
+    assert stats["clip_frac"] > 0  # passes 2 and 3 clip some tokens
+    expected, expected_loss = reference_step(initial, reference_model, gens, rewards, aggregation)
+    assert distance([p.detach() for p in agent.policy.parameters()], expected) < TOL
+    assert stats["loss"] == pytest.approx(expected_loss, rel=1e-4)
+    wrong = {"groups mix prompts": dict(grouping="mixed"), "π_ref = π_θ": dict(reference="policy"),
+             "π_old recomputed every pass": dict(old="recomputed"), "ε_high ignored": dict(eps_high=EPS_LOW),
+             "no temperature in log π": dict(temperature=1.0)}
+    wrong.update({f"aggregation {other}": {"aggregation": other}
+                  for other in ("sequence", "token", "constant") if other != aggregation})
+    for name, variant in wrong.items():  # each ends elsewhere, or (aggregations that differ by a constant
+        # factor, to which Adam is nearly blind) reports another loss
+        params, loss = reference_step(initial, reference_model, gens, rewards, **{"aggregation": aggregation,
+                                                                                  **variant})
+        assert distance(params, expected) > 50 * TOL or abs(loss - expected_loss) > 1e-2 * abs(expected_loss), name
