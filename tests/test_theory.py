@@ -76,6 +76,49 @@ def test_reinforce_estimate_converges_to_the_exact_gradient():
     assert _rel(estimate, exact) <= 0.08
 
 
+def test_reinforce_with_gamma_t_weights_converges_to_the_exact_discounted_gradient():
+    # ∇J_γ = E[Σ_t γ^t G_t ∇ln π(a_t|s_t)] with G_t = Σ_k γ^k r_{t+k}: the discounted return's exact gradient
+    mdp = theory.delayed_reward_chain(gamma=0.9)
+    policy = theory.tabular_policy(mdp, scale=0.5)
+    pi = theory.policy_table(policy, mdp.n_states).detach()
+    exact = theory.exact_gradient(mdp, policy)
+    batch = theory.sample_episodes(mdp, pi, 40_000, np.random.default_rng(5))
+    g, _ = estimate_advantages("return", batch, mdp.gamma, 1.0)
+    step_weight = mdp.gamma ** torch.arange(g.shape[0], dtype=torch.float32)[:, None]  # column = one episode
+    estimate = sampled_gradient(policy, batch, g * step_weight)
+    print(f"γ = 0.9, Σ γ^t G_t ∇ln π, 40,000 episodes: cosine {_cos(estimate, exact):.4f}, relative error "
+          f"{_rel(estimate, exact):.3f}")
+    assert _cos(estimate, exact) >= 0.99
+    assert _rel(estimate, exact) <= 0.08
+    # the bound tells γ from γ² per step: on this chain the reward is γ^k away, and returns discounted by
+    # γ² = 0.81 would move the estimate's mean 24 % away
+    assert _rel(theory.exact_gradient(theory.delayed_reward_chain(gamma=0.81), policy), exact) > 0.15
+
+
+def test_reinforce_as_implemented_weights_every_step_alike_with_gamma_below_one():
+    # proxrl's REINFORCE (like SB3's and CleanRL's PG losses) uses Σ_t G_t ∇ln π without γ^t (docs/reinforce.md):
+    # its expectation is Σ_s η_1(s) Σ_a Q_γ(s,a) ∇π(a|s) with undiscounted visits, not ∇J_γ
+    mdp = theory.delayed_reward_chain(gamma=0.9)
+    policy = theory.tabular_policy(mdp, scale=0.5)
+    pi = theory.policy_table(policy, mdp.n_states).detach()
+    expected = theory.reinforce_expectation(mdp, policy)
+    batch = theory.sample_episodes(mdp, pi, 40_000, np.random.default_rng(6))
+    g, _ = estimate_advantages("return", batch, mdp.gamma, 1.0)
+    estimate = sampled_gradient(policy, batch, g)
+    exact = theory.exact_gradient(mdp, policy)
+    print(f"γ = 0.9, Σ G_t ∇ln π: relative error {_rel(estimate, expected):.3f} to Σ η_1 Q_γ ∇π, "
+          f"{_rel(estimate, exact):.3f} to ∇J_γ")
+    assert _cos(estimate, expected) >= 0.99
+    assert _rel(estimate, expected) <= 0.08
+    assert _rel(expected, exact) > 0.2  # the convention matters on this MDP
+    # returns discounted by γ² would move its mean 29 % away on this chain
+    assert _rel(theory.reinforce_expectation(theory.delayed_reward_chain(gamma=0.81), policy), expected) > 0.15
+    # with γ = 1 the two are the same gradient
+    undiscounted = theory.delayed_reward_chain(gamma=1.0)
+    torch.testing.assert_close(theory.reinforce_expectation(undiscounted, policy),
+                               theory.exact_gradient(undiscounted, policy), rtol=1e-4, atol=1e-6)
+
+
 def test_state_baseline_keeps_the_mean_and_reduces_the_variance():
     # positive rewards (as CartPole's): G carries a large state-dependent offset that V(s) removes
     mdp = theory.random_mdp(seed=2, reward_range=(1.0, 3.0))

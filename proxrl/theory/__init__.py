@@ -55,6 +55,23 @@ def random_mdp(n_states: int = 4, n_actions: int = 3, end_prob: float = 0.2, gam
     return TabularMDP(p, r, rho0 / rho0.sum(), gamma)
 
 
+def delayed_reward_chain(n_states: int = 5, continue_prob: float = 0.95, gamma: float = 0.9) -> TabularMDP:
+    """States 0 … n−1 from 0; action 0 moves one state on, action 1 stays; every step continues the episode with
+    probability ``continue_prob``. The one reward, 1, is for action 0 in the last state (it ends the episode), so an
+    action's worth shows only γ^k later: the MDP where the discount of the returns matters most."""
+    p = torch.zeros(n_states, 2, n_states, dtype=torch.float64)
+    r = torch.zeros(n_states, 2, dtype=torch.float64)
+    for s in range(n_states):
+        if s + 1 < n_states:
+            p[s, 0, s + 1] = continue_prob
+        p[s, 1, s] = continue_prob
+    r[n_states - 1, 0] = 1.0
+    p[n_states - 1, 0] = 0.0  # reaching the reward ends the episode
+    rho0 = torch.zeros(n_states, dtype=torch.float64)
+    rho0[0] = 1.0
+    return TabularMDP(p, r, rho0, gamma)
+
+
 def tabular_policy(mdp: TabularMDP, seed: int = 0, scale: float = 1.0) -> ActorCritic:
     """The library's actor-critic as a tabular softmax policy over ``mdp``'s states, with random logits."""
     torch.manual_seed(seed)
@@ -113,6 +130,18 @@ def pg_theorem_gradient(mdp: TabularMDP, policy: ActorCritic) -> Tensor:
     with torch.no_grad():
         q = values(mdp, pi)[1]
         eta = visitation(mdp, pi)
+    return _flat_grad((eta[:, None] * q * pi).sum(), actor_parameters(policy))
+
+
+def reinforce_expectation(mdp: TabularMDP, policy: ActorCritic) -> Tensor:
+    """What REINFORCE as implemented (Σ_t G_t ∇ln π(a_t|s_t), every step weighted alike, not by γ^t) estimates:
+    Σ_s η_1(s) Σ_a Q_γ^π(s,a) ∇π(a|s), with η_1 the undiscounted expected visits. With γ = 1 it is ∇J; with γ < 1
+    it is the common practice of SB3, CleanRL and Spinning Up, which is not ∇J_γ (Thomas 2014, "Bias in natural
+    actor-critic algorithms")."""
+    pi = policy_table(policy, mdp.n_states)
+    with torch.no_grad():
+        q = values(mdp, pi)[1]
+        eta = visitation(TabularMDP(mdp.P, mdp.r, mdp.rho0, 1.0), pi)
     return _flat_grad((eta[:, None] * q * pi).sum(), actor_parameters(policy))
 
 
