@@ -8,7 +8,6 @@ from a config; nothing is fetched from a hub. ``transformers`` is the ``lm`` ext
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +19,6 @@ from torch import Tensor
 
 from .config import ConfigError
 from .decoder import lean_decoder
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a missing local folder must fail, not start a download
-
 
 def require_transformers() -> Any:
     """The ``transformers`` module, or a ConfigError saying how to install it."""
@@ -39,7 +35,7 @@ def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32, device:
     """(model, tokenizer) from a local folder written by ``save_pretrained``; a clear error if it is not one.
     A tokenizer without a pad token pads with EOS; padding is on the left for batched generation."""
     model = load_model(path, dtype, device)
-    tokenizer = require_transformers().AutoTokenizer.from_pretrained(path)
+    tokenizer = require_transformers().AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -53,7 +49,7 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
     if not (path / "config.json").is_file():
         raise ConfigError(f"model={str(path)!r} is not a local model folder (no config.json); give a folder "
                           "written by save_pretrained, or leave model unset to build the task's tiny model")
-    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True).to(device)
 
 
 def tiny_causal_lm(tokenizer: Any, arch: str = "llama", hidden_size: int = 64, num_layers: int = 2,

@@ -413,3 +413,22 @@ def test_a_checkpoint_without_a_reference_entry_resumes_into_checkpoints_that_ho
     resumed.save(tmp_path / "next")
     shutil.rmtree(saved)
     assert _same_weights(GRPO.load(tmp_path / "next").ref_model, agent.policy)
+
+
+def test_importing_proxrl_leaves_the_hosts_environment_alone_and_loading_stays_local(tmp_path):
+    # a library must not set HF_HUB_OFFLINE for its host process; proxrl passes local_files_only where it loads
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    code = ("import os, proxrl, proxrl.lm, proxrl.algos.grpo; "
+            "print(sorted(k for k in os.environ if k.startswith('HF_')))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    with pytest.raises(ConfigError, match="not a local model folder"):
+        lm.load_causal_lm(tmp_path / "missing")
+    (tmp_path / "hub_like").mkdir()
+    (tmp_path / "hub_like" / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(OSError):  # no weights here, and no download is attempted
+        lm.load_causal_lm(tmp_path / "hub_like")

@@ -227,8 +227,9 @@ class GRPO:
         transformers = lm.require_transformers()
         if not (Path(path) / "config.json").is_file():
             raise ConfigError(f"reward_model={path!r} is not a local model folder (no config.json)")
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype).to(self.device)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype,
+                                                                           local_files_only=True).to(self.device)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model.config.pad_token_id = tokenizer.pad_token_id
