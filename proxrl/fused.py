@@ -28,6 +28,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from .objectives import clip_fractions
 from .optim import FlatParameters
 from .policies import ActorCritic
 
@@ -166,7 +167,7 @@ class FusedClipPPOGradient:
 
         pg_loss, v_loss, mean_entropy = -surrogate.mean(), 0.5 * sq.mean(), entropy.mean()
         loss = pg_loss + self.vf_coef * v_loss - self.ent_coef * mean_entropy
-        stats = torch.stack([pg_loss, v_loss, mean_entropy, ((ratio - 1.0) - log_ratio).mean(),
-                             ((ratio - 1.0).abs() > clip_eps).float().mean()])
+        low, high = clip_fractions(ratio, adv, clip_eps, clip_eps)
+        stats = torch.stack([pg_loss, v_loss, mean_entropy, ((ratio - 1.0) - log_ratio).mean(), low + high])
         return loss, stats
 

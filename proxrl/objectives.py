@@ -21,6 +21,24 @@ def clipped_surrogate_terms(ratio: Tensor, adv: Tensor, clip_low: float, clip_hi
     return torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv)
 
 
+def clip_fractions(ratio: Tensor, adv: Tensor, clip_low: float, clip_high: float,
+                   mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(low, high): the shares of samples (of the tokens where ``mask`` is 1) whose term of J^CLIP the clip holds
+    constant, so that they give no gradient: ρ < 1 − ε_low with Â < 0, and ρ > 1 + ε_high with Â > 0.
+
+    ``clip_frac`` = low + high is proxrl's one definition, used by PPO, the fused gradient and GRPO (TRL's
+    clip_ratio counts the same); SB3 and CleanRL count |ρ − 1| > ε whatever the sign of Â, which also counts
+    samples the min leaves unclipped. Detached."""
+    with torch.no_grad():
+        low = ((ratio < 1.0 - clip_low) & (adv < 0)).to(ratio.dtype)
+        high = ((ratio > 1.0 + clip_high) & (adv > 0)).to(ratio.dtype)
+        if mask is None:
+            return low.mean(), high.mean()
+        m = mask.to(ratio.dtype)
+        n = m.sum().clamp(min=1.0)
+        return (low * m).sum() / n, (high * m).sum() / n
+
+
 def clipped_surrogate(
     logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: float
 ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -28,16 +46,12 @@ def clipped_surrogate(
 
     J^CLIP = E[min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â)] with ρ = π_θ(a|s)/π_θold(a|s). The gradient is zero exactly
     where the min selects the clipped branch (ρ > 1 + ε with Â > 0, or ρ < 1 − ε with Â < 0).
-    Stats: ``approx_kl`` (k3 estimate of D_KL(π_old ‖ π_θ)) and ``clip_frac`` (share of samples clipped).
+    Stats: ``approx_kl`` (k3 estimate of D_KL(π_old ‖ π_θ)) and ``clip_frac`` (:func:`clip_fractions`).
     """
     ratio = (logp - old_logp).exp()
     loss = -clipped_surrogate_terms(ratio, adv, clip_eps, clip_eps).mean()
-    with torch.no_grad():
-        stats = {
-            "approx_kl": kl_k3_mean(logp, old_logp),
-            "clip_frac": ((ratio - 1.0).abs() > clip_eps).float().mean(),
-        }
-    return loss, stats
+    low, high = clip_fractions(ratio, adv, clip_eps, clip_eps)
+    return loss, {"approx_kl": kl_k3_mean(logp, old_logp), "clip_frac": low + high}
 
 
 AGGREGATIONS = ("sequence", "token", "constant")
@@ -78,7 +92,8 @@ def grpo_loss(
 
     aggregated over the completion tokens by :func:`aggregate_tokens`. ``logp``/``old_logp``/``ref_logp``/``mask``
     are ``[B, L]``; ``adv`` is ``[B, 1]`` (one Â per completion, GRPO) or ``[B, L]`` (per token, e.g. GAE).
-    β = 0 (or no ``ref_logp``) drops the KL term. Stats: ``clip_frac`` and ``kl`` (mean k3) over the tokens.
+    β = 0 (or no ``ref_logp``) drops the KL term. Stats over the tokens: ``clip_frac`` = ``clip_frac_low`` +
+    ``clip_frac_high`` (:func:`clip_fractions`) and ``kl`` (mean k3).
     """
     ratio = (logp - old_logp).exp()
     per_token = -clipped_surrogate_terms(ratio, adv, clip_low, clip_high)
@@ -87,13 +102,11 @@ def grpo_loss(
         kl_tokens = kl.k3(ref_logp, logp)  # samples from π_θ: r = π_ref/π_θ
         per_token = per_token + beta * kl_tokens
     loss = aggregate_tokens(per_token, mask, aggregation, **aggregate_kwargs)
+    low, high = clip_fractions(ratio, adv.expand_as(ratio), clip_low, clip_high, mask)
     with torch.no_grad():
         m = mask.to(ratio.dtype)
-        n = m.sum().clamp(min=1.0)
-        clipped = ((ratio < 1.0 - clip_low) & (adv < 0)) | ((ratio > 1.0 + clip_high) & (adv > 0))
-        stats = {"clip_frac": (clipped * m).sum() / n,
-                 "kl": (kl_tokens.detach() * m).sum() / n if kl_tokens is not None else torch.zeros(())}
-    return loss, stats
+        kl_mean = (kl_tokens.detach() * m).sum() / m.sum().clamp(min=1.0) if kl_tokens is not None else torch.zeros(())
+    return loss, {"clip_frac": low + high, "clip_frac_low": low, "clip_frac_high": high, "kl": kl_mean}
 
 
 def value_loss(

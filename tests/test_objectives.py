@@ -29,7 +29,23 @@ def test_clipped_surrogate_closed_form_and_gradient(ratio, adv, objective, zero_
     loss.backward()
     expected_grad = 0.0 if zero_grad else -ratio * adv  # d(−ρA)/d log π = −ρA
     assert logp.grad.item() == pytest.approx(expected_grad, abs=1e-6)
-    assert stats["clip_frac"].item() == (1.0 if abs(ratio - 1) > EPS else 0.0)
+    assert stats["clip_frac"].item() == (1.0 if zero_grad else 0.0)  # clipped = gives no gradient
+
+
+def test_one_clip_frac_definition_for_ppo_the_fused_path_and_grpo():
+    # ratios [1.5, 0.5] with Â [−1, +1]: the min keeps both unclipped terms (both give a gradient): 0 clipped;
+    # with Â [+1, −1] both are held by the clip: 1 clipped, half on each side
+    from proxrl.objectives import clip_fractions, grpo_loss
+
+    logp = torch.tensor([1.5, 0.5]).log()
+    for adv, expected in (([-1.0, 1.0], (0.0, 0.0)), ([1.0, -1.0], (0.5, 0.5))):
+        a = torch.tensor(adv)
+        low, high = clip_fractions(logp.exp(), a, EPS, EPS)
+        assert (low.item(), high.item()) == expected
+        _, ppo = clipped_surrogate(logp, torch.zeros(2), a, EPS)
+        _, grpo = grpo_loss(logp[:, None], torch.zeros(2, 1), a[:, None], torch.ones(2, 1), EPS, EPS)
+        assert ppo["clip_frac"].item() == grpo["clip_frac"].item() == sum(expected)
+        assert (grpo["clip_frac_low"].item(), grpo["clip_frac_high"].item()) == expected
 
 
 def test_clipped_surrogate_mean_over_batch_and_no_grad_in_stats():

@@ -341,7 +341,8 @@ class GRPO:
                 loss.backward()
                 totals["loss"] += loss.item() / cfg.num_iterations
                 share = micro / rows / cfg.num_iterations
-                totals["clip_frac"] += stats["clip_frac"].item() * share
+                for key in ("clip_frac", "clip_frac_low", "clip_frac_high"):
+                    totals[key] += stats[key].item() * share
                 totals["kl"] += stats["kl"].item() * share
             norm = nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                             cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
