@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("algo", nargs="?", default="ppo")
     b.add_argument("--config", default=None, help="YAML preset (default: the algorithm's defaults)")
     b.add_argument("--env", default=None)
-    b.add_argument("--steps", type=int, default=20_000)
+    b.add_argument("--steps", type=int, default=None,
+                   help="env steps (default 20,000), or GRPO steps (default 20)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p
 
@@ -92,7 +93,9 @@ def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any])
 
 def _bench(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
-    overrides.update({"total_steps": args.steps, "tensorboard": False, **({"env": args.env} if args.env else {})})
+    trainer = _algorithms().get(args.algo)
+    steps = args.steps if args.steps is not None else getattr(trainer, "bench_steps", 20_000)
+    overrides.update({"total_steps": steps, "tensorboard": False, **({"env": args.env} if args.env else {})})
     cls, config = _build_config(args.algo, args.config, overrides)
     rows: list[dict[str, Any]] = []
     agent = cls(config=config, progress=False)
@@ -100,12 +103,16 @@ def _bench(args: argparse.Namespace) -> int:
     steady = rows[1:] or rows  # the first update pays one-off warm-up costs
     collect = sum(r["collect_seconds"] for r in steady)
     update = sum(r["update_seconds"] for r in steady)
-    steps = len(steady) * config.batch_size
-    print(f"{args.algo} on {config.env}: {agent.global_step:,} steps in {rows[-1]['time']:.1f} s "
-          f"({agent.global_step / rows[-1]['time']:,.0f} env steps/s overall)")
-    print(f"  collect: {collect / steps * 1e6:.0f} µs per env step ({steps / collect:,.0f} steps/s)")
-    print(f"  update:  {update / len(steady) * 1e3:.1f} ms per update of {config.batch_size} samples")
-    print(f"  loop:    {steps / (collect + update):,.0f} env steps/s (collect + update, after warm-up)")
+    # what one iteration collects: env steps (a rollout), or completions (a GRPO generation batch)
+    unit = "completions" if "completions" in steady[0] else "env steps"
+    samples = sum(r["completions"] for r in steady) if unit == "completions" else len(steady) * config.batch_size
+    done = (f"{agent.global_step:,} steps" if unit == "completions" else
+            f"{agent.global_step:,} steps ({agent.global_step / rows[-1]['time']:,.0f} env steps/s overall)")
+    print(f"{args.algo} on {config.env}: {done} in {rows[-1]['time']:.1f} s")
+    print(f"  collect: {collect / samples * 1e6:.0f} µs per {unit[:-1]} ({samples / collect:,.0f} {unit}/s)")
+    batch = f"{samples // len(steady)} {'samples' if unit == 'env steps' else unit}"
+    print(f"  update:  {update / len(steady) * 1e3:.1f} ms per update of {batch}")
+    print(f"  loop:    {samples / (collect + update):,.0f} {unit}/s (collect + update, after warm-up)")
     return 0
 
 

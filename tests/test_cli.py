@@ -96,3 +96,11 @@ def test_bench_reports_speed(capsys):
                  "--set", "num_minibatches=2"]) == 0
     out = capsys.readouterr().out
     assert "env steps/s overall" in out and "µs per env step" in out and "ms per update of 32 samples" in out
+
+
+def test_bench_grpo_reports_generation_and_update_speed_in_completions(capsys):
+    assert main(["bench", "grpo", "--steps", "3", "--set", "warmup_steps=5", "--set", "eval_examples=4",
+                 "--set", "prompts_per_step=2", "--set", "group_size=4"]) == 0
+    out = capsys.readouterr().out
+    assert "grpo on addition: 3 steps" in out and "µs per completion" in out
+    assert "ms per update of 8 completions" in out and "completions/s (collect + update" in out

@@ -134,6 +134,7 @@ class GRPO:
 
     algo = "grpo"
     config_class = GRPOConfig
+    bench_steps = 20  # `proxrl bench grpo` default: GRPO steps
 
     def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
@@ -420,7 +421,7 @@ class GRPO:
                        "completion_length": gens.mask.sum(1).float().mean().item(),
                        "accuracy": self.last_accuracy,
                        **({"sampled_accuracy": self.last_sampled_accuracy} if cfg.eval_samples else {}),
-                       "generate_seconds": t1 - t0, "update_seconds": t2 - t1,
+                       "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "completions": rewards.numel(),
                        "completions_per_second": rewards.numel() / (t2 - t0), "tokens_per_second": tokens / (t2 - t0),
                        "completion_tokens": tokens, **stats}
                 logger.log(row)
