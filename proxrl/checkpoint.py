@@ -14,13 +14,30 @@ from typing import Any
 
 import torch
 
-FORMAT_VERSION = 2  # 2: the optimiser state is over one flat parameter tensor (proxrl.optim.FlatParameters)
+# One rule for every checkpoint, file or save_pretrained folder: a format version; an older version is migrated
+# where a migration exists (MIGRATIONS) and refused with a clear error where none does.
+#   2: the optimiser state is over one flat parameter tensor (proxrl.optim.FlatParameters)
+#   3: GRPO's trainer_state names its reference model and keeps the warm-up and sampled accuracies
+FORMAT_VERSION = 3
 _NAME = re.compile(r"^ckpt_(\d{12})\.pt$")
 TRAINER_STATE = "trainer_state.pt"  # beside a save_pretrained model folder
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or belongs to another method or format."""
+
+
+def _migrate_2_to_3(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 → 3: a GRPO state gains the keys version 3 added, each with the meaning its absence had (no
+    reference named: the loaded policy's copy is the reference; accuracies not recorded)."""
+    if state.get("algo") == "grpo":
+        for key in ("reference", "warmup_accuracy", "last_sampled_accuracy", "warmup_sampled_accuracy"):
+            state.setdefault(key, None)
+    return state
+
+
+# version v → a function that turns a version-v state into a version v + 1 one
+MIGRATIONS = {2: _migrate_2_to_3}
 
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> Path:
@@ -78,10 +95,14 @@ def load(path: str | Path, algo: str | None = None) -> dict[str, Any]:
     if state["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {state['format_version']}; this proxrl reads up to "
                               f"{FORMAT_VERSION}: upgrade proxrl")
-    if state["format_version"] < FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format version {state['format_version']}, written by an older proxrl; "
-                              f"this one reads format {FORMAT_VERSION}: retrain, or load it with the proxrl that "
-                              "wrote it")
+    while state["format_version"] < FORMAT_VERSION:
+        version = state["format_version"]
+        if version not in MIGRATIONS:
+            raise CheckpointError(f"{path} has format version {version}, written by an older proxrl; this one reads "
+                                  f"formats {min(MIGRATIONS)} to {FORMAT_VERSION}: retrain, or load it with the "
+                                  "proxrl that wrote it")
+        state = MIGRATIONS[version](state)
+        state["format_version"] = version + 1
     if algo is not None and state.get("algo") != algo:
         raise CheckpointError(f"{path} is a '{state.get('algo')}' checkpoint, not '{algo}'")
     return state

@@ -432,3 +432,26 @@ def test_importing_proxrl_leaves_the_hosts_environment_alone_and_loading_stays_l
     (tmp_path / "hub_like" / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(OSError):  # no weights here, and no download is attempted
         lm.load_causal_lm(tmp_path / "hub_like")
+
+
+def test_a_version_2_grpo_checkpoint_is_migrated_and_version_1_refused(tmp_path):
+    # one rule for every checkpoint: a format version; v2 GRPO states lack the keys v3 added (reference, warm-up
+    # and sampled accuracies) and load with the meaning their absence had; a version without a migration is refused
+    from proxrl import checkpoint
+
+    agent = GRPO("sort", **TINY, beta=0.1)
+    folder = agent.save(tmp_path / "saved")
+    state = torch.load(folder / checkpoint.TRAINER_STATE, weights_only=True)
+    assert state["format_version"] == checkpoint.FORMAT_VERSION == 3
+    for key in ("reference", "warmup_accuracy", "last_sampled_accuracy", "warmup_sampled_accuracy"):
+        del state[key]
+    state["format_version"] = 2
+    checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
+    resumed = GRPO.load(folder)
+    assert resumed.ref_model is not None and resumed.warmup_accuracy is None
+    for p, q in zip(resumed.ref_model.parameters(), agent.policy.parameters(), strict=True):
+        torch.testing.assert_close(p, q)  # the reference is the loaded policy's copy, as v2 meant
+    state["format_version"] = 1
+    checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
+    with pytest.raises(CheckpointError, match="format version 1, written by an older proxrl"):
+        GRPO.load(folder)

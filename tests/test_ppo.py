@@ -64,6 +64,10 @@ def test_checkpoint_refuses_other_algorithms_and_malicious_pickles(tmp_path, tin
         checkpoint.atomic_save(state, tmp_path / "version.pt")
         with pytest.raises(CheckpointError, match=message):
             PPO.load(tmp_path / "version.pt")
+    state = agent.state_dict()  # version 2 (before GRPO's reference keys) migrates: nothing changes for PPO
+    state["format_version"] = 2
+    checkpoint.atomic_save(state, tmp_path / "version.pt")
+    assert PPO.load(tmp_path / "version.pt").global_step == agent.global_step
 
 
 def test_periodic_checkpoints_keep_the_last_k(tmp_path, tiny_ppo):

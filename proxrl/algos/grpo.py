@@ -535,15 +535,15 @@ class GRPO:
             _load_adapter(trainer.policy, folder)
         if trainer.value_head is not None and state["value_head"] is not None:
             trainer.value_head.load_state_dict(state["value_head"])
-        trainer._restore_reference(folder, state.get("reference"))
+        trainer._restore_reference(folder, state["reference"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.global_step, trainer.num_episodes = int(state["global_step"]), int(state["num_episodes"])
         trainer.elapsed = float(state["elapsed"])
         trainer.recent_returns.extend(state["recent_returns"])
         trainer.last_accuracy = state["last_accuracy"]
-        trainer.warmup_accuracy = state.get("warmup_accuracy")
-        trainer.last_sampled_accuracy = state.get("last_sampled_accuracy")
-        trainer.warmup_sampled_accuracy = state.get("warmup_sampled_accuracy")
+        trainer.warmup_accuracy = state["warmup_accuracy"]
+        trainer.last_sampled_accuracy = state["last_sampled_accuracy"]
+        trainer.warmup_sampled_accuracy = state["warmup_sampled_accuracy"]
         set_rng_state(state["rng"])
         version, internal, gauss = json.loads(state["task_rng"])
         trainer.rng.setstate((version, tuple(internal), gauss))
