@@ -156,3 +156,14 @@ def test_heterogeneous_observation_widths_from_mpe():
     agent = MultiAgentPPO("mpe2.simple_adversary_v3", method="ippo", env_kwargs={"N": 2, "max_cycles": 5}, **TINY)
     assert agent.spec.obs_dims == [8, 10, 10]
     agent.learn(32)
+
+
+def test_tictactoe_rollout_marks_a_team_episode_end_for_every_game_that_ends():
+    # review finding: 2 copies × 40 turns gave 22 agent episode ends and no team end (joint GAE ran across games)
+    agent = MultiAgentPPO("pettingzoo.classic.tictactoe_v3", method="mappo", num_envs=2, num_steps=40,
+                          hidden_sizes=(16,), tensorboard=False, progress=False)
+    b = agent.start_envs().collect()
+    games = int(b.team_terminated.sum())
+    assert games >= 6
+    assert int(b.terminated.sum()) == 2 * games  # both players' last moves end with each game
+    assert not b.team_truncated.any()

@@ -19,25 +19,31 @@ import pytest
 import torch
 
 import recording_games
+import turn_game
 from proxrl import MultiAgentPPO
 
 TOL = 2e-5
 
 
-def run(method: str, iterations: int, env_kwargs: dict, **overrides) -> tuple[MultiAgentPPO, list, list]:
+def run(method: str, iterations: int, env_kwargs: dict, env: str = "recording_games",
+        **overrides) -> tuple[MultiAgentPPO, list, list]:
     """Train; returns the agent, snapshots of its policy before each iteration (and after the last), and the
-    recorded env steps of each iteration."""
+    recorded env steps of each iteration (``recording_games.STEPS``, or ``turn_game.MOVES`` as steps)."""
     cfg = dict(method=method, env_kwargs=env_kwargs, num_envs=1, num_steps=16, num_epochs=4, num_minibatches=1,
                ent_coef=0.0, max_grad_norm=0.0, hidden_sizes=(16,), seed=1, tensorboard=False, progress=False)
     cfg.update(overrides)
-    agent = MultiAgentPPO("recording_games", **cfg)
+    agent = MultiAgentPPO(env, **cfg)
     snapshots, samples = [copy.deepcopy(agent.policy)], []
     recording_games.STEPS.clear()
+    turn_game.MOVES.clear()
 
     def after(a: MultiAgentPPO, row: dict) -> None:
         snapshots.append(copy.deepcopy(a.policy))
-        samples.append(list(recording_games.STEPS))
+        # a move of a turn-based game as a step: only the mover is rewarded
+        moves = [{**m, "rewards": (m["reward"],)} for m in turn_game.MOVES]
+        samples.append(list(recording_games.STEPS) + moves)
         recording_games.STEPS.clear()
+        turn_game.MOVES.clear()
 
     agent.learn(iterations * cfg["num_steps"], callback=after)
     return agent, snapshots, samples
@@ -111,6 +117,39 @@ def test_mappo_critic_regresses_on_joint_gae_of_the_team_reward(case, env_kwargs
     elsewhere = critic_reference(initial, steps, wrong_targets, CRITIC["lr"], CRITIC["adam_eps"], 4,
                                  CRITIC["vf_coef"])
     assert distance(elsewhere, expected) > 50 * TOL
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_turn_based_collector_marks_every_game_end_and_the_central_value_of_every_row(truncate):
+    # one copy of a 3-move game, 6 rows a rollout: moves by first, second, first | first, second, first; the
+    # second game ends with the rollout's last move
+    agent = MultiAgentPPO("turn_game", method="mappo", env_kwargs={"length": 3, "truncate": truncate}, num_envs=1,
+                          num_steps=6, hidden_sizes=(16,), tensorboard=False, progress=False)
+    collector = agent.start_envs()
+    critic = agent.policy.critics[0]
+    ends = [False, False, True] * 2
+    for _ in range(2):  # the second rollout too: nothing stale from the first
+        b = collector.collect()
+        assert b.alive[:, 0].sum(-1).tolist() == [1] * 6
+        assert b.alive[:, 0, 0].tolist() == [True, False, True] * 2
+        assert b.team_terminated[:, 0].tolist() == [e and not truncate for e in ends]
+        assert b.team_truncated[:, 0].tolist() == [e and truncate for e in ends]
+        with torch.no_grad():
+            expected = critic(b.state[:, 0])  # V(s_t) [6, 1], the same for both agents
+            final = value(critic, 0.4)  # after the third move
+        torch.testing.assert_close(b.values[:, 0], expected.expand(6, 2), rtol=0, atol=1e-6)
+        torch.testing.assert_close(b.team_bootstrap[:, 0], torch.tensor(ends, dtype=torch.float32) * final
+                                   if truncate else torch.zeros(6), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_mappo_on_a_turn_based_game_regresses_on_joint_gae_cut_at_game_ends(truncate):
+    agent, snapshots, samples = run("mappo", 1, {"length": 3, "truncate": truncate}, env="turn_game", **CRITIC)
+    initial, steps = snapshots[0].critics[0], samples[0]
+    assert len(steps) == 16 and sum(s["terminated"] or s["truncated"] for s in steps) == 5
+    targets = team_gae_targets(steps, initial, CRITIC["gamma"], CRITIC["gae_lambda"])
+    expected = critic_reference(initial, steps, targets, CRITIC["lr"], CRITIC["adam_eps"], 4, CRITIC["vf_coef"])
+    assert distance(params(agent.policy.critics[0]), expected) < TOL
 
 
 # ------------------------------------------------------------------------------------------------ HAPPO

@@ -136,7 +136,7 @@ class _Buffers:
 
     def clear(self) -> None:
         for name in ("rewards", "bootstrap", "terminated", "truncated", "alive", "team_terminated",
-                     "team_truncated", "team_bootstrap", "obs"):
+                     "team_truncated", "team_bootstrap", "obs", "values", "logp"):
             getattr(self, name)[:] = 0
         if self.masks is not None:
             self.masks[:] = True
@@ -174,6 +174,7 @@ class MultiAgentCollector:
         self._ep_return = np.zeros((n, a))
         self._ep_length = np.zeros(n, dtype=np.int64)
         self._last_row = np.full((n, a), -1)  # AEC: the row of each agent's last action, for reward credit
+        self._last_move = np.full(n, -1)  # AEC: the row of each copy's last action (any agent), for the game's end
         self._credited = np.zeros((n, a))  # AEC: reward already credited ahead of the agent's next turn
         self._obs: list[dict[str, Any]] = [self._reset(i) for i in range(n)]
 
@@ -184,6 +185,7 @@ class MultiAgentCollector:
         self._ep_return[i] = 0.0
         self._ep_length[i] = 0
         self._last_row[i] = -1
+        self._last_move[i] = -1
         self._credited[i] = 0.0
         return out[0] if self.kind == "parallel" else {}
 
@@ -308,6 +310,7 @@ class MultiAgentCollector:
             self._ep_return[i, k] += gained
             if not (term or trunc):
                 return name
+            self._mark_game_end(i)
             if row >= 0:
                 b.terminated[row, i, k], b.truncated[row, i, k] = bool(term), bool(trunc) and not term
                 if trunc and not term:
@@ -317,9 +320,25 @@ class MultiAgentCollector:
             self._last_row[i, k] = -1
             env.step(None)
 
+    def _mark_game_end(self, i: int) -> None:
+        """Once every agent of copy i is done, mark the team's episode end on the row of the game's last move:
+        terminated if every agent terminated, else truncated with the central V(final state) as its bootstrap.
+        (Nothing to mark if that move was in an earlier rollout, or the game is still going for some agent.)"""
+        env, b, row = self.envs[i], self.buf, self._last_move[i]
+        if row < 0 or not all(env.terminations.get(a) or env.truncations.get(a) for a in env.agents):
+            return
+        self._last_move[i] = -1  # marked once
+        if all(env.terminations.get(a) for a in env.agents):
+            b.team_terminated[row, i] = True
+            return
+        obs, _ = self._observe_all(env)
+        b.team_truncated[row, i] = True
+        b.team_bootstrap[row, i] = self._values(obs[None], self._state(env, obs)[None])[0, 0]
+
     def _collect_aec(self) -> np.ndarray:
         b = self.buf
         self._last_row[:] = -1  # rows of the previous rollout are gone; their rewards were credited at its end
+        self._last_move[:] = -1
         for t in range(self.num_steps):
             acting = []
             for i, env in enumerate(self.envs):
@@ -334,8 +353,10 @@ class MultiAgentCollector:
             actions, logp, values = self._evaluate(b.obs[t], b.state[t], None if b.masks is None else b.masks[t],
                                                    not self.deterministic)
             for i, (name, k) in enumerate(acting):
-                b.actions[t, i, k], b.logp[t, i, k], b.values[t, i, k] = actions[i, k], logp[i, k], values[i, k]
+                b.actions[t, i, k], b.logp[t, i, k] = actions[i, k], logp[i, k]
+                b.values[t, i] = values[i]  # every agent's V of this state (a central critic's V(s) in each column)
                 self._last_row[i, k] = t
+                self._last_move[i] = t
                 self._ep_length[i] += 1
                 self.envs[i].step(self._env_action(name, actions[i, k]))
         # credit what each agent has received since its last action (its turn may come in the next rollout), and
@@ -344,13 +365,14 @@ class MultiAgentCollector:
         for i, env in enumerate(self.envs):
             obs, _ = self._observe_all(env)
             v = self._values(obs[None], self._state(env, obs)[None])[0] if env.agents else np.zeros(len(obs))
+            last[i] = v
+            self._mark_game_end(i)  # a game that ended with this rollout's last move
             for name in env.agents:
                 k = self.index[name]
                 row = self._last_row[i, k]
                 pending = float(env._cumulative_rewards[name]) - self._credited[i, k]
                 self._ep_return[i, k] += pending
                 self._credited[i, k] += pending
-                last[i, k] = v[k]
                 if row < 0:
                     continue
                 b.rewards[row, i, k] += pending
