@@ -8,3 +8,8 @@ class NonFiniteError(FloatingPointError):
 class EnvError(RuntimeError):
     """The environment raised inside ``step`` or ``reset``; the message carries the env's own traceback text
     (also from an async vector env's worker process) and the env step at which it happened."""
+
+
+class ResumeWarning(UserWarning):
+    """A resumed run could not put its envs back exactly where they were (their state lives in objects a
+    checkpoint cannot hold): they start from a clean seeded reset instead, and the run says so once."""

@@ -89,3 +89,35 @@ def test_grpo_interrupted_and_resumed_ends_bit_identical(tmp_path):
                                                    strict=True))
     assert list(resumed.recent_returns) == list(whole.recent_returns)
     assert resumed.last_sampled_accuracy == whole.last_sampled_accuracy
+
+
+@pytest.mark.parametrize("env,vectorization,unsaved", [
+    ("InvertedPendulum-v5", "sync", "MjData"),  # MuJoCo's simulator state lives in C objects
+    ("CartPole-v1", "async", "worker processes"),  # an async vector env's envs live in other processes
+])
+def test_envs_a_checkpoint_cannot_hold_resume_from_a_clean_seeded_reset_and_say_so(tmp_path, env, vectorization,
+                                                                                     unsaved):
+    if env.startswith("Inverted"):
+        pytest.importorskip("mujoco")
+    import numpy as np
+
+    from proxrl.envs import make_vec_env
+    from proxrl.errors import ResumeWarning
+
+    kwargs = dict(env=env, num_envs=2, num_steps=16, num_minibatches=2, num_epochs=1, total_steps=32 * 3, seed=4,
+                  vectorization=vectorization, checkpoint_every=1, tensorboard=False, progress=False,
+                  hidden_sizes=(8,))
+    first = PPO(run_dir=tmp_path / "run", **kwargs)
+    first.learn(callback=lambda a, row: a.iteration < 2)
+    resumed = PPO.load(tmp_path / "run", run_dir=tmp_path / "run", progress=False)
+    with pytest.warns(ResumeWarning, match=f"clean reset with seed {4 + 64}.*") as caught:
+        rollout = resumed.start_envs()
+    assert unsaved in str(caught[0].message)
+    fresh, _ = make_vec_env(env, 2, 4 + 64, None, vectorization)
+    expected, _ = fresh.reset(seed=4 + 64)
+    np.testing.assert_array_equal(rollout.obs, expected)  # the clean reset's observation, not the saved one
+    assert not rollout.prev_done.any()
+    if vectorization == "sync":  # no old TimeLimit counter either
+        assert all(e.get_wrapper_attr("_elapsed_steps") == 0 for e in rollout.venv.unwrapped.envs)
+    fresh.close()
+    rollout.venv.close()

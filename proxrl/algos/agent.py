@@ -115,11 +115,11 @@ def start_envs(agent: Any) -> Rollout:
     obs, _ = venv.reset(seed=cfg.seed + agent.global_step)
     rollout.start(obs)
     saved, agent._env_snapshot = agent._env_snapshot, None
-    if saved is not None and saved.get("num_envs") == cfg.num_envs:  # exact resume: the envs where they were
-        try:
-            snapshot.restore(venv, saved["venv"])
-        except ValueError:  # another vectorisation or wrapper stack: start from the fresh reset above
-            return rollout
+    if saved is not None and saved.get("num_envs") != cfg.num_envs:
+        saved = {"venv": {"unsaved": [f"{saved.get('num_envs')} envs were saved, {cfg.num_envs} are asked for"]}}
+    # exact resume: the envs where they were, or (state a checkpoint cannot hold) the fresh reset above, said once
+    if saved is not None and snapshot.restore_or_reset(venv, saved["venv"], f"the {cfg.num_envs} {cfg.env} envs",
+                                                       cfg.seed + agent.global_step):
         rollout.obs = saved["obs"].numpy().copy()
         rollout.prev_done[:] = saved["prev_done"].numpy()
     return rollout

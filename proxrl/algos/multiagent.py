@@ -182,11 +182,9 @@ class MultiAgentPPO:
         collector = MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, cfg.num_envs,
                                         cfg.num_steps, cfg.seed + self.global_step, self.device)
         saved, self._env_snapshot = self._env_snapshot, None
-        if saved is not None and "collector" in saved:  # exact resume: envs and collector where they were
-            try:
-                snapshot.restore(collector, saved["collector"])
-            except ValueError:  # another env stack: keep the fresh reset
-                pass
+        if saved is not None and "collector" in saved:  # exact resume, or the fresh reset (said once)
+            snapshot.restore_or_reset(collector, saved["collector"], f"the {cfg.num_envs} {cfg.env} envs",
+                                      cfg.seed + self.global_step)
         return collector
 
     def extra_state(self) -> dict[str, Any]:

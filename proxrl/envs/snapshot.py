@@ -4,8 +4,9 @@ A checkpoint never holds pickled objects (it is read with ``torch.load(weights_o
 captured as the plain values reachable from its attributes — numbers, strings, numpy arrays (as tensors), numpy
 random Generators (as their bit-generator state), and lists, tuples, dicts and deques of these — along its wrapper
 chain (``.env``) and, for a synchronous vector env or a collector, its sub-envs (``.envs``). Attributes of other
-types (spaces, renderers, simulator handles) are skipped: an env whose state lives in such objects (a MuJoCo
-simulation, an async worker process) resumes from a fresh reset instead of exactly. gymnasium's classic-control
+types are skipped; those that are state (a MuJoCo simulation's data, a board object, async worker processes) are
+named in the snapshot's ``unsaved`` list, and such an env resumes from a clean seeded reset instead (the trainer
+says so once) — never from a mix of restored counters and a stale observation. gymnasium's classic-control
 envs, its native vector CartPole, the sync vector env and its wrappers, and the PettingZoo envs of the tests are
 restored bit for bit (``tests/test_resume.py``).
 """
@@ -77,7 +78,32 @@ def _decode(saved: Any, current: Any) -> Any:
     return saved
 
 
-def _attributes(obj: Any) -> dict[str, Any]:
+def _holds_no_env_state(value: Any) -> bool:
+    """Attributes that are not the env's state, or are saved elsewhere: spaces and specs (fixed by construction),
+    callables and modules, renderers and rendering handles, proxrl's own objects and torch modules and devices
+    (the policy, buffers and counters live in the checkpoint), gymnasium's running statistics (saved with the
+    normalisers)."""
+    import enum
+
+    import gymnasium
+
+    kind = type(value)
+    if isinstance(value, (gymnasium.spaces.Space, gymnasium.envs.registration.EnvSpec, torch.nn.Module, torch.device,
+                          type, enum.Enum)) or callable(value) or kind.__name__ == "module":
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_holds_no_env_state(v) for v in value)
+    if isinstance(value, dict):
+        return all(_holds_no_env_state(v) for v in value.values())
+    inner = type(getattr(value, "env", None))
+    if inner is gymnasium.Env or inner.__name__ == "_IdentityEnv":  # a vector wrapper's single-env transform
+        return True
+    module = kind.__module__ or ""
+    return ("render" in kind.__name__.lower() or module.startswith(("proxrl.", "pygame", "logging"))
+            or kind.__name__ == "RunningMeanStd")
+
+
+def _attributes(obj: Any, unsaved: list[str]) -> dict[str, Any]:
     out = {}
     for name, value in vars(obj).items():
         if name in _SKIP or name.startswith(_SKIP_PREFIXES):
@@ -85,7 +111,8 @@ def _attributes(obj: Any) -> dict[str, Any]:
         try:
             out[name] = _encode(value)
         except _Unsupported:
-            continue
+            if not _holds_no_env_state(value):
+                unsaved.append(f"{type(obj).__name__}.{name} ({type(value).__name__})")
     return out
 
 
@@ -99,16 +126,25 @@ def _chain(obj: Any) -> list[Any]:
 def snapshot(obj: Any) -> dict[str, Any]:
     """The plain-value state of ``obj``'s wrapper chain and, where the innermost layer has ``.envs`` (a sync vector
     env, a multi-agent collector), of each sub-env's chain; checkpoint-safe (tensors, numbers, strings, lists,
-    dicts)."""
+    dicts). ``unsaved`` names the state that could not be captured (a simulator's data, worker processes): with
+    any, a resume cannot be exact and :func:`restore` must not be used."""
     layers = _chain(obj)
+    unsaved: list[str] = []
     subenvs = getattr(layers[-1], "envs", None)
-    return {"layers": [_attributes(layer) for layer in layers],
-            "subenvs": [[_attributes(layer) for layer in _chain(e)] for e in subenvs] if isinstance(subenvs, list)
-            else None}
+    if not isinstance(subenvs, list) and hasattr(layers[-1], "processes"):  # an async vector env's workers
+        unsaved.append(f"{type(layers[-1]).__name__}: its envs live in worker processes")
+    state = {"layers": [_attributes(layer, unsaved) for layer in layers],
+             "subenvs": [[_attributes(layer, unsaved) for layer in _chain(e)] for e in subenvs]
+             if isinstance(subenvs, list) else None}
+    state["unsaved"] = list(dict.fromkeys(unsaved))
+    return state
 
 
 def restore(obj: Any, state: dict[str, Any]) -> None:
-    """Set what :func:`snapshot` captured back onto ``obj`` (built the same way, e.g. by the same config)."""
+    """Set what :func:`snapshot` captured back onto ``obj`` (built the same way, e.g. by the same config); a
+    ValueError if the snapshot is partial (``unsaved``) or of another env stack."""
+    if state.get("unsaved"):
+        raise ValueError("the envs' state was saved only in part: " + "; ".join(state["unsaved"]))
     layers = _chain(obj)
     if len(layers) != len(state["layers"]):
         raise ValueError(f"the saved env has {len(state['layers'])} wrapper layers, this one {len(layers)}")
@@ -126,3 +162,21 @@ def restore(obj: Any, state: dict[str, Any]) -> None:
 def _set(layer: Any, attrs: dict[str, Any]) -> None:
     for name, saved in attrs.items():
         setattr(layer, name, _decode(saved, getattr(layer, name, None)))
+
+
+def restore_or_reset(obj: Any, state: dict[str, Any] | None, what: str, seed: int) -> bool:
+    """Restore ``obj`` from ``state`` (True), or leave it at the clean seeded reset it was just given and warn once
+    (:class:`~proxrl.errors.ResumeWarning`) why it is not exact (False). ``None``: nothing saved, nothing said."""
+    if state is None:
+        return False
+    try:
+        restore(obj, state)
+        return True
+    except ValueError as e:
+        import warnings
+
+        from ..errors import ResumeWarning
+
+        warnings.warn(f"resume: {what} cannot be put back exactly ({e}); they start from a clean reset with seed "
+                      f"{seed}", ResumeWarning, stacklevel=3)
+        return False
