@@ -61,3 +61,36 @@ class RecordingGame(ParallelEnv):
 
 def parallel_env(payoffs: list, length: int = 1, terminate: bool = True) -> RecordingGame:
     return RecordingGame(payoffs, length, terminate)
+
+
+class SoloBandit(ParallelEnv):
+    """One agent, one state (obs [1]), three actions with rewards ``PAYOFF``, one-step episodes: the PettingZoo twin
+    of ``toy_envs.RecordingBandit``, recording (action, reward) in ``SOLO_STEPS``."""
+
+    metadata = {"name": "solo_bandit_v0", "render_modes": []}
+    PAYOFF = (1.0, 0.0, -0.5)
+
+    def __init__(self) -> None:
+        self.possible_agents = ["solo"]
+        self.agents: list[str] = []
+        self.render_mode = None
+        self._obs, self._act = spaces.Box(-1.0, 1.0, (1,), np.float32), spaces.Discrete(3)
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self._act
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        self.agents = ["solo"]
+        return {"solo": np.ones(1, np.float32)}, {"solo": {}}
+
+    def step(self, actions: dict) -> tuple[dict, dict, dict, dict, dict]:
+        reward = self.PAYOFF[int(actions["solo"])]
+        SOLO_STEPS.append((int(actions["solo"]), reward))
+        self.agents = []
+        return ({"solo": np.ones(1, np.float32)}, {"solo": reward}, {"solo": True}, {"solo": False}, {"solo": {}})
+
+
+SOLO_STEPS: list[tuple[int, float]] = []

@@ -107,3 +107,22 @@ def prompt_and_length_reward(prompt: str, completion: str, **example: str) -> fl
     """A GRPO reward a test can recompute: 10 × the prompt's digit sum (so prompts differ) + the completion's length
     (so completions of one prompt differ)."""
     return 10.0 * sum(int(c) for c in prompt if c.isdigit()) + len(completion)
+
+
+class ConstantEnv(gym.Env):
+    """The same observation and a reward of 1 every step, never terminating: only a time limit ends an episode, so
+    V(s) = Σ_k γ^k = 1 / (1 − γ) exactly when truncations are bootstrapped (SB3's infinite-horizon test)."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.full(1, 0.5, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.full(1, 0.5, dtype=np.float32), 1.0, False, False, {}
+
+
+gym.register("proxrl_test/Constant-v0", entry_point=ConstantEnv, max_episode_steps=5)
