@@ -17,7 +17,9 @@ import torch
 # One rule for every checkpoint, file or save_pretrained folder: a format version; an older version is migrated
 # where a migration exists (MIGRATIONS) and refused with a clear error where none does.
 #   2: the optimiser state is over one flat parameter tensor (proxrl.optim.FlatParameters)
-#   3: GRPO's trainer_state names its reference model and keeps the warm-up and sampled accuracies
+#   3: GRPO's trainer_state names its reference model and keeps the warm-up and sampled accuracies; configs hold
+#      only the keys their trainer uses (GRPO: no num_envs, vectorization, stop_return; multi-agent: no
+#      vectorization)
 FORMAT_VERSION = 3
 _NAME = re.compile(r"^ckpt_(\d{12})\.pt$")
 TRAINER_STATE = "trainer_state.pt"  # beside a save_pretrained model folder
@@ -27,12 +29,23 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or belongs to another method or format."""
 
 
+_UNUSED_KEYS_BEFORE_3 = {"grpo": ("num_envs", "vectorization", "stop_return"), "multiagent_ppo": ("vectorization",)}
+
+
 def _migrate_2_to_3(state: dict[str, Any]) -> dict[str, Any]:
     """Version 2 → 3: a GRPO state gains the keys version 3 added, each with the meaning its absence had (no
-    reference named: the loaded policy's copy is the reference; accuracies not recorded)."""
+    reference named: the loaded policy's copy is the reference; accuracies not recorded); the stored config loses
+    the keys its trainer never used (they were accepted and ignored)."""
     if state.get("algo") == "grpo":
         for key in ("reference", "warmup_accuracy", "last_sampled_accuracy", "warmup_sampled_accuracy"):
             state.setdefault(key, None)
+    unused = _UNUSED_KEYS_BEFORE_3.get(str(state.get("algo")), ())
+    if unused and isinstance(state.get("config"), str):
+        import yaml
+
+        values = yaml.safe_load(state["config"])
+        if isinstance(values, dict):
+            state["config"] = yaml.safe_dump({k: v for k, v in values.items() if k not in unused}, sort_keys=False)
     return state
 
 

@@ -128,19 +128,13 @@ C = TypeVar("C", bound="RunConfig")
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
-    """Settings every algorithm shares: the environment, the budget, seeding, devices and run outputs."""
+    """Settings every trainer shares: the task, the budget, seeding, devices and run outputs. Trainers that step
+    environments add theirs (``algos.agent.RolloutConfig``); GRPO adds its own."""
 
     algo: ClassVar[str] = "base"
 
     env: str = param("CartPole-v1", "gymnasium id, or 'module:EnvId' to import a module that registers it")
     env_kwargs: dict = param(help="keyword arguments for the environment's constructor", factory=dict)
-    num_envs: int = param(8, "N, environments stepped in parallel", low=1)
-    vectorization: str = param(
-        "auto",
-        "how the N envs are stepped: 'auto' uses the env's native vectorised version where gymnasium has one, "
-        "else 'sync'; 'async' runs each env in its own process (for expensive envs)",
-        choices=("auto", "sync", "async", "vector_entry_point"),
-    )
     total_steps: int = param(100_000, "environment steps to train for (summed over the N envs)", low=1)
     seed: int = param(0, "seed for torch, numpy, python and the environments", low=0)
     device: str = param("auto", "'auto' picks CUDA only where it pays (large nets), else the CPU",
@@ -149,8 +143,6 @@ class RunConfig:
     checkpoint_every: int = param(50, "write a checkpoint every this many updates (0: only at the end)", low=0)
     keep_checkpoints: int = param(3, "how many periodic checkpoints to keep", low=1)
     tensorboard: bool = param(True, "write TensorBoard event files in the run directory")
-    stop_return: float | None = param(
-        None, "stop early once the mean return of the last 20 training episodes reaches this (None: never)")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

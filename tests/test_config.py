@@ -69,3 +69,20 @@ def test_set_without_equals_is_an_error():
 
 def test_every_field_has_help():
     assert all(text and not text.startswith(" (") for text in PPOConfig.help().values())
+
+
+def test_each_trainer_accepts_only_the_keys_it_uses():
+    # GRPO samples completions, not env steps: it has no N envs, vectorisation or return-based stop rule; the
+    # multi-agent collectors step PettingZoo envs themselves (no gymnasium vectorisation)
+    import dataclasses
+
+    from proxrl import GRPOConfig, MultiAgentPPOConfig
+
+    for cls, keys in ((GRPOConfig, ("num_envs", "vectorization", "stop_return")),
+                      (MultiAgentPPOConfig, ("vectorization", "norm_obs", "shared_trunk"))):
+        for key in keys:
+            with pytest.raises(ConfigError, match=f"unknown config key '{key}'"):
+                cfgmod.from_dict(cls, {key: 1})
+    shared = set(f.name for f in dataclasses.fields(PPOConfig)) & set(f.name for f in dataclasses.fields(
+        MultiAgentPPOConfig))
+    assert {"num_envs", "num_steps", "lr", "gamma", "gae_lambda", "clip_eps", "hidden_sizes", "stop_return"} <= shared

@@ -445,6 +445,7 @@ def test_a_version_2_grpo_checkpoint_is_migrated_and_version_1_refused(tmp_path)
     assert state["format_version"] == checkpoint.FORMAT_VERSION == 3
     for key in ("reference", "warmup_accuracy", "last_sampled_accuracy", "warmup_sampled_accuracy"):
         del state[key]
+    state["config"] += "num_envs: 8\nvectorization: auto\nstop_return: null\n"  # v2 configs held these, unused
     state["format_version"] = 2
     checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
     resumed = GRPO.load(folder)

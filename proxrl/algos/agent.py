@@ -31,10 +31,13 @@ from .common import (RETURN_WINDOW, check_gradient, evaluate_policy, mean_or_nan
 
 
 @dataclass(frozen=True, kw_only=True)
-class ActorCriticConfig(RunConfig):
-    """Settings of every single-agent actor-critic trainer: rollout length, Adam, discounting, normalisation and
-    the network (each trainer's config adds its own)."""
+class RolloutConfig(RunConfig):
+    """Settings of every trainer that steps environments, single- or multi-agent: N copies, rollout length, Adam,
+    discounting, the MLP networks and the stop rule (each trainer's config adds its own, or changes a default)."""
 
+    num_envs: int = param(8, "N, environments stepped in parallel", low=1)
+    stop_return: float | None = param(
+        None, "stop early once the mean return of the last 20 training episodes reaches this (None: never)")
     num_steps: int = param(128, "T, steps per env per rollout; the batch is num_envs × num_steps", low=1)
     lr: float = param(3e-4, "α, Adam learning rate", low=0.0, low_open=True)
     anneal_lr: bool = param(True, "anneal α linearly to 0 over the run")
@@ -45,18 +48,31 @@ class ActorCriticConfig(RunConfig):
     vf_coef: float = param(0.5, "value-loss coefficient", low=0.0)
     max_grad_norm: float = param(0.5, "global gradient-norm clip (0: off)", low=0.0)
     norm_adv: bool = param(True, "normalise advantages per minibatch (zero mean, unit std)")
-    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
-    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
     hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the MLPs")
     activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
-    shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
     log_std_init: float = param(0.0, "initial log σ of the Gaussian policy (Box actions)")
     ortho_init: bool = param(True, "orthogonal initialisation (gain √2 hidden, 0.01 actor head, 1 critic head)")
 
     @property
     def batch_size(self) -> int:
-        """num_envs × num_steps samples per rollout."""
+        """num_envs × num_steps samples (rows) per rollout."""
         return self.num_envs * self.num_steps
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActorCriticConfig(RolloutConfig):
+    """Settings of every single-agent actor-critic trainer on gymnasium envs: how the vector env is stepped, its
+    normalisation wrappers and the actor-critic's trunk."""
+
+    vectorization: str = param(
+        "auto",
+        "how the N envs are stepped: 'auto' uses the env's native vectorised version where gymnasium has one, "
+        "else 'sync'; 'async' runs each env in its own process (for expensive envs)",
+        choices=("auto", "sync", "async", "vector_entry_point"),
+    )
+    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
+    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
+    shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
 
 
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None,

@@ -25,21 +25,23 @@ import torch
 from torch import Tensor
 
 from ..advantages import masked_gae, normalize
-from ..config import ConfigError, RunConfig, param
+from ..config import ConfigError, param
 from ..envs import snapshot
 from ..envs.pettingzoo import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..optim import FlatParameters, adam_step, make_adam
-from ..policies import ACTIVATIONS, MultiAgentActorCritic
+from ..policies import MultiAgentActorCritic
 from . import agent
+from .agent import RolloutConfig
 from .common import check_finite, check_gradient, resolve_device, seed_everything
 
 METHODS = ("ippo", "mappo", "happo")
 
 
 @dataclass(frozen=True, kw_only=True)
-class MultiAgentPPOConfig(RunConfig):
-    """Multi-agent PPO hyperparameters (``method`` picks IPPO, MAPPO or HAPPO)."""
+class MultiAgentPPOConfig(RolloutConfig):
+    """Multi-agent PPO hyperparameters (``method`` picks IPPO, MAPPO or HAPPO); the shared rollout, Adam,
+    discounting and network settings are :class:`RolloutConfig`'s, some with MAPPO's defaults."""
 
     algo = "multiagent_ppo"
 
@@ -57,29 +59,16 @@ class MultiAgentPPOConfig(RunConfig):
     num_minibatches: int = param(1, "minibatches per epoch over the rollout's rows", low=1)
     lr: float = param(5e-4, "α, Adam learning rate (actors and critic)", low=0.0, low_open=True)
     anneal_lr: bool = param(False, "anneal α linearly to 0 over the run")
-    adam_eps: float = param(1e-5, "Adam's ε", low=0.0, low_open=True)
-    gamma: float = param(0.99, "γ, discount factor", low=0.0, high=1.0, low_open=True)
-    gae_lambda: float = param(0.95, "λ, GAE bias-variance trade-off", low=0.0, high=1.0)
     clip_eps: float = param(0.2, "ε, ratio clip range of J^CLIP", low=0.0, low_open=True)
     ent_coef: float = param(0.01, "c, entropy bonus coefficient", low=0.0)
-    vf_coef: float = param(0.5, "value-loss coefficient", low=0.0)
     max_grad_norm: float = param(10.0, "gradient-norm clip per network (0: off)", low=0.0)
-    norm_adv: bool = param(True, "normalise advantages per minibatch")
     value_norm: bool = param(False, "train the critic on returns normalised by their running mean and std")
-    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the MLPs")
-    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
-    ortho_init: bool = param(True, "orthogonal initialisation")
-    log_std_init: float = param(0.0, "initial log σ of Gaussian policies (Box actions)")
 
     def validate(self) -> None:
         if self.method == "happo" and self.share_actor:
             raise ConfigError("happo updates each agent's actor in turn, so actors cannot be shared: "
                               "set share_actor=false (or leave it unset)")
 
-    @property
-    def batch_size(self) -> int:
-        """num_envs × num_steps rows per rollout."""
-        return self.num_envs * self.num_steps
 
 
 class OptimizerGroup:
