@@ -27,10 +27,10 @@ def main(preset: str, seed: int, steps: int, csv_path: str | None, overrides: di
 
     def track(agent: PPO, row: dict) -> None:
         nonlocal seen
-        new = agent.num_episodes - seen  # episodes finished in this update are the newest in recent_returns
-        for r in list(agent.recent_returns)[max(0, len(agent.recent_returns) - new):]:
+        new = agent.progress.num_episodes - seen  # episodes finished in this update are the newest in recent_returns
+        for r in list(agent.progress.recent_returns)[max(0, len(agent.progress.recent_returns) - new):]:
             tracker.episode(r)
-        seen = agent.num_episodes
+        seen = agent.progress.num_episodes
         tracker.check(agent.global_step)
 
     start = time.perf_counter()

@@ -39,6 +39,8 @@ def _migrate_2_to_3(state: dict[str, Any]) -> dict[str, Any]:
     if state.get("algo") == "grpo":
         for key in ("reference", "warmup_accuracy", "last_sampled_accuracy", "warmup_sampled_accuracy"):
             state.setdefault(key, None)
+        state.setdefault("iteration", state["global_step"])  # one update per GRPO step
+        state.setdefault("recent_lengths", [])
     unused = _UNUSED_KEYS_BEFORE_3.get(str(state.get("algo")), ())
     if unused and isinstance(state.get("config"), str):
         import yaml

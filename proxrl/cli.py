@@ -144,46 +144,19 @@ def _train(args: argparse.Namespace) -> int:
         agent = cls(config=config, run_dir=run_dir, progress=progress)
         print(f"training {args.algo} on {config.env} for {config.total_steps:,} steps; run directory {run_dir}")
     agent.learn()
-    if args.algo == "grpo" or agent.algo == "grpo":
-        print(f"done: {agent.global_step:,} GRPO steps, {agent.num_episodes:,} completions; held-out exact-match "
-              f"accuracy (greedy) {_fmt(agent.warmup_accuracy)} at the start, {_fmt(agent.last_accuracy)} at the end")
-        if agent.last_sampled_accuracy is not None:
-            print(f"sampled at temperature {agent.config.temperature} ({agent.config.eval_samples} per prompt): "
-                  f"{_fmt(agent.warmup_sampled_accuracy)} at the start, {_fmt(agent.last_sampled_accuracy)} at the end")
-        print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, model/ (save_pretrained)")
-        return 0
-    recent = list(agent.recent_returns)
-    print(f"done: {agent.global_step:,} steps, {agent.num_episodes:,} episodes; mean return of the last "
-          f"{len(recent)} training episodes {sum(recent) / max(len(recent), 1):.1f}")
-    if args.eval_episodes > 0:
-        r = agent.evaluate(args.eval_episodes)
-        print(f"evaluation ({args.eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
-              f"± {r['std_return']:.1f}")
-    print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, model.pt")
+    for line in agent.summary(args.eval_episodes):
+        print(line)
+    print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, {agent.final_checkpoint}")
     return 0
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _eval(args: argparse.Namespace) -> int:
     from . import load
 
     agent = load(args.run)
-    if agent.algo == "grpo":
-        r = agent.evaluate()
-        sampled = (f"; sampled ({agent.config.eval_samples} per prompt) {r['sampled_accuracy']:.3f}"
-                   if "sampled_accuracy" in r else "")
-        print(f"grpo on {agent.config.env}: greedy exact-match accuracy {r['accuracy']:.3f} on {r['examples']} "
-              f"held-out prompts{sampled}")
-        return 0
-    r = agent.evaluate(args.episodes, deterministic=not args.stochastic, video_dir=args.video, seed=args.seed)
-    kind = "stochastic" if args.stochastic else "deterministic"
-    print(f"{agent.algo} on {agent.config.env}: {args.episodes} episodes ({kind}): mean return "
-          f"{r['mean_return']:.2f} ± {r['std_return']:.2f}, mean length {r['mean_length']:.1f}")
-    if args.video:
-        print(f"videos in {args.video}")
+    for line in agent.describe_evaluation(args.episodes, deterministic=not args.stochastic, video_dir=args.video,
+                                          seed=args.seed):
+        print(line)
     return 0
 
 

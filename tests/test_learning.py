@@ -31,7 +31,7 @@ def steps_to_threshold(preset: str, seed: int, threshold: float, budget: int) ->
                       {"seed": seed, "total_steps": budget, "stop_return": threshold, "tensorboard": False})
     start = time.perf_counter()
     agent = cls(config=cfg, progress=False).learn()
-    return seed, (agent.global_step if agent.solved() else None), time.perf_counter() - start
+    return seed, (agent.global_step if agent.progress.reached(threshold) else None), time.perf_counter() - start
 
 
 def run_seeds(preset: str, threshold: float, budget: int) -> list[tuple[int, int | None, float]]:

@@ -56,7 +56,7 @@ def test_two_iterations_change_every_trainable_parameter(method, env, kwargs):
     agent = MultiAgentPPO(env, method=method, env_kwargs=kwargs, **TINY)
     before = {k: v.clone() for k, v in agent.policy.named_parameters()}
     agent.learn(2 * 2 * 8)
-    assert agent.iteration == 2
+    assert agent.progress.iteration == 2
     for name, p in agent.policy.named_parameters():
         assert not torch.equal(p, before[name]), f"{name} did not change"
 
@@ -149,7 +149,7 @@ def test_heterogeneous_agents_that_leave_early_are_masked(method, box):
     if method == "ippo":  # per-agent targets: early's return is 1 + γ·1 at its first step, 1 at its last
         torch.testing.assert_close(targets[:2, 0, 0], torch.tensor([1.5, 1.0]))
     agent.learn(2 * 2 * 10)
-    assert agent.iteration == 2
+    assert agent.progress.iteration == 2
 
 
 def test_heterogeneous_observation_widths_from_mpe():

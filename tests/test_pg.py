@@ -18,7 +18,7 @@ def test_two_iterations_change_every_trainable_parameter(advantage, kind):
     agent = PG(f"proxrl_test/Target-{kind}-v0", advantage=advantage, **TINY)
     before = {k: v.clone() for k, v in agent.policy.named_parameters()}
     agent.learn(2 * 2 * 16)
-    assert agent.iteration >= 2
+    assert agent.progress.iteration >= 2
     for name, p in agent.policy.named_parameters():
         assert not torch.equal(p, before[name]), f"{name} did not change"
 

@@ -14,7 +14,7 @@ def _params(agent):
 def _interrupt_and_resume(cls, run_dir, kwargs, stop_after):
     """Run with a callback that stops after ``stop_after`` iterations, then load the run directory and finish."""
     first = cls(run_dir=run_dir, **kwargs)
-    first.learn(callback=lambda a, row: a.iteration < stop_after)
+    first.learn(callback=lambda a, row: a.progress.iteration < stop_after)
     assert first.global_step < first.config.total_steps
     resumed = cls.load(run_dir, run_dir=run_dir, progress=False)
     assert resumed.global_step == first.global_step
@@ -31,7 +31,7 @@ def test_ppo_interrupted_and_resumed_ends_bit_identical(tmp_path, vectorization)
     resumed = _interrupt_and_resume(PPO, tmp_path / "run", kwargs, stop_after=3)
     assert resumed.global_step == whole.global_step
     assert torch.equal(_params(resumed), _params(whole))
-    assert list(resumed.recent_returns) == list(whole.recent_returns)
+    assert list(resumed.progress.recent_returns) == list(whole.progress.recent_returns)
 
 
 def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
@@ -41,7 +41,7 @@ def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
                   hidden_sizes=(16,))
     whole = PPO(**kwargs).learn()
     first = PPO(run_dir=tmp_path / "run", **kwargs)
-    first.learn(callback=lambda a, row: a.iteration < 3)
+    first.learn(callback=lambda a, row: a.progress.iteration < 3)
     resumed = PPO.load(tmp_path / "run", progress=False)
     resumed._env_snapshot = None
     resumed.learn()
@@ -87,7 +87,7 @@ def test_grpo_interrupted_and_resumed_ends_bit_identical(tmp_path):
     assert torch.equal(_params(resumed), _params(whole))
     assert all(torch.equal(p, q) for p, q in zip(resumed.ref_model.parameters(), whole.ref_model.parameters(),
                                                    strict=True))
-    assert list(resumed.recent_returns) == list(whole.recent_returns)
+    assert list(resumed.progress.recent_returns) == list(whole.progress.recent_returns)
     assert resumed.last_sampled_accuracy == whole.last_sampled_accuracy
 
 
@@ -108,7 +108,7 @@ def test_envs_a_checkpoint_cannot_hold_resume_from_a_clean_seeded_reset_and_say_
                   vectorization=vectorization, checkpoint_every=1, tensorboard=False, progress=False,
                   hidden_sizes=(8,))
     first = PPO(run_dir=tmp_path / "run", **kwargs)
-    first.learn(callback=lambda a, row: a.iteration < 2)
+    first.learn(callback=lambda a, row: a.progress.iteration < 2)
     resumed = PPO.load(tmp_path / "run", run_dir=tmp_path / "run", progress=False)
     with pytest.warns(ResumeWarning, match=f"clean reset with seed {4 + 64}.*") as caught:
         rollout = resumed.start_envs()

@@ -7,11 +7,7 @@ A trainer may define ``extra_state() -> dict`` and ``load_extra_state(state)`` f
 
 from __future__ import annotations
 
-import collections
 import json
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +18,11 @@ import torch
 from .. import checkpoint, config as cfgmod
 from ..config import RunConfig, param
 from ..envs import Normalizers, make_eval_env, make_vec_env, snapshot
-from ..logging import RunLogger
 from ..optim import FlatParameters, adam_step, make_adam
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
-from .common import (RETURN_WINDOW, check_gradient, evaluate_policy, mean_or_nan, resolve_device, rng_state,
-                     seed_everything, set_rng_state)
+from ..run import Progress
+from .common import check_gradient, evaluate_policy, resolve_device, rng_state, seed_everything, set_rng_state
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +84,7 @@ def setup(agent: Any, config: Any, run_dir: str | Path | None, progress: bool | 
     """Seed, build the actor-critic for the env's spaces, its flat parameters and Adam, and zero the counters."""
     cfg = agent.config = config
     agent.run_dir = Path(run_dir) if run_dir is not None else None
-    agent.progress = progress
+    agent.show_progress = progress
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
     probe = make_eval_env(cfg.env, cfg.env_kwargs)
@@ -106,13 +101,8 @@ def setup(agent: Any, config: Any, run_dir: str | Path | None, progress: bool | 
 
 
 def init_counters(agent: Any) -> None:
-    """Zero the step, iteration and episode counters, the wall time and the last-20 windows; no envs yet."""
-    agent.global_step = 0
-    agent.iteration = 0
-    agent.num_episodes = 0
-    agent.elapsed = 0.0  # training wall time in seconds, summed over resumed sessions
-    agent.recent_returns = collections.deque(maxlen=RETURN_WINDOW)
-    agent.recent_lengths = collections.deque(maxlen=RETURN_WINDOW)
+    """A fresh :class:`~proxrl.run.Progress` (counters, wall time, last-20 windows); no envs yet."""
+    agent.progress = Progress()
     agent.normalizer_state = {}
     agent._rollout = None
     agent._norms = None
@@ -123,19 +113,20 @@ def start_envs(agent: Any) -> Rollout:
     """The vector env (normalisers restored) and its rollout; a resumed run reseeds from its step count so it does
     not replay the episodes it began with."""
     cfg = agent.config
-    venv, agent._norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + agent.global_step, cfg.env_kwargs,
+    step = agent.progress.global_step
+    venv, agent._norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + step, cfg.env_kwargs,
                                       cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
     agent._norms.load_state(agent.normalizer_state)
     rollout = Rollout(venv, agent.policy, cfg.num_steps, agent.device, rng=agent.acting_rng)
-    rollout.env_steps = agent.global_step
-    obs, _ = venv.reset(seed=cfg.seed + agent.global_step)
+    rollout.env_steps = step
+    obs, _ = venv.reset(seed=cfg.seed + step)
     rollout.start(obs)
     saved, agent._env_snapshot = agent._env_snapshot, None
     if saved is not None and saved.get("num_envs") != cfg.num_envs:
         saved = {"venv": {"unsaved": [f"{saved.get('num_envs')} envs were saved, {cfg.num_envs} are asked for"]}}
     # exact resume: the envs where they were, or (state a checkpoint cannot hold) the fresh reset above, said once
     if saved is not None and snapshot.restore_or_reset(venv, saved["venv"], f"the {cfg.num_envs} {cfg.env} envs",
-                                                       cfg.seed + agent.global_step):
+                                                       cfg.seed + step):
         rollout.obs = saved["obs"].numpy().copy()
         rollout.prev_done[:] = saved["prev_done"].numpy()
     return rollout
@@ -152,19 +143,11 @@ def env_state(agent: Any) -> dict[str, Any] | None:
             "obs": torch.from_numpy(np.array(rollout.obs)), "prev_done": torch.from_numpy(rollout.prev_done.copy())}
 
 
-def record_episodes(agent: Any, rollout: Rollout) -> None:
-    """Move the episodes the rollout finished into the agent's counters and its last-20 window."""
-    returns, lengths = rollout.episodes.drain()
-    agent.num_episodes += len(returns)
-    agent.recent_returns.extend(returns)
-    agent.recent_lengths.extend(lengths)
-
-
 def anneal_lr(agent: Any, target: int) -> float:
     """Set Adam's learning rate to α, or with ``anneal_lr`` to α × the fraction of the ``target`` steps still to
     go; returns it."""
     cfg = agent.config
-    lr = cfg.lr * (1.0 - agent.global_step / target) if cfg.anneal_lr else cfg.lr
+    lr = cfg.lr * (1.0 - agent.progress.global_step / target) if cfg.anneal_lr else cfg.lr
     for group in agent.optimizer.param_groups:
         group["lr"] = lr
     return lr
@@ -178,51 +161,33 @@ def gradient_step(agent: Any, loss: torch.Tensor) -> None:
     adam_step(agent.optimizer)
 
 
-@contextmanager
-def training_session(agent: Any, total_steps: int | None) -> Iterator[tuple[int, Callable[..., bool]]]:
-    """Around a ``learn`` loop: yields (target step, ``finish_iteration(stats, callback, **times) -> stop``), which
-    logs a row, writes periodic checkpoints and tells the loop to stop (callback False, or ``stop_return`` met).
-    Writes ``config.yaml`` first and ``model.pt`` at the end when the agent has a run directory."""
-    cfg = agent.config
-    target = cfg.total_steps if total_steps is None else agent.global_step + total_steps
-    if agent._rollout is None:
-        agent._rollout = agent.start_envs()
-    logger = RunLogger(agent.run_dir, target, cfg.tensorboard and agent.run_dir is not None, agent.progress,
-                       resume_step=agent.global_step if agent.global_step > 0 else None)
-    if agent.run_dir is not None:
-        (agent.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
-    start_time, start_step, elapsed_before = time.perf_counter(), agent.global_step, agent.elapsed
-
-    def finish_iteration(stats: dict[str, Any], callback: Callable[[Any, dict[str, Any]], bool | None] | None,
-                         ) -> bool:
-        elapsed = time.perf_counter() - start_time
-        agent.elapsed = elapsed_before + elapsed
-        row = {
-            "global_step": agent.global_step, "iteration": agent.iteration, "episodes": agent.num_episodes,
-            "time": agent.elapsed, "sps": (agent.global_step - start_step) / max(elapsed, 1e-9),
-            "mean_return": mean_or_nan(agent.recent_returns), "mean_length": mean_or_nan(agent.recent_lengths),
-            **stats,
-        }
-        logger.log(row)
-        if agent.run_dir is not None and cfg.checkpoint_every and agent.iteration % cfg.checkpoint_every == 0:
-            checkpoint.save_periodic(agent.state_dict(), agent.run_dir / "checkpoints", agent.global_step,
-                                     cfg.keep_checkpoints)
-        stop = callback is not None and callback(agent, row) is False
-        return stop or agent.solved()
-
-    try:
-        yield target, finish_iteration
-    finally:
-        logger.close()
-    if agent.run_dir is not None:
-        agent.save(agent.run_dir / "model.pt")
+def save_checkpoint(agent: Any) -> Path:
+    """``checkpoints/ckpt_<step>.pt``, keeping the newest ``keep_checkpoints``."""
+    return checkpoint.save_periodic(agent.state_dict(), agent.run_dir / "checkpoints", agent.progress.global_step,
+                                    agent.config.keep_checkpoints)
 
 
-def solved(agent: Any) -> bool:
-    """True once ``stop_return`` is set and the last 20 training episodes' mean return reaches it."""
-    target = agent.config.stop_return
-    return (target is not None and len(agent.recent_returns) == agent.recent_returns.maxlen
-            and mean_or_nan(agent.recent_returns) >= target)
+def summary(agent: Any, eval_episodes: int = 0) -> list[str]:
+    """What the CLI prints when training ends: the counters, and a fresh evaluation of ``eval_episodes``."""
+    p = agent.progress
+    recent = list(p.recent_returns)
+    lines = [f"done: {p.global_step:,} steps, {p.num_episodes:,} episodes; mean return of the last {len(recent)} "
+             f"training episodes {sum(recent) / max(len(recent), 1):.1f}"]
+    if eval_episodes > 0:
+        r = agent.evaluate(eval_episodes)
+        lines.append(f"evaluation ({eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
+                     f"± {r['std_return']:.1f}")
+    return lines
+
+
+def describe_evaluation(agent: Any, episodes: int = 20, deterministic: bool = True,
+                        video_dir: str | Path | None = None, seed: int | None = None) -> list[str]:
+    """``proxrl eval``: evaluate on fresh episodes and say how it went, one line each."""
+    r = agent.evaluate(episodes, deterministic=deterministic, video_dir=video_dir, seed=seed)
+    kind = "deterministic" if deterministic else "stochastic"
+    lines = [f"{agent.algo} on {agent.config.env}: {episodes} episodes ({kind}): mean return {r['mean_return']:.2f} "
+             f"± {r['std_return']:.2f}, mean length {r['mean_length']:.1f}"]
+    return lines + ([f"videos in {video_dir}"] if video_dir else [])
 
 
 def predict(agent: Any, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -255,12 +220,7 @@ def state_dict(agent: Any) -> dict[str, Any]:
         "config": cfgmod.dump(agent.config),
         "policy": agent.policy.state_dict(),
         "optimizer": agent.optimizer.state_dict(),
-        "global_step": agent.global_step,
-        "iteration": agent.iteration,
-        "num_episodes": agent.num_episodes,
-        "elapsed": agent.elapsed,
-        "recent_returns": list(agent.recent_returns),
-        "recent_lengths": list(agent.recent_lengths),
+        **agent.progress.state_dict(),
         "normalizers": normalizer_state(agent),
         "rng": rng_state(),
         "acting_rng": json.dumps(agent.acting_rng.bit_generator.state),
@@ -292,10 +252,7 @@ def load(cls: type, path: str | Path, *, run_dir: str | Path | None = None, prog
         first_line = str(e).splitlines()[0]
         raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {first_line}") from None
     agent.optimizer.load_state_dict(state["optimizer"])
-    agent.global_step, agent.iteration = int(state["global_step"]), int(state["iteration"])
-    agent.num_episodes, agent.elapsed = int(state["num_episodes"]), float(state["elapsed"])
-    agent.recent_returns.extend(state["recent_returns"])
-    agent.recent_lengths.extend(state["recent_lengths"])
+    agent.progress.load_state_dict(state)
     agent.normalizer_state = state["normalizers"]
     set_rng_state(state["rng"])
     agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])

@@ -31,10 +31,10 @@ from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, gae, group_relative, normalize
 from ..config import ConfigError, RunConfig, param
 from ..envs.text_tasks import char_tokenizer, exact_match, load_callable, load_task
-from ..logging import RunLogger
 from ..objectives import AGGREGATIONS, aggregate_tokens, grpo_loss
 from ..optim import make_adam
-from .common import check_finite, check_gradient, mean_or_nan, rng_state, seed_everything, set_rng_state
+from ..run import GLOBAL_STEP, Progress, Session
+from .common import check_finite, check_gradient, rng_state, seed_everything, set_rng_state
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,14 +133,16 @@ class GRPO:
     ``save_pretrained`` (or its LoRA adapter), ``GRPO.load(dir)`` resumes."""
 
     algo = "grpo"
+    final_checkpoint = "model"  # a save_pretrained folder
     config_class = GRPOConfig
+    global_step = GLOBAL_STEP
     bench_steps = 20  # `proxrl bench grpo` default: GRPO steps
 
     def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
         cfg = self.config = agent.build_config(GRPOConfig, config, env, overrides)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.progress = progress
+        self.show_progress = progress
         seed_everything(cfg.seed)
         torch.set_num_threads(cfg.torch_threads)
         self.task = load_task(cfg.env, cfg.env_kwargs)
@@ -178,10 +180,8 @@ class GRPO:
         if self.value_head is not None:
             params += list(self.value_head.parameters())
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
-        self.global_step = 0  # GRPO steps
-        self.num_episodes = 0  # completions sampled
-        self.elapsed = 0.0
-        self.recent_returns: collections.deque[float] = collections.deque(maxlen=20)  # mean reward per step
+        # global_step and iteration count GRPO steps, num_episodes completions, recent_returns each step's mean reward
+        self.progress = Progress()
         self.last_accuracy: float | None = None
         self.last_sampled_accuracy: float | None = None  # with eval_samples > 0
         self.warmup_sampled_accuracy: float | None = None
@@ -384,17 +384,11 @@ class GRPO:
         """Run ``total_steps`` GRPO steps (default: until ``config.total_steps``); ``callback(agent, row)`` after
         each step may return False to stop."""
         cfg = self.config
-        target = cfg.total_steps if total_steps is None else self.global_step + total_steps
-        logger = RunLogger(self.run_dir, target, cfg.tensorboard and self.run_dir is not None, self.progress,
-                           resume_step=self.global_step if self.global_step > 0 else None)
-        if self.run_dir is not None:
-            (self.run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
         if self.last_accuracy is None:
             self._evaluate_held_out()
             self.warmup_accuracy, self.warmup_sampled_accuracy = self.last_accuracy, self.last_sampled_accuracy
-        start, elapsed_before = time.perf_counter(), self.elapsed
-        try:
-            while self.global_step < target:
+        with Session(self, total_steps) as session:
+            while session.running():
                 # 1. P prompts, G completions each from π_θ
                 t0 = time.perf_counter()
                 examples = self.task.sample(self.rng, cfg.prompts_per_step)
@@ -403,37 +397,36 @@ class GRPO:
                 t1 = time.perf_counter()
                 # 2.–3. rewards, group-relative advantages, μ passes of the loss
                 rewards, stats = self.update(examples, gens)
-                self.global_step += 1
-                self.num_episodes += rewards.numel()
-                self.recent_returns.append(rewards.mean().item())
+                self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel())
                 if cfg.ref_sync_every and self.ref_model is not None and self.global_step % cfg.ref_sync_every == 0:
                     self.ref_model.load_state_dict(self.policy.state_dict())
                     self.reference_source = None
                 # 4. evaluate, log, checkpoint
                 t2 = time.perf_counter()
-                if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == target:
+                if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == session.target:
                     self._evaluate_held_out()
-                self.elapsed = elapsed_before + time.perf_counter() - start
                 tokens = gens.mask.sum().item()
-                row = {"global_step": self.global_step, "episodes": self.num_episodes, "time": self.elapsed,
-                       "mean_return": mean_or_nan(self.recent_returns), "reward": rewards.mean().item(),
-                       "reward_std": rewards.std().item(),
-                       "completion_length": gens.mask.sum(1).float().mean().item(),
-                       "accuracy": self.last_accuracy,
-                       **({"sampled_accuracy": self.last_sampled_accuracy} if cfg.eval_samples else {}),
-                       "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "completions": rewards.numel(),
-                       "completions_per_second": rewards.numel() / (t2 - t0), "tokens_per_second": tokens / (t2 - t0),
-                       "completion_tokens": tokens, **stats}
-                logger.log(row)
-                if self.run_dir is not None and cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                if callback is not None and callback(self, row) is False:
+                stats = {"reward": rewards.mean().item(), "reward_std": rewards.std().item(),
+                         "completion_length": gens.mask.sum(1).float().mean().item(), "accuracy": self.last_accuracy,
+                         **({"sampled_accuracy": self.last_sampled_accuracy} if cfg.eval_samples else {}),
+                         "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "completions": rewards.numel(),
+                         "completions_per_second": rewards.numel() / (t2 - t0),
+                         "tokens_per_second": tokens / (t2 - t0), "completion_tokens": tokens, **stats}
+                if session.finish_iteration(stats, callback):
                     break
-        finally:
-            logger.close()
-        if self.run_dir is not None:
-            self.save(self.run_dir / "model")
         return self
+
+    def summary(self, eval_episodes: int = 0) -> list[str]:
+        """What the CLI prints when training ends: steps, completions and held-out accuracy before and after
+        (measured at the end of ``learn``; ``eval_episodes`` is for env-stepping trainers)."""
+        lines = [f"done: {self.global_step:,} GRPO steps, {self.progress.num_episodes:,} completions; held-out "
+                 f"exact-match accuracy (greedy) {_fmt(self.warmup_accuracy)} at the start, "
+                 f"{_fmt(self.last_accuracy)} at the end"]
+        if self.last_sampled_accuracy is not None:
+            lines.append(f"sampled at temperature {self.config.temperature} ({self.config.eval_samples} per "
+                         f"prompt): {_fmt(self.warmup_sampled_accuracy)} at the start, "
+                         f"{_fmt(self.last_sampled_accuracy)} at the end")
+        return lines
 
     # --- evaluation and persistence ----------------------------------------------------------------------
     def evaluate(self, examples: int | None = None, samples: int | None = None) -> dict[str, float]:
@@ -442,6 +435,17 @@ class GRPO:
         at the training temperature and top-p (``sampled_accuracy``)."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             return self._evaluate(examples, samples)  # training's random stream does not depend on evaluation
+
+    def describe_evaluation(self, episodes: int = 20, deterministic: bool = True,
+                            video_dir: str | Path | None = None, seed: int | None = None) -> list[str]:
+        """``proxrl eval``: held-out accuracy, greedy and (with ``eval_samples``) sampled, in one line."""
+        if video_dir is not None:
+            raise ConfigError("--video records env episodes; GRPO has none (its evaluation is held-out accuracy)")
+        r = self.evaluate()
+        sampled = (f"; sampled ({self.config.eval_samples} per prompt) {r['sampled_accuracy']:.3f}"
+                   if "sampled_accuracy" in r else "")
+        return [f"grpo on {self.config.env}: greedy exact-match accuracy {r['accuracy']:.3f} on {r['examples']} "
+                f"held-out prompts{sampled}"]
 
     def _evaluate(self, examples: int | None, samples: int | None) -> dict[str, float]:
         cfg = self.config
@@ -459,28 +463,30 @@ class GRPO:
         result = self.evaluate()
         self.last_accuracy, self.last_sampled_accuracy = result["accuracy"], result.get("sampled_accuracy")
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but the weights (which go through ``save_pretrained``): optimiser, counters, RNG states,
+        config, accuracies, the value head and where the reference model is kept (safe to load)."""
+        return {"format_version": checkpoint.FORMAT_VERSION, "algo": self.algo, "config": cfgmod.dump(self.config),
+                "optimizer": self.optimizer.state_dict(), **self.progress.state_dict(), "rng": rng_state(),
+                "task_rng": json.dumps(self.rng.getstate()), "last_accuracy": self.last_accuracy,
+                "warmup_accuracy": self.warmup_accuracy, "last_sampled_accuracy": self.last_sampled_accuracy,
+                "warmup_sampled_accuracy": self.warmup_sampled_accuracy,
+                "value_head": None if self.value_head is None else self.value_head.state_dict(),
+                # β = 0 or LoRA: no separate reference model; else the folder it is read back from
+                "reference": None if self.ref_model is None else self.reference_source or REFERENCE_FOLDER}
+
     def save(self, folder: str | Path) -> Path:
-        """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, plus ``trainer_state.pt``
-        (optimiser, counters, RNG states, config; safe to load) and the value head if any. Written to a
-        temporary folder first and renamed, so a crash never leaves a half-written one."""
+        """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, the reference model where no
+        other folder holds it, and :meth:`state_dict` as ``trainer_state.pt``. Written to a temporary folder first
+        and renamed, so a crash never leaves a half-written one."""
         folder = Path(folder)
         tmp = folder.with_name(f".{folder.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         self.policy.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
-        state = {"format_version": checkpoint.FORMAT_VERSION, "algo": self.algo, "config": cfgmod.dump(self.config),
-                 "optimizer": self.optimizer.state_dict(), "global_step": self.global_step,
-                 "num_episodes": self.num_episodes, "elapsed": self.elapsed,
-                 "recent_returns": list(self.recent_returns), "rng": rng_state(),
-                 "task_rng": json.dumps(self.rng.getstate()), "last_accuracy": self.last_accuracy,
-                 "warmup_accuracy": self.warmup_accuracy, "last_sampled_accuracy": self.last_sampled_accuracy,
-                 "warmup_sampled_accuracy": self.warmup_sampled_accuracy,
-                 "value_head": None if self.value_head is None else self.value_head.state_dict()}
-        state["reference"] = None  # β = 0 or LoRA: no separate reference model
-        if self.ref_model is not None:
-            state["reference"] = self.reference_source or REFERENCE_FOLDER
-            if self.reference_source is None:
-                self.ref_model.save_pretrained(tmp / REFERENCE_FOLDER)
+        state = self.state_dict()
+        if state["reference"] == REFERENCE_FOLDER:
+            self.ref_model.save_pretrained(tmp / REFERENCE_FOLDER)  # type: ignore[union-attr]
         checkpoint.atomic_save(state, tmp / checkpoint.TRAINER_STATE)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
@@ -537,9 +543,7 @@ class GRPO:
             trainer.value_head.load_state_dict(state["value_head"])
         trainer._restore_reference(folder, state["reference"])
         trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.global_step, trainer.num_episodes = int(state["global_step"]), int(state["num_episodes"])
-        trainer.elapsed = float(state["elapsed"])
-        trainer.recent_returns.extend(state["recent_returns"])
+        trainer.progress.load_state_dict(state)
         trainer.last_accuracy = state["last_accuracy"]
         trainer.warmup_accuracy = state["warmup_accuracy"]
         trainer.last_sampled_accuracy = state["last_sampled_accuracy"]
@@ -574,3 +578,7 @@ def _load_adapter(model: Any, folder: Path) -> None:
     weights = peft.utils.load_peft_weights(str(folder))
     peft.set_peft_model_state_dict(model, weights)
 
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

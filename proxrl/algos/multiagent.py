@@ -31,6 +31,7 @@ from ..envs.pettingzoo import MultiAgentBatch, MultiAgentCollector, agent_spec, 
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..optim import FlatParameters, adam_step, make_adam
 from ..policies import MultiAgentActorCritic
+from ..run import GLOBAL_STEP, Session
 from . import agent
 from .agent import RolloutConfig
 from .common import check_finite, check_gradient, resolve_device, seed_everything
@@ -126,13 +127,14 @@ class MultiAgentPPO:
     """
 
     algo = "multiagent_ppo"
+    final_checkpoint = "model.pt"
     config_class = MultiAgentPPOConfig
 
     def __init__(self, env: str | None = None, config: MultiAgentPPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
         cfg = self.config = agent.build_config(MultiAgentPPOConfig, config, env, overrides)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.progress = progress
+        self.show_progress = progress
         seed_everything(cfg.seed)
         torch.set_num_threads(cfg.torch_threads)
         self.kind, self.make_env = load_pettingzoo(cfg.env, cfg.env_kwargs)
@@ -160,9 +162,12 @@ class MultiAgentPPO:
         self.acting_rng = np.random.default_rng(cfg.seed)  # unused here (torch samples); kept for checkpoints
         agent.init_counters(self)
 
-    solved = agent.solved
     state_dict = agent.state_dict
     save = agent.save
+    save_checkpoint = agent.save_checkpoint
+    summary = agent.summary
+    describe_evaluation = agent.describe_evaluation
+    global_step = GLOBAL_STEP
     load = classmethod(agent.load)
 
     def start_envs(self) -> MultiAgentCollector:
@@ -191,9 +196,11 @@ class MultiAgentPPO:
               callback: Callable[[MultiAgentPPO, dict[str, Any]], bool | None] | None = None) -> MultiAgentPPO:
         """Train for ``total_steps`` more rows × copies (default: until ``config.total_steps`` in all)."""
         cfg = self.config
-        with agent.training_session(self, total_steps) as (target, finish_iteration):
-            collector = self._rollout
-            while self.global_step < target:
+        if self._rollout is None:
+            self._rollout = self.start_envs()
+        with Session(self, total_steps, cfg.stop_return) as session:
+            collector, target = self._rollout, session.target
+            while session.running():
                 # 1. anneal the learning rate
                 lr = agent.anneal_lr(self, target)
                 # 2. collect T rows from N copies with every agent's π_θold
@@ -201,9 +208,7 @@ class MultiAgentPPO:
                 t0 = time.perf_counter()
                 batch = collector.collect()
                 t1 = time.perf_counter()
-                self.global_step += cfg.batch_size
-                self.iteration += 1
-                agent.record_episodes(self, collector)
+                self.progress.advance(cfg.batch_size, *collector.episodes.drain())
                 # 3. advantages: GAE per agent (local critics) or joint GAE on the team reward (central critic)
                 adv, returns = self._advantages(batch)
                 # 4. epochs of clipped-surrogate updates: all agents at once, or one after another (happo)
@@ -212,7 +217,7 @@ class MultiAgentPPO:
                     self._update_joint(batch, adv, returns)
                 # 5. log and checkpoint
                 stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr)
-                if finish_iteration(stats, callback):
+                if session.finish_iteration(stats, callback):
                     break
         return self
 

@@ -22,6 +22,7 @@ from ..advantages import normalize, vtrace
 from ..config import param
 from ..objectives import entropy_bonus, importance_weight, pg_loss, value_loss
 from ..replay import ReplayMemory, StoredRollout
+from ..run import GLOBAL_STEP, Session
 from . import agent
 from .agent import ActorCriticConfig
 from .common import check_finite, explained_variance
@@ -46,6 +47,7 @@ class OffPolicyPG:
     """Off-policy PG with truncated importance weights and a V-trace critic, reusing a replay memory."""
 
     algo = "offpolicy_pg"
+    final_checkpoint = "model.pt"
     config_class = OffPolicyPGConfig
 
     def __init__(self, env: str | None = None, config: OffPolicyPGConfig | None = None, *,
@@ -56,11 +58,14 @@ class OffPolicyPG:
         self.replay = ReplayMemory(cfg.replay_size, seed=cfg.seed)
 
     start_envs = agent.start_envs
-    solved = agent.solved
     predict = agent.predict
     evaluate = agent.evaluate
     state_dict = agent.state_dict
     save = agent.save
+    save_checkpoint = agent.save_checkpoint
+    summary = agent.summary
+    describe_evaluation = agent.describe_evaluation
+    global_step = GLOBAL_STEP
     load = classmethod(agent.load)
 
     def learn(self, total_steps: int | None = None,
@@ -70,9 +75,11 @@ class OffPolicyPG:
         ``callback(agent, row)`` runs after every iteration with the row just logged; returning False stops.
         """
         cfg = self.config
-        with agent.training_session(self, total_steps) as (target, finish_iteration):
-            rollout = self._rollout
-            while self.global_step < target:
+        if self._rollout is None:
+            self._rollout = self.start_envs()
+        with Session(self, total_steps, cfg.stop_return) as session:
+            rollout, target = self._rollout, session.target
+            while session.running():
                 # 1. anneal the learning rate linearly with the steps still to go
                 lr = agent.anneal_lr(self, target)
                 # 2. collect T steps from N envs with the current policy (β of this entry) and store them
@@ -81,9 +88,7 @@ class OffPolicyPG:
                 batch = rollout.collect()
                 last_obs = torch.as_tensor(rollout.obs, device=self.device)
                 t1 = time.perf_counter()
-                self.global_step += cfg.batch_size
-                self.iteration += 1
-                agent.record_episodes(self, rollout)
+                self.progress.advance(cfg.batch_size, *rollout.episodes.drain())
                 fresh = StoredRollout.copy_of(batch, last_obs)
                 self.replay.add(fresh)
                 # 3–4. V-trace targets and one weighted PG step on the fresh rollout, then on replayed ones
@@ -94,7 +99,7 @@ class OffPolicyPG:
                 stats = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
                 stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr,
                              replay_rollouts=len(self.replay))
-                if finish_iteration(stats, callback):
+                if session.finish_iteration(stats, callback):
                     break
         return self
 

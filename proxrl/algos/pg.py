@@ -26,6 +26,7 @@ from ..advantages import discounted_returns, gae, normalize, td_residual
 from ..config import param
 from ..objectives import entropy_bonus, pg_loss, value_loss
 from ..rollout import Batch
+from ..run import GLOBAL_STEP, Session
 from . import agent
 from .agent import ActorCriticConfig
 from .common import check_finite, explained_variance
@@ -84,6 +85,7 @@ class PG:
     REINFORCE (also :func:`REINFORCE` and ``proxrl train reinforce``)."""
 
     algo = "pg"
+    final_checkpoint = "model.pt"
     config_class = PGConfig
 
     def __init__(self, env: str | None = None, config: PGConfig | None = None, *, run_dir: str | Path | None = None,
@@ -94,11 +96,14 @@ class PG:
         self.episodic = cfg.advantage in EPISODIC
 
     start_envs = agent.start_envs
-    solved = agent.solved
     predict = agent.predict
     evaluate = agent.evaluate
     state_dict = agent.state_dict
     save = agent.save
+    save_checkpoint = agent.save_checkpoint
+    summary = agent.summary
+    describe_evaluation = agent.describe_evaluation
+    global_step = GLOBAL_STEP
     load = classmethod(agent.load)
 
     def learn(self, total_steps: int | None = None,
@@ -108,9 +113,11 @@ class PG:
         ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
         """
         cfg = self.config
-        with agent.training_session(self, total_steps) as (target, finish_iteration):
-            rollout = self._rollout
-            while self.global_step < target:
+        if self._rollout is None:
+            self._rollout = self.start_envs()
+        with Session(self, total_steps, cfg.stop_return) as session:
+            rollout, target = self._rollout, session.target
+            while session.running():
                 # 1. anneal the learning rate linearly with the steps still to go
                 lr = agent.anneal_lr(self, target)
                 # 2. collect with π_θ: one complete episode per env (Monte-Carlo estimators), else T steps per env
@@ -118,9 +125,7 @@ class PG:
                 t0 = time.perf_counter()
                 batch = rollout.collect(episodic=self.episodic)
                 t1 = time.perf_counter()
-                self.global_step += rollout.steps_taken
-                self.iteration += 1
-                agent.record_episodes(self, rollout)
+                self.progress.advance(rollout.steps_taken, *rollout.episodes.drain())
                 # 3. the advantage estimate Â and the critic's regression target
                 adv, value_target = self.estimator(batch, cfg.gamma, cfg.gae_lambda)
                 # 4. one gradient step on −E[Â ln π(a|s)] + c_v (V − target)² − c_H H
@@ -128,7 +133,7 @@ class PG:
                 stats = self._update(batch, adv, value_target)
                 # 5. log and checkpoint
                 stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr)
-                if finish_iteration(stats, callback):
+                if session.finish_iteration(stats, callback):
                     break
         return self
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..run import GLOBAL_STEP, Session
 from . import agent
 from .agent import ActorCriticConfig
 from ..advantages import gae, normalize
@@ -93,6 +94,7 @@ class PPO:
     """
 
     algo = "ppo"
+    final_checkpoint = "model.pt"
     config_class = PPOConfig
 
     def __init__(self, env: str | None = None, config: PPOConfig | None = None, *, run_dir: str | Path | None = None,
@@ -108,11 +110,14 @@ class PPO:
         self.fused = FusedClipPPOGradient(self.policy, self.flat, cfg.vf_coef, cfg.ent_coef) if use_fused else None
 
     start_envs = agent.start_envs
-    solved = agent.solved
     predict = agent.predict
     evaluate = agent.evaluate
     state_dict = agent.state_dict
     save = agent.save
+    save_checkpoint = agent.save_checkpoint
+    summary = agent.summary
+    describe_evaluation = agent.describe_evaluation
+    global_step = GLOBAL_STEP
     load = classmethod(agent.load)
 
     def extra_state(self) -> dict[str, Any]:
@@ -132,9 +137,11 @@ class PPO:
         ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
         """
         cfg = self.config
-        with agent.training_session(self, total_steps) as (target, finish_iteration):
-            rollout = self._rollout
-            while self.global_step < target:
+        if self._rollout is None:
+            self._rollout = self.start_envs()
+        with Session(self, total_steps, cfg.stop_return) as session:
+            rollout, target = self._rollout, session.target
+            while session.running():
                 # 1. anneal the learning rate and clip range linearly with the steps still to go
                 lr = agent.anneal_lr(self, target)
                 clip_eps = cfg.clip_eps * (1.0 - self.global_step / target) if cfg.anneal_clip else cfg.clip_eps
@@ -143,9 +150,7 @@ class PPO:
                 t0 = time.perf_counter()
                 batch = rollout.collect()
                 t1 = time.perf_counter()
-                self.global_step += cfg.batch_size
-                self.iteration += 1
-                agent.record_episodes(self, rollout)
+                self.progress.advance(cfg.batch_size, *rollout.episodes.drain())
                 # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
                 adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated,
                           cfg.gamma, cfg.gae_lambda)
@@ -156,7 +161,7 @@ class PPO:
                 # 5. log and checkpoint
                 stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr,
                              clip_eps=clip_eps)
-                if finish_iteration(stats, callback):
+                if session.finish_iteration(stats, callback):
                     break
         return self
 

@@ -1,0 +1,177 @@
+"""The run core every trainer shares, by composition (DESIGN: one trainer skeleton).
+
+- :class:`Progress` — the run's counters and its window of recent episodes: what a checkpoint restores besides
+  the weights, optimiser and RNG states.
+- :class:`Session` — around a ``learn`` loop: the run directory's ``config.yaml``, one ``progress.csv`` /
+  TensorBoard row per iteration, wall time, the checkpoint cadence, the stop rule and the final save.
+- :class:`Trainer` — the protocol the CLI, :func:`proxrl.load` and the Session rely on.
+
+A trainer holds a Progress, runs its loop inside a Session and chooses its checkpoint store (a file, or a
+``save_pretrained`` folder for language models); the Session never asks which method it serves.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Protocol
+
+from . import config as cfgmod
+from .config import RunConfig
+from .logging import RunLogger
+
+RETURN_WINDOW = 20  # "mean return" is over the last 20 finished episodes (SB3's and CleanRL's window too)
+
+
+@dataclass
+class Progress:
+    """Counters of a run: ``global_step`` (env steps, or GRPO steps), ``iteration`` (updates), episodes finished
+    (or completions sampled), training wall time summed over resumed sessions, and the last 20 episodes' returns
+    and lengths."""
+
+    global_step: int = 0
+    iteration: int = 0
+    num_episodes: int = 0
+    elapsed: float = 0.0
+    recent_returns: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=RETURN_WINDOW))
+    recent_lengths: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=RETURN_WINDOW))
+
+    def advance(self, steps: int, returns: Iterable[float] = (), lengths: Iterable[int] = (),
+                episodes: int | None = None) -> None:
+        """One iteration of ``steps`` more steps, with the episodes it finished (``episodes`` counts them when
+        they are not one return each, e.g. GRPO's completions)."""
+        returns, lengths = list(returns), list(lengths)
+        self.global_step += steps
+        self.iteration += 1
+        self.num_episodes += len(returns) if episodes is None else episodes
+        self.recent_returns.extend(returns)
+        self.recent_lengths.extend(lengths)
+
+    def mean_return(self) -> float:
+        """Mean of the recent returns (NaN before any)."""
+        return _mean(self.recent_returns)
+
+    def reached(self, stop_return: float | None) -> bool:
+        """True once ``stop_return`` is set and the last 20 episodes' mean return reaches it."""
+        return (stop_return is not None and len(self.recent_returns) == self.recent_returns.maxlen
+                and self.mean_return() >= stop_return)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The counters as checkpoint-safe values (top-level keys of a checkpoint)."""
+        return {"global_step": self.global_step, "iteration": self.iteration, "num_episodes": self.num_episodes,
+                "elapsed": self.elapsed, "recent_returns": list(self.recent_returns),
+                "recent_lengths": list(self.recent_lengths)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s keys from a checkpoint."""
+        self.global_step, self.iteration = int(state["global_step"]), int(state["iteration"])
+        self.num_episodes, self.elapsed = int(state["num_episodes"]), float(state["elapsed"])
+        self.recent_returns.clear()
+        self.recent_returns.extend(state["recent_returns"])
+        self.recent_lengths.clear()
+        self.recent_lengths.extend(state["recent_lengths"])
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else math.nan
+
+
+class Trainer(Protocol):
+    """What every method's trainer offers (PPO, PG, OffPolicyPG, MultiAgentPPO, GRPO)."""
+
+    algo: ClassVar[str]
+    config_class: ClassVar[type[RunConfig]]
+    final_checkpoint: ClassVar[str]  # the run directory's last save: "model.pt" (a file) or "model" (a folder)
+    config: Any
+    progress: Progress
+    run_dir: Path | None
+    show_progress: bool | None
+
+    def learn(self, total_steps: int | None = None, callback: Callable[..., bool | None] | None = None) -> Any:
+        """Train for ``total_steps`` more steps (default: until ``config.total_steps``)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to evaluate or resume."""
+        ...
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (atomically) to ``path``."""
+        ...
+
+    def save_checkpoint(self) -> Path:
+        """Write the next periodic checkpoint under ``run_dir / "checkpoints"``, pruning old ones."""
+        ...
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Fresh-episode (or held-out) performance."""
+        ...
+
+    def summary(self) -> list[str]:
+        """What the CLI prints when training ends: one line each."""
+        ...
+
+
+class Session:
+    """The bookkeeping around a ``learn`` loop. ``with Session(trainer, total_steps) as session:`` then
+    ``while session.running(): … if session.finish_iteration(stats, callback): break``.
+
+    On entry: the target step, the run's logger (a resumed run drops rows past its checkpoint) and
+    ``config.yaml``. Per iteration: a row of the Progress counters and the trainer's stats, a periodic checkpoint
+    every ``checkpoint_every`` iterations, the stop rule (callback returned False, or ``stop_return`` reached).
+    On a normal exit: the final save to ``run_dir / trainer.final_checkpoint``.
+    """
+
+    def __init__(self, trainer: Trainer, total_steps: int | None, stop_return: float | None = None) -> None:
+        self.trainer = trainer
+        self.progress = progress = trainer.progress
+        cfg = trainer.config
+        self.target = cfg.total_steps if total_steps is None else progress.global_step + total_steps
+        self.stop_return = stop_return
+        run_dir = trainer.run_dir
+        self.logger = RunLogger(run_dir, self.target, cfg.tensorboard and run_dir is not None,
+                                trainer.show_progress, resume_step=progress.global_step or None)
+        if run_dir is not None:
+            (run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
+        self._start, self._start_step, self._elapsed_before = time.perf_counter(), progress.global_step, \
+            progress.elapsed
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.logger.close()
+        if kind is None and self.trainer.run_dir is not None:
+            self.trainer.save(self.trainer.run_dir / self.trainer.final_checkpoint)
+
+    def running(self) -> bool:
+        """True while the target step is ahead."""
+        return self.progress.global_step < self.target
+
+    def finish_iteration(self, stats: dict[str, Any], callback: Callable[[Any, dict[str, Any]], bool | None] | None
+                         ) -> bool:
+        """Log the iteration's row, checkpoint on cadence, run the callback; True when training should stop."""
+        progress, cfg = self.progress, self.trainer.config
+        seconds = time.perf_counter() - self._start
+        progress.elapsed = self._elapsed_before + seconds
+        row = {"global_step": progress.global_step, "iteration": progress.iteration,
+               "episodes": progress.num_episodes, "time": progress.elapsed,
+               "sps": (progress.global_step - self._start_step) / max(seconds, 1e-9),
+               "mean_return": progress.mean_return(), "mean_length": _mean(progress.recent_lengths), **stats}
+        self.logger.log(row)
+        if self.trainer.run_dir is not None and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
+            self.trainer.save_checkpoint()
+        stop = callback is not None and callback(self.trainer, row) is False
+        return stop or progress.reached(self.stop_return)
+
+
+GLOBAL_STEP = property(lambda trainer: trainer.progress.global_step,
+                       doc="Steps trained so far: env steps (summed over the N envs), or GRPO steps.")

@@ -1,0 +1,90 @@
+"""The run core: Progress counts and restores, the Session writes one row per iteration, checkpoints on cadence,
+stops on the callback or the stop rule, and saves at the end — for every trainer alike."""
+
+import math
+
+import pytest
+
+from proxrl import PPO
+from proxrl.run import Progress, Session
+
+
+def test_progress_counts_iterations_episodes_and_the_last_20_returns():
+    p = Progress()
+    assert math.isnan(p.mean_return()) and not p.reached(0.0)
+    for k in range(25):
+        p.advance(10, returns=[float(k)], lengths=[k + 1])
+    assert (p.global_step, p.iteration, p.num_episodes) == (250, 25, 25)
+    assert list(p.recent_returns) == [float(k) for k in range(5, 25)]  # the last 20
+    assert p.mean_return() == 14.5 and p.reached(14.5) and not p.reached(14.6) and not p.reached(None)
+    p.advance(1, [1.0, 2.0], episodes=64)  # GRPO: one step, 64 completions, one mean reward
+    assert p.num_episodes == 89
+    q = Progress()
+    q.load_state_dict(p.state_dict())
+    assert q == p
+
+
+class _Toy:
+    """The smallest Trainer: counts steps, saves a marker file."""
+
+    algo, final_checkpoint = "toy", "final.txt"
+
+    def __init__(self, run_dir, **config):
+        from proxrl.algos.agent import ActorCriticConfig
+
+        self.config = ActorCriticConfig(**config)
+        self.progress, self.run_dir, self.show_progress = Progress(), run_dir, False
+        self.checkpoints, self.saved = [], []
+
+    def save_checkpoint(self):
+        self.checkpoints.append(self.progress.global_step)
+
+    def save(self, path):
+        self.saved.append(path)
+        path.write_text(str(self.progress.global_step))
+        return path
+
+
+@pytest.mark.parametrize("stop", ["target", "callback", "stop_return", "error"])
+def test_session_logs_checkpoints_stops_and_saves(tmp_path, stop):
+    toy = _Toy(tmp_path, total_steps=300, checkpoint_every=2, tensorboard=False, stop_return=5.0)
+    rows = []
+
+    def callback(trainer, row):
+        rows.append(row)
+        return not (stop == "callback" and row["iteration"] == 3)
+
+    with pytest.raises(RuntimeError) if stop == "error" else _nothing():
+        with Session(toy, None, toy.config.stop_return if stop == "stop_return" else None) as session:
+            while session.running():
+                toy.progress.advance(10, returns=[float(toy.progress.iteration)])
+                if stop == "error" and toy.progress.iteration == 4:
+                    raise RuntimeError("boom")
+                if session.finish_iteration({"loss": 1.0}, callback):
+                    break
+    last = {"target": 30, "callback": 3, "stop_return": 20, "error": 3}[stop]  # stop_return: 20 returns, mean ≥ 5
+    assert [r["iteration"] for r in rows] == list(range(1, last + 1))
+    assert rows[-1]["global_step"] == 10 * last and rows[-1]["loss"] == 1.0 and "sps" in rows[-1]
+    assert toy.checkpoints == [20 * k for k in range(1, last // 2 + 1)]
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "progress.csv").is_file()
+    assert toy.saved == ([] if stop == "error" else [tmp_path / "final.txt"])  # no final save after a crash
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_every_trainer_offers_the_protocol():
+    from proxrl import ALGORITHMS
+
+    for cls in set(ALGORITHMS.values()):
+        for name in ("learn", "state_dict", "save", "save_checkpoint", "load", "evaluate", "summary",
+                     "describe_evaluation", "final_checkpoint", "config_class", "global_step"):
+            assert hasattr(cls, name), (cls.__name__, name)
+    agent = PPO("CartPole-v1", num_envs=2, num_steps=16, num_minibatches=2, progress=False, tensorboard=False)
+    agent.learn(64)
+    assert agent.global_step == agent.progress.global_step == 64
