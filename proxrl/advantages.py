@@ -19,7 +19,7 @@ def _check_time_major(**tensors: Tensor) -> None:
 
 
 def td_residual(
-    rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, gamma: float
+    rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, *, gamma: float
 ) -> Tensor:
     """TD residual δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t).  All tensors ``[T, N]``."""
     _check_time_major(rewards=rewards, values=values, next_values=next_values, terminated=terminated)
@@ -32,6 +32,7 @@ def gae(
     next_values: Tensor,
     terminated: Tensor,
     truncated: Tensor,
+    *,
     gamma: float,
     gae_lambda: float,
 ) -> Tensor:
@@ -43,7 +44,7 @@ def gae(
     """
     _check_time_major(rewards=rewards, values=values, next_values=next_values,
                       terminated=terminated, truncated=truncated)
-    delta = td_residual(rewards, values, next_values, terminated, gamma)
+    delta = td_residual(rewards, values, next_values, terminated, gamma=gamma)
     carry = gamma * gae_lambda * (1.0 - (terminated | truncated).float())
     adv = torch.empty_like(delta)
     last = torch.zeros_like(delta[0])
@@ -57,6 +58,7 @@ def discounted_returns(
     rewards: Tensor,
     terminated: Tensor,
     truncated: Tensor,
+    *,
     gamma: float,
     next_values: Tensor | None = None,
 ) -> Tensor:
@@ -97,6 +99,7 @@ def vtrace(
     terminated: Tensor,
     truncated: Tensor,
     log_rhos: Tensor,
+    *,
     gamma: float,
     rho_bar: float = 1.0,
     c_bar: float = 1.0,
@@ -136,8 +139,9 @@ def masked_gae(
     terminated: Tensor,
     truncated: Tensor,
     alive: Tensor,
+    *,
     gamma: float,
-    lam: float,
+    gae_lambda: float,
 ) -> Tensor:
     """GAE(γ, λ) along the time axis of every column (env × agent) that skips the rows where the column did not act
     (``alive`` False: an agent that left the episode, or another player's turn); those rows get Â = 0.
@@ -155,7 +159,7 @@ def masked_gae(
     for t in range(rewards.shape[0] - 1, -1, -1):
         ended = terminated[t] | truncated[t]
         v_next = torch.where(terminated[t], zero, torch.where(truncated[t], bootstrap[t], next_value))
-        a = rewards[t] + gamma * v_next - values[t] + gamma * lam * (~ended).float() * next_adv
+        a = rewards[t] + gamma * v_next - values[t] + gamma * gae_lambda * (~ended).float() * next_adv
         live = alive[t]
         adv[t] = torch.where(live, a, zero)
         next_value = torch.where(live, values[t], next_value)

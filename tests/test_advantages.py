@@ -32,7 +32,8 @@ def test_gae_hand_example_with_one_termination_and_one_truncation():
 
 def test_gae_lambda_zero_is_td_residual():
     r, v, nv, term, trunc = (x.repeat(1, 3) for x in example())
-    torch.testing.assert_close(gae(r, v, nv, term, trunc, 0.95, 0.0), td_residual(r, v, nv, term, 0.95),
+    torch.testing.assert_close(gae(r, v, nv, term, trunc, gamma=0.95, gae_lambda=0.0),
+                               td_residual(r, v, nv, term, gamma=0.95),
                                atol=1e-6, rtol=0)
 
 
@@ -43,14 +44,16 @@ def test_gae_gamma_lambda_one_is_return_minus_value():
     trunc = (torch.rand(7, 3, generator=g) < 0.2) & ~term
     # within an episode V(s_{t+1}) is the next row's V(s); after an end it is V(final obs)
     nv = torch.where(term | trunc, final_v, torch.cat([v[1:], final_v[-1:]]))
-    adv = gae(r, v, nv, term, trunc, 1.0, 1.0)
-    torch.testing.assert_close(adv, discounted_returns(r, term, trunc, 1.0, next_values=nv) - v, atol=1e-5, rtol=0)
+    adv = gae(r, v, nv, term, trunc, gamma=1.0, gae_lambda=1.0)
+    g = discounted_returns(r, term, trunc, gamma=1.0, next_values=nv)
+    torch.testing.assert_close(adv, g - v, atol=1e-5, rtol=0)
 
 
 def test_gae_split_at_episode_end_changes_nothing():
     r, v, nv, term, trunc = example()
-    full = gae(r, v, nv, term, trunc, 0.9, 0.8)
-    parts = [gae(r[a:b], v[a:b], nv[a:b], term[a:b], trunc[a:b], 0.9, 0.8) for a, b in ((0, 2), (2, 4))]
+    full = gae(r, v, nv, term, trunc, gamma=0.9, gae_lambda=0.8)
+    parts = [gae(r[a:b], v[a:b], nv[a:b], term[a:b], trunc[a:b], gamma=0.9, gae_lambda=0.8)
+             for a, b in ((0, 2), (2, 4))]
     torch.testing.assert_close(torch.cat(parts), full, atol=0, rtol=0)
 
 
@@ -79,8 +82,8 @@ def test_discounted_returns_terminated_on_the_last_allowed_step_is_not_bootstrap
     g = discounted_returns(rewards, both, both, gamma=0.9, next_values=next_values)
     torch.testing.assert_close(g, T([[1.0]]), atol=0, rtol=0)
     # the other estimators agree: GAE with V(s) = 0 gives Â = δ = r
-    torch.testing.assert_close(gae(rewards, T([[0.0]]), next_values, both, both, 0.9, 0.95), T([[1.0]]),
-                               atol=0, rtol=0)
+    adv = gae(rewards, T([[0.0]]), next_values, both, both, gamma=0.9, gae_lambda=0.95)
+    torch.testing.assert_close(adv, T([[1.0]]), atol=0, rtol=0)
 
 
 def test_discounted_returns_discount_each_step_once_by_gamma():

@@ -24,15 +24,16 @@ def test_masked_gae_with_every_row_alive_is_gae():
     rewards, values, boot, last, terminated, truncated = _rollout()
     next_values = torch.cat([values[1:], last[None]])
     next_values = torch.where(truncated, boot, next_values)  # gae reads V(final obs) from next_values
-    expected = gae(rewards, values, next_values, terminated, truncated, 0.9, 0.8)
-    got = masked_gae(rewards, values, boot, last, terminated, truncated, torch.ones_like(terminated), 0.9, 0.8)
+    expected = gae(rewards, values, next_values, terminated, truncated, gamma=0.9, gae_lambda=0.8)
+    got = masked_gae(rewards, values, boot, last, terminated, truncated, torch.ones_like(terminated), gamma=0.9,
+                     gae_lambda=0.8)
     torch.testing.assert_close(got, expected)
 
 
 def test_masked_gae_skips_rows_where_the_agent_did_not_act():
     rewards, values, boot, last, terminated, truncated = _rollout(t=5, n=1, seed=3)
     dense = masked_gae(rewards, values, boot, last, terminated, truncated, torch.ones(5, 1, dtype=torch.bool),
-                       0.9, 0.8)
+                       gamma=0.9, gae_lambda=0.8)
     # interleave rows in which this agent does not act (another player's turn): they must change nothing
     alive = torch.tensor([True, False, True, False, True, False, True, False, True, False])[:, None]
     spread = torch.zeros(10, 1)
@@ -43,7 +44,8 @@ def test_masked_gae_skips_rows_where_the_agent_did_not_act():
         return out
 
     got = masked_gae(spread_out(rewards), spread_out(values, 7.0), spread_out(boot), last,
-                     spread_out(terminated, False), spread_out(truncated, False), alive, 0.9, 0.8)
+                     spread_out(terminated, False), spread_out(truncated, False), alive, gamma=0.9,
+                     gae_lambda=0.8)
     torch.testing.assert_close(got[alive], dense[:, 0])
     assert torch.all(got[~alive] == spread[~alive])
 

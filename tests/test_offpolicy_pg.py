@@ -24,7 +24,7 @@ def _case():
 def test_vtrace_on_policy_is_the_bootstrapped_monte_carlo_return():
     rewards, values, next_values, terminated, truncated = _case()
     v, q = vtrace(rewards, values, next_values, terminated, truncated, torch.zeros(4, 1), gamma=0.9)
-    g = discounted_returns(rewards, terminated, truncated, 0.9, next_values=next_values)
+    g = discounted_returns(rewards, terminated, truncated, gamma=0.9, next_values=next_values)
     torch.testing.assert_close(v, g)
     # Q̂ = r + γ v_{t+1}, with V(final obs) after the truncation and V(s_T) at the rollout's end
     torch.testing.assert_close(q, torch.tensor([[1 + 0.9 * g[1, 0]], [2 + 0.9 * g[2, 0]], [3 + 0.9 * 9.0],

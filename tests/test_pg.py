@@ -26,12 +26,12 @@ def test_two_iterations_change_every_trainable_parameter(advantage, kind):
 def test_td_is_gae_with_lambda_0_and_return_minus_value_is_gae_with_lambda_1():
     agent = PG("proxrl_test/Counter-v0", advantage="gae", **TINY)  # Counter truncates: bootstraps matter
     batch = agent.start_envs().collect()
-    args = (batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated, 0.9)
+    args = (batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated)
     td, td_target = estimate_advantages("td", batch, 0.9, 0.5)
-    torch.testing.assert_close(td, gae(*args, 0.0))
+    torch.testing.assert_close(td, gae(*args, gamma=0.9, gae_lambda=0.0))
     torch.testing.assert_close(td_target, td + batch.values[:-1])
     g_minus_v, g = estimate_advantages("return_minus_value", batch, 0.9, 0.5)
-    torch.testing.assert_close(g_minus_v, gae(*args, 1.0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_minus_v, gae(*args, gamma=0.9, gae_lambda=1.0), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g, g_minus_v + batch.values[:-1])
 
 

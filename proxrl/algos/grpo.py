@@ -372,8 +372,8 @@ class GRPO:
             next_values = torch.cat([values[:, 1:], torch.zeros_like(values[:, :1])], dim=1)
             done = last.bool() | ~mask.bool()
             # time-major for advantages.gae: [L, B]
-            adv = gae(token_rewards.T, values.T, next_values.T, done.T, torch.zeros_like(done.T), cfg.gamma,
-                      cfg.gae_lambda).T
+            adv = gae(token_rewards.T, values.T, next_values.T, done.T, torch.zeros_like(done.T),
+                      gamma=cfg.gamma, gae_lambda=cfg.gae_lambda).T
             returns = adv + values
             adv = normalize(adv, mask.bool()) * mask
         return adv, returns

@@ -227,13 +227,13 @@ class MultiAgentPPO:
         if self.policy.critic_kind == "local":
             values = vn.denormalize(b.values)
             adv = masked_gae(b.rewards, values, vn.denormalize(b.bootstrap), vn.denormalize(b.last_values),
-                             b.terminated, b.truncated, b.alive, cfg.gamma, cfg.gae_lambda)
+                             b.terminated, b.truncated, b.alive, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
             return adv, adv + values
         values = vn.denormalize(b.values[..., 0])
         team_alive = b.alive.any(-1)
         adv = masked_gae(b.team_rewards, values, vn.denormalize(b.team_bootstrap),
                          vn.denormalize(b.last_values[:, 0]), b.team_terminated, b.team_truncated, team_alive,
-                         cfg.gamma, cfg.gae_lambda)
+                         gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
         return torch.where(b.alive, adv.unsqueeze(-1), torch.zeros(())), adv + values
 
     def _critic_loss(self, b: MultiAgentBatch, idx: Tensor, targets: Tensor) -> Tensor:

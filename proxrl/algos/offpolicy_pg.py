@@ -117,7 +117,8 @@ class OffPolicyPG:
             v_detached = values.detach()
             next_values = torch.cat([v_detached[1:], values_next.unsqueeze(0)])
             v_target, q_hat = vtrace(item.rewards, v_detached, next_values, item.terminated, item.truncated,
-                                     logp.detach() - item.logp, cfg.gamma, cfg.max_weight, cfg.max_weight)
+                                     logp.detach() - item.logp, gamma=cfg.gamma, rho_bar=cfg.max_weight,
+                                     c_bar=cfg.max_weight)
             adv = q_hat - v_detached if cfg.baseline else q_hat
         valid = item.valid
         weight = importance_weight(logp[valid], item.logp[valid], cfg.max_weight)

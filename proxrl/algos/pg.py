@@ -50,22 +50,24 @@ class PGConfig(ActorCriticConfig):
 
 
 def _return(batch: Batch, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-    g = discounted_returns(batch.rewards, batch.terminated, batch.truncated, gamma)
+    g = discounted_returns(batch.rewards, batch.terminated, batch.truncated, gamma=gamma)
     return g, g
 
 
 def _return_minus_value(batch: Batch, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-    g = discounted_returns(batch.rewards, batch.terminated, batch.truncated, gamma, next_values=batch.next_values)
+    g = discounted_returns(batch.rewards, batch.terminated, batch.truncated, gamma=gamma,
+                           next_values=batch.next_values)
     return g - batch.values[:-1], g
 
 
 def _gae(batch: Batch, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-    adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated, gamma, lam)
+    adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated,
+              gamma=gamma, gae_lambda=lam)
     return adv, adv + batch.values[:-1]
 
 
 def _td(batch: Batch, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-    delta = td_residual(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, gamma)
+    delta = td_residual(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, gamma=gamma)
     return delta, delta + batch.values[:-1]
 
 

@@ -153,7 +153,7 @@ class PPO:
                 self.progress.advance(cfg.batch_size, *rollout.episodes.drain())
                 # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
                 adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated,
-                          cfg.gamma, cfg.gae_lambda)
+                          gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
                 returns = adv + batch.values[:-1]
                 # 4. K epochs of minibatch updates on the policy objective and the value loss
                 self.policy.train()
