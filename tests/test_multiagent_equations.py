@@ -63,7 +63,7 @@ def value(critic: torch.nn.Module, state: float) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------------ MAPPO critic
 def team_gae_targets(steps: list[dict], critic: torch.nn.Module, gamma: float, lam: float,
-                     team: str = "sum", bootstrap: bool = True) -> torch.Tensor:
+                     team: str | int = "sum", bootstrap: bool = True) -> torch.Tensor:
     """R̂_t = Â_t + V(s_t) with Â the joint GAE of the team reward R_t = Σ_i r_i (one env copy, rows in order):
     δ_t = R_t + γ V' − V(s_t), V' = 0 after a termination, V(final state) after a truncation, else V(s_{t+1});
     Â_t = δ_t + γλ Â_{t+1} unless the episode ended at t."""
@@ -71,7 +71,7 @@ def team_gae_targets(steps: list[dict], critic: torch.nn.Module, gamma: float, l
         adv, later = torch.zeros(len(steps)), torch.tensor(0.0)
         for t in range(len(steps) - 1, -1, -1):
             s = steps[t]
-            reward = sum(s["rewards"]) if team == "sum" else s["rewards"][0]
+            reward = sum(s["rewards"]) if team == "sum" else s["rewards"][0 if team == "agent_0" else team]
             v_next = (torch.tensor(0.0) if s["terminated"] or (s["truncated"] and not bootstrap)
                       else value(critic, s["next_state"]))
             delta = reward + gamma * v_next - value(critic, s["state"])
@@ -82,12 +82,14 @@ def team_gae_targets(steps: list[dict], critic: torch.nn.Module, gamma: float, l
 
 
 def critic_reference(initial: torch.nn.Module, steps: list[dict], targets: torch.Tensor, lr: float, eps: float,
-                     epochs: int, vf_coef: float) -> list[torch.Tensor]:
+                     epochs: int, vf_coef: float, critics: int = 1) -> list[torch.Tensor]:
+    """Adam on vf_coef · ½ mean (V(s_t) − R̂_t)², the mean over every (row, critic) pair when ``critics`` local
+    critics share one loss (IPPO)."""
     critic = copy.deepcopy(initial)
     opt = torch.optim.Adam(critic.parameters(), lr=lr, eps=eps)
     states = torch.tensor([[s["state"]] for s in steps])
     for _ in range(epochs):
-        loss = vf_coef * 0.5 * ((critic(states)[:, 0] - targets) ** 2).mean()
+        loss = vf_coef * 0.5 * ((critic(states)[:, 0] - targets) ** 2).mean() / critics
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -117,6 +119,23 @@ def test_mappo_critic_regresses_on_joint_gae_of_the_team_reward(case, env_kwargs
     elsewhere = critic_reference(initial, steps, wrong_targets, CRITIC["lr"], CRITIC["adam_eps"], 4,
                                  CRITIC["vf_coef"])
     assert distance(elsewhere, expected) > 50 * TOL
+
+
+def test_ippo_critics_regress_on_each_agents_own_gae_with_the_truncation_bootstrap():
+    # IPPO: agent i's critic V_i(o_i) on the GAE of its own reward r_i; 3-step episodes cut by a time limit
+    env_kwargs = {"payoffs": [[[1.0, 1.0], [1.0, 1.0]], [[2.0, 2.0], [2.0, 2.0]]], "length": 3, "terminate": False}
+    agent, snapshots, samples = run("ippo", 1, env_kwargs, **CRITIC)
+    for i in range(2):
+        initial = snapshots[0].critics[i]
+        targets = team_gae_targets(samples[0], initial, CRITIC["gamma"], CRITIC["gae_lambda"], team=i)
+        expected = critic_reference(initial, samples[0], targets, CRITIC["lr"], CRITIC["adam_eps"], 4,
+                                    CRITIC["vf_coef"], critics=2)
+        assert distance(params(agent.policy.critics[i]), expected) < TOL, i
+        no_bootstrap = team_gae_targets(samples[0], initial, CRITIC["gamma"], CRITIC["gae_lambda"], team=i,
+                                        bootstrap=False)
+        elsewhere = critic_reference(initial, samples[0], no_bootstrap, CRITIC["lr"], CRITIC["adam_eps"], 4,
+                                     CRITIC["vf_coef"], critics=2)
+        assert distance(elsewhere, expected) > 50 * TOL
 
 
 @pytest.mark.parametrize("truncate", [False, True])
