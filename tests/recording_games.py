@@ -18,9 +18,9 @@ STEPS: list[dict] = []  # one record per env step: state, actions, rewards, term
 class RecordingGame(ParallelEnv):
     metadata = {"name": "recording_game_v0", "render_modes": []}
 
-    def __init__(self, payoffs: list, length: int = 1, terminate: bool = True) -> None:
+    def __init__(self, payoffs: list, length: int = 1, terminate: bool | str = True) -> None:
         self.payoffs = np.asarray(payoffs, dtype=np.float32)  # [2, n_0, n_1]
-        self.length, self.terminate = length, terminate
+        self.length, self.terminate = length, terminate  # "mixed": agent_0 terminates as agent_1 is truncated
         self.possible_agents = ["agent_0", "agent_1"]
         self.agents: list[str] = []
         self.render_mode = None
@@ -48,10 +48,12 @@ class RecordingGame(ParallelEnv):
         self.t += 1
         ended = self.t >= self.length
         rewards = {name: float(self.payoffs[i][a]) for i, name in enumerate(self.possible_agents)}
-        terms = {name: ended and self.terminate for name in self.agents}
-        truncs = {name: ended and not self.terminate for name in self.agents}
+        mixed = self.terminate == "mixed"
+        terms = {name: ended and (name == "agent_0" if mixed else bool(self.terminate)) for name in self.agents}
+        truncs = {name: ended and not terms[name] for name in self.agents}
+        team_terminated = ended and all(terms.values())  # the team's episode ends terminated only if every agent's does
         STEPS.append({"state": state, "actions": a, "rewards": (rewards["agent_0"], rewards["agent_1"]),
-                      "terminated": ended and self.terminate, "truncated": ended and not self.terminate,
+                      "terminated": team_terminated, "truncated": ended and not team_terminated,
                       "next_state": float(self.state()[0])})
         obs, infos = self._obs(), {name: {} for name in self.agents}
         if ended:
@@ -59,7 +61,7 @@ class RecordingGame(ParallelEnv):
         return obs, rewards, terms, truncs, infos
 
 
-def parallel_env(payoffs: list, length: int = 1, terminate: bool = True) -> RecordingGame:
+def parallel_env(payoffs: list, length: int = 1, terminate: bool | str = True) -> RecordingGame:
     return RecordingGame(payoffs, length, terminate)
 
 

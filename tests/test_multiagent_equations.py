@@ -106,6 +106,9 @@ CRITIC = dict(lr=50.0, adam_eps=1000.0, gamma=0.9, gae_lambda=0.8, vf_coef=0.5) 
     # 3-step episodes cut by a time limit: the last step bootstraps with V(final state)
     ("truncation", {"payoffs": [[[1.0, 1.0], [1.0, 1.0]]] * 2, "length": 3, "terminate": False},
      {"bootstrap": False}),
+    # one agent terminates as the other is cut by the time limit: the team's episode is truncated, bootstrapped
+    ("mixed_end", {"payoffs": [[[1.0, 1.0], [1.0, 1.0]]] * 2, "length": 3, "terminate": "mixed"},
+     {"bootstrap": False}),
 ])
 def test_mappo_critic_regresses_on_joint_gae_of_the_team_reward(case, env_kwargs, wrong):
     agent, snapshots, samples = run("mappo", 1, env_kwargs, **CRITIC)
