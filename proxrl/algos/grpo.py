@@ -341,7 +341,8 @@ class GRPO:
                     check_finite(self.global_step, loss=loss)
                 loss.backward()
                 totals["loss"] += loss.item() / cfg.num_iterations
-                share = micro / rows / cfg.num_iterations
+                # per-token means of a micro-batch, weighted by its tokens: the batch's per-token mean
+                share = (mask[sl].sum() / num_tokens).item() / cfg.num_iterations
                 for key in ("clip_frac", "clip_frac_low", "clip_frac_high"):
                     totals[key] += stats[key].item() * share
                 totals["kl"] += stats["kl"].item() * share
