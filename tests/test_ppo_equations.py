@@ -14,6 +14,7 @@ only on the policy loss (Adam is elementwise), so the critic's part need not be 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 import torch
@@ -24,28 +25,33 @@ from toy_envs import RecordingBandit
 
 S = torch.ones(1, 1)  # the bandit's only observation
 TOL = 2e-5  # float32 Adam (fused vs reference loop), a few steps
-BASE = dict(env="proxrl_test/RecordingBandit-v0", num_envs=4, num_steps=16, num_minibatches=1, num_epochs=4,
-            lr=0.05, anneal_lr=False, max_grad_norm=0.0, ent_coef=0.0, seed=3, progress=False)
+BASE = dict(env="proxrl_test/RecordingBandit-v0", num_envs=4, num_steps=16, lr=0.05, anneal_lr=False,
+            max_grad_norm=0.0, ent_coef=0.0, seed=3, progress=False)
+PPO_BASE = dict(num_minibatches=1, num_epochs=4)
 
 
 def actor_params(policy: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in policy.named_parameters() if n.startswith("actor")}
 
 
-def run(iterations: int, **overrides) -> tuple[PPO, torch.nn.Module, list[list[tuple[int, float]]], list[float]]:
-    """Train ``iterations`` PPO iterations; returns the agent, a copy of its initial policy, the samples of each
-    iteration and c after each iteration."""
-    kwargs = {**BASE, **overrides}
-    agent = PPO(**kwargs)
+def run(iterations: int, cls: type = PPO, **overrides) -> tuple[Any, torch.nn.Module, list[list[tuple[int, float]]],
+                                                                   list[float]]:
+    """Train ``iterations`` iterations; returns the agent, a copy of its initial policy, the samples of each
+    iteration and (PPO) c after each iteration. The torch RNG state at the start of ``learn`` is kept as
+    ``agent.rng_at_learn`` (acting samples with numpy, so an update's minibatch shuffles are its first torch draws)."""
+    kwargs = {**BASE, **(PPO_BASE if cls is PPO else {}), **overrides}
+    agent = cls(**kwargs)
     initial = copy.deepcopy(agent.policy)
     samples: list[list[tuple[int, float]]] = []
     coefs: list[float] = []
     RecordingBandit.steps.clear()
 
-    def after(a: PPO, row: dict) -> None:
+    def after(a: Any, row: dict) -> None:
         samples.append(list(RecordingBandit.steps))
         RecordingBandit.steps.clear()
-        coefs.append(a.kl_coef)
+        coefs.append(getattr(a, "kl_coef", 0.0))
+
+    agent.rng_at_learn = torch.get_rng_state()
 
     agent.learn(iterations * kwargs["num_envs"] * kwargs["num_steps"], callback=after)
     assert all(len(s) == 32 for s in samples)  # 16 steps × 4 envs, every other step a reset step
@@ -59,9 +65,13 @@ def categorical_kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 
 def reference(initial: torch.nn.Module, samples: list[list[tuple[int, float]]], objective: str, clip_eps: float = 0.2,
               kl_coef: float = 1.0, kl_target: float = 0.01, epochs: int = 4, lr: float = 0.05, adam_eps: float = 1e-5,
-              kl_direction: str = "old_new", adapt_on: str = "reached") -> tuple[dict, list[float], list[dict]]:
+              kl_direction: str = "old_new", adapt_on: str = "reached", minibatches: int = 1,
+              rng: torch.Tensor | None = None, norm: str = "minibatch") -> tuple[dict, list[float], list[dict]]:
     """The seed's PPO update, iteration by iteration; returns the actor's parameters, c after each iteration and
-    per-iteration diagnostics (the KL reached, the mean KL before each step)."""
+    per-iteration diagnostics (the KL reached, the mean KL before each step). With ``minibatches`` > 1 each epoch
+    shuffles the samples with torch's RNG (from state ``rng``) and normalises Â per minibatch (``norm``)."""
+    if rng is not None:
+        torch.set_rng_state(rng)
     policy = copy.deepcopy(initial)
     actor = [p for n, p in policy.named_parameters() if n.startswith("actor")]
     opt = torch.optim.Adam(actor, lr=lr, eps=adam_eps)
@@ -72,20 +82,28 @@ def reference(initial: torch.nn.Module, samples: list[list[tuple[int, float]]], 
         with torch.no_grad():
             old = policy.action_params(S)[0].log_softmax(-1)
             adv = rewards - policy.value(S)[0]  # one-step episodes: Â = r − V(s), no bootstrap
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        n, size = len(batch), len(batch) // minibatches
+        if minibatches == 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         kls = []
         for _ in range(epochs):
-            logp = policy.action_params(S)[0].log_softmax(-1)
-            ratio = (logp[actions] - old[actions]).exp()
-            kl = categorical_kl(old, logp) if kl_direction == "old_new" else categorical_kl(logp, old)
-            kls.append(float(kl.detach()))
-            if objective == "clip":
-                loss = -torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv).mean()
-            else:  # J^KL = E[ρ Â] − c D_KL(π_old ‖ π_θ)
-                loss = -(ratio * adv).mean() + c * kl
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            perm = torch.arange(n) if minibatches == 1 else torch.randperm(n)
+            for start in range(0, n, size):
+                idx = perm[start:start + size]
+                a = adv[idx]
+                if minibatches > 1 and norm == "minibatch":
+                    a = (a - a.mean()) / (a.std() + 1e-8)
+                logp = policy.action_params(S)[0].log_softmax(-1)
+                ratio = (logp[actions[idx]] - old[actions[idx]]).exp()
+                kl = categorical_kl(old, logp) if kl_direction == "old_new" else categorical_kl(logp, old)
+                kls.append(float(kl.detach()))
+                if objective == "clip":
+                    loss = -torch.minimum(ratio * a, ratio.clamp(1 - clip_eps, 1 + clip_eps) * a).mean()
+                else:  # J^KL = E[ρ Â] − c D_KL(π_old ‖ π_θ)
+                    loss = -(ratio * a).mean() + c * kl
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
         with torch.no_grad():
             reached = float(categorical_kl(old, policy.action_params(S)[0].log_softmax(-1)))
         info.append({"reached": reached, "mean_before": sum(kls) / len(kls)})
@@ -136,3 +154,59 @@ def test_adaptive_kl_adapts_c_on_the_kl_the_update_reached():
     _, wrong_coefs, _ = reference(initial, samples, "adaptive_kl", kl_coef=0.5, kl_target=target,
                                   adapt_on="mean_before")
     assert wrong_coefs[0] != expected_coefs[0]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_minibatch_advantages_are_normalised_per_minibatch(fused):
+    # 4 minibatches of 8: each epoch shuffles with torch's RNG, and Â is normalised within each minibatch
+    agent, initial, samples, _ = run(2, clip_eps=0.1, fused_gradient=fused, num_minibatches=4, num_epochs=2)
+    expected, _, _ = reference(initial, samples, "clip", clip_eps=0.1, epochs=2, minibatches=4,
+                               rng=agent.rng_at_learn)
+    assert distance(actor_params(agent.policy), expected) < TOL
+    raw, _, _ = reference(initial, samples, "clip", clip_eps=0.1, epochs=2, minibatches=4, rng=agent.rng_at_learn,
+                          norm="none")
+    assert distance(raw, expected) > 50 * TOL
+
+
+def offpolicy_reference(initial: torch.nn.Module, samples: list[list[tuple[int, float]]], replay_ratio: int,
+                        max_weight: float = 1.0, lr: float = 0.05, adam_eps: float = 1e-5, vf_coef: float = 0.5,
+                        baseline: float = -1.0, log_rho_sign: float = 1.0, norm_adv: bool = False) -> dict:
+    """Off-policy PG with a replay memory of one rollout, on one-step episodes: 1 + replay_ratio Adam steps per
+    rollout on −E[w Â ln π] + c_v ½ E[(V − v)²] with w = min(π/β, c̄), Â = Q̂ − V(s), Q̂ = r (the episode ends),
+    and the V-trace target v = V + min(ρ̄, π/β) (r − V). Returns the parameters of actor and critic."""
+    policy = copy.deepcopy(initial)
+    opt = torch.optim.Adam(policy.parameters(), lr=lr, eps=adam_eps)
+    for batch in samples:
+        actions = torch.tensor([a for a, _ in batch])
+        rewards = torch.tensor([r for _, r in batch])
+        with torch.no_grad():
+            behaviour = policy.action_params(S)[0].log_softmax(-1)[actions]  # β: the policy that collected
+        for _ in range(1 + replay_ratio):
+            logp = policy.action_params(S)[0].log_softmax(-1)[actions]
+            value = policy.value(S)[0]
+            with torch.no_grad():
+                ratio = (log_rho_sign * (logp - behaviour)).exp()
+                v_target = value + ratio.clamp(max=max_weight) * (rewards - value)
+                adv = rewards + baseline * value
+                if norm_adv:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                w = (logp - behaviour).exp().clamp(max=max_weight)
+            loss = -(w * adv * logp).mean() + vf_coef * 0.5 * ((value - v_target) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {n: p.detach().clone() for n, p in policy.named_parameters()}
+
+
+def test_offpolicy_pg_update_is_the_truncated_importance_weighted_gradient_with_a_vtrace_critic():
+    from proxrl import OffPolicyPG
+
+    # one rollout in memory, replayed twice after its own step: the replays are off-policy (π ≠ β). Â is not
+    # normalised here: with one state, normalising would remove the baseline V(s) whatever its sign
+    agent, initial, samples, _ = run(2, cls=OffPolicyPG, replay_size=1, replay_ratio=2, max_weight=1.0,
+                                     norm_adv=False)
+    expected = offpolicy_reference(initial, samples, replay_ratio=2)
+    got = {n: p.detach() for n, p in agent.policy.named_parameters()}
+    assert distance(got, expected) < TOL
+    for wrong in (dict(baseline=1.0), dict(log_rho_sign=-1.0)):  # Q̂ + V; ρ = β/π in V-trace
+        assert distance(offpolicy_reference(initial, samples, replay_ratio=2, **wrong), expected) > 50 * TOL, wrong
