@@ -70,3 +70,15 @@ def test_untruncated_weights_and_no_baseline_run_and_save(tmp_path):
     loaded = OffPolicyPG.load(tmp_path / "m.pt")
     assert loaded.global_step == 128 and loaded.config.max_weight == math.inf
     loaded.learn(32)
+
+
+def test_vtrace_truncates_rho_at_rho_bar_and_c_at_c_bar_by_hand():
+    # ρ̄ = 1, c̄ = 0.5, π/β = [1.5, 0.8], γ = 0.9, no episode end in 2 steps:
+    # ρ = [1, 0.8], c = [0.5, 0.5]; δ = ρ (r + γ V' − V) = [1.4, 2.96]; v_1 = 1 + 2.96, v_0 = 0.5 + 1.4 + .9·.5·2.96
+    rewards, values, next_values = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.5], [1.0]]), \
+        torch.tensor([[1.0], [3.0]])
+    never = torch.zeros(2, 1, dtype=torch.bool)
+    log_rhos = torch.tensor([[1.5], [0.8]]).log()
+    v, q = vtrace(rewards, values, next_values, never, never, log_rhos, gamma=0.9, rho_bar=1.0, c_bar=0.5)
+    torch.testing.assert_close(v, torch.tensor([[3.232], [3.96]]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(q, torch.tensor([[1 + 0.9 * 3.96], [2 + 0.9 * 3.0]]), atol=1e-5, rtol=0)
