@@ -100,6 +100,8 @@ def test_grpo_step_is_the_seeds_objective_on_sampled_completions(aggregation):
     rewards = torch.tensor([prompt_and_length_reward(examples[k // G]["prompt"], text)
                             for k, text in enumerate(gens.texts)])
 
+    for p in agent.policy.parameters():  # a gradient left on the weights (a user's backward) must not leak in
+        p.grad = torch.ones_like(p)
     got_rewards, stats = agent.update(examples, gens)
 
     torch.testing.assert_close(got_rewards, rewards, rtol=0, atol=0)
