@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-learning test-all lint bench clean
+.PHONY: install demo test test-learning test-all mutation lint bench clean
 
 $(STAMP): pyproject.toml scripts/setup_venv.sh
 	VENV=$(VENV) bash scripts/setup_venv.sh
@@ -26,6 +26,11 @@ test-learning: $(STAMP)
 	$(BIN)/python -m pytest -q -m learning $(PYTEST_ARGS)
 
 test-all: test test-learning
+
+## Mutation testing (docs/testing.md): each equation-level mutation of scripts/mutation.py applied to a copy of the
+## repository and the default tier run against it; MUTATION_ARGS="--only ID ..." or "--module grpo" for a subset.
+mutation: $(STAMP)
+	$(BIN)/python scripts/mutation.py --markdown docs/testing.md $(MUTATION_ARGS)
 
 ## PPO on CartPole-v1 side by side with Stable-Baselines3 (BENCH_ARGS="--cleanrl PATH/ppo.py" adds CleanRL).
 bench: $(STAMP)
