@@ -89,13 +89,15 @@ class Mutation:
     @property
     def module(self) -> str:
         """The source module's name, e.g. ``advantages`` or ``ppo``."""
-        return Path(self.file).stem
+        path = Path(self.file)
+        return path.parent.name if path.stem == "__init__" else path.stem
 
 
 ADV, OBJ, KL, DIST = "proxrl/advantages.py", "proxrl/objectives.py", "proxrl/kl.py", "proxrl/distributions.py"
-FUSED, PPO, PG, OPG = "proxrl/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg.py", "proxrl/algos/offpolicy_pg.py"
-MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/envs/pettingzoo.py", "proxrl/algos/grpo.py"
-LM, DEC = "proxrl/lm.py", "proxrl/decoder.py"
+FUSED, PPO, PG = "proxrl/fast/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg.py"
+OPG = "proxrl/algos/offpolicy_pg.py"
+MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
+LM, DEC = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py"
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
@@ -242,7 +244,7 @@ MUTATIONS: list[Mutation] = [
              "p.log_prob(actions[..., i])", "p.log_prob(actions[..., 0])",
              "MultiCategorical: every part scores sub-action 0"),
 
-    # --- fused.py: the closed-form Clip-PPO gradient --------------------------------------------------------
+    # --- fast/fused.py: the closed-form Clip-PPO gradient ---------------------------------------------------
     Mutation("fused-dlogp-sign", FUSED,
              ".mul_(-1.0 / n)", ".mul_(1.0 / n)",
              "fused: ∂(−J^CLIP)/∂log π = +ρÂ/B (sign flipped)"),
@@ -337,7 +339,7 @@ MUTATIONS: list[Mutation] = [
              "vn.denormalize(b.bootstrap)", "torch.zeros_like(b.bootstrap)",
              "IPPO: per-agent GAE ignores the truncation bootstrap V_i(final obs)"),
 
-    # --- envs/pettingzoo.py: the collector's team quantities ------------------------------------------------
+    # --- marl/collectors.py: the collector's team quantities -------------------------------------------------
     Mutation("mappo-team-reward-agent0", PZ,
              "team_rewards=tt(self.rewards.sum(-1))", "team_rewards=tt(self.rewards[..., 0])",
              "MAPPO: team reward is agent 0's r_0 instead of Σ_i r_i"),
@@ -384,7 +386,7 @@ MUTATIONS: list[Mutation] = [
              "            return",
              "turn-based collector: a terminated game sets no team episode end (joint GAE runs across games)"),
 
-    # --- lm.py and decoder.py -------------------------------------------------------------------------------
+    # --- lm/ and lm/decoder.py ------------------------------------------------------------------------------
     Mutation("lm-logps-temperature-multiplied", LM,
              "logits = logits / temperature", "logits = logits * temperature",
              "token_logps: logits × T instead of / T (log-probs of the policy at 1/T)"),
@@ -410,7 +412,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "pg": ("test_pg*.py", "test_advantages.py", "test_theory.py"),
     "offpolicy_pg": ("test_offpolicy_pg*.py", "test_theory.py"),
     "multiagent": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
-    "pettingzoo": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
+    "collectors": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
     "grpo": ("test_grpo_equations.py", "test_grpo*.py", "test_group_relative.py"),
     "lm": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
     "decoder": ("test_decoder*.py", "test_grpo.py", "test_grpo_equations.py"),

@@ -1,4 +1,4 @@
-"""The lean decoder (proxrl/decoder.py): the same logits, log-probs, gradients and greedy completions as the
+"""The lean decoder (proxrl/lm/decoder.py): the same logits, log-probs, gradients and greedy completions as the
 Hugging Face model it runs, for each supported architecture; prefix sharing changes nothing; sampling follows
 softmax(logits / T) within the top-p nucleus; anything it cannot reproduce falls back to transformers."""
 
@@ -10,7 +10,7 @@ from proxrl.envs import text_tasks
 transformers = pytest.importorskip("transformers")
 
 from proxrl import lm  # noqa: E402
-from proxrl.decoder import LeanDecoder, lean_decoder, next_token  # noqa: E402
+from proxrl.lm.decoder import LeanDecoder, lean_decoder, next_token  # noqa: E402
 
 VOCAB = "0123456789+="
 

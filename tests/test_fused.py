@@ -1,4 +1,4 @@
-"""The closed-form Clip-PPO gradient (proxrl.fused) equals autograd through objectives.py; adam_step equals
+"""The closed-form Clip-PPO gradient (proxrl.fast.fused) equals autograd through objectives.py; adam_step equals
 Optimizer.step bit for bit; PPO trains the same either way."""
 
 import copy
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from proxrl import PPO
-from proxrl.fused import FusedClipPPOGradient
+from proxrl.fast.fused import FusedClipPPOGradient
 from proxrl.objectives import clipped_surrogate, entropy_bonus, value_loss
 from proxrl.optim import FlatParameters, adam_step, make_adam
 from proxrl.policies import ActorCritic

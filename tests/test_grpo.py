@@ -19,7 +19,7 @@ from proxrl.objectives import aggregate_tokens, grpo_loss
 transformers = pytest.importorskip("transformers")
 
 from proxrl import lm  # noqa: E402
-from proxrl.decoder import lean_decoder  # noqa: E402
+from proxrl.lm.decoder import lean_decoder  # noqa: E402
 from proxrl.algos.grpo import GRPO, RewardError  # noqa: E402
 
 
@@ -201,7 +201,7 @@ def test_beta_zero_keeps_no_reference_model_and_gae_adds_a_value_head():
 
 
 def test_bfloat16_weights_train_with_float32_log_probs():
-    from proxrl.decoder import lean_decoder
+    from proxrl.lm.decoder import lean_decoder
 
     agent = GRPO("addition", **TINY, dtype="bfloat16", beta=0.1)
     assert lean_decoder(agent.policy) is not None  # bf16 runs the lean pass too (module path)

@@ -27,7 +27,7 @@ from torch import Tensor
 from ..advantages import masked_gae, normalize
 from ..config import ConfigError, param
 from ..envs import snapshot
-from ..envs.pettingzoo import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
+from ..marl.collectors import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..optim import FlatParameters, adam_step, make_adam
 from ..policies import MultiAgentActorCritic

@@ -22,7 +22,7 @@ from ..advantages import gae, normalize
 from ..config import ConfigError, param
 from ..distributions import make_distribution
 from ..kl import AdaptiveKL
-from ..fused import FusedClipPPOGradient
+from ..fast.fused import FusedClipPPOGradient
 from ..objectives import clipped_surrogate, entropy_bonus, kl_penalty, kl_surrogate, value_loss
 from ..optim import adam_step
 from .common import check_finite, check_gradient, explained_variance
@@ -51,7 +51,7 @@ class PPOConfig(ActorCriticConfig):
     kl_target: float = param(0.01, "d_targ of adaptive_kl: c doubles above 1.5·d_targ and halves below d_targ/1.5",
                              low=0.0, low_open=True)
     fused_gradient: bool = param(True, "compute the clip objective's minibatch gradient by its closed-form backward "
-                                 "(proxrl.fused; same gradient as autograd to float rounding, ~2× faster on small "
+                                 "(proxrl.fast.fused; same gradient as autograd to float rounding, ~2× faster on small "
                                  "MLPs); used only where supported (CPU, separate MLP trunks, objective clip)")
 
     def validate(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import ConfigError
+from ..config import ConfigError
 from .decoder import lean_decoder
 
 def require_transformers() -> Any:

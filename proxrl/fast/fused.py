@@ -28,9 +28,9 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from .objectives import clip_fractions
-from .optim import FlatParameters
-from .policies import ActorCritic
+from ..objectives import clip_fractions
+from ..optim import FlatParameters
+from ..policies import ActorCritic
 
 _ACTIVATIONS: dict[type, str] = {nn.Tanh: "tanh", nn.ReLU: "relu"}
 _LOG_2PI = math.log(2.0 * math.pi)
