@@ -76,14 +76,20 @@ def test_reinforce_estimate_converges_to_the_exact_gradient():
     assert _rel(estimate, exact) <= 0.08
 
 
-def test_reinforce_with_gamma_t_weights_converges_to_the_exact_discounted_gradient():
-    # ∇J_γ = E[Σ_t γ^t G_t ∇ln π(a_t|s_t)] with G_t = Σ_k γ^k r_{t+k}: the discounted return's exact gradient
+def _chain_returns(seed: int):
+    """40,000 episodes of the delayed-reward chain (γ = 0.9) and the returns G the trainer computes for them."""
     mdp = theory.delayed_reward_chain(gamma=0.9)
     policy = theory.tabular_policy(mdp, scale=0.5)
     pi = theory.policy_table(policy, mdp.n_states).detach()
-    exact = theory.exact_gradient(mdp, policy)
-    batch = theory.sample_episodes(mdp, pi, 40_000, np.random.default_rng(5))
+    batch = theory.sample_episodes(mdp, pi, 40_000, np.random.default_rng(seed))
     g, _ = estimate_advantages("return", batch, mdp.gamma, 1.0)
+    return mdp, policy, batch, g
+
+
+def test_reinforce_with_gamma_t_weights_converges_to_the_exact_discounted_gradient():
+    # ∇J_γ = E[Σ_t γ^t G_t ∇ln π(a_t|s_t)] with G_t = Σ_k γ^k r_{t+k}: the discounted return's exact gradient
+    mdp, policy, batch, g = _chain_returns(seed=5)
+    exact = theory.exact_gradient(mdp, policy)
     step_weight = mdp.gamma ** torch.arange(g.shape[0], dtype=torch.float32)[:, None]  # column = one episode
     estimate = sampled_gradient(policy, batch, g * step_weight)
     print(f"γ = 0.9, Σ γ^t G_t ∇ln π, 40,000 episodes: cosine {_cos(estimate, exact):.4f}, relative error "
@@ -98,12 +104,8 @@ def test_reinforce_with_gamma_t_weights_converges_to_the_exact_discounted_gradie
 def test_reinforce_as_implemented_weights_every_step_alike_with_gamma_below_one():
     # proxrl's REINFORCE (like SB3's and CleanRL's PG losses) uses Σ_t G_t ∇ln π without γ^t (docs/reinforce.md):
     # its expectation is Σ_s η_1(s) Σ_a Q_γ(s,a) ∇π(a|s) with undiscounted visits, not ∇J_γ
-    mdp = theory.delayed_reward_chain(gamma=0.9)
-    policy = theory.tabular_policy(mdp, scale=0.5)
-    pi = theory.policy_table(policy, mdp.n_states).detach()
+    mdp, policy, batch, g = _chain_returns(seed=6)
     expected = theory.reinforce_expectation(mdp, policy)
-    batch = theory.sample_episodes(mdp, pi, 40_000, np.random.default_rng(6))
-    g, _ = estimate_advantages("return", batch, mdp.gamma, 1.0)
     estimate = sampled_gradient(policy, batch, g)
     exact = theory.exact_gradient(mdp, policy)
     print(f"γ = 0.9, Σ G_t ∇ln π: relative error {_rel(estimate, expected):.3f} to Σ η_1 Q_γ ∇π, "
