@@ -97,7 +97,7 @@ ADV, OBJ, KL, DIST = "proxrl/advantages.py", "proxrl/objectives.py", "proxrl/kl.
 FUSED, PPO, PG = "proxrl/fast/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg.py"
 OPG = "proxrl/algos/offpolicy_pg.py"
 MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
-LM, DEC = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py"
+LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
@@ -355,8 +355,8 @@ MUTATIONS: list[Mutation] = [
              "grouped = rewards.view(len(examples), cfg.group_size)",
              "grouped = rewards.view(cfg.group_size, len(examples)).T",
              "GRPO: rewards grouped transposed, so each group mixes completions of different prompts"),
-    Mutation("grpo-reference-is-policy", GRPO,
-             "logp = self._logps(self.ref_model, gens)[0]", "logp = self._logps(self.policy, gens)[0]",
+    Mutation("grpo-reference-is-policy", REF,
+             "                out = logps(self.model)", "                out = logps(policy)",
              "GRPO: reference log-probs taken from the policy π_θ instead of π_ref"),
     Mutation("grpo-old-logp-recomputed-every-pass", GRPO,
              "old = logp.detach() if old_logp is None else old_logp[sl]", "old = logp.detach()",
@@ -414,6 +414,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "multiagent": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
     "collectors": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
     "grpo": ("test_grpo_equations.py", "test_grpo*.py", "test_group_relative.py"),
+    "reference": ("test_grpo_equations.py", "test_grpo.py", "test_resume.py"),
     "lm": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
     "decoder": ("test_decoder*.py", "test_grpo.py", "test_grpo_equations.py"),
 }

@@ -176,8 +176,8 @@ def test_grpo_steps_log_every_reward_component_and_save_through_save_pretrained(
     assert [r["global_step"] for r in rows] == [1, 2]
     assert {"reward/exact_match", "reward/char_match", "flat_groups", "kl", "clip_frac", "accuracy"} <= set(rows[0])
     assert any(not torch.equal(p, q) for p, q in zip(agent.policy.parameters(), before, strict=True))
-    assert agent.ref_model is not None
-    assert all(torch.equal(p, q) for p, q in zip(agent.ref_model.parameters(), before, strict=True))
+    assert agent.reference.model is not None
+    assert all(torch.equal(p, q) for p, q in zip(agent.reference.model.parameters(), before, strict=True))
     # the final model is a save_pretrained folder; loading it gives the same greedy outputs
     model, tok = lm.load_causal_lm(tmp_path / "run" / "model")
     prompts = [ex["prompt"] for ex in agent.task.held_out()[:8]]
@@ -192,12 +192,12 @@ def test_grpo_steps_log_every_reward_component_and_save_through_save_pretrained(
 
 def test_beta_zero_keeps_no_reference_model_and_gae_adds_a_value_head():
     agent = GRPO("reverse", **TINY, beta=0.0)
-    assert agent.ref_model is None
+    assert agent.reference.model is None
     agent.learn(1)
     critic = GRPO("reverse", **TINY, advantage="gae")
-    assert critic.value_head is not None
+    assert critic.critic is not None
     critic.learn(1)
-    assert critic.value_head.weight.abs().sum() > 0  # the value head was trained
+    assert critic.critic.head.weight.abs().sum() > 0  # the value head was trained
 
 
 def test_bfloat16_weights_train_with_float32_log_probs():
@@ -233,7 +233,7 @@ def test_reward_errors_and_bad_settings_are_clear():
     with pytest.raises(ConfigError, match="3 entries for the task's 2 reward functions"):
         GRPO("sort", **TINY, reward_weights=(1.0, 1.0, 1.0))
     weighted = GRPO("sort", **TINY, reward_weights=(1.0, 0.5))  # the task's exact_match and char_match
-    assert [w for _, _, w in weighted.rewards] == [1.0, 0.5]
+    assert [w for _, _, w in weighted.rewards.funcs] == [1.0, 0.5]
 
 
 def test_reward_model_and_lora(tmp_path):
@@ -249,7 +249,7 @@ def test_reward_model_and_lora(tmp_path):
     rows = []
     agent.learn(callback=lambda a, row: rows.append(row))
     assert "reward/reward_model" in rows[0]
-    assert agent.ref_model is None  # LoRA: the reference is the base model with adapters off
+    assert agent.reference.model is None  # LoRA: the reference is the base model with adapters off
     assert (tmp_path / "run" / "model" / "adapter_config.json").is_file()
 
 
@@ -347,19 +347,19 @@ def test_resume_keeps_the_reference_model_not_the_checkpointed_policy(tmp_path):
     agent = GRPO("addition", run_dir=tmp_path / "run", **TINY, beta=0.1, total_steps=2, checkpoint_every=2)
     start = copy.deepcopy(agent.policy)
     agent.learn()
-    assert not _same_weights(agent.policy, start) and _same_weights(agent.ref_model, start)
+    assert not _same_weights(agent.policy, start) and _same_weights(agent.reference.model, start)
     resumed = GRPO.load(tmp_path / "run")  # reads the reference from the run's init_model folder
-    assert _same_weights(resumed.ref_model, start) and _same_weights(resumed.policy, agent.policy)
+    assert _same_weights(resumed.reference.model, start) and _same_weights(resumed.policy, agent.policy)
     assert not (tmp_path / "run" / "model" / "reference").exists()
 
     # without a run directory (no init_model) or once synced, the checkpoint holds the reference itself
     free = GRPO("addition", **TINY, beta=0.1, ref_sync_every=2)
     free.learn(1)
-    assert _same_weights(GRPO.load(free.save(tmp_path / "free")).ref_model, free.ref_model)
+    assert _same_weights(GRPO.load(free.save(tmp_path / "free")).reference.model, free.reference.model)
     free.learn(1)  # step 2 syncs the reference to the policy
-    assert _same_weights(free.ref_model, free.policy)
+    assert _same_weights(free.reference.model, free.policy)
     reloaded = GRPO.load(free.save(tmp_path / "free"))
-    assert _same_weights(reloaded.ref_model, free.policy)
+    assert _same_weights(reloaded.reference.model, free.policy)
 
     shutil.rmtree(tmp_path / "run" / "init_model")
     with pytest.raises(CheckpointError, match="init_model"):
@@ -409,10 +409,10 @@ def test_a_checkpoint_without_a_reference_entry_resumes_into_checkpoints_that_ho
     agent.learn()
     saved = agent.save(tmp_path / "b0")
     resumed = GRPO.load(saved, beta=0.1)
-    assert resumed.reference_source is None and _same_weights(resumed.ref_model, agent.policy)
+    assert resumed.reference.source is None and _same_weights(resumed.reference.model, agent.policy)
     resumed.save(tmp_path / "next")
     shutil.rmtree(saved)
-    assert _same_weights(GRPO.load(tmp_path / "next").ref_model, agent.policy)
+    assert _same_weights(GRPO.load(tmp_path / "next").reference.model, agent.policy)
 
 
 def test_importing_proxrl_leaves_the_hosts_environment_alone_and_loading_stays_local(tmp_path):
@@ -449,8 +449,8 @@ def test_a_version_2_grpo_checkpoint_is_migrated_and_version_1_refused(tmp_path)
     state["format_version"] = 2
     checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
     resumed = GRPO.load(folder)
-    assert resumed.ref_model is not None and resumed.warmup_accuracy is None
-    for p, q in zip(resumed.ref_model.parameters(), agent.policy.parameters(), strict=True):
+    assert resumed.reference.model is not None and resumed.warmup_accuracy is None
+    for p, q in zip(resumed.reference.model.parameters(), agent.policy.parameters(), strict=True):
         torch.testing.assert_close(p, q)  # the reference is the loaded policy's copy, as v2 meant
     state["format_version"] = 1
     checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)

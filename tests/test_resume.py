@@ -85,8 +85,8 @@ def test_grpo_interrupted_and_resumed_ends_bit_identical(tmp_path):
     resumed.learn()
     assert resumed.global_step == whole.global_step == 4
     assert torch.equal(_params(resumed), _params(whole))
-    assert all(torch.equal(p, q) for p, q in zip(resumed.ref_model.parameters(), whole.ref_model.parameters(),
-                                                   strict=True))
+    assert all(torch.equal(p, q) for p, q in zip(resumed.reference.model.parameters(),
+                                                   whole.reference.model.parameters(), strict=True))
     assert list(resumed.progress.recent_returns) == list(whole.progress.recent_returns)
     assert resumed.last_sampled_accuracy == whole.last_sampled_accuracy
 

@@ -12,7 +12,6 @@ trains any local causal LM.
 from __future__ import annotations
 
 import collections
-import copy
 import json
 import math
 import random
@@ -28,10 +27,13 @@ from torch import Tensor, nn
 
 from .. import checkpoint, config as cfgmod, lm
 from . import agent
-from ..advantages import REWARD_SCALINGS, flat_groups, gae, group_relative, normalize
+from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
 from ..config import ConfigError, RunConfig, param
-from ..envs.text_tasks import char_tokenizer, exact_match, load_callable, load_task
-from ..objectives import AGGREGATIONS, aggregate_tokens, grpo_loss
+from ..envs.text_tasks import char_tokenizer, exact_match, load_task
+from ..lm.critic import TokenCritic
+from ..lm.reference import Reference
+from ..lm.rewards import RewardError, Rewards  # noqa: F401 - RewardError is part of this module's API
+from ..objectives import AGGREGATIONS, grpo_loss
 from ..optim import make_adam
 from ..run import GLOBAL_STEP, Progress, Session
 from .common import check_finite, check_gradient, rng_state, seed_everything, set_rng_state
@@ -121,13 +123,6 @@ class GRPOConfig(RunConfig):
                               "ε_high ≥ ε_low (or None for ε_high = ε_low)")
 
 
-REFERENCE_FOLDER = "reference"  # a checkpoint's copy of the reference model, when no other folder holds it
-
-
-class RewardError(ConfigError):
-    """A reward function returned something that is not a finite number."""
-
-
 class GRPO:
     """GRPO on a text task. ``GRPO("addition", lr=1e-3).learn(100)``; ``.save(dir)`` writes the policy with
     ``save_pretrained`` (or its LoRA adapter), ``GRPO.load(dir)`` resumes."""
@@ -156,29 +151,18 @@ class GRPO:
             self.policy, self.tokenizer = lm.load_causal_lm(cfg.model, dtype, str(self.device))
         else:
             self.policy, self.tokenizer = self._tiny_model(dtype)
-        self.rewards = self._reward_functions()
-        self.reward_model = self._reward_model(dtype)
+        self.rewards = Rewards.build(cfg.reward_funcs, cfg.reward_weights, self.task.rewards, cfg.reward_model,
+                                     cfg.reward_model_weight, dtype, self.device)
         if cfg.lora:
-            self.policy = _with_lora(self.policy, cfg.lora_r, cfg.lora_alpha)
-        # β = 0 keeps no reference model; with LoRA the reference is the base model (adapters disabled)
-        self.ref_model = (copy.deepcopy(self.policy).eval().requires_grad_(False)
-                          if cfg.beta > 0 and not cfg.lora else None)
-        # where the reference weights can be read back on resume; None once they are in no folder (synced to the
-        # policy, or a tiny model trained without a run directory): checkpoints then hold them
-        self.reference_source: str | None = None
-        if self.ref_model is not None:
-            if cfg.model is not None:
-                self.reference_source = str(Path(cfg.model).resolve())
-            elif self.run_dir is not None:
-                self.reference_source = str((self.run_dir / "init_model").resolve())
-        self.value_head = None
-        if cfg.advantage == "gae":
-            self.value_head = nn.Linear(self.policy.config.hidden_size, 1).to(self.device)
-            nn.init.zeros_(self.value_head.weight)
-            nn.init.zeros_(self.value_head.bias)
+            self.policy = lm.with_lora(self.policy, cfg.lora_r, cfg.lora_alpha)
+        # π_ref, read back on resume from the folder the run started from (the model, or the tiny model's)
+        start = cfg.model if cfg.model is not None else self.run_dir / "init_model" if self.run_dir else None
+        self.reference = Reference(self.policy, cfg.beta, cfg.lora, str(Path(start).resolve()) if start else None)
+        # advantage: gae adds a token-level critic (PPO for LMs); GRPO proper has none
+        self.critic = (TokenCritic(self.policy.config.hidden_size, self.device, cfg.gamma, cfg.gae_lambda)
+                       if cfg.advantage == "gae" else None)
         params = [p for p in self.policy.parameters() if p.requires_grad]
-        if self.value_head is not None:
-            params += list(self.value_head.parameters())
+        params += self.critic.parameters() if self.critic is not None else []
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
         # global_step and iteration count GRPO steps, num_episodes completions, recent_returns each step's mean reward
         self.progress = Progress()
@@ -209,62 +193,7 @@ class GRPO:
             return lm.load_causal_lm(folder, dtype, str(self.device))
         return model.to(dtype), tokenizer
 
-    def _reward_functions(self) -> list[tuple[str, Callable[..., float], float]]:
-        cfg = self.config
-        if cfg.reward_funcs:
-            funcs = [(spec.rpartition(":")[2], load_callable(spec, "reward function")) for spec in cfg.reward_funcs]
-        else:
-            funcs = list(self.task.rewards.items())
-        weights = cfg.reward_weights or (1.0,) * len(funcs)
-        if len(weights) != len(funcs):
-            raise ConfigError(f"reward_weights has {len(weights)} entries for the task's {len(funcs)} reward "
-                              f"functions ({', '.join(n for n, _ in funcs)})")
-        return [(name, f, float(w)) for (name, f), w in zip(funcs, weights, strict=True)]
-
-    def _reward_model(self, dtype: torch.dtype) -> tuple[Any, Any] | None:
-        path = self.config.reward_model
-        if path is None:
-            return None
-        transformers = lm.require_transformers()
-        if not (Path(path) / "config.json").is_file():
-            raise ConfigError(f"reward_model={path!r} is not a local model folder (no config.json)")
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype,
-                                                                           local_files_only=True).to(self.device)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model.config.pad_token_id = tokenizer.pad_token_id
-        return model.eval().requires_grad_(False), tokenizer
-
     # --- one step ----------------------------------------------------------------------------------------
-    def score(self, examples: list[dict[str, str]], completions: list[str]) -> tuple[Tensor, dict[str, float]]:
-        """Weighted sum of every reward component for each completion ``[len(completions)]`` (completion k
-        answers ``examples[k // G]`` when there are fewer examples), and each component's mean."""
-        repeat = len(completions) // len(examples)
-        rows = [examples[k // repeat] for k in range(len(completions))]
-        total = torch.zeros(len(completions))
-        means: dict[str, float] = {}
-        for name, func, weight in self.rewards:
-            values = []
-            for ex, text in zip(rows, completions, strict=True):
-                value = func(completion=text, **ex)
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise RewardError(f"reward function {name!r} returned {value!r} for prompt {ex['prompt']!r}; "
-                                      "reward functions must return a finite float")
-                values.append(float(value))
-            component = torch.tensor(values)
-            total += weight * component
-            means[f"reward/{name}"] = component.mean().item()
-        if self.reward_model is not None:
-            model, tokenizer = self.reward_model
-            enc = tokenizer([ex["prompt"] + text for ex, text in zip(rows, completions, strict=True)],
-                            return_tensors="pt", padding=True, padding_side="right").to(self.device)
-            with torch.no_grad():
-                component = model(**enc).logits[:, 0].float().cpu()
-            total += self.config.reward_model_weight * component
-            means["reward/reward_model"] = component.mean().item()
-        return total, means
-
     def _logps(self, model: Any, gens: lm.Generations, rows: slice = slice(None),
                with_hidden: bool = False) -> tuple[Tensor, Tensor | None]:
         """log π of the completion tokens of ``rows`` (and the hidden states that predicted them)."""
@@ -273,24 +202,13 @@ class GRPO:
         return lm.token_logps(model, input_ids, attention, gens.prompt_len, self.config.temperature, with_hidden,
                               group_size=shared)
 
-    def _reference_logps(self, gens: lm.Generations) -> Tensor | None:
-        if self.config.beta == 0:
-            return None
-        with torch.inference_mode():  # cheaper per op than no_grad; cloned below into a normal tensor
-            if self.ref_model is not None:
-                logp = self._logps(self.ref_model, gens)[0]
-            else:
-                with self.policy.disable_adapter():  # LoRA: the base model is the reference
-                    logp = self._logps(self.policy, gens)[0]
-        return logp.clone()
-
     def update(self, examples: list[dict[str, str]], gens: lm.Generations) -> tuple[Tensor, dict[str, float]]:
         """Steps 2–3 of :meth:`learn` on one generation batch (``gens`` holds G completions of each of the P
         ``examples``, grouped by prompt): rewards, group-relative advantages Â_i = (r_i − mean)/(std + eps) within
         each prompt's group, then μ passes of the GRPO loss at this step's learning rate. Returns the rewards
         ``[P·G]`` and the step's stats (each reward component, ``flat_groups``, loss terms, ``lr``)."""
         cfg = self.config
-        rewards, components = self.score(examples, gens.texts)
+        rewards, components = self.rewards.score(examples, gens.texts)
         grouped = rewards.view(len(examples), cfg.group_size)  # row p: the G completions of prompt p
         adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1).to(self.device)
         if not self.policy.training:
@@ -298,23 +216,23 @@ class GRPO:
         lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        stats = self._optimise(gens, adv if self.value_head is None else rewards.to(self.device))
+        stats = self._optimise(gens, adv, rewards.to(self.device))
         return rewards, {**components, "flat_groups": flat_groups(grouped).float().mean().item(), "lr": lr,
                          **stats}
 
-    def _optimise(self, gens: lm.Generations, adv: Tensor) -> dict[str, float]:
-        """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches."""
-        cfg = self.config
+    def _optimise(self, gens: lm.Generations, adv: Tensor, rewards: Tensor) -> dict[str, float]:
+        """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches (with a
+        token critic: its GAE advantages and value loss instead of the group-relative Â)."""
+        cfg, critic = self.config, self.critic
         rows = gens.input_ids.shape[0]
         mask = gens.mask.float()
-        ref_logp = self._reference_logps(gens)
-        old_logp = None
-        if cfg.num_iterations > 1 or self.value_head is not None:  # π_old is needed past the first pass
+        ref_logp = self.reference.logps(self.policy, lambda model: self._logps(model, gens)[0])
+        old_logp = returns = None
+        if cfg.num_iterations > 1 or critic is not None:  # π_old is needed past the first pass
             with torch.no_grad():
-                old_logp, hidden = self._logps(self.policy, gens, with_hidden=self.value_head is not None)
-        returns = None
-        if self.value_head is not None:  # token-level GAE, reward on each completion's last token
-            adv, returns = self._token_advantages(adv, hidden, mask)
+                old_logp, hidden = self._logps(self.policy, gens, with_hidden=critic is not None)
+        if critic is not None:
+            adv, returns = critic.advantages(rewards, hidden, mask)
         micro = rows // cfg.grad_accum_steps
         # a step starts from no gradient: one left on the weights (the supervised warm-up's last, a user's
         # backward) would otherwise be added to the first pass's
@@ -324,17 +242,15 @@ class GRPO:
         for _ in range(cfg.num_iterations):
             for start in range(0, rows, micro):
                 sl = slice(start, start + micro)
-                logp, hidden = self._logps(self.policy, gens, sl, with_hidden=self.value_head is not None)
+                logp, hidden = self._logps(self.policy, gens, sl, with_hidden=critic is not None)
                 # μ = 1: π_old is the policy itself (ratio 1, gradient of the ratio = ∇ log π)
                 old = logp.detach() if old_logp is None else old_logp[sl]
                 loss, stats = grpo_loss(logp, old, adv[sl], mask[sl], cfg.clip_eps,
                                         cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps,
                                         None if ref_logp is None else ref_logp[sl], cfg.beta, cfg.aggregation,
                                         max_len=cfg.max_new_tokens, num_sequences=rows, num_tokens=num_tokens)
-                if self.value_head is not None:
-                    values = self.value_head(hidden.float()).squeeze(-1)
-                    v_loss = aggregate_tokens(0.5 * (values - returns[sl]) ** 2, mask[sl], "token",
-                                              num_tokens=num_tokens)
+                if critic is not None:
+                    v_loss = critic.loss(hidden, returns[sl], mask[sl], num_tokens)
                     loss = loss + cfg.vf_coef * v_loss
                     totals["value_loss"] += v_loss.item() / cfg.num_iterations
                 if not math.isfinite(loss.item()):
@@ -360,25 +276,6 @@ class GRPO:
         warmup = self.config.lr_warmup_steps
         return self.config.lr * min(1.0, (self.global_step + 1) / warmup) if warmup else self.config.lr
 
-    def _token_advantages(self, rewards: Tensor, hidden: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Token-level GAE over each completion with the value head's V, the sequence reward on its last token;
-        returns (normalised Â ``[B, L]``, value targets ``[B, L]``)."""
-        cfg = self.config
-        with torch.no_grad():
-            values = self.value_head(hidden.float()).squeeze(-1) * mask  # type: ignore[misc]
-            lengths = mask.sum(1).long()
-            last = torch.zeros_like(mask)
-            last[torch.arange(mask.shape[0]), (lengths - 1).clamp(min=0)] = 1.0
-            token_rewards = last * rewards.view(-1, 1)
-            next_values = torch.cat([values[:, 1:], torch.zeros_like(values[:, :1])], dim=1)
-            done = last.bool() | ~mask.bool()
-            # time-major for advantages.gae: [L, B]
-            adv = gae(token_rewards.T, values.T, next_values.T, done.T, torch.zeros_like(done.T),
-                      gamma=cfg.gamma, gae_lambda=cfg.gae_lambda).T
-            returns = adv + values
-            adv = normalize(adv, mask.bool()) * mask
-        return adv, returns
-
     # --- the loop ----------------------------------------------------------------------------------------
     def learn(self, total_steps: int | None = None,
               callback: Callable[[GRPO, dict[str, Any]], bool | None] | None = None) -> GRPO:
@@ -399,9 +296,8 @@ class GRPO:
                 # 2.–3. rewards, group-relative advantages, μ passes of the loss
                 rewards, stats = self.update(examples, gens)
                 self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel())
-                if cfg.ref_sync_every and self.ref_model is not None and self.global_step % cfg.ref_sync_every == 0:
-                    self.ref_model.load_state_dict(self.policy.state_dict())
-                    self.reference_source = None
+                if cfg.ref_sync_every and self.global_step % cfg.ref_sync_every == 0:
+                    self.reference.sync(self.policy)
                 # 4. evaluate, log, checkpoint
                 t2 = time.perf_counter()
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == session.target:
@@ -472,9 +368,8 @@ class GRPO:
                 "task_rng": json.dumps(self.rng.getstate()), "last_accuracy": self.last_accuracy,
                 "warmup_accuracy": self.warmup_accuracy, "last_sampled_accuracy": self.last_sampled_accuracy,
                 "warmup_sampled_accuracy": self.warmup_sampled_accuracy,
-                "value_head": None if self.value_head is None else self.value_head.state_dict(),
-                # β = 0 or LoRA: no separate reference model; else the folder it is read back from
-                "reference": None if self.ref_model is None else self.reference_source or REFERENCE_FOLDER}
+                "value_head": None if self.critic is None else self.critic.state_dict(),
+                "reference": self.reference.entry()}
 
     def save(self, folder: str | Path) -> Path:
         """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, the reference model where no
@@ -486,8 +381,7 @@ class GRPO:
         self.policy.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         state = self.state_dict()
-        if state["reference"] == REFERENCE_FOLDER:
-            self.ref_model.save_pretrained(tmp / REFERENCE_FOLDER)  # type: ignore[union-attr]
+        self.reference.save_into(tmp)
         checkpoint.atomic_save(state, tmp / checkpoint.TRAINER_STATE)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
@@ -508,23 +402,6 @@ class GRPO:
             shutil.rmtree(old, ignore_errors=True)
         return path
 
-    def _restore_reference(self, folder: Path, reference: str | None) -> None:
-        """Load the frozen reference model a checkpoint points to: its own ``reference/`` folder, or the folder
-        the run started from (the policy's checkpoint is not the reference)."""
-        if self.ref_model is None:
-            return
-        if reference is None:  # written without a reference (β = 0, or before checkpoints named it): the reference
-            self.reference_source = None  # is the deep copy made at load; later checkpoints hold it themselves
-            return
-        path = folder / reference if reference == REFERENCE_FOLDER else Path(reference)
-        if not (path / "config.json").is_file():
-            raise checkpoint.CheckpointError(
-                f"the reference model of {folder} was read from {path}, which is no longer a model folder; restore "
-                "it there, or resume with beta=0 (no reference model)")
-        self.ref_model = None  # free the copy made at load before reading the reference (no third model)
-        self.ref_model = lm.load_model(path, self.dtype, str(self.device)).eval().requires_grad_(False)
-        self.reference_source = None if reference == REFERENCE_FOLDER else str(path)
-
     @classmethod
     def load(cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
              **overrides: Any) -> GRPO:
@@ -539,10 +416,10 @@ class GRPO:
             values.update(model=str(folder), warmup_steps=0)
         trainer = cls(config=cfgmod.from_dict(GRPOConfig, values), run_dir=run_dir, progress=progress)
         if lora:
-            _load_adapter(trainer.policy, folder)
-        if trainer.value_head is not None and state["value_head"] is not None:
-            trainer.value_head.load_state_dict(state["value_head"])
-        trainer._restore_reference(folder, state["reference"])
+            lm.load_adapter(trainer.policy, folder)
+        if trainer.critic is not None and state["value_head"] is not None:
+            trainer.critic.load_state_dict(state["value_head"])
+        trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.progress.load_state_dict(state)
         trainer.last_accuracy = state["last_accuracy"]
@@ -562,23 +439,6 @@ def _find_saved(path: Path) -> Path:
     if (path / checkpoint.TRAINER_STATE).is_file():
         return path
     return checkpoint.latest(path).parent
-
-
-def _with_lora(model: Any, r: int, alpha: int) -> Any:
-    try:
-        import peft
-    except ImportError:
-        raise ConfigError("lora=true needs peft: pip install 'proxrl[lm]' (or pip install peft)") from None
-    config = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", task_type="CAUSAL_LM")
-    return peft.get_peft_model(model, config)
-
-
-def _load_adapter(model: Any, folder: Path) -> None:
-    import peft
-
-    weights = peft.utils.load_peft_weights(str(folder))
-    peft.set_peft_model_state_dict(model, weights)
-
 
 
 def _fmt(value: float | None) -> str:

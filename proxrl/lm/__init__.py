@@ -214,3 +214,21 @@ def accuracy(model: Any, tokenizer: Any, examples: list[dict[str, str]], max_new
                         top_p, greedy=samples == 0)
         total += sum(score(completion=text, **chunk[k // repeat]) for k, text in enumerate(gens.texts))
     return total / max(1, len(examples) * repeat)
+
+
+def with_lora(model: Any, r: int, alpha: int) -> Any:
+    """``model`` with LoRA adapters (rank ``r``, scale ``alpha``) on every linear layer (peft)."""
+    try:
+        import peft
+    except ImportError:
+        raise ConfigError("lora=true needs peft: pip install 'proxrl[lm]' (or pip install peft)") from None
+    config = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", task_type="CAUSAL_LM")
+    return peft.get_peft_model(model, config)
+
+
+def load_adapter(model: Any, folder: str | Path) -> None:
+    """Load the LoRA adapter weights saved in ``folder`` into a peft ``model``."""
+    import peft
+
+    weights = peft.utils.load_peft_weights(str(folder))
+    peft.set_peft_model_state_dict(model, weights)
