@@ -103,7 +103,8 @@ def tictactoe_selfplay(seed: int, budget: int) -> tuple[int, dict, dict]:
     import torch
 
     from proxrl import config
-    from proxrl.algos.multiagent import MultiAgentPPO, MultiAgentPPOConfig, evaluate_against_random
+    from proxrl.algos.multiagent import MultiAgentPPO, MultiAgentPPOConfig
+    from proxrl.marl.evaluation import evaluate_against_random
 
     torch.set_num_threads(1)
     cfg = config.load(MultiAgentPPOConfig, CONFIGS / "ippo_tictactoe.yaml",

@@ -5,7 +5,7 @@ import torch
 
 from proxrl import ConfigError, MultiAgentPPO
 from proxrl.advantages import gae, masked_gae
-from proxrl.algos.multiagent import evaluate_against_random
+from proxrl.marl.evaluation import evaluate_against_random
 from proxrl.cli import main
 
 TINY = dict(num_envs=2, num_steps=8, tensorboard=False, hidden_sizes=(16,), num_epochs=2)

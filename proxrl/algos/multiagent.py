@@ -27,6 +27,7 @@ from torch import Tensor
 from ..advantages import masked_gae, normalize
 from ..config import ConfigError, param
 from ..envs import snapshot
+from ..marl.value_norm import ValueNormalizer
 from ..marl.collectors import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..optim import FlatParameters, adam_step, make_adam
@@ -89,30 +90,6 @@ class OptimizerGroup:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
-
-
-class ValueNormalizer:
-    """Running mean and variance of the critic's targets (Welford over batches); identity when disabled."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
-
-    def update(self, x: Tensor) -> None:
-        if not self.enabled or x.numel() == 0:
-            return
-        m, v, n = float(x.mean()), float(x.var(unbiased=False)), x.numel()
-        total = self.count + n
-        delta = m - self.mean
-        self.mean += delta * n / total
-        self.var = (self.var * self.count + v * n + delta**2 * self.count * n / total) / total
-        self.count = total
-
-    def normalize(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / math.sqrt(self.var + 1e-8) if self.enabled else x
-
-    def denormalize(self, x: Tensor) -> Tensor:
-        return x * math.sqrt(self.var + 1e-8) + self.mean if self.enabled else x
 
 
 def _flat(x: Tensor) -> Tensor:
@@ -357,37 +334,3 @@ class MultiAgentPPO:
         returns = returns[:episodes]
         return {"returns": returns, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
                 "mean_length": float("nan")}
-
-
-def evaluate_against_random(trained: MultiAgentPPO, games: int = 200, seat: int = 0,
-                            seed: int = 0) -> dict[str, float]:
-    """Play an AEC game with agent ``seat`` choosing the mode of its policy (legal moves only) and every other
-    agent a uniformly random legal move; returns win / draw / loss rates of ``seat`` and illegal-move count."""
-    rng = np.random.default_rng(seed)
-    env = trained.make_env()
-    names = trained.spec.names
-    wins = draws = losses = illegal = 0
-    for g in range(games):
-        env.reset(seed=seed + g)
-        final = 0.0
-        for name in env.agent_iter():
-            obs, reward, term, trunc, _ = env.last()
-            if term or trunc:
-                final = float(reward) if name == names[seat] else final
-                env.step(None)
-                continue
-            flat, mask = obs["observation"].astype(np.float32).reshape(-1), np.asarray(obs["action_mask"], bool)
-            if name == names[seat]:
-                x = np.zeros((1, len(names), max(trained.spec.obs_dims)), np.float32)
-                x[0, seat, : flat.size] = flat
-                m = np.ones((1, len(names), mask.size), bool)
-                m[0, seat] = mask
-                action = int(trained.predict(x, masks=m)[0, seat])
-                illegal += int(not mask[action])
-            else:
-                action = int(rng.choice(np.flatnonzero(mask)))
-            env.step(action)
-        wins, draws, losses = wins + (final > 0), draws + (final == 0), losses + (final < 0)
-    env.close()
-    return {"win": wins / games, "draw": draws / games, "loss": losses / games, "illegal": illegal}
-
