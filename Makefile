@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cartpole_vs_sb3.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check proxrl tests benchmarks
+	$(BIN)/ruff check proxrl tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -67,51 +67,49 @@ def _check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
         raise ConfigError(f"config key '{name}' is {value!r}; allowed: {_describe_range(meta)}")
 
 
+_WRONG = object()  # a scalar coercer's "this value does not fit the type"
+
+
+def _to_bool(value: Any) -> Any:
+    return value if isinstance(value, bool) else _WRONG
+
+
+def _to_int(value: Any) -> Any:
+    if isinstance(value, bool):
+        return _WRONG
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, float) and value.is_integer() else _WRONG
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)  # YAML reads "1e-3" (no dot) as a string
+        except ValueError:
+            return _WRONG
+    return _WRONG
+
+
+def _to_str(value: Any) -> Any:
+    return value if isinstance(value, str) else _WRONG
+
+
+_SCALARS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+
+
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
     """Coerce ``value`` (from YAML or a ``--set`` string) to the field's annotated type, or raise ConfigError."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(name, value, arg)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"config key '{name}' has a wrong type")
+        return _coerce_union(name, value, args)
     wrong = ConfigError(
         f"config key '{name}' must be {getattr(annotation, '__name__', annotation)}, got {value!r} "
         f"({type(value).__name__})"
     )
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise wrong
-    if annotation is int:
-        if isinstance(value, bool):
-            raise wrong
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise wrong
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if isinstance(value, str):
-                try:
-                    return float(value)  # YAML reads "1e-3" (no dot) as a string
-                except ValueError:
-                    raise wrong from None
-            raise wrong
-        return float(value)
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise wrong
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise wrong
@@ -120,7 +118,27 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, dict):
             raise wrong
         return dict(value)
-    raise TypeError(f"unsupported annotation {annotation!r} on field {name}")  # a bug in a config class
+    if annotation not in _SCALARS:
+        raise TypeError(f"unsupported annotation {annotation!r} on field {name}")  # a bug in a config class
+    out = _SCALARS[annotation](value)
+    if out is _WRONG:
+        raise wrong
+    return out
+
+
+def _coerce_union(name: str, value: Any, args: tuple[Any, ...]) -> Any:
+    """The first member type of an ``X | Y | None`` annotation that ``value`` coerces to."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(name, value, arg)
+        except ConfigError as e:
+            errors.append(str(e))
+    raise ConfigError(errors[0] if errors else f"config key '{name}' has a wrong type")
 
 
 C = TypeVar("C", bound="RunConfig")
