@@ -152,7 +152,7 @@ class RunConfig:
     algo: ClassVar[str] = "base"
 
     env: str = param("CartPole-v1", "gymnasium id, or 'module:EnvId' to import a module that registers it")
-    env_kwargs: dict = param(help="keyword arguments for the environment's constructor", factory=dict)
+    env_kwargs: dict[str, Any] = param(help="keyword arguments for the environment's constructor", factory=dict)
     total_steps: int = param(100_000, "environment steps to train for (summed over the N envs)", low=1)
     seed: int = param(0, "seed for torch, numpy, python and the environments", low=0)
     device: str = param("auto", "'auto' picks CUDA only where it pays (large nets), else the CPU",
@@ -175,7 +175,8 @@ class RunConfig:
         """Each key's help text with its default and allowed values."""
         out = {}
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            factory = f.default_factory
+            default = f.default if factory is dataclasses.MISSING else factory()
             allowed = _describe_range(f.metadata) if (f.metadata.get("choices") or f.metadata.get("low") is not None
                                                       or f.metadata.get("high") is not None) else ""
             out[f.name] = f"{f.metadata.get('help', '')} (default {default!r}{'; ' + allowed if allowed else ''})"
@@ -258,7 +259,7 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
 
 def dump(config: RunConfig) -> str:
     """YAML text such that ``from_dict(type(c), yaml.safe_load(dump(c))) == c``."""
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
+    return str(yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def read_yaml_text(text: str) -> dict[str, Any]:

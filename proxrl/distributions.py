@@ -9,6 +9,7 @@ argument validation and broadcasting machinery; ``tests/test_distributions.py`` 
 from __future__ import annotations
 
 import math
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ class MultiCategorical:
     nvec: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        self.parts = [Categorical(x) for x in self.logits.split(list(self.nvec), dim=-1)]
+        self.parts = [Categorical(x) for x in torch.split(self.logits, list(self.nvec), dim=-1)]
 
     def sample(self) -> Tensor:
         return torch.stack([p.sample() for p in self.parts], dim=-1)
@@ -107,7 +108,7 @@ class DiagGaussian:
 Distribution = Categorical | MultiCategorical | DiagGaussian
 
 
-def action_param_dim(space: spaces.Space) -> int:
+def action_param_dim(space: spaces.Space[Any]) -> int:
     """How many numbers the actor head outputs for ``space``; raises for an unsupported space."""
     if isinstance(space, spaces.Discrete):
         return int(space.n)
@@ -125,7 +126,7 @@ def action_param_dim(space: spaces.Space) -> int:
     )
 
 
-def make_distribution(space: spaces.Space, params: Tensor, log_std: Tensor | None) -> Distribution:
+def make_distribution(space: spaces.Space[Any], params: Tensor, log_std: Tensor | None) -> Distribution:
     """The action distribution of ``space`` from the actor head's output ``params`` ``[B, action_param_dim]``."""
     if isinstance(space, spaces.Discrete):
         return Categorical(params)
@@ -135,17 +136,17 @@ def make_distribution(space: spaces.Space, params: Tensor, log_std: Tensor | Non
     return DiagGaussian(params, log_std)
 
 
-def action_shape(space: spaces.Space) -> tuple[int, ...]:
+def action_shape(space: spaces.Space[Any]) -> tuple[int, ...]:
     """Per-sample shape of a stored action: ``()`` for Discrete, ``(n,)`` otherwise."""
     return () if isinstance(space, spaces.Discrete) else tuple(space.shape)  # type: ignore[arg-type]
 
 
-def action_dtype(space: spaces.Space) -> torch.dtype:
+def action_dtype(space: spaces.Space[Any]) -> torch.dtype:
     """Storage dtype of actions: int64 for discrete spaces, float32 for Box."""
     return torch.float32 if isinstance(space, spaces.Box) else torch.int64
 
 
-def to_env_action(space: spaces.Space, actions: Tensor | np.ndarray) -> np.ndarray:
+def to_env_action(space: spaces.Space[Any], actions: Tensor | np.ndarray) -> np.ndarray:
     """Actions as the env expects them; Gaussian samples are clipped to the Box bounds only here."""
     out = actions.numpy() if isinstance(actions, Tensor) else actions
     if isinstance(space, spaces.Box):
