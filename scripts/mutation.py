@@ -291,7 +291,7 @@ MUTATIONS: list[Mutation] = [
              "clip_eps if cfg.clip_vloss else None", "None",
              "PPO (autograd path): clip_vloss ignored, the value loss is never clipped"),
     Mutation("ppo-value-clip-ignored-fused", PPO,
-             "old_values[idx], clip_eps, cfg.clip_vloss)", "old_values[idx], clip_eps, False)",
+             "returns, old_values, clip_eps, cfg.clip_vloss)", "returns, old_values, clip_eps, False)",
              "PPO (fused path): clip_vloss ignored, the value loss is never clipped"),
 
     # --- algos/pg.py ---------------------------------------------------------------------------------------------

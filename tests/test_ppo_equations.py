@@ -210,3 +210,36 @@ def test_offpolicy_pg_update_is_the_truncated_importance_weighted_gradient_with_
     assert distance(got, expected) < TOL
     for wrong in (dict(baseline=1.0), dict(log_rho_sign=-1.0)):  # Q̂ + V; ρ = β/π in V-trace
         assert distance(offpolicy_reference(initial, samples, replay_ratio=2, **wrong), expected) > 50 * TOL, wrong
+
+
+def critic_reference(initial: torch.nn.Module, samples: list[list[tuple[int, float]]], clip: float | None,
+                     epochs: int = 4, lr: float = 0.05, adam_eps: float = 1e-5, vf_coef: float = 0.5) -> dict:
+    """PPO's critic on one-step episodes (R̂ = Â + V_old = r): Adam on c_v ½ E[(V − R̂)²], or with ``clip`` the
+    clipped form ½ E[max((V − R̂)², (V_old + clip(V − V_old, −ε, ε) − R̂)²)]; returns the critic's parameters."""
+    policy = copy.deepcopy(initial)
+    critic = [p for n, p in policy.named_parameters() if n.startswith("critic")]
+    opt = torch.optim.Adam(critic, lr=lr, eps=adam_eps)
+    for batch in samples:
+        returns = torch.tensor([r for _, r in batch])
+        with torch.no_grad():
+            v_old = policy.value(S)[0]
+        for _ in range(epochs):
+            v = policy.value(S)[0].expand_as(returns)
+            err = (v - returns) ** 2
+            if clip is not None:
+                err = torch.maximum(err, (v_old + (v - v_old).clamp(-clip, clip) - returns) ** 2)
+            loss = vf_coef * 0.5 * err.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return {n: p.detach().clone() for n, p in policy.named_parameters() if n.startswith("critic")}
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_clip_vloss_clips_the_critics_step_around_its_rollout_values(fused):
+    # V moves past ±ε around its rollout value within the epochs, so the clipped error decides the later steps
+    agent, initial, samples, _ = run(2, clip_eps=0.1, clip_vloss=True, fused_gradient=fused)
+    expected = critic_reference(initial, samples, clip=0.1)
+    got = {n: p.detach() for n, p in agent.policy.named_parameters() if n.startswith("critic")}
+    assert distance(got, expected) < TOL
+    assert distance(critic_reference(initial, samples, clip=None), expected) > 50 * TOL  # measured: 0.049

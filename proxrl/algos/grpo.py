@@ -399,7 +399,11 @@ class GRPO:
         root = self.run_dir / "checkpoints"
         path = self.save(root / f"step_{self.global_step:09d}")
         for old in sorted(root.glob("step_*"))[:-self.config.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
+            hidden = old.with_name(f".{old.name}.del")
+            old.rename(hidden)  # out of sight in one atomic step: a kill mid-delete leaves no half checkpoint
+            shutil.rmtree(hidden, ignore_errors=True)
+        for leftover in root.glob(".step_*.del"):  # left by a process killed while pruning
+            shutil.rmtree(leftover, ignore_errors=True)
         return path
 
     @classmethod

@@ -108,6 +108,8 @@ class PPO:
         self.kl_coef = cfg.kl_coef
         use_fused = cfg.fused_gradient and cfg.objective == "clip" and FusedClipPPOGradient.supports(self.policy)
         self.fused = FusedClipPPOGradient(self.policy, self.flat, cfg.vf_coef, cfg.ent_coef) if use_fused else None
+        # the minibatch step, chosen once: the closed-form gradient where it applies, else autograd
+        self.minibatch_step = self._fused_step if self.fused is not None else self._autograd_step
 
     start_envs = agent.start_envs
     predict = agent.predict
@@ -165,6 +167,20 @@ class PPO:
                     break
         return self
 
+    def _fused_step(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
+                    returns: torch.Tensor, old_values: torch.Tensor, clip_eps: float,
+                    old_params: torch.Tensor | None, old_log_std: torch.Tensor | None) -> torch.Tensor:
+        """One minibatch step with the gradient written by the closed-form backward (``proxrl.fast.fused``: clip
+        objective, CPU MLPs); returns its stats row (STAT_NAMES)."""
+        cfg = self.config
+        assert self.fused is not None
+        loss, row = self.fused(obs, actions, old_logp, adv, returns, old_values, clip_eps, cfg.clip_vloss)
+        if not math.isfinite(loss.item()):
+            check_finite(self.global_step, policy_loss=row[0], value_loss=row[1], entropy=row[2], loss=loss)
+        check_gradient(self.global_step, self.flat.clip_grad_norm_(cfg.max_grad_norm))
+        adam_step(self.optimizer)
+        return row
+
     def _autograd_step(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
                        returns: torch.Tensor, old_values: torch.Tensor, clip_eps: float,
                        old_params: torch.Tensor | None, old_log_std: torch.Tensor | None) -> torch.Tensor:
@@ -217,19 +233,9 @@ class PPO:
                     mb_adv = flat_adv[idx]
                     if cfg.norm_adv and mb_adv.numel() > 1:
                         mb_adv = normalize(mb_adv)
-                if self.fused is not None:  # gradient written by the closed-form backward; row: the STAT_NAMES
-                    loss, row = self.fused(obs[idx], actions[idx], old_logp[idx], mb_adv, flat_returns[idx],
-                                           old_values[idx], clip_eps, cfg.clip_vloss)
-                    if not math.isfinite(loss.item()):
-                        check_finite(self.global_step, policy_loss=row[0], value_loss=row[1], entropy=row[2],
-                                     loss=loss)
-                    check_gradient(self.global_step, self.flat.clip_grad_norm_(cfg.max_grad_norm))
-                    adam_step(self.optimizer)
-                else:
-                    row = self._autograd_step(obs[idx], actions[idx], old_logp[idx], mb_adv, flat_returns[idx],
-                                              old_values[idx], clip_eps,
-                                              old_params[idx] if self.uses_kl else None,
-                                              old_log_std if self.uses_kl else None)
+                row = self.minibatch_step(obs[idx], actions[idx], old_logp[idx], mb_adv, flat_returns[idx],
+                                          old_values[idx], clip_eps, None if old_params is None else old_params[idx],
+                                          old_log_std)
                 stat_rows.append(row)
                 if cfg.target_kl is not None and row[3].item() > cfg.target_kl:
                     stop = True
