@@ -132,6 +132,13 @@ def start_envs(agent: Any) -> Rollout:
     return rollout
 
 
+def rollout(agent: Any) -> Any:
+    """The agent's rollout (or multi-agent collector), its envs started on first use."""
+    if agent._rollout is None:
+        agent._rollout = agent.start_envs()
+    return agent._rollout
+
+
 def env_state(agent: Any) -> dict[str, Any] | None:
     """The envs' state and the rollout's place in their episodes (for an exact resume), or None before any env."""
     rollout = agent._rollout

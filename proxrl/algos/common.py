@@ -15,9 +15,6 @@ from torch import Tensor, nn
 from ..envs import make_eval_env
 from ..errors import NonFiniteError
 
-# Mean return over the last this-many finished episodes is the learning metric (CartPole's "solved" test).
-RETURN_WINDOW = 20
-
 
 def seed_everything(seed: int) -> None:
     """Seed python's ``random``, numpy's global RNG and torch."""
@@ -117,12 +114,6 @@ def evaluate_policy(
         e.close()
     return {"returns": returns, "lengths": lengths, "mean_return": float(np.mean(returns)),
             "std_return": float(np.std(returns)), "mean_length": float(np.mean(lengths))}
-
-
-def mean_or_nan(values: Any) -> float:
-    """Mean of a sequence, NaN when empty."""
-    values = list(values)
-    return float(np.mean(values)) if values else math.nan
 
 
 def check_gradient(step: int, norm: Tensor, name: str = "gradient") -> None:

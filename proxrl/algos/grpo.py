@@ -238,9 +238,11 @@ class GRPO:
         # backward) would otherwise be added to the first pass's
         self.optimizer.zero_grad(set_to_none=True)
         num_tokens = mask.sum().clamp(min=1.0)
+        # each micro-batch's share of the batch's tokens, for per-token stats: the batch's per-token mean
+        shares = (mask.view(cfg.grad_accum_steps, micro, -1).sum((1, 2)) / num_tokens / cfg.num_iterations).tolist()
         totals: dict[str, float] = collections.defaultdict(float)
         for _ in range(cfg.num_iterations):
-            for start in range(0, rows, micro):
+            for k, start in enumerate(range(0, rows, micro)):
                 sl = slice(start, start + micro)
                 logp, hidden = self._logps(self.policy, gens, sl, with_hidden=critic is not None)
                 # μ = 1: π_old is the policy itself (ratio 1, gradient of the ratio = ∇ log π)
@@ -257,11 +259,8 @@ class GRPO:
                     check_finite(self.global_step, loss=loss)
                 loss.backward()
                 totals["loss"] += loss.item() / cfg.num_iterations
-                # per-token means of a micro-batch, weighted by its tokens: the batch's per-token mean
-                share = (mask[sl].sum() / num_tokens).item() / cfg.num_iterations
-                for key in ("clip_frac", "clip_frac_low", "clip_frac_high"):
-                    totals[key] += stats[key].item() * share
-                totals["kl"] += stats["kl"].item() * share
+                for key in ("clip_frac", "clip_frac_low", "clip_frac_high", "kl"):
+                    totals[key] += stats[key].item() * shares[k]
             norm = nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                             cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
                                             foreach=True)

@@ -72,7 +72,6 @@ class MultiAgentPPOConfig(RolloutConfig):
                               "set share_actor=false (or leave it unset)")
 
 
-
 class OptimizerGroup:
     """Several Adam optimisers (one per network) behind one state_dict / param_groups, for checkpoints and the lr
     schedule."""
@@ -173,10 +172,9 @@ class MultiAgentPPO:
               callback: Callable[[MultiAgentPPO, dict[str, Any]], bool | None] | None = None) -> MultiAgentPPO:
         """Train for ``total_steps`` more rows × copies (default: until ``config.total_steps`` in all)."""
         cfg = self.config
-        if self._rollout is None:
-            self._rollout = self.start_envs()
+        collector = agent.rollout(self)
         with Session(self, total_steps, cfg.stop_return) as session:
-            collector, target = self._rollout, session.target
+            target = session.target
             while session.running():
                 # 1. anneal the learning rate
                 lr = agent.anneal_lr(self, target)

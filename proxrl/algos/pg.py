@@ -115,10 +115,9 @@ class PG:
         ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
         """
         cfg = self.config
-        if self._rollout is None:
-            self._rollout = self.start_envs()
+        rollout = agent.rollout(self)
         with Session(self, total_steps, cfg.stop_return) as session:
-            rollout, target = self._rollout, session.target
+            target = session.target
             while session.running():
                 # 1. anneal the learning rate linearly with the steps still to go
                 lr = agent.anneal_lr(self, target)
