@@ -14,11 +14,16 @@ restored bit for bit (``tests/test_resume.py``).
 from __future__ import annotations
 
 import collections
+import enum
 import json
+import warnings
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
+
+from ..errors import ResumeWarning
 
 _SKIP = {"env", "envs", "metadata", "spec"}
 _SKIP_PREFIXES = ("_cached", "closed")
@@ -83,10 +88,6 @@ def _holds_no_env_state(value: Any) -> bool:
     callables and modules, renderers and rendering handles, proxrl's own objects and torch modules and devices
     (the policy, buffers and counters live in the checkpoint), gymnasium's running statistics (saved with the
     normalisers)."""
-    import enum
-
-    import gymnasium
-
     kind = type(value)
     if isinstance(value, (gymnasium.spaces.Space, gymnasium.envs.registration.EnvSpec, torch.nn.Module, torch.device,
                           type, enum.Enum)) or callable(value) or kind.__name__ == "module":
@@ -173,10 +174,6 @@ def restore_or_reset(obj: Any, state: dict[str, Any] | None, what: str, seed: in
         restore(obj, state)
         return True
     except ValueError as e:
-        import warnings
-
-        from ..errors import ResumeWarning
-
         warnings.warn(f"resume: {what} cannot be put back exactly ({e}); they start from a clean reset with seed "
                       f"{seed}", ResumeWarning, stacklevel=3)
         return False
