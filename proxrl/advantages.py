@@ -35,12 +35,18 @@ def gae(
     *,
     gamma: float,
     gae_lambda: float,
+    mask: Tensor | None = None,
 ) -> Tensor:
     """Generalised advantage estimation, Â_t = Σ_l (γλ)^l δ_{t+l}, cut at episode ends (Schulman et al. 2015).
 
     Recursively Â_t = δ_t + γλ (1 − done_t) Â_{t+1} with done = terminated ∨ truncated; the last step of the
     rollout bootstraps only through δ. λ = 0 gives δ; γ = λ = 1 gives (Monte-Carlo return) − V.
-    Shapes: every argument ``[T, N]``; returns ``[T, N]``.
+
+    ``mask`` (bool, default all true) marks the rows that belong to the column's episode: a row outside it (a
+    gymnasium reset step, another player's turn, an agent that has left) gets Â = 0 and the recursion passes over
+    it, so Â_next is the column's next masked-in row. ``next_values[t]`` is then V of the state the column's
+    next action sees (the collector's job: see ``rollout.py``). Shapes: every argument ``[T, ...]``; returns the
+    same shape.
     """
     _check_time_major(rewards=rewards, values=values, next_values=next_values,
                       terminated=terminated, truncated=truncated)
@@ -48,9 +54,17 @@ def gae(
     carry = gamma * gae_lambda * (1.0 - (terminated | truncated).float())
     adv = torch.empty_like(delta)
     last = torch.zeros_like(delta[0])
+    if mask is None:
+        for t in range(delta.shape[0] - 1, -1, -1):
+            last = delta[t] + carry[t] * last
+            adv[t] = last
+        return adv
+    _check_time_major(rewards=rewards, mask=mask)
+    zero = torch.zeros_like(last)
     for t in range(delta.shape[0] - 1, -1, -1):
-        last = delta[t] + carry[t] * last
-        adv[t] = last
+        step = delta[t] + carry[t] * last
+        adv[t] = torch.where(mask[t], step, zero)
+        last = torch.where(mask[t], step, last)
     return adv
 
 
@@ -129,42 +143,6 @@ def vtrace(
     v_next = torch.cat([v[1:], next_values[-1:]])
     v_next = torch.where(carry.bool(), v_next, next_values)  # at an episode end: V(final obs), never v of a reset
     return v, rewards + gamma * not_term * v_next
-
-
-def masked_gae(
-    rewards: Tensor,
-    values: Tensor,
-    bootstrap: Tensor,
-    last_values: Tensor,
-    terminated: Tensor,
-    truncated: Tensor,
-    alive: Tensor,
-    *,
-    gamma: float,
-    gae_lambda: float,
-) -> Tensor:
-    """GAE(γ, λ) along the time axis of every column (env × agent) that skips the rows where the column did not act
-    (``alive`` False: an agent that left the episode, or another player's turn); those rows get Â = 0.
-
-    For an alive row t: δ_t = r_t + γ V' − V(s_t) with V' = 0 after a termination, ``bootstrap[t]`` (V of the final
-    observation) after a truncation, else V at the column's next alive row (``last_values`` past the rollout's
-    end); Â_t = δ_t + γλ Â_next unless the episode ended at t. All ``[T, ...]`` except ``last_values`` ``[...]``.
-    With every row alive this is :func:`gae`.
-    """
-    _check_time_major(rewards=rewards, values=values, bootstrap=bootstrap, terminated=terminated,
-                      truncated=truncated, alive=alive)
-    adv = torch.zeros_like(rewards)
-    next_value, next_adv = last_values.clone(), torch.zeros_like(last_values)
-    zero = torch.zeros_like(last_values)
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        ended = terminated[t] | truncated[t]
-        v_next = torch.where(terminated[t], zero, torch.where(truncated[t], bootstrap[t], next_value))
-        a = rewards[t] + gamma * v_next - values[t] + gamma * gae_lambda * (~ended).float() * next_adv
-        live = alive[t]
-        adv[t] = torch.where(live, a, zero)
-        next_value = torch.where(live, values[t], next_value)
-        next_adv = torch.where(live, a, next_adv)
-    return adv
 
 
 REWARD_SCALINGS = ("group", "batch", "none")

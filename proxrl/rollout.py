@@ -1,8 +1,16 @@
 """The one rollout path: step a gymnasium vector env with a policy into preallocated time-major tensors.
 
-Autoreset: NEXT_STEP (see ``proxrl.envs``). When env i ends an episode at step t (terminated or truncated),
-``values[t + 1, i]`` is V(real final observation), which is exactly the bootstrap GAE needs on a truncation;
-step t + 1 of env i is then the env's reset step (action ignored, reward 0) and is marked ``valid = False``.
+The rollout contract (every collector keeps it: this one, and the multi-agent ones in ``marl/collectors.py``):
+each row t holds V(s_t), ``next_values[t]`` = V of the state the column's next action sees (V of the real final
+observation after a truncation), ``terminated``/``truncated``, and a mask of the rows that belong to an episode
+(``valid`` here, ``alive`` per agent there). So one ``advantages.gae(..., mask=)`` serves every method.
+
+Autoreset: gymnasium's NEXT_STEP (see ``proxrl.envs``). When env i ends an episode at step t (terminated or
+truncated), ``values[t + 1, i]`` is V(real final observation), which is exactly the bootstrap GAE needs on a
+truncation; step t + 1 of env i is then the env's reset step (action ignored, reward 0) and is marked
+``valid = False``. (The row before a masked-out one always ends an episode, so GAE's recursion is cut there and
+the trainers need no mask: they drop the invalid rows from the loss.) PettingZoo envs have no reset step: the
+multi-agent collectors reset a finished copy at once and mask only the rows where an agent did not act.
 """
 
 from __future__ import annotations

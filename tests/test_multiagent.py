@@ -1,10 +1,12 @@
-"""Multi-agent PPO: masked GAE, the PettingZoo adapters, IPPO/MAPPO/HAPPO smoke, persistence and errors."""
+"""Multi-agent PPO: GAE with a mask, the PettingZoo adapters, IPPO/MAPPO/HAPPO smoke, persistence and errors."""
 
+import numpy as np
 import pytest
 import torch
 
 from proxrl import ConfigError, MultiAgentPPO
-from proxrl.advantages import gae, masked_gae
+from proxrl.advantages import gae
+from proxrl.marl.collectors import next_values
 from proxrl.marl.evaluation import evaluate_against_random
 from proxrl.cli import main
 
@@ -20,34 +22,35 @@ def _rollout(t=6, n=3, seed=0):
     return rewards, values, boot, last, terminated, truncated
 
 
-def test_masked_gae_with_every_row_alive_is_gae():
+def test_next_values_with_every_row_alive_are_the_next_rows_values_or_the_truncation_bootstrap():
     rewards, values, boot, last, terminated, truncated = _rollout()
-    next_values = torch.cat([values[1:], last[None]])
-    next_values = torch.where(truncated, boot, next_values)  # gae reads V(final obs) from next_values
-    expected = gae(rewards, values, next_values, terminated, truncated, gamma=0.9, gae_lambda=0.8)
-    got = masked_gae(rewards, values, boot, last, terminated, truncated, torch.ones_like(terminated), gamma=0.9,
-                     gae_lambda=0.8)
-    torch.testing.assert_close(got, expected)
+    expected = torch.where(truncated, boot, torch.cat([values[1:], last[None]]))
+    got = next_values(values.numpy(), np.ones((6, 3), bool), truncated.numpy(), boot.numpy(), last.numpy())
+    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=0, atol=0)
 
 
-def test_masked_gae_skips_rows_where_the_agent_did_not_act():
+def test_gae_with_a_mask_skips_the_rows_where_the_agent_did_not_act():
     rewards, values, boot, last, terminated, truncated = _rollout(t=5, n=1, seed=3)
-    dense = masked_gae(rewards, values, boot, last, terminated, truncated, torch.ones(5, 1, dtype=torch.bool),
-                       gamma=0.9, gae_lambda=0.8)
+    dense_next = torch.where(truncated, boot, torch.cat([values[1:], last[None]]))
+    dense = gae(rewards, values, dense_next, terminated, truncated, gamma=0.9, gae_lambda=0.8)
+    assert torch.equal(gae(rewards, values, dense_next, terminated, truncated, gamma=0.9, gae_lambda=0.8,
+                           mask=torch.ones(5, 1, dtype=torch.bool)), dense)
     # interleave rows in which this agent does not act (another player's turn): they must change nothing
     alive = torch.tensor([True, False, True, False, True, False, True, False, True, False])[:, None]
-    spread = torch.zeros(10, 1)
 
     def spread_out(x, fill=0.0):
         out = torch.full((10, 1), fill, dtype=x.dtype)
         out[alive] = x[:, 0]
         return out
 
-    got = masked_gae(spread_out(rewards), spread_out(values, 7.0), spread_out(boot), last,
-                     spread_out(terminated, False), spread_out(truncated, False), alive, gamma=0.9,
-                     gae_lambda=0.8)
+    values_spread = spread_out(values, 7.0)  # V of a row where the agent did not act must not be read
+    next_spread = next_values(values_spread.numpy(), alive.numpy(), spread_out(truncated, False).numpy(),
+                              spread_out(boot).numpy(), last.numpy())
+    torch.testing.assert_close(torch.from_numpy(next_spread)[alive], dense_next[:, 0], rtol=0, atol=0)
+    got = gae(spread_out(rewards), values_spread, torch.from_numpy(next_spread), spread_out(terminated, False),
+              spread_out(truncated, False), gamma=0.9, gae_lambda=0.8, mask=alive)
     torch.testing.assert_close(got[alive], dense[:, 0])
-    assert torch.all(got[~alive] == spread[~alive])
+    assert torch.all(got[~alive] == 0)
 
 
 @pytest.mark.parametrize("method", ["ippo", "mappo", "happo"])

@@ -160,8 +160,11 @@ def test_turn_based_collector_marks_every_game_end_and_the_central_value_of_ever
             expected = critic(b.state[:, 0])  # V(s_t) [6, 1], the same for both agents
             final = value(critic, 0.4)  # after the third move
         torch.testing.assert_close(b.values[:, 0], expected.expand(6, 2), rtol=0, atol=1e-6)
-        torch.testing.assert_close(b.team_bootstrap[:, 0], torch.tensor(ends, dtype=torch.float32) * final
-                                   if truncate else torch.zeros(6), rtol=0, atol=1e-6)
+        # V(s_{t+1}) of the joint GAE: the next move's state within a game, V(final state) where a game was cut
+        mid = [0, 1, 3, 4]
+        torch.testing.assert_close(b.team_next_values[mid, 0], expected[[t + 1 for t in mid], 0], rtol=0, atol=1e-6)
+        if truncate:
+            torch.testing.assert_close(b.team_next_values[[2, 5], 0], final.expand(2), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("truncate", [False, True])

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..advantages import masked_gae, normalize
+from ..advantages import gae, normalize
 from ..config import ConfigError, param
 from ..envs import snapshot
 from ..marl.value_norm import ValueNormalizer
@@ -197,18 +197,17 @@ class MultiAgentPPO:
         return self
 
     def _advantages(self, b: MultiAgentBatch) -> tuple[Tensor, Tensor]:
-        """(Â ``[T, N, A]``, critic targets: ``[T, N, A]`` local or ``[T, N]`` central)."""
+        """(Â ``[T, N, A]``, critic targets: ``[T, N, A]`` local or ``[T, N]`` central): GAE per agent (local
+        critics), or joint GAE on the team reward Σ_i r_i shared by every agent that acted (central critic)."""
         cfg, vn = self.config, self.value_norm
         if self.policy.critic_kind == "local":
             values = vn.denormalize(b.values)
-            adv = masked_gae(b.rewards, values, vn.denormalize(b.bootstrap), vn.denormalize(b.last_values),
-                             b.terminated, b.truncated, b.alive, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
+            adv = gae(b.rewards, values, vn.denormalize(b.next_values), b.terminated, b.truncated,
+                      gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, mask=b.alive)
             return adv, adv + values
         values = vn.denormalize(b.values[..., 0])
-        team_alive = b.alive.any(-1)
-        adv = masked_gae(b.team_rewards, values, vn.denormalize(b.team_bootstrap),
-                         vn.denormalize(b.last_values[:, 0]), b.team_terminated, b.team_truncated, team_alive,
-                         gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
+        adv = gae(b.team_rewards, values, vn.denormalize(b.team_next_values), b.team_terminated, b.team_truncated,
+                  gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, mask=b.alive.any(-1))
         return torch.where(b.alive, adv.unsqueeze(-1), torch.zeros(())), adv + values
 
     def _critic_loss(self, b: MultiAgentBatch, idx: Tensor, targets: Tensor) -> Tensor:

@@ -1,11 +1,13 @@
 """PettingZoo environments for the multi-agent trainers: loading by module path, and the rollout of N copies into
 time-major multi-agent tensors ``[T, N, A, ...]``.
 
-Both collectors reset a finished copy at once (its next row is the new episode's first step) and keep, for a
-truncated agent, V of its final observation in ``bootstrap``; ``alive[t, n, a]`` marks the rows where agent a of
-copy n acted. In a ``ParallelEnv`` an agent that leaves early is not alive afterwards. In an ``AECEnv`` (turn
-based) exactly one agent acts per row; the rewards an agent receives on other agents' turns are credited to its
-own last action, and ``action_mask`` observations restrict the logits.
+Both collectors fill one :class:`MultiAgentBatch` and keep the library's rollout contract (``rollout.py``):
+every row carries ``next_values``, V of the state the column's next action sees (V of the final observation
+after a truncation), and a mask, ``alive[t, n, a]``: the rows where agent a of copy n acted. So one
+``advantages.gae(..., mask=alive)`` serves them as it serves the gymnasium rollout. A finished copy is reset at
+once (its next row is the new episode's first step). In a ``ParallelEnv`` an agent that leaves early is not alive
+afterwards. In an ``AECEnv`` (turn based) exactly one agent acts per row; the rewards an agent receives on other
+agents' turns are credited to its own last action, and ``action_mask`` observations restrict the logits.
 """
 
 from __future__ import annotations
@@ -109,13 +111,12 @@ class MultiAgentBatch:
     rewards: Tensor  # [T, N, A] credited to the row where the agent acted
     terminated: Tensor  # [T, N, A] bool: the agent's episode ended at its action in this row
     truncated: Tensor  # [T, N, A] bool
-    alive: Tensor  # [T, N, A] bool: the agent acted in this row
-    bootstrap: Tensor  # [T, N, A]: V(final observation) where truncated
-    last_values: Tensor  # [N, A]: V at each agent's next action, past the rollout's end
+    alive: Tensor  # [T, N, A] bool: the agent acted in this row (the mask of gae)
+    next_values: Tensor  # [T, N, A]: V at the agent's next action (V(final observation) after a truncation)
     team_rewards: Tensor  # [T, N]: Σ_a rewards
     team_terminated: Tensor  # [T, N] bool: the episode ended here with every agent terminated
     team_truncated: Tensor  # [T, N] bool: the episode ended here otherwise
-    team_bootstrap: Tensor  # [T, N]: central V(final state) where the episode was truncated
+    team_next_values: Tensor  # [T, N]: central V at the copy's next row (V(final state) after a truncation)
 
 
 class _Buffers:
@@ -142,6 +143,8 @@ class _Buffers:
             self.masks[:] = True
 
     def batch(self, last_values: np.ndarray, device: torch.device) -> MultiAgentBatch:
+        """The rows as tensors on ``device``; ``last_values`` ``[N, A]`` is V at each agent's next action past the
+        rollout's end."""
         def tt(x: np.ndarray) -> Tensor:
             return torch.from_numpy(x.copy()).to(device)
 
@@ -149,9 +152,25 @@ class _Buffers:
             obs=tt(self.obs), state=tt(self.state), actions=tt(self.actions),
             masks=None if self.masks is None else tt(self.masks), logp=tt(self.logp), values=tt(self.values),
             rewards=tt(self.rewards), terminated=tt(self.terminated), truncated=tt(self.truncated),
-            alive=tt(self.alive), bootstrap=tt(self.bootstrap), last_values=tt(last_values),
+            alive=tt(self.alive),
+            next_values=tt(next_values(self.values, self.alive, self.truncated, self.bootstrap, last_values)),
             team_rewards=tt(self.rewards.sum(-1)), team_terminated=tt(self.team_terminated),
-            team_truncated=tt(self.team_truncated), team_bootstrap=tt(self.team_bootstrap))
+            team_truncated=tt(self.team_truncated),
+            team_next_values=tt(next_values(self.values[..., 0], self.alive.any(-1), self.team_truncated,
+                                            self.team_bootstrap, last_values[:, 0])))
+
+
+def next_values(values: np.ndarray, alive: np.ndarray, truncated: np.ndarray, bootstrap: np.ndarray,
+                last: np.ndarray) -> np.ndarray:
+    """V(s_{t+1}) of every row for ``gae``: after a truncation ``bootstrap[t]`` (V of the final observation), else V
+    at the column's next alive row, ``last`` past the rollout's end (a termination's is never read).
+    ``values``/``alive``/``truncated``/``bootstrap`` ``[T, ...]``, ``last`` ``[...]``; returns ``[T, ...]``."""
+    out = np.empty_like(values)
+    upcoming = last.astype(values.dtype, copy=True)
+    for t in range(values.shape[0] - 1, -1, -1):
+        out[t] = np.where(truncated[t], bootstrap[t], upcoming)
+        upcoming = np.where(alive[t], values[t], upcoming)
+    return out
 
 
 class MultiAgentCollector:
