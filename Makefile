@@ -41,7 +41,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check proxrl tests benchmarks scripts
 	$(BIN)/mypy --strict --follow-imports=silent proxrl/advantages.py proxrl/objectives.py proxrl/kl.py \
-		proxrl/distributions.py proxrl/config.py proxrl/run.py
+		proxrl/distributions.py proxrl/config.py proxrl/run.py proxrl/algos/agent.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -21,7 +21,7 @@ from proxrl.algos.ppo import PPOConfig
 def main(preset: str, seed: int, steps: int, csv_path: str | None, overrides: dict, threshold: float = 475.0) -> None:
     tracker = Tracker(threshold, csv_path)
     budget = {"total_steps": steps} if steps else {}  # 0: the preset's own budget (and annealing horizon)
-    cfg = config.load(PPOConfig, preset, {"seed": seed, **budget, "tensorboard": False, **overrides})
+    cfg = config.resolve(PPOConfig, preset, {"seed": seed, **budget, "tensorboard": False, **overrides})
     agent = PPO(config=cfg, progress=False)
     seen = 0
 

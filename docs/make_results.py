@@ -46,7 +46,7 @@ def train(preset: str, env: str, seed: int, steps: int) -> tuple[str, float, str
     try:
         path = CONFIGS / f"{preset}.yaml"
         cls = ALGORITHMS[config.read_yaml(path)["algo"]]
-        cfg = config.load(cls.config_class, path, {"env": ENVS[env][0], "seed": seed, "total_steps": steps,
+        cfg = config.resolve(cls.config_class, path, {"env": ENVS[env][0], "seed": seed, "total_steps": steps,
                                                    "tensorboard": False, "stop_return": None, "checkpoint_every": 0})
         cls(config=cfg, run_dir=out, progress=False).learn()
         error = None

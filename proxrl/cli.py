@@ -82,13 +82,12 @@ def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any])
     algos = _algorithms()
     if algo not in algos:
         raise ConfigError(f"unknown algorithm '{algo}'; choose from {', '.join(algos)}")
-    values = read_yaml(config_path) if config_path else {}
-    values.update(overrides)
+    given = {**(read_yaml(config_path) if config_path else {}), **overrides}
     for key, fixed in ALIASES.get(algo, {}).items():
-        if values.setdefault(key, fixed) != fixed:
-            raise ConfigError(f"{algo} means {key}={fixed}; for {key}={values[key]} use "
+        if given.get(key, fixed) != fixed:
+            raise ConfigError(f"{algo} means {key}={fixed}; for {key}={given[key]} use "
                               f"`proxrl train {algos[algo].algo}`")
-    return algos[algo], cfgmod.from_dict(algos[algo].config_class, values)
+    return algos[algo], cfgmod.resolve(algos[algo].config_class, config_path, overrides, base=ALIASES.get(algo))
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -237,13 +237,21 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load(
+def resolve(
     cls: type[C],
     path: str | Path | None = None,
     overrides: typing.Mapping[str, Any] | None = None,
+    *,
+    base: RunConfig | typing.Mapping[str, Any] | None = None,
 ) -> C:
-    """Defaults of ``cls``, overridden by the YAML file at ``path``, then by ``overrides`` (later wins)."""
-    values: dict[str, Any] = read_yaml(path) if path is not None else {}
+    """The one way a config is built: ``cls``'s defaults < ``base`` (a config, a preset's or a checkpoint's
+    values) < the YAML file at ``path`` < ``overrides`` (``--set`` and flags, keyword arguments); later wins, and
+    the result is checked strictly (:func:`from_dict`)."""
+    values: dict[str, Any] = {}
+    if base is not None:
+        values.update(to_dict(base) if isinstance(base, RunConfig) else base)
+    if path is not None:
+        values.update(read_yaml(path))
     values.update(overrides or {})
     return from_dict(cls, values)
 

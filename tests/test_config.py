@@ -22,7 +22,7 @@ def test_every_preset_loads(path):
     from proxrl import ALGORITHMS
 
     cls = ALGORITHMS[cfgmod.read_yaml(path)["algo"]]
-    c = cfgmod.load(cls.config_class, path)
+    c = cfgmod.resolve(cls.config_class, path)
     assert c.algo == cls.algo and c.total_steps > 0
 
 
@@ -48,7 +48,7 @@ def test_bad_values_are_refused_with_the_key_named(values, match):
 def test_overrides_parse_yaml_scalars_and_win_over_file(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("gamma: 0.9\nlr: 1e-3\nhidden_sizes: [32, 32]\n")
-    c = cfgmod.load(PPOConfig, f, cfgmod.parse_overrides(["gamma=0.95", "target_kl=0.01", "norm_obs=true"]))
+    c = cfgmod.resolve(PPOConfig, f, cfgmod.parse_overrides(["gamma=0.95", "target_kl=0.01", "norm_obs=true"]))
     assert (c.gamma, c.lr, c.hidden_sizes, c.target_kl, c.norm_obs) == (0.95, 1e-3, (32, 32), 0.01, True)
 
 
@@ -57,9 +57,9 @@ def test_bad_files_are_clear_errors(tmp_path, text, match):
     f = tmp_path / "bad.yaml"
     f.write_text(text)
     with pytest.raises(ConfigError, match=match):
-        cfgmod.load(PPOConfig, f)
+        cfgmod.resolve(PPOConfig, f)
     with pytest.raises(ConfigError, match="does not exist"):
-        cfgmod.load(PPOConfig, tmp_path / "missing.yaml")
+        cfgmod.resolve(PPOConfig, tmp_path / "missing.yaml")
 
 
 def test_set_without_equals_is_an_error():

@@ -27,7 +27,7 @@ def steps_to_threshold(preset: str, seed: int, threshold: float, budget: int) ->
 
     torch.set_num_threads(1)
     cls = ALGORITHMS[config.read_yaml(CONFIGS / preset)["algo"]]
-    cfg = config.load(cls.config_class, CONFIGS / preset,
+    cfg = config.resolve(cls.config_class, CONFIGS / preset,
                       {"seed": seed, "total_steps": budget, "stop_return": threshold, "tensorboard": False})
     start = time.perf_counter()
     agent = cls(config=cfg, progress=False).learn()
@@ -107,7 +107,7 @@ def tictactoe_selfplay(seed: int, budget: int) -> tuple[int, dict, dict]:
     from proxrl.marl.evaluation import evaluate_against_random
 
     torch.set_num_threads(1)
-    cfg = config.load(MultiAgentPPOConfig, CONFIGS / "ippo_tictactoe.yaml",
+    cfg = config.resolve(MultiAgentPPOConfig, CONFIGS / "ippo_tictactoe.yaml",
                       {"seed": seed, "total_steps": budget, "tensorboard": False})
     agent = MultiAgentPPO(config=cfg, progress=False).learn()
     return seed, evaluate_against_random(agent, 500, seat=0), evaluate_against_random(agent, 500, seat=1)
@@ -137,7 +137,7 @@ def spread_return(method: str, seed: int, budget: int) -> tuple[str, int, float]
     from proxrl.algos.multiagent import MultiAgentPPO, MultiAgentPPOConfig
 
     torch.set_num_threads(1)
-    cfg = config.load(MultiAgentPPOConfig, CONFIGS / f"{method}_simple_spread.yaml",
+    cfg = config.resolve(MultiAgentPPOConfig, CONFIGS / f"{method}_simple_spread.yaml",
                       {"seed": seed, "total_steps": budget, "tensorboard": False})
     rows: list[float] = []
     MultiAgentPPO(config=cfg, progress=False).learn(callback=lambda _a, row: rows.append(row["mean_return"]))
@@ -164,7 +164,7 @@ def grpo_accuracy_gain(seed: int, steps: int) -> tuple[int, float, float, float,
 
     from proxrl import GRPO, config
 
-    cfg = config.load(GRPO.config_class, CONFIGS / "grpo_addition.yaml",
+    cfg = config.resolve(GRPO.config_class, CONFIGS / "grpo_addition.yaml",
                       {"seed": seed, "total_steps": steps, "tensorboard": False, "checkpoint_every": 0})
     start = time.perf_counter()
     agent = GRPO(config=cfg, progress=False).learn()

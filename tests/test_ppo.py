@@ -131,7 +131,7 @@ def test_observation_normalisation_statistics_are_saved_and_used_at_eval(tmp_pat
     stats = agent.state_dict()["normalizers"]
     assert set(stats) == {"obs", "reward"} and stats["obs"]["count"] > 64
     loaded = PPO.load(agent.save(tmp_path / "n.pt"))
-    assert loaded.normalizer_state["obs"] == stats["obs"]
+    assert loaded.envs.saved_normalizers["obs"] == stats["obs"]
     a, b = agent.evaluate(2), loaded.evaluate(2)
     assert a["returns"] == b["returns"]  # same weights, same frozen statistics, same seeds
 

@@ -43,7 +43,7 @@ def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
     first = PPO(run_dir=tmp_path / "run", **kwargs)
     first.learn(callback=lambda a, row: a.progress.iteration < 3)
     resumed = PPO.load(tmp_path / "run", progress=False)
-    resumed._env_snapshot = None
+    resumed.envs.saved_envs = None
     resumed.learn()
     assert not torch.equal(_params(resumed), _params(whole))
 

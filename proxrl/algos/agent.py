@@ -1,16 +1,17 @@
-"""What every single-agent actor-critic trainer shares, as plain functions over the agent (no base class).
+"""What every trainer that steps environments shares (PPO, PG, OffPolicyPG, MultiAgentPPO), as functions typed
+over :class:`EnvTrainer` — the attributes they read and write, declared once (composition, no base class).
 
-A trainer class (``PPO``, ``PG``, ``OffPolicyPG``) calls :func:`setup` in its ``__init__`` and binds the
-rest as its methods (``predict = agent.predict``); only its config, ``learn`` loop and update are its own.
-A trainer may define ``extra_state() -> dict`` and ``load_extra_state(state)`` for what it adds to a checkpoint.
+A trainer class builds its parts in ``__init__`` (single-agent trainers call :func:`setup`) and binds the rest as
+its methods (``predict = agent.predict``); only its config, ``learn`` loop and update are its own. Its envs live in
+an :class:`EnvSlot`; ``extra_state``/``load_extra_state`` hold what it adds to a checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, cast
 
 import numpy as np
 import torch
@@ -73,14 +74,66 @@ class ActorCriticConfig(RolloutConfig):
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None,
                  overrides: dict[str, Any]) -> Any:
     """``config`` (or ``cls``'s defaults) with ``env`` and keyword overrides applied, validated strictly."""
-    values = cfgmod.to_dict(config or cls())
-    if env is not None:
-        values["env"] = env
-    values.update(overrides)
-    return cfgmod.from_dict(cls, values)
+    return cfgmod.resolve(cls, base=config, overrides={**({"env": env} if env is not None else {}), **overrides})
 
 
-def setup(agent: Any, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
+@dataclass
+class EnvSlot:
+    """A trainer's envs: the rollout (or multi-agent collector) once started, its normalisers, and what a loaded
+    checkpoint puts back when they start (normalisation statistics, the envs' saved state)."""
+
+    rollout: Any = None
+    norms: Normalizers | None = None
+    saved_normalizers: dict[str, Any] = field(default_factory=dict)
+    saved_envs: dict[str, Any] | None = None
+
+
+class EnvTrainer(Protocol):
+    """The attributes and hooks the functions of this module rely on."""
+
+    algo: ClassVar[str]
+    config_class: ClassVar[type[RunConfig]]
+    config: Any  # the trainer's RolloutConfig
+    run_dir: Path | None
+    show_progress: bool | None
+    progress: Progress
+    policy: torch.nn.Module
+    device: torch.device
+    flats: dict[str, FlatParameters]  # each network's parameters as one tensor …
+    optimizers: dict[str, torch.optim.Optimizer]  # … and its Adam, under the same name
+    acting_rng: np.random.Generator | None  # the numpy acting path's sampler (None: torch samples actions)
+    envs: EnvSlot
+
+    @property
+    def global_step(self) -> int: ...
+
+    def start_envs(self) -> Any:
+        """Build the envs and their rollout (restoring a loaded checkpoint's saved state)."""
+        ...
+
+    def env_state(self) -> dict[str, Any] | None:
+        """The envs' state for an exact resume (None before any env)."""
+        ...
+
+    def extra_state(self) -> dict[str, Any]:
+        """What this trainer adds to a checkpoint."""
+        ...
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state`."""
+        ...
+
+    def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
+                 seed: int | None = None) -> dict[str, Any]:
+        """Fresh-episode performance."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to evaluate or resume."""
+        ...
+
+
+def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
     """Seed, build the actor-critic for the env's spaces, its flat parameters and Adam, and zero the counters."""
     cfg = agent.config = config
     agent.run_dir = Path(run_dir) if run_dir is not None else None
@@ -95,33 +148,26 @@ def setup(agent: Any, config: Any, run_dir: str | Path | None, progress: bool | 
     agent.device = resolve_device(cfg.device, sum(p.numel() for p in agent.policy.parameters()))
     agent.policy.to(agent.device)
     agent.acting_rng = np.random.default_rng(cfg.seed)  # samples actions on the numpy acting path
-    agent.flat = FlatParameters(agent.policy)  # one tensor for the grad clip and Adam; after .to(device)
-    agent.optimizer = make_adam([agent.flat.param], cfg.lr, cfg.adam_eps)
-    init_counters(agent)
+    # one tensor for the grad clip and Adam; after .to(device)
+    agent.flats = {"policy": FlatParameters(agent.policy)}
+    agent.optimizers = {"policy": make_adam([agent.flats["policy"].param], cfg.lr, cfg.adam_eps)}
+    agent.progress, agent.envs = Progress(), EnvSlot()
 
 
-def init_counters(agent: Any) -> None:
-    """A fresh :class:`~proxrl.run.Progress` (counters, wall time, last-20 windows); no envs yet."""
-    agent.progress = Progress()
-    agent.normalizer_state = {}
-    agent._rollout = None
-    agent._norms = None
-    agent._env_snapshot = None  # the envs' saved state, restored when a loaded agent starts its envs
-
-
-def start_envs(agent: Any) -> Rollout:
+def start_envs(agent: EnvTrainer) -> Rollout:
     """The vector env (normalisers restored) and its rollout; a resumed run reseeds from its step count so it does
     not replay the episodes it began with."""
     cfg = agent.config
     step = agent.progress.global_step
-    venv, agent._norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + step, cfg.env_kwargs,
-                                      cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
-    agent._norms.load_state(agent.normalizer_state)
-    rollout = Rollout(venv, agent.policy, cfg.num_steps, agent.device, rng=agent.acting_rng)
+    venv, norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + step, cfg.env_kwargs, cfg.vectorization,
+                               cfg.norm_obs, cfg.norm_reward, cfg.gamma)
+    norms.load_state(agent.envs.saved_normalizers)
+    agent.envs.norms = norms
+    rollout = Rollout(venv, cast(ActorCritic, agent.policy), cfg.num_steps, agent.device, rng=agent.acting_rng)
     rollout.env_steps = step
     obs, _ = venv.reset(seed=cfg.seed + step)
     rollout.start(obs)
-    saved, agent._env_snapshot = agent._env_snapshot, None
+    saved, agent.envs.saved_envs = agent.envs.saved_envs, None
     if saved is not None and saved.get("num_envs") != cfg.num_envs:
         saved = {"venv": {"unsaved": [f"{saved.get('num_envs')} envs were saved, {cfg.num_envs} are asked for"]}}
     # exact resume: the envs where they were, or (state a checkpoint cannot hold) the fresh reset above, said once
@@ -132,54 +178,68 @@ def start_envs(agent: Any) -> Rollout:
     return rollout
 
 
-def rollout(agent: Any) -> Any:
+def rollout(agent: EnvTrainer) -> Any:
     """The agent's rollout (or multi-agent collector), its envs started on first use."""
-    if agent._rollout is None:
-        agent._rollout = agent.start_envs()
-    return agent._rollout
+    if agent.envs.rollout is None:
+        agent.envs.rollout = agent.start_envs()
+    return agent.envs.rollout
 
 
-def env_state(agent: Any) -> dict[str, Any] | None:
+def env_state(agent: EnvTrainer) -> dict[str, Any] | None:
     """The envs' state and the rollout's place in their episodes (for an exact resume), or None before any env."""
-    rollout = agent._rollout
-    if rollout is None:
-        return agent._env_snapshot
-    if not isinstance(rollout, Rollout):  # a multi-agent collector: its own attributes and its envs
-        return {"collector": snapshot.snapshot(rollout)}
-    return {"num_envs": rollout.venv.num_envs, "venv": snapshot.snapshot(rollout.venv),
-            "obs": torch.from_numpy(np.array(rollout.obs)), "prev_done": torch.from_numpy(rollout.prev_done.copy())}
+    r: Rollout | None = agent.envs.rollout
+    if r is None:
+        return agent.envs.saved_envs
+    return {"num_envs": r.venv.num_envs, "venv": snapshot.snapshot(r.venv),
+            "obs": torch.from_numpy(np.array(r.obs)), "prev_done": torch.from_numpy(r.prev_done.copy())}
 
 
-def anneal_lr(agent: Any, target: int) -> float:
+def no_extra_state(agent: EnvTrainer) -> dict[str, Any]:
+    """``extra_state`` of a trainer that adds nothing to a checkpoint."""
+    return {}
+
+
+def load_no_extra_state(agent: EnvTrainer, state: dict[str, Any]) -> None:
+    """``load_extra_state`` of a trainer that adds nothing to a checkpoint."""
+
+
+def anneal_lr(agent: EnvTrainer, target: int) -> float:
     """Set Adam's learning rate to α, or with ``anneal_lr`` to α × the fraction of the ``target`` steps still to
-    go; returns it."""
+    go, for every network; returns it."""
     cfg = agent.config
-    lr = cfg.lr * (1.0 - agent.progress.global_step / target) if cfg.anneal_lr else cfg.lr
-    for group in agent.optimizer.param_groups:
-        group["lr"] = lr
+    lr = float(cfg.lr * (1.0 - agent.progress.global_step / target) if cfg.anneal_lr else cfg.lr)
+    for optimizer in agent.optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] = lr
     return lr
 
 
-def gradient_step(agent: Any, loss: torch.Tensor) -> None:
-    """Zero the flat gradient, backpropagate ``loss``, clip the global norm at ``max_grad_norm``, step Adam."""
-    agent.flat.zero_grad()
-    loss.backward()
-    check_gradient(agent.global_step, agent.flat.clip_grad_norm_(agent.config.max_grad_norm))
-    adam_step(agent.optimizer)
+def gradient_step(agent: EnvTrainer, loss: torch.Tensor, networks: tuple[str, ...] = ("policy",)) -> None:
+    """Zero the flat gradients of ``networks``, backpropagate ``loss``, clip each one's norm at
+    ``max_grad_norm`` and step its Adam."""
+    for name in networks:
+        agent.flats[name].zero_grad()
+    loss.backward()  # type: ignore[no-untyped-call]
+    for name in networks:
+        check_gradient(agent.global_step, agent.flats[name].clip_grad_norm_(agent.config.max_grad_norm),
+                       "gradient" if name == "policy" else f"gradient of {name}")
+        adam_step(agent.optimizers[name])
 
 
-def save_checkpoint(agent: Any) -> Path:
+def save_checkpoint(agent: EnvTrainer) -> Path:
     """``checkpoints/ckpt_<step>.pt``, keeping the newest ``keep_checkpoints``."""
+    assert agent.run_dir is not None
     return checkpoint.save_periodic(agent.state_dict(), agent.run_dir / "checkpoints", agent.progress.global_step,
                                     agent.config.keep_checkpoints)
 
 
-def summary(agent: Any, eval_episodes: int = 0) -> list[str]:
+def summary(agent: EnvTrainer, eval_episodes: int = 0) -> list[str]:
     """What the CLI prints when training ends: the counters, and a fresh evaluation of ``eval_episodes``."""
     p = agent.progress
     recent = list(p.recent_returns)
-    lines = [f"done: {p.global_step:,} steps, {p.num_episodes:,} episodes; mean return of the last {len(recent)} "
-             f"training episodes {sum(recent) / max(len(recent), 1):.1f}"]
+    mean = (f"mean return of the last {len(recent)} training episodes {sum(recent) / len(recent):.1f}" if recent
+            else "no training episode finished yet (a longer run, or a shorter episode limit, would show returns)")
+    lines = [f"done: {p.global_step:,} steps, {p.num_episodes:,} episodes; {mean}"]
     if eval_episodes > 0:
         r = agent.evaluate(eval_episodes)
         lines.append(f"evaluation ({eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
@@ -187,7 +247,7 @@ def summary(agent: Any, eval_episodes: int = 0) -> list[str]:
     return lines
 
 
-def describe_evaluation(agent: Any, episodes: int = 20, deterministic: bool = True,
+def describe_evaluation(agent: EnvTrainer, episodes: int = 20, deterministic: bool = True,
                         video_dir: str | Path | None = None, seed: int | None = None) -> list[str]:
     """``proxrl eval``: evaluate on fresh episodes and say how it went, one line each."""
     r = agent.evaluate(episodes, deterministic=deterministic, video_dir=video_dir, seed=seed)
@@ -197,13 +257,14 @@ def describe_evaluation(agent: Any, episodes: int = 20, deterministic: bool = Tr
     return lines + ([f"videos in {video_dir}"] if video_dir else [])
 
 
-def predict(agent: Any, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+def predict(agent: EnvTrainer, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
     """Env-ready actions (Box actions clipped to bounds) for a batch of observations ``[B, *obs_shape]``,
     already normalised if the run used ``norm_obs``."""
-    return agent.policy.env_actions(torch.as_tensor(np.asarray(obs), device=agent.device), deterministic)
+    obs_tensor = torch.as_tensor(np.asarray(obs), device=agent.device)
+    return cast(ActorCritic, agent.policy).env_actions(obs_tensor, deterministic)
 
 
-def evaluate(agent: Any, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
+def evaluate(agent: EnvTrainer, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
              seed: int | None = None) -> dict[str, Any]:
     """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
     cfg = agent.config
@@ -213,57 +274,62 @@ def evaluate(agent: Any, episodes: int = 10, deterministic: bool = True, video_d
                            seed=cfg.seed + 10_000 if seed is None else seed, video_dir=video_dir, device=agent.device)
 
 
-def normalizer_state(agent: Any) -> dict[str, Any]:
+def normalizer_state(agent: EnvTrainer) -> dict[str, Any]:
     """The live envs' normalisation statistics, or the loaded ones before any env was built."""
-    norms: Normalizers | None = agent._norms
-    return norms.state() if norms is not None else agent.normalizer_state
+    norms = agent.envs.norms
+    return norms.state() if norms is not None else agent.envs.saved_normalizers
 
 
-def state_dict(agent: Any) -> dict[str, Any]:
-    """Everything needed to evaluate or resume: weights, optimiser, counters, RNG states, config (+ extras)."""
-    state = {
+def state_dict(agent: EnvTrainer) -> dict[str, Any]:
+    """Everything needed to evaluate or resume: weights, optimisers, counters, RNG states, config (+ extras)."""
+    return {
         "format_version": checkpoint.FORMAT_VERSION,
         "algo": agent.algo,
         "config": cfgmod.dump(agent.config),
         "policy": agent.policy.state_dict(),
-        "optimizer": agent.optimizer.state_dict(),
+        "optimizer": {name: opt.state_dict() for name, opt in agent.optimizers.items()},
         **agent.progress.state_dict(),
         "normalizers": normalizer_state(agent),
         "rng": rng_state(),
-        "acting_rng": json.dumps(agent.acting_rng.bit_generator.state),
-        "envs": env_state(agent),
+        "acting_rng": None if agent.acting_rng is None else json.dumps(agent.acting_rng.bit_generator.state),
+        "envs": agent.env_state(),
+        **agent.extra_state(),
     }
-    if hasattr(agent, "extra_state"):
-        state.update(agent.extra_state())
+
+
+def nest_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoint migration 3 → 4 of a single-agent trainer: its one Adam's state moves under the name of its
+    network (``"policy"``), as every trainer now stores one Adam per named network."""
+    state["optimizer"] = {"policy": state["optimizer"]}
     return state
 
 
-def save(agent: Any, path: str | Path) -> Path:
+def save(agent: EnvTrainer, path: str | Path) -> Path:
     """Write a checkpoint atomically to ``path``."""
     return checkpoint.atomic_save(agent.state_dict(), path)
 
 
-def load(cls: type, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
+def load(cls: type[Any], path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
          **overrides: Any) -> Any:
     """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
     path = Path(path)
     if path.is_dir():
         path = checkpoint.latest(path)
     state = checkpoint.load(path, algo=cls.algo)
-    values = cfgmod.read_yaml_text(state["config"])
-    values.update(overrides)
-    agent = cls(config=cfgmod.from_dict(cls.config_class, values), run_dir=run_dir, progress=progress)
+    config = cfgmod.resolve(cls.config_class, base=cfgmod.read_yaml_text(state["config"]), overrides=overrides)
+    agent = cls(config=config, run_dir=run_dir, progress=progress)
     try:
         agent.policy.load_state_dict(state["policy"])
     except RuntimeError as e:
         first_line = str(e).splitlines()[0]
         raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {first_line}") from None
-    agent.optimizer.load_state_dict(state["optimizer"])
+    for name, optimizer in agent.optimizers.items():
+        optimizer.load_state_dict(state["optimizer"][name])
     agent.progress.load_state_dict(state)
-    agent.normalizer_state = state["normalizers"]
+    agent.envs.saved_normalizers = state["normalizers"]
     set_rng_state(state["rng"])
-    agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
-    agent._env_snapshot = state.get("envs")
-    if hasattr(agent, "load_extra_state"):
-        agent.load_extra_state(state)
+    if agent.acting_rng is not None:
+        agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
+    agent.envs.saved_envs = state.get("envs")
+    agent.load_extra_state(state)
     return agent

@@ -29,13 +29,14 @@ from ..config import ConfigError, param
 from ..envs import snapshot
 from ..marl.value_norm import ValueNormalizer
 from ..marl.collectors import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
+from ..marl.evaluation import act, team_returns
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
-from ..optim import FlatParameters, adam_step, make_adam
+from ..optim import FlatParameters, make_adam
 from ..policies import MultiAgentActorCritic
-from ..run import GLOBAL_STEP, Session
+from ..run import GLOBAL_STEP, Progress, Session
 from . import agent
 from .agent import RolloutConfig
-from .common import check_finite, check_gradient, resolve_device, seed_everything
+from .common import resolve_device, seed_everything
 
 METHODS = ("ippo", "mappo", "happo")
 
@@ -70,25 +71,6 @@ class MultiAgentPPOConfig(RolloutConfig):
         if self.method == "happo" and self.share_actor:
             raise ConfigError("happo updates each agent's actor in turn, so actors cannot be shared: "
                               "set share_actor=false (or leave it unset)")
-
-
-class OptimizerGroup:
-    """Several Adam optimisers (one per network) behind one state_dict / param_groups, for checkpoints and the lr
-    schedule."""
-
-    def __init__(self, optimizers: dict[str, torch.optim.Optimizer]) -> None:
-        self.optimizers = optimizers
-
-    @property
-    def param_groups(self) -> list[dict[str, Any]]:
-        return [g for opt in self.optimizers.values() for g in opt.param_groups]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state[name])
 
 
 def _flat(x: Tensor) -> Tensor:
@@ -130,13 +112,12 @@ class MultiAgentPPO:
         groups = {f"actor_{i}": self.policy.actor_parameters(None if self.share_actor else i)
                   for i in range(n_actors)}
         groups["critic"] = self.policy.critic_parameters()
-        self.flats = {name: FlatParameters(params) for name, params in groups.items()}
-        self.optimizer = OptimizerGroup({name: make_adam([f.param], cfg.lr, cfg.adam_eps)
-                                         for name, f in self.flats.items()})
+        self.flats = {name: FlatParameters(params) for name, params in groups.items()}  # one Adam per network
+        self.optimizers = {name: make_adam([f.param], cfg.lr, cfg.adam_eps) for name, f in self.flats.items()}
+        self.acting_rng = None  # torch samples the actions (no numpy acting path for multi-agent policies)
         self.value_norm = ValueNormalizer(cfg.value_norm)
         self.order_rng = torch.Generator().manual_seed(cfg.seed)  # HAPPO's agent order
-        self.acting_rng = np.random.default_rng(cfg.seed)  # unused here (torch samples); kept for checkpoints
-        agent.init_counters(self)
+        self.progress, self.envs = Progress(), agent.EnvSlot()
 
     state_dict = agent.state_dict
     save = agent.save
@@ -151,11 +132,16 @@ class MultiAgentPPO:
         cfg = self.config
         collector = MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, cfg.num_envs,
                                         cfg.num_steps, cfg.seed + self.global_step, self.device)
-        saved, self._env_snapshot = self._env_snapshot, None
+        saved, self.envs.saved_envs = self.envs.saved_envs, None
         if saved is not None and "collector" in saved:  # exact resume, or the fresh reset (said once)
             snapshot.restore_or_reset(collector, saved["collector"], f"the {cfg.num_envs} {cfg.env} envs",
                                       cfg.seed + self.global_step)
         return collector
+
+    def env_state(self) -> dict[str, Any] | None:
+        """The collector's envs and its place in their episodes (for an exact resume), or None before any env."""
+        collector = self.envs.rollout
+        return self.envs.saved_envs if collector is None else {"collector": snapshot.snapshot(collector)}
 
     def extra_state(self) -> dict[str, Any]:
         """Value-normaliser statistics and HAPPO's order generator."""
@@ -238,18 +224,6 @@ class MultiAgentPPO:
         ent, ent_stats = entropy_bonus(entropy[alive])
         return pg + cfg.ent_coef * ent, {**stats, **ent_stats, "policy_loss": pg.detach()}
 
-    def _step(self, loss: Tensor, names: list[str]) -> None:
-        """One Adam step of the networks in ``names`` (each with its own gradient-norm clip)."""
-        if not math.isfinite(loss.item()):
-            check_finite(self.global_step, loss=loss)
-        for name in names:
-            self.flats[name].zero_grad()
-        loss.backward()
-        for name in names:
-            check_gradient(self.global_step, self.flats[name].clip_grad_norm_(self.config.max_grad_norm),
-                           f"gradient of {name}")
-            adam_step(self.optimizer.optimizers[name])
-
     def _minibatches(self, rows: int) -> list[Tensor]:
         perm = torch.randperm(rows, device=self.device)
         size = max(1, math.ceil(rows / self.config.num_minibatches))
@@ -264,7 +238,7 @@ class MultiAgentPPO:
             for idx in self._minibatches(rows):
                 actor_loss, stats = self._actor_loss(b, idx, adv, None)
                 v_loss = self._critic_loss(b, idx, targets)
-                self._step(actor_loss + cfg.vf_coef * v_loss, list(self.flats))
+                agent.gradient_step(self, actor_loss + cfg.vf_coef * v_loss, tuple(self.flats))
                 logs.append(torch.stack([stats["policy_loss"], v_loss.detach(), stats["entropy"],
                                          stats["approx_kl"], stats["clip_frac"]]))
         means = torch.stack(logs).mean(0).tolist()
@@ -279,7 +253,7 @@ class MultiAgentPPO:
         for _ in range(cfg.num_epochs):
             for idx in self._minibatches(rows):
                 v_loss = self._critic_loss(b, idx, targets)
-                self._step(cfg.vf_coef * v_loss, ["critic"])
+                agent.gradient_step(self, cfg.vf_coef * v_loss, ("critic",))
                 v_logs.append(v_loss.detach())
         m = torch.ones(rows, device=self.device)
         order = torch.randperm(len(self.spec.names), generator=self.order_rng).tolist()
@@ -289,7 +263,7 @@ class MultiAgentPPO:
             for _ in range(cfg.num_epochs):
                 for idx in self._minibatches(rows):
                     loss, stats = self._actor_loss(b, idx, adv, [i], weight=m)
-                    self._step(loss, [f"actor_{i}"])
+                    agent.gradient_step(self, loss, (f"actor_{i}",))
                     logs.append(torch.stack([stats["policy_loss"], stats["entropy"], stats["approx_kl"],
                                              stats["clip_frac"]]))
             with torch.no_grad():  # M ← M · π_i^new / π_i^old on the rows where agent i acted
@@ -308,26 +282,15 @@ class MultiAgentPPO:
     def predict(self, obs: np.ndarray, state: np.ndarray | None = None, masks: np.ndarray | None = None,
                 deterministic: bool = True) -> np.ndarray:
         """Actions ``[B, A]`` for padded observations ``[B, A, D]`` (``state`` is not needed to act)."""
-        o = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-        m = None if masks is None else torch.as_tensor(masks, device=self.device)
-        with torch.no_grad():
-            dist = self.policy.distribution(o, m)
-            return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+        return act(self.policy, obs, masks, deterministic, self.device)
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
                  seed: int | None = None) -> dict[str, Any]:
         """Mean team return (Σ over agents) over ``episodes`` fresh episodes, every agent playing its policy."""
         if video_dir is not None:
             raise ConfigError("video recording is not supported for PettingZoo environments yet")
+        self.policy.eval()
         collector = MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, 1, 1,
                                         self.config.seed + 10_000 if seed is None else seed, self.device,
                                         deterministic=deterministic)
-        returns: list[float] = []
-        self.policy.eval()
-        while len(returns) < episodes:
-            collector.collect()
-            returns.extend(collector.episodes.drain()[0])
-        collector.close()
-        returns = returns[:episodes]
-        return {"returns": returns, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-                "mean_length": float("nan")}
+        return team_returns(collector, episodes)

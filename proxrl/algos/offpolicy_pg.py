@@ -58,6 +58,7 @@ class OffPolicyPG:
         self.replay = ReplayMemory(cfg.replay_size, seed=cfg.seed)
 
     start_envs = agent.start_envs
+    env_state = agent.env_state
     predict = agent.predict
     evaluate = agent.evaluate
     state_dict = agent.state_dict
@@ -67,6 +68,8 @@ class OffPolicyPG:
     describe_evaluation = agent.describe_evaluation
     global_step = GLOBAL_STEP
     load = classmethod(agent.load)
+    extra_state = agent.no_extra_state
+    load_extra_state = agent.load_no_extra_state
 
     def learn(self, total_steps: int | None = None,
               callback: Callable[[OffPolicyPG, dict[str, Any]], bool | None] | None = None) -> OffPolicyPG:

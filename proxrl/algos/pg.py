@@ -98,6 +98,7 @@ class PG:
         self.episodic = cfg.advantage in EPISODIC
 
     start_envs = agent.start_envs
+    env_state = agent.env_state
     predict = agent.predict
     evaluate = agent.evaluate
     state_dict = agent.state_dict
@@ -107,6 +108,8 @@ class PG:
     describe_evaluation = agent.describe_evaluation
     global_step = GLOBAL_STEP
     load = classmethod(agent.load)
+    extra_state = agent.no_extra_state
+    load_extra_state = agent.load_no_extra_state
 
     def learn(self, total_steps: int | None = None,
               callback: Callable[[PG, dict[str, Any]], bool | None] | None = None) -> PG:

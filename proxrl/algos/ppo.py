@@ -107,11 +107,13 @@ class PPO:
         self.adaptive_kl = AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.objective == "adaptive_kl" else None
         self.kl_coef = cfg.kl_coef
         use_fused = cfg.fused_gradient and cfg.objective == "clip" and FusedClipPPOGradient.supports(self.policy)
-        self.fused = FusedClipPPOGradient(self.policy, self.flat, cfg.vf_coef, cfg.ent_coef) if use_fused else None
+        self.fused = (FusedClipPPOGradient(self.policy, self.flats["policy"], cfg.vf_coef, cfg.ent_coef)
+                      if use_fused else None)
         # the minibatch step, chosen once: the closed-form gradient where it applies, else autograd
         self.minibatch_step = self._fused_step if self.fused is not None else self._autograd_step
 
     start_envs = agent.start_envs
+    env_state = agent.env_state
     predict = agent.predict
     evaluate = agent.evaluate
     state_dict = agent.state_dict
@@ -176,8 +178,8 @@ class PPO:
         loss, row = self.fused(obs, actions, old_logp, adv, returns, old_values, clip_eps, cfg.clip_vloss)
         if not math.isfinite(loss.item()):
             check_finite(self.global_step, policy_loss=row[0], value_loss=row[1], entropy=row[2], loss=loss)
-        check_gradient(self.global_step, self.flat.clip_grad_norm_(cfg.max_grad_norm))
-        adam_step(self.optimizer)
+        check_gradient(self.global_step, self.flats["policy"].clip_grad_norm_(cfg.max_grad_norm))
+        adam_step(self.optimizers["policy"])
         return row
 
     def _autograd_step(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,

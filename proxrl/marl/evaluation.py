@@ -1,11 +1,40 @@
-"""Evaluating a trained multi-agent policy against opponents: a turn-based game against uniformly random legal
-moves (wins, draws, losses, illegal moves)."""
+"""Acting and evaluation with a trained multi-agent policy: actions for padded observations, the mean team return
+over fresh episodes, and a turn-based game against uniformly random legal moves (wins, draws, losses, illegal
+moves)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import torch
+
+from ..policies import MultiAgentActorCritic
+from .collectors import MultiAgentCollector
+
+
+@torch.no_grad()
+def act(policy: MultiAgentActorCritic, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool,
+        device: torch.device) -> np.ndarray:
+    """Actions ``[B, A]`` for padded observations ``[B, A, D]`` (legal ones where ``masks`` ``[B, A, n]`` is
+    given): the mode of π, or a sample."""
+    o = torch.as_tensor(obs, dtype=torch.float32, device=device)
+    m = None if masks is None else torch.as_tensor(masks, device=device)
+    dist = policy.distribution(o, m)
+    return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+
+
+def team_returns(collector: MultiAgentCollector, episodes: int) -> dict[str, Any]:
+    """Run ``collector`` (one copy, one row per call) until ``episodes`` episodes have finished; their team returns
+    (Σ over agents), mean and std. The collector is closed afterwards."""
+    returns: list[float] = []
+    while len(returns) < episodes:
+        collector.collect()
+        returns.extend(collector.episodes.drain()[0])
+    collector.close()
+    returns = returns[:episodes]
+    return {"returns": returns, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+            "mean_length": float("nan")}
 
 
 def evaluate_against_random(trained: Any, games: int = 200, seat: int = 0,
