@@ -333,10 +333,10 @@ MUTATIONS: list[Mutation] = [
              "mb_adv = normalize(mb_adv * weight[idx][:, None].expand_as(alive)[alive])",
              "HAPPO: M Â re-normalised after the weighting (M's scale normalised away)"),
     Mutation("mappo-team-bootstrap-ignored", MA,
-             "vn.denormalize(b.team_next_values)", "torch.zeros_like(b.team_next_values)",
+             "b.team_next_values, b.team_terminated", "torch.zeros_like(b.team_next_values), b.team_terminated",
              "MAPPO: joint GAE with V(s_{t+1}) = 0 (no bootstrap from the next state or V(final state))"),
     Mutation("ippo-bootstrap-ignored", MA,
-             "vn.denormalize(b.next_values)", "torch.zeros_like(b.next_values)",
+             "b.values, b.next_values, b.terminated", "b.values, torch.zeros_like(b.next_values), b.terminated",
              "IPPO: per-agent GAE with V_i(s_{t+1}) = 0 (no bootstrap)"),
 
     # --- marl/collectors.py: the collector's team quantities -------------------------------------------------

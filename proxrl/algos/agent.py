@@ -133,25 +133,36 @@ class EnvTrainer(Protocol):
         ...
 
 
-def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
-    """Seed, build the actor-critic for the env's spaces, its flat parameters and Adam, and zero the counters."""
-    cfg = agent.config = config
+def begin(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
+    """What every env trainer does first: keep its config and run directory, seed, set torch's threads, and start
+    with zero counters and no envs."""
+    agent.config = config
     agent.run_dir = Path(run_dir) if run_dir is not None else None
     agent.show_progress = progress
-    seed_everything(cfg.seed)
-    torch.set_num_threads(cfg.torch_threads)
-    probe = make_eval_env(cfg.env, cfg.env_kwargs)
+    seed_everything(config.seed)
+    torch.set_num_threads(config.torch_threads)
+    agent.progress, agent.envs = Progress(), EnvSlot()
+
+
+def flat_adams(agent: EnvTrainer, groups: dict[str, list[torch.nn.Parameter]]) -> None:
+    """One flat parameter tensor and one Adam per named group of parameters (on their device already)."""
+    agent.flats = {name: FlatParameters(params) for name, params in groups.items()}
+    agent.optimizers = {name: make_adam([flat.param], agent.config.lr, agent.config.adam_eps)
+                        for name, flat in agent.flats.items()}
+
+
+def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
+    """:func:`begin`, then the actor-critic for the env's spaces, its flat parameters and Adam."""
+    begin(agent, config, run_dir, progress)
+    probe = make_eval_env(config.env, config.env_kwargs)
     obs_space, act_space = probe.observation_space, probe.action_space
     probe.close()
-    agent.policy = ActorCritic(obs_space, act_space, cfg.hidden_sizes, cfg.activation, cfg.shared_trunk,
-                               cfg.log_std_init, cfg.ortho_init)
-    agent.device = resolve_device(cfg.device, sum(p.numel() for p in agent.policy.parameters()))
+    agent.policy = ActorCritic(obs_space, act_space, config.hidden_sizes, config.activation, config.shared_trunk,
+                               config.log_std_init, config.ortho_init)
+    agent.device = resolve_device(config.device, sum(p.numel() for p in agent.policy.parameters()))
     agent.policy.to(agent.device)
-    agent.acting_rng = np.random.default_rng(cfg.seed)  # samples actions on the numpy acting path
-    # one tensor for the grad clip and Adam; after .to(device)
-    agent.flats = {"policy": FlatParameters(agent.policy)}
-    agent.optimizers = {"policy": make_adam([agent.flats["policy"].param], cfg.lr, cfg.adam_eps)}
-    agent.progress, agent.envs = Progress(), EnvSlot()
+    agent.acting_rng = np.random.default_rng(config.seed)  # samples actions on the numpy acting path
+    flat_adams(agent, {"policy": list(agent.policy.parameters())})
 
 
 def start_envs(agent: EnvTrainer) -> Rollout:

@@ -54,6 +54,31 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((int(py[-1]), tuple(int(x) for x in py[:-1]), None))
 
 
+class StatLog:
+    """Stats of each minibatch step (detached scalar tensors), averaged at the end of an update with one host
+    sync instead of one per step."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Tensor]] = {}
+
+    def add(self, **stats: Tensor) -> None:
+        """Record one step's stats."""
+        for name, value in stats.items():
+            self.rows.setdefault(name, []).append(value.detach())
+
+    def means(self) -> dict[str, float]:
+        """Each stat's mean over the recorded steps."""
+        values = torch.stack([torch.stack(v).float().mean() for v in self.rows.values()]).tolist()
+        return dict(zip(self.rows, values, strict=True))
+
+
+def minibatches(rows: int, num_minibatches: int, device: torch.device) -> list[Tensor]:
+    """A fresh random permutation of ``rows`` indices cut into ``num_minibatches`` (the last may be smaller)."""
+    perm = torch.randperm(rows, device=device)
+    size = max(1, math.ceil(rows / num_minibatches))
+    return [perm[i:i + size] for i in range(0, rows, size)]
+
+
 def check_finite(step: int, **terms: Tensor) -> None:
     """Raise :class:`NonFiniteError` naming the first term that is NaN or infinite."""
     for name, value in terms.items():

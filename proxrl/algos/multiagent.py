@@ -13,14 +13,12 @@ All three minimise the same clipped surrogate (``objectives.clipped_surrogate``)
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,14 +27,13 @@ from ..config import ConfigError, param
 from ..envs import snapshot
 from ..marl.value_norm import ValueNormalizer
 from ..marl.collectors import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
-from ..marl.evaluation import act, team_returns
+from ..marl import evaluation
+from ..marl.networks import build_networks
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
-from ..optim import FlatParameters, make_adam
-from ..policies import MultiAgentActorCritic
-from ..run import GLOBAL_STEP, Progress, Session
+from ..run import GLOBAL_STEP, Session
 from . import agent
 from .agent import RolloutConfig
-from .common import resolve_device, seed_everything
+from .common import StatLog, minibatches, resolve_device
 
 METHODS = ("ippo", "mappo", "happo")
 
@@ -90,35 +87,25 @@ class MultiAgentPPO:
 
     def __init__(self, env: str | None = None, config: MultiAgentPPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
-        cfg = self.config = agent.build_config(MultiAgentPPOConfig, config, env, overrides)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.show_progress = progress
-        seed_everything(cfg.seed)
-        torch.set_num_threads(cfg.torch_threads)
+        cfg = agent.build_config(MultiAgentPPOConfig, config, env, overrides)
+        agent.begin(self, cfg, run_dir, progress)
         self.kind, self.make_env = load_pettingzoo(cfg.env, cfg.env_kwargs)
         probe = self.make_env()
         self.spec = agent_spec(probe, self.kind, cfg.global_state)
         probe.close()
-        central = cfg.method != "ippo"
-        homogeneous = len(set(self.spec.obs_dims)) == 1 and all(s == self.spec.action_spaces[0]
-                                                                 for s in self.spec.action_spaces)
-        self.share_actor = (cfg.method == "mappo" and homogeneous) if cfg.share_actor is None else cfg.share_actor
-        self.policy = MultiAgentActorCritic(self.spec.obs_dims, self.spec.action_spaces, self.spec.state_dim,
-                                            self.share_actor, cfg.agent_id, "central" if central else "local",
-                                            cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init)
+        self.policy, self.share_actor, groups = build_networks(self.spec, cfg)
         self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()))
         self.policy.to(self.device)
-        n_actors = 1 if self.share_actor else len(self.spec.names)
-        groups = {f"actor_{i}": self.policy.actor_parameters(None if self.share_actor else i)
-                  for i in range(n_actors)}
-        groups["critic"] = self.policy.critic_parameters()
-        self.flats = {name: FlatParameters(params) for name, params in groups.items()}  # one Adam per network
-        self.optimizers = {name: make_adam([f.param], cfg.lr, cfg.adam_eps) for name, f in self.flats.items()}
+        agent.flat_adams(self, groups)  # one Adam per network (after the move to the device)
         self.acting_rng = None  # torch samples the actions (no numpy acting path for multi-agent policies)
+        # the variants, resolved once: whose GAE the critic learns, and whether actors update together or in turn
+        self.critic_data = self._local_critic_data if cfg.method == "ippo" else self._central_critic_data
+        self.update = self._update_sequential if cfg.method == "happo" else self._update_joint
         self.value_norm = ValueNormalizer(cfg.value_norm)
         self.order_rng = torch.Generator().manual_seed(cfg.seed)  # HAPPO's agent order
-        self.progress, self.envs = Progress(), agent.EnvSlot()
 
+    predict = evaluation.predict
+    evaluate = evaluation.evaluate
     state_dict = agent.state_dict
     save = agent.save
     save_checkpoint = agent.save_checkpoint
@@ -145,12 +132,11 @@ class MultiAgentPPO:
 
     def extra_state(self) -> dict[str, Any]:
         """Value-normaliser statistics and HAPPO's order generator."""
-        return {"value_norm": [self.value_norm.mean, self.value_norm.var, self.value_norm.count],
-                "order_rng": self.order_rng.get_state()}
+        return {"value_norm": self.value_norm.state(), "order_rng": self.order_rng.get_state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
-        self.value_norm.mean, self.value_norm.var, self.value_norm.count = map(float, state["value_norm"])
+        self.value_norm.load_state(state["value_norm"])
         self.order_rng.set_state(state["order_rng"])
 
     # ---------------------------------------------------------------- training
@@ -174,36 +160,42 @@ class MultiAgentPPO:
                 adv, returns = self._advantages(batch)
                 # 4. epochs of clipped-surrogate updates: all agents at once, or one after another (happo)
                 self.policy.train()
-                stats = self._update_sequential(batch, adv, returns) if cfg.method == "happo" else \
-                    self._update_joint(batch, adv, returns)
+                stats = self.update(batch, adv, returns)
                 # 5. log and checkpoint
                 stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr)
                 if session.finish_iteration(stats, callback):
                     break
         return self
 
+    @staticmethod
+    def _local_critic_data(b: MultiAgentBatch) -> tuple[Tensor, ...]:
+        """IPPO: each agent's own rewards, V_i, ends and mask ``[T, N, A]``."""
+        return b.rewards, b.values, b.next_values, b.terminated, b.truncated, b.alive
+
+    @staticmethod
+    def _central_critic_data(b: MultiAgentBatch) -> tuple[Tensor, ...]:
+        """MAPPO/HAPPO: the team reward Σ_i r_i, the central V(s), the team's ends, rows where anyone acted
+        ``[T, N]``."""
+        return b.team_rewards, b.values[..., 0], b.team_next_values, b.team_terminated, b.team_truncated, \
+            b.alive.any(-1)
+
     def _advantages(self, b: MultiAgentBatch) -> tuple[Tensor, Tensor]:
-        """(Â ``[T, N, A]``, critic targets: ``[T, N, A]`` local or ``[T, N]`` central): GAE per agent (local
-        critics), or joint GAE on the team reward Σ_i r_i shared by every agent that acted (central critic)."""
+        """(Â ``[T, N, A]``, critic targets ``[T, N, A]`` or ``[T, N]``): GAE of each agent's own critic, or the
+        joint GAE of the central critic shared by every agent that acted."""
         cfg, vn = self.config, self.value_norm
-        if self.policy.critic_kind == "local":
-            values = vn.denormalize(b.values)
-            adv = gae(b.rewards, values, vn.denormalize(b.next_values), b.terminated, b.truncated,
-                      gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, mask=b.alive)
-            return adv, adv + values
-        values = vn.denormalize(b.values[..., 0])
-        adv = gae(b.team_rewards, values, vn.denormalize(b.team_next_values), b.team_terminated, b.team_truncated,
-                  gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, mask=b.alive.any(-1))
-        return torch.where(b.alive, adv.unsqueeze(-1), torch.zeros(())), adv + values
+        rewards, values, next_values, terminated, truncated, mask = self.critic_data(b)
+        values = vn.denormalize(values)
+        adv = gae(rewards, values, vn.denormalize(next_values), terminated, truncated, gamma=cfg.gamma,
+                  gae_lambda=cfg.gae_lambda, mask=mask)
+        actor_adv = adv if adv.dim() == 3 else torch.where(b.alive, adv.unsqueeze(-1), torch.zeros(()))
+        return actor_adv, adv + values
 
     def _critic_loss(self, b: MultiAgentBatch, idx: Tensor, targets: Tensor) -> Tensor:
-        obs, state = _flat(b.obs)[idx], _flat(b.state)[idx]
-        values = self.policy.value(obs, state)
-        if self.policy.critic_kind == "local":
-            alive = _flat(b.alive)[idx]
-            return value_loss(values[alive], self.value_norm.normalize(_flat(targets)[idx][alive]))[0]
-        rows = _flat(b.alive.any(-1))[idx]
-        return value_loss(values[:, 0][rows], self.value_norm.normalize(_flat(targets)[idx][rows]))[0]
+        """The value loss on the rows ``idx`` (normalised targets with ``value_norm``)."""
+        values = self.policy.value(_flat(b.obs)[idx], _flat(b.state)[idx])  # [B, A]: V_i, or V(s) repeated
+        mask = _flat(self.critic_data(b)[-1])[idx]
+        predicted = values if mask.dim() == 2 else values[:, 0]
+        return value_loss(predicted[mask], self.value_norm.normalize(_flat(targets)[idx][mask]))[0]
 
     def _actor_loss(self, b: MultiAgentBatch, idx: Tensor, adv: Tensor, agents: list[int] | None,
                     weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
@@ -224,73 +216,39 @@ class MultiAgentPPO:
         ent, ent_stats = entropy_bonus(entropy[alive])
         return pg + cfg.ent_coef * ent, {**stats, **ent_stats, "policy_loss": pg.detach()}
 
-    def _minibatches(self, rows: int) -> list[Tensor]:
-        perm = torch.randperm(rows, device=self.device)
-        size = max(1, math.ceil(rows / self.config.num_minibatches))
-        return [perm[i:i + size] for i in range(0, rows, size)]
-
     def _update_joint(self, b: MultiAgentBatch, adv: Tensor, targets: Tensor) -> dict[str, float]:
         """IPPO / MAPPO: K epochs; each minibatch step updates every actor and the critic together."""
-        cfg = self.config
-        self.value_norm.update(targets[b.alive] if targets.dim() == 3 else targets[b.alive.any(-1)])
-        rows, logs = b.obs.shape[0] * b.obs.shape[1], []
+        cfg, log = self.config, StatLog()
+        self.value_norm.update(targets[self.critic_data(b)[-1]])
         for _ in range(cfg.num_epochs):
-            for idx in self._minibatches(rows):
+            for idx in minibatches(b.obs.shape[0] * b.obs.shape[1], cfg.num_minibatches, self.device):
                 actor_loss, stats = self._actor_loss(b, idx, adv, None)
                 v_loss = self._critic_loss(b, idx, targets)
                 agent.gradient_step(self, actor_loss + cfg.vf_coef * v_loss, tuple(self.flats))
-                logs.append(torch.stack([stats["policy_loss"], v_loss.detach(), stats["entropy"],
-                                         stats["approx_kl"], stats["clip_frac"]]))
-        means = torch.stack(logs).mean(0).tolist()
-        return dict(zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac"), means, strict=True))
+                log.add(**stats, value_loss=v_loss)
+        return log.means()
 
     def _update_sequential(self, b: MultiAgentBatch, adv: Tensor, targets: Tensor) -> dict[str, float]:
         """HAPPO: the critic's epochs, then each agent's actor in a random order, its advantage weighted by M."""
-        cfg = self.config
+        cfg, log = self.config, StatLog()
         rows = b.obs.shape[0] * b.obs.shape[1]
-        self.value_norm.update(targets[b.alive.any(-1)])
-        v_logs = []
+        self.value_norm.update(targets[self.critic_data(b)[-1]])
         for _ in range(cfg.num_epochs):
-            for idx in self._minibatches(rows):
+            for idx in minibatches(rows, cfg.num_minibatches, self.device):
                 v_loss = self._critic_loss(b, idx, targets)
                 agent.gradient_step(self, cfg.vf_coef * v_loss, ("critic",))
-                v_logs.append(v_loss.detach())
+                log.add(value_loss=v_loss)
         m = torch.ones(rows, device=self.device)
         order = torch.randperm(len(self.spec.names), generator=self.order_rng).tolist()
-        logs = []
-        all_rows = torch.arange(rows, device=self.device)
         for i in order:
             for _ in range(cfg.num_epochs):
-                for idx in self._minibatches(rows):
+                for idx in minibatches(rows, cfg.num_minibatches, self.device):
                     loss, stats = self._actor_loss(b, idx, adv, [i], weight=m)
                     agent.gradient_step(self, loss, (f"actor_{i}",))
-                    logs.append(torch.stack([stats["policy_loss"], stats["entropy"], stats["approx_kl"],
-                                             stats["clip_frac"]]))
+                    log.add(**stats)
             with torch.no_grad():  # M ← M · π_i^new / π_i^old on the rows where agent i acted
                 masks = None if b.masks is None else _flat(b.masks)
-                dist = self.policy.distribution(_flat(b.obs), masks, [i])
-                new_logp = dist.log_prob(_flat(b.actions)[:, [i]])[:, 0]
-                ratio = (new_logp - _flat(b.logp)[:, i]).exp()
-                m = m * torch.where(_flat(b.alive)[all_rows, i], ratio, torch.ones_like(ratio))
-        means = torch.stack(logs).mean(0).tolist()
-        out = dict(zip(("policy_loss", "entropy", "approx_kl", "clip_frac"), means, strict=True))
-        out["value_loss"] = float(torch.stack(v_logs).mean())
-        out["happo_m_mean"] = float(m.mean())
-        return out
-
-    # ---------------------------------------------------------------- acting and evaluation
-    def predict(self, obs: np.ndarray, state: np.ndarray | None = None, masks: np.ndarray | None = None,
-                deterministic: bool = True) -> np.ndarray:
-        """Actions ``[B, A]`` for padded observations ``[B, A, D]`` (``state`` is not needed to act)."""
-        return act(self.policy, obs, masks, deterministic, self.device)
-
-    def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
-                 seed: int | None = None) -> dict[str, Any]:
-        """Mean team return (Σ over agents) over ``episodes`` fresh episodes, every agent playing its policy."""
-        if video_dir is not None:
-            raise ConfigError("video recording is not supported for PettingZoo environments yet")
-        self.policy.eval()
-        collector = MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, 1, 1,
-                                        self.config.seed + 10_000 if seed is None else seed, self.device,
-                                        deterministic=deterministic)
-        return team_returns(collector, episodes)
+                new_logp = self.policy.distribution(_flat(b.obs), masks, [i]).log_prob(_flat(b.actions)[:, [i]])
+                ratio = (new_logp[:, 0] - _flat(b.logp)[:, i]).exp()
+                m = m * torch.where(_flat(b.alive)[:, i], ratio, torch.ones_like(ratio))
+        return {**log.means(), "happo_m_mean": float(m.mean())}

@@ -4,29 +4,37 @@ moves)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..policies import MultiAgentActorCritic
+from ..config import ConfigError
 from .collectors import MultiAgentCollector
 
 
 @torch.no_grad()
-def act(policy: MultiAgentActorCritic, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool,
-        device: torch.device) -> np.ndarray:
-    """Actions ``[B, A]`` for padded observations ``[B, A, D]`` (legal ones where ``masks`` ``[B, A, n]`` is
-    given): the mode of π, or a sample."""
-    o = torch.as_tensor(obs, dtype=torch.float32, device=device)
-    m = None if masks is None else torch.as_tensor(masks, device=device)
-    dist = policy.distribution(o, m)
+def predict(trained: Any, obs: np.ndarray, state: np.ndarray | None = None, masks: np.ndarray | None = None,
+            deterministic: bool = True) -> np.ndarray:
+    """``MultiAgentPPO.predict``: actions ``[B, A]`` for padded observations ``[B, A, D]`` (legal ones where
+    ``masks`` ``[B, A, n]`` is given): the mode of π, or a sample (``state`` is not needed to act)."""
+    o = torch.as_tensor(obs, dtype=torch.float32, device=trained.device)
+    m = None if masks is None else torch.as_tensor(masks, device=trained.device)
+    dist = trained.policy.distribution(o, m)
     return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
 
 
-def team_returns(collector: MultiAgentCollector, episodes: int) -> dict[str, Any]:
-    """Run ``collector`` (one copy, one row per call) until ``episodes`` episodes have finished; their team returns
-    (Σ over agents), mean and std. The collector is closed afterwards."""
+def evaluate(trained: Any, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
+             seed: int | None = None) -> dict[str, Any]:
+    """``MultiAgentPPO.evaluate``: the mean team return (Σ over agents) over ``episodes`` fresh episodes, every
+    agent playing its policy."""
+    if video_dir is not None:
+        raise ConfigError("video recording is not supported for PettingZoo environments yet")
+    trained.policy.eval()
+    collector = MultiAgentCollector(trained.kind, trained.make_env, trained.spec, trained.policy, 1, 1,
+                                    trained.config.seed + 10_000 if seed is None else seed, trained.device,
+                                    deterministic=deterministic)
     returns: list[float] = []
     while len(returns) < episodes:
         collector.collect()
