@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
@@ -131,98 +130,6 @@ class ActorCritic(nn.Module):
         """(log π(a|s), H(π(·|s)), V(s)), each ``[B]``, for stored actions."""
         dist, value = self.forward(obs)
         return dist.log_prob(actions), dist.entropy(), value
-
-
-_NP_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0)}
-
-
-def _numpy_layers(seq: nn.Module) -> list[tuple[np.ndarray, np.ndarray, Any]]:
-    """(W, b, activation) per Linear of ``seq`` as numpy *views* of the torch parameters (no copies)."""
-    layers: list[list[Any]] = []
-    for m in seq.children() if isinstance(seq, nn.Sequential) else [seq]:
-        if isinstance(m, nn.Linear):
-            layers.append([m.weight.detach().numpy().T, m.bias.detach().numpy(), None])
-        elif isinstance(m, nn.Identity):
-            continue
-        else:
-            layers[-1][2] = _NP_ACTIVATIONS[type(m)]
-    return [tuple(layer) for layer in layers]  # type: ignore[misc]
-
-
-def _numpy_mlp(layers: list[tuple[np.ndarray, np.ndarray, Any]], x: np.ndarray) -> np.ndarray:
-    for w, b, act in layers:
-        x = x @ w + b
-        if act is not None:
-            x = act(x)
-    return x
-
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def _sample_categorical(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    cdf = np.exp(logp).cumsum(axis=-1)
-    u = rng.random((logp.shape[0], 1)) * cdf[:, -1:]
-    return np.minimum((u >= cdf).sum(axis=-1), logp.shape[-1] - 1)
-
-
-class NumpyActing:
-    """The acting forward pass (sample a ~ π(·|s), log π(a|s), V(s)) in numpy on views of the policy's CPU
-    parameters. For the small batches of acting (one row per env) numpy's per-call cost is a few µs against
-    torch's tens, which makes acting several times faster; the optimiser updates the parameters in place, so the
-    views always hold the current weights. ``tests/test_policies.py`` checks it against the torch path.
-    """
-
-    def __init__(self, policy: ActorCritic, rng: np.random.Generator) -> None:
-        assert self.supports(policy)
-        self.rng = rng
-        self.space = policy.action_space
-        self.actor = _numpy_layers(policy.actor_trunk)
-        self.critic = None if policy.critic_trunk is None else _numpy_layers(policy.critic_trunk)
-        self.actor_head = _numpy_layers(policy.actor_head)
-        self.critic_head = _numpy_layers(policy.critic_head)
-        self.log_std = None if policy.log_std is None else policy.log_std.detach().numpy()
-
-    @staticmethod
-    def supports(policy: ActorCritic) -> bool:
-        """CPU parameters, a Box observation and tanh/ReLU activations (else the torch path is used)."""
-        on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in policy.parameters())
-        acts = all(type(m) in _NP_ACTIVATIONS for m in policy.modules()
-                   if isinstance(m, tuple(ACTIVATIONS.values())))
-        return on_cpu and acts and not policy.one_hot
-
-    def value(self, obs: np.ndarray) -> np.ndarray:
-        """V(s) ``[N]`` for observations ``[N, *obs_shape]``."""
-        x = np.asarray(obs, dtype=np.float32).reshape(obs.shape[0], -1)
-        h = _numpy_mlp(self.actor if self.critic is None else self.critic, x)
-        return _numpy_mlp(self.critic_head, h)[:, 0].astype(np.float32)
-
-    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(actions, log π(a|s) ``[N]``, V(s) ``[N]``) for observations ``[N, *obs_shape]``."""
-        x = np.asarray(obs, dtype=np.float32).reshape(obs.shape[0], -1)
-        h = _numpy_mlp(self.actor, x)
-        value = _numpy_mlp(self.critic_head, h if self.critic is None else _numpy_mlp(self.critic, x))[:, 0]
-        params = _numpy_mlp(self.actor_head, h)
-        if isinstance(self.space, spaces.Discrete):
-            logp_all = _log_softmax(params)
-            actions = _sample_categorical(logp_all, self.rng)
-            logp = np.take_along_axis(logp_all, actions[:, None], axis=-1)[:, 0]
-        elif isinstance(self.space, spaces.MultiDiscrete):
-            parts = np.split(params, np.cumsum(self.space.nvec)[:-1], axis=-1)
-            actions = np.empty((x.shape[0], len(parts)), dtype=np.int64)
-            logp = np.zeros(x.shape[0], dtype=np.float32)
-            for i, part in enumerate(parts):
-                lp = _log_softmax(part)
-                actions[:, i] = _sample_categorical(lp, self.rng)
-                logp += np.take_along_axis(lp, actions[:, i:i + 1], axis=-1)[:, 0]
-        else:
-            std = np.exp(self.log_std)
-            noise = self.rng.standard_normal(params.shape, dtype=np.float32)
-            actions = params + std * noise
-            logp = (-0.5 * noise * noise - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
-        return actions, logp.astype(np.float32), value.astype(np.float32)
 
 
 MASKED_LOGIT = -1e9  # a masked action's logit: probability 0, and 0 · log p stays finite in the entropy

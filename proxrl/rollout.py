@@ -24,7 +24,8 @@ from torch import Tensor
 
 from .errors import EnvError, NonFiniteError
 from .distributions import action_dtype, action_shape, to_env_action
-from .policies import ActorCritic, NumpyActing
+from .fast.numpy_acting import NumpyActing
+from .policies import ActorCritic
 
 
 @dataclass

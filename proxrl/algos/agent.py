@@ -19,7 +19,8 @@ import torch
 from .. import checkpoint, config as cfgmod
 from ..config import RunConfig, param
 from ..envs import Normalizers, make_eval_env, make_vec_env, snapshot
-from ..optim import FlatParameters, adam_step, make_adam
+from ..fast.flat_adam import FlatParameters, adam_step
+from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
 from ..run import Progress

@@ -24,7 +24,7 @@ from ..distributions import make_distribution
 from ..kl import AdaptiveKL
 from ..fast.fused import FusedClipPPOGradient
 from ..objectives import clipped_surrogate, entropy_bonus, kl_penalty, kl_surrogate, value_loss
-from ..optim import adam_step
+from ..fast.flat_adam import adam_step
 from .common import check_finite, check_gradient, explained_variance
 
 

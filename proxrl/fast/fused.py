@@ -7,7 +7,7 @@ forward, its graph, the backward of every op) costs more than the arithmetic. Th
 
 (``objectives.clipped_surrogate``, ``objectives.value_loss``, ``objectives.entropy_bonus``), has short closed-form
 derivatives; this module evaluates them directly and writes ∂L/∂θ into the flat gradient, in about a fifth of
-the calls. ``tests/test_fused.py`` checks every gradient against autograd through those three functions.
+the calls. ``tests/test_fast_paths.py`` checks every gradient against autograd through those three functions.
 
 Derivatives used (B samples, ρ = exp(log π − log π_old)):
 - ∂(−J^CLIP)/∂log π = −ρÂ/B where the unclipped term is the minimum (the clipped branch has zero gradient
@@ -29,7 +29,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from ..objectives import clip_fractions
-from ..optim import FlatParameters
+from .flat_adam import FlatParameters
 from ..policies import ActorCritic
 
 _ACTIVATIONS: dict[type, str] = {nn.Tanh: "tanh", nn.ReLU: "relu"}
