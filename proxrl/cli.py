@@ -93,7 +93,7 @@ def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any])
 def _bench(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     trainer = _algorithms().get(args.algo)
-    steps = args.steps if args.steps is not None else getattr(trainer, "bench_steps", 20_000)
+    steps = args.steps if args.steps is not None or trainer is None else trainer.bench_steps
     overrides.update({"total_steps": steps, "tensorboard": False, **({"env": args.env} if args.env else {})})
     cls, config = _build_config(args.algo, args.config, overrides)
     rows: list[dict[str, Any]] = []
@@ -102,15 +102,12 @@ def _bench(args: argparse.Namespace) -> int:
     steady = rows[1:] or rows  # the first update pays one-off warm-up costs
     collect = sum(r["collect_seconds"] for r in steady)
     update = sum(r["update_seconds"] for r in steady)
-    # what one iteration collects: env steps (a rollout), or completions (a GRPO generation batch)
-    unit = "completions" if "completions" in steady[0] else "env steps"
-    samples = sum(r["completions"] for r in steady) if unit == "completions" else len(steady) * config.batch_size
-    done = (f"{agent.global_step:,} steps" if unit == "completions" else
-            f"{agent.global_step:,} steps ({agent.global_step / rows[-1]['time']:,.0f} env steps/s overall)")
-    print(f"{args.algo} on {config.env}: {done} in {rows[-1]['time']:.1f} s")
+    unit, samples = cls.sample_unit, sum(r["samples"] for r in steady)  # unit: env steps, or completions
+    total = rows[-1]["time"]
+    overall = f" ({agent.global_step / total:,.0f} env steps/s overall)" if unit == "env steps" else ""
+    print(f"{args.algo} on {config.env}: {agent.global_step:,} steps{overall} in {total:.1f} s")
     print(f"  collect: {collect / samples * 1e6:.0f} µs per {unit[:-1]} ({samples / collect:,.0f} {unit}/s)")
-    batch = f"{samples // len(steady)} {'samples' if unit == 'env steps' else unit}"
-    print(f"  update:  {update / len(steady) * 1e3:.1f} ms per update of {batch}")
+    print(f"  update:  {update / len(steady) * 1e3:.1f} ms per update of {samples // len(steady)} {unit}")
     print(f"  loop:    {samples / (collect + update):,.0f} {unit}/s (collect + update, after warm-up)")
     return 0
 

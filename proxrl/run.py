@@ -41,12 +41,15 @@ class Progress:
     recent_returns: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=RETURN_WINDOW))
     recent_lengths: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=RETURN_WINDOW))
+    last_samples: int = field(default=0, compare=False)  # the last iteration's env steps or completions (not saved)
 
     def advance(self, steps: int, returns: Iterable[float] = (), lengths: Iterable[int] = (),
-                episodes: int | None = None) -> None:
+                episodes: int | None = None, samples: int | None = None) -> None:
         """One iteration of ``steps`` more steps, with the episodes it finished (``episodes`` counts them when
-        they are not one return each, e.g. GRPO's completions)."""
+        they are not one return each, e.g. GRPO's completions) and the ``samples`` it collected (default: its
+        steps)."""
         returns, lengths = list(returns), list(lengths)
+        self.last_samples = steps if samples is None else samples
         self.global_step += steps
         self.iteration += 1
         self.num_episodes += len(returns) if episodes is None else episodes
@@ -89,6 +92,8 @@ class Trainer(Protocol):
     algo: ClassVar[str]
     config_class: ClassVar[type[RunConfig]]
     final_checkpoint: ClassVar[str]  # the run directory's last save: "model.pt" (a file) or "model" (a folder)
+    sample_unit: ClassVar[str]  # what an iteration collects: "env steps", or "completions"
+    bench_steps: ClassVar[int]  # `proxrl bench`'s default budget, in steps
     config: Any
     progress: Progress
     run_dir: Path | None
@@ -163,7 +168,7 @@ class Session:
         seconds = time.perf_counter() - self._start
         progress.elapsed = self._elapsed_before + seconds
         row = {"global_step": progress.global_step, "iteration": progress.iteration,
-               "episodes": progress.num_episodes, "time": progress.elapsed,
+               "episodes": progress.num_episodes, "samples": progress.last_samples, "time": progress.elapsed,
                "sps": (progress.global_step - self._start_step) / max(seconds, 1e-9),
                "mean_return": progress.mean_return(), "mean_length": _mean(progress.recent_lengths), **stats}
         self.logger.log(row)

@@ -95,7 +95,7 @@ def test_bench_reports_speed(capsys):
     assert main(["bench", "--env", "CartPole-v1", "--steps", "96", "--set", "num_envs=2", "--set", "num_steps=16",
                  "--set", "num_minibatches=2"]) == 0
     out = capsys.readouterr().out
-    assert "env steps/s overall" in out and "µs per env step" in out and "ms per update of 32 samples" in out
+    assert "env steps/s overall" in out and "µs per env step" in out and "ms per update of 32 env steps" in out
 
 
 def test_bench_grpo_reports_generation_and_update_speed_in_completions(capsys):

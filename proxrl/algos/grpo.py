@@ -131,7 +131,7 @@ class GRPO:
     final_checkpoint = "model"  # a save_pretrained folder
     config_class = GRPOConfig
     global_step = GLOBAL_STEP
-    bench_steps = 20  # `proxrl bench grpo` default: GRPO steps
+    sample_unit, bench_steps = "completions", 20  # `proxrl bench grpo`: 20 GRPO steps, in completions
 
     def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
@@ -294,7 +294,7 @@ class GRPO:
                 t1 = time.perf_counter()
                 # 2.–3. rewards, group-relative advantages, μ passes of the loss
                 rewards, stats = self.update(examples, gens)
-                self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel())
+                self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel(), samples=rewards.numel())
                 if cfg.ref_sync_every and self.global_step % cfg.ref_sync_every == 0:
                     self.reference.sync(self.policy)
                 # 4. evaluate, log, checkpoint

@@ -83,6 +83,7 @@ class MultiAgentPPO:
 
     algo = "multiagent_ppo"
     final_checkpoint = "model.pt"
+    sample_unit, bench_steps = "env steps", 20_000
     config_class = MultiAgentPPOConfig
 
     def __init__(self, env: str | None = None, config: MultiAgentPPOConfig | None = None, *,
