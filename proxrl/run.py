@@ -13,9 +13,10 @@ A trainer holds a Progress, runs its loop inside a Session and chooses its check
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -125,13 +126,21 @@ class Trainer(Protocol):
 
 
 class Session:
-    """The bookkeeping around a ``learn`` loop. ``with Session(trainer, total_steps) as session:`` then
-    ``while session.running(): … if session.finish_iteration(stats, callback): break``.
+    """The bookkeeping around a ``learn`` loop, written once for every trainer::
+
+        with Session(trainer, total_steps, stop_return) as session:
+            for stats in session.iterations(callback):
+                with session.timed("collect"):
+                    ...
+                with session.timed("update"):
+                    ...
+                stats.update(...)
 
     On entry: the target step, the run's logger (a resumed run drops rows past its checkpoint) and
-    ``config.yaml``. Per iteration: a row of the Progress counters and the trainer's stats, a periodic checkpoint
-    every ``checkpoint_every`` iterations, the stop rule (callback returned False, or ``stop_return`` reached).
-    On a normal exit: the final save to ``run_dir / trainer.final_checkpoint``.
+    ``config.yaml``. Per iteration: the phases' wall time (``collect_seconds``, ``update_seconds``), a row of the
+    Progress counters and the trainer's ``stats``, a periodic checkpoint every ``checkpoint_every`` iterations,
+    the stop rule (the target step, the callback returned False, or ``stop_return`` reached). On a normal exit:
+    the final save to ``run_dir / trainer.final_checkpoint``.
     """
 
     def __init__(self, trainer: Trainer, total_steps: int | None, stop_return: float | None = None) -> None:
@@ -147,6 +156,7 @@ class Session:
             (run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
         self._start, self._start_step, self._elapsed_before = time.perf_counter(), progress.global_step, \
             progress.elapsed
+        self._phases: dict[str, Any] = {}  # the current iteration's stats, where timed() adds its seconds
 
     def __enter__(self) -> Session:
         return self
@@ -160,6 +170,27 @@ class Session:
     def running(self) -> bool:
         """True while the target step is ahead."""
         return self.progress.global_step < self.target
+
+    def iterations(self, callback: Callable[[Any, dict[str, Any]], bool | None] | None
+                   ) -> Iterator[dict[str, Any]]:
+        """One fresh ``stats`` dict per iteration while the target step is ahead; after the loop body fills it,
+        the iteration is finished (:meth:`finish_iteration`), which may stop the loop."""
+        while self.running():
+            stats: dict[str, Any] = {}
+            self._phases = stats
+            yield stats
+            if self.finish_iteration(stats, callback):
+                return
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the wall time of the block to this iteration's ``<phase>_seconds``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            key = f"{phase}_seconds"
+            self._phases[key] = self._phases.get(key, 0.0) + time.perf_counter() - start
 
     def finish_iteration(self, stats: dict[str, Any], callback: Callable[[Any, dict[str, Any]], bool | None] | None
                          ) -> bool:

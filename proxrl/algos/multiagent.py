@@ -13,7 +13,6 @@ All three minimise the same clipped surrogate (``objectives.clipped_surrogate``)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,25 +146,21 @@ class MultiAgentPPO:
         cfg = self.config
         collector = agent.rollout(self)
         with Session(self, total_steps, cfg.stop_return) as session:
-            target = session.target
-            while session.running():
+            for stats in session.iterations(callback):
                 # 1. anneal the learning rate
-                lr = agent.anneal_lr(self, target)
+                lr = agent.anneal_lr(self, session.target)
                 # 2. collect T rows from N copies with every agent's π_θold
-                self.policy.eval()
-                t0 = time.perf_counter()
-                batch = collector.collect()
-                t1 = time.perf_counter()
+                with session.timed("collect"):
+                    self.policy.eval()
+                    batch = collector.collect()
                 self.progress.advance(cfg.batch_size, *collector.episodes.drain())
-                # 3. advantages: GAE per agent (local critics) or joint GAE on the team reward (central critic)
-                adv, returns = self._advantages(batch)
-                # 4. epochs of clipped-surrogate updates: all agents at once, or one after another (happo)
-                self.policy.train()
-                stats = self.update(batch, adv, returns)
-                # 5. log and checkpoint
-                stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr)
-                if session.finish_iteration(stats, callback):
-                    break
+                with session.timed("update"):
+                    # 3. advantages: GAE per agent (local critics) or joint GAE on the team reward (central critic)
+                    adv, returns = self._advantages(batch)
+                    # 4. epochs of clipped-surrogate updates: all agents at once, or one after another (happo)
+                    self.policy.train()
+                    stats.update(self.update(batch, adv, returns), lr=lr)
+                # 5. log and checkpoint: the session, when this iteration's body ends
         return self
 
     @staticmethod

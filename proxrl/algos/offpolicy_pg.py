@@ -10,7 +10,6 @@ Each iteration collects one rollout with the current policy, stores it, and take
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,29 +80,25 @@ class OffPolicyPG:
         cfg = self.config
         rollout = agent.rollout(self)
         with Session(self, total_steps, cfg.stop_return) as session:
-            target = session.target
-            while session.running():
+            for stats in session.iterations(callback):
                 # 1. anneal the learning rate linearly with the steps still to go
-                lr = agent.anneal_lr(self, target)
+                lr = agent.anneal_lr(self, session.target)
                 # 2. collect T steps from N envs with the current policy (β of this entry) and store them
-                self.policy.eval()
-                t0 = time.perf_counter()
-                batch = rollout.collect()
-                last_obs = torch.as_tensor(rollout.obs, device=self.device)
-                t1 = time.perf_counter()
+                with session.timed("collect"):
+                    self.policy.eval()
+                    batch = rollout.collect()
+                    last_obs = torch.as_tensor(rollout.obs, device=self.device)
                 self.progress.advance(cfg.batch_size, *rollout.episodes.drain())
-                fresh = StoredRollout.copy_of(batch, last_obs)
-                self.replay.add(fresh)
-                # 3–4. V-trace targets and one weighted PG step on the fresh rollout, then on replayed ones
-                self.policy.train()
-                rows = [self._update(fresh)]
-                rows += [self._update(self.replay.sample()) for _ in range(cfg.replay_ratio)]
-                # 5. log and checkpoint
-                stats = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
-                stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr,
+                with session.timed("update"):
+                    fresh = StoredRollout.copy_of(batch, last_obs)
+                    self.replay.add(fresh)
+                    # 3–4. V-trace targets and one weighted PG step on the fresh rollout, then on replayed ones
+                    self.policy.train()
+                    rows = [self._update(fresh)]
+                    rows += [self._update(self.replay.sample()) for _ in range(cfg.replay_ratio)]
+                stats.update({k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}, lr=lr,
                              replay_rollouts=len(self.replay))
-                if session.finish_iteration(stats, callback):
-                    break
+                # 5. log and checkpoint: the session, when this iteration's body ends
         return self
 
     def _update(self, item: StoredRollout) -> dict[str, float]:

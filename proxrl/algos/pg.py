@@ -14,7 +14,6 @@ r + γV(s') for TD) so ``explained_variance`` is logged; ``return`` does not use
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,25 +120,21 @@ class PG:
         cfg = self.config
         rollout = agent.rollout(self)
         with Session(self, total_steps, cfg.stop_return) as session:
-            target = session.target
-            while session.running():
+            for stats in session.iterations(callback):
                 # 1. anneal the learning rate linearly with the steps still to go
-                lr = agent.anneal_lr(self, target)
+                lr = agent.anneal_lr(self, session.target)
                 # 2. collect with π_θ: one complete episode per env (Monte-Carlo estimators), else T steps per env
-                self.policy.eval()
-                t0 = time.perf_counter()
-                batch = rollout.collect(episodic=self.episodic)
-                t1 = time.perf_counter()
+                with session.timed("collect"):
+                    self.policy.eval()
+                    batch = rollout.collect(episodic=self.episodic)
                 self.progress.advance(rollout.steps_taken, *rollout.episodes.drain())
-                # 3. the advantage estimate Â and the critic's regression target
-                adv, value_target = self.estimator(batch, cfg.gamma, cfg.gae_lambda)
-                # 4. one gradient step on −E[Â ln π(a|s)] + c_v (V − target)² − c_H H
-                self.policy.train()
-                stats = self._update(batch, adv, value_target)
-                # 5. log and checkpoint
-                stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr)
-                if session.finish_iteration(stats, callback):
-                    break
+                with session.timed("update"):
+                    # 3. the advantage estimate Â and the critic's regression target
+                    adv, value_target = self.estimator(batch, cfg.gamma, cfg.gae_lambda)
+                    # 4. one gradient step on −E[Â ln π(a|s)] + c_v (V − target)² − c_H H
+                    self.policy.train()
+                    stats.update(self._update(batch, adv, value_target), lr=lr)
+                # 5. log and checkpoint: the session, when this iteration's body ends
         return self
 
     def _update(self, batch: Batch, adv: Tensor, value_target: Tensor) -> dict[str, float]:

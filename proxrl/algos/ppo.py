@@ -7,7 +7,6 @@ The loop reads top to bottom in :meth:`PPO.learn`; the estimator and the losses 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,29 +143,25 @@ class PPO:
         cfg = self.config
         rollout = agent.rollout(self)
         with Session(self, total_steps, cfg.stop_return) as session:
-            target = session.target
-            while session.running():
+            for stats in session.iterations(callback):
                 # 1. anneal the learning rate and clip range linearly with the steps still to go
-                lr = agent.anneal_lr(self, target)
-                clip_eps = cfg.clip_eps * (1.0 - self.global_step / target) if cfg.anneal_clip else cfg.clip_eps
+                lr = agent.anneal_lr(self, session.target)
+                clip_eps = (cfg.clip_eps * (1.0 - self.global_step / session.target) if cfg.anneal_clip
+                            else cfg.clip_eps)
                 # 2. collect T steps from N envs with π_θold
-                self.policy.eval()
-                t0 = time.perf_counter()
-                batch = rollout.collect()
-                t1 = time.perf_counter()
+                with session.timed("collect"):
+                    self.policy.eval()
+                    batch = rollout.collect()
                 self.progress.advance(cfg.batch_size, *rollout.episodes.drain())
-                # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
-                adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated,
-                          gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
-                returns = adv + batch.values[:-1]
-                # 4. K epochs of minibatch updates on the policy objective and the value loss
-                self.policy.train()
-                stats = self._update(batch, adv, returns, clip_eps)
-                # 5. log and checkpoint
-                stats.update(collect_seconds=t1 - t0, update_seconds=time.perf_counter() - t1, lr=lr,
-                             clip_eps=clip_eps)
-                if session.finish_iteration(stats, callback):
-                    break
+                with session.timed("update"):
+                    # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
+                    adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated,
+                              batch.truncated, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
+                    returns = adv + batch.values[:-1]
+                    # 4. K epochs of minibatch updates on the policy objective and the value loss
+                    self.policy.train()
+                    stats.update(self._update(batch, adv, returns, clip_eps), lr=lr, clip_eps=clip_eps)
+                # 5. log and checkpoint: the session, when this iteration's body ends
         return self
 
     def _fused_step(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
