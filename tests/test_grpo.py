@@ -461,17 +461,17 @@ def test_a_version_2_grpo_checkpoint_is_migrated_and_version_1_refused(tmp_path)
 def test_pruned_checkpoint_folders_leave_sight_before_they_are_deleted(tmp_path, monkeypatch):
     # a kill while an old checkpoint folder is being deleted must not leave a visible half folder: pruning renames
     # it to a hidden name first (here the delete "dies" right after), and the next checkpoint clears leftovers
-    import proxrl.algos.grpo as grpo_module
+    from proxrl import checkpoint
 
     agent = GRPO("sort", run_dir=tmp_path / "run", **TINY, total_steps=1, checkpoint_every=1, keep_checkpoints=1)
     agent.learn()
-    real_rmtree = grpo_module.shutil.rmtree
-    monkeypatch.setattr(grpo_module.shutil, "rmtree", lambda *a, **k: None)  # killed mid-prune
+    real_rmtree = checkpoint.shutil.rmtree
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", lambda *a, **k: None)  # killed mid-prune
     agent.learn(1)
     root = tmp_path / "run" / "checkpoints"
     assert [p.name for p in root.glob("step_*")] == ["step_000000002"]
     assert [p.name for p in root.glob(".step_*.del")] == [".step_000000001.del"]
-    monkeypatch.setattr(grpo_module.shutil, "rmtree", real_rmtree)
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", real_rmtree)
     agent.learn(1)
     assert [p.name for p in root.glob("step_*")] == ["step_000000003"] and not list(root.glob(".step_*.del"))
     assert GRPO.load(tmp_path / "run").global_step == 3

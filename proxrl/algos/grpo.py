@@ -15,12 +15,11 @@ import collections
 import json
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -123,6 +122,19 @@ class GRPOConfig(RunConfig):
                               "ε_high ≥ ε_low (or None for ε_high = ε_low)")
 
 
+_drop_unused_keys = checkpoint.drop_config_keys("num_envs", "vectorization", "stop_return")
+
+
+def _migrate_2_to_3(state: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 → 3: the keys version 3 added, each with the meaning its absence had (no reference named: the
+    loaded policy's copy is the reference; accuracies not recorded); the config loses the keys GRPO never used."""
+    for key in ("reference", "warmup_accuracy", "last_sampled_accuracy", "warmup_sampled_accuracy"):
+        state.setdefault(key, None)
+    state.setdefault("iteration", state["global_step"])  # one update per GRPO step
+    state.setdefault("recent_lengths", [])
+    return _drop_unused_keys(state)
+
+
 class GRPO:
     """GRPO on a text task. ``GRPO("addition", lr=1e-3).learn(100)``; ``.save(dir)`` writes the policy with
     ``save_pretrained`` (or its LoRA adapter), ``GRPO.load(dir)`` resumes."""
@@ -132,6 +144,7 @@ class GRPO:
     config_class = GRPOConfig
     global_step = GLOBAL_STEP
     bench_steps = 20  # `proxrl bench grpo` default: GRPO steps
+    migrations: ClassVar[dict[int, checkpoint.Migration]] = {2: _migrate_2_to_3}
 
     def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
@@ -372,46 +385,30 @@ class GRPO:
 
     def save(self, folder: str | Path) -> Path:
         """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, the reference model where no
-        other folder holds it, and :meth:`state_dict` as ``trainer_state.pt``. Written to a temporary folder first
-        and renamed, so a crash never leaves a half-written one."""
-        folder = Path(folder)
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.policy.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        state = self.state_dict()
-        self.reference.save_into(tmp)
-        checkpoint.atomic_save(state, tmp / checkpoint.TRAINER_STATE)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
-        return folder
+        other folder holds it, and :meth:`state_dict` as ``trainer_state.pt``: a folder checkpoint
+        (``checkpoint.save_folder``: a crash never leaves a half-written one)."""
+        return checkpoint.save_folder(folder, self._write)
 
     def save_checkpoint(self) -> Path:
         """``checkpoints/step_<N>/`` (see :meth:`save`), keeping the newest ``keep_checkpoints``."""
         assert self.run_dir is not None
-        root = self.run_dir / "checkpoints"
-        path = self.save(root / f"step_{self.global_step:09d}")
-        for old in sorted(root.glob("step_*"))[:-self.config.keep_checkpoints]:
-            hidden = old.with_name(f".{old.name}.del")
-            old.rename(hidden)  # out of sight in one atomic step: a kill mid-delete leaves no half checkpoint
-            shutil.rmtree(hidden, ignore_errors=True)
-        for leftover in root.glob(".step_*.del"):  # left by a process killed while pruning
-            shutil.rmtree(leftover, ignore_errors=True)
-        return path
+        return checkpoint.save_periodic_folder(self.run_dir / "checkpoints", self.global_step,
+                                               self.config.keep_checkpoints, self._write)
+
+    def _write(self, folder: Path) -> None:
+        self.policy.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        state = self.state_dict()
+        self.reference.save_into(folder)
+        checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
 
     @classmethod
     def load(cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
              **overrides: Any) -> GRPO:
         """Resume from a folder written by :meth:`save` (or a run directory: its newest checkpoint, else its
         final ``model``). The weights load through ``from_pretrained``."""
-        folder = _find_saved(Path(path))
-        state = checkpoint.load(folder / checkpoint.TRAINER_STATE, algo=cls.algo)
+        folder = checkpoint.find_folder(path)
+        state = checkpoint.load(folder / checkpoint.TRAINER_STATE, algo=cls.algo, migrations=cls.migrations)
         values = cfgmod.read_yaml_text(state["config"])
         lora = bool(values.get("lora", False))
         values.update(overrides)
@@ -433,15 +430,6 @@ class GRPO:
         version, internal, gauss = json.loads(state["task_rng"])
         trainer.rng.setstate((version, tuple(internal), gauss))
         return trainer
-
-
-def _find_saved(path: Path) -> Path:
-    """The save folder of ``path``: itself, the folder of a trainer_state.pt, or a run directory's newest."""
-    if path.is_file():
-        return path.parent
-    if (path / checkpoint.TRAINER_STATE).is_file():
-        return path
-    return checkpoint.latest(path).parent
 
 
 def _fmt(value: float | None) -> str:
