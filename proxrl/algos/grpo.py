@@ -28,10 +28,12 @@ from .. import checkpoint, config as cfgmod, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
 from ..config import ConfigError, RunConfig, param
-from ..envs.text_tasks import char_tokenizer, exact_match, load_task
+from ..envs.text_tasks import load_task
 from ..lm.critic import TokenCritic
+from ..lm.evaluation import HeldOutAccuracy, held_out_accuracy
 from ..lm.reference import Reference
 from ..lm.rewards import RewardError, Rewards  # noqa: F401 - RewardError is part of this module's API
+from ..lm.tiny import INIT_MODEL, tiny_model
 from ..objectives import AGGREGATIONS, grpo_loss
 from ..optim import make_adam
 from ..run import GLOBAL_STEP, Progress, Session
@@ -145,6 +147,11 @@ class GRPO:
     global_step = GLOBAL_STEP
     bench_steps = 20  # `proxrl bench grpo` default: GRPO steps
     migrations: ClassVar[dict[int, checkpoint.Migration]] = {2: _migrate_2_to_3}
+    # the held-out record under the names earlier versions had (read-only)
+    warmup_accuracy = property(lambda self: self.held_out.warmup)
+    last_accuracy = property(lambda self: self.held_out.last)
+    warmup_sampled_accuracy = property(lambda self: self.held_out.warmup_sampled)
+    last_sampled_accuracy = property(lambda self: self.held_out.last_sampled)
 
     def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
@@ -159,17 +166,16 @@ class GRPO:
             raise ConfigError("device 'cuda' requested but no CUDA device is available; use device=cpu or auto")
         self.device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
         dtype = self.dtype
-        self.warmup_accuracy: float | None = None
         if cfg.model is not None:
             self.policy, self.tokenizer = lm.load_causal_lm(cfg.model, dtype, str(self.device))
         else:
-            self.policy, self.tokenizer = self._tiny_model(dtype)
+            self.policy, self.tokenizer = tiny_model(self.task, cfg, self.device, dtype, self.run_dir)
         self.rewards = Rewards.build(cfg.reward_funcs, cfg.reward_weights, self.task.rewards, cfg.reward_model,
                                      cfg.reward_model_weight, dtype, self.device)
         if cfg.lora:
             self.policy = lm.with_lora(self.policy, cfg.lora_r, cfg.lora_alpha)
         # π_ref, read back on resume from the folder the run started from (the model, or the tiny model's)
-        start = cfg.model if cfg.model is not None else self.run_dir / "init_model" if self.run_dir else None
+        start = cfg.model if cfg.model is not None else self.run_dir / INIT_MODEL if self.run_dir else None
         self.reference = Reference(self.policy, cfg.beta, cfg.lora, str(Path(start).resolve()) if start else None)
         # advantage: gae adds a token-level critic (PPO for LMs); GRPO proper has none
         self.critic = (TokenCritic(self.policy.config.hidden_size, self.device, cfg.gamma, cfg.gae_lambda)
@@ -179,32 +185,12 @@ class GRPO:
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
         # global_step and iteration count GRPO steps, num_episodes completions, recent_returns each step's mean reward
         self.progress = Progress()
-        self.last_accuracy: float | None = None
-        self.last_sampled_accuracy: float | None = None  # with eval_samples > 0
-        self.warmup_sampled_accuracy: float | None = None
+        self.held_out = HeldOutAccuracy()
 
     @property
     def dtype(self) -> torch.dtype:
         """The weights' dtype of the policy, the reference and the reward model (config key ``dtype``)."""
         return torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float32
-
-    # --- set-up ------------------------------------------------------------------------------------------
-    def _tiny_model(self, dtype: torch.dtype) -> tuple[Any, Any]:
-        """The task's character tokenizer and a tiny model from a config, warmed up by supervised training; with
-        a run directory it is saved and loaded back through ``from_pretrained`` (the path any model takes)."""
-        cfg = self.config
-        tokenizer = char_tokenizer(self.task.alphabet)
-        model = lm.tiny_causal_lm(tokenizer, cfg.tiny_arch, cfg.tiny_hidden_size, cfg.tiny_layers, cfg.tiny_heads)
-        model.to(self.device)
-        if cfg.warmup_steps:
-            lm.supervised_warmup(model, tokenizer, self.task.sample, cfg.warmup_steps, lr=cfg.warmup_lr,
-                                 seed=cfg.seed)
-        if self.run_dir is not None:
-            folder = self.run_dir / "init_model"
-            model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            return lm.load_causal_lm(folder, dtype, str(self.device))
-        return model.to(dtype), tokenizer
 
     # --- one step ----------------------------------------------------------------------------------------
     def _logps(self, model: Any, gens: lm.Generations, rows: slice = slice(None),
@@ -294,9 +280,8 @@ class GRPO:
         """Run ``total_steps`` GRPO steps (default: until ``config.total_steps``); ``callback(agent, row)`` after
         each step may return False to stop."""
         cfg = self.config
-        if self.last_accuracy is None:
-            self._evaluate_held_out()
-            self.warmup_accuracy, self.warmup_sampled_accuracy = self.last_accuracy, self.last_sampled_accuracy
+        if self.held_out.last is None:  # 0. the starting policy's held-out accuracy (after any warm-up)
+            self.held_out.record(self.evaluate(), start=True)
         with Session(self, total_steps) as session:
             while session.running():
                 # 1. P prompts, G completions each from π_θ
@@ -313,11 +298,11 @@ class GRPO:
                 # 4. evaluate, log, checkpoint
                 t2 = time.perf_counter()
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == session.target:
-                    self._evaluate_held_out()
+                    self.held_out.record(self.evaluate())
                 tokens = gens.mask.sum().item()
                 stats = {"reward": rewards.mean().item(), "reward_std": rewards.std().item(),
-                         "completion_length": gens.mask.sum(1).float().mean().item(), "accuracy": self.last_accuracy,
-                         **({"sampled_accuracy": self.last_sampled_accuracy} if cfg.eval_samples else {}),
+                         "completion_length": gens.mask.sum(1).float().mean().item(), "accuracy": self.held_out.last,
+                         **({"sampled_accuracy": self.held_out.last_sampled} if cfg.eval_samples else {}),
                          "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "completions": rewards.numel(),
                          "completions_per_second": rewards.numel() / (t2 - t0),
                          "tokens_per_second": tokens / (t2 - t0), "completion_tokens": tokens, **stats}
@@ -328,22 +313,18 @@ class GRPO:
     def summary(self, eval_episodes: int = 0) -> list[str]:
         """What the CLI prints when training ends: steps, completions and held-out accuracy before and after
         (measured at the end of ``learn``; ``eval_episodes`` is for env-stepping trainers)."""
-        lines = [f"done: {self.global_step:,} GRPO steps, {self.progress.num_episodes:,} completions; held-out "
-                 f"exact-match accuracy (greedy) {_fmt(self.warmup_accuracy)} at the start, "
-                 f"{_fmt(self.last_accuracy)} at the end"]
-        if self.last_sampled_accuracy is not None:
-            lines.append(f"sampled at temperature {self.config.temperature} ({self.config.eval_samples} per "
-                         f"prompt): {_fmt(self.warmup_sampled_accuracy)} at the start, "
-                         f"{_fmt(self.last_sampled_accuracy)} at the end")
-        return lines
+        first, *rest = self.held_out.describe(self.config.temperature, self.config.eval_samples)
+        return [f"done: {self.global_step:,} GRPO steps, {self.progress.num_episodes:,} completions; {first}", *rest]
 
     # --- evaluation and persistence ----------------------------------------------------------------------
     def evaluate(self, examples: int | None = None, samples: int | None = None) -> dict[str, float]:
         """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
         (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled
         at the training temperature and top-p (``sampled_accuracy``)."""
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            return self._evaluate(examples, samples)  # training's random stream does not depend on evaluation
+        cfg = self.config
+        return held_out_accuracy(self.policy, self.tokenizer, self.task.held_out()[: examples or cfg.eval_examples],
+                                 cfg.max_new_tokens, cfg.eval_samples if samples is None else samples,
+                                 cfg.temperature, cfg.top_p, self.device)
 
     def describe_evaluation(self, episodes: int = 20, deterministic: bool = True,
                             video_dir: str | Path | None = None, seed: int | None = None) -> list[str]:
@@ -356,30 +337,12 @@ class GRPO:
         return [f"grpo on {self.config.env}: greedy exact-match accuracy {r['accuracy']:.3f} on {r['examples']} "
                 f"held-out prompts{sampled}"]
 
-    def _evaluate(self, examples: int | None, samples: int | None) -> dict[str, float]:
-        cfg = self.config
-        held_out = self.task.held_out()[: examples or cfg.eval_examples]
-        out = {"accuracy": lm.accuracy(self.policy, self.tokenizer, held_out, cfg.max_new_tokens, exact_match),
-               "examples": len(held_out)}
-        k = cfg.eval_samples if samples is None else samples
-        if k:
-            out["sampled_accuracy"] = lm.accuracy(self.policy, self.tokenizer, held_out, cfg.max_new_tokens,
-                                                  exact_match, samples=k, temperature=cfg.temperature,
-                                                  top_p=cfg.top_p)
-        return out
-
-    def _evaluate_held_out(self) -> None:
-        result = self.evaluate()
-        self.last_accuracy, self.last_sampled_accuracy = result["accuracy"], result.get("sampled_accuracy")
-
     def state_dict(self) -> dict[str, Any]:
         """Everything but the weights (which go through ``save_pretrained``): optimiser, counters, RNG states,
         config, accuracies, the value head and where the reference model is kept (safe to load)."""
         return {"format_version": checkpoint.FORMAT_VERSION, "algo": self.algo, "config": cfgmod.dump(self.config),
                 "optimizer": self.optimizer.state_dict(), **self.progress.state_dict(), "rng": rng_state(),
-                "task_rng": json.dumps(self.rng.getstate()), "last_accuracy": self.last_accuracy,
-                "warmup_accuracy": self.warmup_accuracy, "last_sampled_accuracy": self.last_sampled_accuracy,
-                "warmup_sampled_accuracy": self.warmup_sampled_accuracy,
+                "task_rng": json.dumps(self.rng.getstate()), **self.held_out.state_dict(),
                 "value_head": None if self.critic is None else self.critic.state_dict(),
                 "reference": self.reference.entry()}
 
@@ -422,15 +385,8 @@ class GRPO:
         trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.progress.load_state_dict(state)
-        trainer.last_accuracy = state["last_accuracy"]
-        trainer.warmup_accuracy = state["warmup_accuracy"]
-        trainer.last_sampled_accuracy = state["last_sampled_accuracy"]
-        trainer.warmup_sampled_accuracy = state["warmup_sampled_accuracy"]
+        trainer.held_out.load_state_dict(state)
         set_rng_state(state["rng"])
         version, internal, gauss = json.loads(state["task_rng"])
         trainer.rng.setstate((version, tuple(internal), gauss))
         return trainer
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
