@@ -159,7 +159,7 @@ def load(path: str | Path, algo: str | None = None, migrations: Mapping[int, Mig
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError or RuntimeError variants
         raise CheckpointError(f"checkpoint {path} cannot be loaded safely: {str(e).splitlines()[0]}") from None
     if not isinstance(state, dict) or "format_version" not in state:

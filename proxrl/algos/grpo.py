@@ -11,8 +11,6 @@ trains any local causal LM.
 
 from __future__ import annotations
 
-import collections
-import json
 import math
 import random
 import time
@@ -27,50 +25,33 @@ from torch import Tensor, nn
 from .. import checkpoint, config as cfgmod, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
-from ..config import ConfigError, RunConfig, param
-from ..envs.text_tasks import load_task
+from ..config import ConfigError, param
+from ..envs.text_tasks import load_task, sampler_state, set_sampler_state
+from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
-from ..lm.evaluation import HeldOutAccuracy, held_out_accuracy
+from ..lm.evaluation import HeldOutAccuracy, describe_accuracy, held_out_accuracy
+from ..lm.migrations import MIGRATIONS
 from ..lm.reference import Reference
 from ..lm.rewards import RewardError, Rewards  # noqa: F401 - RewardError is part of this module's API
-from ..lm.tiny import INIT_MODEL, tiny_model
+from ..lm.starting import starting_policy
+from ..lm.step_stats import StepStats, step_row
 from ..objectives import AGGREGATIONS, grpo_loss
 from ..optim import make_adam
 from ..run import GLOBAL_STEP, Progress, Session
-from .common import check_finite, check_gradient, rng_state, seed_everything, set_rng_state
+from .common import check_finite, check_gradient, resolve_device, rng_state, seed_everything, set_rng_state
 
 
 @dataclass(frozen=True, kw_only=True)
-class GRPOConfig(RunConfig):
-    """GRPO hyperparameters, named as in the paper and TRL's GRPOConfig where they overlap."""
+class GRPOConfig(LanguageModelConfig):
+    """GRPO hyperparameters, named as in the paper and TRL's GRPOConfig where they overlap (the text task, model,
+    rewards, sampling and evaluation settings are ``lm.config.LanguageModelConfig``'s)."""
 
     algo = "grpo"
 
-    env: str = param("addition", "text task: addition | reverse | sort (proxrl.envs.text_tasks), or "
-                     "'module:function' returning a TextTask; env_kwargs go to it")
     total_steps: int = param(200, "GRPO steps, each one batch of prompts_per_step × group_size completions", low=1)
-    torch_threads: int = param(2, "torch intra-op threads", low=1)
     checkpoint_every: int = param(50, "write a checkpoint every this many GRPO steps (0: only at the end)", low=0)
-    model: str | None = param(None, "local causal-LM folder (from_pretrained); None: build the task's tiny model "
-                              "(tiny_*) and warm it up with warmup_steps of supervised training")
-    tiny_arch: str = param("llama", "architecture of the tiny model", choices=("llama", "qwen2"))
-    tiny_hidden_size: int = param(64, "width of the tiny model", low=8)
-    tiny_layers: int = param(2, "layers of the tiny model", low=1)
-    tiny_heads: int = param(4, "attention heads of the tiny model", low=1)
-    warmup_steps: int = param(600, "supervised warm-up steps of the tiny model before GRPO", low=0)
-    warmup_lr: float = param(3e-3, "learning rate of the warm-up", low=0.0, low_open=True)
-    reward_funcs: tuple[str, ...] = param((), "reward functions 'module:function', f(prompt, completion, "
-                                          "**example) -> float; empty: the task's own", factory=tuple)
-    reward_weights: tuple[float, ...] = param((), "weight of each reward function (default 1 each)", factory=tuple)
-    reward_model: str | None = param(None, "local AutoModelForSequenceClassification folder scoring prompt + "
-                                     "completion (one more reward component)")
-    reward_model_weight: float = param(1.0, "weight of the reward model's score")
     group_size: int = param(8, "G, completions sampled per prompt", low=2)
     prompts_per_step: int = param(16, "P, prompts per GRPO step", low=1)
-    max_new_tokens: int = param(8, "longest completion, in tokens", low=1)
-    temperature: float = param(1.0, "sampling temperature (the policy optimised is π at this temperature)",
-                               low=0.0, low_open=True)
-    top_p: float = param(1.0, "nucleus sampling threshold", low=0.0, high=1.0, low_open=True)
     lr: float = param(1e-6, "α, AdamW learning rate", low=0.0, low_open=True)
     lr_warmup_steps: int = param(0, "n: the learning rate rises linearly from α/n to α over the first n GRPO "
                                  "steps, then stays at α (0: no warm-up)", low=0)
@@ -96,45 +77,18 @@ class GRPOConfig(RunConfig):
     gamma: float = param(1.0, "γ of token-level GAE", low=0.0, high=1.0)
     gae_lambda: float = param(0.95, "λ of token-level GAE", low=0.0, high=1.0)
     vf_coef: float = param(0.1, "value-loss coefficient (advantage: gae)", low=0.0)
-    lora: bool = param(False, "train LoRA adapters (peft) instead of every weight; the reference model is then "
-                       "the base with adapters disabled (no copy)")
-    lora_r: int = param(8, "LoRA rank", low=1)
-    lora_alpha: int = param(16, "LoRA α", low=1)
-    dtype: str = param("float32", "weights' dtype (bfloat16 halves memory; log-probs stay float32)",
-                       choices=("float32", "bfloat16"))
-    eval_every: int = param(10, "greedy exact-match accuracy on the held-out prompts every this many steps "
-                            "(0: only before and after)", low=0)
-    eval_examples: int = param(200, "held-out prompts evaluated", low=1)
-    eval_samples: int = param(0, "k: also evaluate k sampled completions per held-out prompt at the training "
-                              "temperature (pass@1 of the policy GRPO optimises; 0: greedy only)", low=0)
 
     def validate(self) -> None:
         if (self.prompts_per_step * self.group_size) % self.grad_accum_steps:
             raise ConfigError(f"grad_accum_steps={self.grad_accum_steps} must divide prompts_per_step × group_size "
                               f"= {self.prompts_per_step * self.group_size}")
-        # without reward_funcs the weights are for the task's own functions, counted once the task is loaded
-        if self.reward_funcs and self.reward_weights and len(self.reward_weights) != len(self.reward_funcs):
-            raise ConfigError(f"reward_weights has {len(self.reward_weights)} entries for "
-                              f"{len(self.reward_funcs)} reward_funcs; give one weight per function")
+        super().validate()  # the language-model settings' own checks
         if self.ref_sync_every and self.lora:
             raise ConfigError("ref_sync_every needs a separate reference model, but with lora=true the reference is "
                               "the base model with adapters disabled; set ref_sync_every=0 or lora=false")
         if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
             raise ConfigError(f"clip_eps_high={self.clip_eps_high} is below clip_eps={self.clip_eps}; "
                               "ε_high ≥ ε_low (or None for ε_high = ε_low)")
-
-
-_drop_unused_keys = checkpoint.drop_config_keys("num_envs", "vectorization", "stop_return")
-
-
-def _migrate_2_to_3(state: dict[str, Any]) -> dict[str, Any]:
-    """Format 2 → 3: the keys version 3 added, each with the meaning its absence had (no reference named: the
-    loaded policy's copy is the reference; accuracies not recorded); the config loses the keys GRPO never used."""
-    for key in ("reference", "warmup_accuracy", "last_sampled_accuracy", "warmup_sampled_accuracy"):
-        state.setdefault(key, None)
-    state.setdefault("iteration", state["global_step"])  # one update per GRPO step
-    state.setdefault("recent_lengths", [])
-    return _drop_unused_keys(state)
 
 
 class GRPO:
@@ -146,7 +100,7 @@ class GRPO:
     config_class = GRPOConfig
     global_step = GLOBAL_STEP
     bench_steps = 20  # `proxrl bench grpo` default: GRPO steps
-    migrations: ClassVar[dict[int, checkpoint.Migration]] = {2: _migrate_2_to_3}
+    migrations: ClassVar[dict[int, checkpoint.Migration]] = MIGRATIONS
     # the held-out record under the names earlier versions had (read-only)
     warmup_accuracy = property(lambda self: self.held_out.warmup)
     last_accuracy = property(lambda self: self.held_out.last)
@@ -162,21 +116,16 @@ class GRPO:
         torch.set_num_threads(cfg.torch_threads)
         self.task = load_task(cfg.env, cfg.env_kwargs)
         self.rng = random.Random(cfg.seed)
-        if cfg.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but no CUDA device is available; use device=cpu or auto")
-        self.device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
-        dtype = self.dtype
-        if cfg.model is not None:
-            self.policy, self.tokenizer = lm.load_causal_lm(cfg.model, dtype, str(self.device))
-        else:
-            self.policy, self.tokenizer = tiny_model(self.task, cfg, self.device, dtype, self.run_dir)
+        self.device = resolve_device(cfg.device, num_params=2**63)  # auto: any language model is worth a GPU
+        # the weights' dtype of the policy, the reference and the reward model
+        self.dtype = dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+        self.policy, self.tokenizer, start = starting_policy(self.task, cfg, self.device, dtype, self.run_dir)
         self.rewards = Rewards.build(cfg.reward_funcs, cfg.reward_weights, self.task.rewards, cfg.reward_model,
                                      cfg.reward_model_weight, dtype, self.device)
         if cfg.lora:
             self.policy = lm.with_lora(self.policy, cfg.lora_r, cfg.lora_alpha)
         # π_ref, read back on resume from the folder the run started from (the model, or the tiny model's)
-        start = cfg.model if cfg.model is not None else self.run_dir / INIT_MODEL if self.run_dir else None
-        self.reference = Reference(self.policy, cfg.beta, cfg.lora, str(Path(start).resolve()) if start else None)
+        self.reference = Reference(self.policy, cfg.beta, cfg.lora, start)
         # advantage: gae adds a token-level critic (PPO for LMs); GRPO proper has none
         self.critic = (TokenCritic(self.policy.config.hidden_size, self.device, cfg.gamma, cfg.gae_lambda)
                        if cfg.advantage == "gae" else None)
@@ -186,11 +135,6 @@ class GRPO:
         # global_step and iteration count GRPO steps, num_episodes completions, recent_returns each step's mean reward
         self.progress = Progress()
         self.held_out = HeldOutAccuracy()
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The weights' dtype of the policy, the reference and the reward model (config key ``dtype``)."""
-        return torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float32
 
     # --- one step ----------------------------------------------------------------------------------------
     def _logps(self, model: Any, gens: lm.Generations, rows: slice = slice(None),
@@ -237,9 +181,7 @@ class GRPO:
         # backward) would otherwise be added to the first pass's
         self.optimizer.zero_grad(set_to_none=True)
         num_tokens = mask.sum().clamp(min=1.0)
-        # each micro-batch's share of the batch's tokens, for per-token stats: the batch's per-token mean
-        shares = (mask.view(cfg.grad_accum_steps, micro, -1).sum((1, 2)) / num_tokens / cfg.num_iterations).tolist()
-        totals: dict[str, float] = collections.defaultdict(float)
+        totals = StepStats(mask, num_tokens, cfg.grad_accum_steps, cfg.num_iterations)
         for _ in range(cfg.num_iterations):
             for k, start in enumerate(range(0, rows, micro)):
                 sl = slice(start, start + micro)
@@ -253,21 +195,19 @@ class GRPO:
                 if critic is not None:
                     v_loss = critic.loss(hidden, returns[sl], mask[sl], num_tokens)
                     loss = loss + cfg.vf_coef * v_loss
-                    totals["value_loss"] += v_loss.item() / cfg.num_iterations
+                    totals.add_loss("value_loss", v_loss)
                 if not math.isfinite(loss.item()):
                     check_finite(self.global_step, loss=loss)
                 loss.backward()
-                totals["loss"] += loss.item() / cfg.num_iterations
-                for key in ("clip_frac", "clip_frac_low", "clip_frac_high", "kl"):
-                    totals[key] += stats[key].item() * shares[k]
+                totals.add(k, loss, stats)
             norm = nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                             cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
                                             foreach=True)
             check_gradient(self.global_step, norm)
-            totals["grad_norm"] = float(norm)
+            totals.set("grad_norm", float(norm))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        return dict(totals)
+        return totals.result()
 
     def learning_rate(self) -> float:
         """α at the current step: linear warm-up over ``lr_warmup_steps``, then constant."""
@@ -299,14 +239,8 @@ class GRPO:
                 t2 = time.perf_counter()
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == session.target:
                     self.held_out.record(self.evaluate())
-                tokens = gens.mask.sum().item()
-                stats = {"reward": rewards.mean().item(), "reward_std": rewards.std().item(),
-                         "completion_length": gens.mask.sum(1).float().mean().item(), "accuracy": self.held_out.last,
-                         **({"sampled_accuracy": self.held_out.last_sampled} if cfg.eval_samples else {}),
-                         "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "completions": rewards.numel(),
-                         "completions_per_second": rewards.numel() / (t2 - t0),
-                         "tokens_per_second": tokens / (t2 - t0), "completion_tokens": tokens, **stats}
-                if session.finish_iteration(stats, callback):
+                row = step_row(rewards, gens.mask, self.held_out, bool(cfg.eval_samples), t0, t1, t2)
+                if session.finish_iteration({**row, **stats}, callback):
                     break
         return self
 
@@ -321,28 +255,21 @@ class GRPO:
         """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
         (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled
         at the training temperature and top-p (``sampled_accuracy``)."""
-        cfg = self.config
-        return held_out_accuracy(self.policy, self.tokenizer, self.task.held_out()[: examples or cfg.eval_examples],
-                                 cfg.max_new_tokens, cfg.eval_samples if samples is None else samples,
-                                 cfg.temperature, cfg.top_p, self.device)
+        return held_out_accuracy(self.policy, self.tokenizer, self.task, self.config, self.device, examples, samples)
 
     def describe_evaluation(self, episodes: int = 20, deterministic: bool = True,
                             video_dir: str | Path | None = None, seed: int | None = None) -> list[str]:
         """``proxrl eval``: held-out accuracy, greedy and (with ``eval_samples``) sampled, in one line."""
         if video_dir is not None:
             raise ConfigError("--video records env episodes; GRPO has none (its evaluation is held-out accuracy)")
-        r = self.evaluate()
-        sampled = (f"; sampled ({self.config.eval_samples} per prompt) {r['sampled_accuracy']:.3f}"
-                   if "sampled_accuracy" in r else "")
-        return [f"grpo on {self.config.env}: greedy exact-match accuracy {r['accuracy']:.3f} on {r['examples']} "
-                f"held-out prompts{sampled}"]
+        return [describe_accuracy(self.evaluate(), f"{self.algo} on {self.config.env}", self.config.eval_samples)]
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the weights (which go through ``save_pretrained``): optimiser, counters, RNG states,
         config, accuracies, the value head and where the reference model is kept (safe to load)."""
         return {"format_version": checkpoint.FORMAT_VERSION, "algo": self.algo, "config": cfgmod.dump(self.config),
                 "optimizer": self.optimizer.state_dict(), **self.progress.state_dict(), "rng": rng_state(),
-                "task_rng": json.dumps(self.rng.getstate()), **self.held_out.state_dict(),
+                "task_rng": sampler_state(self.rng), **self.held_out.state_dict(),
                 "value_head": None if self.critic is None else self.critic.state_dict(),
                 "reference": self.reference.entry()}
 
@@ -387,6 +314,5 @@ class GRPO:
         trainer.progress.load_state_dict(state)
         trainer.held_out.load_state_dict(state)
         set_rng_state(state["rng"])
-        version, internal, gauss = json.loads(state["task_rng"])
-        trainer.rng.setstate((version, tuple(internal), gauss))
+        set_sampler_state(trainer.rng, state["task_rng"])
         return trainer

@@ -9,23 +9,34 @@ from typing import Any
 
 import torch
 
-from ..envs.text_tasks import exact_match
+from ..envs.text_tasks import TextTask, exact_match
 from . import accuracy
+from .config import LanguageModelConfig
 
 
-def held_out_accuracy(policy: Any, tokenizer: Any, examples: list[dict[str, str]], max_new_tokens: int,
-                      samples: int = 0, temperature: float = 1.0, top_p: float = 1.0,
-                      device: torch.device | None = None) -> dict[str, float]:
-    """``accuracy``: greedy exact match on ``examples``; with ``samples`` k > 0 also ``sampled_accuracy``, of k
-    completions per prompt sampled at ``temperature`` and ``top_p``; ``examples``: how many. Runs on a fork of
-    torch's random state, so that training's random stream does not depend on evaluation."""
-    with torch.random.fork_rng(devices=[device] if device is not None and device.type == "cuda" else []):
-        out = {"accuracy": accuracy(policy, tokenizer, examples, max_new_tokens, exact_match),
-               "examples": len(examples)}
-        if samples:
-            out["sampled_accuracy"] = accuracy(policy, tokenizer, examples, max_new_tokens, exact_match,
-                                               samples=samples, temperature=temperature, top_p=top_p)
+def held_out_accuracy(policy: Any, tokenizer: Any, task: TextTask, cfg: LanguageModelConfig, device: torch.device,
+                      examples: int | None = None, samples: int | None = None) -> dict[str, float]:
+    """On the first ``examples`` (default ``cfg.eval_examples``) of the task's held-out prompts: ``accuracy``,
+    greedy exact match; with ``samples`` k > 0 (default ``cfg.eval_samples``) also ``sampled_accuracy``, of k
+    completions per prompt sampled at the training temperature and top-p; ``examples``: how many prompts. Runs on
+    a fork of torch's random state, so that training's random stream does not depend on evaluation."""
+    held_out = task.held_out()[: examples or cfg.eval_examples]
+    k = cfg.eval_samples if samples is None else samples
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        out = {"accuracy": accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, exact_match),
+               "examples": len(held_out)}
+        if k:
+            out["sampled_accuracy"] = accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, exact_match,
+                                               samples=k, temperature=cfg.temperature, top_p=cfg.top_p)
     return out
+
+
+def describe_accuracy(result: dict[str, float], name: str, samples: int) -> str:
+    """One line for :func:`held_out_accuracy`'s ``result`` (``samples``: its k), headed by ``name``."""
+    sampled = f"; sampled ({samples} per prompt) {result['sampled_accuracy']:.3f}" if "sampled_accuracy" in result \
+        else ""
+    return (f"{name}: greedy exact-match accuracy {result['accuracy']:.3f} on {result['examples']:.0f} held-out "
+            f"prompts{sampled}")
 
 
 @dataclass
