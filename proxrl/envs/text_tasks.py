@@ -3,7 +3,8 @@
 Each task generates ``{"prompt": ..., "answer": ...}`` examples from a seeded ``random.Random``, keeps a fixed
 held-out set of prompts that training never samples, and ships its reward functions with the signature GRPO
 expects, ``f(prompt, completion, **example) -> float``. ``char_tokenizer`` builds the matching one-token-per-
-character tokenizer with the ``tokenizers`` library (no download).
+character tokenizer with the ``tokenizers`` library (no download); ``sampler_state`` and ``set_sampler_state`` keep
+the example sampler's RNG in a checkpoint.
 """
 
 from __future__ import annotations
