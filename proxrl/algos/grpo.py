@@ -97,15 +97,15 @@ class GRPO:
 
     algo = "grpo"
     final_checkpoint = "model"  # a save_pretrained folder
-    config_class = GRPOConfig
-    global_step = GLOBAL_STEP
-    bench_steps = 20  # `proxrl bench grpo` default: GRPO steps
     migrations: ClassVar[dict[int, checkpoint.Migration]] = MIGRATIONS
     # the held-out record under the names earlier versions had (read-only)
     warmup_accuracy = property(lambda self: self.held_out.warmup)
     last_accuracy = property(lambda self: self.held_out.last)
     warmup_sampled_accuracy = property(lambda self: self.held_out.warmup_sampled)
     last_sampled_accuracy = property(lambda self: self.held_out.last_sampled)
+    config_class = GRPOConfig
+    global_step = GLOBAL_STEP
+    bench_steps = 20  # `proxrl bench grpo` default: GRPO steps
 
     def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
