@@ -20,18 +20,16 @@ ALIASES: dict[str, dict[str, object]] = {"reinforce": {"advantage": "return"}, "
 
 
 def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO | MultiAgentPPO | GRPO:
-    """Load any proxrl checkpoint (file or run directory), dispatching on the method stored in it."""
+    """Load any proxrl checkpoint (file, folder checkpoint or run directory), dispatching on the method stored in
+    it."""
     from pathlib import Path
 
     from . import checkpoint
 
-    p = Path(path)
-    if not p.exists():
+    if not Path(path).exists():
         raise CheckpointError(f"no run directory or checkpoint file at {path}")
-    if p.is_dir() and (p / checkpoint.TRAINER_STATE).is_file():  # a GRPO save folder
-        p = p / checkpoint.TRAINER_STATE
-    state = checkpoint.load(checkpoint.latest(p) if p.is_dir() else p)
+    state = checkpoint.load(checkpoint.state_file(path))
     algo = state.get("algo")
     if algo not in ALGORITHMS:
         raise CheckpointError(f"{path} holds a '{algo}' checkpoint; this proxrl knows {sorted(ALGORITHMS)}")
-    return ALGORITHMS[algo].load(p, **overrides)
+    return ALGORITHMS[algo].load(path, **overrides)

@@ -324,7 +324,7 @@ def test_sampled_accuracy_is_logged_and_tends_to_greedy_as_temperature_falls(tmp
                  eval_samples=3, total_steps=1)
     rows = []
     agent.learn(callback=lambda a, row: rows.append(row))
-    assert 0.0 <= rows[0]["sampled_accuracy"] <= 1.0 and agent.warmup_sampled_accuracy is not None
+    assert 0.0 <= rows[0]["sampled_accuracy"] <= 1.0 and agent.held_out.warmup_sampled is not None
     held_out = agent.task.held_out()[:40]
     greedy = dict(zip([ex["prompt"] for ex in held_out], lm.generate(
         agent.policy, agent.tokenizer, [ex["prompt"] for ex in held_out], 1, 4, greedy=True).texts, strict=True))
@@ -336,7 +336,7 @@ def test_sampled_accuracy_is_logged_and_tends_to_greedy_as_temperature_falls(tmp
     cold = lm.accuracy(agent.policy, agent.tokenizer, held_out, 4, same_as_greedy, samples=3, temperature=1e-4)
     warm = lm.accuracy(agent.policy, agent.tokenizer, held_out, 4, same_as_greedy, samples=3, temperature=1.0)
     assert cold == 1.0 and warm < 0.9
-    assert GRPO.load(tmp_path / "run").last_sampled_accuracy == agent.last_sampled_accuracy
+    assert GRPO.load(tmp_path / "run").held_out == agent.held_out
 
 
 def _same_weights(a, b) -> bool:
@@ -449,7 +449,7 @@ def test_a_version_2_grpo_checkpoint_is_migrated_and_version_1_refused(tmp_path)
     state["format_version"] = 2
     checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
     resumed = GRPO.load(folder)
-    assert resumed.reference.model is not None and resumed.warmup_accuracy is None
+    assert resumed.reference.model is not None and resumed.held_out.warmup is None
     for p, q in zip(resumed.reference.model.parameters(), agent.policy.parameters(), strict=True):
         torch.testing.assert_close(p, q)  # the reference is the loaded policy's copy, as v2 meant
     state["format_version"] = 1
@@ -461,17 +461,17 @@ def test_a_version_2_grpo_checkpoint_is_migrated_and_version_1_refused(tmp_path)
 def test_pruned_checkpoint_folders_leave_sight_before_they_are_deleted(tmp_path, monkeypatch):
     # a kill while an old checkpoint folder is being deleted must not leave a visible half folder: pruning renames
     # it to a hidden name first (here the delete "dies" right after), and the next checkpoint clears leftovers
-    import proxrl.algos.grpo as grpo_module
+    from proxrl import checkpoint
 
     agent = GRPO("sort", run_dir=tmp_path / "run", **TINY, total_steps=1, checkpoint_every=1, keep_checkpoints=1)
     agent.learn()
-    real_rmtree = grpo_module.shutil.rmtree
-    monkeypatch.setattr(grpo_module.shutil, "rmtree", lambda *a, **k: None)  # killed mid-prune
+    real_rmtree = checkpoint.shutil.rmtree
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", lambda *a, **k: None)  # killed mid-prune
     agent.learn(1)
     root = tmp_path / "run" / "checkpoints"
     assert [p.name for p in root.glob("step_*")] == ["step_000000002"]
     assert [p.name for p in root.glob(".step_*.del")] == [".step_000000001.del"]
-    monkeypatch.setattr(grpo_module.shutil, "rmtree", real_rmtree)
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", real_rmtree)
     agent.learn(1)
     assert [p.name for p in root.glob("step_*")] == ["step_000000003"] and not list(root.glob(".step_*.del"))
     assert GRPO.load(tmp_path / "run").global_step == 3

@@ -60,6 +60,40 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_file(tmp_path, mo
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left behind
 
 
+def test_a_crash_while_writing_a_folder_checkpoint_keeps_the_previous_folder(tmp_path):
+    # the folder store (save_pretrained checkpoints) writes a temporary folder and renames it over the old one
+    def writes(text):
+        def write(folder):
+            folder.mkdir()
+            (folder / "weights").write_text(text)
+        return write
+
+    def dies_half_way(folder):
+        folder.mkdir()
+        (folder / "weights").write_text("half")
+        raise OSError("disk full")
+
+    checkpoint.save_folder(tmp_path / "model", writes("old"))
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint.save_folder(tmp_path / "model", dies_half_way)
+    assert (tmp_path / "model" / "weights").read_text() == "old"
+    checkpoint.save_folder(tmp_path / "model", writes("new"))  # the next save clears the half-written folder
+    assert (tmp_path / "model" / "weights").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_migrations_are_the_loading_trainers_own_and_unlisted_versions_read_unchanged(tmp_path):
+    path = tmp_path / "old.pt"
+    config = "env: x\nvectorization: auto\n"
+    checkpoint.atomic_save({"format_version": checkpoint.OLDEST_FORMAT, "algo": "a", "config": config}, path)
+    migrated = checkpoint.load(path, algo="a", migrations={checkpoint.OLDEST_FORMAT: checkpoint.drop_config_keys(
+        "vectorization")})
+    assert migrated["format_version"] == checkpoint.FORMAT_VERSION and migrated["config"] == "env: x\n"
+    assert checkpoint.load(path, algo="a")["config"] == config  # no migrations: the state reads as it was
+    with pytest.raises(checkpoint.CheckpointError, match="'a' checkpoint, not 'b'"):
+        checkpoint.load(path, algo="b", migrations={checkpoint.OLDEST_FORMAT: lambda state: 1 / 0})
+
+
 def _latest_step(run: Path) -> int:
     files = checkpoint.list_checkpoints(run / "checkpoints")
     return int(files[-1].name[5:17]) if files else -1

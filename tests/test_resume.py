@@ -88,7 +88,7 @@ def test_grpo_interrupted_and_resumed_ends_bit_identical(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(resumed.reference.model.parameters(),
                                                    whole.reference.model.parameters(), strict=True))
     assert list(resumed.progress.recent_returns) == list(whole.progress.recent_returns)
-    assert resumed.last_sampled_accuracy == whole.last_sampled_accuracy
+    assert resumed.held_out == whole.held_out
 
 
 @pytest.mark.parametrize("env,vectorization,unsaved", [

@@ -11,16 +11,13 @@ trains any local causal LM.
 
 from __future__ import annotations
 
-import collections
-import json
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -28,48 +25,33 @@ from torch import Tensor, nn
 from .. import checkpoint, config as cfgmod, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
-from ..config import ConfigError, RunConfig, param
-from ..envs.text_tasks import char_tokenizer, exact_match, load_task
+from ..config import ConfigError, param
+from ..envs.text_tasks import load_task, sampler_state, set_sampler_state
+from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
+from ..lm.evaluation import HeldOutAccuracy, describe_accuracy, held_out_accuracy
+from ..lm.migrations import MIGRATIONS
 from ..lm.reference import Reference
 from ..lm.rewards import RewardError, Rewards  # noqa: F401 - RewardError is part of this module's API
+from ..lm.starting import starting_policy
+from ..lm.step_stats import StepStats, step_row
 from ..objectives import AGGREGATIONS, grpo_loss
 from ..optim import make_adam
 from ..run import GLOBAL_STEP, Progress, Session
-from .common import check_finite, check_gradient, rng_state, seed_everything, set_rng_state
+from .common import check_finite, check_gradient, resolve_device, rng_state, seed_everything, set_rng_state
 
 
 @dataclass(frozen=True, kw_only=True)
-class GRPOConfig(RunConfig):
-    """GRPO hyperparameters, named as in the paper and TRL's GRPOConfig where they overlap."""
+class GRPOConfig(LanguageModelConfig):
+    """GRPO hyperparameters, named as in the paper and TRL's GRPOConfig where they overlap (the text task, model,
+    rewards, sampling and evaluation settings are ``lm.config.LanguageModelConfig``'s)."""
 
     algo = "grpo"
 
-    env: str = param("addition", "text task: addition | reverse | sort (proxrl.envs.text_tasks), or "
-                     "'module:function' returning a TextTask; env_kwargs go to it")
     total_steps: int = param(200, "GRPO steps, each one batch of prompts_per_step × group_size completions", low=1)
-    torch_threads: int = param(2, "torch intra-op threads", low=1)
     checkpoint_every: int = param(50, "write a checkpoint every this many GRPO steps (0: only at the end)", low=0)
-    model: str | None = param(None, "local causal-LM folder (from_pretrained); None: build the task's tiny model "
-                              "(tiny_*) and warm it up with warmup_steps of supervised training")
-    tiny_arch: str = param("llama", "architecture of the tiny model", choices=("llama", "qwen2"))
-    tiny_hidden_size: int = param(64, "width of the tiny model", low=8)
-    tiny_layers: int = param(2, "layers of the tiny model", low=1)
-    tiny_heads: int = param(4, "attention heads of the tiny model", low=1)
-    warmup_steps: int = param(600, "supervised warm-up steps of the tiny model before GRPO", low=0)
-    warmup_lr: float = param(3e-3, "learning rate of the warm-up", low=0.0, low_open=True)
-    reward_funcs: tuple[str, ...] = param((), "reward functions 'module:function', f(prompt, completion, "
-                                          "**example) -> float; empty: the task's own", factory=tuple)
-    reward_weights: tuple[float, ...] = param((), "weight of each reward function (default 1 each)", factory=tuple)
-    reward_model: str | None = param(None, "local AutoModelForSequenceClassification folder scoring prompt + "
-                                     "completion (one more reward component)")
-    reward_model_weight: float = param(1.0, "weight of the reward model's score")
     group_size: int = param(8, "G, completions sampled per prompt", low=2)
     prompts_per_step: int = param(16, "P, prompts per GRPO step", low=1)
-    max_new_tokens: int = param(8, "longest completion, in tokens", low=1)
-    temperature: float = param(1.0, "sampling temperature (the policy optimised is π at this temperature)",
-                               low=0.0, low_open=True)
-    top_p: float = param(1.0, "nucleus sampling threshold", low=0.0, high=1.0, low_open=True)
     lr: float = param(1e-6, "α, AdamW learning rate", low=0.0, low_open=True)
     lr_warmup_steps: int = param(0, "n: the learning rate rises linearly from α/n to α over the first n GRPO "
                                  "steps, then stays at α (0: no warm-up)", low=0)
@@ -95,26 +77,12 @@ class GRPOConfig(RunConfig):
     gamma: float = param(1.0, "γ of token-level GAE", low=0.0, high=1.0)
     gae_lambda: float = param(0.95, "λ of token-level GAE", low=0.0, high=1.0)
     vf_coef: float = param(0.1, "value-loss coefficient (advantage: gae)", low=0.0)
-    lora: bool = param(False, "train LoRA adapters (peft) instead of every weight; the reference model is then "
-                       "the base with adapters disabled (no copy)")
-    lora_r: int = param(8, "LoRA rank", low=1)
-    lora_alpha: int = param(16, "LoRA α", low=1)
-    dtype: str = param("float32", "weights' dtype (bfloat16 halves memory; log-probs stay float32)",
-                       choices=("float32", "bfloat16"))
-    eval_every: int = param(10, "greedy exact-match accuracy on the held-out prompts every this many steps "
-                            "(0: only before and after)", low=0)
-    eval_examples: int = param(200, "held-out prompts evaluated", low=1)
-    eval_samples: int = param(0, "k: also evaluate k sampled completions per held-out prompt at the training "
-                              "temperature (pass@1 of the policy GRPO optimises; 0: greedy only)", low=0)
 
     def validate(self) -> None:
         if (self.prompts_per_step * self.group_size) % self.grad_accum_steps:
             raise ConfigError(f"grad_accum_steps={self.grad_accum_steps} must divide prompts_per_step × group_size "
                               f"= {self.prompts_per_step * self.group_size}")
-        # without reward_funcs the weights are for the task's own functions, counted once the task is loaded
-        if self.reward_funcs and self.reward_weights and len(self.reward_weights) != len(self.reward_funcs):
-            raise ConfigError(f"reward_weights has {len(self.reward_weights)} entries for "
-                              f"{len(self.reward_funcs)} reward_funcs; give one weight per function")
+        super().validate()  # the language-model settings' own checks
         if self.ref_sync_every and self.lora:
             raise ConfigError("ref_sync_every needs a separate reference model, but with lora=true the reference is "
                               "the base model with adapters disabled; set ref_sync_every=0 or lora=false")
@@ -129,6 +97,12 @@ class GRPO:
 
     algo = "grpo"
     final_checkpoint = "model"  # a save_pretrained folder
+    migrations: ClassVar[dict[int, checkpoint.Migration]] = MIGRATIONS
+    # the held-out record under the names earlier versions had (read-only)
+    warmup_accuracy = property(lambda self: self.held_out.warmup)
+    last_accuracy = property(lambda self: self.held_out.last)
+    warmup_sampled_accuracy = property(lambda self: self.held_out.warmup_sampled)
+    last_sampled_accuracy = property(lambda self: self.held_out.last_sampled)
     config_class = GRPOConfig
     global_step = GLOBAL_STEP
     sample_unit, bench_steps = "completions", 20  # `proxrl bench grpo`: 20 GRPO steps, in completions
@@ -142,22 +116,16 @@ class GRPO:
         torch.set_num_threads(cfg.torch_threads)
         self.task = load_task(cfg.env, cfg.env_kwargs)
         self.rng = random.Random(cfg.seed)
-        if cfg.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' requested but no CUDA device is available; use device=cpu or auto")
-        self.device = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
-        dtype = self.dtype
-        self.warmup_accuracy: float | None = None
-        if cfg.model is not None:
-            self.policy, self.tokenizer = lm.load_causal_lm(cfg.model, dtype, str(self.device))
-        else:
-            self.policy, self.tokenizer = self._tiny_model(dtype)
+        self.device = resolve_device(cfg.device, num_params=2**63)  # auto: any language model is worth a GPU
+        # the weights' dtype of the policy, the reference and the reward model
+        self.dtype = dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
+        self.policy, self.tokenizer, start = starting_policy(self.task, cfg, self.device, dtype, self.run_dir)
         self.rewards = Rewards.build(cfg.reward_funcs, cfg.reward_weights, self.task.rewards, cfg.reward_model,
                                      cfg.reward_model_weight, dtype, self.device)
         if cfg.lora:
             self.policy = lm.with_lora(self.policy, cfg.lora_r, cfg.lora_alpha)
         # π_ref, read back on resume from the folder the run started from (the model, or the tiny model's)
-        start = cfg.model if cfg.model is not None else self.run_dir / "init_model" if self.run_dir else None
-        self.reference = Reference(self.policy, cfg.beta, cfg.lora, str(Path(start).resolve()) if start else None)
+        self.reference = Reference(self.policy, cfg.beta, cfg.lora, start)
         # advantage: gae adds a token-level critic (PPO for LMs); GRPO proper has none
         self.critic = (TokenCritic(self.policy.config.hidden_size, self.device, cfg.gamma, cfg.gae_lambda)
                        if cfg.advantage == "gae" else None)
@@ -166,32 +134,7 @@ class GRPO:
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
         # global_step and iteration count GRPO steps, num_episodes completions, recent_returns each step's mean reward
         self.progress = Progress()
-        self.last_accuracy: float | None = None
-        self.last_sampled_accuracy: float | None = None  # with eval_samples > 0
-        self.warmup_sampled_accuracy: float | None = None
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The weights' dtype of the policy, the reference and the reward model (config key ``dtype``)."""
-        return torch.bfloat16 if self.config.dtype == "bfloat16" else torch.float32
-
-    # --- set-up ------------------------------------------------------------------------------------------
-    def _tiny_model(self, dtype: torch.dtype) -> tuple[Any, Any]:
-        """The task's character tokenizer and a tiny model from a config, warmed up by supervised training; with
-        a run directory it is saved and loaded back through ``from_pretrained`` (the path any model takes)."""
-        cfg = self.config
-        tokenizer = char_tokenizer(self.task.alphabet)
-        model = lm.tiny_causal_lm(tokenizer, cfg.tiny_arch, cfg.tiny_hidden_size, cfg.tiny_layers, cfg.tiny_heads)
-        model.to(self.device)
-        if cfg.warmup_steps:
-            lm.supervised_warmup(model, tokenizer, self.task.sample, cfg.warmup_steps, lr=cfg.warmup_lr,
-                                 seed=cfg.seed)
-        if self.run_dir is not None:
-            folder = self.run_dir / "init_model"
-            model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            return lm.load_causal_lm(folder, dtype, str(self.device))
-        return model.to(dtype), tokenizer
+        self.held_out = HeldOutAccuracy()
 
     # --- one step ----------------------------------------------------------------------------------------
     def _logps(self, model: Any, gens: lm.Generations, rows: slice = slice(None),
@@ -238,9 +181,7 @@ class GRPO:
         # backward) would otherwise be added to the first pass's
         self.optimizer.zero_grad(set_to_none=True)
         num_tokens = mask.sum().clamp(min=1.0)
-        # each micro-batch's share of the batch's tokens, for per-token stats: the batch's per-token mean
-        shares = (mask.view(cfg.grad_accum_steps, micro, -1).sum((1, 2)) / num_tokens / cfg.num_iterations).tolist()
-        totals: dict[str, float] = collections.defaultdict(float)
+        totals = StepStats(mask, num_tokens, cfg.grad_accum_steps, cfg.num_iterations)
         for _ in range(cfg.num_iterations):
             for k, start in enumerate(range(0, rows, micro)):
                 sl = slice(start, start + micro)
@@ -254,21 +195,19 @@ class GRPO:
                 if critic is not None:
                     v_loss = critic.loss(hidden, returns[sl], mask[sl], num_tokens)
                     loss = loss + cfg.vf_coef * v_loss
-                    totals["value_loss"] += v_loss.item() / cfg.num_iterations
+                    totals.add_loss("value_loss", v_loss)
                 if not math.isfinite(loss.item()):
                     check_finite(self.global_step, loss=loss)
                 loss.backward()
-                totals["loss"] += loss.item() / cfg.num_iterations
-                for key in ("clip_frac", "clip_frac_low", "clip_frac_high", "kl"):
-                    totals[key] += stats[key].item() * shares[k]
+                totals.add(k, loss, stats)
             norm = nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                             cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
                                             foreach=True)
             check_gradient(self.global_step, norm)
-            totals["grad_norm"] = float(norm)
+            totals.set("grad_norm", float(norm))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        return dict(totals)
+        return totals.result()
 
     def learning_rate(self) -> float:
         """α at the current step: linear warm-up over ``lr_warmup_steps``, then constant."""
@@ -281,9 +220,8 @@ class GRPO:
         """Run ``total_steps`` GRPO steps (default: until ``config.total_steps``); ``callback(agent, row)`` after
         each step may return False to stop."""
         cfg = self.config
-        if self.last_accuracy is None:
-            self._evaluate_held_out()
-            self.warmup_accuracy, self.warmup_sampled_accuracy = self.last_accuracy, self.last_sampled_accuracy
+        if self.held_out.last is None:  # 0. the starting policy's held-out accuracy (after any warm-up)
+            self.held_out.record(self.evaluate(), start=True)
         with Session(self, total_steps) as session:
             while session.running():
                 # 1. P prompts, G completions each from π_θ
@@ -300,118 +238,67 @@ class GRPO:
                 # 4. evaluate, log, checkpoint
                 t2 = time.perf_counter()
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == session.target:
-                    self._evaluate_held_out()
-                tokens = gens.mask.sum().item()
-                stats = {"reward": rewards.mean().item(), "reward_std": rewards.std().item(),
-                         "completion_length": gens.mask.sum(1).float().mean().item(), "accuracy": self.last_accuracy,
-                         **({"sampled_accuracy": self.last_sampled_accuracy} if cfg.eval_samples else {}),
-                         "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "completions": rewards.numel(),
-                         "completions_per_second": rewards.numel() / (t2 - t0),
-                         "tokens_per_second": tokens / (t2 - t0), "completion_tokens": tokens, **stats}
-                if session.finish_iteration(stats, callback):
+                    self.held_out.record(self.evaluate())
+                row = step_row(rewards, gens.mask, self.held_out, bool(cfg.eval_samples), t0, t1, t2)
+                if session.finish_iteration({**row, **stats}, callback):
                     break
         return self
 
     def summary(self, eval_episodes: int = 0) -> list[str]:
         """What the CLI prints when training ends: steps, completions and held-out accuracy before and after
         (measured at the end of ``learn``; ``eval_episodes`` is for env-stepping trainers)."""
-        lines = [f"done: {self.global_step:,} GRPO steps, {self.progress.num_episodes:,} completions; held-out "
-                 f"exact-match accuracy (greedy) {_fmt(self.warmup_accuracy)} at the start, "
-                 f"{_fmt(self.last_accuracy)} at the end"]
-        if self.last_sampled_accuracy is not None:
-            lines.append(f"sampled at temperature {self.config.temperature} ({self.config.eval_samples} per "
-                         f"prompt): {_fmt(self.warmup_sampled_accuracy)} at the start, "
-                         f"{_fmt(self.last_sampled_accuracy)} at the end")
-        return lines
+        first, *rest = self.held_out.describe(self.config.temperature, self.config.eval_samples)
+        return [f"done: {self.global_step:,} GRPO steps, {self.progress.num_episodes:,} completions; {first}", *rest]
 
     # --- evaluation and persistence ----------------------------------------------------------------------
     def evaluate(self, examples: int | None = None, samples: int | None = None) -> dict[str, float]:
         """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
         (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled
         at the training temperature and top-p (``sampled_accuracy``)."""
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            return self._evaluate(examples, samples)  # training's random stream does not depend on evaluation
+        return held_out_accuracy(self.policy, self.tokenizer, self.task, self.config, self.device, examples, samples)
 
     def describe_evaluation(self, episodes: int = 20, deterministic: bool = True,
                             video_dir: str | Path | None = None, seed: int | None = None) -> list[str]:
         """``proxrl eval``: held-out accuracy, greedy and (with ``eval_samples``) sampled, in one line."""
         if video_dir is not None:
             raise ConfigError("--video records env episodes; GRPO has none (its evaluation is held-out accuracy)")
-        r = self.evaluate()
-        sampled = (f"; sampled ({self.config.eval_samples} per prompt) {r['sampled_accuracy']:.3f}"
-                   if "sampled_accuracy" in r else "")
-        return [f"grpo on {self.config.env}: greedy exact-match accuracy {r['accuracy']:.3f} on {r['examples']} "
-                f"held-out prompts{sampled}"]
-
-    def _evaluate(self, examples: int | None, samples: int | None) -> dict[str, float]:
-        cfg = self.config
-        held_out = self.task.held_out()[: examples or cfg.eval_examples]
-        out = {"accuracy": lm.accuracy(self.policy, self.tokenizer, held_out, cfg.max_new_tokens, exact_match),
-               "examples": len(held_out)}
-        k = cfg.eval_samples if samples is None else samples
-        if k:
-            out["sampled_accuracy"] = lm.accuracy(self.policy, self.tokenizer, held_out, cfg.max_new_tokens,
-                                                  exact_match, samples=k, temperature=cfg.temperature,
-                                                  top_p=cfg.top_p)
-        return out
-
-    def _evaluate_held_out(self) -> None:
-        result = self.evaluate()
-        self.last_accuracy, self.last_sampled_accuracy = result["accuracy"], result.get("sampled_accuracy")
+        return [describe_accuracy(self.evaluate(), f"{self.algo} on {self.config.env}", self.config.eval_samples)]
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the weights (which go through ``save_pretrained``): optimiser, counters, RNG states,
         config, accuracies, the value head and where the reference model is kept (safe to load)."""
         return {"format_version": checkpoint.FORMAT_VERSION, "algo": self.algo, "config": cfgmod.dump(self.config),
                 "optimizer": self.optimizer.state_dict(), **self.progress.state_dict(), "rng": rng_state(),
-                "task_rng": json.dumps(self.rng.getstate()), "last_accuracy": self.last_accuracy,
-                "warmup_accuracy": self.warmup_accuracy, "last_sampled_accuracy": self.last_sampled_accuracy,
-                "warmup_sampled_accuracy": self.warmup_sampled_accuracy,
+                "task_rng": sampler_state(self.rng), **self.held_out.state_dict(),
                 "value_head": None if self.critic is None else self.critic.state_dict(),
                 "reference": self.reference.entry()}
 
     def save(self, folder: str | Path) -> Path:
         """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, the reference model where no
-        other folder holds it, and :meth:`state_dict` as ``trainer_state.pt``. Written to a temporary folder first
-        and renamed, so a crash never leaves a half-written one."""
-        folder = Path(folder)
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.policy.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        state = self.state_dict()
-        self.reference.save_into(tmp)
-        checkpoint.atomic_save(state, tmp / checkpoint.TRAINER_STATE)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
-        return folder
+        other folder holds it, and :meth:`state_dict` as ``trainer_state.pt``: a folder checkpoint
+        (``checkpoint.save_folder``: a crash never leaves a half-written one)."""
+        return checkpoint.save_folder(folder, self._write)
 
     def save_checkpoint(self) -> Path:
         """``checkpoints/step_<N>/`` (see :meth:`save`), keeping the newest ``keep_checkpoints``."""
         assert self.run_dir is not None
-        root = self.run_dir / "checkpoints"
-        path = self.save(root / f"step_{self.global_step:09d}")
-        for old in sorted(root.glob("step_*"))[:-self.config.keep_checkpoints]:
-            hidden = old.with_name(f".{old.name}.del")
-            old.rename(hidden)  # out of sight in one atomic step: a kill mid-delete leaves no half checkpoint
-            shutil.rmtree(hidden, ignore_errors=True)
-        for leftover in root.glob(".step_*.del"):  # left by a process killed while pruning
-            shutil.rmtree(leftover, ignore_errors=True)
-        return path
+        return checkpoint.save_periodic_folder(self.run_dir / "checkpoints", self.global_step,
+                                               self.config.keep_checkpoints, self._write)
+
+    def _write(self, folder: Path) -> None:
+        self.policy.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        state = self.state_dict()
+        self.reference.save_into(folder)
+        checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
 
     @classmethod
     def load(cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
              **overrides: Any) -> GRPO:
         """Resume from a folder written by :meth:`save` (or a run directory: its newest checkpoint, else its
         final ``model``). The weights load through ``from_pretrained``."""
-        folder = _find_saved(Path(path))
-        state = checkpoint.load(folder / checkpoint.TRAINER_STATE, algo=cls.algo)
+        folder = checkpoint.find_folder(path)
+        state = checkpoint.load(folder / checkpoint.TRAINER_STATE, algo=cls.algo, migrations=cls.migrations)
         values = cfgmod.read_yaml_text(state["config"])
         lora = bool(values.get("lora", False))
         values.update(overrides)
@@ -425,24 +312,7 @@ class GRPO:
         trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.progress.load_state_dict(state)
-        trainer.last_accuracy = state["last_accuracy"]
-        trainer.warmup_accuracy = state["warmup_accuracy"]
-        trainer.last_sampled_accuracy = state["last_sampled_accuracy"]
-        trainer.warmup_sampled_accuracy = state["warmup_sampled_accuracy"]
+        trainer.held_out.load_state_dict(state)
         set_rng_state(state["rng"])
-        version, internal, gauss = json.loads(state["task_rng"])
-        trainer.rng.setstate((version, tuple(internal), gauss))
+        set_sampler_state(trainer.rng, state["task_rng"])
         return trainer
-
-
-def _find_saved(path: Path) -> Path:
-    """The save folder of ``path``: itself, the folder of a trainer_state.pt, or a run directory's newest."""
-    if path.is_file():
-        return path.parent
-    if (path / checkpoint.TRAINER_STATE).is_file():
-        return path
-    return checkpoint.latest(path).parent
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

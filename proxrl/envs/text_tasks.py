@@ -3,12 +3,14 @@
 Each task generates ``{"prompt": ..., "answer": ...}`` examples from a seeded ``random.Random``, keeps a fixed
 held-out set of prompts that training never samples, and ships its reward functions with the signature GRPO
 expects, ``f(prompt, completion, **example) -> float``. ``char_tokenizer`` builds the matching one-token-per-
-character tokenizer with the ``tokenizers`` library (no download).
+character tokenizer with the ``tokenizers`` library (no download); ``sampler_state`` and ``set_sampler_state`` keep
+the example sampler's RNG in a checkpoint.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import random
 import string
 from collections.abc import Callable
@@ -161,3 +163,14 @@ def char_tokenizer(alphabet: str) -> Any:
     tok.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
                                    padding_side="left")
+
+
+def sampler_state(rng: random.Random) -> str:
+    """The state of a task's example sampler ``rng`` as JSON text (a checkpoint-safe value)."""
+    return json.dumps(rng.getstate())
+
+
+def set_sampler_state(rng: random.Random, state: str) -> None:
+    """Restore :func:`sampler_state`'s ``state`` into ``rng``."""
+    version, internal, gauss = json.loads(state)
+    rng.setstate((version, tuple(internal), gauss))

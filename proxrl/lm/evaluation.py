@@ -1,0 +1,79 @@
+"""Held-out evaluation on a text task: exact-match accuracy of greedy and of sampled completions
+(:func:`held_out_accuracy`), and the record a trainer keeps of it (:class:`HeldOutAccuracy`: at the start of
+training, after the warm-up, and the latest)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..envs.text_tasks import TextTask, exact_match
+from . import accuracy
+from .config import LanguageModelConfig
+
+
+def held_out_accuracy(policy: Any, tokenizer: Any, task: TextTask, cfg: LanguageModelConfig, device: torch.device,
+                      examples: int | None = None, samples: int | None = None) -> dict[str, float]:
+    """On the first ``examples`` (default ``cfg.eval_examples``) of the task's held-out prompts: ``accuracy``,
+    greedy exact match; with ``samples`` k > 0 (default ``cfg.eval_samples``) also ``sampled_accuracy``, of k
+    completions per prompt sampled at the training temperature and top-p; ``examples``: how many prompts. Runs on
+    a fork of torch's random state, so that training's random stream does not depend on evaluation."""
+    held_out = task.held_out()[: examples or cfg.eval_examples]
+    k = cfg.eval_samples if samples is None else samples
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        out = {"accuracy": accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, exact_match),
+               "examples": len(held_out)}
+        if k:
+            out["sampled_accuracy"] = accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, exact_match,
+                                               samples=k, temperature=cfg.temperature, top_p=cfg.top_p)
+    return out
+
+
+def describe_accuracy(result: dict[str, float], name: str, samples: int) -> str:
+    """One line for :func:`held_out_accuracy`'s ``result`` (``samples``: its k), headed by ``name``."""
+    sampled = f"; sampled ({samples} per prompt) {result['sampled_accuracy']:.3f}" if "sampled_accuracy" in result \
+        else ""
+    return (f"{name}: greedy exact-match accuracy {result['accuracy']:.3f} on {result['examples']:.0f} held-out "
+            f"prompts{sampled}")
+
+
+@dataclass
+class HeldOutAccuracy:
+    """Greedy and sampled held-out accuracy at the start of training (``warmup``, ``warmup_sampled``) and the
+    latest (``last``, ``last_sampled``); None where not measured (sampled: ``eval_samples`` = 0)."""
+
+    warmup: float | None = None
+    last: float | None = None
+    warmup_sampled: float | None = None
+    last_sampled: float | None = None
+
+    def record(self, result: dict[str, float], start: bool = False) -> None:
+        """Keep :func:`held_out_accuracy`'s ``result`` as the latest (and, with ``start``, as the start's)."""
+        self.last, self.last_sampled = result["accuracy"], result.get("sampled_accuracy")
+        if start:
+            self.warmup, self.warmup_sampled = self.last, self.last_sampled
+
+    def describe(self, temperature: float, samples: int) -> list[str]:
+        """Start and latest accuracy, greedy then (if measured) sampled, for a summary."""
+        lines = [f"held-out exact-match accuracy (greedy) {_fmt(self.warmup)} at the start, {_fmt(self.last)} at "
+                 "the end"]
+        if self.last_sampled is not None:
+            lines.append(f"sampled at temperature {temperature} ({samples} per prompt): "
+                         f"{_fmt(self.warmup_sampled)} at the start, {_fmt(self.last_sampled)} at the end")
+        return lines
+
+    def state_dict(self) -> dict[str, float | None]:
+        """The four accuracies as checkpoint keys (top-level keys of a trainer's state)."""
+        return {"last_accuracy": self.last, "warmup_accuracy": self.warmup,
+                "last_sampled_accuracy": self.last_sampled, "warmup_sampled_accuracy": self.warmup_sampled}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s keys."""
+        self.last, self.warmup = state["last_accuracy"], state["warmup_accuracy"]
+        self.last_sampled, self.warmup_sampled = state["last_sampled_accuracy"], state["warmup_sampled_accuracy"]
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

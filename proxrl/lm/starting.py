@@ -1,0 +1,44 @@
+"""The policy a language-model run starts from: a local model folder (``model``), or the task's tiny causal LM over
+its characters, warmed up by supervised training so that GRPO's first rewards are not all zero."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..envs.text_tasks import TextTask, char_tokenizer
+from . import load_causal_lm, supervised_warmup, tiny_causal_lm
+from .config import LanguageModelConfig
+
+INIT_MODEL = "init_model"  # the run directory's folder holding the warmed-up tiny model
+
+
+def starting_policy(task: TextTask, cfg: LanguageModelConfig, device: torch.device, dtype: torch.dtype,
+                    run_dir: Path | None) -> tuple[Any, Any, str | None]:
+    """(model, tokenizer, source): ``cfg.model`` loaded with ``from_pretrained``, or the task's tiny model
+    (:func:`tiny_model`); ``source`` is the absolute folder the weights were read from (the reference model's on
+    resume), or None for a tiny model trained without a run directory."""
+    if cfg.model is not None:
+        return (*load_causal_lm(cfg.model, dtype, str(device)), str(Path(cfg.model).resolve()))
+    model, tokenizer = tiny_model(task, cfg, device, dtype, run_dir)
+    return model, tokenizer, str((run_dir / INIT_MODEL).resolve()) if run_dir is not None else None
+
+
+def tiny_model(task: TextTask, cfg: LanguageModelConfig, device: torch.device, dtype: torch.dtype,
+               run_dir: Path | None) -> tuple[Any, Any]:
+    """(model, tokenizer): the task's character tokenizer and a tiny model from ``cfg``, warmed up for
+    ``cfg.warmup_steps``; with a run directory it is saved to ``run_dir / "init_model"`` and loaded back through
+    ``from_pretrained`` (the path any model takes)."""
+    tokenizer = char_tokenizer(task.alphabet)
+    model = tiny_causal_lm(tokenizer, cfg.tiny_arch, cfg.tiny_hidden_size, cfg.tiny_layers, cfg.tiny_heads)
+    model.to(device)
+    if cfg.warmup_steps:
+        supervised_warmup(model, tokenizer, task.sample, cfg.warmup_steps, lr=cfg.warmup_lr, seed=cfg.seed)
+    if run_dir is not None:
+        folder = run_dir / INIT_MODEL
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return load_causal_lm(folder, dtype, str(device))
+    return model.to(dtype), tokenizer

@@ -1,0 +1,56 @@
+"""The logged stats of one language-model training step: the update's (μ passes over M micro-batches of a
+generation batch, :class:`StepStats`) and the rest of the step's row (:func:`step_row`)."""
+
+from __future__ import annotations
+
+import collections
+
+from torch import Tensor
+
+from .evaluation import HeldOutAccuracy
+
+TOKEN_STATS = ("clip_frac", "clip_frac_low", "clip_frac_high", "kl")  # per-token means of the loss's stats
+
+
+class StepStats:
+    """Loss terms averaged over the μ passes; the per-token stats (``TOKEN_STATS``) as the batch's per-token mean,
+    each micro-batch weighted by its share of the batch's tokens; other values as last set."""
+
+    def __init__(self, mask: Tensor, num_tokens: Tensor, micro_batches: int, passes: int) -> None:
+        """``mask`` ``[B, L]`` of the whole batch, ``num_tokens`` its sum (at least 1)."""
+        self.passes = passes
+        micro = mask.shape[0] // micro_batches
+        self.shares = (mask.view(micro_batches, micro, -1).sum((1, 2)) / num_tokens / passes).tolist()
+        self.totals: dict[str, float] = collections.defaultdict(float)
+
+    def add_loss(self, name: str, value: Tensor) -> None:
+        """One micro-batch's loss term ``name`` (a scalar)."""
+        self.totals[name] += value.item() / self.passes
+
+    def add(self, k: int, loss: Tensor, stats: dict[str, Tensor]) -> None:
+        """Micro-batch ``k``'s total ``loss`` and the loss's ``stats``."""
+        self.add_loss("loss", loss)
+        for key in TOKEN_STATS:
+            self.totals[key] += stats[key].item() * self.shares[k]
+
+    def set(self, name: str, value: float) -> None:
+        """A value that is not summed (e.g. the last pass's gradient norm)."""
+        self.totals[name] = value
+
+    def result(self) -> dict[str, float]:
+        """The step's stats, in the order they were first added."""
+        return dict(self.totals)
+
+
+def step_row(rewards: Tensor, mask: Tensor, held_out: HeldOutAccuracy, sampled: bool, t0: float, t1: float,
+             t2: float) -> dict[str, float | None]:
+    """A step's logged row before the update's stats: the rewards ``[P·G]``, completion lengths (``mask``
+    ``[B, L]``), the latest held-out accuracy (and the sampled one, if ``sampled``), and the generation (``t0`` to
+    ``t1``) and update (``t1`` to ``t2``) times and throughput."""
+    tokens = mask.sum().item()
+    return {"reward": rewards.mean().item(), "reward_std": rewards.std().item(),
+            "completion_length": mask.sum(1).float().mean().item(), "accuracy": held_out.last,
+            **({"sampled_accuracy": held_out.last_sampled} if sampled else {}),
+            "collect_seconds": t1 - t0, "update_seconds": t2 - t1, "completions": rewards.numel(),
+            "completions_per_second": rewards.numel() / (t2 - t0),
+            "tokens_per_second": tokens / (t2 - t0), "completion_tokens": tokens}
