@@ -30,7 +30,9 @@ import torch
 #   2: the optimiser state is over one flat parameter tensor (proxrl.optim.FlatParameters)
 #   3: configs hold only the keys their trainer uses; trainers' states gained keys (each trainer's migrations
 #      say which)
-FORMAT_VERSION = 3
+#   4: env-stepping trainers keep one Adam per named network: ``optimizer`` is {name: Adam state} (single-agent
+#      trainers: {"policy": …})
+FORMAT_VERSION = 4
 OLDEST_FORMAT = 2
 _NAME = re.compile(r"^ckpt_(\d{12})\.pt$")
 TRAINER_STATE = "trainer_state.pt"  # a folder checkpoint's state, beside its save_pretrained model

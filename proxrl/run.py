@@ -16,13 +16,14 @@ import collections
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Protocol
 
 from . import config as cfgmod
+from .checkpoint import Migration
 from .config import RunConfig
 from .logging import RunLogger
 
@@ -94,6 +95,7 @@ class Trainer(Protocol):
     config_class: ClassVar[type[RunConfig]]
     final_checkpoint: ClassVar[str]  # the run directory's last save: "model.pt" (a file) or "model" (a folder)
     sample_unit: ClassVar[str]  # what an iteration collects: "env steps", or "completions"
+    migrations: ClassVar[Mapping[int, Migration]]  # format version v → its states brought to v + 1 (checkpoint.load)
     bench_steps: ClassVar[int]  # `proxrl bench`'s default budget, in steps
     config: Any
     progress: Progress

@@ -168,8 +168,9 @@ def grpo_accuracy_gain(seed: int, steps: int) -> tuple[int, float, float, float,
                       {"seed": seed, "total_steps": steps, "tensorboard": False, "checkpoint_every": 0})
     start = time.perf_counter()
     agent = GRPO(config=cfg, progress=False).learn()
-    return (seed, float(agent.warmup_accuracy), float(agent.warmup_sampled_accuracy), float(agent.last_accuracy),
-            float(agent.last_sampled_accuracy), time.perf_counter() - start)
+    h = agent.held_out
+    return (seed, float(h.warmup), float(h.warmup_sampled), float(h.last), float(h.last_sampled),
+            time.perf_counter() - start)
 
 
 @pytest.mark.learning

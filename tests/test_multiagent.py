@@ -100,6 +100,15 @@ def test_save_load_resume_and_cli(tmp_path, capsys):
     for a, b in zip(agent.policy.parameters(), loaded.policy.parameters(), strict=True):
         assert torch.equal(a, b)
     assert loaded.global_step == 64
+    # a version-2 checkpoint: its config held `vectorization` (accepted and ignored then), and an acting_rng
+    from proxrl import checkpoint
+
+    state = agent.state_dict()
+    state.update(format_version=2, config=state["config"] + "vectorization: auto\n", acting_rng="{}")
+    checkpoint.atomic_save(state, tmp_path / "v2.pt")
+    old = MultiAgentPPO.load(tmp_path / "v2.pt")
+    assert old.global_step == 64 and all(torch.equal(a, b) for a, b in zip(agent.policy.parameters(),
+                                                                            old.policy.parameters(), strict=True))
     assert main(["train", "mappo", "--env", "mpe2.simple_spread_v3", "--env-kwargs", "N=2,max_cycles=5",
                  "--total-steps", "32", "--set", "num_envs=2", "--set", "num_steps=8",
                  "--run-dir", str(tmp_path / "cli"), "--quiet"]) == 0

@@ -64,10 +64,16 @@ def test_checkpoint_refuses_other_algorithms_and_malicious_pickles(tmp_path, tin
         checkpoint.atomic_save(state, tmp_path / "version.pt")
         with pytest.raises(CheckpointError, match=message):
             PPO.load(tmp_path / "version.pt")
-    state = agent.state_dict()  # version 2 (before GRPO's reference keys) migrates: nothing changes for PPO
-    state["format_version"] = 2
-    checkpoint.atomic_save(state, tmp_path / "version.pt")
-    assert PPO.load(tmp_path / "version.pt").global_step == agent.global_step
+    # versions 2 and 3 held the one Adam's state itself; version 4 names it by network ({"policy": …})
+    agent.learn(32)  # an Adam state to carry over
+    for version in (2, 3):
+        state = agent.state_dict()
+        state["optimizer"] = state["optimizer"]["policy"]
+        state["format_version"] = version
+        checkpoint.atomic_save(state, tmp_path / "version.pt")
+        loaded = PPO.load(tmp_path / "version.pt")
+        assert loaded.global_step == agent.global_step
+        torch.testing.assert_close(loaded.optimizers["policy"].state_dict(), agent.optimizers["policy"].state_dict())
 
 
 def test_periodic_checkpoints_keep_the_last_k(tmp_path, tiny_ppo):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -23,8 +23,9 @@ from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
-from ..run import Progress
-from .common import check_gradient, evaluate_policy, resolve_device, rng_state, seed_everything, set_rng_state
+from ..run import Trainer
+from . import common
+from .common import check_gradient, evaluate_policy, resolve_device, rng_state, set_rng_state
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,15 +90,10 @@ class EnvSlot:
     saved_envs: dict[str, Any] | None = None
 
 
-class EnvTrainer(Protocol):
-    """The attributes and hooks the functions of this module rely on."""
+class EnvTrainer(Trainer, Protocol):
+    """A :class:`~proxrl.run.Trainer` that steps environments: the attributes and hooks the functions of this
+    module rely on."""
 
-    algo: ClassVar[str]
-    config_class: ClassVar[type[RunConfig]]
-    config: Any  # the trainer's RolloutConfig
-    run_dir: Path | None
-    show_progress: bool | None
-    progress: Progress
     policy: torch.nn.Module
     device: torch.device
     flats: dict[str, FlatParameters]  # each network's parameters as one tensor …
@@ -124,25 +120,12 @@ class EnvTrainer(Protocol):
         """Restore :meth:`extra_state`."""
         ...
 
-    def evaluate(self, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
-                 seed: int | None = None) -> dict[str, Any]:
-        """Fresh-episode performance."""
-        ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to evaluate or resume."""
-        ...
-
 
 def begin(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
-    """What every env trainer does first: keep its config and run directory, seed, set torch's threads, and start
-    with zero counters and no envs."""
-    agent.config = config
-    agent.run_dir = Path(run_dir) if run_dir is not None else None
-    agent.show_progress = progress
-    seed_everything(config.seed)
-    torch.set_num_threads(config.torch_threads)
-    agent.progress, agent.envs = Progress(), EnvSlot()
+    """What every env trainer does first: :func:`common.begin` (config, run directory, seeds, threads, zero
+    counters), and no envs yet."""
+    common.begin(agent, config, run_dir, progress)
+    agent.envs = EnvSlot()
 
 
 def flat_adams(agent: EnvTrainer, groups: dict[str, list[torch.nn.Parameter]]) -> None:
@@ -327,7 +310,7 @@ def load(cls: type[Any], path: str | Path, *, run_dir: str | Path | None = None,
     path = Path(path)
     if path.is_dir():
         path = checkpoint.latest(path)
-    state = checkpoint.load(path, algo=cls.algo)
+    state = checkpoint.load(path, algo=cls.algo, migrations=cls.migrations)
     config = cfgmod.resolve(cls.config_class, base=cfgmod.read_yaml_text(state["config"]), overrides=overrides)
     agent = cls(config=config, run_dir=run_dir, progress=progress)
     try:

@@ -14,6 +14,18 @@ from torch import Tensor, nn
 
 from ..envs import make_eval_env
 from ..errors import NonFiniteError
+from ..run import Progress, Trainer
+
+
+def begin(trainer: Trainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
+    """What every trainer does first: keep its config, run directory and progress-bar choice, seed every RNG, set
+    torch's threads, and start with zero counters."""
+    trainer.config = config
+    trainer.run_dir = Path(run_dir) if run_dir is not None else None
+    trainer.show_progress = progress
+    seed_everything(config.seed)
+    torch.set_num_threads(config.torch_threads)
+    trainer.progress = Progress()
 
 
 def seed_everything(seed: int) -> None:

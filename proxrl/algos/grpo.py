@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +36,8 @@ from ..lm.starting import starting_policy
 from ..lm.step_stats import StepStats, step_row
 from ..objectives import AGGREGATIONS, grpo_loss
 from ..optim import make_adam
-from ..run import GLOBAL_STEP, Progress, Session
-from .common import check_finite, check_gradient, resolve_device, rng_state, seed_everything, set_rng_state
+from ..run import GLOBAL_STEP, Session
+from .common import begin, check_finite, check_gradient, resolve_device, rng_state, set_rng_state
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,22 +97,14 @@ class GRPO:
     algo = "grpo"
     final_checkpoint = "model"  # a save_pretrained folder
     migrations: ClassVar[dict[int, checkpoint.Migration]] = MIGRATIONS
-    # the held-out record under the names earlier versions had (read-only)
-    warmup_accuracy = property(lambda self: self.held_out.warmup)
-    last_accuracy = property(lambda self: self.held_out.last)
-    warmup_sampled_accuracy = property(lambda self: self.held_out.warmup_sampled)
-    last_sampled_accuracy = property(lambda self: self.held_out.last_sampled)
     config_class = GRPOConfig
     global_step = GLOBAL_STEP
     sample_unit, bench_steps = "completions", 20  # `proxrl bench grpo`: 20 GRPO steps, in completions
 
     def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
                  run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
-        cfg = self.config = agent.build_config(GRPOConfig, config, env, overrides)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.show_progress = progress
-        seed_everything(cfg.seed)
-        torch.set_num_threads(cfg.torch_threads)
+        cfg = agent.build_config(GRPOConfig, config, env, overrides)
+        begin(self, cfg, run_dir, progress)  # global_step counts GRPO steps, num_episodes completions
         self.task = load_task(cfg.env, cfg.env_kwargs)
         self.rng = random.Random(cfg.seed)
         self.device = resolve_device(cfg.device, num_params=2**63)  # auto: any language model is worth a GPU
@@ -132,8 +123,6 @@ class GRPO:
         params = [p for p in self.policy.parameters() if p.requires_grad]
         params += self.critic.parameters() if self.critic is not None else []
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
-        # global_step and iteration count GRPO steps, num_episodes completions, recent_returns each step's mean reward
-        self.progress = Progress()
         self.held_out = HeldOutAccuracy()
 
     # --- one step ----------------------------------------------------------------------------------------
@@ -223,25 +212,25 @@ class GRPO:
         if self.held_out.last is None:  # 0. the starting policy's held-out accuracy (after any warm-up)
             self.held_out.record(self.evaluate(), start=True)
         with Session(self, total_steps) as session:
-            while session.running():
+            for stats in session.iterations(callback):
                 # 1. P prompts, G completions each from π_θ
-                t0 = time.perf_counter()
-                examples = self.task.sample(self.rng, cfg.prompts_per_step)
-                gens = lm.generate(self.policy, self.tokenizer, [ex["prompt"] for ex in examples], cfg.group_size,
-                                   cfg.max_new_tokens, cfg.temperature, cfg.top_p)
-                t1 = time.perf_counter()
+                with session.timed("collect"):
+                    examples = self.task.sample(self.rng, cfg.prompts_per_step)
+                    gens = lm.generate(self.policy, self.tokenizer, [ex["prompt"] for ex in examples],
+                                       cfg.group_size, cfg.max_new_tokens, cfg.temperature, cfg.top_p)
                 # 2.–3. rewards, group-relative advantages, μ passes of the loss
-                rewards, stats = self.update(examples, gens)
-                self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel(), samples=rewards.numel())
-                if cfg.ref_sync_every and self.global_step % cfg.ref_sync_every == 0:
-                    self.reference.sync(self.policy)
-                # 4. evaluate, log, checkpoint
-                t2 = time.perf_counter()
+                with session.timed("update"):
+                    rewards, update_stats = self.update(examples, gens)
+                    self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel(),
+                                          samples=rewards.numel())
+                    if cfg.ref_sync_every and self.global_step % cfg.ref_sync_every == 0:
+                        self.reference.sync(self.policy)
+                # 4. evaluate; the session logs and checkpoints when this iteration's body ends
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == session.target:
                     self.held_out.record(self.evaluate())
-                row = step_row(rewards, gens.mask, self.held_out, bool(cfg.eval_samples), t0, t1, t2)
-                if session.finish_iteration({**row, **stats}, callback):
-                    break
+                seconds = stats["collect_seconds"] + stats["update_seconds"]
+                stats.update(step_row(rewards, gens.mask, self.held_out, bool(cfg.eval_samples), seconds),
+                             **update_stats)
         return self
 
     def summary(self, eval_episodes: int = 0) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import checkpoint
 from ..advantages import gae, normalize
 from ..config import ConfigError, param
 from ..envs import snapshot
@@ -83,6 +84,7 @@ class MultiAgentPPO:
     algo = "multiagent_ppo"
     final_checkpoint = "model.pt"
     sample_unit, bench_steps = "env steps", 20_000
+    migrations = {2: checkpoint.drop_config_keys("vectorization")}  # a key it accepted and ignored before 3
     config_class = MultiAgentPPOConfig
 
     def __init__(self, env: str | None = None, config: MultiAgentPPOConfig | None = None, *,

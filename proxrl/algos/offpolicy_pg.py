@@ -48,6 +48,7 @@ class OffPolicyPG:
     algo = "offpolicy_pg"
     final_checkpoint = "model.pt"
     sample_unit, bench_steps = "env steps", 20_000
+    migrations = {3: agent.nest_optimizer_state}
     config_class = OffPolicyPGConfig
 
     def __init__(self, env: str | None = None, config: OffPolicyPGConfig | None = None, *,

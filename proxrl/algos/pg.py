@@ -88,6 +88,7 @@ class PG:
     algo = "pg"
     final_checkpoint = "model.pt"
     sample_unit, bench_steps = "env steps", 20_000
+    migrations = {3: agent.nest_optimizer_state}
     config_class = PGConfig
 
     def __init__(self, env: str | None = None, config: PGConfig | None = None, *, run_dir: str | Path | None = None,

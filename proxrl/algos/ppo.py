@@ -95,6 +95,7 @@ class PPO:
     algo = "ppo"
     final_checkpoint = "model.pt"
     sample_unit, bench_steps = "env steps", 20_000
+    migrations = {3: agent.nest_optimizer_state}
     config_class = PPOConfig
 
     def __init__(self, env: str | None = None, config: PPOConfig | None = None, *, run_dir: str | Path | None = None,
