@@ -37,9 +37,11 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/cartpole_vs_sb3.py $(BENCH_ARGS)
 
-## ruff (with the C901 complexity limit), and mypy --strict on the pure modules, the config and the run core.
+## ruff (lint with the C901 complexity limit, and the formatter's check), and mypy --strict on the pure modules,
+## the config, the run core and the env trainers' shared functions.
 lint: $(STAMP)
 	$(BIN)/ruff check proxrl tests benchmarks scripts
+	$(BIN)/ruff format --check proxrl tests benchmarks scripts
 	$(BIN)/mypy --strict --follow-imports=silent proxrl/advantages.py proxrl/objectives.py proxrl/kl.py \
 		proxrl/distributions.py proxrl/config.py proxrl/run.py proxrl/algos/agent.py
 

@@ -24,10 +24,22 @@ def main() -> None:
     p = runner_parser(__doc__)
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
     a = p.parse_args()
-    agent = GRPO("addition", model=a.model_dir, group_size=a.group_size, prompts_per_step=a.prompts_per_step,
-                 max_new_tokens=a.max_new_tokens, beta=a.beta, lr=1e-4, seed=a.seed, torch_threads=a.threads,
-                 reward_funcs=("proxrl.envs.text_tasks:exact_match",),  # TRL's runner scores exact match only
-                 eval_every=0, eval_examples=1, tensorboard=False, progress=False)
+    agent = GRPO(
+        "addition",
+        model=a.model_dir,
+        group_size=a.group_size,
+        prompts_per_step=a.prompts_per_step,
+        max_new_tokens=a.max_new_tokens,
+        beta=a.beta,
+        lr=1e-4,
+        seed=a.seed,
+        torch_threads=a.threads,
+        reward_funcs=("proxrl.envs.text_tasks:exact_match",),  # TRL's runner scores exact match only
+        eval_every=0,
+        eval_examples=1,
+        tensorboard=False,
+        progress=False,
+    )
     times: list[float] = []
     tokens: list[float] = []
 

@@ -28,7 +28,7 @@ def main(preset: str, seed: int, steps: int, csv_path: str | None, overrides: di
     def track(agent: PPO, row: dict) -> None:
         nonlocal seen
         new = agent.progress.num_episodes - seen  # episodes finished in this update are the newest in recent_returns
-        for r in list(agent.progress.recent_returns)[max(0, len(agent.progress.recent_returns) - new):]:
+        for r in list(agent.progress.recent_returns)[max(0, len(agent.progress.recent_returns) - new) :]:
             tracker.episode(r)
         seen = agent.progress.num_episodes
         tracker.check(agent.global_step)
@@ -39,6 +39,11 @@ def main(preset: str, seed: int, steps: int, csv_path: str | None, overrides: di
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None,
-         json.loads(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] else {},
-         float(sys.argv[6]) if len(sys.argv) > 6 else 475.0)
+    main(
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None,
+        json.loads(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] else {},
+        float(sys.argv[6]) if len(sys.argv) > 6 else 475.0,
+    )

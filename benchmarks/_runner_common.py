@@ -43,7 +43,19 @@ class Tracker:
         if self._csv is not None:
             self._file.close()
         final = sum(self.recent) / len(self.recent) if self.recent else None  # mean of the last 20 episodes
-        print("RESULT " + json.dumps({"steps": steps, "train_seconds": train_seconds, "sps": steps / train_seconds,
-                                      "hit_step": self.hit_step, "hit_seconds": self.hit_seconds,
-                                      "final_return": final, "episodes_in_final": len(self.recent), **extra}),
-              flush=True)
+        print(
+            "RESULT "
+            + json.dumps(
+                {
+                    "steps": steps,
+                    "train_seconds": train_seconds,
+                    "sps": steps / train_seconds,
+                    "hit_step": self.hit_step,
+                    "hit_seconds": self.hit_seconds,
+                    "final_return": final,
+                    "episodes_in_final": len(self.recent),
+                    **extra,
+                }
+            ),
+            flush=True,
+        )

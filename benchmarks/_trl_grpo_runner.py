@@ -51,8 +51,9 @@ class TokenCounter:
     def __init__(self) -> None:
         self.tokens = 0
 
-    def __call__(self, prompts: list[str], completions: list[str], completion_ids: list[list[int]],
-                 answer: list[str], **_: Any) -> list[float]:
+    def __call__(
+        self, prompts: list[str], completions: list[str], completion_ids: list[list[int]], answer: list[str], **_: Any
+    ) -> list[float]:
         self.tokens += sum(len(ids) for ids in completion_ids)
         # TRL decodes with skip_special_tokens=True after cutting at the first EOS, so this is the text before it.
         return [1.0 if c.strip() == a else 0.0 for c, a in zip(completions, answer, strict=True)]

@@ -28,9 +28,22 @@ ROOT = HERE.parent
 ZOO_PRESET = ROOT / "configs" / "ppo_cartpole.yaml"
 FAST_PRESET = ROOT / "configs" / "ppo_cartpole_fast.yaml"
 # CleanRL ppo.py defaults, expressed as proxrl config keys (clip_vloss and lr annealing on, as CleanRL)
-CLEANRL_DEFAULTS = {"num_envs": 4, "num_steps": 128, "num_epochs": 4, "num_minibatches": 4, "lr": 2.5e-4,
-                    "anneal_lr": True, "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "anneal_clip": False,
-                    "clip_vloss": True, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5}
+CLEANRL_DEFAULTS = {
+    "num_envs": 4,
+    "num_steps": 128,
+    "num_epochs": 4,
+    "num_minibatches": 4,
+    "lr": 2.5e-4,
+    "anneal_lr": True,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_eps": 0.2,
+    "anneal_clip": False,
+    "clip_vloss": True,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
 
 
 def run(cmd: list[str], env: dict[str, str], parse_cleanrl: bool = False) -> dict:
@@ -89,19 +102,70 @@ def main() -> None:
     contenders: dict[str, list[dict]] = {}
     for seed in args.seeds:
         jobs = [
-            ("proxrl (zoo hyperparameters)", [py, str(HERE / "_proxrl_runner.py"), str(ZOO_PRESET), str(seed),
-                                              str(args.steps), f"{args.out_dir}/proxrl_s{seed}/progress.csv"], False),
-            ("proxrl (own fast preset)", [py, str(HERE / "_proxrl_runner.py"), str(FAST_PRESET), str(seed),
-                                          "0", f"{args.out_dir}/proxrl-fast_s{seed}/progress.csv"], False),
-            ("SB3 2.x (zoo hyperparameters)", [py, str(HERE / "_sb3_runner.py"), str(seed), str(args.steps),
-                                               f"{args.out_dir}/sb3_s{seed}/progress.csv"], False),
+            (
+                "proxrl (zoo hyperparameters)",
+                [
+                    py,
+                    str(HERE / "_proxrl_runner.py"),
+                    str(ZOO_PRESET),
+                    str(seed),
+                    str(args.steps),
+                    f"{args.out_dir}/proxrl_s{seed}/progress.csv",
+                ],
+                False,
+            ),
+            (
+                "proxrl (own fast preset)",
+                [
+                    py,
+                    str(HERE / "_proxrl_runner.py"),
+                    str(FAST_PRESET),
+                    str(seed),
+                    "0",
+                    f"{args.out_dir}/proxrl-fast_s{seed}/progress.csv",
+                ],
+                False,
+            ),
+            (
+                "SB3 2.x (zoo hyperparameters)",
+                [
+                    py,
+                    str(HERE / "_sb3_runner.py"),
+                    str(seed),
+                    str(args.steps),
+                    f"{args.out_dir}/sb3_s{seed}/progress.csv",
+                ],
+                False,
+            ),
         ]
         if args.cleanrl:
             jobs += [
-                ("proxrl (CleanRL defaults)", [py, str(HERE / "_proxrl_runner.py"), str(ZOO_PRESET), str(seed),
-                                               str(args.cleanrl_steps), "", json.dumps(CLEANRL_DEFAULTS)], False),
-                ("CleanRL ppo.py (defaults)", [args.cleanrl_python, args.cleanrl, "--seed", str(seed),
-                                               "--total-timesteps", str(args.cleanrl_steps), "--no-cuda"], True),
+                (
+                    "proxrl (CleanRL defaults)",
+                    [
+                        py,
+                        str(HERE / "_proxrl_runner.py"),
+                        str(ZOO_PRESET),
+                        str(seed),
+                        str(args.cleanrl_steps),
+                        "",
+                        json.dumps(CLEANRL_DEFAULTS),
+                    ],
+                    False,
+                ),
+                (
+                    "CleanRL ppo.py (defaults)",
+                    [
+                        args.cleanrl_python,
+                        args.cleanrl,
+                        "--seed",
+                        str(seed),
+                        "--total-timesteps",
+                        str(args.cleanrl_steps),
+                        "--no-cuda",
+                    ],
+                    True,
+                ),
             ]
         if seed % 2:  # alternate who goes first
             jobs.reverse()
@@ -109,20 +173,29 @@ def main() -> None:
             r = run(cmd, env, parse_cleanrl=is_cleanrl)
             r["seed"] = seed
             contenders.setdefault(name, []).append(r)
-            print(f"{name} seed {seed}: {fmt(r['sps'])} steps/s, 475 at {fmt(r['hit_step'])} steps / "
-                  f"{fmt(r['hit_seconds'], '.1f')} s, peak RSS {r['peak_rss_mib']:.0f} MiB", file=sys.stderr)
+            print(
+                f"{name} seed {seed}: {fmt(r['sps'])} steps/s, 475 at {fmt(r['hit_step'])} steps / "
+                f"{fmt(r['hit_seconds'], '.1f')} s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                file=sys.stderr,
+            )
 
-    lines = ["| contender | seed | steps/s | steps to 475 | seconds to 475 (from process start) | peak RSS (MiB) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| contender | seed | steps/s | steps to 475 | seconds to 475 (from process start) | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
     med = {}
     for name, runs in contenders.items():
         for r in sorted(runs, key=lambda r: r["seed"]):
-            lines.append(f"| {name} | {r['seed']} | {fmt(r['sps'])} | {fmt(r['hit_step'])} | "
-                         f"{fmt(r['hit_seconds'], '.1f')} | {r['peak_rss_mib']:.0f} |")
+            lines.append(
+                f"| {name} | {r['seed']} | {fmt(r['sps'])} | {fmt(r['hit_step'])} | "
+                f"{fmt(r['hit_seconds'], '.1f')} | {r['peak_rss_mib']:.0f} |"
+            )
         med[name] = {k: median([r[k] for r in runs]) for k in ("sps", "hit_step", "hit_seconds", "peak_rss_mib")}
         m = med[name]
-        lines.append(f"| **{name}** | median | **{fmt(m['sps'])}** | **{fmt(m['hit_step'])}** | "
-                     f"**{fmt(m['hit_seconds'], '.1f')}** | **{m['peak_rss_mib']:.0f}** |")
+        lines.append(
+            f"| **{name}** | median | **{fmt(m['sps'])}** | **{fmt(m['hit_step'])}** | "
+            f"**{fmt(m['hit_seconds'], '.1f')}** | **{m['peak_rss_mib']:.0f}** |"
+        )
     print("\n".join(lines))
 
     def ratio(a: str, b: str, key: str) -> str:
@@ -130,22 +203,36 @@ def main() -> None:
         return "—" if not x or not y else f"{x / y:.2f}"
 
     print()
-    print(f"- steps/s, proxrl / SB3 (same hyperparameters): "
-          f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'sps')}")
-    print(f"- seconds to 475, proxrl / SB3: "
-          f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'hit_seconds')}")
-    print(f"- steps to 475, proxrl / SB3: "
-          f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'hit_step')}")
-    print(f"- seconds to 475, proxrl's own fast preset / SB3 (zoo): "
-          f"{ratio('proxrl (own fast preset)', 'SB3 2.x (zoo hyperparameters)', 'hit_seconds')}")
-    print(f"- peak RSS, proxrl / SB3: "
-          f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'peak_rss_mib')}")
+    print(
+        f"- steps/s, proxrl / SB3 (same hyperparameters): "
+        f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'sps')}"
+    )
+    print(
+        f"- seconds to 475, proxrl / SB3: "
+        f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'hit_seconds')}"
+    )
+    print(
+        f"- steps to 475, proxrl / SB3: "
+        f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'hit_step')}"
+    )
+    print(
+        f"- seconds to 475, proxrl's own fast preset / SB3 (zoo): "
+        f"{ratio('proxrl (own fast preset)', 'SB3 2.x (zoo hyperparameters)', 'hit_seconds')}"
+    )
+    print(
+        f"- peak RSS, proxrl / SB3: "
+        f"{ratio('proxrl (zoo hyperparameters)', 'SB3 2.x (zoo hyperparameters)', 'peak_rss_mib')}"
+    )
     if args.cleanrl:
-        print(f"- steps/s, proxrl / CleanRL (CleanRL's defaults): "
-              f"{ratio('proxrl (CleanRL defaults)', 'CleanRL ppo.py (defaults)', 'sps')}")
-    print("\nlearning curves: proxrl plot " + " ".join(
-        f"{lab}={args.out_dir}/{lab}_s{s}" for lab in ("proxrl", "proxrl-fast", "sb3") for s in args.seeds)
-        + " --x time --out benchmarks/cartpole_vs_sb3.png")
+        print(
+            f"- steps/s, proxrl / CleanRL (CleanRL's defaults): "
+            f"{ratio('proxrl (CleanRL defaults)', 'CleanRL ppo.py (defaults)', 'sps')}"
+        )
+    print(
+        "\nlearning curves: proxrl plot "
+        + " ".join(f"{lab}={args.out_dir}/{lab}_s{s}" for lab in ("proxrl", "proxrl-fast", "sb3") for s in args.seeds)
+        + " --x time --out benchmarks/cartpole_vs_sb3.png"
+    )
 
 
 if __name__ == "__main__":

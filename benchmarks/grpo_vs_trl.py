@@ -54,35 +54,57 @@ def main() -> None:
     p.add_argument("--beta", type=float, default=0.04)
     p.add_argument("--trl-python", default=str(ROOT / ".venv-trl" / "bin" / "python"))
     args = p.parse_args()
-    common = ["--steps", str(args.steps), "--group-size", str(args.group_size), "--prompts-per-step",
-              str(args.prompts_per_step), "--max-new-tokens", str(args.max_new_tokens), "--beta", str(args.beta)]
+    common = [
+        "--steps",
+        str(args.steps),
+        "--group-size",
+        str(args.group_size),
+        "--prompts-per-step",
+        str(args.prompts_per_step),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--beta",
+        str(args.beta),
+    ]
     results: dict[str, list[dict]] = {"proxrl": [], "TRL": []}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         make_model(model_dir)
         for seed in args.seeds:
-            jobs = [("proxrl", [sys.executable, str(HERE / "_proxrl_grpo_runner.py")]),
-                    ("TRL", [args.trl_python, str(HERE / "_trl_grpo_runner.py")])]
+            jobs = [
+                ("proxrl", [sys.executable, str(HERE / "_proxrl_grpo_runner.py")]),
+                ("TRL", [args.trl_python, str(HERE / "_trl_grpo_runner.py")]),
+            ]
             if seed % 2:
                 jobs.reverse()
             for name, cmd in jobs:
                 r = run([*cmd, str(model_dir), *common, "--seed", str(seed)])
                 r["seed"] = seed
                 results[name].append(r)
-                print(f"{name} seed {seed}: {r['completions_per_s']:.0f} completions/s, {r['tokens_per_s']:.0f} "
-                      f"tokens/s, peak RSS {r['peak_rss_mib']:.0f} MiB", file=sys.stderr)
-    lines = ["| contender | seed | completions/s | generated tokens/s | peak RSS (MiB) | torch threads |",
-             "|---|---|---|---|---|---|"]
+                print(
+                    f"{name} seed {seed}: {r['completions_per_s']:.0f} completions/s, {r['tokens_per_s']:.0f} "
+                    f"tokens/s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                    file=sys.stderr,
+                )
+    lines = [
+        "| contender | seed | completions/s | generated tokens/s | peak RSS (MiB) | torch threads |",
+        "|---|---|---|---|---|---|",
+    ]
     med: dict[str, dict[str, float]] = {}
     for name, runs in results.items():
         for r in runs:
-            lines.append(f"| {name} | {r['seed']} | {r['completions_per_s']:,.0f} | {r['tokens_per_s']:,.0f} | "
-                         f"{r['peak_rss_mib']:.0f} | {r['torch_threads']} |")
-        med[name] = {k: statistics.median(r[k] for r in runs)
-                     for k in ("completions_per_s", "tokens_per_s", "peak_rss_mib")}
+            lines.append(
+                f"| {name} | {r['seed']} | {r['completions_per_s']:,.0f} | {r['tokens_per_s']:,.0f} | "
+                f"{r['peak_rss_mib']:.0f} | {r['torch_threads']} |"
+            )
+        med[name] = {
+            k: statistics.median(r[k] for r in runs) for k in ("completions_per_s", "tokens_per_s", "peak_rss_mib")
+        }
         m = med[name]
-        lines.append(f"| **{name}** | median | **{m['completions_per_s']:,.0f}** | **{m['tokens_per_s']:,.0f}** | "
-                     f"**{m['peak_rss_mib']:.0f}** | |")
+        lines.append(
+            f"| **{name}** | median | **{m['completions_per_s']:,.0f}** | **{m['tokens_per_s']:,.0f}** | "
+            f"**{m['peak_rss_mib']:.0f}** | |"
+        )
     print("\n".join(lines))
     ratio = med["proxrl"]["completions_per_s"] / med["TRL"]["completions_per_s"]
     print(f"\n- completions/s, proxrl / TRL: {ratio:.2f}")

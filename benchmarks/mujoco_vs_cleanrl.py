@@ -90,11 +90,19 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path, cleanrl_csv: Path | None
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cleanrl", help="path to CleanRL's cleanrl/ppo_continuous_action.py (not shipped with proxrl); "
-                                     "without it only proxrl runs")
+    p.add_argument(
+        "--cleanrl",
+        help="path to CleanRL's cleanrl/ppo_continuous_action.py (not shipped with proxrl); "
+        "without it only proxrl runs",
+    )
     p.add_argument("--cleanrl-python", default=str(ROOT / ".venv-cleanrl" / "bin" / "python"))
-    p.add_argument("--cleanrl-threads", type=int, nargs="+", default=[0],
-                   help="one CleanRL contender per value: its OMP_NUM_THREADS (0: unset, torch's default)")
+    p.add_argument(
+        "--cleanrl-threads",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="one CleanRL contender per value: its OMP_NUM_THREADS (0: unset, torch's default)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=1_000_000, help="env steps per run (also the lr-annealing horizon)")
     p.add_argument("--out-dir", default=str(ROOT / "runs" / "bench-mujoco"))
@@ -105,12 +113,42 @@ def main() -> None:
     contenders: dict[str, list[dict]] = {PROXRL: []}  # table order: proxrl, then CleanRL as --cleanrl-threads
     contenders.update({cleanrl_name(t): [] for t in (args.cleanrl_threads if args.cleanrl else [])})
     for seed in args.seeds:
-        jobs = [(PROXRL, [sys.executable, str(HERE / "_proxrl_runner.py"), str(PRESET), str(seed), str(args.steps),
-                          str(out / f"proxrl_s{seed}" / "progress.csv"), "", str(PUBLISHED)], 0, "proxrl")]
+        jobs = [
+            (
+                PROXRL,
+                [
+                    sys.executable,
+                    str(HERE / "_proxrl_runner.py"),
+                    str(PRESET),
+                    str(seed),
+                    str(args.steps),
+                    str(out / f"proxrl_s{seed}" / "progress.csv"),
+                    "",
+                    str(PUBLISHED),
+                ],
+                0,
+                "proxrl",
+            )
+        ]
         for t in args.cleanrl_threads if args.cleanrl else []:
-            jobs.append((cleanrl_name(t), [args.cleanrl_python, str(Path(args.cleanrl).resolve()), "--seed", str(seed),
-                                           "--env-id", CLEANRL_ENV, "--total-timesteps", str(args.steps), "--no-cuda"],
-                         t, f"cleanrl{t or ''}"))
+            jobs.append(
+                (
+                    cleanrl_name(t),
+                    [
+                        args.cleanrl_python,
+                        str(Path(args.cleanrl).resolve()),
+                        "--seed",
+                        str(seed),
+                        "--env-id",
+                        CLEANRL_ENV,
+                        "--total-timesteps",
+                        str(args.steps),
+                        "--no-cuda",
+                    ],
+                    t,
+                    f"cleanrl{t or ''}",
+                )
+            )
         if seed % 2:  # alternate who goes first
             jobs.reverse()
         for name, cmd, threads, label in jobs:
@@ -122,23 +160,36 @@ def main() -> None:
                 r["steps"] = args.steps // 2048 * 2048  # CleanRL runs total_timesteps // batch_size updates
             r["seed"] = seed
             contenders.setdefault(name, []).append(r)
-            print(f"{name} seed {seed}: {fmt(r['sps'])} steps/s, final mean return {fmt(r['final_return'], ',.1f')}"
-                  f" after {fmt(r.get('steps'))} steps, peak RSS {r['peak_rss_mib']:.0f} MiB, "
-                  f"wall {r['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"{name} seed {seed}: {fmt(r['sps'])} steps/s, final mean return {fmt(r['final_return'], ',.1f')}"
+                f" after {fmt(r.get('steps'))} steps, peak RSS {r['peak_rss_mib']:.0f} MiB, "
+                f"wall {r['wall_seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    print(f"PPO on HalfCheetah, {args.steps:,} steps per run; proxrl on {PROXRL_ENV} (gymnasium 1.x), CleanRL on "
-          f"{CLEANRL_ENV} (gymnasium 0.29.1): same dynamics and reward with the same mujoco.\n")
-    lines = [f"| contender | seed | steps | steps/s | final mean return (last 20 episodes) | "
-             f"steps to {PUBLISHED:,.0f} | peak RSS (MiB) |", "|---|---|---|---|---|---|---|"]
+    print(
+        f"PPO on HalfCheetah, {args.steps:,} steps per run; proxrl on {PROXRL_ENV} (gymnasium 1.x), CleanRL on "
+        f"{CLEANRL_ENV} (gymnasium 0.29.1): same dynamics and reward with the same mujoco.\n"
+    )
+    lines = [
+        f"| contender | seed | steps | steps/s | final mean return (last 20 episodes) | "
+        f"steps to {PUBLISHED:,.0f} | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     med = {}
     for name, runs in contenders.items():
         for r in sorted(runs, key=lambda r: r["seed"]):
-            lines.append(f"| {name} | {r['seed']} | {fmt(r.get('steps'))} | {fmt(r['sps'])} | "
-                         f"{fmt(r['final_return'], ',.1f')} | {fmt(r['hit_step'])} | {r['peak_rss_mib']:.0f} |")
+            lines.append(
+                f"| {name} | {r['seed']} | {fmt(r.get('steps'))} | {fmt(r['sps'])} | "
+                f"{fmt(r['final_return'], ',.1f')} | {fmt(r['hit_step'])} | {r['peak_rss_mib']:.0f} |"
+            )
         med[name] = {k: median([r.get(k) for r in runs]) for k in ("sps", "final_return", "hit_step", "peak_rss_mib")}
         m = med[name]
-        lines.append(f"| **{name}** | median | | **{fmt(m['sps'])}** | **{fmt(m['final_return'], ',.1f')}** | "
-                     f"**{fmt(m['hit_step'])}** | **{fmt(m['peak_rss_mib'])}** |")
+        lines.append(
+            f"| **{name}** | median | | **{fmt(m['sps'])}** | **{fmt(m['final_return'], ',.1f')}** | "
+            f"**{fmt(m['hit_step'])}** | **{fmt(m['peak_rss_mib'])}** |"
+        )
     print("\n".join(lines))
 
     def ratio(key: str, other: str) -> str:
@@ -154,8 +205,11 @@ def main() -> None:
         print(f"- final mean return, proxrl / {other} (measured here): {ratio('final_return', other)}")
         print(f"- peak RSS, proxrl / {other}: {ratio('peak_rss_mib', other)}")
     labels = ["proxrl"] + [f"cleanrl{t or ''}" for t in (args.cleanrl_threads if args.cleanrl else [])]
-    print("\nlearning curves: proxrl plot " + " ".join(f"{lab}={out}/{lab}_s{s}" for lab in labels for s in args.seeds)
-          + " --out benchmarks/mujoco_vs_cleanrl.png")
+    print(
+        "\nlearning curves: proxrl plot "
+        + " ".join(f"{lab}={out}/{lab}_s{s}" for lab in labels for s in args.seeds)
+        + " --out benchmarks/mujoco_vs_cleanrl.png"
+    )
 
 
 if __name__ == "__main__":

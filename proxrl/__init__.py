@@ -8,15 +8,42 @@ from .algos.ppo import PPO, PPOConfig
 from .checkpoint import CheckpointError
 from .config import ConfigError
 
-__all__ = ["GRPO", "GRPOConfig", "MultiAgentPPO", "MultiAgentPPOConfig", "OffPolicyPG", "OffPolicyPGConfig", "PG",
-           "PGConfig", "PPO", "PPOConfig", "REINFORCE", "ConfigError", "CheckpointError", "load"]
+__all__ = [
+    "GRPO",
+    "GRPOConfig",
+    "MultiAgentPPO",
+    "MultiAgentPPOConfig",
+    "OffPolicyPG",
+    "OffPolicyPGConfig",
+    "PG",
+    "PGConfig",
+    "PPO",
+    "PPOConfig",
+    "REINFORCE",
+    "ConfigError",
+    "CheckpointError",
+    "load",
+]
 __version__ = "0.1.0"
 
-ALGORITHMS = {"reinforce": PG, "pg": PG, "offpolicy_pg": OffPolicyPG, "ppo": PPO, "ippo": MultiAgentPPO,
-              "mappo": MultiAgentPPO, "happo": MultiAgentPPO, "multiagent_ppo": MultiAgentPPO, "grpo": GRPO}
+ALGORITHMS = {
+    "reinforce": PG,
+    "pg": PG,
+    "offpolicy_pg": OffPolicyPG,
+    "ppo": PPO,
+    "ippo": MultiAgentPPO,
+    "mappo": MultiAgentPPO,
+    "happo": MultiAgentPPO,
+    "multiagent_ppo": MultiAgentPPO,
+    "grpo": GRPO,
+}
 # CLI names that are another algorithm with some settings fixed: `proxrl train reinforce` is `pg` with G as Â
-ALIASES: dict[str, dict[str, object]] = {"reinforce": {"advantage": "return"}, "ippo": {"method": "ippo"},
-                                         "mappo": {"method": "mappo"}, "happo": {"method": "happo"}}
+ALIASES: dict[str, dict[str, object]] = {
+    "reinforce": {"advantage": "return"},
+    "ippo": {"method": "ippo"},
+    "mappo": {"method": "mappo"},
+    "happo": {"method": "happo"},
+}
 
 
 def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO | MultiAgentPPO | GRPO:

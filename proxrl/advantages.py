@@ -18,9 +18,7 @@ def _check_time_major(**tensors: Tensor) -> None:
     assert len(first) >= 1, "expected time-major tensors [T, ...]"
 
 
-def td_residual(
-    rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, *, gamma: float
-) -> Tensor:
+def td_residual(rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, *, gamma: float) -> Tensor:
     """TD residual δ_t = r_t + γ (1 − terminated_t) V(s_{t+1}) − V(s_t).  All tensors ``[T, N]``."""
     _check_time_major(rewards=rewards, values=values, next_values=next_values, terminated=terminated)
     return rewards + gamma * (1.0 - terminated.float()) * next_values - values
@@ -48,8 +46,9 @@ def gae(
     next action sees (the collector's job: see ``rollout.py``). Shapes: every argument ``[T, ...]``; returns the
     same shape.
     """
-    _check_time_major(rewards=rewards, values=values, next_values=next_values,
-                      terminated=terminated, truncated=truncated)
+    _check_time_major(
+        rewards=rewards, values=values, next_values=next_values, terminated=terminated, truncated=truncated
+    )
     delta = td_residual(rewards, values, next_values, terminated, gamma=gamma)
     carry = gamma * gae_lambda * (1.0 - (terminated | truncated).float())
     adv = torch.empty_like(delta)
@@ -127,8 +126,14 @@ def vtrace(
     On-policy (π = β) with ρ̄, c̄ ≥ 1, v_t is the Monte-Carlo return bootstrapped at the rollout's end.
     Returns (v ``[T, N]``, Q̂ ``[T, N]``).
     """
-    _check_time_major(rewards=rewards, values=values, next_values=next_values, terminated=terminated,
-                      truncated=truncated, log_rhos=log_rhos)
+    _check_time_major(
+        rewards=rewards,
+        values=values,
+        next_values=next_values,
+        terminated=terminated,
+        truncated=truncated,
+        log_rhos=log_rhos,
+    )
     ratio = log_rhos.exp()
     rho, c = ratio.clamp(max=rho_bar), ratio.clamp(max=c_bar)
     not_term = 1.0 - terminated.float()
@@ -160,8 +165,9 @@ def group_relative(rewards: Tensor, scale: str = "group", eps: float = 1e-4) -> 
         raise ValueError(f"rewards must be [prompts, group_size], got shape {tuple(rewards.shape)}")
     # in floating point the mean of G equal rewards can differ from them (8 × 7.3 in float32 is off by ~5e-7,
     # which the std then blows up): a flat group is centred to exactly 0, not to its rounding error
-    centred = torch.where(flat_groups(rewards).unsqueeze(1), torch.zeros_like(rewards),
-                          rewards - rewards.mean(dim=1, keepdim=True))
+    centred = torch.where(
+        flat_groups(rewards).unsqueeze(1), torch.zeros_like(rewards), rewards - rewards.mean(dim=1, keepdim=True)
+    )
     if scale == "group":
         std = rewards.std(dim=1, keepdim=True) if rewards.shape[1] > 1 else torch.zeros_like(rewards[:, :1])
         return centred / (std + eps)  # a flat group: 0 / (std + eps) = 0 exactly

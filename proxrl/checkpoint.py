@@ -153,8 +153,9 @@ def state_file(path: str | Path) -> Path:
     return latest(path)
 
 
-def load(path: str | Path, algo: str | None = None, migrations: Mapping[int, Migration] | None = None
-         ) -> dict[str, Any]:
+def load(
+    path: str | Path, algo: str | None = None, migrations: Mapping[int, Migration] | None = None
+) -> dict[str, Any]:
     """Read a checkpoint safely; refuse a missing file, a pickle that needs code, another method's file or a
     format too old or too new; bring an older format up to date with ``migrations`` (the trainer's own)."""
     path = Path(path)
@@ -168,12 +169,15 @@ def load(path: str | Path, algo: str | None = None, migrations: Mapping[int, Mig
         raise CheckpointError(f"{path} is not a proxrl checkpoint")
     version = state["format_version"]
     if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format version {version}; this proxrl reads up to {FORMAT_VERSION}: "
-                              "upgrade proxrl")
+        raise CheckpointError(
+            f"{path} has format version {version}; this proxrl reads up to {FORMAT_VERSION}: upgrade proxrl"
+        )
     if version < OLDEST_FORMAT:
-        raise CheckpointError(f"{path} has format version {version}, written by an older proxrl; this one reads "
-                              f"formats {OLDEST_FORMAT} to {FORMAT_VERSION}: retrain, or load it with the proxrl "
-                              "that wrote it")
+        raise CheckpointError(
+            f"{path} has format version {version}, written by an older proxrl; this one reads "
+            f"formats {OLDEST_FORMAT} to {FORMAT_VERSION}: retrain, or load it with the proxrl "
+            "that wrote it"
+        )
     if algo is not None and state.get("algo") != algo:  # before migrating: a migration sees its own method's states
         raise CheckpointError(f"{path} is a '{state.get('algo')}' checkpoint, not '{algo}'")
     for v in range(version, FORMAT_VERSION):
@@ -193,6 +197,8 @@ def latest(run_dir: str | Path) -> Path:
         if final.is_file():
             candidates.append(final)
     if not candidates:
-        raise CheckpointError(f"no checkpoint in {run_dir} (looked for model.pt, checkpoints/ckpt_*.pt and folders "
-                              f"holding {TRAINER_STATE}); is this a proxrl run directory?")
+        raise CheckpointError(
+            f"no checkpoint in {run_dir} (looked for model.pt, checkpoints/ckpt_*.pt and folders "
+            f"holding {TRAINER_STATE}); is this a proxrl run directory?"
+        )
     return max(candidates, key=lambda p: p.stat().st_mtime_ns)

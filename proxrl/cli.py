@@ -34,14 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="proxrl", description="Policy-gradient methods, from REINFORCE to PPO.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train an agent", formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=_config_keys_epilog())
+    t = sub.add_parser(
+        "train",
+        help="train an agent",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_config_keys_epilog(),
+    )
     t.add_argument("algo", nargs="?", help="algorithm: " + ", ".join(_algorithms()))
     t.add_argument("--env", help="gymnasium id, or module:EnvId; for ippo/mappo/happo a PettingZoo module path")
     t.add_argument("--env-kwargs", default=None, help="key=value,... passed to the env's constructor")
     t.add_argument("--config", help="YAML file of config keys (see configs/)")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key (repeatable)")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key (repeatable)",
+    )
     t.add_argument("--seed", type=int)
     t.add_argument("--total-steps", type=int)
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
@@ -67,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("algo", nargs="?", default="ppo")
     b.add_argument("--config", default=None, help="YAML preset (default: the algorithm's defaults)")
     b.add_argument("--env", default=None)
-    b.add_argument("--steps", type=int, default=None,
-                   help="env steps (default 20,000), or GRPO steps (default 20)")
+    b.add_argument("--steps", type=int, default=None, help="env steps (default 20,000), or GRPO steps (default 20)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     return p
 
@@ -85,8 +94,9 @@ def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any])
     given = {**(read_yaml(config_path) if config_path else {}), **overrides}
     for key, fixed in ALIASES.get(algo, {}).items():
         if given.get(key, fixed) != fixed:
-            raise ConfigError(f"{algo} means {key}={fixed}; for {key}={given[key]} use "
-                              f"`proxrl train {algos[algo].algo}`")
+            raise ConfigError(
+                f"{algo} means {key}={fixed}; for {key}={given[key]} use `proxrl train {algos[algo].algo}`"
+            )
     return algos[algo], cfgmod.resolve(algos[algo].config_class, config_path, overrides, base=ALIASES.get(algo))
 
 
@@ -117,8 +127,12 @@ def _train(args: argparse.Namespace) -> int:
 
     algos = _algorithms()
     flags: dict[str, Any] = parse_overrides(args.overrides)
-    for key, value in (("env", args.env), ("seed", args.seed), ("total_steps", args.total_steps),
-                       ("device", args.device)):
+    for key, value in (
+        ("env", args.env),
+        ("seed", args.seed),
+        ("total_steps", args.total_steps),
+        ("device", args.device),
+    ):
         if value is not None:
             flags[key] = value
     if args.env_kwargs is not None:
@@ -150,8 +164,9 @@ def _eval(args: argparse.Namespace) -> int:
     from . import load
 
     agent = load(args.run)
-    for line in agent.describe_evaluation(args.episodes, deterministic=not args.stochastic, video_dir=args.video,
-                                          seed=args.seed):
+    for line in agent.describe_evaluation(
+        args.episodes, deterministic=not args.stochastic, video_dir=args.video, seed=args.seed
+    ):
         print(line)
     return 0
 

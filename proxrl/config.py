@@ -155,8 +155,9 @@ class RunConfig:
     env_kwargs: dict[str, Any] = param(help="keyword arguments for the environment's constructor", factory=dict)
     total_steps: int = param(100_000, "environment steps to train for (summed over the N envs)", low=1)
     seed: int = param(0, "seed for torch, numpy, python and the environments", low=0)
-    device: str = param("auto", "'auto' picks CUDA only where it pays (large nets), else the CPU",
-                        choices=("auto", "cpu", "cuda"))
+    device: str = param(
+        "auto", "'auto' picks CUDA only where it pays (large nets), else the CPU", choices=("auto", "cpu", "cuda")
+    )
     torch_threads: int = param(1, "torch intra-op threads; 1 is fastest for small MLPs", low=1)
     checkpoint_every: int = param(50, "write a checkpoint every this many updates (0: only at the end)", low=0)
     keep_checkpoints: int = param(3, "how many periodic checkpoints to keep", low=1)
@@ -177,8 +178,13 @@ class RunConfig:
         for f in dataclasses.fields(cls):
             factory = f.default_factory
             default = f.default if factory is dataclasses.MISSING else factory()
-            allowed = _describe_range(f.metadata) if (f.metadata.get("choices") or f.metadata.get("low") is not None
-                                                      or f.metadata.get("high") is not None) else ""
+            allowed = (
+                _describe_range(f.metadata)
+                if (
+                    f.metadata.get("choices") or f.metadata.get("low") is not None or f.metadata.get("high") is not None
+                )
+                else ""
+            )
             out[f.name] = f"{f.metadata.get('help', '')} (default {default!r}{'; ' + allowed if allowed else ''})"
         return out
 

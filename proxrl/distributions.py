@@ -118,12 +118,12 @@ def action_param_dim(space: spaces.Space[Any]) -> int:
         return int(space.nvec.sum())
     if isinstance(space, spaces.Box):
         if len(space.shape) != 1:
-            raise UnsupportedSpaceError(f"Box action spaces must be 1-D, got shape {space.shape}; flatten it with "
-                                        "gymnasium.wrappers.FlattenObservation-style action wrapper")
+            raise UnsupportedSpaceError(
+                f"Box action spaces must be 1-D, got shape {space.shape}; flatten it with "
+                "gymnasium.wrappers.FlattenObservation-style action wrapper"
+            )
         return int(space.shape[0])
-    raise UnsupportedSpaceError(
-        f"action space {space} is not supported; supported: Discrete, MultiDiscrete, Box (1-D)"
-    )
+    raise UnsupportedSpaceError(f"action space {space} is not supported; supported: Discrete, MultiDiscrete, Box (1-D)")
 
 
 def make_distribution(space: spaces.Space[Any], params: Tensor, log_std: Tensor | None) -> Distribution:

@@ -13,8 +13,14 @@ CSV_NAME = "progress.csv"
 class RunLogger:
     """Writes one row per update to CSV (and TensorBoard), and shows SPS and mean return in a progress bar."""
 
-    def __init__(self, run_dir: str | Path | None, total_steps: int, tensorboard: bool = True,
-                 progress: bool | None = None, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path | None,
+        total_steps: int,
+        tensorboard: bool = True,
+        progress: bool | None = None,
+        resume_step: int | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._csv_file = None
         self._csv: csv.DictWriter | None = None
@@ -45,8 +51,13 @@ class RunLogger:
         if show:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+            self._progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+            )
             self._task = self._progress.add_task("train", total=total_steps, info="")
             self._progress.start()
 
@@ -100,5 +111,6 @@ def read_progress(run_dir: str | Path) -> list[dict[str, float]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: is {run_dir} a proxrl run directory?")
     with path.open() as f:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                for row in csv.DictReader(f)]
+        return [
+            {k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()} for row in csv.DictReader(f)
+        ]

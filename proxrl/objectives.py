@@ -21,8 +21,9 @@ def clipped_surrogate_terms(ratio: Tensor, adv: Tensor, clip_low: float, clip_hi
     return torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * adv)
 
 
-def clip_fractions(ratio: Tensor, adv: Tensor, clip_low: float, clip_high: float,
-                   mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def clip_fractions(
+    ratio: Tensor, adv: Tensor, clip_low: float, clip_high: float, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """(low, high): the shares of samples (of the tokens where ``mask`` is 1) whose term of J^CLIP the clip holds
     constant, so that they give no gradient: ρ < 1 − ε_low with Â < 0, and ρ > 1 + ε_high with Â > 0.
 
@@ -39,9 +40,7 @@ def clip_fractions(ratio: Tensor, adv: Tensor, clip_low: float, clip_high: float
         return (low * m).sum() / n, (high * m).sum() / n
 
 
-def clipped_surrogate(
-    logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: float
-) -> tuple[Tensor, dict[str, Tensor]]:
+def clipped_surrogate(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: float) -> tuple[Tensor, dict[str, Tensor]]:
     """Negative clipped surrogate −J^CLIP (Schulman et al. 2017, the seed's Equ. Clip-PPO).
 
     J^CLIP = E[min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â)] with ρ = π_θ(a|s)/π_θold(a|s). The gradient is zero exactly
@@ -57,8 +56,14 @@ def clipped_surrogate(
 AGGREGATIONS = ("sequence", "token", "constant")
 
 
-def aggregate_tokens(values: Tensor, mask: Tensor, how: str, max_len: int | None = None,
-                     num_sequences: int | None = None, num_tokens: Tensor | float | None = None) -> Tensor:
+def aggregate_tokens(
+    values: Tensor,
+    mask: Tensor,
+    how: str,
+    max_len: int | None = None,
+    num_sequences: int | None = None,
+    num_tokens: Tensor | float | None = None,
+) -> Tensor:
     """Reduce per-token values ``[B, L]`` over the tokens where ``mask`` ``[B, L]`` is 1.
 
     - ``sequence``: mean over each sequence's tokens, then over sequences (the GRPO paper; long completions
@@ -82,8 +87,16 @@ def aggregate_tokens(values: Tensor, mask: Tensor, how: str, max_len: int | None
 
 
 def grpo_loss(
-    logp: Tensor, old_logp: Tensor, adv: Tensor, mask: Tensor, clip_low: float, clip_high: float,
-    ref_logp: Tensor | None = None, beta: float = 0.0, aggregation: str = "sequence", **aggregate_kwargs: Any,
+    logp: Tensor,
+    old_logp: Tensor,
+    adv: Tensor,
+    mask: Tensor,
+    clip_low: float,
+    clip_high: float,
+    ref_logp: Tensor | None = None,
+    beta: float = 0.0,
+    aggregation: str = "sequence",
+    **aggregate_kwargs: Any,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Negative GRPO objective (the seed's GRPO section; Shao et al. 2024), per token t of completion i:
 

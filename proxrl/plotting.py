@@ -33,8 +33,9 @@ def curve(run_dir: Path, x: str = "steps", y: str = "mean_return") -> tuple[np.n
     return xs[keep], ys[keep]
 
 
-def plot_runs(specs: list[str], out: str | Path, x: str = "steps", y: str = "mean_return",
-              title: str | None = None) -> Path:
+def plot_runs(
+    specs: list[str], out: str | Path, x: str = "steps", y: str = "mean_return", title: str | None = None
+) -> Path:
     """Draw every group's mean curve (min–max band for ≥ 2 runs) on a shared grid and save a PNG to ``out``;
     ``y`` is one progress.csv column or several separated by commas (e.g. ``accuracy,sampled_accuracy``)."""
     import matplotlib
@@ -56,7 +57,7 @@ def plot_runs(specs: list[str], out: str | Path, x: str = "steps", y: str = "mea
             continue
         grid = np.linspace(max(c[0][0] for c in curves), min(c[0][-1] for c in curves), 200)
         ys = np.stack([np.interp(grid, cx, cy) for cx, cy in curves])
-        line, = ax.plot(grid, ys.mean(0), label=f"{label} (mean of {len(curves)})")
+        (line,) = ax.plot(grid, ys.mean(0), label=f"{label} (mean of {len(curves)})")
         ax.fill_between(grid, ys.min(0), ys.max(0), alpha=0.2, color=line.get_color())
     ax.set_xlabel(X_COLUMNS[x][1])
     ax.set_ylabel(y.replace("_", " ") if len(columns) == 1 else "")

@@ -9,8 +9,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from .distributions import (Distribution, UnsupportedSpaceError, action_param_dim, make_distribution,
-                            to_env_action)
+from .distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution, to_env_action
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
@@ -79,8 +78,9 @@ class ActorCritic(nn.Module):
         width = hidden[-1] if hidden else in_dim
         self.one_hot = isinstance(observation_space, spaces.Discrete)
         self.actor_trunk = mlp([in_dim, *hidden], activation, ortho_init) if hidden else nn.Identity()
-        self.critic_trunk = None if shared_trunk else (
-            mlp([in_dim, *hidden], activation, ortho_init) if hidden else nn.Identity())
+        self.critic_trunk = (
+            None if shared_trunk else (mlp([in_dim, *hidden], activation, ortho_init) if hidden else nn.Identity())
+        )
         self.actor_head = mlp([width, n_params], activation, ortho_init, out_gain=0.01)
         self.critic_head = mlp([width, 1], activation, ortho_init, out_gain=1.0)
         self.log_std = (
@@ -144,9 +144,19 @@ class MultiAgentActorCritic(nn.Module):
     Discrete (sizes may differ: logits are padded with a masked value) or Box of one shape.
     """
 
-    def __init__(self, obs_dims: list[int], action_spaces: list[spaces.Space], state_dim: int, share_actor: bool,
-                 agent_id: bool, critic: str, hidden_sizes: tuple[int, ...] = (64, 64), activation: str = "tanh",
-                 ortho_init: bool = True, log_std_init: float = 0.0) -> None:
+    def __init__(
+        self,
+        obs_dims: list[int],
+        action_spaces: list[spaces.Space],
+        state_dim: int,
+        share_actor: bool,
+        agent_id: bool,
+        critic: str,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        activation: str = "tanh",
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
+    ) -> None:
         super().__init__()
         n = len(obs_dims)
         self.n_agents, self.obs_dims, self.action_spaces = n, list(obs_dims), list(action_spaces)
@@ -155,27 +165,36 @@ class MultiAgentActorCritic(nn.Module):
         if isinstance(first, spaces.Discrete) and all(isinstance(s, spaces.Discrete) for s in action_spaces):
             self.n_params = max(int(s.n) for s in action_spaces)
             self.space: spaces.Space = spaces.Discrete(self.n_params)
-        elif isinstance(first, spaces.Box) and all(isinstance(s, spaces.Box) and s.shape == first.shape
-                                                   for s in action_spaces):
+        elif isinstance(first, spaces.Box) and all(
+            isinstance(s, spaces.Box) and s.shape == first.shape for s in action_spaces
+        ):
             self.n_params, self.space = action_param_dim(first), first
         else:
-            raise UnsupportedSpaceError(f"multi-agent action spaces {action_spaces} are not supported: every agent "
-                                        "needs a Discrete space, or Box spaces of one shape")
+            raise UnsupportedSpaceError(
+                f"multi-agent action spaces {action_spaces} are not supported: every agent "
+                "needs a Discrete space, or Box spaces of one shape"
+            )
         if share_actor and any(s != first for s in action_spaces):
-            raise UnsupportedSpaceError("a shared actor needs every agent to have the same action space; set "
-                                        "share_actor=false for heterogeneous agents")
+            raise UnsupportedSpaceError(
+                "a shared actor needs every agent to have the same action space; set "
+                "share_actor=false for heterogeneous agents"
+            )
         extra = n if agent_id else 0
         widths = [max(obs_dims) + extra] * n if share_actor else [d + extra for d in obs_dims]
         hidden = list(hidden_sizes)
 
         def net(in_dim: int, out: int, gain: float) -> nn.Sequential:
-            return nn.Sequential(*mlp([in_dim, *hidden], activation, ortho_init),
-                                 *mlp([hidden[-1] if hidden else in_dim, out], activation, ortho_init, gain))
+            return nn.Sequential(
+                *mlp([in_dim, *hidden], activation, ortho_init),
+                *mlp([hidden[-1] if hidden else in_dim, out], activation, ortho_init, gain),
+            )
 
         self.actors = nn.ModuleList([net(w, self.n_params, 0.01) for w in widths[: 1 if share_actor else n]])
         self.log_stds = nn.ParameterList(
             [nn.Parameter(torch.full((self.n_params,), float(log_std_init))) for _ in self.actors]
-            if isinstance(self.space, spaces.Box) else [])
+            if isinstance(self.space, spaces.Box)
+            else []
+        )
         if critic == "central":
             self.critics = nn.ModuleList([net(state_dim, 1, 1.0)])
         else:
@@ -192,8 +211,7 @@ class MultiAgentActorCritic(nn.Module):
             xs.append(x)
         return xs
 
-    def distribution(self, obs: Tensor, masks: Tensor | None = None,
-                     agents: list[int] | None = None) -> Distribution:
+    def distribution(self, obs: Tensor, masks: Tensor | None = None, agents: list[int] | None = None) -> Distribution:
         """π_i(·|o_i) for the ``agents`` (default all) as one distribution over ``[B, len(agents)]``;
         ``masks`` ``[B, A, n]`` bool marks the legal actions (PettingZoo's ``action_mask``)."""
         agents = list(range(self.n_agents)) if agents is None else agents

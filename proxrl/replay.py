@@ -27,8 +27,16 @@ class StoredRollout:
 
     @classmethod
     def copy_of(cls, batch: Batch, last_obs: Tensor) -> StoredRollout:
-        return cls(batch.obs.clone(), batch.actions.clone(), batch.logp.clone(), batch.rewards.clone(),
-                   batch.terminated.clone(), batch.truncated.clone(), batch.valid.clone(), last_obs.clone())
+        return cls(
+            batch.obs.clone(),
+            batch.actions.clone(),
+            batch.logp.clone(),
+            batch.rewards.clone(),
+            batch.terminated.clone(),
+            batch.truncated.clone(),
+            batch.valid.clone(),
+            last_obs.clone(),
+        )
 
 
 class ReplayMemory:

@@ -66,9 +66,11 @@ def _check_finite_step(obs: np.ndarray, reward: np.ndarray, t: int) -> None:
     bad_reward = ~np.isfinite(reward)
     if bad_obs.any() or bad_reward.any():
         what = "observation" if bad_obs.any() else "reward"
-        raise NonFiniteError(f"the environment returned a non-finite {what} at rollout step {t} "
-                             f"(envs {np.flatnonzero(bad_obs | bad_reward).tolist()}); training stopped, "
-                             "the last good checkpoint is kept")
+        raise NonFiniteError(
+            f"the environment returned a non-finite {what} at rollout step {t} "
+            f"(envs {np.flatnonzero(bad_obs | bad_reward).tolist()}); training stopped, "
+            "the last good checkpoint is kept"
+        )
 
 
 class Rollout:
@@ -78,8 +80,14 @@ class Rollout:
     ``rng`` as its sampling generator; otherwise the torch forward pass and torch's global RNG.
     """
 
-    def __init__(self, venv: VectorEnv, policy: ActorCritic, num_steps: int, device: torch.device,
-                 rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        venv: VectorEnv,
+        policy: ActorCritic,
+        num_steps: int,
+        device: torch.device,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         self.venv, self.policy, self.num_steps, self.device = venv, policy, num_steps, device
         n, t = venv.num_envs, num_steps
         obs_space, act_space = venv.single_observation_space, venv.single_action_space
@@ -89,8 +97,10 @@ class Rollout:
         # CPU the Batch's tensors share their memory, elsewhere they are copied once per rollout.
         self._np = {
             "obs": np.zeros((t, n, *obs_space.shape), dtype=obs_dtype),
-            "actions": np.zeros((t, n, *action_shape(act_space)),
-                                dtype=np.float32 if action_dtype(act_space) == torch.float32 else np.int64),
+            "actions": np.zeros(
+                (t, n, *action_shape(act_space)),
+                dtype=np.float32 if action_dtype(act_space) == torch.float32 else np.int64,
+            ),
             "logp": np.zeros((t, n), dtype=np.float32),
             "values": np.zeros((t + 1, n), dtype=np.float32),
             "rewards": np.zeros((t, n), dtype=np.float32),
@@ -150,8 +160,10 @@ class Rollout:
             try:
                 obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions))
             except Exception as e:  # noqa: BLE001 - report where, keep the env's own message and traceback
-                raise EnvError(f"the environment raised at env step {self.env_steps + t * venv.num_envs:,} "
-                               f"(rollout step {t}); training stopped, the last checkpoint is kept.\n{e}") from e
+                raise EnvError(
+                    f"the environment raised at env step {self.env_steps + t * venv.num_envs:,} "
+                    f"(rollout step {t}); training stopped, the last checkpoint is kept.\n{e}"
+                ) from e
             _check_finite_step(obs, reward, t)
             arr["rewards"][t] = reward
             arr["terminated"][t] = terminated

@@ -40,13 +40,18 @@ class Progress:
     iteration: int = 0
     num_episodes: int = 0
     elapsed: float = 0.0
-    recent_returns: collections.deque[float] = field(
-        default_factory=lambda: collections.deque(maxlen=RETURN_WINDOW))
+    recent_returns: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=RETURN_WINDOW))
     recent_lengths: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=RETURN_WINDOW))
     last_samples: int = field(default=0, compare=False)  # the last iteration's env steps or completions (not saved)
 
-    def advance(self, steps: int, returns: Iterable[float] = (), lengths: Iterable[int] = (),
-                episodes: int | None = None, samples: int | None = None) -> None:
+    def advance(
+        self,
+        steps: int,
+        returns: Iterable[float] = (),
+        lengths: Iterable[int] = (),
+        episodes: int | None = None,
+        samples: int | None = None,
+    ) -> None:
         """One iteration of ``steps`` more steps, with the episodes it finished (``episodes`` counts them when
         they are not one return each, e.g. GRPO's completions) and the ``samples`` it collected (default: its
         steps)."""
@@ -64,14 +69,22 @@ class Progress:
 
     def reached(self, stop_return: float | None) -> bool:
         """True once ``stop_return`` is set and the last 20 episodes' mean return reaches it."""
-        return (stop_return is not None and len(self.recent_returns) == self.recent_returns.maxlen
-                and self.mean_return() >= stop_return)
+        return (
+            stop_return is not None
+            and len(self.recent_returns) == self.recent_returns.maxlen
+            and self.mean_return() >= stop_return
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The counters as checkpoint-safe values (top-level keys of a checkpoint)."""
-        return {"global_step": self.global_step, "iteration": self.iteration, "num_episodes": self.num_episodes,
-                "elapsed": self.elapsed, "recent_returns": list(self.recent_returns),
-                "recent_lengths": list(self.recent_lengths)}
+        return {
+            "global_step": self.global_step,
+            "iteration": self.iteration,
+            "num_episodes": self.num_episodes,
+            "elapsed": self.elapsed,
+            "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s keys from a checkpoint."""
@@ -152,19 +165,28 @@ class Session:
         self.target = cfg.total_steps if total_steps is None else progress.global_step + total_steps
         self.stop_return = stop_return
         run_dir = trainer.run_dir
-        self.logger = RunLogger(run_dir, self.target, cfg.tensorboard and run_dir is not None,
-                                trainer.show_progress, resume_step=progress.global_step or None)
+        self.logger = RunLogger(
+            run_dir,
+            self.target,
+            cfg.tensorboard and run_dir is not None,
+            trainer.show_progress,
+            resume_step=progress.global_step or None,
+        )
         if run_dir is not None:
             (run_dir / "config.yaml").write_text(cfgmod.dump(cfg))
-        self._start, self._start_step, self._elapsed_before = time.perf_counter(), progress.global_step, \
-            progress.elapsed
+        self._start, self._start_step, self._elapsed_before = (
+            time.perf_counter(),
+            progress.global_step,
+            progress.elapsed,
+        )
         self._phases: dict[str, Any] = {}  # the current iteration's stats, where timed() adds its seconds
 
     def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.logger.close()
         if kind is None and self.trainer.run_dir is not None:
             self.trainer.save(self.trainer.run_dir / self.trainer.final_checkpoint)
@@ -173,8 +195,7 @@ class Session:
         """True while the target step is ahead."""
         return self.progress.global_step < self.target
 
-    def iterations(self, callback: Callable[[Any, dict[str, Any]], bool | None] | None
-                   ) -> Iterator[dict[str, Any]]:
+    def iterations(self, callback: Callable[[Any, dict[str, Any]], bool | None] | None) -> Iterator[dict[str, Any]]:
         """One fresh ``stats`` dict per iteration while the target step is ahead; after the loop body fills it,
         the iteration is finished (:meth:`finish_iteration`), which may stop the loop."""
         while self.running():
@@ -194,16 +215,24 @@ class Session:
             key = f"{phase}_seconds"
             self._phases[key] = self._phases.get(key, 0.0) + time.perf_counter() - start
 
-    def finish_iteration(self, stats: dict[str, Any], callback: Callable[[Any, dict[str, Any]], bool | None] | None
-                         ) -> bool:
+    def finish_iteration(
+        self, stats: dict[str, Any], callback: Callable[[Any, dict[str, Any]], bool | None] | None
+    ) -> bool:
         """Log the iteration's row, checkpoint on cadence, run the callback; True when training should stop."""
         progress, cfg = self.progress, self.trainer.config
         seconds = time.perf_counter() - self._start
         progress.elapsed = self._elapsed_before + seconds
-        row = {"global_step": progress.global_step, "iteration": progress.iteration,
-               "episodes": progress.num_episodes, "samples": progress.last_samples, "time": progress.elapsed,
-               "sps": (progress.global_step - self._start_step) / max(seconds, 1e-9),
-               "mean_return": progress.mean_return(), "mean_length": _mean(progress.recent_lengths), **stats}
+        row = {
+            "global_step": progress.global_step,
+            "iteration": progress.iteration,
+            "episodes": progress.num_episodes,
+            "samples": progress.last_samples,
+            "time": progress.elapsed,
+            "sps": (progress.global_step - self._start_step) / max(seconds, 1e-9),
+            "mean_return": progress.mean_return(),
+            "mean_length": _mean(progress.recent_lengths),
+            **stats,
+        }
         self.logger.log(row)
         if self.trainer.run_dir is not None and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
             self.trainer.save_checkpoint()
@@ -211,5 +240,7 @@ class Session:
         return stop or progress.reached(self.stop_return)
 
 
-GLOBAL_STEP = property(lambda trainer: trainer.progress.global_step,
-                       doc="Steps trained so far: env steps (summed over the N envs), or GRPO steps.")
+GLOBAL_STEP = property(
+    lambda trainer: trainer.progress.global_step,
+    doc="Steps trained so far: env steps (summed over the N envs), or GRPO steps.",
+)

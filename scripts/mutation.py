@@ -101,317 +101,645 @@ LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/refer
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
-    Mutation("adv-td-terminated-dropped", ADV,
-             "gamma * (1.0 - terminated.float()) * next_values", "gamma * next_values",
-             "δ_t = r_t + γ V(s_{t+1}) − V(s_t) without (1 − terminated_t): bootstraps past a termination"),
-    Mutation("adv-gae-cut-only-at-termination", ADV,
-             "carry = gamma * gae_lambda * (1.0 - (terminated | truncated).float())",
-             "carry = gamma * gae_lambda * (1.0 - terminated.float())",
-             "GAE recursion cut by terminated instead of done = terminated ∨ truncated: Â leaks across a truncation"),
-    Mutation("adv-gae-carry-gamma-not-gamma-lambda", ADV,
-             "carry = gamma * gae_lambda * (", "carry = gamma * (",
-             "GAE: Â_t = δ_t + γ Â_{t+1} (γ instead of γλ)"),
-    Mutation("adv-gae-carry-index-shift", ADV,
-             "last = delta[t] + carry[t] * last", "last = delta[t] + carry[t - 1] * last",
-             "GAE: Â_t = δ_t + γλ (1 − done_{t−1}) Â_{t+1} (done flag of the wrong step)"),
-    Mutation("adv-returns-gamma-squared", ADV,
-             "running = rewards[t] + gamma * tail", "running = rewards[t] + gamma * gamma * tail",
-             "discounted_returns: G_t = r_t + γ² G_{t+1} (γ² per step instead of γ)"),
-    Mutation("adv-returns-not-cut-at-episode-end", ADV,
-             "tail = running * (1.0 - done[t])", "tail = running",
-             "discounted_returns: G_t sums rewards of the next episode (no cut at done)"),
-    Mutation("adv-returns-bootstrap-when-terminated", ADV,
-             "bootstrap = (truncated & ~terminated).float()", "bootstrap = truncated.float()",
-             "discounted_returns: a step both terminated and truncated is bootstrapped with γ V(s_{t+1})"),
-    Mutation("adv-returns-final-done-mask-dropped", ADV,
-             "else next_values[-1] * (1.0 - done[-1])", "else next_values[-1]",
-             "discounted_returns: the rollout-end bootstrap V(s_T) is not masked by (1 − done_{T−1})",
-             equivalent="the loop's first step multiplies the running value by (1 − done_{T−1}) again"),
-    Mutation("adv-normalize-var-not-std", ADV,
-             "return (x - x.mean()) / (x.std() + eps)", "return (x - x.mean()) / (x.var() + eps)",
-             "normalize: (x − mean) / (var + eps) instead of / (std + eps)"),
+    Mutation(
+        "adv-td-terminated-dropped",
+        ADV,
+        "gamma * (1.0 - terminated.float()) * next_values",
+        "gamma * next_values",
+        "δ_t = r_t + γ V(s_{t+1}) − V(s_t) without (1 − terminated_t): bootstraps past a termination",
+    ),
+    Mutation(
+        "adv-gae-cut-only-at-termination",
+        ADV,
+        "carry = gamma * gae_lambda * (1.0 - (terminated | truncated).float())",
+        "carry = gamma * gae_lambda * (1.0 - terminated.float())",
+        "GAE recursion cut by terminated instead of done = terminated ∨ truncated: Â leaks across a truncation",
+    ),
+    Mutation(
+        "adv-gae-carry-gamma-not-gamma-lambda",
+        ADV,
+        "carry = gamma * gae_lambda * (",
+        "carry = gamma * (",
+        "GAE: Â_t = δ_t + γ Â_{t+1} (γ instead of γλ)",
+    ),
+    Mutation(
+        "adv-gae-carry-index-shift",
+        ADV,
+        "last = delta[t] + carry[t] * last",
+        "last = delta[t] + carry[t - 1] * last",
+        "GAE: Â_t = δ_t + γλ (1 − done_{t−1}) Â_{t+1} (done flag of the wrong step)",
+    ),
+    Mutation(
+        "adv-returns-gamma-squared",
+        ADV,
+        "running = rewards[t] + gamma * tail",
+        "running = rewards[t] + gamma * gamma * tail",
+        "discounted_returns: G_t = r_t + γ² G_{t+1} (γ² per step instead of γ)",
+    ),
+    Mutation(
+        "adv-returns-not-cut-at-episode-end",
+        ADV,
+        "tail = running * (1.0 - done[t])",
+        "tail = running",
+        "discounted_returns: G_t sums rewards of the next episode (no cut at done)",
+    ),
+    Mutation(
+        "adv-returns-bootstrap-when-terminated",
+        ADV,
+        "bootstrap = (truncated & ~terminated).float()",
+        "bootstrap = truncated.float()",
+        "discounted_returns: a step both terminated and truncated is bootstrapped with γ V(s_{t+1})",
+    ),
+    Mutation(
+        "adv-returns-final-done-mask-dropped",
+        ADV,
+        "else next_values[-1] * (1.0 - done[-1])",
+        "else next_values[-1]",
+        "discounted_returns: the rollout-end bootstrap V(s_T) is not masked by (1 − done_{T−1})",
+        equivalent="the loop's first step multiplies the running value by (1 − done_{T−1}) again",
+    ),
+    Mutation(
+        "adv-normalize-var-not-std",
+        ADV,
+        "return (x - x.mean()) / (x.std() + eps)",
+        "return (x - x.mean()) / (x.var() + eps)",
+        "normalize: (x − mean) / (var + eps) instead of / (std + eps)",
+    ),
     # V-trace
-    Mutation("vtrace-rho-bar-c-bar-swapped", ADV,
-             "rho, c = ratio.clamp(max=rho_bar), ratio.clamp(max=c_bar)",
-             "rho, c = ratio.clamp(max=c_bar), ratio.clamp(max=rho_bar)",
-             "V-trace: ρ_t truncated at c̄ and c_t at ρ̄ (ρ̄ and c̄ swapped)"),
-    Mutation("vtrace-delta-not-weighted-by-rho", ADV,
-             "delta = rho * (rewards", "delta = (rewards",
-             "V-trace: δ_t = r_t + γ V(s_{t+1}) − V(s_t) without the weight ρ_t"),
-    Mutation("vtrace-trace-not-cut-by-c", ADV,
-             "acc = delta[t] + gamma * c[t] * carry[t] * acc", "acc = delta[t] + gamma * carry[t] * acc",
-             "V-trace: v_t = V(s_t) + δ_t + γ (v_{t+1} − V(s_{t+1})) without the trace coefficient c_t"),
-    Mutation("vtrace-q-uses-reset-state", ADV,
-             "v_next = torch.where(carry.bool(), v_next, next_values)",
-             "v_next = torch.where(carry.bool(), v_next, v_next)",
-             "V-trace: Q̂ = r_t + γ v_{t+1} at an episode end uses v of the reset state, not V(final obs)"),
+    Mutation(
+        "vtrace-rho-bar-c-bar-swapped",
+        ADV,
+        "rho, c = ratio.clamp(max=rho_bar), ratio.clamp(max=c_bar)",
+        "rho, c = ratio.clamp(max=c_bar), ratio.clamp(max=rho_bar)",
+        "V-trace: ρ_t truncated at c̄ and c_t at ρ̄ (ρ̄ and c̄ swapped)",
+    ),
+    Mutation(
+        "vtrace-delta-not-weighted-by-rho",
+        ADV,
+        "delta = rho * (rewards",
+        "delta = (rewards",
+        "V-trace: δ_t = r_t + γ V(s_{t+1}) − V(s_t) without the weight ρ_t",
+    ),
+    Mutation(
+        "vtrace-trace-not-cut-by-c",
+        ADV,
+        "acc = delta[t] + gamma * c[t] * carry[t] * acc",
+        "acc = delta[t] + gamma * carry[t] * acc",
+        "V-trace: v_t = V(s_t) + δ_t + γ (v_{t+1} − V(s_{t+1})) without the trace coefficient c_t",
+    ),
+    Mutation(
+        "vtrace-q-uses-reset-state",
+        ADV,
+        "v_next = torch.where(carry.bool(), v_next, next_values)",
+        "v_next = torch.where(carry.bool(), v_next, v_next)",
+        "V-trace: Q̂ = r_t + γ v_{t+1} at an episode end uses v of the reset state, not V(final obs)",
+    ),
     # GAE with a mask (multi-agent rows where an agent did not act)
-    Mutation("mgae-skipped-rows-get-advantage", ADV,
-             "adv[t] = torch.where(mask[t], step, zero)", "adv[t] = step",
-             "gae with a mask: rows where the column did not act get Â ≠ 0"),
-    Mutation("mgae-skipped-rows-break-the-trace", ADV,
-             "last = torch.where(mask[t], step, last)", "last = step",
-             "gae with a mask: Â_next is read from the skipped row, not the column's next alive row"),
+    Mutation(
+        "mgae-skipped-rows-get-advantage",
+        ADV,
+        "adv[t] = torch.where(mask[t], step, zero)",
+        "adv[t] = step",
+        "gae with a mask: rows where the column did not act get Â ≠ 0",
+    ),
+    Mutation(
+        "mgae-skipped-rows-break-the-trace",
+        ADV,
+        "last = torch.where(mask[t], step, last)",
+        "last = step",
+        "gae with a mask: Â_next is read from the skipped row, not the column's next alive row",
+    ),
     # GRPO's group-relative advantage
-    Mutation("gr-mean-over-prompts", ADV,
-             "rewards - rewards.mean(dim=1, keepdim=True)", "rewards - rewards.mean(dim=0, keepdim=True)",
-             "group_relative: r_i − mean taken over the prompts (dim 0) instead of within the group"),
-
+    Mutation(
+        "gr-mean-over-prompts",
+        ADV,
+        "rewards - rewards.mean(dim=1, keepdim=True)",
+        "rewards - rewards.mean(dim=0, keepdim=True)",
+        "group_relative: r_i − mean taken over the prompts (dim 0) instead of within the group",
+    ),
     # --- objectives.py: J^CLIP, GRPO loss, aggregation, value loss, entropy, PG, importance weight ----------
-    Mutation("obj-clip-min-to-max", OBJ,
-             "return torch.minimum(ratio * adv, ratio.clamp(", "return torch.maximum(ratio * adv, ratio.clamp(",
-             "J^CLIP: max(ρÂ, clip(ρ)Â) instead of min (the pessimistic bound turned optimistic)"),
-    Mutation("obj-clip-eps-low-high-swapped", OBJ,
-             "ratio.clamp(1.0 - clip_low, 1.0 + clip_high)", "ratio.clamp(1.0 - clip_high, 1.0 + clip_low)",
-             "clip range [1 − ε_high, 1 + ε_low] (ε_low and ε_high swapped; PPO's symmetric clip can't see it)"),
-    Mutation("obj-clip-lower-bound-one-plus-eps", OBJ,
-             "ratio.clamp(1.0 - clip_low, 1.0 + clip_high)", "ratio.clamp(1.0 + clip_low, 1.0 + clip_high)",
-             "clip range [1 + ε, 1 + ε] (1 − ε written 1 + ε)"),
-    Mutation("obj-clip-ratio-inverted", OBJ,
-             "ratio = (logp - old_logp).exp()\n    loss = -clipped_surrogate_terms",
-             "ratio = (old_logp - logp).exp()\n    loss = -clipped_surrogate_terms",
-             "clipped_surrogate: ρ = π_old/π_θ (ratio inverted)"),
-    Mutation("obj-grpo-kl-sign", OBJ,
-             "per_token = per_token + beta * kl_tokens", "per_token = per_token - beta * kl_tokens",
-             "GRPO loss: + β D̂_KL rewarded instead of penalised"),
-    Mutation("obj-grpo-k3-direction", OBJ,
-             "kl_tokens = kl.k3(ref_logp, logp)", "kl_tokens = kl.k3(logp, ref_logp)",
-             "GRPO loss: k3 with r = π_θ/π_ref instead of π_ref/π_θ (the estimator's direction reversed)"),
-    Mutation("obj-agg-sequence-token-swapped", OBJ,
-             'if how == "sequence":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
-             '        return per_sequence.sum() / n_seq\n    if how == "token":',
-             'if how == "token":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
-             '        return per_sequence.sum() / n_seq\n    if how == "sequence":',
-             "aggregate_tokens: sequence (mean per completion) and token (mean over all tokens) swapped"),
-    Mutation("obj-agg-constant-ignores-max-len", OBJ,
-             "(n_seq * (values.shape[-1] if max_len is None else max_len))", "(n_seq * values.shape[-1])",
-             "aggregate_tokens constant: Σ / (B · padded length) instead of Σ / (B · max_new_tokens)"),
-    Mutation("obj-value-loss-half-removed", OBJ,
-             "loss = 0.5 * err.mean()", "loss = err.mean()",
-             "value loss E[(V − R̂)²] without the factor ½"),
-    Mutation("obj-value-clip-min", OBJ,
-             "err = torch.maximum(err, (clipped - returns) ** 2)", "err = torch.minimum(err, (clipped - returns) ** 2)",
-             "clipped value loss: min of the two errors instead of max"),
-    Mutation("obj-entropy-sign", OBJ,
-             'return -mean, {"entropy": mean.detach()}', 'return mean, {"entropy": mean.detach()}',
-             "entropy bonus returned as +H (the loss penalises exploration)"),
-    Mutation("obj-pg-weight-ignored", OBJ,
-             "coef = adv if weight is None else weight * adv", "coef = adv",
-             "pg_loss: the importance weight π/β is dropped from E_β[π/β Â ∇ln π]"),
-    Mutation("obj-importance-weight-inverted", OBJ,
-             "(logp.detach() - behaviour_logp).exp()", "(behaviour_logp - logp.detach()).exp()",
-             "importance weight β/π instead of π/β"),
-
+    Mutation(
+        "obj-clip-min-to-max",
+        OBJ,
+        "return torch.minimum(ratio * adv, ratio.clamp(",
+        "return torch.maximum(ratio * adv, ratio.clamp(",
+        "J^CLIP: max(ρÂ, clip(ρ)Â) instead of min (the pessimistic bound turned optimistic)",
+    ),
+    Mutation(
+        "obj-clip-eps-low-high-swapped",
+        OBJ,
+        "ratio.clamp(1.0 - clip_low, 1.0 + clip_high)",
+        "ratio.clamp(1.0 - clip_high, 1.0 + clip_low)",
+        "clip range [1 − ε_high, 1 + ε_low] (ε_low and ε_high swapped; PPO's symmetric clip can't see it)",
+    ),
+    Mutation(
+        "obj-clip-lower-bound-one-plus-eps",
+        OBJ,
+        "ratio.clamp(1.0 - clip_low, 1.0 + clip_high)",
+        "ratio.clamp(1.0 + clip_low, 1.0 + clip_high)",
+        "clip range [1 + ε, 1 + ε] (1 − ε written 1 + ε)",
+    ),
+    Mutation(
+        "obj-clip-ratio-inverted",
+        OBJ,
+        "ratio = (logp - old_logp).exp()\n    loss = -clipped_surrogate_terms",
+        "ratio = (old_logp - logp).exp()\n    loss = -clipped_surrogate_terms",
+        "clipped_surrogate: ρ = π_old/π_θ (ratio inverted)",
+    ),
+    Mutation(
+        "obj-grpo-kl-sign",
+        OBJ,
+        "per_token = per_token + beta * kl_tokens",
+        "per_token = per_token - beta * kl_tokens",
+        "GRPO loss: + β D̂_KL rewarded instead of penalised",
+    ),
+    Mutation(
+        "obj-grpo-k3-direction",
+        OBJ,
+        "kl_tokens = kl.k3(ref_logp, logp)",
+        "kl_tokens = kl.k3(logp, ref_logp)",
+        "GRPO loss: k3 with r = π_θ/π_ref instead of π_ref/π_θ (the estimator's direction reversed)",
+    ),
+    Mutation(
+        "obj-agg-sequence-token-swapped",
+        OBJ,
+        'if how == "sequence":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
+        '        return per_sequence.sum() / n_seq\n    if how == "token":',
+        'if how == "token":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
+        '        return per_sequence.sum() / n_seq\n    if how == "sequence":',
+        "aggregate_tokens: sequence (mean per completion) and token (mean over all tokens) swapped",
+    ),
+    Mutation(
+        "obj-agg-constant-ignores-max-len",
+        OBJ,
+        "(n_seq * (values.shape[-1] if max_len is None else max_len))",
+        "(n_seq * values.shape[-1])",
+        "aggregate_tokens constant: Σ / (B · padded length) instead of Σ / (B · max_new_tokens)",
+    ),
+    Mutation(
+        "obj-value-loss-half-removed",
+        OBJ,
+        "loss = 0.5 * err.mean()",
+        "loss = err.mean()",
+        "value loss E[(V − R̂)²] without the factor ½",
+    ),
+    Mutation(
+        "obj-value-clip-min",
+        OBJ,
+        "err = torch.maximum(err, (clipped - returns) ** 2)",
+        "err = torch.minimum(err, (clipped - returns) ** 2)",
+        "clipped value loss: min of the two errors instead of max",
+    ),
+    Mutation(
+        "obj-entropy-sign",
+        OBJ,
+        'return -mean, {"entropy": mean.detach()}',
+        'return mean, {"entropy": mean.detach()}',
+        "entropy bonus returned as +H (the loss penalises exploration)",
+    ),
+    Mutation(
+        "obj-pg-weight-ignored",
+        OBJ,
+        "coef = adv if weight is None else weight * adv",
+        "coef = adv",
+        "pg_loss: the importance weight π/β is dropped from E_β[π/β Â ∇ln π]",
+    ),
+    Mutation(
+        "obj-importance-weight-inverted",
+        OBJ,
+        "(logp.detach() - behaviour_logp).exp()",
+        "(behaviour_logp - logp.detach()).exp()",
+        "importance weight β/π instead of π/β",
+    ),
     # --- kl.py --------------------------------------------------------------------------------------------------
-    Mutation("kl-k3-plus-log-ratio", KL,
-             "(torch.expm1(log_ratio) - log_ratio)", "(torch.expm1(log_ratio) + log_ratio)",
-             "k3 = (r − 1) + log r instead of (r − 1) − log r"),
-    Mutation("kl-k3-ratio-inverted", KL,
-             "log_ratio = logp - old_logp", "log_ratio = old_logp - logp",
-             "k3 with r = π_old/π instead of π/π_old"),
-    Mutation("kl-k3-clamp-removed", KL,
-             "- log_ratio).clamp(min=0.0)", "- log_ratio)",
-             "k3 not clamped at 0",
-             equivalent="expm1(x) − x ≥ 0 for every x; the clamp only removes rounding below zero"),
-    Mutation("kl-adaptive-threshold-2", KL,
-             "if measured_kl > 1.5 * self.target:", "if measured_kl > 2.0 * self.target:",
-             "adaptive KL: c doubles above 2 d_targ instead of 1.5 d_targ"),
-    Mutation("kl-adaptive-double-halve-swapped", KL,
-             "self.coef *= 2.0\n        elif measured_kl < self.target / 1.5:\n            self.coef /= 2.0",
-             "self.coef /= 2.0\n        elif measured_kl < self.target / 1.5:\n            self.coef *= 2.0",
-             "adaptive KL: c halved when d > 1.5 d_targ and doubled when d < d_targ/1.5"),
-
+    Mutation(
+        "kl-k3-plus-log-ratio",
+        KL,
+        "(torch.expm1(log_ratio) - log_ratio)",
+        "(torch.expm1(log_ratio) + log_ratio)",
+        "k3 = (r − 1) + log r instead of (r − 1) − log r",
+    ),
+    Mutation(
+        "kl-k3-ratio-inverted",
+        KL,
+        "log_ratio = logp - old_logp",
+        "log_ratio = old_logp - logp",
+        "k3 with r = π_old/π instead of π/π_old",
+    ),
+    Mutation(
+        "kl-k3-clamp-removed",
+        KL,
+        "- log_ratio).clamp(min=0.0)",
+        "- log_ratio)",
+        "k3 not clamped at 0",
+        equivalent="expm1(x) − x ≥ 0 for every x; the clamp only removes rounding below zero",
+    ),
+    Mutation(
+        "kl-adaptive-threshold-2",
+        KL,
+        "if measured_kl > 1.5 * self.target:",
+        "if measured_kl > 2.0 * self.target:",
+        "adaptive KL: c doubles above 2 d_targ instead of 1.5 d_targ",
+    ),
+    Mutation(
+        "kl-adaptive-double-halve-swapped",
+        KL,
+        "self.coef *= 2.0\n        elif measured_kl < self.target / 1.5:\n            self.coef /= 2.0",
+        "self.coef /= 2.0\n        elif measured_kl < self.target / 1.5:\n            self.coef *= 2.0",
+        "adaptive KL: c halved when d > 1.5 d_targ and doubled when d < d_targ/1.5",
+    ),
     # --- distributions.py: log_prob, entropy and KL of each head ---------------------------------------------
-    Mutation("dist-categorical-unnormalised", DIST,
-             "self.logits = torch.log_softmax(self.logits, dim=-1)", "self.logits = self.logits",
-             "Categorical: log π(a|s) = z_a, the raw logit, instead of log softmax(z)_a"),
-    Mutation("dist-categorical-entropy-sign", DIST,
-             "return -(self.logits.exp() * self.logits).sum(-1)", "return (self.logits.exp() * self.logits).sum(-1)",
-             "Categorical: H = Σ_a π log π (sign of the entropy flipped)"),
-    Mutation("dist-categorical-kl-direction", DIST,
-             "(self.logits - other.logits)).sum(-1)", "(other.logits - self.logits)).sum(-1)",
-             "Categorical: D_KL(p ‖ q) = Σ p (log q − log p) (log-ratio reversed)"),
-    Mutation("dist-gaussian-logprob-no-log-std", DIST,
-             "(-0.5 * z * z - self.log_std - _LOG_SQRT_2PI)", "(-0.5 * z * z - _LOG_SQRT_2PI)",
-             "DiagGaussian: log π without the − log σ term"),
-    Mutation("dist-gaussian-z-times-sigma", DIST,
-             "z = (actions - self.mean) * (-self.log_std).exp()", "z = (actions - self.mean) * self.log_std.exp()",
-             "DiagGaussian: z = (a − μ) σ instead of (a − μ)/σ"),
-    Mutation("dist-gaussian-kl-var-p", DIST,
-             "/ (2 * var_q)", "/ (2 * var_p)",
-             "DiagGaussian: D_KL(p ‖ q) divides by 2σ_p² instead of 2σ_q²"),
-    Mutation("dist-multicategorical-first-subaction", DIST,
-             "p.log_prob(actions[..., i])", "p.log_prob(actions[..., 0])",
-             "MultiCategorical: every part scores sub-action 0"),
-
+    Mutation(
+        "dist-categorical-unnormalised",
+        DIST,
+        "self.logits = torch.log_softmax(self.logits, dim=-1)",
+        "self.logits = self.logits",
+        "Categorical: log π(a|s) = z_a, the raw logit, instead of log softmax(z)_a",
+    ),
+    Mutation(
+        "dist-categorical-entropy-sign",
+        DIST,
+        "return -(self.logits.exp() * self.logits).sum(-1)",
+        "return (self.logits.exp() * self.logits).sum(-1)",
+        "Categorical: H = Σ_a π log π (sign of the entropy flipped)",
+    ),
+    Mutation(
+        "dist-categorical-kl-direction",
+        DIST,
+        "(self.logits - other.logits)).sum(-1)",
+        "(other.logits - self.logits)).sum(-1)",
+        "Categorical: D_KL(p ‖ q) = Σ p (log q − log p) (log-ratio reversed)",
+    ),
+    Mutation(
+        "dist-gaussian-logprob-no-log-std",
+        DIST,
+        "(-0.5 * z * z - self.log_std - _LOG_SQRT_2PI)",
+        "(-0.5 * z * z - _LOG_SQRT_2PI)",
+        "DiagGaussian: log π without the − log σ term",
+    ),
+    Mutation(
+        "dist-gaussian-z-times-sigma",
+        DIST,
+        "z = (actions - self.mean) * (-self.log_std).exp()",
+        "z = (actions - self.mean) * self.log_std.exp()",
+        "DiagGaussian: z = (a − μ) σ instead of (a − μ)/σ",
+    ),
+    Mutation(
+        "dist-gaussian-kl-var-p",
+        DIST,
+        "/ (2 * var_q)",
+        "/ (2 * var_p)",
+        "DiagGaussian: D_KL(p ‖ q) divides by 2σ_p² instead of 2σ_q²",
+    ),
+    Mutation(
+        "dist-multicategorical-first-subaction",
+        DIST,
+        "p.log_prob(actions[..., i])",
+        "p.log_prob(actions[..., 0])",
+        "MultiCategorical: every part scores sub-action 0",
+    ),
     # --- fast/fused.py: the closed-form Clip-PPO gradient ---------------------------------------------------
-    Mutation("fused-dlogp-sign", FUSED,
-             ".mul_(-1.0 / n)", ".mul_(1.0 / n)",
-             "fused: ∂(−J^CLIP)/∂log π = +ρÂ/B (sign flipped)"),
-    Mutation("fused-dlogp-clipped-branch", FUSED,
-             "torch.where(unclipped <= clipped, unclipped, 0.0)", "torch.where(unclipped >= clipped, unclipped, 0.0)",
-             "fused: the gradient flows where the clipped branch is the minimum, not the unclipped one"),
-    Mutation("fused-categorical-grad-sign", FUSED,
-             "d_params = (onehot - p).mul_(", "d_params = (p - onehot).mul_(",
-             "fused: ∂log π(a)/∂z = p − onehot(a) (sign flipped)"),
-    Mutation("fused-entropy-grad-sign", FUSED,
-             "alpha=self.ent_coef / n)", "alpha=-self.ent_coef / n)",
-             "fused: the entropy bonus's gradient in the logits has the wrong sign"),
-    Mutation("fused-gaussian-mean-grad-over-sigma", FUSED,
-             "d_params = (z * inv_std).mul_(", "d_params = z.clone().mul_(",
-             "fused: ∂log π/∂μ = (a − μ)/σ instead of (a − μ)/σ²"),
-    Mutation("fused-gaussian-log-std-grad-plus-one", FUSED,
-             "torch.sub(d_logp @ (z * z), d_logp.sum()", "torch.add(d_logp @ (z * z), d_logp.sum()",
-             "fused: ∂log π/∂log σ = z² + 1 instead of z² − 1"),
-    Mutation("fused-value-grad-factor-two", FUSED,
-             "d_values.mul_(self.vf_coef / n)", "d_values.mul_(2.0 * self.vf_coef / n)",
-             "fused: ∂(½(V − R̂)²)/∂V = 2(V − R̂) (the ½ forgotten in the derivative)"),
-
+    Mutation(
+        "fused-dlogp-sign",
+        FUSED,
+        ".mul_(-1.0 / n)",
+        ".mul_(1.0 / n)",
+        "fused: ∂(−J^CLIP)/∂log π = +ρÂ/B (sign flipped)",
+    ),
+    Mutation(
+        "fused-dlogp-clipped-branch",
+        FUSED,
+        "torch.where(unclipped <= clipped, unclipped, 0.0)",
+        "torch.where(unclipped >= clipped, unclipped, 0.0)",
+        "fused: the gradient flows where the clipped branch is the minimum, not the unclipped one",
+    ),
+    Mutation(
+        "fused-categorical-grad-sign",
+        FUSED,
+        "d_params = (onehot - p).mul_(",
+        "d_params = (p - onehot).mul_(",
+        "fused: ∂log π(a)/∂z = p − onehot(a) (sign flipped)",
+    ),
+    Mutation(
+        "fused-entropy-grad-sign",
+        FUSED,
+        "alpha=self.ent_coef / n)",
+        "alpha=-self.ent_coef / n)",
+        "fused: the entropy bonus's gradient in the logits has the wrong sign",
+    ),
+    Mutation(
+        "fused-gaussian-mean-grad-over-sigma",
+        FUSED,
+        "d_params = (z * inv_std).mul_(",
+        "d_params = z.clone().mul_(",
+        "fused: ∂log π/∂μ = (a − μ)/σ instead of (a − μ)/σ²",
+    ),
+    Mutation(
+        "fused-gaussian-log-std-grad-plus-one",
+        FUSED,
+        "torch.sub(d_logp @ (z * z), d_logp.sum()",
+        "torch.add(d_logp @ (z * z), d_logp.sum()",
+        "fused: ∂log π/∂log σ = z² + 1 instead of z² − 1",
+    ),
+    Mutation(
+        "fused-value-grad-factor-two",
+        FUSED,
+        "d_values.mul_(self.vf_coef / n)",
+        "d_values.mul_(2.0 * self.vf_coef / n)",
+        "fused: ∂(½(V − R̂)²)/∂V = 2(V − R̂) (the ½ forgotten in the derivative)",
+    ),
     # --- algos/ppo.py ------------------------------------------------------------------------------------------
-    Mutation("ppo-kl-reversed", PPO,
-             "make_distribution(self.policy.action_space, old_params, old_log_std).kl(dist)",
-             "dist.kl(make_distribution(self.policy.action_space, old_params, old_log_std))",
-             "KL-PPO penalises D_KL(π_θ ‖ π_old) instead of D_KL(π_old ‖ π_θ)"),
-    Mutation("ppo-adaptive-kl-on-minibatch-kl", PPO,
-             "self.kl_coef = self.adaptive_kl.update(reached)", 'self.kl_coef = self.adaptive_kl.update(out["kl"])',
-             "adaptive KL adapts c on the mean KL of the minibatches before each step, not the KL the update reached"),
-    Mutation("ppo-gae-values-shift", PPO,
-             "adv = gae(batch.rewards, batch.values[:-1], batch.next_values",
-             "adv = gae(batch.rewards, batch.values[1:], batch.next_values",
-             "PPO: GAE with V(s_{t+1}) in place of V(s_t) (values[1:] for values[:-1])"),
-    Mutation("ppo-minibatch-adv-not-normalised", PPO,
-             "mb_adv = normalize(mb_adv)", "mb_adv = mb_adv",
-             "PPO: minibatch advantages not normalised although norm_adv is set"),
-    Mutation("ppo-minibatch-adv-renormalised", PPO,
-             "mb_adv = flat_adv[idx]", "mb_adv = whole_adv[idx]",
-             "PPO: minibatches normalise the already batch-normalised advantages",
-             equivalent="normalisation is affine-invariant: normalising a slice of normalised Â gives the same "
-                        "values up to eps"),
-    Mutation("ppo-value-clip-ignored-autograd", PPO,
-             "clip_eps if cfg.clip_vloss else None", "None",
-             "PPO (autograd path): clip_vloss ignored, the value loss is never clipped"),
-    Mutation("ppo-value-clip-ignored-fused", PPO,
-             "returns, old_values, clip_eps, cfg.clip_vloss)", "returns, old_values, clip_eps, False)",
-             "PPO (fused path): clip_vloss ignored, the value loss is never clipped"),
-
+    Mutation(
+        "ppo-kl-reversed",
+        PPO,
+        "make_distribution(self.policy.action_space, old_params, old_log_std).kl(dist)",
+        "dist.kl(make_distribution(self.policy.action_space, old_params, old_log_std))",
+        "KL-PPO penalises D_KL(π_θ ‖ π_old) instead of D_KL(π_old ‖ π_θ)",
+    ),
+    Mutation(
+        "ppo-adaptive-kl-on-minibatch-kl",
+        PPO,
+        "self.kl_coef = self.adaptive_kl.update(reached)",
+        'self.kl_coef = self.adaptive_kl.update(out["kl"])',
+        "adaptive KL adapts c on the mean KL of the minibatches before each step, not the KL the update reached",
+    ),
+    Mutation(
+        "ppo-gae-values-shift",
+        PPO,
+        "                        batch.values[:-1],\n                        batch.next_values,",
+        "                        batch.values[1:],\n                        batch.next_values,",
+        "PPO: GAE with V(s_{t+1}) in place of V(s_t) (values[1:] for values[:-1])",
+    ),
+    Mutation(
+        "ppo-minibatch-adv-not-normalised",
+        PPO,
+        "mb_adv = normalize(mb_adv)",
+        "mb_adv = mb_adv",
+        "PPO: minibatch advantages not normalised although norm_adv is set",
+    ),
+    Mutation(
+        "ppo-minibatch-adv-renormalised",
+        PPO,
+        "mb_adv = flat_adv[idx]",
+        "mb_adv = whole_adv[idx]",
+        "PPO: minibatches normalise the already batch-normalised advantages",
+        equivalent="normalisation is affine-invariant: normalising a slice of normalised Â gives the same "
+        "values up to eps",
+    ),
+    Mutation(
+        "ppo-value-clip-ignored-autograd",
+        PPO,
+        "clip_eps if cfg.clip_vloss else None",
+        "None",
+        "PPO (autograd path): clip_vloss ignored, the value loss is never clipped",
+    ),
+    Mutation(
+        "ppo-value-clip-ignored-fused",
+        PPO,
+        "returns, old_values, clip_eps, cfg.clip_vloss)",
+        "returns, old_values, clip_eps, False)",
+        "PPO (fused path): clip_vloss ignored, the value loss is never clipped",
+    ),
     # --- algos/pg.py ---------------------------------------------------------------------------------------------
-    Mutation("pg-gae-critic-target-is-advantage", PG,
-             "return adv, adv + batch.values[:-1]", "return adv, adv",
-             "PG (gae): the critic regresses on Â instead of Â + V(s) (the λ-return)"),
-    Mutation("pg-return-minus-value-shift", PG,
-             "return g - batch.values[:-1], g", "return g - batch.values[1:], g",
-             "PG (return_minus_value): Â = G_t − V(s_{t+1}) instead of G_t − V(s_t)"),
-    Mutation("pg-return-minus-value-no-bootstrap", PG,
-             "gamma=gamma,\n                           next_values=batch.next_values)", "gamma=gamma)",
-             "PG (return_minus_value): G ignores V(final obs) after a truncation and at the rollout's end"),
-
+    Mutation(
+        "pg-gae-critic-target-is-advantage",
+        PG,
+        "return adv, adv + batch.values[:-1]",
+        "return adv, adv",
+        "PG (gae): the critic regresses on Â instead of Â + V(s) (the λ-return)",
+    ),
+    Mutation(
+        "pg-return-minus-value-shift",
+        PG,
+        "return g - batch.values[:-1], g",
+        "return g - batch.values[1:], g",
+        "PG (return_minus_value): Â = G_t − V(s_{t+1}) instead of G_t − V(s_t)",
+    ),
+    Mutation(
+        "pg-return-minus-value-no-bootstrap",
+        PG,
+        "gamma=gamma, next_values=batch.next_values)",
+        "gamma=gamma)",
+        "PG (return_minus_value): G ignores V(final obs) after a truncation and at the rollout's end",
+    ),
     # --- algos/offpolicy_pg.py -----------------------------------------------------------------------------------
-    Mutation("opg-baseline-sign", OPG,
-             "adv = q_hat - v_detached if cfg.baseline", "adv = q_hat + v_detached if cfg.baseline",
-             "off-policy PG: Q̂ + V(s) instead of Q̂ − V(s) (baseline added)"),
-    Mutation("opg-weight-not-truncated", OPG,
-             "importance_weight(logp[valid], item.logp[valid], cfg.max_weight)",
-             "importance_weight(logp[valid], item.logp[valid])",
-             "off-policy PG: the weight π/β is not truncated at c̄ (max_weight ignored)"),
-    Mutation("opg-log-rho-inverted", OPG,
-             "logp.detach() - item.logp, gamma=cfg.gamma", "item.logp - logp.detach(), gamma=cfg.gamma",
-             "off-policy PG: V-trace gets log β − log π (ρ = β/π)"),
-
+    Mutation(
+        "opg-baseline-sign",
+        OPG,
+        "adv = q_hat - v_detached if cfg.baseline",
+        "adv = q_hat + v_detached if cfg.baseline",
+        "off-policy PG: Q̂ + V(s) instead of Q̂ − V(s) (baseline added)",
+    ),
+    Mutation(
+        "opg-weight-not-truncated",
+        OPG,
+        "importance_weight(logp[valid], item.logp[valid], cfg.max_weight)",
+        "importance_weight(logp[valid], item.logp[valid])",
+        "off-policy PG: the weight π/β is not truncated at c̄ (max_weight ignored)",
+    ),
+    Mutation(
+        "opg-log-rho-inverted",
+        OPG,
+        "logp.detach() - item.logp,\n                gamma=cfg.gamma",
+        "item.logp - logp.detach(),\n                gamma=cfg.gamma",
+        "off-policy PG: V-trace gets log β − log π (ρ = β/π)",
+    ),
     # --- algos/multiagent.py: HAPPO, MAPPO/IPPO advantages ----------------------------------------------------
-    Mutation("happo-m-never-updated", MA,
-             "m = m * torch.where(_flat(b.alive)[:, i], ratio, torch.ones_like(ratio))", "m = m",
-             "HAPPO: M ≡ 1, never multiplied by the updated agents' π_new/π_old"),
-    Mutation("happo-m-inverse-ratio", MA,
-             "ratio = (new_logp[:, 0] - _flat(b.logp)[:, i]).exp()",
-             "ratio = (_flat(b.logp)[:, i] - new_logp[:, 0]).exp()",
-             "HAPPO: M multiplied by π_old/π_new (inverse ratio)"),
-    Mutation("happo-fixed-agent-order", MA,
-             "order = torch.randperm(len(self.spec.names), generator=self.order_rng).tolist()",
-             "order = list(range(len(self.spec.names)))",
-             "HAPPO: agents updated in the fixed order 0..n−1 instead of a fresh random permutation"),
-    Mutation("happo-m-normalised-away", MA,
-             "mb_adv = mb_adv * weight[idx][:, None].expand_as(alive)[alive]",
-             "mb_adv = normalize(mb_adv * weight[idx][:, None].expand_as(alive)[alive])",
-             "HAPPO: M Â re-normalised after the weighting (M's scale normalised away)"),
-    Mutation("mappo-team-bootstrap-ignored", MA,
-             "b.team_next_values, b.team_terminated", "torch.zeros_like(b.team_next_values), b.team_terminated",
-             "MAPPO: joint GAE with V(s_{t+1}) = 0 (no bootstrap from the next state or V(final state))"),
-    Mutation("ippo-bootstrap-ignored", MA,
-             "b.values, b.next_values, b.terminated", "b.values, torch.zeros_like(b.next_values), b.terminated",
-             "IPPO: per-agent GAE with V_i(s_{t+1}) = 0 (no bootstrap)"),
-
+    Mutation(
+        "happo-m-never-updated",
+        MA,
+        "m = m * torch.where(_flat(b.alive)[:, i], ratio, torch.ones_like(ratio))",
+        "m = m",
+        "HAPPO: M ≡ 1, never multiplied by the updated agents' π_new/π_old",
+    ),
+    Mutation(
+        "happo-m-inverse-ratio",
+        MA,
+        "ratio = (new_logp[:, 0] - _flat(b.logp)[:, i]).exp()",
+        "ratio = (_flat(b.logp)[:, i] - new_logp[:, 0]).exp()",
+        "HAPPO: M multiplied by π_old/π_new (inverse ratio)",
+    ),
+    Mutation(
+        "happo-fixed-agent-order",
+        MA,
+        "order = torch.randperm(len(self.spec.names), generator=self.order_rng).tolist()",
+        "order = list(range(len(self.spec.names)))",
+        "HAPPO: agents updated in the fixed order 0..n−1 instead of a fresh random permutation",
+    ),
+    Mutation(
+        "happo-m-normalised-away",
+        MA,
+        "mb_adv = mb_adv * weight[idx][:, None].expand_as(alive)[alive]",
+        "mb_adv = normalize(mb_adv * weight[idx][:, None].expand_as(alive)[alive])",
+        "HAPPO: M Â re-normalised after the weighting (M's scale normalised away)",
+    ),
+    Mutation(
+        "mappo-team-bootstrap-ignored",
+        MA,
+        "b.team_next_values,\n            b.team_terminated",
+        "torch.zeros_like(b.team_next_values),\n            b.team_terminated",
+        "MAPPO: joint GAE with V(s_{t+1}) = 0 (no bootstrap from the next state or V(final state))",
+    ),
+    Mutation(
+        "ippo-bootstrap-ignored",
+        MA,
+        "b.values, b.next_values, b.terminated",
+        "b.values, torch.zeros_like(b.next_values), b.terminated",
+        "IPPO: per-agent GAE with V_i(s_{t+1}) = 0 (no bootstrap)",
+    ),
     # --- marl/collectors.py: the collector's team quantities -------------------------------------------------
-    Mutation("mappo-team-reward-agent0", PZ,
-             "team_rewards=tt(self.rewards.sum(-1))", "team_rewards=tt(self.rewards[..., 0])",
-             "MAPPO: team reward is agent 0's r_0 instead of Σ_i r_i"),
-    Mutation("mappo-collector-team-bootstrap-zero", PZ,
-             "b.team_bootstrap[t] = np.where(b.team_truncated[t], v_final[:, 0], 0.0)", "b.team_bootstrap[t] = 0.0",
-             "MAPPO collector: V(final state) of a truncated episode never recorded"),
-    Mutation("ma-next-value-from-skipped-row", PZ,
-             "upcoming = np.where(alive[t], values[t], upcoming)", "upcoming = values[t]",
-             "collector: V(s_{t+1}) is V of the next row even where the column did not act (alive ignored)"),
-    Mutation("ma-truncation-bootstrap-ignored", PZ,
-             "out[t] = np.where(truncated[t], bootstrap[t], upcoming)", "out[t] = upcoming",
-             "collector: after a truncation V(s_{t+1}) is the next episode's V, not V(final observation)"),
-    Mutation("mappo-team-terminated-any-agent", PZ,
-             "bool(b.terminated[t, i][b.alive[t, i]].all())", "bool(b.terminated[t, i][b.alive[t, i]].any())",
-             "MAPPO collector: the episode counts as terminated when any agent terminated (not every agent)"),
-
+    Mutation(
+        "mappo-team-reward-agent0",
+        PZ,
+        "team_rewards=tt(self.rewards.sum(-1))",
+        "team_rewards=tt(self.rewards[..., 0])",
+        "MAPPO: team reward is agent 0's r_0 instead of Σ_i r_i",
+    ),
+    Mutation(
+        "mappo-collector-team-bootstrap-zero",
+        PZ,
+        "b.team_bootstrap[t] = np.where(b.team_truncated[t], v_final[:, 0], 0.0)",
+        "b.team_bootstrap[t] = 0.0",
+        "MAPPO collector: V(final state) of a truncated episode never recorded",
+    ),
+    Mutation(
+        "ma-next-value-from-skipped-row",
+        PZ,
+        "upcoming = np.where(alive[t], values[t], upcoming)",
+        "upcoming = values[t]",
+        "collector: V(s_{t+1}) is V of the next row even where the column did not act (alive ignored)",
+    ),
+    Mutation(
+        "ma-truncation-bootstrap-ignored",
+        PZ,
+        "out[t] = np.where(truncated[t], bootstrap[t], upcoming)",
+        "out[t] = upcoming",
+        "collector: after a truncation V(s_{t+1}) is the next episode's V, not V(final observation)",
+    ),
+    Mutation(
+        "mappo-team-terminated-any-agent",
+        PZ,
+        "bool(b.terminated[t, i][b.alive[t, i]].all())",
+        "bool(b.terminated[t, i][b.alive[t, i]].any())",
+        "MAPPO collector: the episode counts as terminated when any agent terminated (not every agent)",
+    ),
     # --- algos/grpo.py ------------------------------------------------------------------------------------------
-    Mutation("grpo-groups-transposed", GRPO,
-             "grouped = rewards.view(len(examples), cfg.group_size)",
-             "grouped = rewards.view(cfg.group_size, len(examples)).T",
-             "GRPO: rewards grouped transposed, so each group mixes completions of different prompts"),
-    Mutation("grpo-reference-is-policy", REF,
-             "                out = logps(self.model)", "                out = logps(policy)",
-             "GRPO: reference log-probs taken from the policy π_θ instead of π_ref"),
-    Mutation("grpo-old-logp-recomputed-every-pass", GRPO,
-             "old = logp.detach() if old_logp is None else old_logp[sl]", "old = logp.detach()",
-             "GRPO: π_old recomputed on every pass (ratio ≡ 1 and no clipping when μ > 1)"),
-    Mutation("grpo-eps-high-ignored", GRPO,
-             "cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps,", "cfg.clip_eps,",
-             "GRPO: ε_high ignored (clip range [1 − ε_low, 1 + ε_low])"),
-    Mutation("grpo-temperature-not-in-logps", GRPO,
-             "gens.prompt_len, self.config.temperature", "gens.prompt_len, 1.0",
-             "GRPO: log-probs at temperature 1 although completions were sampled at T"),
-    Mutation("grpo-aggregation-ignored", GRPO,
-             "cfg.beta, cfg.aggregation,", 'cfg.beta, "sequence",',
-             "GRPO: the aggregation setting ignored (always the per-sequence mean)"),
-    Mutation("grpo-accumulation-divides-by-microbatch", GRPO,
-             "num_sequences=rows, num_tokens=num_tokens)", "num_sequences=micro, num_tokens=num_tokens)",
-             "GRPO: with grad_accum_steps > 1 each micro-batch divides by its own size (gradient × accum steps)"),
-
-    Mutation("grpo-step-keeps-a-stale-gradient", GRPO,
-             "        self.optimizer.zero_grad(set_to_none=True)\n        num_tokens = mask.sum()",
-             "        num_tokens = mask.sum()",
-             "GRPO: a step adds to a gradient left on the weights (the warm-up's last) instead of starting from none"),
-    Mutation("obj-clip-frac-ignores-adv-sign", OBJ,
-             "low = ((ratio < 1.0 - clip_low) & (adv < 0))", "low = (ratio < 1.0 - clip_low)",
-             "clip_frac counts ρ < 1 − ε as clipped whatever Â's sign (where the min keeps the unclipped term)"),
-    Mutation("pz-aec-game-end-unmarked", PZ,
-             "            b.team_terminated[row, i] = True\n            return",
-             "            return",
-             "turn-based collector: a terminated game sets no team episode end (joint GAE runs across games)"),
-
+    Mutation(
+        "grpo-groups-transposed",
+        GRPO,
+        "grouped = rewards.view(len(examples), cfg.group_size)",
+        "grouped = rewards.view(cfg.group_size, len(examples)).T",
+        "GRPO: rewards grouped transposed, so each group mixes completions of different prompts",
+    ),
+    Mutation(
+        "grpo-reference-is-policy",
+        REF,
+        "                out = logps(self.model)",
+        "                out = logps(policy)",
+        "GRPO: reference log-probs taken from the policy π_θ instead of π_ref",
+    ),
+    Mutation(
+        "grpo-old-logp-recomputed-every-pass",
+        GRPO,
+        "old = logp.detach() if old_logp is None else old_logp[sl]",
+        "old = logp.detach()",
+        "GRPO: π_old recomputed on every pass (ratio ≡ 1 and no clipping when μ > 1)",
+    ),
+    Mutation(
+        "grpo-eps-high-ignored",
+        GRPO,
+        "cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps,",
+        "cfg.clip_eps,",
+        "GRPO: ε_high ignored (clip range [1 − ε_low, 1 + ε_low])",
+    ),
+    Mutation(
+        "grpo-temperature-not-in-logps",
+        GRPO,
+        "gens.prompt_len, self.config.temperature",
+        "gens.prompt_len, 1.0",
+        "GRPO: log-probs at temperature 1 although completions were sampled at T",
+    ),
+    Mutation(
+        "grpo-aggregation-ignored",
+        GRPO,
+        "cfg.beta,\n                    cfg.aggregation,",
+        'cfg.beta,\n                    "sequence",',
+        "GRPO: the aggregation setting ignored (always the per-sequence mean)",
+    ),
+    Mutation(
+        "grpo-accumulation-divides-by-microbatch",
+        GRPO,
+        "num_sequences=rows,\n                    num_tokens=num_tokens,",
+        "num_sequences=micro,\n                    num_tokens=num_tokens,",
+        "GRPO: with grad_accum_steps > 1 each micro-batch divides by its own size (gradient × accum steps)",
+    ),
+    Mutation(
+        "grpo-step-keeps-a-stale-gradient",
+        GRPO,
+        "        self.optimizer.zero_grad(set_to_none=True)\n        num_tokens = mask.sum()",
+        "        num_tokens = mask.sum()",
+        "GRPO: a step adds to a gradient left on the weights (the warm-up's last) instead of starting from none",
+    ),
+    Mutation(
+        "obj-clip-frac-ignores-adv-sign",
+        OBJ,
+        "low = ((ratio < 1.0 - clip_low) & (adv < 0))",
+        "low = (ratio < 1.0 - clip_low)",
+        "clip_frac counts ρ < 1 − ε as clipped whatever Â's sign (where the min keeps the unclipped term)",
+    ),
+    Mutation(
+        "pz-aec-game-end-unmarked",
+        PZ,
+        "            b.team_terminated[row, i] = True\n            return",
+        "            return",
+        "turn-based collector: a terminated game sets no team episode end (joint GAE runs across games)",
+    ),
     # --- lm/ and lm/decoder.py ------------------------------------------------------------------------------
-    Mutation("lm-logps-temperature-multiplied", LM,
-             "logits = logits / temperature", "logits = logits * temperature",
-             "token_logps: logits × T instead of / T (log-probs of the policy at 1/T)"),
-    Mutation("lm-mask-drops-eos", LM,
-             "[None] <= first[:, None]", "[None] < first[:, None]",
-             "completion_mask: the end token itself is not part of the completion (its log-prob never trained)"),
-    Mutation("decoder-hidden-shift", DEC,
-             "fused=fused)[0][:, prompt_len - 1:-1]", "fused=fused)[0][:, prompt_len:]",
-             "lean decoder: completion token t scored from the hidden state at t instead of t − 1"),
+    Mutation(
+        "lm-logps-temperature-multiplied",
+        LM,
+        "logits = logits / temperature",
+        "logits = logits * temperature",
+        "token_logps: logits × T instead of / T (log-probs of the policy at 1/T)",
+    ),
+    Mutation(
+        "lm-mask-drops-eos",
+        LM,
+        "[None] <= first[:, None]",
+        "[None] < first[:, None]",
+        "completion_mask: the end token itself is not part of the completion (its log-prob never trained)",
+    ),
+    Mutation(
+        "decoder-hidden-shift",
+        DEC,
+        "fused=fused)[0][:, prompt_len - 1 : -1]",
+        "fused=fused)[0][:, prompt_len:]",
+        "lean decoder: completion token t scored from the hidden state at t instead of t − 1",
+    ),
 ]
 
 # Test files most likely to kill a mutation of each module, run first (file-name patterns, in order; then any
 # file named after the module, e.g. a new test_grpo_*.py; then the rest of tests/).
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
-    "advantages": ("test_advantages.py", "test_group_relative.py", "test_multiagent.py", "test_offpolicy_pg.py",
-                   "test_pg.py", "test_ppo_equations.py", "test_multiagent_equations.py", "test_theory.py"),
-    "objectives": ("test_objectives.py", "test_grpo.py", "test_fast_paths.py", "test_ppo_equations.py",
-                   "test_grpo_equations.py", "test_pg.py", "test_theory.py"),
+    "advantages": (
+        "test_advantages.py",
+        "test_group_relative.py",
+        "test_multiagent.py",
+        "test_offpolicy_pg.py",
+        "test_pg.py",
+        "test_ppo_equations.py",
+        "test_multiagent_equations.py",
+        "test_theory.py",
+    ),
+    "objectives": (
+        "test_objectives.py",
+        "test_grpo.py",
+        "test_fast_paths.py",
+        "test_ppo_equations.py",
+        "test_grpo_equations.py",
+        "test_pg.py",
+        "test_theory.py",
+    ),
     "kl": ("test_objectives.py", "test_grpo.py", "test_ppo_equations.py", "test_grpo_equations.py", "test_ppo.py"),
     "distributions": ("test_distributions.py", "test_fast_paths.py", "test_ppo_equations.py"),
     "fused": ("test_fast_paths.py", "test_ppo_equations.py", "test_ppo.py"),
@@ -471,8 +799,10 @@ def select(only: list[str] | None, modules: list[str] | None) -> list[Mutation]:
     known_ids, known_modules = {m.id for m in MUTATIONS}, {m.module for m in MUTATIONS}
     unknown = [i for i in only or [] if i not in known_ids] + [x for x in modules or [] if x not in known_modules]
     if unknown:
-        raise SetupError(f"unknown mutation id or module: {', '.join(unknown)} (see --list; modules: "
-                         f"{', '.join(sorted(known_modules))})")
+        raise SetupError(
+            f"unknown mutation id or module: {', '.join(unknown)} (see --list; modules: "
+            f"{', '.join(sorted(known_modules))})"
+        )
     return [m for m in MUTATIONS if (not only or m.id in only) and (not modules or m.module in modules)]
 
 
@@ -493,16 +823,23 @@ class Copy:
         ``proxrl`` console script), no byte-code files (a restored file of equal size and mtime second must
         never be read from a stale .pyc of its mutant), no PYTEST_ADDOPTS (the default tier, exactly)."""
         env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONHOME")}
-        env.update(PYTHONPATH=str(self.repo), PYTHONDONTWRITEBYTECODE="1", VIRTUAL_ENV=str(self.venv),
-                   PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+        env.update(
+            PYTHONPATH=str(self.repo),
+            PYTHONDONTWRITEBYTECODE="1",
+            VIRTUAL_ENV=str(self.venv),
+            PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
         return env
 
 
 def repository_files() -> list[str]:
     """Tracked and untracked-but-not-ignored files of the working tree (their current contents are copied)."""
     try:
-        out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return []
     return [f for f in out.decode().split("\0") if f and (ROOT / f).is_file()]
@@ -516,8 +853,13 @@ def snapshot_repository(dest: Path) -> None:
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest / f)
     else:  # not a git checkout
-        shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".git", ".venv*", "runs", "__pycache__",
-                                                                   "*.egg-info", ".pytest_cache", ".ruff_cache"))
+        shutil.copytree(
+            ROOT,
+            dest,
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv*", "runs", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache"
+            ),
+        )
 
 
 def make_overlay_venv(path: Path, repo: Path) -> None:
@@ -531,8 +873,10 @@ def make_overlay_venv(path: Path, repo: Path) -> None:
     (purelib / "_proxrl_mutation.pth").write_text("\n".join(lines) + "\n")
     # the console script, bound to the overlay's interpreter
     script = path / "bin" / "proxrl"
-    script.write_text(f"#!{path / 'bin' / 'python'}\nimport sys\nfrom proxrl.cli import main\n"
-                      "if __name__ == '__main__':\n    sys.exit(main())\n")
+    script.write_text(
+        f"#!{path / 'bin' / 'python'}\nimport sys\nfrom proxrl.cli import main\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n"
+    )
     script.chmod(0o755)
 
 
@@ -560,8 +904,9 @@ def default_tier_files(repo: Path) -> list[str]:
 def ordered_files(mutation: Mutation | None, all_files: list[str]) -> list[str]:
     """``all_files`` reordered, none dropped or repeated: the mutation's own tests, its module's (MODULE_TESTS,
     then files named after the module), then the rest (slow files last)."""
-    patterns = [*mutation.tests, *MODULE_TESTS.get(mutation.module, ()), f"test_*{mutation.module}*.py"] \
-        if mutation else []
+    patterns = (
+        [*mutation.tests, *MODULE_TESTS.get(mutation.module, ()), f"test_*{mutation.module}*.py"] if mutation else []
+    )
     slow_rank = {name: i for i, name in enumerate(SLOW_TESTS)}
     rest = sorted(all_files, key=lambda f: (slow_rank.get(Path(f).name, -1), f))
     order: list[str] = []
@@ -616,8 +961,9 @@ def run_pytest(copy: Copy, files: list[str], log: Path, timeout: float, extra: t
     with open(log, "w") as out:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
-        proc = subprocess.Popen(cmd, cwd=copy.repo, env=copy.env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=copy.repo, env=copy.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         RUNNING.add(proc)
         rc: int | None = None  # None: timed out
         try:
@@ -651,10 +997,15 @@ def check_imports(copy: Copy) -> str:
     env = copy.env()
     bare = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     with tempfile.TemporaryDirectory() as elsewhere:
-        cases = [("pytest's process (cwd and PYTHONPATH at the copy)", env, copy.repo),
-                 ("a subprocess with PYTHONPATH=tests/ and another cwd", dict(env, PYTHONPATH=str(copy.repo / "tests")),
-                  Path(elsewhere)),
-                 ("a subprocess without PYTHONPATH", bare, Path(elsewhere))]
+        cases = [
+            ("pytest's process (cwd and PYTHONPATH at the copy)", env, copy.repo),
+            (
+                "a subprocess with PYTHONPATH=tests/ and another cwd",
+                dict(env, PYTHONPATH=str(copy.repo / "tests")),
+                Path(elsewhere),
+            ),
+            ("a subprocess without PYTHONPATH", bare, Path(elsewhere)),
+        ]
         for what, e, cwd in cases:
             r = subprocess.run([str(copy.python), "-c", PROBE], env=e, cwd=cwd, capture_output=True, text=True)
             got = r.stdout.strip()
@@ -664,20 +1015,30 @@ def check_imports(copy: Copy) -> str:
         script = shutil.which("proxrl", path=env["PATH"])
         if script is None or Path(script) != copy.venv / "bin" / "proxrl":
             raise SetupError(f"the proxrl console script on the tests' PATH is {script}, not the overlay's")
-        r = subprocess.run([script, "--help"], env=dict(bare, PYTHONVERBOSE="1"), cwd=elsewhere,
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [script, "--help"], env=dict(bare, PYTHONVERBOSE="1"), cwd=elsewhere, capture_output=True, text=True
+        )
         loaded = [line for line in r.stderr.splitlines() if line.startswith("# code object from")]
-        if r.returncode != 0 or not any(str(expected) in line for line in loaded) or \
-                any(str(ROOT / "proxrl") + os.sep in line for line in loaded):
+        if (
+            r.returncode != 0
+            or not any(str(expected) in line for line in loaded)
+            or any(str(ROOT / "proxrl") + os.sep in line for line in loaded)
+        ):
             raise SetupError(f"the proxrl console script does not import {expected}:\n{r.stderr[-2000:]}")
     return str(expected)
 
 
 def check_collection(copy: Copy, files: list[str]) -> int:
     """The reordered file list collects exactly the default tier (``pytest`` with no arguments)."""
+
     def collect(args: list[str]) -> list[str]:
-        r = subprocess.run([str(copy.python), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                            *args], cwd=copy.repo, env=copy.env(), capture_output=True, text=True)
+        r = subprocess.run(
+            [str(copy.python), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+            cwd=copy.repo,
+            env=copy.env(),
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             raise SetupError(f"pytest --collect-only failed in the copy:\n{r.stdout[-3000:]}{r.stderr[-2000:]}")
         return [line for line in r.stdout.splitlines() if "::" in line]
@@ -685,8 +1046,10 @@ def check_collection(copy: Copy, files: list[str]) -> int:
     default, reordered = collect([]), collect(files)
     if sorted(default) != sorted(reordered):
         missing, extra = set(default) - set(reordered), set(reordered) - set(default)
-        raise SetupError(f"the reordered run does not collect the default tier: missing {sorted(missing)[:5]}, "
-                         f"extra {sorted(extra)[:5]}, {len(reordered)} vs {len(default)} tests")
+        raise SetupError(
+            f"the reordered run does not collect the default tier: missing {sorted(missing)[:5]}, "
+            f"extra {sorted(extra)[:5]}, {len(reordered)} vs {len(default)} tests"
+        )
     return len(default)
 
 
@@ -701,8 +1064,10 @@ def check_canary(copy: Copy, workdir: Path, timeout: float) -> Outcome:
     finally:
         path.write_text(original)
     if outcome.status != "killed" or "proxrl mutation canary" not in outcome.log.read_text(errors="replace"):
-        raise SetupError(f"the canary mutant was not killed ({outcome.status}; see {outcome.log}): the tests do "
-                         "not run against the copy")
+        raise SetupError(
+            f"the canary mutant was not killed ({outcome.status}; see {outcome.log}): the tests do "
+            "not run against the copy"
+        )
     return outcome
 
 
@@ -718,8 +1083,9 @@ class Result:
         return self.mutation.equivalent is None and self.outcome.status in ("survived", "error")
 
 
-def run_mutation(m: Mutation, copy: Copy, originals: dict[str, str], all_files: list[str], workdir: Path,
-                 timeout: float) -> Outcome:
+def run_mutation(
+    m: Mutation, copy: Copy, originals: dict[str, str], all_files: list[str], workdir: Path, timeout: float
+) -> Outcome:
     """Apply ``m`` to ``copy``, run pytest -x on the reordered default tier, restore the file."""
     path = copy.repo / m.file
     path.write_text(apply(m, originals[m.file]))
@@ -754,13 +1120,17 @@ def run(args: argparse.Namespace, mutations: list[Mutation]) -> list[Result]:
     print(f"canary: a broken copy is killed ({canary.seconds:.1f} s, {canary.killed_by})", flush=True)
     if not args.no_baseline:
         print("baseline: the default tier on the unmutated copy ...", flush=True)
-        base = run_pytest(first, ordered_files(None, all_files), workdir / "logs" / "baseline.log", args.timeout,
-                          extra=())  # without -x: name every failing test
+        base = run_pytest(
+            first, ordered_files(None, all_files), workdir / "logs" / "baseline.log", args.timeout, extra=()
+        )  # without -x: name every failing test
         if base.status != "survived":
             failed = failures(base.log.read_text(errors="replace")) or [str(base.killed_by)]
-            raise SetupError(f"the unmutated copy does not pass the default tier ({base.status}; see {base.log}):\n  "
-                             + "\n  ".join(failed) + "\nevery mutant would count as killed: fix the tests first "
-                             "(or, knowingly, --no-baseline)")
+            raise SetupError(
+                f"the unmutated copy does not pass the default tier ({base.status}; see {base.log}):\n  "
+                + "\n  ".join(failed)
+                + "\nevery mutant would count as killed: fix the tests first "
+                "(or, knowingly, --no-baseline)"
+            )
         print(f"baseline: passed in {base.seconds:.1f} s", flush=True)
 
     copies: queue.Queue[Copy] = queue.Queue()
@@ -822,21 +1192,28 @@ def print_report(results: list[Result]) -> None:
     killed = sum(r.outcome.status in ("killed", "timeout") for r in results if r.mutation.equivalent is None)
     scored = sum(r.mutation.equivalent is None for r in results)
     print(f"  {'total':<14}{'':>35}   {killed}/{scored}")
-    groups = [("SURVIVED", [r for r in results if r.mutation.equivalent is None and r.outcome.status == "survived"]),
-              ("ERROR (could not be judged)", [r for r in results if r.outcome.status == "error"]),
-              ("killed by timeout", [r for r in results if r.outcome.status == "timeout"])]
+    groups = [
+        ("SURVIVED", [r for r in results if r.mutation.equivalent is None and r.outcome.status == "survived"]),
+        ("ERROR (could not be judged)", [r for r in results if r.outcome.status == "error"]),
+        ("killed by timeout", [r for r in results if r.outcome.status == "timeout"]),
+    ]
     for title, rs in groups:
         if rs:
             print(f"\n{title}:")
             for r in rs:
-                print(f"  {r.mutation.id}: {r.mutation.description}" + (f" ({r.outcome.killed_by})"
-                                                                         if r.outcome.status == "error" else ""))
+                print(
+                    f"  {r.mutation.id}: {r.mutation.description}"
+                    + (f" ({r.outcome.killed_by})" if r.outcome.status == "error" else "")
+                )
     eq = [r for r in results if r.mutation.equivalent is not None]
     if eq:
         print("\nequivalent mutants (not scored):")
         for r in eq:
-            note = "survived, as expected" if r.outcome.status == "survived" else \
-                f"{r.outcome.status} by {r.outcome.killed_by}: NOT equivalent after all?"
+            note = (
+                "survived, as expected"
+                if r.outcome.status == "survived"
+                else f"{r.outcome.status} by {r.outcome.killed_by}: NOT equivalent after all?"
+            )
             print(f"  {r.mutation.id}: {note} ({r.mutation.equivalent})")
 
 
@@ -870,18 +1247,30 @@ def write_markdown(path: Path, results: list[Result]) -> None:
     rows = read_markdown_rows(old_section)
     for r in results:
         o = r.outcome
-        outcome = o.status if r.mutation.equivalent else \
-            {"survived": "**SURVIVED**", "error": "**ERROR**"}.get(o.status, o.status)
+        outcome = (
+            o.status
+            if r.mutation.equivalent
+            else {"survived": "**SURVIVED**", "error": "**ERROR**"}.get(o.status, o.status)
+        )
         by = md_escape(o.killed_by or "")
-        rows[r.mutation.id] = [f"`{r.mutation.id}`", r.mutation.module, "", outcome,
-                               f"`{by}`" if by and o.status == "killed" else by, f"{o.seconds:.0f}", today]
+        rows[r.mutation.id] = [
+            f"`{r.mutation.id}`",
+            r.mutation.module,
+            "",
+            outcome,
+            f"`{by}`" if by and o.status == "killed" else by,
+            f"{o.seconds:.0f}",
+            today,
+        ]
     by_id = {m.id: m for m in MUTATIONS}
     table = []
     for m in MUTATIONS:  # current list order; descriptions always current
         if m.id in rows:
             cells = rows[m.id]
-            cells[1], cells[2] = m.module, md_escape(m.description + (f" *(equivalent: {m.equivalent})*"
-                                                                         if m.equivalent else ""))
+            cells[1], cells[2] = (
+                m.module,
+                md_escape(m.description + (f" *(equivalent: {m.equivalent})*" if m.equivalent else "")),
+            )
             if m.equivalent:  # an equivalent survivor is no alarm
                 cells[3] = cells[3].strip("*").lower()
             table.append(cells)
@@ -889,17 +1278,25 @@ def write_markdown(path: Path, results: list[Result]) -> None:
     for cells in table:
         word = cells[3].strip("*").lower()
         statuses.append((by_id[cells[0].strip("`")], word))
-    lines = ["", f"_Updated {today} by `python scripts/mutation.py --markdown docs/testing.md`; {len(table)} of "
-                 f"{len(MUTATIONS)} mutations have a result (the date column says when each was last run)._", "",
-             "| module | killed | killed by timeout | survived | equivalent | score |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        f"_Updated {today} by `python scripts/mutation.py --markdown docs/testing.md`; {len(table)} of "
+        f"{len(MUTATIONS)} mutations have a result (the date column says when each was last run)._",
+        "",
+        "| module | killed | killed by timeout | survived | equivalent | score |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     total_k = total_s = 0
     for mod, killed, timeout, survived, eq, scored in module_rows(statuses):
         score = f"{killed + timeout}/{scored}" if scored else "–"
         lines.append(f"| {mod} | {killed} | {timeout} | {survived} | {eq} | {score} |")
         total_k, total_s = total_k + killed + timeout, total_s + scored
-    lines += [f"| **total** | | | | | **{total_k}/{total_s}** |", "",
-              "| mutation | module | change | outcome | killed by | s | run |", "|---|---|---|---|---|---:|---|"]
+    lines += [
+        f"| **total** | | | | | **{total_k}/{total_s}** |",
+        "",
+        "| mutation | module | change | outcome | killed by | s | run |",
+        "|---|---|---|---|---|---:|---|",
+    ]
     lines += ["| " + " | ".join(cells) + " |" for cells in table]
     path.write_text(head + MARK_BEGIN + "\n".join(lines) + "\n" + MARK_END + tail)
     print(f"\nwrote the results into {path}")
@@ -930,23 +1327,45 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these mutation ids")
-    parser.add_argument("--module", nargs="+", metavar="MODULE", help="run only mutations of these modules "
-                        "(advantages, objectives, kl, distributions, fused, ppo, pg, offpolicy_pg, multiagent, "
-                        "pettingzoo, grpo, lm, decoder)")
-    parser.add_argument("--list", action="store_true", help="list the mutations and validate their snippets; run "
-                        "nothing")
-    parser.add_argument("--jobs", type=int, default=1, help="mutations run at once, each in its own copy "
-                            "(default 1: this is a 2-core machine and the tests are timing-sensitive)")
+    parser.add_argument(
+        "--module",
+        nargs="+",
+        metavar="MODULE",
+        help="run only mutations of these modules "
+        "(advantages, objectives, kl, distributions, fused, ppo, pg, offpolicy_pg, multiagent, "
+        "pettingzoo, grpo, lm, decoder)",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the mutations and validate their snippets; run nothing"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="mutations run at once, each in its own copy "
+        "(default 1: this is a 2-core machine and the tests are timing-sensitive)",
+    )
     parser.add_argument("--markdown", type=Path, help="write the results between the mutation markers of this file")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before a mutant's pytest "
-                        "is killed and the mutant counted as killed by timeout (default %(default)s)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="scratch directory for the copies "
-                        "and logs (default %(default)s)")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the run of the default tier on the "
-                        "unmutated copy (~2 minutes)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds before a mutant's pytest "
+        "is killed and the mutant counted as killed by timeout (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help="scratch directory for the copies and logs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the run of the default tier on the unmutated copy (~2 minutes)"
+    )
     args = parser.parse_args(argv)
     try:
         mutations = select(args.only, args.module)
@@ -959,8 +1378,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nmutation testing cannot run: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted (the working tree was never touched; the copies are in the work directory)",
-              file=sys.stderr)
+        print(
+            "\ninterrupted (the working tree was never touched; the copies are in the work directory)", file=sys.stderr
+        )
         return 130
     print_report(results)
     print(f"\n{len(results)} mutation(s) in {(time.monotonic() - started) / 60:.1f} min")

@@ -52,9 +52,16 @@ class RecordingGame(ParallelEnv):
         terms = {name: ended and (name == "agent_0" if mixed else bool(self.terminate)) for name in self.agents}
         truncs = {name: ended and not terms[name] for name in self.agents}
         team_terminated = ended and all(terms.values())  # the team's episode ends terminated only if every agent's does
-        STEPS.append({"state": state, "actions": a, "rewards": (rewards["agent_0"], rewards["agent_1"]),
-                      "terminated": team_terminated, "truncated": ended and not team_terminated,
-                      "next_state": float(self.state()[0])})
+        STEPS.append(
+            {
+                "state": state,
+                "actions": a,
+                "rewards": (rewards["agent_0"], rewards["agent_1"]),
+                "terminated": team_terminated,
+                "truncated": ended and not team_terminated,
+                "next_state": float(self.state()[0]),
+            }
+        )
         obs, infos = self._obs(), {name: {} for name in self.agents}
         if ended:
             self.agents = []

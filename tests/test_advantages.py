@@ -32,9 +32,12 @@ def test_gae_hand_example_with_one_termination_and_one_truncation():
 
 def test_gae_lambda_zero_is_td_residual():
     r, v, nv, term, trunc = (x.repeat(1, 3) for x in example())
-    torch.testing.assert_close(gae(r, v, nv, term, trunc, gamma=0.95, gae_lambda=0.0),
-                               td_residual(r, v, nv, term, gamma=0.95),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        gae(r, v, nv, term, trunc, gamma=0.95, gae_lambda=0.0),
+        td_residual(r, v, nv, term, gamma=0.95),
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 def test_gae_gamma_lambda_one_is_return_minus_value():
@@ -52,8 +55,9 @@ def test_gae_gamma_lambda_one_is_return_minus_value():
 def test_gae_split_at_episode_end_changes_nothing():
     r, v, nv, term, trunc = example()
     full = gae(r, v, nv, term, trunc, gamma=0.9, gae_lambda=0.8)
-    parts = [gae(r[a:b], v[a:b], nv[a:b], term[a:b], trunc[a:b], gamma=0.9, gae_lambda=0.8)
-             for a, b in ((0, 2), (2, 4))]
+    parts = [
+        gae(r[a:b], v[a:b], nv[a:b], term[a:b], trunc[a:b], gamma=0.9, gae_lambda=0.8) for a, b in ((0, 2), (2, 4))
+    ]
     torch.testing.assert_close(torch.cat(parts), full, atol=0, rtol=0)
 
 
@@ -100,8 +104,16 @@ def test_pg_return_minus_value_critic_target_ignores_the_critic_after_a_terminat
     from proxrl.rollout import Batch
 
     one = torch.ones(1, 1, dtype=torch.bool)
-    batch = Batch(obs=torch.zeros(1, 1, 1), actions=torch.zeros(1, 1, dtype=torch.long), logp=torch.zeros(1, 1),
-                  values=torch.full((2, 1), 100.0), rewards=T([[1.0]]), terminated=one, truncated=one, valid=one)
+    batch = Batch(
+        obs=torch.zeros(1, 1, 1),
+        actions=torch.zeros(1, 1, dtype=torch.long),
+        logp=torch.zeros(1, 1),
+        values=torch.full((2, 1), 100.0),
+        rewards=T([[1.0]]),
+        terminated=one,
+        truncated=one,
+        valid=one,
+    )
     for advantage in ("return_minus_value", "gae", "td"):
         adv, target = estimate_advantages(advantage, batch, 0.99, 0.95)
         torch.testing.assert_close(target, T([[1.0]]), atol=0, rtol=0, msg=advantage)

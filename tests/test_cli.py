@@ -9,20 +9,50 @@ import pytest
 
 from proxrl.cli import main
 
-TINY = ["--set", "num_envs=2", "--set", "num_steps=16", "--set", "num_minibatches=2", "--set", "hidden_sizes=[16]",
-        "--set", "checkpoint_every=2", "--quiet", "--eval-episodes", "2"]
+TINY = [
+    "--set",
+    "num_envs=2",
+    "--set",
+    "num_steps=16",
+    "--set",
+    "num_minibatches=2",
+    "--set",
+    "hidden_sizes=[16]",
+    "--set",
+    "checkpoint_every=2",
+    "--quiet",
+    "--eval-episodes",
+    "2",
+]
 
 
 def run_cli(*args, cwd=None):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
-    return subprocess.run([sys.executable, "-m", "proxrl.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "proxrl.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
 
 
 def test_train_resume_eval_plot(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "ppo", "--env", "CartPole-v1", "--total-steps", "128", "--run-dir", str(run),
-                 "--seed", "1", *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "ppo",
+                "--env",
+                "CartPole-v1",
+                "--total-steps",
+                "128",
+                "--run-dir",
+                str(run),
+                "--seed",
+                "1",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "evaluation (2 episodes, deterministic)" in out
     for name in ("config.yaml", "progress.csv", "model.pt", "tb", "checkpoints"):
@@ -54,21 +84,46 @@ def test_eval_records_video(tmp_path, tiny_ppo):
     assert list((tmp_path / "vid").glob("*.mp4"))
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "ppo", "--set", "gama=0.9"], "unknown config key 'gama' for ppo; did you mean 'gamma'?"),
-    (["train", "ppo", "--set", "clip_eps=0"], "'clip_eps' is 0.0; allowed: a value in (0.0, inf]"),
-    (["train", "ppo", "--env", "NoSuchEnv-v0"], "unknown environment id 'NoSuchEnv-v0'"),
-    (["train", "nosuchalgo"], "unknown algorithm 'nosuchalgo'"),
-    (["train", "ppo", "--env", "proxrl_test/Target-discrete-v0", "--set", "num_envs=3", "--set", "num_steps=5"],
-     "num_minibatches=4 must divide"),
-    (["train", "ppo", "--config", "missing.yaml"], "config file missing.yaml does not exist"),
-    (["train", "ppo", "--env", "toy_envs:proxrl_test/DictAction-v0"], "action space Dict"),
-    (["train", "ppo", "--set", "num_envs=abc"], "config key 'num_envs' must be int, got 'abc'"),
-    (["train", "grpo", "--env", "sort", "--set", "warmup_steps=1", "--set", "tiny_hidden_size=16",
-      "--set", "tiny_layers=1", "--set", "tiny_heads=2", "--set", "eval_examples=2", "--set", "prompts_per_step=2",
-      "--set", "reward_funcs=[toy_envs:string_reward]"], "reward function 'string_reward' returned 'yes'"),
-    (["eval", "no_such_run"], "no run directory or checkpoint file at no_such_run"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "ppo", "--set", "gama=0.9"], "unknown config key 'gama' for ppo; did you mean 'gamma'?"),
+        (["train", "ppo", "--set", "clip_eps=0"], "'clip_eps' is 0.0; allowed: a value in (0.0, inf]"),
+        (["train", "ppo", "--env", "NoSuchEnv-v0"], "unknown environment id 'NoSuchEnv-v0'"),
+        (["train", "nosuchalgo"], "unknown algorithm 'nosuchalgo'"),
+        (
+            ["train", "ppo", "--env", "proxrl_test/Target-discrete-v0", "--set", "num_envs=3", "--set", "num_steps=5"],
+            "num_minibatches=4 must divide",
+        ),
+        (["train", "ppo", "--config", "missing.yaml"], "config file missing.yaml does not exist"),
+        (["train", "ppo", "--env", "toy_envs:proxrl_test/DictAction-v0"], "action space Dict"),
+        (["train", "ppo", "--set", "num_envs=abc"], "config key 'num_envs' must be int, got 'abc'"),
+        (
+            [
+                "train",
+                "grpo",
+                "--env",
+                "sort",
+                "--set",
+                "warmup_steps=1",
+                "--set",
+                "tiny_hidden_size=16",
+                "--set",
+                "tiny_layers=1",
+                "--set",
+                "tiny_heads=2",
+                "--set",
+                "eval_examples=2",
+                "--set",
+                "prompts_per_step=2",
+                "--set",
+                "reward_funcs=[toy_envs:string_reward]",
+            ],
+            "reward function 'string_reward' returned 'yes'",
+        ),
+        (["eval", "no_such_run"], "no run directory or checkpoint file at no_such_run"),
+    ],
+)
 def test_bad_input_exits_2_with_one_clear_line(tmp_path, args, message):
     r = run_cli(*args, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
@@ -78,8 +133,24 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path, args, message):
 
 def test_env_kwargs_reach_the_env_constructor(tmp_path, capsys):
     run = tmp_path / "kw"
-    assert main(["train", "ppo", "--env", "proxrl_test/Target-discrete-v0", "--env-kwargs", "action_kind=box",
-                 "--total-steps", "32", "--run-dir", str(run), *TINY]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "ppo",
+                "--env",
+                "proxrl_test/Target-discrete-v0",
+                "--env-kwargs",
+                "action_kind=box",
+                "--total-steps",
+                "32",
+                "--run-dir",
+                str(run),
+                *TINY,
+            ]
+        )
+        == 0
+    )
     assert "action_kind: box" in (run / "config.yaml").read_text()
     from proxrl import PPO
 
@@ -92,15 +163,48 @@ def test_help_lists_config_keys():
 
 
 def test_bench_reports_speed(capsys):
-    assert main(["bench", "--env", "CartPole-v1", "--steps", "96", "--set", "num_envs=2", "--set", "num_steps=16",
-                 "--set", "num_minibatches=2"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--env",
+                "CartPole-v1",
+                "--steps",
+                "96",
+                "--set",
+                "num_envs=2",
+                "--set",
+                "num_steps=16",
+                "--set",
+                "num_minibatches=2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "env steps/s overall" in out and "µs per env step" in out and "ms per update of 32 env steps" in out
 
 
 def test_bench_grpo_reports_generation_and_update_speed_in_completions(capsys):
-    assert main(["bench", "grpo", "--steps", "3", "--set", "warmup_steps=5", "--set", "eval_examples=4",
-                 "--set", "prompts_per_step=2", "--set", "group_size=4"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "grpo",
+                "--steps",
+                "3",
+                "--set",
+                "warmup_steps=5",
+                "--set",
+                "eval_examples=4",
+                "--set",
+                "prompts_per_step=2",
+                "--set",
+                "group_size=4",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "grpo on addition: 3 steps" in out and "µs per completion" in out
     assert "ms per update of 8 completions" in out and "completions/s (collect + update" in out

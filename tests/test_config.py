@@ -26,20 +26,23 @@ def test_every_preset_loads(path):
     assert c.algo == cls.algo and c.total_steps > 0
 
 
-@pytest.mark.parametrize("values,match", [
-    ({"gama": 0.9}, "unknown config key 'gama'.*did you mean 'gamma'"),
-    ({"gamma": 0.0}, r"'gamma' is 0.0; allowed: a value in \(0.0, 1.0\]"),
-    ({"gamma": 1.5}, "'gamma'"),
-    ({"gae_lambda": -0.1}, r"'gae_lambda'.*\[0.0, 1.0\]"),
-    ({"clip_eps": 0}, r"'clip_eps'.*\(0.0, inf\]"),
-    ({"clip_eps": -0.2}, "'clip_eps'"),
-    ({"num_envs": "eight"}, "'num_envs' must be int"),
-    ({"anneal_lr": "yes"}, "'anneal_lr' must be bool"),
-    ({"lr": float("nan")}, "'lr'"),
-    ({"activation": "sigmoid"}, "'activation'.*one of"),
-    ({"num_envs": 3, "num_steps": 5, "num_minibatches": 4}, "num_minibatches=4 must divide.*15"),
-    ({"algo": "grpo"}, "for algorithm 'grpo', not 'ppo'"),
-])
+@pytest.mark.parametrize(
+    "values,match",
+    [
+        ({"gama": 0.9}, "unknown config key 'gama'.*did you mean 'gamma'"),
+        ({"gamma": 0.0}, r"'gamma' is 0.0; allowed: a value in \(0.0, 1.0\]"),
+        ({"gamma": 1.5}, "'gamma'"),
+        ({"gae_lambda": -0.1}, r"'gae_lambda'.*\[0.0, 1.0\]"),
+        ({"clip_eps": 0}, r"'clip_eps'.*\(0.0, inf\]"),
+        ({"clip_eps": -0.2}, "'clip_eps'"),
+        ({"num_envs": "eight"}, "'num_envs' must be int"),
+        ({"anneal_lr": "yes"}, "'anneal_lr' must be bool"),
+        ({"lr": float("nan")}, "'lr'"),
+        ({"activation": "sigmoid"}, "'activation'.*one of"),
+        ({"num_envs": 3, "num_steps": 5, "num_minibatches": 4}, "num_minibatches=4 must divide.*15"),
+        ({"algo": "grpo"}, "for algorithm 'grpo', not 'ppo'"),
+    ],
+)
 def test_bad_values_are_refused_with_the_key_named(values, match):
     with pytest.raises(ConfigError, match=match):
         cfgmod.from_dict(PPOConfig, values)
@@ -78,11 +81,14 @@ def test_each_trainer_accepts_only_the_keys_it_uses():
 
     from proxrl import GRPOConfig, MultiAgentPPOConfig
 
-    for cls, keys in ((GRPOConfig, ("num_envs", "vectorization", "stop_return")),
-                      (MultiAgentPPOConfig, ("vectorization", "norm_obs", "shared_trunk"))):
+    for cls, keys in (
+        (GRPOConfig, ("num_envs", "vectorization", "stop_return")),
+        (MultiAgentPPOConfig, ("vectorization", "norm_obs", "shared_trunk")),
+    ):
         for key in keys:
             with pytest.raises(ConfigError, match=f"unknown config key '{key}'"):
                 cfgmod.from_dict(cls, {key: 1})
-    shared = set(f.name for f in dataclasses.fields(PPOConfig)) & set(f.name for f in dataclasses.fields(
-        MultiAgentPPOConfig))
+    shared = set(f.name for f in dataclasses.fields(PPOConfig)) & set(
+        f.name for f in dataclasses.fields(MultiAgentPPOConfig)
+    )
     assert {"num_envs", "num_steps", "lr", "gamma", "gae_lambda", "clip_eps", "hidden_sizes", "stop_return"} <= shared

@@ -6,8 +6,14 @@ import torch
 from gymnasium import spaces
 from torch import distributions as D
 
-from proxrl.distributions import (Categorical, DiagGaussian, MultiCategorical, UnsupportedSpaceError,
-                                  action_param_dim, to_env_action)
+from proxrl.distributions import (
+    Categorical,
+    DiagGaussian,
+    MultiCategorical,
+    UnsupportedSpaceError,
+    action_param_dim,
+    to_env_action,
+)
 from proxrl.policies import ActorCritic
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -54,8 +60,9 @@ def test_sampling_frequencies_match_probabilities():
     torch.testing.assert_close(counts, torch.softmax(logits[0], -1), atol=0.015, rtol=0)
 
 
-@pytest.mark.parametrize("space", [spaces.Dict({"a": spaces.Discrete(2)}), spaces.MultiBinary(3),
-                                   spaces.Box(-1, 1, (2, 2))])
+@pytest.mark.parametrize(
+    "space", [spaces.Dict({"a": spaces.Discrete(2)}), spaces.MultiBinary(3), spaces.Box(-1, 1, (2, 2))]
+)
 def test_unsupported_action_space_is_a_clear_error(space):
     with pytest.raises(UnsupportedSpaceError, match="not supported|must be 1-D"):
         action_param_dim(space)

@@ -31,8 +31,20 @@ class SoloPolicy(torch.nn.Module):
         return self.critic(obs)[:, 0]
 
 
-SOLO = dict(num_envs=2, num_steps=16, num_epochs=4, num_minibatches=1, lr=0.05, adam_eps=1e-5, ent_coef=0.0,
-            max_grad_norm=0.0, hidden_sizes=(16,), seed=3, tensorboard=False, progress=False)
+SOLO = dict(
+    num_envs=2,
+    num_steps=16,
+    num_epochs=4,
+    num_minibatches=1,
+    lr=0.05,
+    adam_eps=1e-5,
+    ent_coef=0.0,
+    max_grad_norm=0.0,
+    hidden_sizes=(16,),
+    seed=3,
+    tensorboard=False,
+    progress=False,
+)
 
 
 def test_mappo_with_one_agent_performs_ppos_update():
@@ -72,10 +84,27 @@ def test_grpo_gradient_accumulation_gives_the_parameters_of_one_batch(aggregatio
     pytest.importorskip("transformers")
     from proxrl import GRPO
 
-    kwargs = dict(env="addition", tiny_hidden_size=16, tiny_layers=1, tiny_heads=2, warmup_steps=0,
-                  prompts_per_step=2, group_size=4, max_new_tokens=4, lr=1e-2, beta=0.1, num_iterations=2,
-                  max_grad_norm=1.0, aggregation=aggregation, total_steps=2, eval_every=0, eval_examples=4, seed=2,
-                  tensorboard=False, progress=False)
+    kwargs = dict(
+        env="addition",
+        tiny_hidden_size=16,
+        tiny_layers=1,
+        tiny_heads=2,
+        warmup_steps=0,
+        prompts_per_step=2,
+        group_size=4,
+        max_new_tokens=4,
+        lr=1e-2,
+        beta=0.1,
+        num_iterations=2,
+        max_grad_norm=1.0,
+        aggregation=aggregation,
+        total_steps=2,
+        eval_every=0,
+        eval_examples=4,
+        seed=2,
+        tensorboard=False,
+        progress=False,
+    )
     whole = GRPO(**kwargs)
     initial = [p.detach().clone() for p in whole.policy.parameters()]
     rows: dict[int, list[dict]] = {1: [], 4: []}
@@ -90,16 +119,30 @@ def test_grpo_gradient_accumulation_gives_the_parameters_of_one_batch(aggregatio
     assert all(not torch.equal(p, q) for p, q in zip(whole.policy.parameters(), initial, strict=True))
 
 
-@pytest.mark.parametrize("make", [
-    lambda **k: PPO(**k, num_steps=32, num_minibatches=1, num_epochs=10, vf_coef=1.0),
-    lambda **k: PG(**k, num_steps=8, advantage="gae", vf_coef=1.0),  # one Adam step per rollout: short rollouts
-    lambda **k: PG(**k, num_steps=8, advantage="return_minus_value", vf_coef=1.0),
-], ids=["ppo", "pg-gae", "pg-return-minus-value"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **k: PPO(**k, num_steps=32, num_minibatches=1, num_epochs=10, vf_coef=1.0),
+        lambda **k: PG(**k, num_steps=8, advantage="gae", vf_coef=1.0),  # one Adam step per rollout: short rollouts
+        lambda **k: PG(**k, num_steps=8, advantage="return_minus_value", vf_coef=1.0),
+    ],
+    ids=["ppo", "pg-gae", "pg-return-minus-value"],
+)
 def test_a_truncation_only_env_value_converges_to_r_over_one_minus_gamma(make):
     # reward 1 every step and only a time limit (5 steps) ever ends an episode: with truncations bootstrapped the
     # value is 1 / (1 − γ) = 10; treating them as terminations would give about 2.6 (the mean 5-step return)
-    agent = make(env="proxrl_test/Constant-v0", gamma=0.9, num_envs=4, lr=1e-2, anneal_lr=False,
-                 max_grad_norm=0.0, hidden_sizes=(16,), seed=0, progress=False, tensorboard=False)
+    agent = make(
+        env="proxrl_test/Constant-v0",
+        gamma=0.9,
+        num_envs=4,
+        lr=1e-2,
+        anneal_lr=False,
+        max_grad_norm=0.0,
+        hidden_sizes=(16,),
+        seed=0,
+        progress=False,
+        tensorboard=False,
+    )
     agent.learn(6_000)
     v = agent.policy.value(torch.full((1, 1), 0.5)).item()
     assert v == pytest.approx(10.0, rel=0.02)

@@ -72,9 +72,14 @@ def check_fused(policy: ActorCritic) -> None:
         dist, values = policy(obs)
         actions = dist.sample()
         logp = dist.log_prob(actions)
-    b = dict(obs=obs, actions=actions, old_logp=logp + 0.3 * torch.randn(64, generator=gen),
-             adv=torch.randn(64, generator=gen), returns=values + torch.randn(64, generator=gen),
-             old_values=values + 0.3 * torch.randn(64, generator=gen))
+    b = dict(
+        obs=obs,
+        actions=actions,
+        old_logp=logp + 0.3 * torch.randn(64, generator=gen),
+        adv=torch.randn(64, generator=gen),
+        returns=values + torch.randn(64, generator=gen),
+        old_values=values + 0.3 * torch.randn(64, generator=gen),
+    )
     for clip_vloss in (False, True):
         for ent_coef in (0.0, 0.05):
             dist, values = policy(b["obs"])
@@ -89,8 +94,9 @@ def check_fused(policy: ActorCritic) -> None:
             expected = flat.param.grad.clone()
             flat.param.grad.fill_(123.0)  # every entry must be overwritten
             fused = FusedClipPPOGradient(policy, flat, vf_coef=0.5, ent_coef=ent_coef)
-            fused_loss, fused_stats = fused(b["obs"], b["actions"], b["old_logp"], b["adv"], b["returns"],
-                                            b["old_values"], 0.2, clip_vloss)
+            fused_loss, fused_stats = fused(
+                b["obs"], b["actions"], b["old_logp"], b["adv"], b["returns"], b["old_values"], 0.2, clip_vloss
+            )
             torch.testing.assert_close(flat.param.grad, expected, rtol=1e-4, atol=1e-6)
             torch.testing.assert_close(fused_loss, loss.detach(), rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(fused_stats, stats, rtol=1e-5, atol=1e-6)

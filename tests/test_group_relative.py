@@ -19,10 +19,16 @@ def test_equal_rewards_give_exactly_zero_advantage_and_count_as_flat(value, scal
 def test_group_relative_hand_worked():
     # each group: mean = its middle reward, unbiased std 1 → Â = r − mean; batch: the std of all six (1.0488)
     rewards = torch.tensor([[0.0, 1.0, 2.0], [1.0, 2.0, 3.0]])
-    torch.testing.assert_close(group_relative(rewards, "group", eps=0.0),
-                               torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]), atol=1e-6, rtol=0)
-    torch.testing.assert_close(group_relative(rewards, "none"),
-                               torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        group_relative(rewards, "group", eps=0.0), torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]), atol=1e-6, rtol=0
+    )
+    torch.testing.assert_close(
+        group_relative(rewards, "none"), torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]), atol=1e-6, rtol=0
+    )
     batch_std = 1.0488088
-    torch.testing.assert_close(group_relative(rewards, "batch", eps=0.0),
-                               torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]) / batch_std, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        group_relative(rewards, "batch", eps=0.0),
+        torch.tensor([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]]) / batch_std,
+        atol=1e-6,
+        rtol=0,
+    )

@@ -28,8 +28,9 @@ def test_group_relative_advantage_by_hand():
     r = torch.tensor([[1.0, 0.0, 0.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
     adv = group_relative(r, "group", eps=0.0 + 1e-4)
     std = math.sqrt(1 / 3)  # unbiased std of [1, 0, 0, 1]
-    assert adv[0].tolist() == pytest.approx([0.5 / (std + 1e-4), -0.5 / (std + 1e-4)] * 1 + [-0.5 / (std + 1e-4),
-                                            0.5 / (std + 1e-4)], rel=1e-6)
+    assert adv[0].tolist() == pytest.approx(
+        [0.5 / (std + 1e-4), -0.5 / (std + 1e-4)] * 1 + [-0.5 / (std + 1e-4), 0.5 / (std + 1e-4)], rel=1e-6
+    )
     assert adv[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # a flat group gives no gradient
     batch_std = r.std().item()
     assert group_relative(r, "batch")[0, 0].item() == pytest.approx(0.5 / (batch_std + 1e-4), rel=1e-6)
@@ -57,8 +58,12 @@ def test_each_aggregation_on_a_hand_example():
     # micro-batches with the whole batch's normalisers add up to the batch's value
     for how in ("sequence", "token", "constant"):
         whole = aggregate_tokens(values, mask, how)
-        parts = sum(aggregate_tokens(values[i:i + 1], mask[i:i + 1], how, max_len=4, num_sequences=2,
-                                     num_tokens=mask.sum().float()) for i in range(2))
+        parts = sum(
+            aggregate_tokens(
+                values[i : i + 1], mask[i : i + 1], how, max_len=4, num_sequences=2, num_tokens=mask.sum().float()
+            )
+            for i in range(2)
+        )
         assert parts.item() == pytest.approx(whole.item()), how
 
 
@@ -146,9 +151,18 @@ def test_token_logps_match_the_generation_scores():
     torch.manual_seed(0)
     model = lm.tiny_causal_lm(tok, hidden_size=16, num_layers=1, num_heads=2)
     enc = tok(["3+4=", "12+34="], return_tensors="pt", padding=True)
-    out = model.generate(**enc, generation_config=transformers.GenerationConfig(
-        max_new_tokens=4, do_sample=True, top_k=0, output_scores=True, return_dict_in_generate=True,
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id))
+    out = model.generate(
+        **enc,
+        generation_config=transformers.GenerationConfig(
+            max_new_tokens=4,
+            do_sample=True,
+            top_k=0,
+            output_scores=True,
+            return_dict_in_generate=True,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        ),
+    )
     prompt_len = enc.input_ids.shape[1]
     completion = out.sequences[:, prompt_len:]
     scores = torch.stack(out.scores, 1).log_softmax(-1).gather(-1, completion.unsqueeze(-1)).squeeze(-1)
@@ -158,9 +172,21 @@ def test_token_logps_match_the_generation_scores():
 
 
 # --- the trainer -------------------------------------------------------------------------------------------
-TINY = dict(tiny_hidden_size=16, tiny_layers=1, tiny_heads=2, warmup_steps=5, prompts_per_step=2, group_size=4,
-            max_new_tokens=4, lr=1e-3, eval_every=0, eval_examples=8, tensorboard=False, progress=False,
-            torch_threads=1)
+TINY = dict(
+    tiny_hidden_size=16,
+    tiny_layers=1,
+    tiny_heads=2,
+    warmup_steps=5,
+    prompts_per_step=2,
+    group_size=4,
+    max_new_tokens=4,
+    lr=1e-3,
+    eval_every=0,
+    eval_examples=8,
+    tensorboard=False,
+    progress=False,
+    torch_threads=1,
+)
 
 
 def bad_reward(prompt, completion, **example):
@@ -168,8 +194,18 @@ def bad_reward(prompt, completion, **example):
 
 
 def test_grpo_steps_log_every_reward_component_and_save_through_save_pretrained(tmp_path):
-    agent = GRPO("addition", run_dir=tmp_path / "run", **TINY, total_steps=2, num_iterations=2, beta=0.1,
-                 clip_eps_high=0.3, aggregation="token", checkpoint_every=1, keep_checkpoints=1)
+    agent = GRPO(
+        "addition",
+        run_dir=tmp_path / "run",
+        **TINY,
+        total_steps=2,
+        num_iterations=2,
+        beta=0.1,
+        clip_eps_high=0.3,
+        aggregation="token",
+        checkpoint_every=1,
+        keep_checkpoints=1,
+    )
     before = [p.detach().clone() for p in agent.policy.parameters()]
     rows = []
     agent.learn(callback=lambda a, row: rows.append(row))
@@ -181,8 +217,10 @@ def test_grpo_steps_log_every_reward_component_and_save_through_save_pretrained(
     # the final model is a save_pretrained folder; loading it gives the same greedy outputs
     model, tok = lm.load_causal_lm(tmp_path / "run" / "model")
     prompts = [ex["prompt"] for ex in agent.task.held_out()[:8]]
-    assert (lm.generate(model, tok, prompts, 1, 4, greedy=True).texts
-            == lm.generate(agent.policy, agent.tokenizer, prompts, 1, 4, greedy=True).texts)
+    assert (
+        lm.generate(model, tok, prompts, 1, 4, greedy=True).texts
+        == lm.generate(agent.policy, agent.tokenizer, prompts, 1, 4, greedy=True).texts
+    )
     assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step_000000002"]
     resumed = GRPO.load(tmp_path / "run")
     assert resumed.global_step == 2
@@ -239,13 +277,29 @@ def test_reward_errors_and_bad_settings_are_clear():
 def test_reward_model_and_lora(tmp_path):
     pytest.importorskip("peft")
     tok = text_tasks.char_tokenizer("0123456789:")
-    config = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
-                                      num_attention_heads=2, num_key_value_heads=2, intermediate_size=32,
-                                      num_labels=1, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=32,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
     transformers.LlamaForSequenceClassification(config).save_pretrained(tmp_path / "rm")
     tok.save_pretrained(tmp_path / "rm")
-    agent = GRPO("sort", run_dir=tmp_path / "run", **TINY, reward_model=str(tmp_path / "rm"), lora=True,
-                 lora_r=2, beta=0.1, total_steps=1)
+    agent = GRPO(
+        "sort",
+        run_dir=tmp_path / "run",
+        **TINY,
+        reward_model=str(tmp_path / "rm"),
+        lora=True,
+        lora_r=2,
+        beta=0.1,
+        total_steps=1,
+    )
     rows = []
     agent.learn(callback=lambda a, row: rows.append(row))
     assert "reward/reward_model" in rows[0]
@@ -258,8 +312,24 @@ def test_cli_trains_resumes_and_evaluates_grpo(tmp_path, capsys):
 
     run = tmp_path / "run"
     sets = [f"--set={k}={v}" for k, v in TINY.items() if k not in ("tensorboard", "progress")]
-    assert main(["train", "grpo", "--env", "reverse", "--total-steps", "2", "--run-dir", str(run), "--quiet",
-                 *sets, "--set=checkpoint_every=1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "grpo",
+                "--env",
+                "reverse",
+                "--total-steps",
+                "2",
+                "--run-dir",
+                str(run),
+                "--quiet",
+                *sets,
+                "--set=checkpoint_every=1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "held-out exact-match accuracy" in out
     assert main(["train", "--resume", str(run), "--total-steps", "3", "--quiet"]) == 0
@@ -308,8 +378,7 @@ def test_a_crash_while_saving_keeps_the_last_checkpoint(tmp_path, monkeypatch):
 
 
 def test_lr_warmup_rises_linearly_then_holds_and_resumes_where_it_was(tmp_path):
-    agent = GRPO("addition", run_dir=tmp_path / "run", **TINY, lr_warmup_steps=4, total_steps=3,
-                 checkpoint_every=3)
+    agent = GRPO("addition", run_dir=tmp_path / "run", **TINY, lr_warmup_steps=4, total_steps=3, checkpoint_every=3)
     rows = []
     agent.learn(callback=lambda a, row: rows.append(row))
     assert [r["lr"] for r in rows] == pytest.approx([2.5e-4, 5e-4, 7.5e-4], rel=1e-12)
@@ -320,14 +389,24 @@ def test_lr_warmup_rises_linearly_then_holds_and_resumes_where_it_was(tmp_path):
 
 
 def test_sampled_accuracy_is_logged_and_tends_to_greedy_as_temperature_falls(tmp_path):
-    agent = GRPO("addition", run_dir=tmp_path / "run", **{**TINY, "warmup_steps": 60, "eval_examples": 40},
-                 eval_samples=3, total_steps=1)
+    agent = GRPO(
+        "addition",
+        run_dir=tmp_path / "run",
+        **{**TINY, "warmup_steps": 60, "eval_examples": 40},
+        eval_samples=3,
+        total_steps=1,
+    )
     rows = []
     agent.learn(callback=lambda a, row: rows.append(row))
     assert 0.0 <= rows[0]["sampled_accuracy"] <= 1.0 and agent.held_out.warmup_sampled is not None
     held_out = agent.task.held_out()[:40]
-    greedy = dict(zip([ex["prompt"] for ex in held_out], lm.generate(
-        agent.policy, agent.tokenizer, [ex["prompt"] for ex in held_out], 1, 4, greedy=True).texts, strict=True))
+    greedy = dict(
+        zip(
+            [ex["prompt"] for ex in held_out],
+            lm.generate(agent.policy, agent.tokenizer, [ex["prompt"] for ex in held_out], 1, 4, greedy=True).texts,
+            strict=True,
+        )
+    )
 
     def same_as_greedy(prompt, completion, **_):
         return float(completion == greedy[prompt])
@@ -381,10 +460,10 @@ def test_every_end_token_ends_a_completion_and_special_tokens_stay_in_the_text(t
         model.generation_config.eos_token_id = [eos, nine]
         assert lm.end_token_ids(model, tok) == sorted({eos, nine})
         gens = lm.generate(model, tok, ["12+3="] * 4, 8, 6)
-        completion = gens.input_ids[:, gens.prompt_len:]
+        completion = gens.input_ids[:, gens.prompt_len :]
         for row, m in zip(completion.tolist(), gens.mask.tolist(), strict=True):
             n = sum(m)
-            assert all(t not in (eos, nine) for t in row[:n - 1])
+            assert all(t not in (eos, nine) for t in row[: n - 1])
             assert n == len(row) or row[n - 1] in (eos, nine)
 
 
@@ -422,8 +501,9 @@ def test_importing_proxrl_leaves_the_hosts_environment_alone_and_loading_stays_l
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    code = ("import os, proxrl, proxrl.lm, proxrl.algos.grpo; "
-            "print(sorted(k for k in os.environ if k.startswith('HF_')))")
+    code = (
+        "import os, proxrl, proxrl.lm, proxrl.algos.grpo; print(sorted(k for k in os.environ if k.startswith('HF_')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     with pytest.raises(ConfigError, match="not a local model folder"):

@@ -36,8 +36,8 @@ def completion_logps(model, gens: lm.Generations, temperature: float) -> torch.T
     position ids of a left-padded prompt (counted over attended tokens)."""
     positions = (gens.attention_mask.cumsum(1) - 1).clamp(min=0)
     logits = model(input_ids=gens.input_ids, attention_mask=gens.attention_mask, position_ids=positions).logits
-    logits = logits[:, gens.prompt_len - 1:-1].float() / temperature
-    targets = gens.input_ids[:, gens.prompt_len:]
+    logits = logits[:, gens.prompt_len - 1 : -1].float() / temperature
+    targets = gens.input_ids[:, gens.prompt_len :]
     return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
@@ -49,8 +49,19 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Te
     return (per_token * mask).sum() / (mask.shape[0] * L)  # constant: B · max_new_tokens
 
 
-def reference_step(policy, ref_model, gens, rewards: torch.Tensor, aggregation: str, *, grouping: str = "prompt",
-                   reference: str = "ref", old: str = "fixed", eps_high: float = EPS_HIGH, temperature: float = T):
+def reference_step(
+    policy,
+    ref_model,
+    gens,
+    rewards: torch.Tensor,
+    aggregation: str,
+    *,
+    grouping: str = "prompt",
+    reference: str = "ref",
+    old: str = "fixed",
+    eps_high: float = EPS_HIGH,
+    temperature: float = T,
+):
     """The seed's GRPO step on a copy of ``policy``; returns its parameters and the loss averaged over the μ
     passes. The keyword arguments select the wrong variants the tests rule out."""
     model = copy.deepcopy(policy)
@@ -84,10 +95,27 @@ def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 @pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
 def test_grpo_step_is_the_seeds_objective_on_sampled_completions(aggregation):
     torch.manual_seed(0)
-    agent = GRPO("addition", warmup_steps=40, tiny_hidden_size=32, tiny_layers=1, tiny_heads=2, group_size=G,
-                 prompts_per_step=P, max_new_tokens=L, temperature=T, clip_eps=EPS_LOW, clip_eps_high=EPS_HIGH,
-                 beta=BETA, num_iterations=MU, lr=LR, max_grad_norm=0.0, aggregation=aggregation,
-                 reward_funcs=("toy_envs:prompt_and_length_reward",), progress=False, tensorboard=False)
+    agent = GRPO(
+        "addition",
+        warmup_steps=40,
+        tiny_hidden_size=32,
+        tiny_layers=1,
+        tiny_heads=2,
+        group_size=G,
+        prompts_per_step=P,
+        max_new_tokens=L,
+        temperature=T,
+        clip_eps=EPS_LOW,
+        clip_eps_high=EPS_HIGH,
+        beta=BETA,
+        num_iterations=MU,
+        lr=LR,
+        max_grad_norm=0.0,
+        aggregation=aggregation,
+        reward_funcs=("toy_envs:prompt_and_length_reward",),
+        progress=False,
+        tensorboard=False,
+    )
     reference_model = copy.deepcopy(agent.policy)  # the frozen π_ref the trainer copied at construction
     with torch.no_grad():  # move π_θ away from π_ref so that the KL term has a gradient from the first step
         for p in agent.policy.parameters():
@@ -97,28 +125,39 @@ def test_grpo_step_is_the_seeds_objective_on_sampled_completions(aggregation):
     gens = lm.generate(agent.policy, agent.tokenizer, [ex["prompt"] for ex in examples], G, L, T)
     lengths = gens.mask.sum(1)
     assert lengths.min() < lengths.max()  # completions of different lengths: the aggregations differ
-    rewards = torch.tensor([prompt_and_length_reward(examples[k // G]["prompt"], text)
-                            for k, text in enumerate(gens.texts)])
+    rewards = torch.tensor(
+        [prompt_and_length_reward(examples[k // G]["prompt"], text) for k, text in enumerate(gens.texts)]
+    )
 
     for p in agent.policy.parameters():  # a gradient left on the weights (a user's backward) must not leak in
         p.grad = torch.ones_like(p)
     got_rewards, stats = agent.update(examples, gens)
 
     torch.testing.assert_close(got_rewards, rewards, rtol=0, atol=0)
-    flat = sum(len(set(rewards[p * G:(p + 1) * G].tolist())) == 1 for p in range(P)) / P
+    flat = sum(len(set(rewards[p * G : (p + 1) * G].tolist())) == 1 for p in range(P)) / P
     assert stats["flat_groups"] == flat
     assert stats["kl"] > 1e-4  # π_θ ≠ π_ref
     assert stats["clip_frac"] > 0  # passes 2 and 3 clip some tokens
     expected, expected_loss = reference_step(initial, reference_model, gens, rewards, aggregation)
     assert distance([p.detach() for p in agent.policy.parameters()], expected) < TOL
     assert stats["loss"] == pytest.approx(expected_loss, rel=1e-4)
-    wrong = {"groups mix prompts": dict(grouping="mixed"), "π_ref = π_θ": dict(reference="policy"),
-             "π_old recomputed every pass": dict(old="recomputed"), "ε_high ignored": dict(eps_high=EPS_LOW),
-             "no temperature in log π": dict(temperature=1.0)}
-    wrong.update({f"aggregation {other}": {"aggregation": other}
-                  for other in ("sequence", "token", "constant") if other != aggregation})
+    wrong = {
+        "groups mix prompts": dict(grouping="mixed"),
+        "π_ref = π_θ": dict(reference="policy"),
+        "π_old recomputed every pass": dict(old="recomputed"),
+        "ε_high ignored": dict(eps_high=EPS_LOW),
+        "no temperature in log π": dict(temperature=1.0),
+    }
+    wrong.update(
+        {
+            f"aggregation {other}": {"aggregation": other}
+            for other in ("sequence", "token", "constant")
+            if other != aggregation
+        }
+    )
     for name, variant in wrong.items():  # each ends elsewhere, or (aggregations that differ by a constant
         # factor, to which Adam is nearly blind) reports another loss
-        params, loss = reference_step(initial, reference_model, gens, rewards, **{"aggregation": aggregation,
-                                                                                  **variant})
+        params, loss = reference_step(
+            initial, reference_model, gens, rewards, **{"aggregation": aggregation, **variant}
+        )
         assert distance(params, expected) > 50 * TOL or abs(loss - expected_loss) > 1e-2 * abs(expected_loss), name

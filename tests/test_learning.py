@@ -27,8 +27,11 @@ def steps_to_threshold(preset: str, seed: int, threshold: float, budget: int) ->
 
     torch.set_num_threads(1)
     cls = ALGORITHMS[config.read_yaml(CONFIGS / preset)["algo"]]
-    cfg = config.resolve(cls.config_class, CONFIGS / preset,
-                      {"seed": seed, "total_steps": budget, "stop_return": threshold, "tensorboard": False})
+    cfg = config.resolve(
+        cls.config_class,
+        CONFIGS / preset,
+        {"seed": seed, "total_steps": budget, "stop_return": threshold, "tensorboard": False},
+    )
     start = time.perf_counter()
     agent = cls(config=cfg, progress=False).learn()
     return seed, (agent.global_step if agent.progress.reached(threshold) else None), time.perf_counter() - start
@@ -39,23 +42,28 @@ def run_seeds(preset: str, threshold: float, budget: int) -> list[tuple[int, int
         futures = [pool.submit(steps_to_threshold, preset, s, threshold, budget) for s in SEEDS]
         results = sorted(f.result() for f in futures)
     for seed, steps, wall in results:
-        print(f"{preset} seed {seed}: {'steps to threshold ' + format(steps, ',') if steps else 'not reached'}"
-              f" ({wall:.1f} s)")
+        print(
+            f"{preset} seed {seed}: {'steps to threshold ' + format(steps, ',') if steps else 'not reached'}"
+            f" ({wall:.1f} s)"
+        )
     return results
 
 
 @pytest.mark.learning
-@pytest.mark.parametrize("preset,threshold,budget", [
-    ("ppo_cartpole.yaml", 475.0, 100_000),
-    ("ppo_cartpole_fast.yaml", 475.0, 100_000),
-    ("ppo_pendulum.yaml", -400.0, 200_000),
-    ("ppo_kl_cartpole.yaml", 475.0, 150_000),
-    ("ppo_adaptive_kl_cartpole.yaml", 475.0, 150_000),
-    ("ppo_clip_kl_cartpole.yaml", 475.0, 150_000),
-    ("pg_gae_cartpole.yaml", 475.0, 150_000),
-    ("reinforce_cartpole.yaml", 400.0, 300_000),
-    ("offpolicy_pg_cartpole.yaml", 400.0, 300_000),
-])
+@pytest.mark.parametrize(
+    "preset,threshold,budget",
+    [
+        ("ppo_cartpole.yaml", 475.0, 100_000),
+        ("ppo_cartpole_fast.yaml", 475.0, 100_000),
+        ("ppo_pendulum.yaml", -400.0, 200_000),
+        ("ppo_kl_cartpole.yaml", 475.0, 150_000),
+        ("ppo_adaptive_kl_cartpole.yaml", 475.0, 150_000),
+        ("ppo_clip_kl_cartpole.yaml", 475.0, 150_000),
+        ("pg_gae_cartpole.yaml", 475.0, 150_000),
+        ("reinforce_cartpole.yaml", 400.0, 300_000),
+        ("offpolicy_pg_cartpole.yaml", 400.0, 300_000),
+    ],
+)
 def test_preset_reaches_threshold_for_two_of_three_seeds(preset, threshold, budget):
     results = run_seeds(preset, threshold, budget)
     solved = [steps for _, steps, _ in results if steps is not None]
@@ -71,9 +79,19 @@ def matrix_game_outcome(method: str, game: str, seed: int, share_actor: bool | N
     from proxrl import MultiAgentPPO
 
     torch.set_num_threads(1)
-    agent = MultiAgentPPO("proxrl.envs.matrix_games", method=method, env_kwargs={"game": game}, seed=seed,
-                          share_actor=share_actor, num_envs=8, num_steps=16, total_steps=8 * 16 * 40, lr=1e-3,
-                          tensorboard=False, progress=False).learn()
+    agent = MultiAgentPPO(
+        "proxrl.envs.matrix_games",
+        method=method,
+        env_kwargs={"game": game},
+        seed=seed,
+        share_actor=share_actor,
+        num_envs=8,
+        num_steps=16,
+        total_steps=8 * 16 * 40,
+        lr=1e-3,
+        tensorboard=False,
+        progress=False,
+    ).learn()
     actions = agent.predict(np.ones((1, 2, 1), np.float32))[0]
     payoff = agent.make_env().payoff
     return method, game, seed, float(payoff[int(actions[0]), int(actions[1])])
@@ -84,8 +102,12 @@ def test_happo_finds_the_matrix_game_optima_that_shared_policies_cannot_represen
     """Penalty game [[0, 1], [1, 0]]: the optimum needs different actions, which one shared policy without an agent
     id cannot choose; HAPPO (per-agent actors, sequential updates) must find it in ≥ 9 of 10 seeds. IPPO and MAPPO
     with a shared actor and no id, and every method on the climbing game, are reported (printed)."""
-    runs = [(m, g, s, share) for g in ("penalty", "climbing") for m, share in
-            (("happo", None), ("ippo", True), ("mappo", True), ("ippo", False)) for s in range(10)]
+    runs = [
+        (m, g, s, share)
+        for g in ("penalty", "climbing")
+        for m, share in (("happo", None), ("ippo", True), ("mappo", True), ("ippo", False))
+        for s in range(10)
+    ]
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
         results = list(pool.map(matrix_game_outcome, *zip(*runs, strict=True)))
     best = {"penalty": 1.0, "climbing": 11.0}
@@ -107,8 +129,11 @@ def tictactoe_selfplay(seed: int, budget: int) -> tuple[int, dict, dict]:
     from proxrl.marl.evaluation import evaluate_against_random
 
     torch.set_num_threads(1)
-    cfg = config.resolve(MultiAgentPPOConfig, CONFIGS / "ippo_tictactoe.yaml",
-                      {"seed": seed, "total_steps": budget, "tensorboard": False})
+    cfg = config.resolve(
+        MultiAgentPPOConfig,
+        CONFIGS / "ippo_tictactoe.yaml",
+        {"seed": seed, "total_steps": budget, "tensorboard": False},
+    )
     agent = MultiAgentPPO(config=cfg, progress=False).learn()
     return seed, evaluate_against_random(agent, 500, seat=0), evaluate_against_random(agent, 500, seat=1)
 
@@ -119,9 +144,11 @@ def test_selfplay_ippo_beats_a_random_tictactoe_player_with_legal_moves_only():
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
         results = sorted(pool.map(tictactoe_selfplay, SEEDS, [budget] * len(SEEDS)))
     for seed, first, second in results:
-        print(f"tictactoe seed {seed}: as first player win {first['win']:.1%} draw {first['draw']:.1%}; as second "
-              f"player win {second['win']:.1%} draw {second['draw']:.1%}; illegal moves {first['illegal']}"
-              f" + {second['illegal']}")
+        print(
+            f"tictactoe seed {seed}: as first player win {first['win']:.1%} draw {first['draw']:.1%}; as second "
+            f"player win {second['win']:.1%} draw {second['draw']:.1%}; illegal moves {first['illegal']}"
+            f" + {second['illegal']}"
+        )
     assert all(first["illegal"] == 0 and second["illegal"] == 0 for _, first, second in results)
     # a random first player wins ~58 %; this preset's trained first player wins ~70–97 % by seed and float rounding
     # (docs/multiagent.md)
@@ -137,8 +164,11 @@ def spread_return(method: str, seed: int, budget: int) -> tuple[str, int, float]
     from proxrl.algos.multiagent import MultiAgentPPO, MultiAgentPPOConfig
 
     torch.set_num_threads(1)
-    cfg = config.resolve(MultiAgentPPOConfig, CONFIGS / f"{method}_simple_spread.yaml",
-                      {"seed": seed, "total_steps": budget, "tensorboard": False})
+    cfg = config.resolve(
+        MultiAgentPPOConfig,
+        CONFIGS / f"{method}_simple_spread.yaml",
+        {"seed": seed, "total_steps": budget, "tensorboard": False},
+    )
     rows: list[float] = []
     MultiAgentPPO(config=cfg, progress=False).learn(callback=lambda _a, row: rows.append(row["mean_return"]))
     return method, seed, sum(rows[-5:]) / 5
@@ -152,8 +182,10 @@ def test_mappo_and_ippo_improve_clearly_over_random_on_simple_spread():
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
         results = list(pool.map(spread_return, ("mappo", "ippo"), (0, 0), (budget, budget)))
     for method, seed, ret in results:
-        print(f"simple_spread {method} seed {seed}: mean team return of the last ~100 episodes {ret:.1f} after "
-              f"{budget:,} steps (random: −83.0)")
+        print(
+            f"simple_spread {method} seed {seed}: mean team return of the last ~100 episodes {ret:.1f} after "
+            f"{budget:,} steps (random: −83.0)"
+        )
     assert all(ret >= -70.0 for _, _, ret in results)
 
 
@@ -164,13 +196,22 @@ def grpo_accuracy_gain(seed: int, steps: int) -> tuple[int, float, float, float,
 
     from proxrl import GRPO, config
 
-    cfg = config.resolve(GRPO.config_class, CONFIGS / "grpo_addition.yaml",
-                      {"seed": seed, "total_steps": steps, "tensorboard": False, "checkpoint_every": 0})
+    cfg = config.resolve(
+        GRPO.config_class,
+        CONFIGS / "grpo_addition.yaml",
+        {"seed": seed, "total_steps": steps, "tensorboard": False, "checkpoint_every": 0},
+    )
     start = time.perf_counter()
     agent = GRPO(config=cfg, progress=False).learn()
     h = agent.held_out
-    return (seed, float(h.warmup), float(h.warmup_sampled), float(h.last), float(h.last_sampled),
-            time.perf_counter() - start)
+    return (
+        seed,
+        float(h.warmup),
+        float(h.warmup_sampled),
+        float(h.last),
+        float(h.last_sampled),
+        time.perf_counter() - start,
+    )
 
 
 @pytest.mark.learning
@@ -183,8 +224,10 @@ def test_grpo_raises_held_out_addition_accuracy():
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
         results = sorted(pool.map(grpo_accuracy_gain, SEEDS, [200] * len(SEEDS)))
     for seed, greedy0, sampled0, greedy1, sampled1, wall in results:
-        print(f"grpo_addition.yaml seed {seed}: held-out exact match sampled {sampled0:.3f} -> {sampled1:.3f}, "
-              f"greedy {greedy0:.3f} -> {greedy1:.3f} after 200 steps ({wall:.0f} s)")
+        print(
+            f"grpo_addition.yaml seed {seed}: held-out exact match sampled {sampled0:.3f} -> {sampled1:.3f}, "
+            f"greedy {greedy0:.3f} -> {greedy1:.3f} after 200 steps ({wall:.0f} s)"
+        )
     for seed, greedy0, sampled0, greedy1, sampled1, _ in results:
         assert sampled1 >= sampled0 + 0.08, (seed, sampled0, sampled1)
         assert greedy1 >= greedy0 - 0.10, (seed, greedy0, greedy1)

@@ -33,8 +33,19 @@ def test_gae_with_a_mask_skips_the_rows_where_the_agent_did_not_act():
     rewards, values, boot, last, terminated, truncated = _rollout(t=5, n=1, seed=3)
     dense_next = torch.where(truncated, boot, torch.cat([values[1:], last[None]]))
     dense = gae(rewards, values, dense_next, terminated, truncated, gamma=0.9, gae_lambda=0.8)
-    assert torch.equal(gae(rewards, values, dense_next, terminated, truncated, gamma=0.9, gae_lambda=0.8,
-                           mask=torch.ones(5, 1, dtype=torch.bool)), dense)
+    assert torch.equal(
+        gae(
+            rewards,
+            values,
+            dense_next,
+            terminated,
+            truncated,
+            gamma=0.9,
+            gae_lambda=0.8,
+            mask=torch.ones(5, 1, dtype=torch.bool),
+        ),
+        dense,
+    )
     # interleave rows in which this agent does not act (another player's turn): they must change nothing
     alive = torch.tensor([True, False, True, False, True, False, True, False, True, False])[:, None]
 
@@ -44,19 +55,37 @@ def test_gae_with_a_mask_skips_the_rows_where_the_agent_did_not_act():
         return out
 
     values_spread = spread_out(values, 7.0)  # V of a row where the agent did not act must not be read
-    next_spread = next_values(values_spread.numpy(), alive.numpy(), spread_out(truncated, False).numpy(),
-                              spread_out(boot).numpy(), last.numpy())
+    next_spread = next_values(
+        values_spread.numpy(),
+        alive.numpy(),
+        spread_out(truncated, False).numpy(),
+        spread_out(boot).numpy(),
+        last.numpy(),
+    )
     torch.testing.assert_close(torch.from_numpy(next_spread)[alive], dense_next[:, 0], rtol=0, atol=0)
-    got = gae(spread_out(rewards), values_spread, torch.from_numpy(next_spread), spread_out(terminated, False),
-              spread_out(truncated, False), gamma=0.9, gae_lambda=0.8, mask=alive)
+    got = gae(
+        spread_out(rewards),
+        values_spread,
+        torch.from_numpy(next_spread),
+        spread_out(terminated, False),
+        spread_out(truncated, False),
+        gamma=0.9,
+        gae_lambda=0.8,
+        mask=alive,
+    )
     torch.testing.assert_close(got[alive], dense[:, 0])
     assert torch.all(got[~alive] == 0)
 
 
 @pytest.mark.parametrize("method", ["ippo", "mappo", "happo"])
-@pytest.mark.parametrize("env,kwargs", [("proxrl.envs.matrix_games", {"game": "climbing"}),
-                                        ("pettingzoo.classic.tictactoe_v3", {}),
-                                        ("mpe2.simple_spread_v3", {"N": 2, "max_cycles": 5})])
+@pytest.mark.parametrize(
+    "env,kwargs",
+    [
+        ("proxrl.envs.matrix_games", {"game": "climbing"}),
+        ("pettingzoo.classic.tictactoe_v3", {}),
+        ("mpe2.simple_spread_v3", {"N": 2, "max_cycles": 5}),
+    ],
+)
 def test_two_iterations_change_every_trainable_parameter(method, env, kwargs):
     agent = MultiAgentPPO(env, method=method, env_kwargs=kwargs, **TINY)
     before = {k: v.clone() for k, v in agent.policy.named_parameters()}
@@ -67,15 +96,28 @@ def test_two_iterations_change_every_trainable_parameter(method, env, kwargs):
 
 
 def test_shared_actor_with_agent_id_and_value_norm_run():
-    agent = MultiAgentPPO("mpe2.simple_spread_v3", method="ippo", share_actor=True, agent_id=True,
-                          value_norm=True, env_kwargs={"N": 2, "max_cycles": 5}, **TINY)
+    agent = MultiAgentPPO(
+        "mpe2.simple_spread_v3",
+        method="ippo",
+        share_actor=True,
+        agent_id=True,
+        value_norm=True,
+        env_kwargs={"N": 2, "max_cycles": 5},
+        **TINY,
+    )
     agent.learn(32)
     assert len(agent.policy.actors) == 1 and agent.value_norm.count > 1
 
 
 def test_aec_rewards_reach_the_acting_players_and_masks_hold():
-    agent = MultiAgentPPO("pettingzoo.classic.tictactoe_v3", method="ippo", num_envs=4, num_steps=64,
-                          tensorboard=False, hidden_sizes=(16,))
+    agent = MultiAgentPPO(
+        "pettingzoo.classic.tictactoe_v3",
+        method="ippo",
+        num_envs=4,
+        num_steps=64,
+        tensorboard=False,
+        hidden_sizes=(16,),
+    )
     collector = agent.start_envs()
     batch = collector.collect()
     assert torch.all(batch.alive.sum(-1) == 1), "exactly one player acts per row"
@@ -93,8 +135,7 @@ def test_aec_rewards_reach_the_acting_players_and_masks_hold():
 
 
 def test_save_load_resume_and_cli(tmp_path, capsys):
-    agent = MultiAgentPPO("proxrl.envs.matrix_games", method="happo", run_dir=tmp_path / "run", progress=False,
-                          **TINY)
+    agent = MultiAgentPPO("proxrl.envs.matrix_games", method="happo", run_dir=tmp_path / "run", progress=False, **TINY)
     agent.learn(64)
     loaded = MultiAgentPPO.load(tmp_path / "run")
     for a, b in zip(agent.policy.parameters(), loaded.policy.parameters(), strict=True):
@@ -107,11 +148,31 @@ def test_save_load_resume_and_cli(tmp_path, capsys):
     state.update(format_version=2, config=state["config"] + "vectorization: auto\n", acting_rng="{}")
     checkpoint.atomic_save(state, tmp_path / "v2.pt")
     old = MultiAgentPPO.load(tmp_path / "v2.pt")
-    assert old.global_step == 64 and all(torch.equal(a, b) for a, b in zip(agent.policy.parameters(),
-                                                                            old.policy.parameters(), strict=True))
-    assert main(["train", "mappo", "--env", "mpe2.simple_spread_v3", "--env-kwargs", "N=2,max_cycles=5",
-                 "--total-steps", "32", "--set", "num_envs=2", "--set", "num_steps=8",
-                 "--run-dir", str(tmp_path / "cli"), "--quiet"]) == 0
+    assert old.global_step == 64 and all(
+        torch.equal(a, b) for a, b in zip(agent.policy.parameters(), old.policy.parameters(), strict=True)
+    )
+    assert (
+        main(
+            [
+                "train",
+                "mappo",
+                "--env",
+                "mpe2.simple_spread_v3",
+                "--env-kwargs",
+                "N=2,max_cycles=5",
+                "--total-steps",
+                "32",
+                "--set",
+                "num_envs=2",
+                "--set",
+                "num_steps=8",
+                "--run-dir",
+                str(tmp_path / "cli"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["train", "--resume", str(tmp_path / "cli"), "--total-steps", "16", "--quiet"]) == 0
     assert main(["eval", str(tmp_path / "cli"), "--episodes", "2"]) == 0
 
@@ -151,8 +212,9 @@ def test_toy_env_passes_the_parallel_api_test():
 @pytest.mark.parametrize("box", [False, True])
 @pytest.mark.parametrize("method", ["ippo", "mappo", "happo"])
 def test_heterogeneous_agents_that_leave_early_are_masked(method, box):
-    agent = MultiAgentPPO("toy_pettingzoo", method=method, env_kwargs={"box": box}, gamma=0.5, gae_lambda=1.0,
-                          **{**TINY, "num_steps": 10})
+    agent = MultiAgentPPO(
+        "toy_pettingzoo", method=method, env_kwargs={"box": box}, gamma=0.5, gae_lambda=1.0, **{**TINY, "num_steps": 10}
+    )
     batch = agent.start_envs().collect()
     early, late = batch.alive[:, 0, 0], batch.alive[:, 0, 1]
     # episodes of 5 steps: `early` acts in steps 1–2 of each, `late` in all 5
@@ -174,8 +236,15 @@ def test_heterogeneous_observation_widths_from_mpe():
 
 def test_tictactoe_rollout_marks_a_team_episode_end_for_every_game_that_ends():
     # review finding: 2 copies × 40 turns gave 22 agent episode ends and no team end (joint GAE ran across games)
-    agent = MultiAgentPPO("pettingzoo.classic.tictactoe_v3", method="mappo", num_envs=2, num_steps=40,
-                          hidden_sizes=(16,), tensorboard=False, progress=False)
+    agent = MultiAgentPPO(
+        "pettingzoo.classic.tictactoe_v3",
+        method="mappo",
+        num_envs=2,
+        num_steps=40,
+        hidden_sizes=(16,),
+        tensorboard=False,
+        progress=False,
+    )
     b = agent.start_envs().collect()
     games = int(b.team_terminated.sum())
     assert games >= 6

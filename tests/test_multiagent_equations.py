@@ -25,12 +25,25 @@ from proxrl import MultiAgentPPO
 TOL = 2e-5
 
 
-def run(method: str, iterations: int, env_kwargs: dict, env: str = "recording_games",
-        **overrides) -> tuple[MultiAgentPPO, list, list]:
+def run(
+    method: str, iterations: int, env_kwargs: dict, env: str = "recording_games", **overrides
+) -> tuple[MultiAgentPPO, list, list]:
     """Train; returns the agent, snapshots of its policy before each iteration (and after the last), and the
     recorded env steps of each iteration (``recording_games.STEPS``, or ``turn_game.MOVES`` as steps)."""
-    cfg = dict(method=method, env_kwargs=env_kwargs, num_envs=1, num_steps=16, num_epochs=4, num_minibatches=1,
-               ent_coef=0.0, max_grad_norm=0.0, hidden_sizes=(16,), seed=1, tensorboard=False, progress=False)
+    cfg = dict(
+        method=method,
+        env_kwargs=env_kwargs,
+        num_envs=1,
+        num_steps=16,
+        num_epochs=4,
+        num_minibatches=1,
+        ent_coef=0.0,
+        max_grad_norm=0.0,
+        hidden_sizes=(16,),
+        seed=1,
+        tensorboard=False,
+        progress=False,
+    )
     cfg.update(overrides)
     agent = MultiAgentPPO(env, **cfg)
     snapshots, samples = [copy.deepcopy(agent.policy)], []
@@ -62,8 +75,14 @@ def value(critic: torch.nn.Module, state: float) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ MAPPO critic
-def team_gae_targets(steps: list[dict], critic: torch.nn.Module, gamma: float, lam: float,
-                     team: str | int = "sum", bootstrap: bool = True) -> torch.Tensor:
+def team_gae_targets(
+    steps: list[dict],
+    critic: torch.nn.Module,
+    gamma: float,
+    lam: float,
+    team: str | int = "sum",
+    bootstrap: bool = True,
+) -> torch.Tensor:
     """R̂_t = Â_t + V(s_t) with Â the joint GAE of the team reward R_t = Σ_i r_i (one env copy, rows in order):
     δ_t = R_t + γ V' − V(s_t), V' = 0 after a termination, V(final state) after a truncation, else V(s_{t+1});
     Â_t = δ_t + γλ Â_{t+1} unless the episode ended at t."""
@@ -72,8 +91,11 @@ def team_gae_targets(steps: list[dict], critic: torch.nn.Module, gamma: float, l
         for t in range(len(steps) - 1, -1, -1):
             s = steps[t]
             reward = sum(s["rewards"]) if team == "sum" else s["rewards"][0 if team == "agent_0" else team]
-            v_next = (torch.tensor(0.0) if s["terminated"] or (s["truncated"] and not bootstrap)
-                      else value(critic, s["next_state"]))
+            v_next = (
+                torch.tensor(0.0)
+                if s["terminated"] or (s["truncated"] and not bootstrap)
+                else value(critic, s["next_state"])
+            )
             delta = reward + gamma * v_next - value(critic, s["state"])
             ended = s["terminated"] or s["truncated"]
             later = delta + (0.0 if ended else gamma * lam * later)
@@ -81,8 +103,16 @@ def team_gae_targets(steps: list[dict], critic: torch.nn.Module, gamma: float, l
         return adv + torch.stack([value(critic, s["state"]) for s in steps])
 
 
-def critic_reference(initial: torch.nn.Module, steps: list[dict], targets: torch.Tensor, lr: float, eps: float,
-                     epochs: int, vf_coef: float, critics: int = 1) -> list[torch.Tensor]:
+def critic_reference(
+    initial: torch.nn.Module,
+    steps: list[dict],
+    targets: torch.Tensor,
+    lr: float,
+    eps: float,
+    epochs: int,
+    vf_coef: float,
+    critics: int = 1,
+) -> list[torch.Tensor]:
     """Adam on vf_coef · ½ mean (V(s_t) − R̂_t)², the mean over every (row, critic) pair when ``critics`` local
     critics share one loss (IPPO)."""
     critic = copy.deepcopy(initial)
@@ -99,17 +129,29 @@ def critic_reference(initial: torch.nn.Module, steps: list[dict], targets: torch
 CRITIC = dict(lr=50.0, adam_eps=1000.0, gamma=0.9, gae_lambda=0.8, vf_coef=0.5)  # lr/ε = 0.05, linear steps
 
 
-@pytest.mark.parametrize("case,env_kwargs,wrong", [
-    # one-step games where the agents' rewards differ: the target is r_0 + r_1, not agent 0's reward
-    ("team_reward", {"payoffs": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [3.0, -2.0]]], "length": 1},
-     {"team": "agent_0"}),
-    # 3-step episodes cut by a time limit: the last step bootstraps with V(final state)
-    ("truncation", {"payoffs": [[[1.0, 1.0], [1.0, 1.0]]] * 2, "length": 3, "terminate": False},
-     {"bootstrap": False}),
-    # one agent terminates as the other is cut by the time limit: the team's episode is truncated, bootstrapped
-    ("mixed_end", {"payoffs": [[[1.0, 1.0], [1.0, 1.0]]] * 2, "length": 3, "terminate": "mixed"},
-     {"bootstrap": False}),
-])
+@pytest.mark.parametrize(
+    "case,env_kwargs,wrong",
+    [
+        # one-step games where the agents' rewards differ: the target is r_0 + r_1, not agent 0's reward
+        (
+            "team_reward",
+            {"payoffs": [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 3.0], [3.0, -2.0]]], "length": 1},
+            {"team": "agent_0"},
+        ),
+        # 3-step episodes cut by a time limit: the last step bootstraps with V(final state)
+        (
+            "truncation",
+            {"payoffs": [[[1.0, 1.0], [1.0, 1.0]]] * 2, "length": 3, "terminate": False},
+            {"bootstrap": False},
+        ),
+        # one agent terminates as the other is cut by the time limit: the team's episode is truncated, bootstrapped
+        (
+            "mixed_end",
+            {"payoffs": [[[1.0, 1.0], [1.0, 1.0]]] * 2, "length": 3, "terminate": "mixed"},
+            {"bootstrap": False},
+        ),
+    ],
+)
 def test_mappo_critic_regresses_on_joint_gae_of_the_team_reward(case, env_kwargs, wrong):
     agent, snapshots, samples = run("mappo", 1, env_kwargs, **CRITIC)
     initial, steps = snapshots[0].critics[0], samples[0]
@@ -119,8 +161,7 @@ def test_mappo_critic_regresses_on_joint_gae_of_the_team_reward(case, env_kwargs
     assert distance(params(agent.policy.critics[0]), expected) < TOL
     wrong_targets = team_gae_targets(steps, initial, CRITIC["gamma"], CRITIC["gae_lambda"], **wrong)
     assert (wrong_targets - targets).abs().max() > 0.03  # (V(final state) of an untrained critic is small)
-    elsewhere = critic_reference(initial, steps, wrong_targets, CRITIC["lr"], CRITIC["adam_eps"], 4,
-                                 CRITIC["vf_coef"])
+    elsewhere = critic_reference(initial, steps, wrong_targets, CRITIC["lr"], CRITIC["adam_eps"], 4, CRITIC["vf_coef"])
     assert distance(elsewhere, expected) > 50 * TOL
 
 
@@ -131,13 +172,16 @@ def test_ippo_critics_regress_on_each_agents_own_gae_with_the_truncation_bootstr
     for i in range(2):
         initial = snapshots[0].critics[i]
         targets = team_gae_targets(samples[0], initial, CRITIC["gamma"], CRITIC["gae_lambda"], team=i)
-        expected = critic_reference(initial, samples[0], targets, CRITIC["lr"], CRITIC["adam_eps"], 4,
-                                    CRITIC["vf_coef"], critics=2)
+        expected = critic_reference(
+            initial, samples[0], targets, CRITIC["lr"], CRITIC["adam_eps"], 4, CRITIC["vf_coef"], critics=2
+        )
         assert distance(params(agent.policy.critics[i]), expected) < TOL, i
-        no_bootstrap = team_gae_targets(samples[0], initial, CRITIC["gamma"], CRITIC["gae_lambda"], team=i,
-                                        bootstrap=False)
-        elsewhere = critic_reference(initial, samples[0], no_bootstrap, CRITIC["lr"], CRITIC["adam_eps"], 4,
-                                     CRITIC["vf_coef"], critics=2)
+        no_bootstrap = team_gae_targets(
+            samples[0], initial, CRITIC["gamma"], CRITIC["gae_lambda"], team=i, bootstrap=False
+        )
+        elsewhere = critic_reference(
+            initial, samples[0], no_bootstrap, CRITIC["lr"], CRITIC["adam_eps"], 4, CRITIC["vf_coef"], critics=2
+        )
         assert distance(elsewhere, expected) > 50 * TOL
 
 
@@ -145,8 +189,16 @@ def test_ippo_critics_regress_on_each_agents_own_gae_with_the_truncation_bootstr
 def test_turn_based_collector_marks_every_game_end_and_the_central_value_of_every_row(truncate):
     # one copy of a 3-move game, 6 rows a rollout: moves by first, second, first | first, second, first; the
     # second game ends with the rollout's last move
-    agent = MultiAgentPPO("turn_game", method="mappo", env_kwargs={"length": 3, "truncate": truncate}, num_envs=1,
-                          num_steps=6, hidden_sizes=(16,), tensorboard=False, progress=False)
+    agent = MultiAgentPPO(
+        "turn_game",
+        method="mappo",
+        env_kwargs={"length": 3, "truncate": truncate},
+        num_envs=1,
+        num_steps=6,
+        hidden_sizes=(16,),
+        tensorboard=False,
+        progress=False,
+    )
     collector = agent.start_envs()
     critic = agent.policy.critics[0]
     ends = [False, False, True] * 2
@@ -181,20 +233,28 @@ def test_mappo_on_a_turn_based_game_regresses_on_joint_gae_cut_at_game_ends(trun
 CLIMB = {"payoffs": [[[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]]] * 2, "length": 1}
 
 
-def happo_iteration(actors: torch.nn.ModuleList, opts: list, critic: torch.nn.Module, steps: list[dict],
-                    order: list[int], clip_eps: float, epochs: int, m_rule: str = "ratio") -> None:
+def happo_iteration(
+    actors: torch.nn.ModuleList,
+    opts: list,
+    critic: torch.nn.Module,
+    steps: list[dict],
+    order: list[int],
+    clip_eps: float,
+    epochs: int,
+    m_rule: str = "ratio",
+) -> None:
     """One HAPPO update of ``actors`` in place (one-step episodes: Â = Σ_i r_i − V(s), normalised)."""
     n = len(steps)
     obs = torch.tensor([[s["state"]] for s in steps])
     acts = torch.tensor([s["actions"] for s in steps])
     with torch.no_grad():
         adv = torch.tensor([sum(s["rewards"]) for s in steps]) - critic(obs)[:, 0]
-        old = [actors[i](obs).log_softmax(-1).gather(1, acts[:, i:i + 1])[:, 0] for i in range(2)]
+        old = [actors[i](obs).log_softmax(-1).gather(1, acts[:, i : i + 1])[:, 0] for i in range(2)]
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     m = torch.ones(n)
     for i in order:
         for _ in range(epochs):
-            logp = actors[i](obs).log_softmax(-1).gather(1, acts[:, i:i + 1])[:, 0]
+            logp = actors[i](obs).log_softmax(-1).gather(1, acts[:, i : i + 1])[:, 0]
             ratio = (logp - old[i]).exp()
             a = adv * m  # M is a constant of agent i's objective
             loss = -torch.minimum(ratio * a, ratio.clamp(1 - clip_eps, 1 + clip_eps) * a).mean()
@@ -202,7 +262,7 @@ def happo_iteration(actors: torch.nn.ModuleList, opts: list, critic: torch.nn.Mo
             loss.backward()
             opts[i].step()
         with torch.no_grad():
-            new = actors[i](obs).log_softmax(-1).gather(1, acts[:, i:i + 1])[:, 0]
+            new = actors[i](obs).log_softmax(-1).gather(1, acts[:, i : i + 1])[:, 0]
             if m_rule == "ratio":  # M ← M · π_i^new / π_i^old
                 m = m * (new - old[i]).exp()
             elif m_rule == "inverse":
@@ -220,16 +280,20 @@ def test_happo_weights_each_agents_advantage_by_the_ratio_of_the_agents_updated_
         for order in ([0, 1], [1, 0]):
             trial_actors, trial_opts = copy.deepcopy((actors, opts))
             happo_iteration(trial_actors, trial_opts, snapshots[k].critics[0], samples[k], order, 0.2, 4)
-            outcomes[tuple(order)] = (distance(params(trial_actors), params(snapshots[k + 1].actors)),
-                                      trial_actors, trial_opts)
+            outcomes[tuple(order)] = (
+                distance(params(trial_actors), params(snapshots[k + 1].actors)),
+                trial_actors,
+                trial_opts,
+            )
         matches = [o for o, (d, _, _) in outcomes.items() if d < TOL]
         assert len(matches) == 1, f"iteration {k}: distances {[(o, d) for o, (d, _, _) in outcomes.items()]}"
         orders.append(matches[0])
         if k == 0:  # M ≠ 1 changes the second agent's update: without it, or inverted, it ends elsewhere
             for rule in ("one", "inverse"):
                 trial_actors, trial_opts = copy.deepcopy((actors, opts))
-                happo_iteration(trial_actors, trial_opts, snapshots[0].critics[0], samples[0], list(matches[0]),
-                                0.2, 4, m_rule=rule)
+                happo_iteration(
+                    trial_actors, trial_opts, snapshots[0].critics[0], samples[0], list(matches[0]), 0.2, 4, m_rule=rule
+                )
                 assert distance(params(trial_actors), params(snapshots[1].actors)) > 50 * TOL, rule
         _, actors, opts = outcomes[matches[0]]
     assert set(orders) == {(0, 1), (1, 0)}, f"the agent order never changed in {iterations} iterations: {orders}"

@@ -27,8 +27,9 @@ def test_vtrace_on_policy_is_the_bootstrapped_monte_carlo_return():
     g = discounted_returns(rewards, terminated, truncated, gamma=0.9, next_values=next_values)
     torch.testing.assert_close(v, g)
     # Q̂ = r + γ v_{t+1}, with V(final obs) after the truncation and V(s_T) at the rollout's end
-    torch.testing.assert_close(q, torch.tensor([[1 + 0.9 * g[1, 0]], [2 + 0.9 * g[2, 0]], [3 + 0.9 * 9.0],
-                                                [4 + 0.9 * 3.0]]))
+    torch.testing.assert_close(
+        q, torch.tensor([[1 + 0.9 * g[1, 0]], [2 + 0.9 * g[2, 0]], [3 + 0.9 * 9.0], [4 + 0.9 * 3.0]])
+    )
 
 
 def test_vtrace_truncates_the_importance_weights_by_hand():
@@ -75,8 +76,11 @@ def test_untruncated_weights_and_no_baseline_run_and_save(tmp_path):
 def test_vtrace_truncates_rho_at_rho_bar_and_c_at_c_bar_by_hand():
     # ρ̄ = 1, c̄ = 0.5, π/β = [1.5, 0.8], γ = 0.9, no episode end in 2 steps:
     # ρ = [1, 0.8], c = [0.5, 0.5]; δ = ρ (r + γ V' − V) = [1.4, 2.96]; v_1 = 1 + 2.96, v_0 = 0.5 + 1.4 + .9·.5·2.96
-    rewards, values, next_values = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.5], [1.0]]), \
-        torch.tensor([[1.0], [3.0]])
+    rewards, values, next_values = (
+        torch.tensor([[1.0], [2.0]]),
+        torch.tensor([[0.5], [1.0]]),
+        torch.tensor([[1.0], [3.0]]),
+    )
     never = torch.zeros(2, 1, dtype=torch.bool)
     log_rhos = torch.tensor([[1.5], [0.8]]).log()
     v, q = vtrace(rewards, values, next_values, never, never, log_rhos, gamma=0.9, rho_bar=1.0, c_bar=0.5)

@@ -58,13 +58,23 @@ def test_reinforce_returns_are_monte_carlo_returns_of_the_episode():
     for i in range(2):
         steps = np.flatnonzero(batch.valid[:, i].numpy())
         rewards = batch.rewards[steps, i].numpy()
-        expected = [sum(0.9 ** k * r for k, r in enumerate(rewards[t:])) for t in range(len(rewards))]
+        expected = [sum(0.9**k * r for k, r in enumerate(rewards[t:])) for t in range(len(rewards))]
         np.testing.assert_allclose(adv[steps, i].numpy(), expected, rtol=1e-5)
 
 
 def test_ppo_with_one_epoch_one_minibatch_and_no_clipping_is_a_pg_step():
-    common = dict(num_envs=2, num_steps=16, tensorboard=False, hidden_sizes=(16,), seed=3, lr=1e-2,
-                  gamma=0.9, gae_lambda=0.8, anneal_lr=False, ent_coef=0.01)
+    common = dict(
+        num_envs=2,
+        num_steps=16,
+        tensorboard=False,
+        hidden_sizes=(16,),
+        seed=3,
+        lr=1e-2,
+        gamma=0.9,
+        gae_lambda=0.8,
+        anneal_lr=False,
+        ent_coef=0.01,
+    )
     pg = PG("proxrl_test/Target-box-v0", advantage="gae", **common).learn(32)
     ppo = PPO("proxrl_test/Target-box-v0", num_epochs=1, num_minibatches=1, clip_eps=1e9, **common).learn(32)
     for (name, a), b in zip(pg.policy.named_parameters(), ppo.policy.parameters(), strict=True):
@@ -74,8 +84,26 @@ def test_ppo_with_one_epoch_one_minibatch_and_no_clipping_is_a_pg_step():
 def test_reinforce_refuses_another_advantage_and_the_cli_alias_works(tmp_path, capsys):
     with pytest.raises(ConfigError, match="advantage=return"):
         REINFORCE("CartPole-v1", advantage="gae")
-    assert main(["train", "reinforce", "--env", "proxrl_test/CounterTerm-v0", "--total-steps", "64", "--set",
-                 "num_steps=32", "--set", "num_envs=2", "--run-dir", str(tmp_path / "r"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "reinforce",
+                "--env",
+                "proxrl_test/CounterTerm-v0",
+                "--total-steps",
+                "64",
+                "--set",
+                "num_steps=32",
+                "--set",
+                "num_envs=2",
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "advantage: return" in (tmp_path / "r" / "config.yaml").read_text()
     assert main(["train", "reinforce", "--set", "advantage=td"]) == 2
     assert "reinforce means advantage=return" in capsys.readouterr().err

@@ -77,24 +77,28 @@ def test_checkpoint_refuses_other_algorithms_and_malicious_pickles(tmp_path, tin
 
 
 def test_periodic_checkpoints_keep_the_last_k(tmp_path, tiny_ppo):
-    agent = PPO("proxrl_test/Target-discrete-v0", run_dir=tmp_path, checkpoint_every=1, keep_checkpoints=2,
-                progress=False, **tiny_ppo)
+    agent = PPO(
+        "proxrl_test/Target-discrete-v0",
+        run_dir=tmp_path,
+        checkpoint_every=1,
+        keep_checkpoints=2,
+        progress=False,
+        **tiny_ppo,
+    )
     agent.learn(5 * 32)
     kept = checkpoint.list_checkpoints(tmp_path / "checkpoints")
     assert [p.name for p in kept] == ["ckpt_000000000128.pt", "ckpt_000000000160.pt"]
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "config.yaml").is_file()
     assert not list(tmp_path.glob("checkpoints/*.tmp"))
     header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
-    for col in ("global_step", "episodes", "mean_return", "policy_loss", "value_loss", "approx_kl", "clip_frac",
-                "sps"):
+    for col in ("global_step", "episodes", "mean_return", "policy_loss", "value_loss", "approx_kl", "clip_frac", "sps"):
         assert col in header
 
 
 def test_nan_observation_stops_with_a_clear_error(tiny_ppo):
     import gymnasium as gym
 
-    gym.register("proxrl_test/NaN-v0", entry_point="toy_envs:CounterEnv", kwargs={"nan_at": 3},
-                 max_episode_steps=50)
+    gym.register("proxrl_test/NaN-v0", entry_point="toy_envs:CounterEnv", kwargs={"nan_at": 3}, max_episode_steps=50)
     with pytest.raises(NonFiniteError, match="non-finite observation at rollout step"):
         PPO("proxrl_test/NaN-v0", **tiny_ppo).learn(64)
 
@@ -177,16 +181,29 @@ def test_kl_objectives_train_every_parameter_and_log_the_exact_kl(objective, kin
 
 
 def test_exact_kl_is_zero_before_the_first_step_so_pi_old_is_the_collecting_policy():
-    agent = PPO("proxrl_test/Target-box-v0", objective="kl", num_envs=2, num_steps=16, num_epochs=1,
-                num_minibatches=1, tensorboard=False, hidden_sizes=(16,))
+    agent = PPO(
+        "proxrl_test/Target-box-v0",
+        objective="kl",
+        num_envs=2,
+        num_steps=16,
+        num_epochs=1,
+        num_minibatches=1,
+        tensorboard=False,
+        hidden_sizes=(16,),
+    )
     rows = []
     agent.learn(32, callback=lambda a, row: rows.append(row))
     assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # one minibatch, measured before its step
 
 
 def test_adaptive_kl_moves_the_coefficient_and_resumes_with_it(tmp_path, tiny_ppo):
-    agent = PPO("proxrl_test/Target-discrete-v0", objective="adaptive_kl", kl_coef=1.0, kl_target=1e-9,
-                **{**tiny_ppo, "num_epochs": 4})
+    agent = PPO(
+        "proxrl_test/Target-discrete-v0",
+        objective="adaptive_kl",
+        kl_coef=1.0,
+        kl_target=1e-9,
+        **{**tiny_ppo, "num_epochs": 4},
+    )
     agent.learn(2 * 32)
     assert agent.kl_coef == 4.0  # the reached KL exceeds 1.5 × a tiny target twice: c doubles each iteration
     agent.save(tmp_path / "m.pt")

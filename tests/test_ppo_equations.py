@@ -25,8 +25,17 @@ from toy_envs import RecordingBandit
 
 S = torch.ones(1, 1)  # the bandit's only observation
 TOL = 2e-5  # float32 Adam (fused vs reference loop), a few steps
-BASE = dict(env="proxrl_test/RecordingBandit-v0", num_envs=4, num_steps=16, lr=0.05, anneal_lr=False,
-            max_grad_norm=0.0, ent_coef=0.0, seed=3, progress=False)
+BASE = dict(
+    env="proxrl_test/RecordingBandit-v0",
+    num_envs=4,
+    num_steps=16,
+    lr=0.05,
+    anneal_lr=False,
+    max_grad_norm=0.0,
+    ent_coef=0.0,
+    seed=3,
+    progress=False,
+)
 PPO_BASE = dict(num_minibatches=1, num_epochs=4)
 
 
@@ -34,8 +43,9 @@ def actor_params(policy: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in policy.named_parameters() if n.startswith("actor")}
 
 
-def run(iterations: int, cls: type = PPO, **overrides) -> tuple[Any, torch.nn.Module, list[list[tuple[int, float]]],
-                                                                   list[float]]:
+def run(
+    iterations: int, cls: type = PPO, **overrides
+) -> tuple[Any, torch.nn.Module, list[list[tuple[int, float]]], list[float]]:
     """Train ``iterations`` iterations; returns the agent, a copy of its initial policy, the samples of each
     iteration and (PPO) c after each iteration. The torch RNG state at the start of ``learn`` is kept as
     ``agent.rng_at_learn`` (acting samples with numpy, so an update's minibatch shuffles are its first torch draws)."""
@@ -63,10 +73,22 @@ def categorical_kl(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     return (logp.exp() * (logp - logq)).sum()
 
 
-def reference(initial: torch.nn.Module, samples: list[list[tuple[int, float]]], objective: str, clip_eps: float = 0.2,
-              kl_coef: float = 1.0, kl_target: float = 0.01, epochs: int = 4, lr: float = 0.05, adam_eps: float = 1e-5,
-              kl_direction: str = "old_new", adapt_on: str = "reached", minibatches: int = 1,
-              rng: torch.Tensor | None = None, norm: str = "minibatch") -> tuple[dict, list[float], list[dict]]:
+def reference(
+    initial: torch.nn.Module,
+    samples: list[list[tuple[int, float]]],
+    objective: str,
+    clip_eps: float = 0.2,
+    kl_coef: float = 1.0,
+    kl_target: float = 0.01,
+    epochs: int = 4,
+    lr: float = 0.05,
+    adam_eps: float = 1e-5,
+    kl_direction: str = "old_new",
+    adapt_on: str = "reached",
+    minibatches: int = 1,
+    rng: torch.Tensor | None = None,
+    norm: str = "minibatch",
+) -> tuple[dict, list[float], list[dict]]:
     """The seed's PPO update, iteration by iteration; returns the actor's parameters, c after each iteration and
     per-iteration diagnostics (the KL reached, the mean KL before each step). With ``minibatches`` > 1 each epoch
     shuffles the samples with torch's RNG (from state ``rng``) and normalises Â per minibatch (``norm``)."""
@@ -89,7 +111,7 @@ def reference(initial: torch.nn.Module, samples: list[list[tuple[int, float]]], 
         for _ in range(epochs):
             perm = torch.arange(n) if minibatches == 1 else torch.randperm(n)
             for start in range(0, n, size):
-                idx = perm[start:start + size]
+                idx = perm[start : start + size]
                 a = adv[idx]
                 if minibatches > 1 and norm == "minibatch":
                     a = (a - a.mean()) / (a.std() + 1e-8)
@@ -151,8 +173,9 @@ def test_adaptive_kl_adapts_c_on_the_kl_the_update_reached():
     assert expected_coefs[0] in (0.25, 1.0)  # halved or doubled after the first update
     assert coefs == pytest.approx(expected_coefs, rel=1e-9)
     assert distance(actor_params(agent.policy), expected) < TOL  # the second update used the new c
-    _, wrong_coefs, _ = reference(initial, samples, "adaptive_kl", kl_coef=0.5, kl_target=target,
-                                  adapt_on="mean_before")
+    _, wrong_coefs, _ = reference(
+        initial, samples, "adaptive_kl", kl_coef=0.5, kl_target=target, adapt_on="mean_before"
+    )
     assert wrong_coefs[0] != expected_coefs[0]
 
 
@@ -160,17 +183,26 @@ def test_adaptive_kl_adapts_c_on_the_kl_the_update_reached():
 def test_minibatch_advantages_are_normalised_per_minibatch(fused):
     # 4 minibatches of 8: each epoch shuffles with torch's RNG, and Â is normalised within each minibatch
     agent, initial, samples, _ = run(2, clip_eps=0.1, fused_gradient=fused, num_minibatches=4, num_epochs=2)
-    expected, _, _ = reference(initial, samples, "clip", clip_eps=0.1, epochs=2, minibatches=4,
-                               rng=agent.rng_at_learn)
+    expected, _, _ = reference(initial, samples, "clip", clip_eps=0.1, epochs=2, minibatches=4, rng=agent.rng_at_learn)
     assert distance(actor_params(agent.policy), expected) < TOL
-    raw, _, _ = reference(initial, samples, "clip", clip_eps=0.1, epochs=2, minibatches=4, rng=agent.rng_at_learn,
-                          norm="none")
+    raw, _, _ = reference(
+        initial, samples, "clip", clip_eps=0.1, epochs=2, minibatches=4, rng=agent.rng_at_learn, norm="none"
+    )
     assert distance(raw, expected) > 50 * TOL
 
 
-def offpolicy_reference(initial: torch.nn.Module, samples: list[list[tuple[int, float]]], replay_ratio: int,
-                        max_weight: float = 1.0, lr: float = 0.05, adam_eps: float = 1e-5, vf_coef: float = 0.5,
-                        baseline: float = -1.0, log_rho_sign: float = 1.0, norm_adv: bool = False) -> dict:
+def offpolicy_reference(
+    initial: torch.nn.Module,
+    samples: list[list[tuple[int, float]]],
+    replay_ratio: int,
+    max_weight: float = 1.0,
+    lr: float = 0.05,
+    adam_eps: float = 1e-5,
+    vf_coef: float = 0.5,
+    baseline: float = -1.0,
+    log_rho_sign: float = 1.0,
+    norm_adv: bool = False,
+) -> dict:
     """Off-policy PG with a replay memory of one rollout, on one-step episodes: 1 + replay_ratio Adam steps per
     rollout on −E[w Â ln π] + c_v ½ E[(V − v)²] with w = min(π/β, c̄), Â = Q̂ − V(s), Q̂ = r (the episode ends),
     and the V-trace target v = V + min(ρ̄, π/β) (r − V). Returns the parameters of actor and critic."""
@@ -203,8 +235,7 @@ def test_offpolicy_pg_update_is_the_truncated_importance_weighted_gradient_with_
 
     # one rollout in memory, replayed twice after its own step: the replays are off-policy (π ≠ β). Â is not
     # normalised here: with one state, normalising would remove the baseline V(s) whatever its sign
-    agent, initial, samples, _ = run(2, cls=OffPolicyPG, replay_size=1, replay_ratio=2, max_weight=1.0,
-                                     norm_adv=False)
+    agent, initial, samples, _ = run(2, cls=OffPolicyPG, replay_size=1, replay_ratio=2, max_weight=1.0, norm_adv=False)
     expected = offpolicy_reference(initial, samples, replay_ratio=2)
     got = {n: p.detach() for n, p in agent.policy.named_parameters()}
     assert distance(got, expected) < TOL
@@ -212,8 +243,15 @@ def test_offpolicy_pg_update_is_the_truncated_importance_weighted_gradient_with_
         assert distance(offpolicy_reference(initial, samples, replay_ratio=2, **wrong), expected) > 50 * TOL, wrong
 
 
-def critic_reference(initial: torch.nn.Module, samples: list[list[tuple[int, float]]], clip: float | None,
-                     epochs: int = 4, lr: float = 0.05, adam_eps: float = 1e-5, vf_coef: float = 0.5) -> dict:
+def critic_reference(
+    initial: torch.nn.Module,
+    samples: list[list[tuple[int, float]]],
+    clip: float | None,
+    epochs: int = 4,
+    lr: float = 0.05,
+    adam_eps: float = 1e-5,
+    vf_coef: float = 0.5,
+) -> dict:
     """PPO's critic on one-step episodes (R̂ = Â + V_old = r): Adam on c_v ½ E[(V − R̂)²], or with ``clip`` the
     clipped form ½ E[max((V − R̂)², (V_old + clip(V − V_old, −ε, ε) − R̂)²)]; returns the critic's parameters."""
     policy = copy.deepcopy(initial)

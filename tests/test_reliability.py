@@ -17,8 +17,17 @@ from proxrl.config import ConfigError
 from proxrl.errors import EnvError, NonFiniteError
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = dict(num_envs=2, num_steps=16, num_minibatches=2, num_epochs=1, tensorboard=False, progress=False,
-             hidden_sizes=(16,), checkpoint_every=1, keep_checkpoints=2)
+SMALL = dict(
+    num_envs=2,
+    num_steps=16,
+    num_minibatches=2,
+    num_epochs=1,
+    tensorboard=False,
+    progress=False,
+    hidden_sizes=(16,),
+    checkpoint_every=1,
+    keep_checkpoints=2,
+)
 
 
 def test_an_env_error_in_an_async_worker_names_the_step_and_keeps_the_envs_traceback(tmp_path):
@@ -66,6 +75,7 @@ def test_a_crash_while_writing_a_folder_checkpoint_keeps_the_previous_folder(tmp
         def write(folder):
             folder.mkdir()
             (folder / "weights").write_text(text)
+
         return write
 
     def dies_half_way(folder):
@@ -86,8 +96,9 @@ def test_migrations_are_the_loading_trainers_own_and_unlisted_versions_read_unch
     path = tmp_path / "old.pt"
     config = "env: x\nvectorization: auto\n"
     checkpoint.atomic_save({"format_version": checkpoint.OLDEST_FORMAT, "algo": "a", "config": config}, path)
-    migrated = checkpoint.load(path, algo="a", migrations={checkpoint.OLDEST_FORMAT: checkpoint.drop_config_keys(
-        "vectorization")})
+    migrated = checkpoint.load(
+        path, algo="a", migrations={checkpoint.OLDEST_FORMAT: checkpoint.drop_config_keys("vectorization")}
+    )
     assert migrated["format_version"] == checkpoint.FORMAT_VERSION and migrated["config"] == "env: x\n"
     assert checkpoint.load(path, algo="a")["config"] == config  # no migrations: the state reads as it was
     with pytest.raises(checkpoint.CheckpointError, match="'a' checkpoint, not 'b'"):
@@ -102,14 +113,36 @@ def _latest_step(run: Path) -> int:
 def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint_and_resume_continues(tmp_path):
     run, rng = tmp_path / "run", random.Random(0)
     cli = [sys.executable, "-m", "proxrl.cli"]
-    first = [*cli, "train", "ppo", "--env", "CartPole-v1", "--run-dir", str(run), "--total-steps", "10000000",
-             "--quiet", "--eval-episodes", "0", "--set", "checkpoint_every=1", "--set", "keep_checkpoints=2",
-             "--set", "tensorboard=false", "--set", "num_steps=16", "--set", "num_epochs=2"]
+    first = [
+        *cli,
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--run-dir",
+        str(run),
+        "--total-steps",
+        "10000000",
+        "--quiet",
+        "--eval-episodes",
+        "0",
+        "--set",
+        "checkpoint_every=1",
+        "--set",
+        "keep_checkpoints=2",
+        "--set",
+        "tensorboard=false",
+        "--set",
+        "num_steps=16",
+        "--set",
+        "num_epochs=2",
+    ]
     resume = [*cli, "train", "--resume", str(run), "--total-steps", "10000000", "--quiet", "--eval-episodes", "0"]
     steps = []
     for kill in range(4):
-        proc = subprocess.Popen(first if kill == 0 else resume, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            first if kill == 0 else resume, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.time() + 120
         # wait until this process has written a checkpoint of its own, then kill it at a random moment
         while time.time() < deadline and proc.poll() is None and _latest_step(run) <= (steps[-1] if steps else -1):
@@ -124,8 +157,12 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint_and_resum
             checkpoint.load(f)
     # every resume went on from where the previous process was killed
     assert all(later > earlier for earlier, later in zip(steps, steps[1:], strict=False)), steps
-    done = subprocess.run([*cli, "train", "--resume", str(run), "--total-steps", str(steps[-1] + 512), "--quiet",
-                           "--eval-episodes", "0"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [*cli, "train", "--resume", str(run), "--total-steps", str(steps[-1] + 512), "--quiet", "--eval-episodes", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming ppo from step {steps[-1]:,}" in done.stdout
     assert checkpoint.load(run / "model.pt")["global_step"] >= steps[-1] + 512
@@ -135,9 +172,15 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint_and_resum
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
 CONFIGS = sorted({cls.config_class for cls in __import__("proxrl").ALGORITHMS.values()}, key=lambda c: c.__name__)
-VALUES = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**7), st.floats(allow_nan=True, allow_infinity=True),
-                   st.text(max_size=6), st.lists(st.integers(-2, 300), max_size=3),
-                   st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 10**7),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.lists(st.integers(-2, 300), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 @pytest.mark.parametrize("config_class", CONFIGS, ids=lambda c: c.__name__)
@@ -211,19 +254,33 @@ def test_grpo_sigkill_at_random_moments_keeps_a_loadable_checkpoint_and_resume_c
 
     run, rng = tmp_path / "run", random.Random(1)
     cli = [sys.executable, "-m", "proxrl.cli"]
-    tiny = [f"--set={kv}" for kv in ("tiny_hidden_size=16", "tiny_layers=1", "tiny_heads=2", "warmup_steps=5",
-                                     "prompts_per_step=2", "group_size=4", "max_new_tokens=4", "eval_every=0",
-                                     "eval_examples=4", "checkpoint_every=1", "keep_checkpoints=2",
-                                     "tensorboard=false", "torch_threads=1")]
+    tiny = [
+        f"--set={kv}"
+        for kv in (
+            "tiny_hidden_size=16",
+            "tiny_layers=1",
+            "tiny_heads=2",
+            "warmup_steps=5",
+            "prompts_per_step=2",
+            "group_size=4",
+            "max_new_tokens=4",
+            "eval_every=0",
+            "eval_examples=4",
+            "checkpoint_every=1",
+            "keep_checkpoints=2",
+            "tensorboard=false",
+            "torch_threads=1",
+        )
+    ]
     first = [*cli, "train", "grpo", "--run-dir", str(run), "--total-steps", "1000000", "--quiet", *tiny]
     resume = [*cli, "train", "--resume", str(run), "--total-steps", "1000000", "--quiet"]
     steps = []
     for kill in range(3):
-        proc = subprocess.Popen(first if kill == 0 else resume, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            first if kill == 0 else resume, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.time() + 120
-        while (time.time() < deadline and proc.poll() is None
-               and _grpo_latest_step(run) <= (steps[-1] if steps else -1)):
+        while time.time() < deadline and proc.poll() is None and _grpo_latest_step(run) <= (steps[-1] if steps else -1):
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.3))  # a tiny GRPO step (and its checkpoint) takes ~20 ms
         proc.send_signal(signal.SIGKILL)
@@ -233,8 +290,12 @@ def test_grpo_sigkill_at_random_moments_keeps_a_loadable_checkpoint_and_resume_c
             assert GRPO.load(folder, progress=False).global_step == int(folder.name[5:])
         steps.append(GRPO.load(run, progress=False).global_step)
     assert all(later > earlier for earlier, later in zip(steps, steps[1:], strict=False)), steps
-    done = subprocess.run([*cli, "train", "--resume", str(run), "--total-steps", str(steps[-1] + 2), "--quiet"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [*cli, "train", "--resume", str(run), "--total-steps", str(steps[-1] + 2), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming grpo from step {steps[-1]:,}" in done.stdout
     assert GRPO.load(run / "model", progress=False).global_step == steps[-1] + 2

@@ -24,9 +24,20 @@ def _interrupt_and_resume(cls, run_dir, kwargs, stop_after):
 
 @pytest.mark.parametrize("vectorization", ["sync", "vector_entry_point"])
 def test_ppo_interrupted_and_resumed_ends_bit_identical(tmp_path, vectorization):
-    kwargs = dict(env="CartPole-v1", num_envs=3, num_steps=32, num_minibatches=2, num_epochs=2, total_steps=96 * 6,
-                  seed=7, vectorization=vectorization, checkpoint_every=1, tensorboard=False, progress=False,
-                  hidden_sizes=(16,))
+    kwargs = dict(
+        env="CartPole-v1",
+        num_envs=3,
+        num_steps=32,
+        num_minibatches=2,
+        num_epochs=2,
+        total_steps=96 * 6,
+        seed=7,
+        vectorization=vectorization,
+        checkpoint_every=1,
+        tensorboard=False,
+        progress=False,
+        hidden_sizes=(16,),
+    )
     whole = PPO(**kwargs).learn()
     resumed = _interrupt_and_resume(PPO, tmp_path / "run", kwargs, stop_after=3)
     assert resumed.global_step == whole.global_step
@@ -36,9 +47,20 @@ def test_ppo_interrupted_and_resumed_ends_bit_identical(tmp_path, vectorization)
 
 def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
     """The control: dropping the saved env state (a fresh reset on resume) changes the result."""
-    kwargs = dict(env="CartPole-v1", num_envs=3, num_steps=32, num_minibatches=2, num_epochs=2, total_steps=96 * 6,
-                  seed=7, vectorization="sync", checkpoint_every=1, tensorboard=False, progress=False,
-                  hidden_sizes=(16,))
+    kwargs = dict(
+        env="CartPole-v1",
+        num_envs=3,
+        num_steps=32,
+        num_minibatches=2,
+        num_epochs=2,
+        total_steps=96 * 6,
+        seed=7,
+        vectorization="sync",
+        checkpoint_every=1,
+        tensorboard=False,
+        progress=False,
+        hidden_sizes=(16,),
+    )
     whole = PPO(**kwargs).learn()
     first = PPO(run_dir=tmp_path / "run", **kwargs)
     first.learn(callback=lambda a, row: a.progress.iteration < 3)
@@ -49,16 +71,36 @@ def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
 
 
 def test_multiagent_happo_interrupted_and_resumed_ends_bit_identical(tmp_path):
-    kwargs = dict(env="proxrl.envs.matrix_games", env_kwargs={"game": "penalty"}, method="happo", num_envs=2,
-                  num_steps=8, total_steps=16 * 6, seed=3, checkpoint_every=1, tensorboard=False, progress=False)
+    kwargs = dict(
+        env="proxrl.envs.matrix_games",
+        env_kwargs={"game": "penalty"},
+        method="happo",
+        num_envs=2,
+        num_steps=8,
+        total_steps=16 * 6,
+        seed=3,
+        checkpoint_every=1,
+        tensorboard=False,
+        progress=False,
+    )
     whole = MultiAgentPPO(**kwargs).learn()
     resumed = _interrupt_and_resume(MultiAgentPPO, tmp_path / "run", kwargs, stop_after=2)
     assert torch.equal(_params(resumed), _params(whole))
 
 
 def test_the_same_seed_gives_the_same_learning_curve_twice():
-    kwargs = dict(env="CartPole-v1", num_envs=2, num_steps=32, num_minibatches=2, num_epochs=2, total_steps=64 * 4,
-                  seed=11, tensorboard=False, progress=False, hidden_sizes=(16,))
+    kwargs = dict(
+        env="CartPole-v1",
+        num_envs=2,
+        num_steps=32,
+        num_minibatches=2,
+        num_epochs=2,
+        total_steps=64 * 4,
+        seed=11,
+        tensorboard=False,
+        progress=False,
+        hidden_sizes=(16,),
+    )
     curves = []
     for _ in range(2):
         rows = []
@@ -73,10 +115,29 @@ def test_grpo_interrupted_and_resumed_ends_bit_identical(tmp_path):
     pytest.importorskip("transformers")
     from proxrl import GRPO
 
-    kwargs = dict(env="addition", tiny_hidden_size=16, tiny_layers=1, tiny_heads=2, warmup_steps=5,
-                  prompts_per_step=2, group_size=4, max_new_tokens=4, lr=1e-3, lr_warmup_steps=3, beta=0.1,
-                  num_iterations=2, total_steps=4, checkpoint_every=1, eval_every=2, eval_examples=8, eval_samples=2,
-                  seed=5, tensorboard=False, progress=False, torch_threads=1)
+    kwargs = dict(
+        env="addition",
+        tiny_hidden_size=16,
+        tiny_layers=1,
+        tiny_heads=2,
+        warmup_steps=5,
+        prompts_per_step=2,
+        group_size=4,
+        max_new_tokens=4,
+        lr=1e-3,
+        lr_warmup_steps=3,
+        beta=0.1,
+        num_iterations=2,
+        total_steps=4,
+        checkpoint_every=1,
+        eval_every=2,
+        eval_examples=8,
+        eval_samples=2,
+        seed=5,
+        tensorboard=False,
+        progress=False,
+        torch_threads=1,
+    )
     whole = GRPO(run_dir=tmp_path / "whole", **kwargs).learn()
     first = GRPO(run_dir=tmp_path / "run", **kwargs)
     first.learn(callback=lambda a, row: a.global_step < 2)
@@ -85,18 +146,24 @@ def test_grpo_interrupted_and_resumed_ends_bit_identical(tmp_path):
     resumed.learn()
     assert resumed.global_step == whole.global_step == 4
     assert torch.equal(_params(resumed), _params(whole))
-    assert all(torch.equal(p, q) for p, q in zip(resumed.reference.model.parameters(),
-                                                   whole.reference.model.parameters(), strict=True))
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(resumed.reference.model.parameters(), whole.reference.model.parameters(), strict=True)
+    )
     assert list(resumed.progress.recent_returns) == list(whole.progress.recent_returns)
     assert resumed.held_out == whole.held_out
 
 
-@pytest.mark.parametrize("env,vectorization,unsaved", [
-    ("InvertedPendulum-v5", "sync", "MjData"),  # MuJoCo's simulator state lives in C objects
-    ("CartPole-v1", "async", "worker processes"),  # an async vector env's envs live in other processes
-])
-def test_envs_a_checkpoint_cannot_hold_resume_from_a_clean_seeded_reset_and_say_so(tmp_path, env, vectorization,
-                                                                                     unsaved):
+@pytest.mark.parametrize(
+    "env,vectorization,unsaved",
+    [
+        ("InvertedPendulum-v5", "sync", "MjData"),  # MuJoCo's simulator state lives in C objects
+        ("CartPole-v1", "async", "worker processes"),  # an async vector env's envs live in other processes
+    ],
+)
+def test_envs_a_checkpoint_cannot_hold_resume_from_a_clean_seeded_reset_and_say_so(
+    tmp_path, env, vectorization, unsaved
+):
     if env.startswith("Inverted"):
         pytest.importorskip("mujoco")
     import numpy as np
@@ -104,9 +171,20 @@ def test_envs_a_checkpoint_cannot_hold_resume_from_a_clean_seeded_reset_and_say_
     from proxrl.envs import make_vec_env
     from proxrl.errors import ResumeWarning
 
-    kwargs = dict(env=env, num_envs=2, num_steps=16, num_minibatches=2, num_epochs=1, total_steps=32 * 3, seed=4,
-                  vectorization=vectorization, checkpoint_every=1, tensorboard=False, progress=False,
-                  hidden_sizes=(8,))
+    kwargs = dict(
+        env=env,
+        num_envs=2,
+        num_steps=16,
+        num_minibatches=2,
+        num_epochs=1,
+        total_steps=32 * 3,
+        seed=4,
+        vectorization=vectorization,
+        checkpoint_every=1,
+        tensorboard=False,
+        progress=False,
+        hidden_sizes=(8,),
+    )
     first = PPO(run_dir=tmp_path / "run", **kwargs)
     first.learn(callback=lambda a, row: a.progress.iteration < 2)
     resumed = PPO.load(tmp_path / "run", run_dir=tmp_path / "run", progress=False)

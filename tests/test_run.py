@@ -82,8 +82,19 @@ def test_every_trainer_offers_the_protocol():
     from proxrl import ALGORITHMS
 
     for cls in set(ALGORITHMS.values()):
-        for name in ("learn", "state_dict", "save", "save_checkpoint", "load", "evaluate", "summary",
-                     "describe_evaluation", "final_checkpoint", "config_class", "global_step"):
+        for name in (
+            "learn",
+            "state_dict",
+            "save",
+            "save_checkpoint",
+            "load",
+            "evaluate",
+            "summary",
+            "describe_evaluation",
+            "final_checkpoint",
+            "config_class",
+            "global_step",
+        ):
             assert hasattr(cls, name), (cls.__name__, name)
     agent = PPO("CartPole-v1", num_envs=2, num_steps=16, num_minibatches=2, progress=False, tensorboard=False)
     agent.learn(64)

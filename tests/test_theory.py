@@ -58,7 +58,7 @@ def test_sampled_returns_average_to_j():
     batch = theory.sample_episodes(mdp, pi, 40_000, np.random.default_rng(0))
     g, _ = estimate_advantages("return", batch, mdp.gamma, 1.0)
     sampled_j = g[0].double().mean()  # G_0 of every episode
-    stderr = g[0].double().std() / 40_000 ** 0.5
+    stderr = g[0].double().std() / 40_000**0.5
     assert abs(sampled_j - theory.objective(mdp, pi)) < 4 * stderr
 
 
@@ -92,8 +92,10 @@ def test_reinforce_with_gamma_t_weights_converges_to_the_exact_discounted_gradie
     exact = theory.exact_gradient(mdp, policy)
     step_weight = mdp.gamma ** torch.arange(g.shape[0], dtype=torch.float32)[:, None]  # column = one episode
     estimate = sampled_gradient(policy, batch, g * step_weight)
-    print(f"γ = 0.9, Σ γ^t G_t ∇ln π, 40,000 episodes: cosine {_cos(estimate, exact):.4f}, relative error "
-          f"{_rel(estimate, exact):.3f}")
+    print(
+        f"γ = 0.9, Σ γ^t G_t ∇ln π, 40,000 episodes: cosine {_cos(estimate, exact):.4f}, relative error "
+        f"{_rel(estimate, exact):.3f}"
+    )
     assert _cos(estimate, exact) >= 0.99
     assert _rel(estimate, exact) <= 0.08
     # the bound tells γ from γ² per step: on this chain the reward is γ^k away, and returns discounted by
@@ -108,8 +110,10 @@ def test_reinforce_as_implemented_weights_every_step_alike_with_gamma_below_one(
     expected = theory.reinforce_expectation(mdp, policy)
     estimate = sampled_gradient(policy, batch, g)
     exact = theory.exact_gradient(mdp, policy)
-    print(f"γ = 0.9, Σ G_t ∇ln π: relative error {_rel(estimate, expected):.3f} to Σ η_1 Q_γ ∇π, "
-          f"{_rel(estimate, exact):.3f} to ∇J_γ")
+    print(
+        f"γ = 0.9, Σ G_t ∇ln π: relative error {_rel(estimate, expected):.3f} to Σ η_1 Q_γ ∇π, "
+        f"{_rel(estimate, exact):.3f} to ∇J_γ"
+    )
     assert _cos(estimate, expected) >= 0.99
     assert _rel(estimate, expected) <= 0.08
     assert _rel(expected, exact) > 0.2  # the convention matters on this MDP
@@ -117,8 +121,12 @@ def test_reinforce_as_implemented_weights_every_step_alike_with_gamma_below_one(
     assert _rel(theory.reinforce_expectation(theory.delayed_reward_chain(gamma=0.81), policy), expected) > 0.15
     # with γ = 1 the two are the same gradient
     undiscounted = theory.delayed_reward_chain(gamma=1.0)
-    torch.testing.assert_close(theory.reinforce_expectation(undiscounted, policy),
-                               theory.exact_gradient(undiscounted, policy), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        theory.reinforce_expectation(undiscounted, policy),
+        theory.exact_gradient(undiscounted, policy),
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 def test_state_baseline_keeps_the_mean_and_reduces_the_variance():
@@ -143,8 +151,10 @@ def test_state_baseline_keeps_the_mean_and_reduces_the_variance():
     for estimates, var in ((plain_t, var_plain), (base_t, var_base)):
         assert ((estimates.mean(0) - exact) ** 2).sum() <= 3 * var / 100
         assert _cos(estimates.mean(0), exact) >= 0.98
-    print(f"mean squared error of one 400-episode estimate: G {var_plain:.4g}, G − V(s) {var_base:.4g} "
-          f"(ratio {var_base / var_plain:.2f})")
+    print(
+        f"mean squared error of one 400-episode estimate: G {var_plain:.4g}, G − V(s) {var_base:.4g} "
+        f"(ratio {var_base / var_plain:.2f})"
+    )
     assert var_base < 0.6 * var_plain
 
 
@@ -161,14 +171,18 @@ def test_importance_weighted_estimate_matches_the_seeds_offpolicy_gradient():
     q_sa = q.float()[batch.obs, batch.actions]
     estimate = sampled_gradient(policy, batch, q_sa, weight)
     seed_expression = theory.offpolicy_gradient(mdp, policy, beta)
-    print(f"π/β-weighted, 40,000 episodes from β: cosine {_cos(estimate, seed_expression):.4f}, relative error "
-          f"{_rel(estimate, seed_expression):.3f} to the seed's expression")
+    print(
+        f"π/β-weighted, 40,000 episodes from β: cosine {_cos(estimate, seed_expression):.4f}, relative error "
+        f"{_rel(estimate, seed_expression):.3f} to the seed's expression"
+    )
     assert _cos(estimate, seed_expression) >= 0.99
     assert _rel(estimate, seed_expression) <= 0.08
     # The seed drops π ∇Q^π and weights states by d^β: how far that is from the true gradient on this MDP
     exact = theory.exact_gradient(mdp, policy)
-    print(f"seed's off-policy gradient vs exact ∇J: cosine {_cos(seed_expression, exact):.3f}, "
-          f"relative difference {_rel(seed_expression, exact):.3f}")
+    print(
+        f"seed's off-policy gradient vs exact ∇J: cosine {_cos(seed_expression, exact):.3f}, "
+        f"relative difference {_rel(seed_expression, exact):.3f}"
+    )
     assert _rel(seed_expression, exact) > 0.01
     # with β = π the seed's expression is Theorem 1 exactly
     torch.testing.assert_close(theory.offpolicy_gradient(mdp, policy, pi), exact, rtol=1e-4, atol=1e-6)

@@ -12,8 +12,13 @@ class CounterEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, terminate_at: int | None = None, action_kind: str = "discrete", nan_at: int | None = None,
-                 raise_at: int | None = None):
+    def __init__(
+        self,
+        terminate_at: int | None = None,
+        action_kind: str = "discrete",
+        nan_at: int | None = None,
+        raise_at: int | None = None,
+    ):
         self.terminate_at, self.nan_at, self.raise_at = terminate_at, nan_at, raise_at
         self.observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
         self.action_space = {
@@ -47,8 +52,11 @@ class TargetEnv(gym.Env):
 
     def __init__(self, action_kind: str = "discrete"):
         self.observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
-        self.action_space = {"discrete": spaces.Discrete(3), "box": spaces.Box(-2.0, 2.0, (1,), np.float32),
-                             "multidiscrete": spaces.MultiDiscrete([3, 3])}[action_kind]
+        self.action_space = {
+            "discrete": spaces.Discrete(3),
+            "box": spaces.Box(-2.0, 2.0, (1,), np.float32),
+            "multidiscrete": spaces.MultiDiscrete([3, 3]),
+        }[action_kind]
         self.kind, self.t = action_kind, 0
 
     def reset(self, *, seed=None, options=None):
@@ -65,8 +73,7 @@ class TargetEnv(gym.Env):
 
 for _kind in ("discrete", "box", "multidiscrete"):
     gym.register(f"proxrl_test/Target-{_kind}-v0", entry_point=TargetEnv, kwargs={"action_kind": _kind})
-gym.register("proxrl_test/DictAction-v0", entry_point=CounterEnv, kwargs={"action_kind": "dict"},
-             max_episode_steps=10)
+gym.register("proxrl_test/DictAction-v0", entry_point=CounterEnv, kwargs={"action_kind": "dict"}, max_episode_steps=10)
 gym.register("proxrl_test/Raise-v0", entry_point=CounterEnv, kwargs={"raise_at": 40}, max_episode_steps=1000)
 gym.register("proxrl_test/NaN40-v0", entry_point=CounterEnv, kwargs={"nan_at": 40}, max_episode_steps=1000)
 gym.register("proxrl_test/Counter-v0", entry_point=CounterEnv, max_episode_steps=3)

@@ -64,9 +64,17 @@ class TurnGame(AECEnv):
             flags = self.truncations if self.truncate else self.terminations
             for a in self.agents:
                 flags[a] = True
-        MOVES.append({"state": state, "agent": agent, "action": int(action), "reward": 1.0 + int(action),
-                      "terminated": ended and not self.truncate, "truncated": ended and self.truncate,
-                      "next_state": float(self.state()[0])})
+        MOVES.append(
+            {
+                "state": state,
+                "agent": agent,
+                "action": int(action),
+                "reward": 1.0 + int(action),
+                "terminated": ended and not self.truncate,
+                "truncated": ended and self.truncate,
+                "next_state": float(self.state()[0]),
+            }
+        )
         self._accumulate_rewards()
         self.agent_selection = self._selector.next()
 

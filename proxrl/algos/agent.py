@@ -35,7 +35,8 @@ class RolloutConfig(RunConfig):
 
     num_envs: int = param(8, "N, environments stepped in parallel", low=1)
     stop_return: float | None = param(
-        None, "stop early once the mean return of the last 20 training episodes reaches this (None: never)")
+        None, "stop early once the mean return of the last 20 training episodes reaches this (None: never)"
+    )
     num_steps: int = param(128, "T, steps per env per rollout; the batch is num_envs × num_steps", low=1)
     lr: float = param(3e-4, "α, Adam learning rate", low=0.0, low_open=True)
     anneal_lr: bool = param(True, "anneal α linearly to 0 over the run")
@@ -73,8 +74,7 @@ class ActorCriticConfig(RolloutConfig):
     shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
 
 
-def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None,
-                 overrides: dict[str, Any]) -> Any:
+def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None, overrides: dict[str, Any]) -> Any:
     """``config`` (or ``cls``'s defaults) with ``env`` and keyword overrides applied, validated strictly."""
     return cfgmod.resolve(cls, base=config, overrides={**({"env": env} if env is not None else {}), **overrides})
 
@@ -131,8 +131,9 @@ def begin(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: 
 def flat_adams(agent: EnvTrainer, groups: dict[str, list[torch.nn.Parameter]]) -> None:
     """One flat parameter tensor and one Adam per named group of parameters (on their device already)."""
     agent.flats = {name: FlatParameters(params) for name, params in groups.items()}
-    agent.optimizers = {name: make_adam([flat.param], agent.config.lr, agent.config.adam_eps)
-                        for name, flat in agent.flats.items()}
+    agent.optimizers = {
+        name: make_adam([flat.param], agent.config.lr, agent.config.adam_eps) for name, flat in agent.flats.items()
+    }
 
 
 def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
@@ -141,8 +142,15 @@ def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: 
     probe = make_eval_env(config.env, config.env_kwargs)
     obs_space, act_space = probe.observation_space, probe.action_space
     probe.close()
-    agent.policy = ActorCritic(obs_space, act_space, config.hidden_sizes, config.activation, config.shared_trunk,
-                               config.log_std_init, config.ortho_init)
+    agent.policy = ActorCritic(
+        obs_space,
+        act_space,
+        config.hidden_sizes,
+        config.activation,
+        config.shared_trunk,
+        config.log_std_init,
+        config.ortho_init,
+    )
     agent.device = resolve_device(config.device, sum(p.numel() for p in agent.policy.parameters()))
     agent.policy.to(agent.device)
     agent.acting_rng = np.random.default_rng(config.seed)  # samples actions on the numpy acting path
@@ -154,8 +162,16 @@ def start_envs(agent: EnvTrainer) -> Rollout:
     not replay the episodes it began with."""
     cfg = agent.config
     step = agent.progress.global_step
-    venv, norms = make_vec_env(cfg.env, cfg.num_envs, cfg.seed + step, cfg.env_kwargs, cfg.vectorization,
-                               cfg.norm_obs, cfg.norm_reward, cfg.gamma)
+    venv, norms = make_vec_env(
+        cfg.env,
+        cfg.num_envs,
+        cfg.seed + step,
+        cfg.env_kwargs,
+        cfg.vectorization,
+        cfg.norm_obs,
+        cfg.norm_reward,
+        cfg.gamma,
+    )
     norms.load_state(agent.envs.saved_normalizers)
     agent.envs.norms = norms
     rollout = Rollout(venv, cast(ActorCritic, agent.policy), cfg.num_steps, agent.device, rng=agent.acting_rng)
@@ -166,8 +182,9 @@ def start_envs(agent: EnvTrainer) -> Rollout:
     if saved is not None and saved.get("num_envs") != cfg.num_envs:
         saved = {"venv": {"unsaved": [f"{saved.get('num_envs')} envs were saved, {cfg.num_envs} are asked for"]}}
     # exact resume: the envs where they were, or (state a checkpoint cannot hold) the fresh reset above, said once
-    if saved is not None and snapshot.restore_or_reset(venv, saved["venv"], f"the {cfg.num_envs} {cfg.env} envs",
-                                                       cfg.seed + step):
+    if saved is not None and snapshot.restore_or_reset(
+        venv, saved["venv"], f"the {cfg.num_envs} {cfg.env} envs", cfg.seed + step
+    ):
         rollout.obs = saved["obs"].numpy().copy()
         rollout.prev_done[:] = saved["prev_done"].numpy()
     return rollout
@@ -185,8 +202,12 @@ def env_state(agent: EnvTrainer) -> dict[str, Any] | None:
     r: Rollout | None = agent.envs.rollout
     if r is None:
         return agent.envs.saved_envs
-    return {"num_envs": r.venv.num_envs, "venv": snapshot.snapshot(r.venv),
-            "obs": torch.from_numpy(np.array(r.obs)), "prev_done": torch.from_numpy(r.prev_done.copy())}
+    return {
+        "num_envs": r.venv.num_envs,
+        "venv": snapshot.snapshot(r.venv),
+        "obs": torch.from_numpy(np.array(r.obs)),
+        "prev_done": torch.from_numpy(r.prev_done.copy()),
+    }
 
 
 def no_extra_state(agent: EnvTrainer) -> dict[str, Any]:
@@ -216,39 +237,55 @@ def gradient_step(agent: EnvTrainer, loss: torch.Tensor, networks: tuple[str, ..
         agent.flats[name].zero_grad()
     loss.backward()  # type: ignore[no-untyped-call]
     for name in networks:
-        check_gradient(agent.global_step, agent.flats[name].clip_grad_norm_(agent.config.max_grad_norm),
-                       "gradient" if name == "policy" else f"gradient of {name}")
+        check_gradient(
+            agent.global_step,
+            agent.flats[name].clip_grad_norm_(agent.config.max_grad_norm),
+            "gradient" if name == "policy" else f"gradient of {name}",
+        )
         adam_step(agent.optimizers[name])
 
 
 def save_checkpoint(agent: EnvTrainer) -> Path:
     """``checkpoints/ckpt_<step>.pt``, keeping the newest ``keep_checkpoints``."""
     assert agent.run_dir is not None
-    return checkpoint.save_periodic(agent.state_dict(), agent.run_dir / "checkpoints", agent.progress.global_step,
-                                    agent.config.keep_checkpoints)
+    return checkpoint.save_periodic(
+        agent.state_dict(), agent.run_dir / "checkpoints", agent.progress.global_step, agent.config.keep_checkpoints
+    )
 
 
 def summary(agent: EnvTrainer, eval_episodes: int = 0) -> list[str]:
     """What the CLI prints when training ends: the counters, and a fresh evaluation of ``eval_episodes``."""
     p = agent.progress
     recent = list(p.recent_returns)
-    mean = (f"mean return of the last {len(recent)} training episodes {sum(recent) / len(recent):.1f}" if recent
-            else "no training episode finished yet (a longer run, or a shorter episode limit, would show returns)")
+    mean = (
+        f"mean return of the last {len(recent)} training episodes {sum(recent) / len(recent):.1f}"
+        if recent
+        else "no training episode finished yet (a longer run, or a shorter episode limit, would show returns)"
+    )
     lines = [f"done: {p.global_step:,} steps, {p.num_episodes:,} episodes; {mean}"]
     if eval_episodes > 0:
         r = agent.evaluate(eval_episodes)
-        lines.append(f"evaluation ({eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
-                     f"± {r['std_return']:.1f}")
+        lines.append(
+            f"evaluation ({eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
+            f"± {r['std_return']:.1f}"
+        )
     return lines
 
 
-def describe_evaluation(agent: EnvTrainer, episodes: int = 20, deterministic: bool = True,
-                        video_dir: str | Path | None = None, seed: int | None = None) -> list[str]:
+def describe_evaluation(
+    agent: EnvTrainer,
+    episodes: int = 20,
+    deterministic: bool = True,
+    video_dir: str | Path | None = None,
+    seed: int | None = None,
+) -> list[str]:
     """``proxrl eval``: evaluate on fresh episodes and say how it went, one line each."""
     r = agent.evaluate(episodes, deterministic=deterministic, video_dir=video_dir, seed=seed)
     kind = "deterministic" if deterministic else "stochastic"
-    lines = [f"{agent.algo} on {agent.config.env}: {episodes} episodes ({kind}): mean return {r['mean_return']:.2f} "
-             f"± {r['std_return']:.2f}, mean length {r['mean_length']:.1f}"]
+    lines = [
+        f"{agent.algo} on {agent.config.env}: {episodes} episodes ({kind}): mean return {r['mean_return']:.2f} "
+        f"± {r['std_return']:.2f}, mean length {r['mean_length']:.1f}"
+    ]
     return lines + ([f"videos in {video_dir}"] if video_dir else [])
 
 
@@ -259,14 +296,28 @@ def predict(agent: EnvTrainer, obs: np.ndarray, deterministic: bool = True) -> n
     return cast(ActorCritic, agent.policy).env_actions(obs_tensor, deterministic)
 
 
-def evaluate(agent: EnvTrainer, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
-             seed: int | None = None) -> dict[str, Any]:
+def evaluate(
+    agent: EnvTrainer,
+    episodes: int = 10,
+    deterministic: bool = True,
+    video_dir: str | Path | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
     cfg = agent.config
     stats = normalizer_state(agent)
     agent.policy.eval()
-    return evaluate_policy(agent.policy, cfg.env, cfg.env_kwargs, stats.get("obs"), episodes, deterministic,
-                           seed=cfg.seed + 10_000 if seed is None else seed, video_dir=video_dir, device=agent.device)
+    return evaluate_policy(
+        agent.policy,
+        cfg.env,
+        cfg.env_kwargs,
+        stats.get("obs"),
+        episodes,
+        deterministic,
+        seed=cfg.seed + 10_000 if seed is None else seed,
+        video_dir=video_dir,
+        device=agent.device,
+    )
 
 
 def normalizer_state(agent: EnvTrainer) -> dict[str, Any]:
@@ -304,8 +355,14 @@ def save(agent: EnvTrainer, path: str | Path) -> Path:
     return checkpoint.atomic_save(agent.state_dict(), path)
 
 
-def load(cls: type[Any], path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
-         **overrides: Any) -> Any:
+def load(
+    cls: type[Any],
+    path: str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> Any:
     """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
     path = Path(path)
     if path.is_dir():

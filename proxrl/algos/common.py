@@ -88,15 +88,17 @@ def minibatches(rows: int, num_minibatches: int, device: torch.device) -> list[T
     """A fresh random permutation of ``rows`` indices cut into ``num_minibatches`` (the last may be smaller)."""
     perm = torch.randperm(rows, device=device)
     size = max(1, math.ceil(rows / num_minibatches))
-    return [perm[i:i + size] for i in range(0, rows, size)]
+    return [perm[i : i + size] for i in range(0, rows, size)]
 
 
 def check_finite(step: int, **terms: Tensor) -> None:
     """Raise :class:`NonFiniteError` naming the first term that is NaN or infinite."""
     for name, value in terms.items():
         if not bool(torch.isfinite(value).all()):
-            raise NonFiniteError(f"non-finite {name} at env step {step}: training stopped; the last good checkpoint "
-                                 "is kept. Lower lr, enable norm_obs/norm_reward, or check the env's observations.")
+            raise NonFiniteError(
+                f"non-finite {name} at env step {step}: training stopped; the last good checkpoint "
+                "is kept. Lower lr, enable norm_obs/norm_reward, or check the env's observations."
+            )
 
 
 def default_run_dir(algo: str, env: str, seed: int, root: str | Path = "runs") -> Path:
@@ -149,13 +151,20 @@ def evaluate_policy(
             lengths.append(n)
     finally:
         e.close()
-    return {"returns": returns, "lengths": lengths, "mean_return": float(np.mean(returns)),
-            "std_return": float(np.std(returns)), "mean_length": float(np.mean(lengths))}
+    return {
+        "returns": returns,
+        "lengths": lengths,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "mean_length": float(np.mean(lengths)),
+    }
 
 
 def check_gradient(step: int, norm: Tensor, name: str = "gradient") -> None:
     """Raise :class:`NonFiniteError` if the global gradient norm is NaN or infinite (before the optimiser step, so
     the parameters stay as they were)."""
     if not math.isfinite(norm.item()):
-        raise NonFiniteError(f"non-finite {name} at env step {step} (the loss was finite): training stopped; the "
-                             "last good checkpoint is kept. Lower lr or max_grad_norm, or check the network's inputs.")
+        raise NonFiniteError(
+            f"non-finite {name} at env step {step} (the loss was finite): training stopped; the "
+            "last good checkpoint is kept. Lower lr or max_grad_norm, or check the network's inputs."
+        )

@@ -52,42 +52,66 @@ class GRPOConfig(LanguageModelConfig):
     group_size: int = param(8, "G, completions sampled per prompt", low=2)
     prompts_per_step: int = param(16, "P, prompts per GRPO step", low=1)
     lr: float = param(1e-6, "α, AdamW learning rate", low=0.0, low_open=True)
-    lr_warmup_steps: int = param(0, "n: the learning rate rises linearly from α/n to α over the first n GRPO "
-                                 "steps, then stays at α (0: no warm-up)", low=0)
+    lr_warmup_steps: int = param(
+        0,
+        "n: the learning rate rises linearly from α/n to α over the first n GRPO "
+        "steps, then stays at α (0: no warm-up)",
+        low=0,
+    )
     adam_eps: float = param(1e-8, "AdamW's ε", low=0.0, low_open=True)
     weight_decay: float = param(0.0, "AdamW weight decay", low=0.0)
     max_grad_norm: float = param(1.0, "global gradient-norm clip (0: off)", low=0.0)
     clip_eps: float = param(0.2, "ε_low: ratios below 1 − ε_low stop pushing down", low=0.0, low_open=True)
-    clip_eps_high: float | None = param(None, "ε_high: ratios above 1 + ε_high stop pushing up (None: ε_low; "
-                                        "larger values are DAPO's clip-higher)", low=0.0, low_open=True)
-    beta: float = param(0.04, "β, coefficient of the k3 KL to the frozen reference model (0: no reference model "
-                        "is kept at all)", low=0.0)
-    ref_sync_every: int = param(0, "copy the policy into the reference model every this many steps (0: never)",
-                                low=0)
-    scale_rewards: str = param("group", "advantage scale: group std (paper), batch std, or none (Dr. GRPO)",
-                               choices=REWARD_SCALINGS)
-    aggregation: str = param("sequence", "loss over tokens: sequence (mean per completion, then over "
-                             "completions; paper), token (mean over all tokens; DAPO), constant (sum / (B · "
-                             "max_new_tokens); Dr. GRPO)", choices=AGGREGATIONS)
+    clip_eps_high: float | None = param(
+        None,
+        "ε_high: ratios above 1 + ε_high stop pushing up (None: ε_low; larger values are DAPO's clip-higher)",
+        low=0.0,
+        low_open=True,
+    )
+    beta: float = param(
+        0.04,
+        "β, coefficient of the k3 KL to the frozen reference model (0: no reference model is kept at all)",
+        low=0.0,
+    )
+    ref_sync_every: int = param(0, "copy the policy into the reference model every this many steps (0: never)", low=0)
+    scale_rewards: str = param(
+        "group", "advantage scale: group std (paper), batch std, or none (Dr. GRPO)", choices=REWARD_SCALINGS
+    )
+    aggregation: str = param(
+        "sequence",
+        "loss over tokens: sequence (mean per completion, then over "
+        "completions; paper), token (mean over all tokens; DAPO), constant (sum / (B · "
+        "max_new_tokens); Dr. GRPO)",
+        choices=AGGREGATIONS,
+    )
     num_iterations: int = param(1, "μ, optimisation passes over each generation batch", low=1)
     grad_accum_steps: int = param(1, "micro-batches per optimiser step (must divide P × G)", low=1)
-    advantage: str = param("group", "group: GRPO's group-relative Â (no critic); gae: a value head and "
-                           "token-level GAE (PPO for language models)", choices=("group", "gae"))
+    advantage: str = param(
+        "group",
+        "group: GRPO's group-relative Â (no critic); gae: a value head and token-level GAE (PPO for language models)",
+        choices=("group", "gae"),
+    )
     gamma: float = param(1.0, "γ of token-level GAE", low=0.0, high=1.0)
     gae_lambda: float = param(0.95, "λ of token-level GAE", low=0.0, high=1.0)
     vf_coef: float = param(0.1, "value-loss coefficient (advantage: gae)", low=0.0)
 
     def validate(self) -> None:
         if (self.prompts_per_step * self.group_size) % self.grad_accum_steps:
-            raise ConfigError(f"grad_accum_steps={self.grad_accum_steps} must divide prompts_per_step × group_size "
-                              f"= {self.prompts_per_step * self.group_size}")
+            raise ConfigError(
+                f"grad_accum_steps={self.grad_accum_steps} must divide prompts_per_step × group_size "
+                f"= {self.prompts_per_step * self.group_size}"
+            )
         super().validate()  # the language-model settings' own checks
         if self.ref_sync_every and self.lora:
-            raise ConfigError("ref_sync_every needs a separate reference model, but with lora=true the reference is "
-                              "the base model with adapters disabled; set ref_sync_every=0 or lora=false")
+            raise ConfigError(
+                "ref_sync_every needs a separate reference model, but with lora=true the reference is "
+                "the base model with adapters disabled; set ref_sync_every=0 or lora=false"
+            )
         if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
-            raise ConfigError(f"clip_eps_high={self.clip_eps_high} is below clip_eps={self.clip_eps}; "
-                              "ε_high ≥ ε_low (or None for ε_high = ε_low)")
+            raise ConfigError(
+                f"clip_eps_high={self.clip_eps_high} is below clip_eps={self.clip_eps}; "
+                "ε_high ≥ ε_low (or None for ε_high = ε_low)"
+            )
 
 
 class GRPO:
@@ -101,8 +125,15 @@ class GRPO:
     global_step = GLOBAL_STEP
     sample_unit, bench_steps = "completions", 20  # `proxrl bench grpo`: 20 GRPO steps, in completions
 
-    def __init__(self, env: str | None = None, config: GRPOConfig | None = None, *,
-                 run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        env: str | None = None,
+        config: GRPOConfig | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        progress: bool | None = None,
+        **overrides: Any,
+    ) -> None:
         cfg = agent.build_config(GRPOConfig, config, env, overrides)
         begin(self, cfg, run_dir, progress)  # global_step counts GRPO steps, num_episodes completions
         self.task = load_task(cfg.env, cfg.env_kwargs)
@@ -111,28 +142,40 @@ class GRPO:
         # the weights' dtype of the policy, the reference and the reward model
         self.dtype = dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
         self.policy, self.tokenizer, start = starting_policy(self.task, cfg, self.device, dtype, self.run_dir)
-        self.rewards = Rewards.build(cfg.reward_funcs, cfg.reward_weights, self.task.rewards, cfg.reward_model,
-                                     cfg.reward_model_weight, dtype, self.device)
+        self.rewards = Rewards.build(
+            cfg.reward_funcs,
+            cfg.reward_weights,
+            self.task.rewards,
+            cfg.reward_model,
+            cfg.reward_model_weight,
+            dtype,
+            self.device,
+        )
         if cfg.lora:
             self.policy = lm.with_lora(self.policy, cfg.lora_r, cfg.lora_alpha)
         # π_ref, read back on resume from the folder the run started from (the model, or the tiny model's)
         self.reference = Reference(self.policy, cfg.beta, cfg.lora, start)
         # advantage: gae adds a token-level critic (PPO for LMs); GRPO proper has none
-        self.critic = (TokenCritic(self.policy.config.hidden_size, self.device, cfg.gamma, cfg.gae_lambda)
-                       if cfg.advantage == "gae" else None)
+        self.critic = (
+            TokenCritic(self.policy.config.hidden_size, self.device, cfg.gamma, cfg.gae_lambda)
+            if cfg.advantage == "gae"
+            else None
+        )
         params = [p for p in self.policy.parameters() if p.requires_grad]
         params += self.critic.parameters() if self.critic is not None else []
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
         self.held_out = HeldOutAccuracy()
 
     # --- one step ----------------------------------------------------------------------------------------
-    def _logps(self, model: Any, gens: lm.Generations, rows: slice = slice(None),
-               with_hidden: bool = False) -> tuple[Tensor, Tensor | None]:
+    def _logps(
+        self, model: Any, gens: lm.Generations, rows: slice = slice(None), with_hidden: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
         """log π of the completion tokens of ``rows`` (and the hidden states that predicted them)."""
         input_ids, attention = gens.input_ids[rows], gens.attention_mask[rows]
         shared = gens.group_size if input_ids.shape[0] % gens.group_size == 0 else 1  # whole groups: one prefill
-        return lm.token_logps(model, input_ids, attention, gens.prompt_len, self.config.temperature, with_hidden,
-                              group_size=shared)
+        return lm.token_logps(
+            model, input_ids, attention, gens.prompt_len, self.config.temperature, with_hidden, group_size=shared
+        )
 
     def update(self, examples: list[dict[str, str]], gens: lm.Generations) -> tuple[Tensor, dict[str, float]]:
         """Steps 2–3 of :meth:`learn` on one generation batch (``gens`` holds G completions of each of the P
@@ -149,8 +192,7 @@ class GRPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         stats = self._optimise(gens, adv, rewards.to(self.device))
-        return rewards, {**components, "flat_groups": flat_groups(grouped).float().mean().item(), "lr": lr,
-                         **stats}
+        return rewards, {**components, "flat_groups": flat_groups(grouped).float().mean().item(), "lr": lr, **stats}
 
     def _optimise(self, gens: lm.Generations, adv: Tensor, rewards: Tensor) -> dict[str, float]:
         """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches (with a
@@ -177,10 +219,20 @@ class GRPO:
                 logp, hidden = self._logps(self.policy, gens, sl, with_hidden=critic is not None)
                 # μ = 1: π_old is the policy itself (ratio 1, gradient of the ratio = ∇ log π)
                 old = logp.detach() if old_logp is None else old_logp[sl]
-                loss, stats = grpo_loss(logp, old, adv[sl], mask[sl], cfg.clip_eps,
-                                        cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps,
-                                        None if ref_logp is None else ref_logp[sl], cfg.beta, cfg.aggregation,
-                                        max_len=cfg.max_new_tokens, num_sequences=rows, num_tokens=num_tokens)
+                loss, stats = grpo_loss(
+                    logp,
+                    old,
+                    adv[sl],
+                    mask[sl],
+                    cfg.clip_eps,
+                    cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps,
+                    None if ref_logp is None else ref_logp[sl],
+                    cfg.beta,
+                    cfg.aggregation,
+                    max_len=cfg.max_new_tokens,
+                    num_sequences=rows,
+                    num_tokens=num_tokens,
+                )
                 if critic is not None:
                     v_loss = critic.loss(hidden, returns[sl], mask[sl], num_tokens)
                     loss = loss + cfg.vf_coef * v_loss
@@ -189,9 +241,11 @@ class GRPO:
                     check_finite(self.global_step, loss=loss)
                 loss.backward()
                 totals.add(k, loss, stats)
-            norm = nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                            cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
-                                            foreach=True)
+            norm = nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]],
+                cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
+                foreach=True,
+            )
             check_gradient(self.global_step, norm)
             totals.set("grad_norm", float(norm))
             self.optimizer.step()
@@ -204,8 +258,9 @@ class GRPO:
         return self.config.lr * min(1.0, (self.global_step + 1) / warmup) if warmup else self.config.lr
 
     # --- the loop ----------------------------------------------------------------------------------------
-    def learn(self, total_steps: int | None = None,
-              callback: Callable[[GRPO, dict[str, Any]], bool | None] | None = None) -> GRPO:
+    def learn(
+        self, total_steps: int | None = None, callback: Callable[[GRPO, dict[str, Any]], bool | None] | None = None
+    ) -> GRPO:
         """Run ``total_steps`` GRPO steps (default: until ``config.total_steps``); ``callback(agent, row)`` after
         each step may return False to stop."""
         cfg = self.config
@@ -216,21 +271,28 @@ class GRPO:
                 # 1. P prompts, G completions each from π_θ
                 with session.timed("collect"):
                     examples = self.task.sample(self.rng, cfg.prompts_per_step)
-                    gens = lm.generate(self.policy, self.tokenizer, [ex["prompt"] for ex in examples],
-                                       cfg.group_size, cfg.max_new_tokens, cfg.temperature, cfg.top_p)
+                    gens = lm.generate(
+                        self.policy,
+                        self.tokenizer,
+                        [ex["prompt"] for ex in examples],
+                        cfg.group_size,
+                        cfg.max_new_tokens,
+                        cfg.temperature,
+                        cfg.top_p,
+                    )
                 # 2.–3. rewards, group-relative advantages, μ passes of the loss
                 with session.timed("update"):
                     rewards, update_stats = self.update(examples, gens)
-                    self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel(),
-                                          samples=rewards.numel())
+                    self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel(), samples=rewards.numel())
                     if cfg.ref_sync_every and self.global_step % cfg.ref_sync_every == 0:
                         self.reference.sync(self.policy)
                 # 4. evaluate; the session logs and checkpoints when this iteration's body ends
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == session.target:
                     self.held_out.record(self.evaluate())
                 seconds = stats["collect_seconds"] + stats["update_seconds"]
-                stats.update(step_row(rewards, gens.mask, self.held_out, bool(cfg.eval_samples), seconds),
-                             **update_stats)
+                stats.update(
+                    step_row(rewards, gens.mask, self.held_out, bool(cfg.eval_samples), seconds), **update_stats
+                )
         return self
 
     def summary(self, eval_episodes: int = 0) -> list[str]:
@@ -246,8 +308,13 @@ class GRPO:
         at the training temperature and top-p (``sampled_accuracy``)."""
         return held_out_accuracy(self.policy, self.tokenizer, self.task, self.config, self.device, examples, samples)
 
-    def describe_evaluation(self, episodes: int = 20, deterministic: bool = True,
-                            video_dir: str | Path | None = None, seed: int | None = None) -> list[str]:
+    def describe_evaluation(
+        self,
+        episodes: int = 20,
+        deterministic: bool = True,
+        video_dir: str | Path | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
         """``proxrl eval``: held-out accuracy, greedy and (with ``eval_samples``) sampled, in one line."""
         if video_dir is not None:
             raise ConfigError("--video records env episodes; GRPO has none (its evaluation is held-out accuracy)")
@@ -256,11 +323,18 @@ class GRPO:
     def state_dict(self) -> dict[str, Any]:
         """Everything but the weights (which go through ``save_pretrained``): optimiser, counters, RNG states,
         config, accuracies, the value head and where the reference model is kept (safe to load)."""
-        return {"format_version": checkpoint.FORMAT_VERSION, "algo": self.algo, "config": cfgmod.dump(self.config),
-                "optimizer": self.optimizer.state_dict(), **self.progress.state_dict(), "rng": rng_state(),
-                "task_rng": sampler_state(self.rng), **self.held_out.state_dict(),
-                "value_head": None if self.critic is None else self.critic.state_dict(),
-                "reference": self.reference.entry()}
+        return {
+            "format_version": checkpoint.FORMAT_VERSION,
+            "algo": self.algo,
+            "config": cfgmod.dump(self.config),
+            "optimizer": self.optimizer.state_dict(),
+            **self.progress.state_dict(),
+            "rng": rng_state(),
+            "task_rng": sampler_state(self.rng),
+            **self.held_out.state_dict(),
+            "value_head": None if self.critic is None else self.critic.state_dict(),
+            "reference": self.reference.entry(),
+        }
 
     def save(self, folder: str | Path) -> Path:
         """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, the reference model where no
@@ -271,8 +345,9 @@ class GRPO:
     def save_checkpoint(self) -> Path:
         """``checkpoints/step_<N>/`` (see :meth:`save`), keeping the newest ``keep_checkpoints``."""
         assert self.run_dir is not None
-        return checkpoint.save_periodic_folder(self.run_dir / "checkpoints", self.global_step,
-                                               self.config.keep_checkpoints, self._write)
+        return checkpoint.save_periodic_folder(
+            self.run_dir / "checkpoints", self.global_step, self.config.keep_checkpoints, self._write
+        )
 
     def _write(self, folder: Path) -> None:
         self.policy.save_pretrained(folder)
@@ -282,8 +357,9 @@ class GRPO:
         checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
 
     @classmethod
-    def load(cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None,
-             **overrides: Any) -> GRPO:
+    def load(
+        cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any
+    ) -> GRPO:
         """Resume from a folder written by :meth:`save` (or a run directory: its newest checkpoint, else its
         final ``model``). The weights load through ``from_pretrained``."""
         folder = checkpoint.find_folder(path)

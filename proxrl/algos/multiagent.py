@@ -46,14 +46,19 @@ class MultiAgentPPOConfig(RolloutConfig):
     algo = "multiagent_ppo"
 
     env: str = param("mpe2.simple_spread_v3", "PettingZoo module path; its parallel_env(...) or env(...) is used")
-    method: str = param("mappo", "ippo (local critics), mappo (central critic), happo (sequential updates)",
-                        choices=METHODS)
-    share_actor: bool | None = param(None, "one actor for all agents (None: mappo yes where every agent has the same "
-                                     "spaces; ippo and happo no)")
+    method: str = param(
+        "mappo", "ippo (local critics), mappo (central critic), happo (sequential updates)", choices=METHODS
+    )
+    share_actor: bool | None = param(
+        None, "one actor for all agents (None: mappo yes where every agent has the same spaces; ippo and happo no)"
+    )
     agent_id: bool = param(False, "append a one-hot agent id to the inputs of shared networks")
-    global_state: str = param("auto", "the central critic's input: env.state() (env), all observations "
-                              "concatenated (concat), or env.state() where the env has one (auto)",
-                              choices=("auto", "env", "concat"))
+    global_state: str = param(
+        "auto",
+        "the central critic's input: env.state() (env), all observations "
+        "concatenated (concat), or env.state() where the env has one (auto)",
+        choices=("auto", "env", "concat"),
+    )
     num_steps: int = param(128, "T, rows per env copy per rollout (joint steps, or turns in AEC games)", low=1)
     num_epochs: int = param(5, "K, passes over each rollout (per agent for happo)", low=1)
     num_minibatches: int = param(1, "minibatches per epoch over the rollout's rows", low=1)
@@ -66,8 +71,10 @@ class MultiAgentPPOConfig(RolloutConfig):
 
     def validate(self) -> None:
         if self.method == "happo" and self.share_actor:
-            raise ConfigError("happo updates each agent's actor in turn, so actors cannot be shared: "
-                              "set share_actor=false (or leave it unset)")
+            raise ConfigError(
+                "happo updates each agent's actor in turn, so actors cannot be shared: "
+                "set share_actor=false (or leave it unset)"
+            )
 
 
 def _flat(x: Tensor) -> Tensor:
@@ -87,8 +94,15 @@ class MultiAgentPPO:
     migrations = {2: checkpoint.drop_config_keys("vectorization")}  # a key it accepted and ignored before 3
     config_class = MultiAgentPPOConfig
 
-    def __init__(self, env: str | None = None, config: MultiAgentPPOConfig | None = None, *,
-                 run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        env: str | None = None,
+        config: MultiAgentPPOConfig | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        progress: bool | None = None,
+        **overrides: Any,
+    ) -> None:
         cfg = agent.build_config(MultiAgentPPOConfig, config, env, overrides)
         agent.begin(self, cfg, run_dir, progress)
         self.kind, self.make_env = load_pettingzoo(cfg.env, cfg.env_kwargs)
@@ -119,12 +133,21 @@ class MultiAgentPPO:
     def start_envs(self) -> MultiAgentCollector:
         """N copies of the environment and their collector; a loaded agent restores their saved state."""
         cfg = self.config
-        collector = MultiAgentCollector(self.kind, self.make_env, self.spec, self.policy, cfg.num_envs,
-                                        cfg.num_steps, cfg.seed + self.global_step, self.device)
+        collector = MultiAgentCollector(
+            self.kind,
+            self.make_env,
+            self.spec,
+            self.policy,
+            cfg.num_envs,
+            cfg.num_steps,
+            cfg.seed + self.global_step,
+            self.device,
+        )
         saved, self.envs.saved_envs = self.envs.saved_envs, None
         if saved is not None and "collector" in saved:  # exact resume, or the fresh reset (said once)
-            snapshot.restore_or_reset(collector, saved["collector"], f"the {cfg.num_envs} {cfg.env} envs",
-                                      cfg.seed + self.global_step)
+            snapshot.restore_or_reset(
+                collector, saved["collector"], f"the {cfg.num_envs} {cfg.env} envs", cfg.seed + self.global_step
+            )
         return collector
 
     def env_state(self) -> dict[str, Any] | None:
@@ -142,8 +165,11 @@ class MultiAgentPPO:
         self.order_rng.set_state(state["order_rng"])
 
     # ---------------------------------------------------------------- training
-    def learn(self, total_steps: int | None = None,
-              callback: Callable[[MultiAgentPPO, dict[str, Any]], bool | None] | None = None) -> MultiAgentPPO:
+    def learn(
+        self,
+        total_steps: int | None = None,
+        callback: Callable[[MultiAgentPPO, dict[str, Any]], bool | None] | None = None,
+    ) -> MultiAgentPPO:
         """Train for ``total_steps`` more rows × copies (default: until ``config.total_steps`` in all)."""
         cfg = self.config
         collector = agent.rollout(self)
@@ -174,8 +200,14 @@ class MultiAgentPPO:
     def _central_critic_data(b: MultiAgentBatch) -> tuple[Tensor, ...]:
         """MAPPO/HAPPO: the team reward Σ_i r_i, the central V(s), the team's ends, rows where anyone acted
         ``[T, N]``."""
-        return b.team_rewards, b.values[..., 0], b.team_next_values, b.team_terminated, b.team_truncated, \
-            b.alive.any(-1)
+        return (
+            b.team_rewards,
+            b.values[..., 0],
+            b.team_next_values,
+            b.team_terminated,
+            b.team_truncated,
+            b.alive.any(-1),
+        )
 
     def _advantages(self, b: MultiAgentBatch) -> tuple[Tensor, Tensor]:
         """(Â ``[T, N, A]``, critic targets ``[T, N, A]`` or ``[T, N]``): GAE of each agent's own critic, or the
@@ -183,8 +215,16 @@ class MultiAgentPPO:
         cfg, vn = self.config, self.value_norm
         rewards, values, next_values, terminated, truncated, mask = self.critic_data(b)
         values = vn.denormalize(values)
-        adv = gae(rewards, values, vn.denormalize(next_values), terminated, truncated, gamma=cfg.gamma,
-                  gae_lambda=cfg.gae_lambda, mask=mask)
+        adv = gae(
+            rewards,
+            values,
+            vn.denormalize(next_values),
+            terminated,
+            truncated,
+            gamma=cfg.gamma,
+            gae_lambda=cfg.gae_lambda,
+            mask=mask,
+        )
         actor_adv = adv if adv.dim() == 3 else torch.where(b.alive, adv.unsqueeze(-1), torch.zeros(()))
         return actor_adv, adv + values
 
@@ -195,8 +235,9 @@ class MultiAgentPPO:
         predicted = values if mask.dim() == 2 else values[:, 0]
         return value_loss(predicted[mask], self.value_norm.normalize(_flat(targets)[idx][mask]))[0]
 
-    def _actor_loss(self, b: MultiAgentBatch, idx: Tensor, adv: Tensor, agents: list[int] | None,
-                    weight: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def _actor_loss(
+        self, b: MultiAgentBatch, idx: Tensor, adv: Tensor, agents: list[int] | None, weight: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Clipped surrogate (− c·entropy) over the alive samples of ``agents`` (default all) in rows ``idx``."""
         cfg = self.config
         cols = list(range(len(self.spec.names))) if agents is None else agents

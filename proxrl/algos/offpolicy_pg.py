@@ -37,8 +37,9 @@ class OffPolicyPGConfig(ActorCriticConfig):
     lr: float = param(1e-3, "α, Adam learning rate", low=0.0, low_open=True)
     replay_size: int = param(16, "rollouts kept in the replay memory (the oldest is dropped)", low=1)
     replay_ratio: int = param(4, "Adam steps on replayed rollouts per fresh rollout (0: on-policy only)", low=0)
-    max_weight: float = param(1.0, "c̄, truncation of the importance weight π/β (and V-trace's ρ̄, c̄); inf: none",
-                              low=0.0, low_open=True)
+    max_weight: float = param(
+        1.0, "c̄, truncation of the importance weight π/β (and V-trace's ρ̄, c̄); inf: none", low=0.0, low_open=True
+    )
     baseline: bool = param(True, "subtract V(s) from Q̂ (Theorem 2: same mean, lower variance)")
 
 
@@ -51,8 +52,15 @@ class OffPolicyPG:
     migrations = {3: agent.nest_optimizer_state}
     config_class = OffPolicyPGConfig
 
-    def __init__(self, env: str | None = None, config: OffPolicyPGConfig | None = None, *,
-                 run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        env: str | None = None,
+        config: OffPolicyPGConfig | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        progress: bool | None = None,
+        **overrides: Any,
+    ) -> None:
         cfg = agent.build_config(OffPolicyPGConfig, config, env, overrides)
         agent.setup(self, cfg, run_dir, progress)
         # not saved in checkpoints: a resumed run refills its memory from fresh rollouts
@@ -72,8 +80,11 @@ class OffPolicyPG:
     extra_state = agent.no_extra_state
     load_extra_state = agent.load_no_extra_state
 
-    def learn(self, total_steps: int | None = None,
-              callback: Callable[[OffPolicyPG, dict[str, Any]], bool | None] | None = None) -> OffPolicyPG:
+    def learn(
+        self,
+        total_steps: int | None = None,
+        callback: Callable[[OffPolicyPG, dict[str, Any]], bool | None] | None = None,
+    ) -> OffPolicyPG:
         """Train for ``total_steps`` more env steps (default: until ``config.total_steps`` in all).
 
         ``callback(agent, row)`` runs after every iteration with the row just logged; returning False stops.
@@ -97,8 +108,9 @@ class OffPolicyPG:
                     self.policy.train()
                     rows = [self._update(fresh)]
                     rows += [self._update(self.replay.sample()) for _ in range(cfg.replay_ratio)]
-                stats.update({k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}, lr=lr,
-                             replay_rollouts=len(self.replay))
+                stats.update(
+                    {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}, lr=lr, replay_rollouts=len(self.replay)
+                )
                 # 5. log and checkpoint: the session, when this iteration's body ends
         return self
 
@@ -115,9 +127,17 @@ class OffPolicyPG:
         with torch.no_grad():  # targets from the current critic, treated as constants
             v_detached = values.detach()
             next_values = torch.cat([v_detached[1:], values_next.unsqueeze(0)])
-            v_target, q_hat = vtrace(item.rewards, v_detached, next_values, item.terminated, item.truncated,
-                                     logp.detach() - item.logp, gamma=cfg.gamma, rho_bar=cfg.max_weight,
-                                     c_bar=cfg.max_weight)
+            v_target, q_hat = vtrace(
+                item.rewards,
+                v_detached,
+                next_values,
+                item.terminated,
+                item.truncated,
+                logp.detach() - item.logp,
+                gamma=cfg.gamma,
+                rho_bar=cfg.max_weight,
+                c_bar=cfg.max_weight,
+            )
             adv = q_hat - v_detached if cfg.baseline else q_hat
         valid = item.valid
         weight = importance_weight(logp[valid], item.logp[valid], cfg.max_weight)
@@ -128,6 +148,10 @@ class OffPolicyPG:
         loss = p_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
         check_finite(self.global_step, policy_loss=p_loss, value_loss=v_loss, entropy=ent_loss)
         agent.gradient_step(self, loss)
-        return {"policy_loss": p_loss.item(), "value_loss": v_loss.item(), "entropy": ent_stats["entropy"].item(),
-                "mean_weight": p_stats["mean_weight"].item(),
-                "explained_variance": explained_variance(v_detached[valid], v_target[valid])}
+        return {
+            "policy_loss": p_loss.item(),
+            "value_loss": v_loss.item(),
+            "entropy": ent_stats["entropy"].item(),
+            "mean_weight": p_stats["mean_weight"].item(),
+            "explained_variance": explained_variance(v_detached[valid], v_target[valid]),
+        }

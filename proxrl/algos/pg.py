@@ -40,11 +40,15 @@ class PGConfig(ActorCriticConfig):
 
     algo = "pg"
 
-    advantage: str = param("gae", "Â: return (G, REINFORCE), return_minus_value (G − V(s)), gae (GAE(γ, λ)), "
-                           "td (δ)", choices=ADVANTAGES)
-    num_steps: int = param(128, "T, steps per env per rollout; for return / return_minus_value the most steps "
-                           "an episode may take (each rollout resets the envs and plays one episode per env)",
-                           low=1)
+    advantage: str = param(
+        "gae", "Â: return (G, REINFORCE), return_minus_value (G − V(s)), gae (GAE(γ, λ)), td (δ)", choices=ADVANTAGES
+    )
+    num_steps: int = param(
+        128,
+        "T, steps per env per rollout; for return / return_minus_value the most steps "
+        "an episode may take (each rollout resets the envs and plays one episode per env)",
+        low=1,
+    )
     lr: float = param(7e-4, "α, Adam learning rate", low=0.0, low_open=True)
 
 
@@ -54,14 +58,20 @@ def _return(batch: Batch, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
 
 
 def _return_minus_value(batch: Batch, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-    g = discounted_returns(batch.rewards, batch.terminated, batch.truncated, gamma=gamma,
-                           next_values=batch.next_values)
+    g = discounted_returns(batch.rewards, batch.terminated, batch.truncated, gamma=gamma, next_values=batch.next_values)
     return g - batch.values[:-1], g
 
 
 def _gae(batch: Batch, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-    adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated, batch.truncated,
-              gamma=gamma, gae_lambda=lam)
+    adv = gae(
+        batch.rewards,
+        batch.values[:-1],
+        batch.next_values,
+        batch.terminated,
+        batch.truncated,
+        gamma=gamma,
+        gae_lambda=lam,
+    )
     return adv, adv + batch.values[:-1]
 
 
@@ -72,7 +82,10 @@ def _td(batch: Batch, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
 
 # advantage → f(batch, γ, λ) -> (Â [T, N], critic target [T, N])
 ESTIMATORS: dict[str, Callable[[Batch, float, float], tuple[Tensor, Tensor]]] = {
-    "return": _return, "return_minus_value": _return_minus_value, "gae": _gae, "td": _td,
+    "return": _return,
+    "return_minus_value": _return_minus_value,
+    "gae": _gae,
+    "td": _td,
 }
 
 
@@ -91,8 +104,15 @@ class PG:
     migrations = {3: agent.nest_optimizer_state}
     config_class = PGConfig
 
-    def __init__(self, env: str | None = None, config: PGConfig | None = None, *, run_dir: str | Path | None = None,
-                 progress: bool | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        env: str | None = None,
+        config: PGConfig | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        progress: bool | None = None,
+        **overrides: Any,
+    ) -> None:
         cfg = agent.build_config(PGConfig, config, env, overrides)
         agent.setup(self, cfg, run_dir, progress)
         self.estimator = ESTIMATORS[cfg.advantage]
@@ -112,8 +132,9 @@ class PG:
     extra_state = agent.no_extra_state
     load_extra_state = agent.load_no_extra_state
 
-    def learn(self, total_steps: int | None = None,
-              callback: Callable[[PG, dict[str, Any]], bool | None] | None = None) -> PG:
+    def learn(
+        self, total_steps: int | None = None, callback: Callable[[PG, dict[str, Any]], bool | None] | None = None
+    ) -> PG:
         """Train for ``total_steps`` more env steps (default: until ``config.total_steps`` in all).
 
         ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
@@ -153,9 +174,13 @@ class PG:
         loss = p_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
         check_finite(self.global_step, policy_loss=p_loss, value_loss=v_loss, entropy=ent_loss)
         agent.gradient_step(self, loss)
-        return {"policy_loss": p_loss.item(), "value_loss": v_loss.item(), "entropy": ent_stats["entropy"].item(),
-                "samples": int(obs.shape[0]),
-                "explained_variance": explained_variance(batch.values[:-1][valid], target)}
+        return {
+            "policy_loss": p_loss.item(),
+            "value_loss": v_loss.item(),
+            "entropy": ent_stats["entropy"].item(),
+            "samples": int(obs.shape[0]),
+            "explained_variance": explained_variance(batch.values[:-1][valid], target),
+        }
 
 
 def REINFORCE(env: str | None = None, config: PGConfig | None = None, **kwargs: Any) -> PG:  # noqa: N802

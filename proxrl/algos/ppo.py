@@ -41,22 +41,34 @@ class PPOConfig(ActorCriticConfig):
     clip_eps: float = param(0.2, "ε, ratio clip range [1 − ε, 1 + ε] of J^CLIP", low=0.0, low_open=True)
     anneal_clip: bool = param(False, "anneal ε linearly to 0 over the run (as rl-zoo's tuned presets)")
     clip_vloss: bool = param(False, "clip the value update to ±ε around the rollout's values")
-    target_kl: float | None = param(None, "stop an update's epochs once approx-KL exceeds this (None: off)",
-                                    low=0.0, low_open=True)
-    objective: str = param("clip", "policy surrogate: clip (J^CLIP), kl (J^KL, fixed c), adaptive_kl (J^KL, c adapted "
-                           "toward kl_target), clip_kl (J^CLIP − c·KL)", choices=OBJECTIVES)
-    kl_coef: float = param(1.0, "c (β), coefficient of the exact D_KL(π_old ‖ π) penalty; the initial c of adaptive_kl",
-                           low=0.0)
-    kl_target: float = param(0.01, "d_targ of adaptive_kl: c doubles above 1.5·d_targ and halves below d_targ/1.5",
-                             low=0.0, low_open=True)
-    fused_gradient: bool = param(True, "compute the clip objective's minibatch gradient by its closed-form backward "
-                                 "(proxrl.fast.fused; same gradient as autograd to float rounding, ~2× faster on small "
-                                 "MLPs); used only where supported (CPU, separate MLP trunks, objective clip)")
+    target_kl: float | None = param(
+        None, "stop an update's epochs once approx-KL exceeds this (None: off)", low=0.0, low_open=True
+    )
+    objective: str = param(
+        "clip",
+        "policy surrogate: clip (J^CLIP), kl (J^KL, fixed c), adaptive_kl (J^KL, c adapted "
+        "toward kl_target), clip_kl (J^CLIP − c·KL)",
+        choices=OBJECTIVES,
+    )
+    kl_coef: float = param(
+        1.0, "c (β), coefficient of the exact D_KL(π_old ‖ π) penalty; the initial c of adaptive_kl", low=0.0
+    )
+    kl_target: float = param(
+        0.01, "d_targ of adaptive_kl: c doubles above 1.5·d_targ and halves below d_targ/1.5", low=0.0, low_open=True
+    )
+    fused_gradient: bool = param(
+        True,
+        "compute the clip objective's minibatch gradient by its closed-form backward "
+        "(proxrl.fast.fused; same gradient as autograd to float rounding, ~2× faster on small "
+        "MLPs); used only where supported (CPU, separate MLP trunks, objective clip)",
+    )
 
     def validate(self) -> None:
         if self.batch_size % self.num_minibatches:
-            raise ConfigError(f"num_minibatches={self.num_minibatches} must divide the batch num_envs × num_steps = "
-                              f"{self.batch_size}; pick a divisor of {self.batch_size}")
+            raise ConfigError(
+                f"num_minibatches={self.num_minibatches} must divide the batch num_envs × num_steps = "
+                f"{self.batch_size}; pick a divisor of {self.batch_size}"
+            )
         if self.num_minibatches > self.batch_size:
             raise ConfigError(f"num_minibatches={self.num_minibatches} exceeds the batch size {self.batch_size}")
 
@@ -98,8 +110,15 @@ class PPO:
     migrations = {3: agent.nest_optimizer_state}
     config_class = PPOConfig
 
-    def __init__(self, env: str | None = None, config: PPOConfig | None = None, *, run_dir: str | Path | None = None,
-                 progress: bool | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        env: str | None = None,
+        config: PPOConfig | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        progress: bool | None = None,
+        **overrides: Any,
+    ) -> None:
         cfg = agent.build_config(PPOConfig, config, env, overrides)
         agent.setup(self, cfg, run_dir, progress)
         # the objective is resolved once: its loss function, whether it needs π_old's exact KL, c's controller
@@ -108,8 +127,9 @@ class PPO:
         self.adaptive_kl = AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.objective == "adaptive_kl" else None
         self.kl_coef = cfg.kl_coef
         use_fused = cfg.fused_gradient and cfg.objective == "clip" and FusedClipPPOGradient.supports(self.policy)
-        self.fused = (FusedClipPPOGradient(self.policy, self.flats["policy"], cfg.vf_coef, cfg.ent_coef)
-                      if use_fused else None)
+        self.fused = (
+            FusedClipPPOGradient(self.policy, self.flats["policy"], cfg.vf_coef, cfg.ent_coef) if use_fused else None
+        )
         # the minibatch step, chosen once: the closed-form gradient where it applies, else autograd
         self.minibatch_step = self._fused_step if self.fused is not None else self._autograd_step
 
@@ -135,8 +155,9 @@ class PPO:
         if self.adaptive_kl is not None:
             self.adaptive_kl.coef = self.kl_coef
 
-    def learn(self, total_steps: int | None = None,
-              callback: Callable[[PPO, dict[str, Any]], bool | None] | None = None) -> PPO:
+    def learn(
+        self, total_steps: int | None = None, callback: Callable[[PPO, dict[str, Any]], bool | None] | None = None
+    ) -> PPO:
         """Train for ``total_steps`` more env steps (default: until ``config.total_steps`` in all).
 
         ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
@@ -147,8 +168,7 @@ class PPO:
             for stats in session.iterations(callback):
                 # 1. anneal the learning rate and clip range linearly with the steps still to go
                 lr = agent.anneal_lr(self, session.target)
-                clip_eps = (cfg.clip_eps * (1.0 - self.global_step / session.target) if cfg.anneal_clip
-                            else cfg.clip_eps)
+                clip_eps = cfg.clip_eps * (1.0 - self.global_step / session.target) if cfg.anneal_clip else cfg.clip_eps
                 # 2. collect T steps from N envs with π_θold
                 with session.timed("collect"):
                     self.policy.eval()
@@ -156,8 +176,15 @@ class PPO:
                 self.progress.advance(cfg.batch_size, *rollout.episodes.drain())
                 with session.timed("update"):
                     # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
-                    adv = gae(batch.rewards, batch.values[:-1], batch.next_values, batch.terminated,
-                              batch.truncated, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda)
+                    adv = gae(
+                        batch.rewards,
+                        batch.values[:-1],
+                        batch.next_values,
+                        batch.terminated,
+                        batch.truncated,
+                        gamma=cfg.gamma,
+                        gae_lambda=cfg.gae_lambda,
+                    )
                     returns = adv + batch.values[:-1]
                     # 4. K epochs of minibatch updates on the policy objective and the value loss
                     self.policy.train()
@@ -165,9 +192,18 @@ class PPO:
                 # 5. log and checkpoint: the session, when this iteration's body ends
         return self
 
-    def _fused_step(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
-                    returns: torch.Tensor, old_values: torch.Tensor, clip_eps: float,
-                    old_params: torch.Tensor | None, old_log_std: torch.Tensor | None) -> torch.Tensor:
+    def _fused_step(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        old_logp: torch.Tensor,
+        adv: torch.Tensor,
+        returns: torch.Tensor,
+        old_values: torch.Tensor,
+        clip_eps: float,
+        old_params: torch.Tensor | None,
+        old_log_std: torch.Tensor | None,
+    ) -> torch.Tensor:
         """One minibatch step with the gradient written by the closed-form backward (``proxrl.fast.fused``: clip
         objective, CPU MLPs); returns its stats row (STAT_NAMES)."""
         cfg = self.config
@@ -179,16 +215,26 @@ class PPO:
         adam_step(self.optimizers["policy"])
         return row
 
-    def _autograd_step(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
-                       returns: torch.Tensor, old_values: torch.Tensor, clip_eps: float,
-                       old_params: torch.Tensor | None, old_log_std: torch.Tensor | None) -> torch.Tensor:
+    def _autograd_step(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        old_logp: torch.Tensor,
+        adv: torch.Tensor,
+        returns: torch.Tensor,
+        old_values: torch.Tensor,
+        clip_eps: float,
+        old_params: torch.Tensor | None,
+        old_log_std: torch.Tensor | None,
+    ) -> torch.Tensor:
         """One minibatch step through autograd (any objective, any policy); returns its stats row
         (STAT_NAMES, then the exact KL when the objective uses it)."""
         cfg = self.config
         dist, values = self.policy(obs)
         logp, entropy = dist.log_prob(actions), dist.entropy()
-        kl_values = (make_distribution(self.policy.action_space, old_params, old_log_std).kl(dist)
-                     if self.uses_kl else None)
+        kl_values = (
+            make_distribution(self.policy.action_space, old_params, old_log_std).kl(dist) if self.uses_kl else None
+        )
         pg_loss, pg_stats = self.policy_loss(logp, old_logp, adv, kl_values, clip_eps, self.kl_coef)
         v_loss, v_stats = value_loss(values, returns, old_values, clip_eps if cfg.clip_vloss else None)
         ent_loss, ent_stats = entropy_bonus(entropy)
@@ -196,8 +242,13 @@ class PPO:
         if not math.isfinite(loss.item()):  # one check on the sum; name the culprit only on failure
             check_finite(self.global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=ent_loss, loss=loss)
         agent.gradient_step(self, loss)
-        row = [pg_loss.detach(), v_stats["value_loss"], ent_stats["entropy"], pg_stats["approx_kl"],
-               pg_stats["clip_frac"]]
+        row = [
+            pg_loss.detach(),
+            v_stats["value_loss"],
+            ent_stats["entropy"],
+            pg_stats["approx_kl"],
+            pg_stats["clip_frac"],
+        ]
         return torch.stack(row + [pg_stats["kl"]] if self.uses_kl else row)
 
     def _update(self, batch: Any, adv: torch.Tensor, returns: torch.Tensor, clip_eps: float) -> dict[str, float]:
@@ -224,16 +275,24 @@ class PPO:
             perm = None if mb_size >= n else torch.randperm(n, device=obs.device)
             stop = False
             for start in range(0, n, mb_size):
-                idx = slice(None) if perm is None else perm[start:start + mb_size]
+                idx = slice(None) if perm is None else perm[start : start + mb_size]
                 if perm is None:
                     mb_adv = whole_adv
                 else:
                     mb_adv = flat_adv[idx]
                     if cfg.norm_adv and mb_adv.numel() > 1:
                         mb_adv = normalize(mb_adv)
-                row = self.minibatch_step(obs[idx], actions[idx], old_logp[idx], mb_adv, flat_returns[idx],
-                                          old_values[idx], clip_eps, None if old_params is None else old_params[idx],
-                                          old_log_std)
+                row = self.minibatch_step(
+                    obs[idx],
+                    actions[idx],
+                    old_logp[idx],
+                    mb_adv,
+                    flat_returns[idx],
+                    old_values[idx],
+                    clip_eps,
+                    None if old_params is None else old_params[idx],
+                    old_log_std,
+                )
                 stat_rows.append(row)
                 if cfg.target_kl is not None and row[3].item() > cfg.target_kl:
                     stop = True

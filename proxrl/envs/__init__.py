@@ -37,8 +37,10 @@ def resolve_env_id(env: str) -> str:
     try:
         gym.spec(env_id)
     except gym.error.Error as e:
-        raise ConfigError(f"unknown environment id {env_id!r} ({e}); use a registered gymnasium id such as "
-                          "'CartPole-v1', or 'my_module:MyEnv-v0' to import a module that registers it") from None
+        raise ConfigError(
+            f"unknown environment id {env_id!r} ({e}); use a registered gymnasium id such as "
+            "'CartPole-v1', or 'my_module:MyEnv-v0' to import a module that registers it"
+        ) from None
     return env_id
 
 
@@ -67,8 +69,11 @@ class Normalizers:
         for name, wrapper in (("obs", self.obs), ("reward", self.reward)):
             if wrapper is not None:
                 rms = wrapper.obs_rms if name == "obs" else wrapper.return_rms
-                out[name] = {"mean": np.asarray(rms.mean).tolist(), "var": np.asarray(rms.var).tolist(),
-                             "count": float(rms.count)}
+                out[name] = {
+                    "mean": np.asarray(rms.mean).tolist(),
+                    "var": np.asarray(rms.var).tolist(),
+                    "count": float(rms.count),
+                }
         return out
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -100,8 +105,10 @@ class ReportEnvErrors(gym.Wrapper):
 def _describe(e: Exception, where: str) -> str:
     if isinstance(e, EnvError):
         return str(e)
-    return (f"{type(e).__name__} in the environment's {where}(): {e}\n--- the environment's traceback ---\n"
-            f"{traceback.format_exc().rstrip()}")
+    return (
+        f"{type(e).__name__} in the environment's {where}(): {e}\n--- the environment's traceback ---\n"
+        f"{traceback.format_exc().rstrip()}"
+    )
 
 
 def make_vec_env(
@@ -121,13 +128,13 @@ def make_vec_env(
     if mode == "auto":
         mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     if mode == "vector_entry_point" and spec.vector_entry_point is None:
-        raise ConfigError(f"vectorization 'vector_entry_point': {env_id} has no native vector version; "
-                          "use 'auto', 'sync' or 'async'")
+        raise ConfigError(
+            f"vectorization 'vector_entry_point': {env_id} has no native vector version; use 'auto', 'sync' or 'async'"
+        )
     # per-env wrapper (sync and async): an env's exception keeps its traceback text across the worker boundary
     wrappers = [ReportEnvErrors] if mode in ("sync", "async") else None
     try:
-        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers,
-                            **(env_kwargs or {}))
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers, **(env_kwargs or {}))
     except TypeError as e:
         raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {e}") from None
     venv = vw.RecordEpisodeStatistics(venv)

@@ -50,8 +50,13 @@ class MatrixGame(ParallelEnv):
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         r = float(self.payoff[int(actions["agent_0"]), int(actions["agent_1"])])
         obs = {a: np.ones(1, dtype=np.float32) for a in self.agents}
-        out = (obs, {a: r for a in self.agents}, {a: True for a in self.agents},
-               {a: False for a in self.agents}, {a: {} for a in self.agents})
+        out = (
+            obs,
+            {a: r for a in self.agents},
+            {a: True for a in self.agents},
+            {a: False for a in self.agents},
+            {a: {} for a in self.agents},
+        )
         self.agents = []
         return out
 

@@ -61,8 +61,12 @@ def _decode(saved: Any, current: Any) -> Any:
     if isinstance(saved, dict):
         if "__array__" in saved:
             array = saved["__array__"].numpy().astype(np.dtype(saved["dtype"]), copy=True)
-            if isinstance(current, np.ndarray) and current.shape == array.shape and current.dtype == array.dtype \
-                    and current.flags.writeable:
+            if (
+                isinstance(current, np.ndarray)
+                and current.shape == array.shape
+                and current.dtype == array.dtype
+                and current.flags.writeable
+            ):
                 np.copyto(current, array)
                 return current
             return array
@@ -89,8 +93,21 @@ def _holds_no_env_state(value: Any) -> bool:
     (the policy, buffers and counters live in the checkpoint), gymnasium's running statistics (saved with the
     normalisers)."""
     kind = type(value)
-    if isinstance(value, (gymnasium.spaces.Space, gymnasium.envs.registration.EnvSpec, torch.nn.Module, torch.device,
-                          type, enum.Enum)) or callable(value) or kind.__name__ == "module":
+    if (
+        isinstance(
+            value,
+            (
+                gymnasium.spaces.Space,
+                gymnasium.envs.registration.EnvSpec,
+                torch.nn.Module,
+                torch.device,
+                type,
+                enum.Enum,
+            ),
+        )
+        or callable(value)
+        or kind.__name__ == "module"
+    ):
         return True
     if isinstance(value, (list, tuple)):
         return all(_holds_no_env_state(v) for v in value)
@@ -100,8 +117,11 @@ def _holds_no_env_state(value: Any) -> bool:
     if inner is gymnasium.Env or inner.__name__ == "_IdentityEnv":  # a vector wrapper's single-env transform
         return True
     module = kind.__module__ or ""
-    return ("render" in kind.__name__.lower() or module.startswith(("proxrl.", "pygame", "logging"))
-            or kind.__name__ == "RunningMeanStd")
+    return (
+        "render" in kind.__name__.lower()
+        or module.startswith(("proxrl.", "pygame", "logging"))
+        or kind.__name__ == "RunningMeanStd"
+    )
 
 
 def _attributes(obj: Any, unsaved: list[str]) -> dict[str, Any]:
@@ -134,9 +154,12 @@ def snapshot(obj: Any) -> dict[str, Any]:
     subenvs = getattr(layers[-1], "envs", None)
     if not isinstance(subenvs, list) and hasattr(layers[-1], "processes"):  # an async vector env's workers
         unsaved.append(f"{type(layers[-1]).__name__}: its envs live in worker processes")
-    state = {"layers": [_attributes(layer, unsaved) for layer in layers],
-             "subenvs": [[_attributes(layer, unsaved) for layer in _chain(e)] for e in subenvs]
-             if isinstance(subenvs, list) else None}
+    state = {
+        "layers": [_attributes(layer, unsaved) for layer in layers],
+        "subenvs": [[_attributes(layer, unsaved) for layer in _chain(e)] for e in subenvs]
+        if isinstance(subenvs, list)
+        else None,
+    }
     state["unsaved"] = list(dict.fromkeys(unsaved))
     return state
 
@@ -174,6 +197,9 @@ def restore_or_reset(obj: Any, state: dict[str, Any] | None, what: str, seed: in
         restore(obj, state)
         return True
     except ValueError as e:
-        warnings.warn(f"resume: {what} cannot be put back exactly ({e}); they start from a clean reset with seed "
-                      f"{seed}", ResumeWarning, stacklevel=3)
+        warnings.warn(
+            f"resume: {what} cannot be put back exactly ({e}); they start from a clean reset with seed {seed}",
+            ResumeWarning,
+            stacklevel=3,
+        )
         return False

@@ -81,38 +81,41 @@ class TextTask:
 
 
 def addition(digits: int = 2, num_held_out: int = 200) -> TextTask:
-    """"a+b=" → "a+b" for a, b < 10^digits."""
-    top = 10 ** digits
+    """ "a+b=" → "a+b" for a, b < 10^digits."""
+    top = 10**digits
 
     def make(rng: random.Random) -> dict[str, str]:
         a, b = rng.randrange(top), rng.randrange(top)
         return {"prompt": f"{a}+{b}=", "answer": str(a + b)}
 
-    return TextTask("addition", make, string.digits + "+=",
-                    {"exact_match": exact_match, "char_match": char_match}, num_held_out)
+    return TextTask(
+        "addition", make, string.digits + "+=", {"exact_match": exact_match, "char_match": char_match}, num_held_out
+    )
 
 
 def reverse(min_len: int = 3, max_len: int = 6, num_held_out: int = 200) -> TextTask:
-    """"abc>" → "cba" over lowercase letters a–j."""
+    """ "abc>" → "cba" over lowercase letters a–j."""
     letters = "abcdefghij"
 
     def make(rng: random.Random) -> dict[str, str]:
         s = "".join(rng.choice(letters) for _ in range(rng.randint(min_len, max_len)))
         return {"prompt": f"{s}>", "answer": s[::-1]}
 
-    return TextTask("reverse", make, letters + ">", {"exact_match": exact_match, "char_match": char_match},
-                    num_held_out)
+    return TextTask(
+        "reverse", make, letters + ">", {"exact_match": exact_match, "char_match": char_match}, num_held_out
+    )
 
 
 def sort(min_len: int = 3, max_len: int = 6, num_held_out: int = 200) -> TextTask:
-    """"3142:" → "1234" (the prompt's digits in ascending order)."""
+    """ "3142:" → "1234" (the prompt's digits in ascending order)."""
 
     def make(rng: random.Random) -> dict[str, str]:
         s = "".join(rng.choice(string.digits) for _ in range(rng.randint(min_len, max_len)))
         return {"prompt": f"{s}:", "answer": "".join(sorted(s))}
 
-    return TextTask("sort", make, string.digits + ":", {"exact_match": exact_match, "char_match": char_match},
-                    num_held_out)
+    return TextTask(
+        "sort", make, string.digits + ":", {"exact_match": exact_match, "char_match": char_match}, num_held_out
+    )
 
 
 TASKS: dict[str, Callable[..., TextTask]] = {"addition": addition, "reverse": reverse, "sort": sort}
@@ -126,8 +129,10 @@ def load_task(name: str, kwargs: dict[str, Any] | None = None) -> TextTask:
     elif ":" in name:
         factory = load_callable(name, "task")
     else:
-        raise ConfigError(f"env={name!r} is not a text task; allowed: {', '.join(TASKS)}, or 'module:function' "
-                          "returning a proxrl.envs.text_tasks.TextTask")
+        raise ConfigError(
+            f"env={name!r} is not a text task; allowed: {', '.join(TASKS)}, or 'module:function' "
+            "returning a proxrl.envs.text_tasks.TextTask"
+        )
     try:
         task = factory(**kwargs)
     except TypeError as e:
@@ -143,8 +148,7 @@ def load_callable(spec: str, what: str) -> Callable[..., Any]:
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{what} {spec!r} cannot be imported ({e}); write it as 'package.module:function'") \
-            from None
+        raise ConfigError(f"{what} {spec!r} cannot be imported ({e}); write it as 'package.module:function'") from None
     if not callable(obj):
         raise ConfigError(f"{what} {spec!r} is not callable")
     return obj
@@ -161,8 +165,9 @@ def char_tokenizer(alphabet: str) -> Any:
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
-                                   padding_side="left")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>", padding_side="left"
+    )
 
 
 def sampler_state(rng: random.Random) -> str:

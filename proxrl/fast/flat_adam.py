@@ -38,9 +38,9 @@ class FlatParameters:
         offset = 0
         for p in self.params:
             n = p.numel()
-            flat[offset:offset + n].copy_(p.detach().reshape(-1))
-            p.data = flat[offset:offset + n].view_as(p)
-            self._grad_views.append(grad[offset:offset + n].view_as(p))
+            flat[offset : offset + n].copy_(p.detach().reshape(-1))
+            p.data = flat[offset : offset + n].view_as(p)
+            self._grad_views.append(grad[offset : offset + n].view_as(p))
             offset += n
         self.param = nn.Parameter(flat)
         self.param.grad = grad
@@ -84,9 +84,21 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
     params, state, kernel = group["params"], optimizer.state[group["params"][0]], torch._fused_adam_
     beta1, beta2 = group["betas"]
     state["step"].add_(1)
-    kernel(params, [params[0].grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
-           amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
-           eps=group["eps"], maximize=group["maximize"])
+    kernel(
+        params,
+        [params[0].grad],
+        [state["exp_avg"]],
+        [state["exp_avg_sq"]],
+        [],
+        [state["step"]],
+        amsgrad=False,
+        lr=group["lr"],
+        beta1=beta1,
+        beta2=beta2,
+        weight_decay=group["weight_decay"],
+        eps=group["eps"],
+        maximize=group["maximize"],
+    )
 
 
 def supports(optimizer: torch.optim.Optimizer) -> bool:
@@ -97,7 +109,13 @@ def supports(optimizer: torch.optim.Optimizer) -> bool:
     params = group["params"]
     if len(optimizer.param_groups) != 1 or len(params) != 1 or getattr(torch, "_fused_adam_", None) is None:
         return False
-    return (params[0] in optimizer.state and isinstance(optimizer, torch.optim.Adam) and bool(group.get("fused"))
-            and not group["amsgrad"] and not group.get("decoupled_weight_decay")
-            and not isinstance(group["lr"], Tensor) and params[0].grad is not None
-            and params[0].device.type == "cpu")
+    return (
+        params[0] in optimizer.state
+        and isinstance(optimizer, torch.optim.Adam)
+        and bool(group.get("fused"))
+        and not group["amsgrad"]
+        and not group.get("decoupled_weight_decay")
+        and not isinstance(group["lr"], Tensor)
+        and params[0].grad is not None
+        and params[0].device.type == "cpu"
+    )

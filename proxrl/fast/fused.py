@@ -103,12 +103,23 @@ class FusedClipPPOGradient:
         space = policy.action_space
         if not (isinstance(space, spaces.Discrete) or (isinstance(space, spaces.Box) and len(space.shape) == 1)):
             return False
-        return (_mlp_layers(policy.actor_trunk, policy.actor_head) is not None
-                and _mlp_layers(policy.critic_trunk, policy.critic_head) is not None)
+        return (
+            _mlp_layers(policy.actor_trunk, policy.actor_head) is not None
+            and _mlp_layers(policy.critic_trunk, policy.critic_head) is not None
+        )
 
     @torch.no_grad()
-    def __call__(self, obs: Tensor, actions: Tensor, old_logp: Tensor, adv: Tensor, returns: Tensor,
-                 old_values: Tensor, clip_eps: float, clip_vloss: bool) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        old_logp: Tensor,
+        adv: Tensor,
+        returns: Tensor,
+        old_values: Tensor,
+        clip_eps: float,
+        clip_vloss: bool,
+    ) -> tuple[Tensor, Tensor]:
         """Write ∂L/∂θ into the flat gradient for one minibatch ``[B, ...]``; returns (L, stats ``[5]``:
         policy loss, value loss, entropy, approx-KL (k3), clip fraction)."""
         n = obs.shape[0]
@@ -170,4 +181,3 @@ class FusedClipPPOGradient:
         low, high = clip_fractions(ratio, adv, clip_eps, clip_eps)
         stats = torch.stack([pg_loss, v_loss, mean_entropy, ((ratio - 1.0) - log_ratio).mean(), low + high])
         return loss, stats
-

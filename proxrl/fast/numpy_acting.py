@@ -71,8 +71,7 @@ class NumpyActing:
     def supports(policy: ActorCritic) -> bool:
         """CPU parameters, a Box observation and tanh/ReLU activations (else the torch path is used)."""
         on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in policy.parameters())
-        acts = all(type(m) in _NP_ACTIVATIONS for m in policy.modules()
-                   if isinstance(m, tuple(ACTIVATIONS.values())))
+        acts = all(type(m) in _NP_ACTIVATIONS for m in policy.modules() if isinstance(m, tuple(ACTIVATIONS.values())))
         return on_cpu and acts and not policy.one_hot
 
     def value(self, obs: np.ndarray) -> np.ndarray:
@@ -98,7 +97,7 @@ class NumpyActing:
             for i, part in enumerate(parts):
                 lp = _log_softmax(part)
                 actions[:, i] = _sample_categorical(lp, self.rng)
-                logp += np.take_along_axis(lp, actions[:, i:i + 1], axis=-1)[:, 0]
+                logp += np.take_along_axis(lp, actions[:, i : i + 1], axis=-1)[:, 0]
         else:
             std = np.exp(self.log_std)
             noise = self.rng.standard_normal(params.shape, dtype=np.float32)

@@ -20,13 +20,13 @@ from torch import Tensor
 from ..config import ConfigError
 from .decoder import lean_decoder
 
+
 def require_transformers() -> Any:
     """The ``transformers`` module, or a ConfigError saying how to install it."""
     try:
         import transformers
     except ImportError:
-        raise ConfigError("GRPO needs transformers: pip install 'proxrl[lm]' (or pip install transformers)") \
-            from None
+        raise ConfigError("GRPO needs transformers: pip install 'proxrl[lm]' (or pip install transformers)") from None
     transformers.utils.logging.disable_progress_bar()  # per-shard loading bars drown proxrl's own progress
     return transformers
 
@@ -47,25 +47,43 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
     transformers = require_transformers()
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise ConfigError(f"model={str(path)!r} is not a local model folder (no config.json); give a folder "
-                          "written by save_pretrained, or leave model unset to build the task's tiny model")
+        raise ConfigError(
+            f"model={str(path)!r} is not a local model folder (no config.json); give a folder "
+            "written by save_pretrained, or leave model unset to build the task's tiny model"
+        )
     return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True).to(device)
 
 
-def tiny_causal_lm(tokenizer: Any, arch: str = "llama", hidden_size: int = 64, num_layers: int = 2,
-                   num_heads: int = 4, max_length: int = 64) -> Any:
+def tiny_causal_lm(
+    tokenizer: Any,
+    arch: str = "llama",
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    max_length: int = 64,
+) -> Any:
     """A randomly initialised Llama- or Qwen2-style causal LM sized for a CPU, for ``tokenizer``'s vocabulary."""
     transformers = require_transformers()
-    configs = {"llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
-               "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM)}
+    configs = {
+        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+    }
     if arch not in configs:
         raise ConfigError(f"tiny_arch={arch!r}; allowed: {', '.join(configs)}")
     config_cls, model_cls = configs[arch]
-    config = config_cls(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
-                        num_attention_heads=num_heads, num_key_value_heads=num_heads,
-                        intermediate_size=4 * hidden_size, max_position_embeddings=max_length,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                        bos_token_id=None, tie_word_embeddings=True)
+    config = config_cls(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        intermediate_size=4 * hidden_size,
+        max_position_embeddings=max_length,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+    )
     return model_cls(config)
 
 
@@ -87,8 +105,15 @@ def completion_mask(completion_ids: Tensor, eos_token_id: int | list[int]) -> Te
     return (torch.arange(length, device=completion_ids.device)[None] <= first[:, None]).long()
 
 
-def token_logps(model: Any, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, temperature: float = 1.0,
-                with_hidden: bool = False, group_size: int = 1) -> tuple[Tensor, Tensor | None]:
+def token_logps(
+    model: Any,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    prompt_len: int,
+    temperature: float = 1.0,
+    with_hidden: bool = False,
+    group_size: int = 1,
+) -> tuple[Tensor, Tensor | None]:
     """log π(token_t | prefix) for every completion token ``[B, L]`` from one forward pass over prompt +
     completion (logits divided by the sampling temperature, as the policy that sampled them); with
     ``with_hidden`` also the last hidden states that predicted them ``[B, L, H]`` (for a value head).
@@ -100,8 +125,8 @@ def token_logps(model: Any, input_ids: Tensor, attention_mask: Tensor, prompt_le
         logits = decoder.logits(hidden).float()  # the LM head on completion positions only
     else:
         out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_hidden)
-        logits = out.logits[:, prompt_len - 1:-1].float()
-        hidden = out.hidden_states[-1][:, prompt_len - 1:-1] if with_hidden else None
+        logits = out.logits[:, prompt_len - 1 : -1].float()
+        hidden = out.hidden_states[-1][:, prompt_len - 1 : -1] if with_hidden else None
     if temperature != 1.0:
         logits = logits / temperature
     targets = input_ids[:, prompt_len:]
@@ -122,8 +147,16 @@ class Generations:
 
 
 @torch.no_grad()
-def generate(model: Any, tokenizer: Any, prompts: list[str], group_size: int, max_new_tokens: int,
-             temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False) -> Generations:
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    group_size: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+) -> Generations:
     """Sample ``group_size`` completions per prompt (or one greedy completion each with ``greedy``)."""
     transformers = require_transformers()
     device = next(model.parameters()).device
@@ -136,16 +169,29 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], group_size: int, ma
         was_training = model.training
         if decoder.has_dropout:  # toggling train/eval visits every module (~1 ms): only when it matters
             model.eval()
-        completion = decoder.sample(enc.input_ids, enc.attention_mask, repeat, max_new_tokens,
-                                    end_ids, tokenizer.pad_token_id, temperature, top_p, greedy)
+        completion = decoder.sample(
+            enc.input_ids,
+            enc.attention_mask,
+            repeat,
+            max_new_tokens,
+            end_ids,
+            tokenizer.pad_token_id,
+            temperature,
+            top_p,
+            greedy,
+        )
         if decoder.has_dropout:
             model.train(was_training)
         out = torch.cat([enc.input_ids.repeat_interleave(repeat, 0), completion], dim=1)
     else:
         gen_config = transformers.GenerationConfig(
-            max_new_tokens=max_new_tokens, do_sample=not greedy, num_return_sequences=repeat,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=end_ids,
-            **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}))
+            max_new_tokens=max_new_tokens,
+            do_sample=not greedy,
+            num_return_sequences=repeat,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=end_ids,
+            **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}),
+        )
         was_training = model.training
         model.eval()
         out = model.generate(**enc, generation_config=gen_config)
@@ -161,12 +207,20 @@ def completion_texts(tokenizer: Any, completion: Tensor, mask: Tensor, end_ids: 
     included: a sampled <pad> or <unk> is part of the answer, not dropped (dropped, it would earn the reward of
     the answer without it, and GRPO would learn to emit it)."""
     before_end = (mask.bool() & ~torch.isin(completion, torch.tensor(end_ids, device=completion.device))).cpu()
-    return tokenizer.batch_decode([row[keep].tolist() for row, keep in zip(completion.cpu(), before_end, strict=True)],
-                                  skip_special_tokens=False)
+    return tokenizer.batch_decode(
+        [row[keep].tolist() for row, keep in zip(completion.cpu(), before_end, strict=True)], skip_special_tokens=False
+    )
 
 
-def supervised_warmup(model: Any, tokenizer: Any, sample: Callable[[random.Random, int], list[dict[str, str]]],
-                      steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0) -> list[float]:
+def supervised_warmup(
+    model: Any,
+    tokenizer: Any,
+    sample: Callable[[random.Random, int], list[dict[str, str]]],
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> list[float]:
     """Cross-entropy on ``answer + <eos>`` given ``prompt`` for ``steps`` Adam steps on freshly sampled examples,
     so that GRPO starts from a policy whose early rewards are not all zero. Returns the losses."""
     rng = random.Random(seed)
@@ -184,9 +238,9 @@ def supervised_warmup(model: Any, tokenizer: Any, sample: Callable[[random.Rando
         labels = torch.full_like(ids, -100)
         attn = torch.zeros_like(ids)
         for i, (row, p) in enumerate(zip(rows, prompts, strict=True)):  # right-padded; loss on the answer only
-            ids[i, :len(row)] = torch.tensor(row)
-            labels[i, len(p):len(row)] = ids[i, len(p):len(row)]
-            attn[i, :len(row)] = 1
+            ids[i, : len(row)] = torch.tensor(row)
+            labels[i, len(p) : len(row)] = ids[i, len(p) : len(row)]
+            attn[i, : len(row)] = 1
         for group in opt.param_groups:  # cosine decay to 10 %
             group["lr"] = lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / max(1, steps))))
         loss = model(input_ids=ids.to(device), attention_mask=attn.to(device), labels=labels.to(device)).loss
@@ -200,18 +254,34 @@ def supervised_warmup(model: Any, tokenizer: Any, sample: Callable[[random.Rando
 
 
 @torch.no_grad()
-def accuracy(model: Any, tokenizer: Any, examples: list[dict[str, str]], max_new_tokens: int,
-             score: Callable[..., float], batch_size: int = 100, samples: int = 0, temperature: float = 1.0,
-             top_p: float = 1.0) -> float:
+def accuracy(
+    model: Any,
+    tokenizer: Any,
+    examples: list[dict[str, str]],
+    max_new_tokens: int,
+    score: Callable[..., float],
+    batch_size: int = 100,
+    samples: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+) -> float:
     """Mean ``score(prompt, completion, **example)`` of greedy completions (exact-match accuracy for
     ``text_tasks.exact_match``); with ``samples`` k > 0, of k completions per prompt sampled at ``temperature``
     and ``top_p`` instead (pass@1 of the sampling policy, estimated from k draws)."""
     total = 0.0
     repeat = max(1, samples)
     for i in range(0, len(examples), batch_size):
-        chunk = examples[i:i + batch_size]
-        gens = generate(model, tokenizer, [ex["prompt"] for ex in chunk], repeat, max_new_tokens, temperature,
-                        top_p, greedy=samples == 0)
+        chunk = examples[i : i + batch_size]
+        gens = generate(
+            model,
+            tokenizer,
+            [ex["prompt"] for ex in chunk],
+            repeat,
+            max_new_tokens,
+            temperature,
+            top_p,
+            greedy=samples == 0,
+        )
         total += sum(score(completion=text, **chunk[k // repeat]) for k, text in enumerate(gens.texts))
     return total / max(1, len(examples) * repeat)
 

@@ -42,8 +42,15 @@ class TokenCritic:
             next_values = torch.cat([values[:, 1:], torch.zeros_like(values[:, :1])], dim=1)
             done = last.bool() | ~mask.bool()
             # time-major for advantages.gae: [L, B]
-            adv = gae(token_rewards.T, values.T, next_values.T, done.T, torch.zeros_like(done.T),
-                      gamma=self.gamma, gae_lambda=self.gae_lambda).T
+            adv = gae(
+                token_rewards.T,
+                values.T,
+                next_values.T,
+                done.T,
+                torch.zeros_like(done.T),
+                gamma=self.gamma,
+                gae_lambda=self.gae_lambda,
+            ).T
             returns = adv + values
             return normalize(adv, mask.bool()) * mask, returns
 

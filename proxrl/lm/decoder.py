@@ -60,8 +60,8 @@ class KVCache:
             self.values.append(v)
         elif self.preallocated:
             end = self.length + k.shape[2]
-            self.keys[layer][:, :, self.length:end] = k
-            self.values[layer][:, :, self.length:end] = v
+            self.keys[layer][:, :, self.length : end] = k
+            self.values[layer][:, :, self.length : end] = v
             return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
         else:
             self.keys[layer] = torch.cat([self.keys[layer], k], dim=2)
@@ -70,8 +70,11 @@ class KVCache:
 
     def repeat_interleave(self, repeats: int) -> KVCache:
         """Each sequence ``repeats`` times in a row (a prompt's cache shared by its G completions)."""
-        return KVCache([k.repeat_interleave(repeats, 0) for k in self.keys],
-                       [v.repeat_interleave(repeats, 0) for v in self.values], self.length)
+        return KVCache(
+            [k.repeat_interleave(repeats, 0) for k in self.keys],
+            [v.repeat_interleave(repeats, 0) for v in self.values],
+            self.length,
+        )
 
 
 @dataclass
@@ -166,8 +169,13 @@ class LeanDecoder:
         """LM-head logits of final hidden states."""
         return self.causal_lm.lm_head(hidden)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, cache: KVCache | None = None,
-                fused: list[FusedLayer] | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        cache: KVCache | None = None,
+        fused: list[FusedLayer] | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Final-norm hidden states ``[B, T, H]`` and position ids of ``input_ids`` ``[B, T]``.
 
         Without ``cache``: the whole sequence, causal attention with padding (left or right) masked out.
@@ -194,8 +202,15 @@ class LeanDecoder:
         half = sin.shape[-1] // 2
         return cos.unsqueeze(1), torch.cat([-sin[..., :half], sin[..., half:]], -1).unsqueeze(1)
 
-    def _layers(self, hidden: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, cache: KVCache | None,
-                fused: list[FusedLayer] | None) -> Tensor:
+    def _layers(
+        self,
+        hidden: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        bias: Tensor,
+        cache: KVCache | None,
+        fused: list[FusedLayer] | None,
+    ) -> Tensor:
         """The decoder layers and the final norm over embedded tokens ``[B, T, H]``."""
         for index, layer in enumerate(self.body.layers):
             if fused is not None:
@@ -215,8 +230,9 @@ class LeanDecoder:
             return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
         return norm(x)
 
-    def _attention(self, attn: Any, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, cache: KVCache | None,
-                   index: int) -> Tensor:
+    def _attention(
+        self, attn: Any, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, cache: KVCache | None, index: int
+    ) -> Tensor:
         batch, length, _ = x.shape
         q = attn.q_proj(x).view(batch, length, self.num_heads, self.head_dim)
         k = attn.k_proj(x).view(batch, length, self.num_kv_heads, self.head_dim)
@@ -226,8 +242,9 @@ class LeanDecoder:
         q, k = rotate(q.transpose(1, 2), cos, sin), rotate(k.transpose(1, 2), cos, sin)
         return attn.o_proj(self._attend(q, k, v, bias, cache, index, attn.scaling))
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, cache: KVCache | None, index: int,
-                scaling: float) -> Tensor:
+    def _attend(
+        self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, cache: KVCache | None, index: int, scaling: float
+    ) -> Tensor:
         """softmax(q·kᵀ·scaling + bias)·v over the cached and new keys → ``[B, T, H_q·D]``."""
         batch, _, length, _ = q.shape
         if cache is not None:
@@ -237,8 +254,12 @@ class LeanDecoder:
             v = v.repeat_interleave(self.num_heads // self.num_kv_heads, 1)
         if bias.dim() == 3:  # short sequences (see head_bias): plain batched matmuls beat SDPA's kernel here
             heads, keys = self.num_heads, k.shape[2]
-            scores = torch.baddbmm(bias, q.reshape(batch * heads, length, -1),
-                                   k.reshape(batch * heads, keys, -1).transpose(1, 2), alpha=scaling)
+            scores = torch.baddbmm(
+                bias,
+                q.reshape(batch * heads, length, -1),
+                k.reshape(batch * heads, keys, -1).transpose(1, 2),
+                alpha=scaling,
+            )
             out = torch.bmm(scores.softmax(-1), v.reshape(batch * heads, keys, -1)).view(batch, heads, length, -1)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scaling)
@@ -263,26 +284,43 @@ class LeanDecoder:
             attn, mlp = layer.self_attn, layer.mlp
             linears = [getattr(attn, n, None) for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
             linears += [getattr(mlp, n, None) for n in ("gate_proj", "up_proj", "down_proj")]
-            if (any(type(m) is not torch.nn.Linear for m in linears) or hasattr(attn, "q_norm")
-                    or linears[0].weight.dtype != torch.float32 or not hasattr(mlp, "act_fn")
-                    or not hasattr(layer.input_layernorm, "variance_epsilon")):
+            if (
+                any(type(m) is not torch.nn.Linear for m in linears)
+                or hasattr(attn, "q_norm")
+                or linears[0].weight.dtype != torch.float32
+                or not hasattr(mlp, "act_fn")
+                or not hasattr(layer.input_layernorm, "variance_epsilon")
+            ):
                 return None
             q, k, v, o, gate, up, down = linears
-            fused.append(FusedLayer(
-                layer.input_layernorm.weight, layer.post_attention_layernorm.weight,
-                layer.input_layernorm.variance_epsilon, torch.cat([q.weight, k.weight, v.weight]),
-                _cat_bias(q, k, v), o.weight, o.bias, torch.cat([gate.weight, up.weight]), _cat_bias(gate, up),
-                down.weight, down.bias, mlp.act_fn, attn.scaling))
+            fused.append(
+                FusedLayer(
+                    layer.input_layernorm.weight,
+                    layer.post_attention_layernorm.weight,
+                    layer.input_layernorm.variance_epsilon,
+                    torch.cat([q.weight, k.weight, v.weight]),
+                    _cat_bias(q, k, v),
+                    o.weight,
+                    o.bias,
+                    torch.cat([gate.weight, up.weight]),
+                    _cat_bias(gate, up),
+                    down.weight,
+                    down.bias,
+                    mlp.act_fn,
+                    attn.scaling,
+                )
+            )
         return fused
 
-    def _fused_layer(self, w: FusedLayer, hidden: Tensor, cos: Tensor, sin: Tensor, bias: Tensor,
-                     cache: KVCache | None, index: int) -> Tensor:
+    def _fused_layer(
+        self, w: FusedLayer, hidden: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, cache: KVCache | None, index: int
+    ) -> Tensor:
         batch, length, width = hidden.shape
         heads, kv_heads = self.num_heads, self.num_kv_heads
         x = F.rms_norm(hidden, (width,), w.input_norm, w.eps)
         qkv = F.linear(x, w.qkv, w.qkv_bias).view(batch, length, heads + 2 * kv_heads, self.head_dim).transpose(1, 2)
-        qk = rotate(qkv[:, :heads + kv_heads], cos, sin)  # q and k rotated at once
-        out = self._attend(qk[:, :heads], qk[:, heads:], qkv[:, heads + kv_heads:], bias, cache, index, w.scaling)
+        qk = rotate(qkv[:, : heads + kv_heads], cos, sin)  # q and k rotated at once
+        out = self._attend(qk[:, :heads], qk[:, heads:], qkv[:, heads + kv_heads :], bias, cache, index, w.scaling)
         hidden = add_linear(hidden, out, w.o, w.o_bias)
         gate, up = F.linear(F.rms_norm(hidden, (width,), w.post_norm, w.eps), w.gate_up, w.gate_up_bias).chunk(2, -1)
         return add_linear(hidden, w.act(gate) * up, w.down, w.down_bias)
@@ -291,20 +329,25 @@ class LeanDecoder:
         """An empty preallocated cache for ``batch`` sequences of up to ``max_length`` tokens."""
         shape = (batch, self.num_kv_heads, max_length, self.head_dim)
         layers = len(self.body.layers)
-        return KVCache([like.new_empty(shape) for _ in range(layers)],
-                       [like.new_empty(shape) for _ in range(layers)], preallocated=True)
+        return KVCache(
+            [like.new_empty(shape) for _ in range(layers)],
+            [like.new_empty(shape) for _ in range(layers)],
+            preallocated=True,
+        )
 
-    def completion_hidden(self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int,
-                          group_size: int = 1) -> Tensor:
+    def completion_hidden(
+        self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, group_size: int = 1
+    ) -> Tensor:
         """Final hidden states that predict each completion token ``[B, L, H]`` (positions prompt_len − 1 …
         T − 2). With ``group_size`` G > 1 the rows are G completions of each prompt in a row, and each prompt is
         run once, its keys and values repeated for the G completions (same result, less arithmetic)."""
         fused = self.fused_layers()
         if group_size == 1:
-            return self.forward(input_ids, attention_mask, fused=fused)[0][:, prompt_len - 1:-1]
+            return self.forward(input_ids, attention_mask, fused=fused)[0][:, prompt_len - 1 : -1]
         cache = KVCache([], [])
-        prompt_hidden = self.forward(input_ids[::group_size, :prompt_len], attention_mask[::group_size, :prompt_len],
-                                     cache, fused=fused)[0][:, -1:].repeat_interleave(group_size, 0)
+        prompt_hidden = self.forward(
+            input_ids[::group_size, :prompt_len], attention_mask[::group_size, :prompt_len], cache, fused=fused
+        )[0][:, -1:].repeat_interleave(group_size, 0)
         if input_ids.shape[1] == prompt_len + 1:
             return prompt_hidden
         shared = cache.repeat_interleave(group_size)
@@ -312,9 +355,18 @@ class LeanDecoder:
         return torch.cat([prompt_hidden, rest], dim=1)
 
     @torch.inference_mode()  # cheaper per op than no_grad; lm.generate turns the result into a normal tensor
-    def sample(self, prompt_ids: Tensor, prompt_mask: Tensor, repeats: int, max_new_tokens: int,
-               eos_token_id: int | list[int], pad_token_id: int, temperature: float = 1.0, top_p: float = 1.0,
-               greedy: bool = False) -> Tensor:
+    def sample(
+        self,
+        prompt_ids: Tensor,
+        prompt_mask: Tensor,
+        repeats: int,
+        max_new_tokens: int,
+        eos_token_id: int | list[int],
+        pad_token_id: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+    ) -> Tensor:
         """``repeats`` completions of each left-padded prompt ``[P, T]`` → completion tokens ``[P·repeats, L]``
         (rows prompt-major, L ≤ max_new_tokens, ``pad_token_id`` after each end token: ``eos_token_id``, one id or
         several), sampled from softmax(logits / temperature) restricted to the top-p nucleus, or greedy. The
@@ -335,8 +387,9 @@ class LeanDecoder:
         keep = torch.ones(rows, 1, 1, total, dtype=torch.bool, device=prompt_mask.device)
         keep[:, 0, 0, :prompt_len] = prompt_mask.repeat_interleave(repeats, 0).bool()
         bias = self.head_bias(keep, weight.dtype)  # built once: decode steps slice it
-        cos_table, sin_table = self.rotary(weight, torch.arange(positions.max() + max_new_tokens + 1,
-                                                                device=weight.device)[None])
+        cos_table, sin_table = self.rotary(
+            weight, torch.arange(positions.max() + max_new_tokens + 1, device=weight.device)[None]
+        )
         position = positions[:, -1].repeat_interleave(repeats, 0)
         tokens = torch.full((rows, max_new_tokens), pad_token_id, dtype=torch.long, device=prompt_ids.device)
         done = torch.zeros(rows, dtype=torch.bool, device=prompt_ids.device)
@@ -347,11 +400,12 @@ class LeanDecoder:
             tokens[:, step] = token
             done |= torch.isin(token, end_ids)
             if step == max_new_tokens - 1 or bool(done.all()):
-                return tokens[:, :step + 1]
+                return tokens[:, : step + 1]
             position = position + 1
             cos, sin = cos_table[0, 0, position][:, None, None], sin_table[0, 0, position][:, None, None]
-            hidden = self._layers(self.body.embed_tokens(token[:, None]), cos, sin, bias[..., :prompt_len + step + 1],
-                                  big, fused)
+            hidden = self._layers(
+                self.body.embed_tokens(token[:, None]), cos, sin, bias[..., : prompt_len + step + 1], big, fused
+            )
             logits = self.logits(hidden[:, -1]).float()
         return tokens
 

@@ -14,8 +14,15 @@ from . import accuracy
 from .config import LanguageModelConfig
 
 
-def held_out_accuracy(policy: Any, tokenizer: Any, task: TextTask, cfg: LanguageModelConfig, device: torch.device,
-                      examples: int | None = None, samples: int | None = None) -> dict[str, float]:
+def held_out_accuracy(
+    policy: Any,
+    tokenizer: Any,
+    task: TextTask,
+    cfg: LanguageModelConfig,
+    device: torch.device,
+    examples: int | None = None,
+    samples: int | None = None,
+) -> dict[str, float]:
     """On the first ``examples`` (default ``cfg.eval_examples``) of the task's held-out prompts: ``accuracy``,
     greedy exact match; with ``samples`` k > 0 (default ``cfg.eval_samples``) also ``sampled_accuracy``, of k
     completions per prompt sampled at the training temperature and top-p; ``examples``: how many prompts. Runs on
@@ -23,20 +30,33 @@ def held_out_accuracy(policy: Any, tokenizer: Any, task: TextTask, cfg: Language
     held_out = task.held_out()[: examples or cfg.eval_examples]
     k = cfg.eval_samples if samples is None else samples
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        out = {"accuracy": accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, exact_match),
-               "examples": len(held_out)}
+        out = {
+            "accuracy": accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, exact_match),
+            "examples": len(held_out),
+        }
         if k:
-            out["sampled_accuracy"] = accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, exact_match,
-                                               samples=k, temperature=cfg.temperature, top_p=cfg.top_p)
+            out["sampled_accuracy"] = accuracy(
+                policy,
+                tokenizer,
+                held_out,
+                cfg.max_new_tokens,
+                exact_match,
+                samples=k,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+            )
     return out
 
 
 def describe_accuracy(result: dict[str, float], name: str, samples: int) -> str:
     """One line for :func:`held_out_accuracy`'s ``result`` (``samples``: its k), headed by ``name``."""
-    sampled = f"; sampled ({samples} per prompt) {result['sampled_accuracy']:.3f}" if "sampled_accuracy" in result \
-        else ""
-    return (f"{name}: greedy exact-match accuracy {result['accuracy']:.3f} on {result['examples']:.0f} held-out "
-            f"prompts{sampled}")
+    sampled = (
+        f"; sampled ({samples} per prompt) {result['sampled_accuracy']:.3f}" if "sampled_accuracy" in result else ""
+    )
+    return (
+        f"{name}: greedy exact-match accuracy {result['accuracy']:.3f} on {result['examples']:.0f} held-out "
+        f"prompts{sampled}"
+    )
 
 
 @dataclass
@@ -57,17 +77,24 @@ class HeldOutAccuracy:
 
     def describe(self, temperature: float, samples: int) -> list[str]:
         """Start and latest accuracy, greedy then (if measured) sampled, for a summary."""
-        lines = [f"held-out exact-match accuracy (greedy) {_fmt(self.warmup)} at the start, {_fmt(self.last)} at "
-                 "the end"]
+        lines = [
+            f"held-out exact-match accuracy (greedy) {_fmt(self.warmup)} at the start, {_fmt(self.last)} at the end"
+        ]
         if self.last_sampled is not None:
-            lines.append(f"sampled at temperature {temperature} ({samples} per prompt): "
-                         f"{_fmt(self.warmup_sampled)} at the start, {_fmt(self.last_sampled)} at the end")
+            lines.append(
+                f"sampled at temperature {temperature} ({samples} per prompt): "
+                f"{_fmt(self.warmup_sampled)} at the start, {_fmt(self.last_sampled)} at the end"
+            )
         return lines
 
     def state_dict(self) -> dict[str, float | None]:
         """The four accuracies as checkpoint keys (top-level keys of a trainer's state)."""
-        return {"last_accuracy": self.last, "warmup_accuracy": self.warmup,
-                "last_sampled_accuracy": self.last_sampled, "warmup_sampled_accuracy": self.warmup_sampled}
+        return {
+            "last_accuracy": self.last,
+            "warmup_accuracy": self.warmup,
+            "last_sampled_accuracy": self.last_sampled,
+            "warmup_sampled_accuracy": self.warmup_sampled,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s keys."""

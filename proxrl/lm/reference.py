@@ -68,8 +68,10 @@ class Reference:
             return
         path = folder / entry if entry == REFERENCE_FOLDER else Path(entry)
         if not (path / "config.json").is_file():
-            raise CheckpointError(f"the reference model of {folder} was read from {path}, which is no longer a model "
-                                  "folder; restore it there, or resume with beta=0 (no reference model)")
+            raise CheckpointError(
+                f"the reference model of {folder} was read from {path}, which is no longer a model "
+                "folder; restore it there, or resume with beta=0 (no reference model)"
+            )
         self.model = None  # free the copy made at load before reading the reference (no third model)
         self.model = load_model(path, dtype, device).eval().requires_grad_(False)
         self.source = None if entry == REFERENCE_FOLDER else str(path)

@@ -15,8 +15,9 @@ from .config import LanguageModelConfig
 INIT_MODEL = "init_model"  # the run directory's folder holding the warmed-up tiny model
 
 
-def starting_policy(task: TextTask, cfg: LanguageModelConfig, device: torch.device, dtype: torch.dtype,
-                    run_dir: Path | None) -> tuple[Any, Any, str | None]:
+def starting_policy(
+    task: TextTask, cfg: LanguageModelConfig, device: torch.device, dtype: torch.dtype, run_dir: Path | None
+) -> tuple[Any, Any, str | None]:
     """(model, tokenizer, source): ``cfg.model`` loaded with ``from_pretrained``, or the task's tiny model
     (:func:`tiny_model`); ``source`` is the absolute folder the weights were read from (the reference model's on
     resume), or None for a tiny model trained without a run directory."""
@@ -26,8 +27,9 @@ def starting_policy(task: TextTask, cfg: LanguageModelConfig, device: torch.devi
     return model, tokenizer, str((run_dir / INIT_MODEL).resolve()) if run_dir is not None else None
 
 
-def tiny_model(task: TextTask, cfg: LanguageModelConfig, device: torch.device, dtype: torch.dtype,
-               run_dir: Path | None) -> tuple[Any, Any]:
+def tiny_model(
+    task: TextTask, cfg: LanguageModelConfig, device: torch.device, dtype: torch.dtype, run_dir: Path | None
+) -> tuple[Any, Any]:
     """(model, tokenizer): the task's character tokenizer and a tiny model from ``cfg``, warmed up for
     ``cfg.warmup_steps``; with a run directory it is saved to ``run_dir / "init_model"`` and loaded back through
     ``from_pretrained`` (the path any model takes)."""

@@ -42,14 +42,21 @@ class StepStats:
         return dict(self.totals)
 
 
-def step_row(rewards: Tensor, mask: Tensor, held_out: HeldOutAccuracy, sampled: bool,
-             seconds: float) -> dict[str, float | None]:
+def step_row(
+    rewards: Tensor, mask: Tensor, held_out: HeldOutAccuracy, sampled: bool, seconds: float
+) -> dict[str, float | None]:
     """A step's logged row besides the session's timing and the update's stats: the rewards ``[P·G]``, completion
     lengths (``mask`` ``[B, L]``), the latest held-out accuracy (and the sampled one, if ``sampled``), and the
     throughput of the step's generation and update (``seconds`` in all)."""
     tokens = mask.sum().item()
-    return {"reward": rewards.mean().item(), "reward_std": rewards.std().item(),
-            "completion_length": mask.sum(1).float().mean().item(), "accuracy": held_out.last,
-            **({"sampled_accuracy": held_out.last_sampled} if sampled else {}), "completions": rewards.numel(),
-            "completions_per_second": rewards.numel() / seconds, "tokens_per_second": tokens / seconds,
-            "completion_tokens": tokens}
+    return {
+        "reward": rewards.mean().item(),
+        "reward_std": rewards.std().item(),
+        "completion_length": mask.sum(1).float().mean().item(),
+        "accuracy": held_out.last,
+        **({"sampled_accuracy": held_out.last_sampled} if sampled else {}),
+        "completions": rewards.numel(),
+        "completions_per_second": rewards.numel() / seconds,
+        "tokens_per_second": tokens / seconds,
+        "completion_tokens": tokens,
+    }

@@ -35,8 +35,10 @@ def load_pettingzoo(name: str, env_kwargs: dict[str, Any]) -> tuple[str, Callabl
     try:
         module = importlib.import_module(name)
     except ImportError as e:
-        raise ConfigError(f"cannot import the PettingZoo environment module '{name}' ({e}); install its package "
-                          "(e.g. `pip install mpe2` for mpe2.simple_spread_v3) or check the name") from None
+        raise ConfigError(
+            f"cannot import the PettingZoo environment module '{name}' ({e}); install its package "
+            "(e.g. `pip install mpe2` for mpe2.simple_spread_v3) or check the name"
+        ) from None
     kind = "parallel" if hasattr(module, "parallel_env") else "aec" if hasattr(module, "env") else None
     if kind is None:
         raise ConfigError(f"module '{name}' is not a PettingZoo environment: it has neither parallel_env() nor env()")
@@ -91,8 +93,7 @@ def agent_spec(env: Any, kind: str, global_state: str) -> AgentSpec:
             env_state = True
         except (NotImplementedError, AttributeError):
             if global_state == "env":
-                raise ConfigError("global_state=env but this environment has no state(); use auto or "
-                                  "concat") from None
+                raise ConfigError("global_state=env but this environment has no state(); use auto or concat") from None
     if not env_state:
         state_dim = max(dims) * len(names)
     return AgentSpec(names, dims, [env.action_space(a) for a in names], state_dim, env_state, has_masks)
@@ -124,8 +125,9 @@ class _Buffers:
         a, d = len(spec.names), max(spec.obs_dims)
         self.obs = np.zeros((t, n, a, d), np.float32)
         self.state = np.zeros((t, n, spec.state_dim), np.float32)
-        self.actions = np.zeros((t, n, a) if box_dim is None else (t, n, a, box_dim),
-                                np.int64 if box_dim is None else np.float32)
+        self.actions = np.zeros(
+            (t, n, a) if box_dim is None else (t, n, a, box_dim), np.int64 if box_dim is None else np.float32
+        )
         n_act = max(int(s.n) for s in spec.action_spaces) if box_dim is None else 0
         self.masks = np.ones((t, n, a, n_act), bool) if spec.has_masks else None
         self.logp, self.values = np.zeros((t, n, a), np.float32), np.zeros((t, n, a), np.float32)
@@ -136,8 +138,19 @@ class _Buffers:
         self.team_bootstrap = np.zeros((t, n), np.float32)
 
     def clear(self) -> None:
-        for name in ("rewards", "bootstrap", "terminated", "truncated", "alive", "team_terminated",
-                     "team_truncated", "team_bootstrap", "obs", "values", "logp"):
+        for name in (
+            "rewards",
+            "bootstrap",
+            "terminated",
+            "truncated",
+            "alive",
+            "team_terminated",
+            "team_truncated",
+            "team_bootstrap",
+            "obs",
+            "values",
+            "logp",
+        ):
             getattr(self, name)[:] = 0
         if self.masks is not None:
             self.masks[:] = True
@@ -145,23 +158,36 @@ class _Buffers:
     def batch(self, last_values: np.ndarray, device: torch.device) -> MultiAgentBatch:
         """The rows as tensors on ``device``; ``last_values`` ``[N, A]`` is V at each agent's next action past the
         rollout's end."""
+
         def tt(x: np.ndarray) -> Tensor:
             return torch.from_numpy(x.copy()).to(device)
 
         return MultiAgentBatch(
-            obs=tt(self.obs), state=tt(self.state), actions=tt(self.actions),
-            masks=None if self.masks is None else tt(self.masks), logp=tt(self.logp), values=tt(self.values),
-            rewards=tt(self.rewards), terminated=tt(self.terminated), truncated=tt(self.truncated),
+            obs=tt(self.obs),
+            state=tt(self.state),
+            actions=tt(self.actions),
+            masks=None if self.masks is None else tt(self.masks),
+            logp=tt(self.logp),
+            values=tt(self.values),
+            rewards=tt(self.rewards),
+            terminated=tt(self.terminated),
+            truncated=tt(self.truncated),
             alive=tt(self.alive),
             next_values=tt(next_values(self.values, self.alive, self.truncated, self.bootstrap, last_values)),
-            team_rewards=tt(self.rewards.sum(-1)), team_terminated=tt(self.team_terminated),
+            team_rewards=tt(self.rewards.sum(-1)),
+            team_terminated=tt(self.team_terminated),
             team_truncated=tt(self.team_truncated),
-            team_next_values=tt(next_values(self.values[..., 0], self.alive.any(-1), self.team_truncated,
-                                            self.team_bootstrap, last_values[:, 0])))
+            team_next_values=tt(
+                next_values(
+                    self.values[..., 0], self.alive.any(-1), self.team_truncated, self.team_bootstrap, last_values[:, 0]
+                )
+            ),
+        )
 
 
-def next_values(values: np.ndarray, alive: np.ndarray, truncated: np.ndarray, bootstrap: np.ndarray,
-                last: np.ndarray) -> np.ndarray:
+def next_values(
+    values: np.ndarray, alive: np.ndarray, truncated: np.ndarray, bootstrap: np.ndarray, last: np.ndarray
+) -> np.ndarray:
     """V(s_{t+1}) of every row for ``gae``: after a truncation ``bootstrap[t]`` (V of the final observation), else V
     at the column's next alive row, ``last`` past the rollout's end (a termination's is never read).
     ``values``/``alive``/``truncated``/``bootstrap`` ``[T, ...]``, ``last`` ``[...]``; returns ``[T, ...]``."""
@@ -176,8 +202,18 @@ def next_values(values: np.ndarray, alive: np.ndarray, truncated: np.ndarray, bo
 class MultiAgentCollector:
     """Steps N copies of a PettingZoo env with a :class:`MultiAgentActorCritic`, ``num_steps`` rows per call."""
 
-    def __init__(self, kind: str, make_env: Callable[[], Any], spec: AgentSpec, policy: MultiAgentActorCritic,
-                 num_envs: int, num_steps: int, seed: int, device: torch.device, deterministic: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        make_env: Callable[[], Any],
+        spec: AgentSpec,
+        policy: MultiAgentActorCritic,
+        num_envs: int,
+        num_steps: int,
+        seed: int,
+        device: torch.device,
+        deterministic: bool = False,
+    ) -> None:
         self.kind, self.spec, self.policy, self.device = kind, spec, policy, device
         self.deterministic = deterministic  # act with the mode of π (evaluation)
         self.envs = [make_env() for _ in range(num_envs)]
@@ -227,19 +263,22 @@ class MultiAgentCollector:
             return np.asarray(env.state(), dtype=np.float32).reshape(-1)
         return obs_rows.reshape(-1)
 
-    def _evaluate(self, obs: np.ndarray, state: np.ndarray, masks: np.ndarray | None,
-                  sample: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _evaluate(
+        self, obs: np.ndarray, state: np.ndarray, masks: np.ndarray | None, sample: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(actions, log π, V) ``[B, A]`` for padded observations ``[B, A, D]``."""
         o, s = torch.from_numpy(obs).to(self.device), torch.from_numpy(state).to(self.device)
         m = None if masks is None else torch.from_numpy(masks).to(self.device)
         dist = self.policy.distribution(o, m)
         actions = dist.sample() if sample else dist.mode()
-        return (actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy(),
-                self.policy.value(o, s).cpu().numpy())
+        return (actions.cpu().numpy(), dist.log_prob(actions).cpu().numpy(), self.policy.value(o, s).cpu().numpy())
 
     def _values(self, obs: np.ndarray, state: np.ndarray) -> np.ndarray:
-        return self.policy.value(torch.from_numpy(obs).to(self.device),
-                                 torch.from_numpy(state).to(self.device)).cpu().numpy()
+        return (
+            self.policy.value(torch.from_numpy(obs).to(self.device), torch.from_numpy(state).to(self.device))
+            .cpu()
+            .numpy()
+        )
 
     def _env_action(self, agent: str, action: np.ndarray) -> Any:
         space = self.spec.action_spaces[self.index[agent]]
@@ -266,8 +305,9 @@ class MultiAgentCollector:
                 self._write_obs(self._obs[i], b.obs[t, i], None if b.masks is None else b.masks[t, i])
                 b.alive[t, i, [self.index[a] for a in self._obs[i]]] = True  # _obs holds the live agents only
                 b.state[t, i] = self._state(env, b.obs[t, i])
-            actions, b.logp[t], b.values[t] = self._evaluate(b.obs[t], b.state[t], None if b.masks is None
-                                                             else b.masks[t], not self.deterministic)
+            actions, b.logp[t], b.values[t] = self._evaluate(
+                b.obs[t], b.state[t], None if b.masks is None else b.masks[t], not self.deterministic
+            )
             b.actions[t] = actions
             final_obs = np.zeros((n_env, len(names), d), np.float32)
             final_state = np.zeros((n_env, self.spec.state_dim), np.float32)
@@ -369,8 +409,9 @@ class MultiAgentCollector:
                     b.masks[t, i] = masks
                 b.alive[t, i, k] = True
                 acting.append((name, k))
-            actions, logp, values = self._evaluate(b.obs[t], b.state[t], None if b.masks is None else b.masks[t],
-                                                   not self.deterministic)
+            actions, logp, values = self._evaluate(
+                b.obs[t], b.state[t], None if b.masks is None else b.masks[t], not self.deterministic
+            )
             for i, (name, k) in enumerate(acting):
                 b.actions[t, i, k], b.logp[t, i, k] = actions[i, k], logp[i, k]
                 b.values[t, i] = values[i]  # every agent's V of this state (a central critic's V(s) in each column)

@@ -15,8 +15,13 @@ from .collectors import MultiAgentCollector
 
 
 @torch.no_grad()
-def predict(trained: Any, obs: np.ndarray, state: np.ndarray | None = None, masks: np.ndarray | None = None,
-            deterministic: bool = True) -> np.ndarray:
+def predict(
+    trained: Any,
+    obs: np.ndarray,
+    state: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    deterministic: bool = True,
+) -> np.ndarray:
     """``MultiAgentPPO.predict``: actions ``[B, A]`` for padded observations ``[B, A, D]`` (legal ones where
     ``masks`` ``[B, A, n]`` is given): the mode of π, or a sample (``state`` is not needed to act)."""
     o = torch.as_tensor(obs, dtype=torch.float32, device=trained.device)
@@ -25,28 +30,44 @@ def predict(trained: Any, obs: np.ndarray, state: np.ndarray | None = None, mask
     return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
 
 
-def evaluate(trained: Any, episodes: int = 10, deterministic: bool = True, video_dir: str | Path | None = None,
-             seed: int | None = None) -> dict[str, Any]:
+def evaluate(
+    trained: Any,
+    episodes: int = 10,
+    deterministic: bool = True,
+    video_dir: str | Path | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """``MultiAgentPPO.evaluate``: the mean team return (Σ over agents) over ``episodes`` fresh episodes, every
     agent playing its policy."""
     if video_dir is not None:
         raise ConfigError("video recording is not supported for PettingZoo environments yet")
     trained.policy.eval()
-    collector = MultiAgentCollector(trained.kind, trained.make_env, trained.spec, trained.policy, 1, 1,
-                                    trained.config.seed + 10_000 if seed is None else seed, trained.device,
-                                    deterministic=deterministic)
+    collector = MultiAgentCollector(
+        trained.kind,
+        trained.make_env,
+        trained.spec,
+        trained.policy,
+        1,
+        1,
+        trained.config.seed + 10_000 if seed is None else seed,
+        trained.device,
+        deterministic=deterministic,
+    )
     returns: list[float] = []
     while len(returns) < episodes:
         collector.collect()
         returns.extend(collector.episodes.drain()[0])
     collector.close()
     returns = returns[:episodes]
-    return {"returns": returns, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-            "mean_length": float("nan")}
+    return {
+        "returns": returns,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "mean_length": float("nan"),
+    }
 
 
-def evaluate_against_random(trained: Any, games: int = 200, seat: int = 0,
-                            seed: int = 0) -> dict[str, float]:
+def evaluate_against_random(trained: Any, games: int = 200, seat: int = 0, seed: int = 0) -> dict[str, float]:
     """Play an AEC game with agent ``seat`` choosing the mode of its policy (legal moves only) and every other
     agent a uniformly random legal move; returns win / draw / loss rates of ``seat`` and illegal-move count."""
     rng = np.random.default_rng(seed)
@@ -76,4 +97,3 @@ def evaluate_against_random(trained: Any, games: int = 200, seat: int = 0,
         wins, draws, losses = wins + (final > 0), draws + (final == 0), losses + (final < 0)
     env.close()
     return {"win": wins / games, "draw": draws / games, "loss": losses / games, "illegal": illegal}
-

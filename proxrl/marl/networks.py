@@ -17,10 +17,20 @@ def build_networks(spec: AgentSpec, cfg: Any) -> tuple[MultiAgentActorCritic, bo
     for MAPPO where every agent has the same spaces (MAPPO's parameter sharing), never for IPPO and HAPPO."""
     homogeneous = len(set(spec.obs_dims)) == 1 and all(s == spec.action_spaces[0] for s in spec.action_spaces)
     share = (cfg.method == "mappo" and homogeneous) if cfg.share_actor is None else cfg.share_actor
-    policy = MultiAgentActorCritic(spec.obs_dims, spec.action_spaces, spec.state_dim, share, cfg.agent_id,
-                                   "local" if cfg.method == "ippo" else "central", cfg.hidden_sizes, cfg.activation,
-                                   cfg.ortho_init, cfg.log_std_init)
-    groups = {f"actor_{i}": policy.actor_parameters(None if share else i)
-              for i in range(1 if share else len(spec.names))}
+    policy = MultiAgentActorCritic(
+        spec.obs_dims,
+        spec.action_spaces,
+        spec.state_dim,
+        share,
+        cfg.agent_id,
+        "local" if cfg.method == "ippo" else "central",
+        cfg.hidden_sizes,
+        cfg.activation,
+        cfg.ortho_init,
+        cfg.log_std_init,
+    )
+    groups = {
+        f"actor_{i}": policy.actor_parameters(None if share else i) for i in range(1 if share else len(spec.names))
+    }
     groups["critic"] = policy.critic_parameters()
     return policy, share, groups

@@ -42,8 +42,14 @@ class TabularMDP:
         return self.P.shape[1]
 
 
-def random_mdp(n_states: int = 4, n_actions: int = 3, end_prob: float = 0.2, gamma: float = 1.0,
-               seed: int = 0, reward_range: tuple[float, float] = (-1.0, 1.0)) -> TabularMDP:
+def random_mdp(
+    n_states: int = 4,
+    n_actions: int = 3,
+    end_prob: float = 0.2,
+    gamma: float = 1.0,
+    seed: int = 0,
+    reward_range: tuple[float, float] = (-1.0, 1.0),
+) -> TabularMDP:
     """A random MDP where every (s, a) ends the episode with probability ``end_prob`` and rewards are uniform in
     ``reward_range``."""
     g = torch.Generator().manual_seed(seed)
@@ -75,8 +81,9 @@ def delayed_reward_chain(n_states: int = 5, continue_prob: float = 0.95, gamma: 
 def tabular_policy(mdp: TabularMDP, seed: int = 0, scale: float = 1.0) -> ActorCritic:
     """The library's actor-critic as a tabular softmax policy over ``mdp``'s states, with random logits."""
     torch.manual_seed(seed)
-    policy = ActorCritic(spaces.Discrete(mdp.n_states), spaces.Discrete(mdp.n_actions), hidden_sizes=(),
-                         ortho_init=False)
+    policy = ActorCritic(
+        spaces.Discrete(mdp.n_states), spaces.Discrete(mdp.n_actions), hidden_sizes=(), ortho_init=False
+    )
     with torch.no_grad():
         for p in policy.actor_head.parameters():
             p.normal_(0.0, scale)
@@ -155,8 +162,9 @@ def offpolicy_gradient(mdp: TabularMDP, policy: ActorCritic, beta: Tensor) -> Te
     return _flat_grad((eta_beta[:, None] * q * pi).sum(), actor_parameters(policy))
 
 
-def sample_episodes(mdp: TabularMDP, behaviour: Tensor, n_episodes: int, rng: np.random.Generator,
-                    max_len: int = 200) -> Batch:
+def sample_episodes(
+    mdp: TabularMDP, behaviour: Tensor, n_episodes: int, rng: np.random.Generator, max_len: int = 200
+) -> Batch:
     """``n_episodes`` complete episodes under ``behaviour`` (β(a|s) ``[S, A]``) as a time-major :class:`Batch`,
     one episode per column (the layout the trainers' estimators take). ``logp`` holds log β(a|s); ``values`` is
     zero (fill it with a critic). Rewards are r(s, a); an episode still running at ``max_len`` is truncated."""
@@ -192,7 +200,13 @@ def sample_episodes(mdp: TabularMDP, behaviour: Tensor, n_episodes: int, rng: np
     trunc[-1] = alive  # still running at max_len
     logp = np.log(p_beta[obs[:t_end], act[:t_end]])
     f32 = torch.float32
-    return Batch(obs=torch.from_numpy(obs[:t_end]), actions=torch.from_numpy(act[:t_end]),
-                 logp=torch.from_numpy(logp).to(f32), values=torch.zeros(t_end + 1, n),
-                 rewards=torch.from_numpy(rew[:t_end]).to(f32), terminated=torch.from_numpy(term[:t_end]),
-                 truncated=torch.from_numpy(trunc), valid=torch.from_numpy(valid[:t_end]))
+    return Batch(
+        obs=torch.from_numpy(obs[:t_end]),
+        actions=torch.from_numpy(act[:t_end]),
+        logp=torch.from_numpy(logp).to(f32),
+        values=torch.zeros(t_end + 1, n),
+        rewards=torch.from_numpy(rew[:t_end]).to(f32),
+        terminated=torch.from_numpy(term[:t_end]),
+        truncated=torch.from_numpy(trunc),
+        valid=torch.from_numpy(valid[:t_end]),
+    )
