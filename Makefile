@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check proxrl tests benchmarks scripts
 	$(BIN)/ruff format --check proxrl tests benchmarks scripts
 	$(BIN)/mypy --strict --follow-imports=silent proxrl/advantages.py proxrl/objectives.py proxrl/kl.py \
-		proxrl/distributions.py proxrl/config.py proxrl/run.py proxrl/algos/agent.py
+		proxrl/distributions.py proxrl/config.py proxrl/run.py proxrl/algos/agent.py proxrl/lm/trainer.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -544,7 +544,7 @@ MUTATIONS: list[Mutation] = [
         "item.logp - logp.detach(),\n                gamma=cfg.gamma",
         "off-policy PG: V-trace gets log β − log π (ρ = β/π)",
     ),
-    # --- algos/multiagent.py: HAPPO, MAPPO/IPPO advantages ----------------------------------------------------
+    # --- algos/multiagent.py (HAPPO) and the batch's critic views (MAPPO/IPPO advantages) ------------------
     Mutation(
         "happo-m-never-updated",
         MA,
@@ -575,16 +575,16 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "mappo-team-bootstrap-ignored",
-        MA,
-        "b.team_next_values,\n            b.team_terminated",
-        "torch.zeros_like(b.team_next_values),\n            b.team_terminated",
+        PZ,
+        "self.team_next_values,\n            self.team_terminated",
+        "torch.zeros_like(self.team_next_values),\n            self.team_terminated",
         "MAPPO: joint GAE with V(s_{t+1}) = 0 (no bootstrap from the next state or V(final state))",
     ),
     Mutation(
         "ippo-bootstrap-ignored",
-        MA,
-        "b.values, b.next_values, b.terminated",
-        "b.values, torch.zeros_like(b.next_values), b.terminated",
+        PZ,
+        "self.values, self.next_values, self.terminated",
+        "self.values, torch.zeros_like(self.next_values), self.terminated",
         "IPPO: per-agent GAE with V_i(s_{t+1}) = 0 (no bootstrap)",
     ),
     # --- marl/collectors.py: the collector's team quantities -------------------------------------------------

@@ -21,14 +21,15 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from .. import checkpoint, config as cfgmod, lm
+from .. import checkpoint, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
 from ..config import ConfigError, param
-from ..envs.text_tasks import load_task, sampler_state, set_sampler_state
+from ..envs.text_tasks import load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
-from ..lm.evaluation import HeldOutAccuracy, describe_accuracy, held_out_accuracy
+from ..lm import trainer as lm_trainer
+from ..lm.evaluation import HeldOutAccuracy
 from ..lm.migrations import MIGRATIONS
 from ..lm.reference import Reference
 from ..lm.rewards import RewardError, Rewards  # noqa: F401 - RewardError is part of this module's API
@@ -37,7 +38,7 @@ from ..lm.step_stats import StepStats, step_row
 from ..objectives import AGGREGATIONS, grpo_loss
 from ..optim import make_adam
 from ..run import GLOBAL_STEP, Session
-from .common import begin, check_finite, check_gradient, resolve_device, rng_state, set_rng_state
+from .common import begin, check_finite, check_gradient, resolve_device
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +166,14 @@ class GRPO:
         params += self.critic.parameters() if self.critic is not None else []
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
         self.held_out = HeldOutAccuracy()
+
+    evaluate = lm_trainer.evaluate
+    describe_evaluation = lm_trainer.describe_evaluation
+    summary = lm_trainer.summary
+    state_dict = lm_trainer.state_dict
+    save = lm_trainer.save
+    save_checkpoint = lm_trainer.save_checkpoint
+    load = classmethod(lm_trainer.load)
 
     # --- one step ----------------------------------------------------------------------------------------
     def _logps(
@@ -294,90 +303,3 @@ class GRPO:
                     step_row(rewards, gens.mask, self.held_out, bool(cfg.eval_samples), seconds), **update_stats
                 )
         return self
-
-    def summary(self, eval_episodes: int = 0) -> list[str]:
-        """What the CLI prints when training ends: steps, completions and held-out accuracy before and after
-        (measured at the end of ``learn``; ``eval_episodes`` is for env-stepping trainers)."""
-        first, *rest = self.held_out.describe(self.config.temperature, self.config.eval_samples)
-        return [f"done: {self.global_step:,} GRPO steps, {self.progress.num_episodes:,} completions; {first}", *rest]
-
-    # --- evaluation and persistence ----------------------------------------------------------------------
-    def evaluate(self, examples: int | None = None, samples: int | None = None) -> dict[str, float]:
-        """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
-        (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled
-        at the training temperature and top-p (``sampled_accuracy``)."""
-        return held_out_accuracy(self.policy, self.tokenizer, self.task, self.config, self.device, examples, samples)
-
-    def describe_evaluation(
-        self,
-        episodes: int = 20,
-        deterministic: bool = True,
-        video_dir: str | Path | None = None,
-        seed: int | None = None,
-    ) -> list[str]:
-        """``proxrl eval``: held-out accuracy, greedy and (with ``eval_samples``) sampled, in one line."""
-        if video_dir is not None:
-            raise ConfigError("--video records env episodes; GRPO has none (its evaluation is held-out accuracy)")
-        return [describe_accuracy(self.evaluate(), f"{self.algo} on {self.config.env}", self.config.eval_samples)]
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything but the weights (which go through ``save_pretrained``): optimiser, counters, RNG states,
-        config, accuracies, the value head and where the reference model is kept (safe to load)."""
-        return {
-            "format_version": checkpoint.FORMAT_VERSION,
-            "algo": self.algo,
-            "config": cfgmod.dump(self.config),
-            "optimizer": self.optimizer.state_dict(),
-            **self.progress.state_dict(),
-            "rng": rng_state(),
-            "task_rng": sampler_state(self.rng),
-            **self.held_out.state_dict(),
-            "value_head": None if self.critic is None else self.critic.state_dict(),
-            "reference": self.reference.entry(),
-        }
-
-    def save(self, folder: str | Path) -> Path:
-        """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, the reference model where no
-        other folder holds it, and :meth:`state_dict` as ``trainer_state.pt``: a folder checkpoint
-        (``checkpoint.save_folder``: a crash never leaves a half-written one)."""
-        return checkpoint.save_folder(folder, self._write)
-
-    def save_checkpoint(self) -> Path:
-        """``checkpoints/step_<N>/`` (see :meth:`save`), keeping the newest ``keep_checkpoints``."""
-        assert self.run_dir is not None
-        return checkpoint.save_periodic_folder(
-            self.run_dir / "checkpoints", self.global_step, self.config.keep_checkpoints, self._write
-        )
-
-    def _write(self, folder: Path) -> None:
-        self.policy.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
-        state = self.state_dict()
-        self.reference.save_into(folder)
-        checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
-
-    @classmethod
-    def load(
-        cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any
-    ) -> GRPO:
-        """Resume from a folder written by :meth:`save` (or a run directory: its newest checkpoint, else its
-        final ``model``). The weights load through ``from_pretrained``."""
-        folder = checkpoint.find_folder(path)
-        state = checkpoint.load(folder / checkpoint.TRAINER_STATE, algo=cls.algo, migrations=cls.migrations)
-        values = cfgmod.read_yaml_text(state["config"])
-        lora = bool(values.get("lora", False))
-        values.update(overrides)
-        if not lora:
-            values.update(model=str(folder), warmup_steps=0)
-        trainer = cls(config=cfgmod.from_dict(GRPOConfig, values), run_dir=run_dir, progress=progress)
-        if lora:
-            lm.load_adapter(trainer.policy, folder)
-        if trainer.critic is not None and state["value_head"] is not None:
-            trainer.critic.load_state_dict(state["value_head"])
-        trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.progress.load_state_dict(state)
-        trainer.held_out.load_state_dict(state)
-        set_rng_state(state["rng"])
-        set_sampler_state(trainer.rng, state["task_rng"])
-        return trainer

@@ -115,7 +115,8 @@ class MultiAgentPPO:
         agent.flat_adams(self, groups)  # one Adam per network (after the move to the device)
         self.acting_rng = None  # torch samples the actions (no numpy acting path for multi-agent policies)
         # the variants, resolved once: whose GAE the critic learns, and whether actors update together or in turn
-        self.critic_data = self._local_critic_data if cfg.method == "ippo" else self._central_critic_data
+        views = MultiAgentBatch.local_critic_data, MultiAgentBatch.central_critic_data
+        self.critic_data = views[0] if cfg.method == "ippo" else views[1]
         self.update = self._update_sequential if cfg.method == "happo" else self._update_joint
         self.value_norm = ValueNormalizer(cfg.value_norm)
         self.order_rng = torch.Generator().manual_seed(cfg.seed)  # HAPPO's agent order
@@ -190,24 +191,6 @@ class MultiAgentPPO:
                     stats.update(self.update(batch, adv, returns), lr=lr)
                 # 5. log and checkpoint: the session, when this iteration's body ends
         return self
-
-    @staticmethod
-    def _local_critic_data(b: MultiAgentBatch) -> tuple[Tensor, ...]:
-        """IPPO: each agent's own rewards, V_i, ends and mask ``[T, N, A]``."""
-        return b.rewards, b.values, b.next_values, b.terminated, b.truncated, b.alive
-
-    @staticmethod
-    def _central_critic_data(b: MultiAgentBatch) -> tuple[Tensor, ...]:
-        """MAPPO/HAPPO: the team reward Σ_i r_i, the central V(s), the team's ends, rows where anyone acted
-        ``[T, N]``."""
-        return (
-            b.team_rewards,
-            b.values[..., 0],
-            b.team_next_values,
-            b.team_terminated,
-            b.team_truncated,
-            b.alive.any(-1),
-        )
 
     def _advantages(self, b: MultiAgentBatch) -> tuple[Tensor, Tensor]:
         """(Â ``[T, N, A]``, critic targets ``[T, N, A]`` or ``[T, N]``): GAE of each agent's own critic, or the

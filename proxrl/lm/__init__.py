@@ -3,8 +3,9 @@ completions per prompt, the completion mask, per-token log-probs, a supervised w
 Beside it: :mod:`.config` (the LM run settings GRPO's config extends), :mod:`.starting` (the starting policy:
 a folder, or the task's warmed-up tiny model), :mod:`.decoder` (the lean sampling/scoring pass), :mod:`.rewards`,
 :mod:`.reference` (π_ref and its save/restore), :mod:`.critic` (the token critic of ``advantage: gae``),
-:mod:`.evaluation` (held-out accuracy), :mod:`.step_stats` (a step's logged row), :mod:`.migrations` (GRPO's
-checkpoint migrations).
+:mod:`.evaluation` (held-out accuracy), :mod:`.step_stats` (a step's logged row), :mod:`.trainer` (what a trainer of
+language models shares: evaluation, summary, its folder checkpoint and load), :mod:`.migrations` (GRPO's checkpoint
+migrations).
 
 Everything runs offline: models and tokenizers come from local folders (``from_pretrained(path)``) or are built
 from a config; nothing is fetched from a hub. ``transformers`` is the ``lm`` extra (``pip install proxrl[lm]``).

@@ -119,6 +119,23 @@ class MultiAgentBatch:
     team_truncated: Tensor  # [T, N] bool: the episode ended here otherwise
     team_next_values: Tensor  # [T, N]: central V at the copy's next row (V(final state) after a truncation)
 
+    def local_critic_data(self) -> tuple[Tensor, ...]:
+        """What local critics (IPPO) learn from: each agent's own rewards, V_i, next V_i, ends and the rows where
+        it acted, ``[T, N, A]``."""
+        return self.rewards, self.values, self.next_values, self.terminated, self.truncated, self.alive
+
+    def central_critic_data(self) -> tuple[Tensor, ...]:
+        """What a central critic (MAPPO/HAPPO) learns from: the team reward Σ_i r_i, the central V(s), its next
+        value, the team's ends and the rows where anyone acted, ``[T, N]``."""
+        return (
+            self.team_rewards,
+            self.values[..., 0],
+            self.team_next_values,
+            self.team_terminated,
+            self.team_truncated,
+            self.alive.any(-1),
+        )
+
 
 class _Buffers:
     def __init__(self, t: int, n: int, spec: AgentSpec, box_dim: int | None) -> None:

@@ -1,0 +1,152 @@
+"""What a trainer of language models shares, beside its update: held-out evaluation and the summary, and its
+persistence as a ``save_pretrained`` folder (the policy or its LoRA adapter, the tokenizer, the reference model
+where no other folder holds it, and the rest of its state as ``trainer_state.pt``). The functions are typed over
+:class:`LanguageModelTrainer` and bound as methods (``save = lm.trainer.save``), as ``algos.agent``'s are for the
+env-stepping trainers."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from .. import checkpoint, config as cfgmod
+from ..algos.common import rng_state, set_rng_state
+from ..config import ConfigError
+from ..envs.text_tasks import TextTask, sampler_state, set_sampler_state
+from ..run import Trainer
+from . import load_adapter
+from .critic import TokenCritic
+from .evaluation import HeldOutAccuracy, describe_accuracy, held_out_accuracy
+from .reference import Reference
+
+
+class LanguageModelTrainer(Trainer, Protocol):
+    """A :class:`~proxrl.run.Trainer` of a causal language model on a text task: the attributes the functions of
+    this module rely on."""
+
+    policy: Any  # a transformers causal LM (or its PEFT wrapper)
+    tokenizer: Any
+    task: TextTask
+    rng: random.Random  # the task's prompt sampler
+    device: torch.device
+    dtype: torch.dtype
+    reference: Reference
+    critic: TokenCritic | None
+    optimizer: torch.optim.Optimizer
+    held_out: HeldOutAccuracy
+
+    @property
+    def global_step(self) -> int: ...
+
+
+def evaluate(
+    trainer: LanguageModelTrainer, examples: int | None = None, samples: int | None = None
+) -> dict[str, float]:
+    """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
+    (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled at
+    the training temperature and top-p (``sampled_accuracy``)."""
+    cfg = trainer.config
+    return held_out_accuracy(trainer.policy, trainer.tokenizer, trainer.task, cfg, trainer.device, examples, samples)
+
+
+def describe_evaluation(
+    trainer: LanguageModelTrainer,
+    episodes: int = 20,
+    deterministic: bool = True,
+    video_dir: str | Path | None = None,
+    seed: int | None = None,
+) -> list[str]:
+    """``proxrl eval``: held-out accuracy, greedy and (with ``eval_samples``) sampled, in one line (the episode
+    arguments are the env trainers'; a language model has no episodes to record)."""
+    if video_dir is not None:
+        raise ConfigError(
+            f"--video records env episodes; {trainer.algo} has none (its evaluation is held-out accuracy)"
+        )
+    cfg = trainer.config
+    return [describe_accuracy(evaluate(trainer), f"{trainer.algo} on {cfg.env}", cfg.eval_samples)]
+
+
+def summary(trainer: LanguageModelTrainer, eval_episodes: int = 0) -> list[str]:
+    """What the CLI prints when training ends: steps, completions and held-out accuracy before and after
+    (measured at the end of ``learn``; ``eval_episodes`` is for env-stepping trainers)."""
+    cfg = trainer.config
+    first, *rest = trainer.held_out.describe(cfg.temperature, cfg.eval_samples)
+    done = f"done: {trainer.global_step:,} {trainer.algo.upper()} steps, {trainer.progress.num_episodes:,} completions"
+    return [f"{done}; {first}", *rest]
+
+
+def state_dict(trainer: LanguageModelTrainer) -> dict[str, Any]:
+    """Everything but the weights (which go through ``save_pretrained``): optimiser, counters, RNG states, config,
+    accuracies, the value head and where the reference model is kept (safe to load)."""
+    return {
+        "format_version": checkpoint.FORMAT_VERSION,
+        "algo": trainer.algo,
+        "config": cfgmod.dump(trainer.config),
+        "optimizer": trainer.optimizer.state_dict(),
+        **trainer.progress.state_dict(),
+        "rng": rng_state(),
+        "task_rng": sampler_state(trainer.rng),
+        **trainer.held_out.state_dict(),
+        "value_head": None if trainer.critic is None else trainer.critic.state_dict(),
+        "reference": trainer.reference.entry(),
+    }
+
+
+def save(trainer: LanguageModelTrainer, folder: str | Path) -> Path:
+    """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, the reference model where no other
+    folder holds it, and :func:`state_dict` as ``trainer_state.pt``: a folder checkpoint
+    (``checkpoint.save_folder``: a crash never leaves a half-written one)."""
+    return checkpoint.save_folder(folder, lambda into: _write(trainer, into))
+
+
+def save_checkpoint(trainer: LanguageModelTrainer) -> Path:
+    """``checkpoints/step_<N>/`` (see :func:`save`), keeping the newest ``keep_checkpoints``."""
+    assert trainer.run_dir is not None
+    return checkpoint.save_periodic_folder(
+        trainer.run_dir / "checkpoints",
+        trainer.global_step,
+        trainer.config.keep_checkpoints,
+        lambda into: _write(trainer, into),
+    )
+
+
+def _write(trainer: LanguageModelTrainer, folder: Path) -> None:
+    trainer.policy.save_pretrained(folder)
+    trainer.tokenizer.save_pretrained(folder)
+    state = state_dict(trainer)
+    trainer.reference.save_into(folder)
+    checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
+
+
+def load(
+    cls: type[LanguageModelTrainer],
+    path: str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> Any:
+    """Resume from a folder written by :func:`save` (or a run directory: its newest checkpoint, else its final
+    ``model``). The weights load through ``from_pretrained``; a LoRA run rebuilds its base and loads the adapter."""
+    folder = checkpoint.find_folder(path)
+    state = checkpoint.load(folder / checkpoint.TRAINER_STATE, algo=cls.algo, migrations=cls.migrations)
+    values = cfgmod.read_yaml_text(state["config"])
+    lora = bool(values.get("lora", False))
+    values.update(overrides)
+    if not lora:
+        values.update(model=str(folder), warmup_steps=0)
+    trainer = cls(config=cfgmod.from_dict(cls.config_class, values), run_dir=run_dir, progress=progress)  # type: ignore[call-arg]
+    if lora:
+        load_adapter(trainer.policy, folder)
+    if trainer.critic is not None and state["value_head"] is not None:
+        trainer.critic.load_state_dict(state["value_head"])
+    trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.progress.load_state_dict(state)
+    trainer.held_out.load_state_dict(state)
+    set_rng_state(state["rng"])
+    set_sampler_state(trainer.rng, state["task_rng"])
+    return trainer
