@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-learning test-all mutation lint bench clean
+.PHONY: install demo test test-learning test-ray test-all mutation lint bench clean
 
 $(STAMP): pyproject.toml scripts/setup_venv.sh
 	VENV=$(VENV) bash scripts/setup_venv.sh
@@ -25,7 +25,11 @@ test: $(STAMP)
 test-learning: $(STAMP)
 	$(BIN)/python -m pytest -q -m learning $(PYTEST_ARGS)
 
-test-all: test test-learning
+## Runners on a local one-node Ray cluster (loopback only; ~1 minute; CI runs them too).
+test-ray: $(STAMP)
+	$(BIN)/python -m pytest -q -m ray $(PYTEST_ARGS)
+
+test-all: test test-ray test-learning
 
 ## Mutation testing (docs/testing.md): each equation-level mutation of scripts/mutation.py applied to a copy of the
 ## repository and the default tier run against it; MUTATION_ARGS="--only ID ..." or "--module grpo" for a subset.

@@ -13,3 +13,8 @@ class EnvError(RuntimeError):
 class ResumeWarning(UserWarning):
     """A resumed run could not put its envs back exactly where they were (their state lives in objects a
     checkpoint cannot hold): they start from a clean seeded reset instead, and the run says so once."""
+
+
+class RunnersLostError(RuntimeError):
+    """No runner returned a rollout in an iteration (each died, or exceeded ``sample_timeout_s``), or every runner
+    used up its restarts; the message gives the counts and the settings to change."""

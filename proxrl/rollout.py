@@ -53,10 +53,12 @@ class EpisodeStats:
 
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
+    ended_at: list[tuple[int, int]] = field(default_factory=list)  # (rollout row, env index) of each episode's end
 
     def drain(self) -> tuple[list[float], list[int]]:
+        """The returns and lengths so far (oldest first), leaving the record empty."""
         out = (self.returns, self.lengths)
-        self.returns, self.lengths = [], []
+        self.returns, self.lengths, self.ended_at = [], [], []
         return out
 
 
@@ -116,6 +118,7 @@ class Rollout:
         self.obs: np.ndarray | None = None
         self.prev_done = np.zeros(n, dtype=bool)
         self.env_steps = 0  # env steps collected before this call (set by the trainer on resume)
+        self.steps_taken = 0  # env steps the last call made
 
     def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._numpy_acting is not None:
@@ -175,6 +178,7 @@ class Rollout:
                 done = info["_episode"] & ~finished if episodic else info["_episode"]
                 self.episodes.returns.extend(info["episode"]["r"][done].tolist())
                 self.episodes.lengths.extend(info["episode"]["l"][done].tolist())
+                self.episodes.ended_at.extend((t, int(j)) for j in np.flatnonzero(done))
             if episodic and (finished | self.prev_done).all():
                 steps = t + 1
                 break
@@ -186,3 +190,11 @@ class Rollout:
         self.steps_taken = steps * venv.num_envs
         self.env_steps += self.steps_taken
         return b
+
+    def close(self) -> None:
+        """Close the vector env."""
+        self.venv.close()
+
+    def report(self) -> dict[str, float]:
+        """What the rollout adds to the log row: nothing here (a runner group adds its runners' health)."""
+        return {}

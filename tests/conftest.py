@@ -7,6 +7,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+# Ray reads these when it is imported: a one-node cluster started by a test binds to 127.0.0.1 only and reports
+# nothing; its workers import the modules of tests/ (toy and failing envs)
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
 import toy_envs  # noqa: E402,F401  registers proxrl_test/* envs
 
 torch.set_num_threads(1)
@@ -16,3 +21,14 @@ torch.set_num_threads(1)
 def tiny_ppo():
     """Keyword overrides for a PPO run of a few small iterations."""
     return dict(num_envs=2, num_steps=16, num_minibatches=2, num_epochs=2, tensorboard=False, hidden_sizes=(16,))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) for the session's Ray tests, on loopback only (see the variables above),
+    without the dashboard; shut down at the end of the session."""
+    ray = pytest.importorskip("ray")
+    assert ray._private.ray_constants.ENABLE_RAY_CLUSTER is False, "ray was imported before conftest set its env"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -8,6 +8,7 @@ an :class:`EnvSlot`; ``extra_state``/``load_extra_state`` hold what it adds to a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,15 @@ import numpy as np
 import torch
 
 from .. import checkpoint, config as cfgmod
-from ..config import RunConfig, param
-from ..envs import Normalizers, make_eval_env, make_vec_env, snapshot
+from ..config import ConfigError, RunConfig, param
+from ..envs import Normalizers, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Rollout
+from ..runners.group import RunnerGroup
+from ..runners.ray_group import INSTALL_HINT, RayRunnerGroup
+from ..runners.runner import build_policy
 from ..run import Trainer
 from . import common
 from .common import check_gradient, evaluate_policy, resolve_device, rng_state, set_rng_state
@@ -72,6 +76,44 @@ class ActorCriticConfig(RolloutConfig):
     norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
     norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
     shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
+    runners: str = param(
+        "local",
+        "where the envs step: local (this process) or ray (num_runners Ray actors of num_envs / num_runners envs "
+        "each; needs the ray extra)",
+        choices=("local", "ray"),
+    )
+    num_runners: int = param(2, "runners=ray: how many runner actors (num_envs must be a multiple)", low=1)
+    ray_address: str | None = param(
+        None, "runners=ray: the Ray cluster to join ('auto' or host:port); None starts a local one"
+    )
+    sample_timeout_s: float | None = param(
+        None,
+        "runners=ray: seconds a runner's rollout may take; a later one is abandoned, its runner restarted and the "
+        "iteration trains on the others (None: wait forever)",
+        low=0.0,
+        low_open=True,
+    )
+    cpus_per_runner: float = param(
+        1.0, "runners=ray: CPUs reserved per runner (one SPREAD placement bundle each)", low=0.0, low_open=True
+    )
+    max_runner_restarts: int = param(
+        3, "runners=ray: restarts of a runner whose process died or timed out (-1: no limit)", low=-1
+    )
+
+    def validate(self) -> None:
+        if self.runners == "ray":
+            if self.num_envs % self.num_runners:
+                raise ConfigError(
+                    f"num_envs={self.num_envs} must be a multiple of num_runners={self.num_runners} "
+                    "(each runner steps num_envs / num_runners envs)"
+                )
+            if importlib.util.find_spec("ray") is None:
+                raise ConfigError(INSTALL_HINT)
+            if self.norm_obs or self.norm_reward:
+                raise ConfigError(
+                    "runners=ray does not normalise observations or rewards yet: set norm_obs=false "
+                    "and norm_reward=false, or runners=local"
+                )
 
 
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None, overrides: dict[str, Any]) -> Any:
@@ -139,28 +181,19 @@ def flat_adams(agent: EnvTrainer, groups: dict[str, list[torch.nn.Parameter]]) -
 def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
     """:func:`begin`, then the actor-critic for the env's spaces, its flat parameters and Adam."""
     begin(agent, config, run_dir, progress)
-    probe = make_eval_env(config.env, config.env_kwargs)
-    obs_space, act_space = probe.observation_space, probe.action_space
-    probe.close()
-    agent.policy = ActorCritic(
-        obs_space,
-        act_space,
-        config.hidden_sizes,
-        config.activation,
-        config.shared_trunk,
-        config.log_std_init,
-        config.ortho_init,
-    )
+    agent.policy = build_policy(config)
     agent.device = resolve_device(config.device, sum(p.numel() for p in agent.policy.parameters()))
     agent.policy.to(agent.device)
     agent.acting_rng = np.random.default_rng(config.seed)  # samples actions on the numpy acting path
     flat_adams(agent, {"policy": list(agent.policy.parameters())})
 
 
-def start_envs(agent: EnvTrainer) -> Rollout:
-    """The vector env (normalisers restored) and its rollout; a resumed run reseeds from its step count so it does
-    not replay the episodes it began with."""
+def start_envs(agent: EnvTrainer) -> Rollout | RunnerGroup:
+    """The vector env (normalisers restored) and its rollout, or with ``runners: ray`` the group of runner actors;
+    a resumed run reseeds from its step count so it does not replay the episodes it began with."""
     cfg = agent.config
+    if cfg.runners == "ray":
+        return start_runners(agent)
     step = agent.progress.global_step
     venv, norms = make_vec_env(
         cfg.env,
@@ -190,6 +223,16 @@ def start_envs(agent: EnvTrainer) -> Rollout:
     return rollout
 
 
+def start_runners(agent: EnvTrainer) -> RunnerGroup:
+    """``num_runners`` Ray actors of ``num_envs / num_runners`` envs each, acting with the learner's weights (sent
+    once per iteration) and its acting generator, seeded as the local vector env would be."""
+    assert agent.acting_rng is not None
+    flat = agent.flats["policy"].param
+    return RayRunnerGroup(
+        agent.config, lambda: flat.detach().cpu().numpy(), agent.acting_rng, agent.device, agent.global_step
+    )
+
+
 def rollout(agent: EnvTrainer) -> Any:
     """The agent's rollout (or multi-agent collector), its envs started on first use."""
     if agent.envs.rollout is None:
@@ -197,11 +240,22 @@ def rollout(agent: EnvTrainer) -> Any:
     return agent.envs.rollout
 
 
+def close(agent: EnvTrainer) -> None:
+    """Close the envs (and stop the runner actors with ``runners: ray``); the next ``learn`` starts them again,
+    from a clean seeded reset."""
+    r = agent.envs.rollout
+    if r is not None:
+        r.close()
+        agent.envs.rollout = None
+
+
 def env_state(agent: EnvTrainer) -> dict[str, Any] | None:
     """The envs' state and the rollout's place in their episodes (for an exact resume), or None before any env."""
-    r: Rollout | None = agent.envs.rollout
+    r: Rollout | RunnerGroup | None = agent.envs.rollout
     if r is None:
         return agent.envs.saved_envs
+    if isinstance(r, RunnerGroup):
+        return None
     return {
         "num_envs": r.venv.num_envs,
         "venv": snapshot.snapshot(r.venv),

@@ -77,6 +77,7 @@ class OffPolicyPG:
     describe_evaluation = agent.describe_evaluation
     global_step = GLOBAL_STEP
     load = classmethod(agent.load)
+    close = agent.close
     extra_state = agent.no_extra_state
     load_extra_state = agent.load_no_extra_state
 
@@ -100,7 +101,8 @@ class OffPolicyPG:
                     self.policy.eval()
                     batch = rollout.collect()
                     last_obs = torch.as_tensor(rollout.obs, device=self.device)
-                self.progress.advance(cfg.batch_size, *rollout.episodes.drain())
+                self.progress.advance(rollout.steps_taken, *rollout.episodes.drain())
+                stats.update(rollout.report())
                 with session.timed("update"):
                     fresh = StoredRollout.copy_of(batch, last_obs)
                     self.replay.add(fresh)

@@ -129,6 +129,7 @@ class PG:
     describe_evaluation = agent.describe_evaluation
     global_step = GLOBAL_STEP
     load = classmethod(agent.load)
+    close = agent.close
     extra_state = agent.no_extra_state
     load_extra_state = agent.load_no_extra_state
 
@@ -150,6 +151,7 @@ class PG:
                     self.policy.eval()
                     batch = rollout.collect(episodic=self.episodic)
                 self.progress.advance(rollout.steps_taken, *rollout.episodes.drain())
+                stats.update(rollout.report())
                 with session.timed("update"):
                     # 3. the advantage estimate Â and the critic's regression target
                     adv, value_target = self.estimator(batch, cfg.gamma, cfg.gae_lambda)

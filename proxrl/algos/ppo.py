@@ -64,6 +64,7 @@ class PPOConfig(ActorCriticConfig):
     )
 
     def validate(self) -> None:
+        super().validate()  # the shared rollout settings' checks (runners)
         if self.batch_size % self.num_minibatches:
             raise ConfigError(
                 f"num_minibatches={self.num_minibatches} must divide the batch num_envs × num_steps = "
@@ -144,6 +145,7 @@ class PPO:
     describe_evaluation = agent.describe_evaluation
     global_step = GLOBAL_STEP
     load = classmethod(agent.load)
+    close = agent.close
 
     def extra_state(self) -> dict[str, Any]:
         """The KL coefficient c (adapted by adaptive_kl)."""
@@ -173,7 +175,8 @@ class PPO:
                 with session.timed("collect"):
                     self.policy.eval()
                     batch = rollout.collect()
-                self.progress.advance(cfg.batch_size, *rollout.episodes.drain())
+                self.progress.advance(rollout.steps_taken, *rollout.episodes.drain())
+                stats.update(rollout.report())
                 with session.timed("update"):
                     # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
                     adv = gae(

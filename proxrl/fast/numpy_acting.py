@@ -42,6 +42,21 @@ def _numpy_mlp(layers: list[tuple[np.ndarray, np.ndarray, Any]], x: np.ndarray) 
     return x
 
 
+# BLAS picks its kernel by the number of rows, and kernels round differently: the same observation could get log π
+# and V that differ in the last bit when 4 envs share the call rather than 8. Computed in blocks of a fixed number
+# of rows (the last one zero-padded), a row's result depends on that row alone, on this machine measured for every
+# position in the block, so N envs in one rollout and N/k envs in each of k runners act identically.
+BLOCK_ROWS = 16
+
+
+def _in_blocks(forward: Any, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``forward`` (rows → tuple of row-aligned arrays) on ``x`` in blocks of :data:`BLOCK_ROWS` rows."""
+    n = x.shape[0]
+    padded = np.concatenate([x, np.zeros(((-n) % BLOCK_ROWS, *x.shape[1:]), x.dtype)]) if n % BLOCK_ROWS else x
+    parts = [forward(padded[i : i + BLOCK_ROWS]) for i in range(0, padded.shape[0], BLOCK_ROWS)]
+    return tuple(np.concatenate(column)[:n] for column in zip(*parts, strict=True))
+
+
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -74,18 +89,24 @@ class NumpyActing:
         acts = all(type(m) in _NP_ACTIVATIONS for m in policy.modules() if isinstance(m, tuple(ACTIVATIONS.values())))
         return on_cpu and acts and not policy.one_hot
 
+    def _value(self, x: np.ndarray) -> tuple[np.ndarray]:
+        return (_numpy_mlp(self.critic_head, _numpy_mlp(self.actor if self.critic is None else self.critic, x)),)
+
+    def _heads(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = _numpy_mlp(self.actor, x)
+        value = _numpy_mlp(self.critic_head, h if self.critic is None else _numpy_mlp(self.critic, x))
+        return _numpy_mlp(self.actor_head, h), value
+
     def value(self, obs: np.ndarray) -> np.ndarray:
         """V(s) ``[N]`` for observations ``[N, *obs_shape]``."""
         x = np.asarray(obs, dtype=np.float32).reshape(obs.shape[0], -1)
-        h = _numpy_mlp(self.actor if self.critic is None else self.critic, x)
-        return _numpy_mlp(self.critic_head, h)[:, 0].astype(np.float32)
+        return _in_blocks(self._value, x)[0][:, 0].astype(np.float32)
 
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(actions, log π(a|s) ``[N]``, V(s) ``[N]``) for observations ``[N, *obs_shape]``."""
         x = np.asarray(obs, dtype=np.float32).reshape(obs.shape[0], -1)
-        h = _numpy_mlp(self.actor, x)
-        value = _numpy_mlp(self.critic_head, h if self.critic is None else _numpy_mlp(self.critic, x))[:, 0]
-        params = _numpy_mlp(self.actor_head, h)
+        params, value = _in_blocks(self._heads, x)
+        value = value[:, 0]
         if isinstance(self.space, spaces.Discrete):
             logp_all = _log_softmax(params)
             actions = _sample_categorical(logp_all, self.rng)

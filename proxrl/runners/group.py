@@ -1,0 +1,110 @@
+"""A group of runners behind the surface a trainer's :class:`~proxrl.rollout.Rollout` has (``collect`` → a
+:class:`~proxrl.rollout.Batch`, ``episodes``, ``steps_taken``, ``env_steps``, ``obs``, ``report``), so a trainer
+does not know whether its envs step here or on a cluster.
+
+One ``collect``: bump the weights' version, send every runner the weights and a :class:`~.runner.Sync`, and
+concatenate the fragments that came back in runner order: columns r·M … r·M + M − 1 are runner r's envs, and the
+finished episodes are listed by (row, global env index), the order the local runner lists them in. A fragment is
+used whole or not at all; an iteration that lost a runner trains on the others' columns (the step count is what was
+collected), and one with no fragment at all stops the run with :class:`~proxrl.errors.RunnersLostError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import RunnersLostError
+from ..rollout import Batch, EpisodeStats
+from .runner import EnvRunner, Fragment, Sync
+
+
+class RunnerGroup:
+    """The learner's side of ``config.num_runners`` runners (subclasses say how a fragment is fetched)."""
+
+    def __init__(
+        self,
+        config: Any,
+        weights: Callable[[], np.ndarray],
+        acting_rng: np.random.Generator,
+        device: torch.device,
+        global_step: int,
+    ) -> None:
+        self.config, self.weights, self.acting_rng, self.device = config, weights, acting_rng, device
+        self.num_runners = config.num_runners
+        self.envs_per_runner = config.num_envs // config.num_runners
+        self.version = 0
+        self.episodes = EpisodeStats()
+        self.env_steps = global_step
+        self.steps_taken = 0
+        self.obs: np.ndarray | None = None
+        self.failures = 0  # runner processes lost mid-call (each restarted by Ray while restarts remain)
+        self.timed_out = 0  # calls that exceeded sample_timeout_s (their runner is restarted)
+        self.last_runners = self.num_runners  # runners whose fragment the last batch holds
+
+    def _sample(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
+        """The fragments of every runner that returned one (any order)."""
+        raise NotImplementedError
+
+    def collect(self, episodic: bool = False) -> Batch:
+        """One rollout from every runner, as one batch ``[T, N'·M]`` over the N' runners that returned."""
+        self.version += 1
+        sync = Sync(self.version, self.acting_rng.bit_generator.state, self.env_steps, episodic)
+        fragments = sorted(self._sample(self.weights(), sync), key=lambda f: f.index)
+        if not fragments:
+            raise RunnersLostError(
+                f"no runner returned a rollout (in all: {self.failures} runner failures, {self.timed_out} calls past "
+                f"sample_timeout_s={self.config.sample_timeout_s}, max_runner_restarts="
+                f"{self.config.max_runner_restarts}); training stopped, the last checkpoint is kept. Check the "
+                "runners' logs; raise sample_timeout_s or max_runner_restarts"
+            )
+        self.last_runners = len(fragments)
+        # every runner drew the same numbers; the one that stepped longest (episodic) is where the stream stands
+        self.acting_rng.bit_generator.state = max(fragments, key=lambda f: f.steps_taken).acting_rng
+        arrays = {f.name: np.concatenate([frag.arrays[f.name] for frag in fragments], axis=1) for f in fields(Batch)}
+        batch = Batch(**{name: torch.from_numpy(value).to(self.device) for name, value in arrays.items()})
+        m = self.envs_per_runner
+        ended = [
+            (row, frag.index * m + env, ret, length)
+            for frag in fragments
+            for (row, env), ret, length in zip(frag.ended_at, frag.returns, frag.lengths, strict=True)
+        ]
+        for row, env, ret, length in sorted(ended, key=lambda e: (e[0], e[1])):
+            self.episodes.returns.append(ret)
+            self.episodes.lengths.append(length)
+            self.episodes.ended_at.append((row, env))
+        self.obs = np.concatenate([frag.obs for frag in fragments])
+        self.steps_taken = sum(frag.steps_taken for frag in fragments)
+        self.env_steps += self.steps_taken
+        return batch
+
+    def report(self) -> dict[str, float]:
+        """The runners' health for the log row: failures and timeouts so far, runners in the last batch."""
+        return {
+            "runner_failures": float(self.failures),
+            "runner_timeouts": float(self.timed_out),
+            "runners": float(self.last_runners),
+        }
+
+    def close(self) -> None:
+        """Stop the runners."""
+
+
+class InProcessGroup(RunnerGroup):
+    """The runners as plain objects in this process: the group's assembly without a cluster (for tests and
+    checks of the sharding; it is no faster than the local runner)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.runners = [EnvRunner(self.config, r) for r in range(self.num_runners)]
+
+    def _sample(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
+        return [runner.sample(weights, sync) for runner in self.runners]
+
+    def close(self) -> None:
+        for runner in self.runners:
+            runner.close()

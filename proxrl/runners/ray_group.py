@@ -1,0 +1,138 @@
+"""Runners as Ray actors (``runners: ray``): transport, placement, timeouts and failures; the assembly of the
+batch is :class:`~.group.RunnerGroup`'s. ``import ray`` happens only here.
+
+- ``ray.init()`` starts a local cluster when ``ray_address`` is None (without the dashboard) and joins the cluster
+  at ``ray_address`` otherwise; a Ray that is already initialised is used as it is, and left running.
+- The runners are placed with a SPREAD placement group, one bundle of ``cpus_per_runner`` CPUs each, so that on a
+  cluster they land on different nodes.
+- Every iteration the learner puts its weights in the object store once, and each call gets the reference.
+- A runner whose process dies mid-call is restarted by Ray (``max_runner_restarts``) and loads the latest weights
+  with its next call; a call that takes longer than ``sample_timeout_s`` is abandoned and its runner restarted
+  (a hung env would otherwise block the actor forever). Either way the iteration trains on the other fragments.
+  A runner that used up its restarts is left out; with none left the run stops with one clear error.
+- An exception raised by the env inside a runner (:class:`~proxrl.errors.EnvError`, a non-finite observation)
+  stops the run as it does locally: a restart would only meet it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..config import ConfigError
+from ..errors import RunnersLostError
+from .group import RunnerGroup
+from .runner import EnvRunner, Fragment, Sync
+
+INSTALL_HINT = "runners=ray needs Ray: pip install 'proxrl[ray]'"
+RESTART_WAIT_S = 120.0  # how long an iteration with every runner restarting waits for them
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a :class:`ConfigError` that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(INSTALL_HINT) from None
+    return ray
+
+
+class RayRunnerGroup(RunnerGroup):
+    """``config.num_runners`` :class:`~.runner.EnvRunner` actors on the Ray cluster at ``config.ray_address``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ray = self.ray = import_ray()
+        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        cfg = self.config
+        self.handles: list[Any] = []
+        self.placement: Any = None
+        self.started_ray = not ray.is_initialized()
+        if self.started_ray:
+            if cfg.ray_address is None:
+                ray.init(include_dashboard=False)
+            else:
+                ray.init(address=cfg.ray_address)
+        self._remove_placement_group = remove_placement_group
+        cpus = ray.cluster_resources().get("CPU", 0.0)
+        if cpus < cfg.num_runners * cfg.cpus_per_runner:
+            self.close()
+            raise ConfigError(
+                f"{cfg.num_runners} runners × cpus_per_runner={cfg.cpus_per_runner} need "
+                f"{cfg.num_runners * cfg.cpus_per_runner:g} CPUs; the Ray cluster has {cpus:g}: "
+                "lower num_runners or cpus_per_runner, or add nodes"
+            )
+        self.placement = placement_group([{"CPU": cfg.cpus_per_runner}] * cfg.num_runners, strategy="SPREAD")
+        ray.get(self.placement.ready(), timeout=120)
+        remote = ray.remote(num_cpus=cfg.cpus_per_runner, max_restarts=cfg.max_runner_restarts, max_task_retries=0)
+        actor_class = remote(EnvRunner)
+        self.handles = [
+            actor_class.options(
+                scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement, placement_group_bundle_index=r)
+            ).remote(cfg, r)
+            for r in range(cfg.num_runners)
+        ]
+        self.lost = [0] * cfg.num_runners  # failures and timeouts per runner: Ray restarted it that often
+        self.gone: set[int] = set()  # runners that used up their restarts
+        self.restarting: set[int] = set()  # lost, not yet back with a fragment
+
+    def _restarts_left(self, r: int) -> bool:
+        budget = self.config.max_runner_restarts
+        return budget < 0 or self.lost[r] <= budget
+
+    def _sample(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
+        ray = self.ray
+        live = [r for r in range(self.num_runners) if r not in self.gone]
+        if not live:
+            raise RunnersLostError(
+                f"every runner is gone (each failed more than max_runner_restarts={self.config.max_runner_restarts} "
+                "times); training stopped, the last checkpoint is kept"
+            )
+        if all(r in self.restarting for r in live):  # nothing else to train on: wait for them to come back
+            ray.wait([self.handles[r].pid.remote() for r in live], num_returns=len(live), timeout=RESTART_WAIT_S)
+        ref = ray.put(weights)  # once per iteration; every call gets the reference
+        calls = {r: self.handles[r].sample.remote(ref, sync) for r in live}
+        _, late = ray.wait(list(calls.values()), num_returns=len(calls), timeout=self.config.sample_timeout_s)
+        late_ids = {call.hex() for call in late}
+        fragments = []
+        for r, call in calls.items():
+            if call.hex() in late_ids:  # abandoned; the restart ends the hung call
+                ray.kill(self.handles[r], no_restart=False)
+                self.timed_out += 1
+                self._lose(r)
+                continue
+            try:
+                fragments.append(ray.get(call))
+                self.restarting.discard(r)
+            except ray.exceptions.RayActorError as e:
+                if r not in self.restarting:  # lost mid-call: Ray restarts it while restarts remain
+                    self.failures += 1
+                    self._lose(r)
+                elif not isinstance(e, ray.exceptions.ActorUnavailableError):  # Ray gave up on it
+                    self.gone.add(r)
+        return fragments
+
+    def _lose(self, r: int) -> None:
+        self.lost[r] += 1
+        self.restarting.add(r)
+        if not self._restarts_left(r):
+            self.gone.add(r)
+
+    def pids(self) -> list[int]:
+        """The runners' process ids (tests kill one)."""
+        return [self.ray.get(h.pid.remote()) for h in self.handles]
+
+    def close(self) -> None:
+        """Kill the runners and their placement group; shut Ray down if this group started it."""
+        ray = self.ray
+        for h in self.handles:
+            ray.kill(h, no_restart=True)
+        self.handles = []
+        if self.placement is not None:
+            self._remove_placement_group(self.placement)
+            self.placement = None
+        if self.started_ray and ray.is_initialized():
+            ray.shutdown()

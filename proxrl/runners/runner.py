@@ -1,0 +1,151 @@
+"""One runner: M of the run's N·M environments, a CPU copy of the policy and a :class:`~proxrl.rollout.Rollout`
+over them, returning a whole rollout fragment per :meth:`EnvRunner.sample` call. The same class runs in this
+process (tests, and the group's own checks) or as a Ray actor (:mod:`.ray_group`).
+
+Runner r steps the run's envs g = r·M … r·M + M − 1: it seeds them as the local vector env would (env g with
+seed + g), and acts with the run's one acting generator, drawing every step's numbers for all N·M envs and using
+its own M rows (:class:`SliceOfDraws`). So with ``vectorization: sync`` (gymnasium's native vector envs draw every
+env's state from one generator), the numpy acting path and M ≥ 2 (a one-row matrix product may round differently
+from the same row inside a larger one), N runners × M envs produce the columns the local runner's N·M envs do,
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..envs import make_eval_env, make_vec_env
+from ..fast.flat_adam import FlatParameters
+from ..policies import ActorCritic
+from ..rollout import Batch, Rollout
+
+
+def build_policy(config: Any) -> ActorCritic:
+    """The actor-critic a single-agent env trainer's ``config`` asks for, on the CPU, sized for its env."""
+    probe = make_eval_env(config.env, config.env_kwargs)
+    obs_space, act_space = probe.observation_space, probe.action_space
+    probe.close()
+    return ActorCritic(
+        obs_space,
+        act_space,
+        config.hidden_sizes,
+        config.activation,
+        config.shared_trunk,
+        config.log_std_init,
+        config.ortho_init,
+    )
+
+
+class SliceOfDraws:
+    """The run's acting generator as one runner sees it: every draw is made for all ``total`` envs (as the local
+    runner makes it) and rows ``first … first + count − 1`` are returned. Drawing N·M numbers where M are used
+    costs well under a microsecond per step; it keeps every runner's stream, and the learner's copy, identical."""
+
+    def __init__(self, generator: np.random.Generator, total: int, first: int, count: int) -> None:
+        self.generator, self.total, self.rows = generator, total, slice(first, first + count)
+
+    def random(self, shape: tuple[int, ...]) -> np.ndarray:
+        """``Generator.random`` of ``shape`` (its first axis: this runner's envs)."""
+        return self.generator.random((self.total, *shape[1:]))[self.rows]
+
+    def standard_normal(self, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+        """``Generator.standard_normal`` of ``shape`` (its first axis: this runner's envs)."""
+        return self.generator.standard_normal((self.total, *shape[1:]), dtype=dtype)[self.rows]
+
+
+@dataclass
+class Sync:
+    """What the learner sends with every ``sample`` call (the weights travel beside it, by object reference):
+    the weights' version, the acting generator's state, the run's env-step count (a runner that starts, or
+    restarts, seeds its envs from it as a resumed local run does) and whether the rollout is episodic."""
+
+    version: int
+    acting_rng: dict[str, Any]
+    global_step: int
+    episodic: bool = False
+
+
+@dataclass
+class Fragment:
+    """One runner's rollout: the :class:`~proxrl.rollout.Batch` fields over its M columns (``values`` has T + 1
+    rows), the finished episodes with the (row, env) where each ended, the env steps taken, the observation
+    the next rollout starts from, the acting generator's state after it, and the weights version it acted with."""
+
+    index: int
+    version: int
+    arrays: dict[str, np.ndarray]
+    returns: list[float]
+    lengths: list[int]
+    ended_at: list[tuple[int, int]]  # (rollout row, env index within the runner)
+    steps_taken: int
+    obs: np.ndarray
+    acting_rng: dict[str, Any]
+    pid: int = field(default_factory=os.getpid)
+
+
+class EnvRunner:
+    """Runner ``index`` of ``config.num_runners``: its ``config.num_envs // num_runners`` envs are built at its
+    first :meth:`sample` (seeded from the run's step count then), and its policy loads the learner's weights
+    whenever their version changes."""
+
+    def __init__(self, config: Any, index: int) -> None:
+        torch.set_num_threads(1)  # a runner steps envs; its one core is the unit Ray schedules
+        self.config, self.index = config, index
+        self.num_envs = config.num_envs // config.num_runners
+        self.policy = build_policy(config)
+        self.flat = FlatParameters(self.policy)
+        self.version = -1
+        self.generator = np.random.default_rng(config.seed)  # its state is the learner's, set by every call
+        self.rollout: Rollout | None = None
+
+    def pid(self) -> int:
+        """The process this runner lives in (tests kill it)."""
+        return os.getpid()
+
+    def _start(self, global_step: int) -> Rollout:
+        cfg = self.config
+        seed = cfg.seed + global_step + self.index * self.num_envs  # env g gets seed + step + g, as locally
+        venv, _ = make_vec_env(
+            cfg.env, self.num_envs, seed, cfg.env_kwargs, cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma
+        )
+        draws = SliceOfDraws(self.generator, cfg.num_envs, self.index * self.num_envs, self.num_envs)
+        rollout = Rollout(venv, self.policy, cfg.num_steps, torch.device("cpu"), rng=draws)  # type: ignore[arg-type]
+        rollout.env_steps = global_step
+        obs, _ = venv.reset(seed=seed)
+        rollout.start(obs)
+        return rollout
+
+    def sample(self, weights: np.ndarray, sync: Sync) -> Fragment:
+        """Load ``weights`` (the learner's flat parameters) if their version is new, then collect one rollout
+        with the run's acting generator at ``sync.acting_rng``."""
+        if sync.version != self.version:
+            self.flat.param.detach().numpy()[:] = weights  # in place: the numpy acting path reads these views
+            self.version = sync.version
+        if self.rollout is None:
+            self.rollout = self._start(sync.global_step)
+        self.generator.bit_generator.state = sync.acting_rng
+        batch = self.rollout.collect(episodic=sync.episodic)
+        episodes = self.rollout.episodes
+        returns, lengths, ended_at = list(episodes.returns), list(episodes.lengths), list(episodes.ended_at)
+        episodes.drain()
+        return Fragment(
+            index=self.index,
+            version=self.version,
+            arrays={f.name: getattr(batch, f.name).numpy() for f in fields(Batch)},
+            returns=returns,
+            lengths=lengths,
+            ended_at=ended_at,
+            steps_taken=self.rollout.steps_taken,
+            obs=np.asarray(self.rollout.obs),
+            acting_rng=self.generator.bit_generator.state,
+        )
+
+    def close(self) -> None:
+        """Close the envs."""
+        if self.rollout is not None:
+            self.rollout.venv.close()
