@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     t.add_argument("--eval-episodes", type=int, default=10, help="episodes of the final evaluation (0: none)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = t.add_argument_group("scaling out (PPO, PG, off-policy PG; needs the ray extra)")
+    r.add_argument("--runners", choices=("local", "ray"), help="step the envs here (local) or on Ray runner actors")
+    r.add_argument("--num-runners", type=int, help="Ray runner actors (default 2)")
+    r.add_argument("--envs-per-runner", type=int, help="envs per runner: num_envs = num_runners × this")
+    r.add_argument("--ray-address", help="join this Ray cluster ('auto' or host:port) instead of starting one")
+    r.add_argument("--sample-timeout-s", type=float, help="abandon and restart a runner whose rollout takes longer")
+    r.add_argument("--cpus-per-runner", type=float, help="CPUs reserved per runner (default 1)")
 
     e = sub.add_parser("eval", help="evaluate a trained agent")
     e.add_argument("run", help="run directory or checkpoint file")
@@ -132,11 +139,20 @@ def _train(args: argparse.Namespace) -> int:
         ("seed", args.seed),
         ("total_steps", args.total_steps),
         ("device", args.device),
+        ("runners", args.runners),
+        ("num_runners", args.num_runners),
+        ("ray_address", args.ray_address),
+        ("sample_timeout_s", args.sample_timeout_s),
+        ("cpus_per_runner", args.cpus_per_runner),
     ):
         if value is not None:
             flags[key] = value
     if args.env_kwargs is not None:
         flags["env_kwargs"] = parse_env_kwargs(args.env_kwargs)
+    if args.envs_per_runner is not None:
+        if args.num_runners is None:
+            raise ConfigError("--envs-per-runner M needs --num-runners N (the run then steps N × M envs)")
+        flags["num_envs"] = args.num_runners * args.envs_per_runner
     progress = False if args.quiet else None
     if args.resume:
         run_dir = Path(args.resume)

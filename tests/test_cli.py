@@ -122,6 +122,8 @@ def test_eval_records_video(tmp_path, tiny_ppo):
             "reward function 'string_reward' returned 'yes'",
         ),
         (["eval", "no_such_run"], "no run directory or checkpoint file at no_such_run"),
+        (["train", "ppo", "--runners", "ray", "--num-runners", "3"], "num_envs=8 must be a multiple of num_runners=3"),
+        (["train", "ppo", "--envs-per-runner", "2"], "--envs-per-runner M needs --num-runners N"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(tmp_path, args, message):
@@ -208,3 +210,13 @@ def test_bench_grpo_reports_generation_and_update_speed_in_completions(capsys):
     out = capsys.readouterr().out
     assert "grpo on addition: 3 steps" in out and "µs per completion" in out
     assert "ms per update of 8 completions" in out and "completions/s (collect + update" in out
+
+
+def test_runners_ray_without_ray_installed_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    code = main(["train", "ppo", "--runners", "ray", "--run-dir", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    assert "runners=ray needs Ray: pip install 'proxrl[ray]'" in capsys.readouterr().err

@@ -231,3 +231,31 @@ def test_grpo_raises_held_out_addition_accuracy():
     for seed, greedy0, sampled0, greedy1, sampled1, _ in results:
         assert sampled1 >= sampled0 + 0.08, (seed, sampled0, sampled1)
         assert greedy1 >= greedy0 - 0.10, (seed, greedy0, greedy1)
+
+
+@pytest.mark.learning
+@pytest.mark.ray
+def test_ppo_on_two_ray_runners_solves_cartpole_for_two_of_three_seeds(ray_cluster):
+    """configs/ppo_cartpole.yaml with its 8 envs stepped by 2 Ray runner actors of 4 envs each reaches 475 within
+    the local preset's budget (seeds one at a time: the runners take the two cores)."""
+    import time
+
+    from proxrl import PPO, config
+
+    solved = []
+    for seed in SEEDS:
+        overrides = {"total_steps": 100_000, "stop_return": 475.0, "tensorboard": False, "seed": seed}
+        cfg = config.resolve(
+            PPO.config_class, CONFIGS / "ppo_cartpole.yaml", {**overrides, "runners": "ray", "num_runners": 2}
+        )
+        start = time.perf_counter()
+        agent = PPO(config=cfg, progress=False)
+        try:
+            agent.learn()
+        finally:
+            agent.close()
+        steps = agent.global_step if agent.progress.reached(475.0) else None
+        wall = time.perf_counter() - start
+        print(f"ppo_cartpole.yaml on 2 Ray runners seed {seed}: steps to threshold {steps} ({wall:.1f} s)")
+        solved += [steps] if steps is not None else []
+    assert len(solved) >= 2, f"reached 475 within 100,000 steps for {len(solved)}/3 seeds"

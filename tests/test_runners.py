@@ -12,6 +12,7 @@ from proxrl.envs import make_vec_env
 from proxrl.fast.flat_adam import FlatParameters
 from proxrl.rollout import Batch, Rollout
 from proxrl.runners.group import InProcessGroup
+from proxrl.runners.normalizers import added_moments, merge_added
 from proxrl.runners.runner import SliceOfDraws, build_policy
 
 
@@ -59,3 +60,53 @@ def test_slice_of_draws_hands_each_runner_its_rows_of_the_one_stream() -> None:
     normal = np.random.default_rng(2).standard_normal((6, 3), dtype=np.float32)
     part = SliceOfDraws(np.random.default_rng(2), 6, 3, 3).standard_normal((3, 3), dtype=np.float32)
     np.testing.assert_array_equal(part, normal[3:])
+
+
+def _moments(x: np.ndarray) -> dict:
+    return {"mean": x.mean(0).tolist(), "var": x.var(0).tolist(), "count": float(len(x))}
+
+
+def test_normaliser_parts_added_by_each_runner_merge_into_the_statistics_of_all_the_data() -> None:
+    """added_moments undoes gymnasium's merge; merging every runner's part into the base gives the moments of the
+    base's data and all the runners' data together (float64, atol 1e-12)."""
+    rng = np.random.default_rng(0)
+    base_data = rng.normal(3.0, 2.0, (50, 3))
+    runner_data = [rng.normal(-1.0, 0.5, (n, 3)) for n in (40, 7, 120)]
+    base = {"obs": _moments(base_data)}
+    afters = [{"obs": _moments(np.concatenate([base_data, d]))} for d in runner_data]  # each runner: base + its own
+    added = [added_moments(after, base) for after in afters]
+    for part, data in zip(added, runner_data, strict=True):
+        np.testing.assert_allclose(part["obs"]["mean"], data.mean(0), atol=1e-12)
+        np.testing.assert_allclose(part["obs"]["var"], data.var(0), atol=1e-12)
+        assert part["obs"]["count"] == len(data)
+    merged = merge_added(base, added)["obs"]
+    everything = np.concatenate([base_data, *runner_data])
+    np.testing.assert_allclose(merged["mean"], everything.mean(0), atol=1e-12)
+    np.testing.assert_allclose(merged["var"], everything.var(0), atol=1e-12)
+    assert merged["count"] == len(everything)
+    assert added_moments(base, base) == {}  # a runner that added nothing contributes nothing
+
+
+def test_the_group_merges_every_runners_observation_and_return_statistics_once() -> None:
+    cfg = PPOConfig(
+        env="Pendulum-v1",
+        num_envs=4,
+        num_steps=32,
+        num_runners=2,
+        vectorization="sync",
+        norm_obs=True,
+        norm_reward=True,
+    )
+    flat = FlatParameters(build_policy(cfg))
+    group = InProcessGroup(cfg, lambda: flat.param.detach().numpy(), np.random.default_rng(0), torch.device("cpu"), 0)
+    group.collect()
+    start = {name: stats["count"] - 4 * 32 for name, stats in group.normalizers.items()}
+    for _ in range(2):
+        group.collect()
+        for runner in group.runners:  # each went on from the run's statistics: all but the other runner's part
+            for name in ("obs", "reward"):
+                other = 2 * 32  # the other runner's 2 envs × T
+                assert runner.norms.state()[name]["count"] == pytest.approx(group.normalizers[name]["count"] - other)
+    for name in ("obs", "reward"):
+        assert group.normalizers[name]["count"] == pytest.approx(start[name] + 3 * 4 * 32, abs=1e-9)
+    group.close()

@@ -109,11 +109,6 @@ class ActorCriticConfig(RolloutConfig):
                 )
             if importlib.util.find_spec("ray") is None:
                 raise ConfigError(INSTALL_HINT)
-            if self.norm_obs or self.norm_reward:
-                raise ConfigError(
-                    "runners=ray does not normalise observations or rewards yet: set norm_obs=false "
-                    "and norm_reward=false, or runners=local"
-                )
 
 
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None, overrides: dict[str, Any]) -> Any:
@@ -212,7 +207,9 @@ def start_envs(agent: EnvTrainer) -> Rollout | RunnerGroup:
     obs, _ = venv.reset(seed=cfg.seed + step)
     rollout.start(obs)
     saved, agent.envs.saved_envs = agent.envs.saved_envs, None
-    if saved is not None and saved.get("num_envs") != cfg.num_envs:
+    if saved is not None and "layout" in saved:
+        saved = {"venv": {"unsaved": [f"they were stepped by Ray runners ({saved['layout']})"]}}
+    elif saved is not None and saved.get("num_envs") != cfg.num_envs:
         saved = {"venv": {"unsaved": [f"{saved.get('num_envs')} envs were saved, {cfg.num_envs} are asked for"]}}
     # exact resume: the envs where they were, or (state a checkpoint cannot hold) the fresh reset above, said once
     if saved is not None and snapshot.restore_or_reset(
@@ -228,9 +225,18 @@ def start_runners(agent: EnvTrainer) -> RunnerGroup:
     once per iteration) and its acting generator, seeded as the local vector env would be."""
     assert agent.acting_rng is not None
     flat = agent.flats["policy"].param
-    return RayRunnerGroup(
-        agent.config, lambda: flat.detach().cpu().numpy(), agent.acting_rng, agent.device, agent.global_step
+    group = RayRunnerGroup(
+        agent.config,
+        lambda: flat.detach().cpu().numpy(),
+        agent.acting_rng,
+        agent.device,
+        agent.global_step,
+        agent.envs.saved_normalizers,
     )
+    saved, agent.envs.saved_envs = agent.envs.saved_envs, None
+    if saved is not None:
+        group.load_state(saved)
+    return group
 
 
 def rollout(agent: EnvTrainer) -> Any:
@@ -255,7 +261,7 @@ def env_state(agent: EnvTrainer) -> dict[str, Any] | None:
     if r is None:
         return agent.envs.saved_envs
     if isinstance(r, RunnerGroup):
-        return None
+        return r.state()
     return {
         "num_envs": r.venv.num_envs,
         "venv": snapshot.snapshot(r.venv),
@@ -376,7 +382,9 @@ def evaluate(
 
 def normalizer_state(agent: EnvTrainer) -> dict[str, Any]:
     """The live envs' normalisation statistics, or the loaded ones before any env was built."""
-    norms = agent.envs.norms
+    norms, r = agent.envs.norms, agent.envs.rollout
+    if isinstance(r, RunnerGroup):
+        return r.normalizers
     return norms.state() if norms is not None else agent.envs.saved_normalizers
 
 

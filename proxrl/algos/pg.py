@@ -180,7 +180,7 @@ class PG:
             "policy_loss": p_loss.item(),
             "value_loss": v_loss.item(),
             "entropy": ent_stats["entropy"].item(),
-            "samples": int(obs.shape[0]),
+            "valid_samples": int(obs.shape[0]),  # the rows inside an episode (samples: every step taken)
             "explained_variance": explained_variance(batch.values[:-1][valid], target),
         }
 

@@ -11,6 +11,7 @@ collected), and one with no fragment at all stops the run with :class:`~proxrl.e
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import RunnersLostError
+from ..errors import ResumeWarning, RunnersLostError
 from ..rollout import Batch, EpisodeStats
+from .normalizers import added_moments, merge_added
 from .runner import EnvRunner, Fragment, Sync
 
 
@@ -33,8 +35,10 @@ class RunnerGroup:
         acting_rng: np.random.Generator,
         device: torch.device,
         global_step: int,
+        normalizers: dict[str, Any] | None = None,
     ) -> None:
         self.config, self.weights, self.acting_rng, self.device = config, weights, acting_rng, device
+        self.normalizers = dict(normalizers or {})  # the run's normalisation statistics, merged from the runners
         self.num_runners = config.num_runners
         self.envs_per_runner = config.num_envs // config.num_runners
         self.version = 0
@@ -53,7 +57,7 @@ class RunnerGroup:
     def collect(self, episodic: bool = False) -> Batch:
         """One rollout from every runner, as one batch ``[T, N'·M]`` over the N' runners that returned."""
         self.version += 1
-        sync = Sync(self.version, self.acting_rng.bit_generator.state, self.env_steps, episodic)
+        sync = Sync(self.version, self.acting_rng.bit_generator.state, self.env_steps, episodic, self.normalizers)
         fragments = sorted(self._sample(self.weights(), sync), key=lambda f: f.index)
         if not fragments:
             raise RunnersLostError(
@@ -63,8 +67,20 @@ class RunnerGroup:
                 "runners' logs; raise sample_timeout_s or max_runner_restarts"
             )
         self.last_runners = len(fragments)
+        problems = sorted({f.resume_problem for f in fragments if f.resume_problem})
+        if problems:
+            warnings.warn(
+                f"resume: the runners' envs cannot be put back exactly ({'; '.join(problems)}); they start from a "
+                f"clean reset with seed {self.config.seed + sync.global_step} (+ env index)",
+                ResumeWarning,
+                stacklevel=2,
+            )
         # every runner drew the same numbers; the one that stepped longest (episodic) is where the stream stands
         self.acting_rng.bit_generator.state = max(fragments, key=lambda f: f.steps_taken).acting_rng
+        stats = [frag.normalizers for frag in fragments if frag.normalizers is not None]
+        if stats:  # what each runner's envs added, folded into the run's statistics
+            base = self.normalizers or stats[0][0]
+            self.normalizers = merge_added(base, [added_moments(after, before) for before, after in stats])
         arrays = {f.name: np.concatenate([frag.arrays[f.name] for frag in fragments], axis=1) for f in fields(Batch)}
         batch = Batch(**{name: torch.from_numpy(value).to(self.device) for name, value in arrays.items()})
         m = self.envs_per_runner
@@ -81,6 +97,34 @@ class RunnerGroup:
         self.steps_taken = sum(frag.steps_taken for frag in fragments)
         self.env_steps += self.steps_taken
         return batch
+
+    def layout(self) -> dict[str, int]:
+        """How the run's envs are split: a checkpoint's runner states fit only the same layout."""
+        return {"num_runners": self.num_runners, "envs_per_runner": self.envs_per_runner}
+
+    def state(self) -> dict[str, Any]:
+        """The layout and each runner's env state (None for a runner that has none), for an exact resume."""
+        return {"layout": self.layout(), "runners": self._states()}
+
+    def load_state(self, saved: dict[str, Any]) -> None:
+        """Give each runner its saved env state, put back when its envs start; a checkpoint of another layout (or
+        of the local runner) says so once, and the envs start from a clean seeded reset."""
+        if saved.get("layout") != self.layout():
+            was = saved.get("layout") or f"the local runner's {saved.get('num_envs')} envs"
+            warnings.warn(
+                f"resume: the checkpoint's envs were stepped by {was}, this run by {self.layout()}; they start from "
+                f"a clean reset with seed {self.config.seed + self.env_steps} (+ env index)",
+                ResumeWarning,
+                stacklevel=2,
+            )
+            return
+        self._load_states(saved["runners"])
+
+    def _states(self) -> list[dict[str, Any] | None]:
+        raise NotImplementedError
+
+    def _load_states(self, states: list[dict[str, Any] | None]) -> None:
+        raise NotImplementedError
 
     def report(self) -> dict[str, float]:
         """The runners' health for the log row: failures and timeouts so far, runners in the last batch."""
@@ -104,6 +148,13 @@ class InProcessGroup(RunnerGroup):
 
     def _sample(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
         return [runner.sample(weights, sync) for runner in self.runners]
+
+    def _states(self) -> list[dict[str, Any] | None]:
+        return [runner.state() for runner in self.runners]
+
+    def _load_states(self, states: list[dict[str, Any] | None]) -> None:
+        for runner, state in zip(self.runners, states, strict=True):
+            runner.load_state(state)
 
     def close(self) -> None:
         for runner in self.runners:

@@ -27,6 +27,8 @@ from .runner import EnvRunner, Fragment, Sync
 
 INSTALL_HINT = "runners=ray needs Ray: pip install 'proxrl[ray]'"
 RESTART_WAIT_S = 120.0  # how long an iteration with every runner restarting waits for them
+PLACEMENT_TIMEOUT_S = 60.0  # for the runners' CPUs to become free
+STATE_TIMEOUT_S = 60.0  # a runner's env state for a checkpoint, or its loading
 
 
 def import_ray() -> Any:
@@ -66,7 +68,15 @@ class RayRunnerGroup(RunnerGroup):
                 "lower num_runners or cpus_per_runner, or add nodes"
             )
         self.placement = placement_group([{"CPU": cfg.cpus_per_runner}] * cfg.num_runners, strategy="SPREAD")
-        ray.get(self.placement.ready(), timeout=120)
+        try:
+            ray.get(self.placement.ready(), timeout=PLACEMENT_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise ConfigError(
+                f"the Ray cluster could not place {cfg.num_runners} runners of {cfg.cpus_per_runner:g} CPUs within "
+                f"{PLACEMENT_TIMEOUT_S:g} s: other actors hold its CPUs (close() a finished trainer), or lower "
+                "num_runners or cpus_per_runner"
+            ) from None
         remote = ray.remote(num_cpus=cfg.cpus_per_runner, max_restarts=cfg.max_runner_restarts, max_task_retries=0)
         actor_class = remote(EnvRunner)
         self.handles = [
@@ -120,6 +130,19 @@ class RayRunnerGroup(RunnerGroup):
         self.restarting.add(r)
         if not self._restarts_left(r):
             self.gone.add(r)
+
+    def _states(self) -> list[dict[str, Any] | None]:
+        states: list[dict[str, Any] | None] = []
+        for r, h in enumerate(self.handles):
+            try:
+                states.append(None if r in self.gone else self.ray.get(h.state.remote(), timeout=STATE_TIMEOUT_S))
+            except (self.ray.exceptions.RayActorError, self.ray.exceptions.GetTimeoutError):
+                states.append(None)  # a lost runner's envs start clean on resume, as they do after its restart
+        return states
+
+    def _load_states(self, states: list[dict[str, Any] | None]) -> None:
+        calls = [h.load_state.remote(state) for h, state in zip(self.handles, states, strict=True)]
+        self.ray.get(calls, timeout=STATE_TIMEOUT_S)
 
     def pids(self) -> list[int]:
         """The runners' process ids (tests kill one)."""

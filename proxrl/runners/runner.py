@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..envs import make_eval_env, make_vec_env
+from ..envs import Normalizers, make_eval_env, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters
 from ..policies import ActorCritic
 from ..rollout import Batch, Rollout
@@ -68,6 +68,7 @@ class Sync:
     acting_rng: dict[str, Any]
     global_step: int
     episodic: bool = False
+    normalizers: dict[str, Any] = field(default_factory=dict)  # the run's statistics ({}: none yet)
 
 
 @dataclass
@@ -85,6 +86,8 @@ class Fragment:
     steps_taken: int
     obs: np.ndarray
     acting_rng: dict[str, Any]
+    resume_problem: str | None = None  # why a loaded env state could not be put back (its envs reset instead)
+    normalizers: tuple[dict[str, Any], dict[str, Any]] | None = None  # its statistics before and after the rollout
     pid: int = field(default_factory=os.getpid)
 
 
@@ -102,6 +105,9 @@ class EnvRunner:
         self.version = -1
         self.generator = np.random.default_rng(config.seed)  # its state is the learner's, set by every call
         self.rollout: Rollout | None = None
+        self.norms = Normalizers()
+        self.saved: dict[str, Any] | None = None  # a checkpoint's state of its envs, put back when they start
+        self.resume_problem: str | None = None
 
     def pid(self) -> int:
         """The process this runner lives in (tests kill it)."""
@@ -110,7 +116,7 @@ class EnvRunner:
     def _start(self, global_step: int) -> Rollout:
         cfg = self.config
         seed = cfg.seed + global_step + self.index * self.num_envs  # env g gets seed + step + g, as locally
-        venv, _ = make_vec_env(
+        venv, self.norms = make_vec_env(
             cfg.env, self.num_envs, seed, cfg.env_kwargs, cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma
         )
         draws = SliceOfDraws(self.generator, cfg.num_envs, self.index * self.num_envs, self.num_envs)
@@ -118,7 +124,30 @@ class EnvRunner:
         rollout.env_steps = global_step
         obs, _ = venv.reset(seed=seed)
         rollout.start(obs)
+        saved, self.saved = self.saved, None
+        if saved is not None:  # exactly where they were, or (state a checkpoint cannot hold) the reset above
+            try:
+                snapshot.restore(venv, saved["venv"])
+                rollout.obs = saved["obs"].numpy().copy()
+                rollout.prev_done[:] = saved["prev_done"].numpy()
+            except ValueError as e:
+                self.resume_problem = str(e)
         return rollout
+
+    def state(self) -> dict[str, Any] | None:
+        """Its envs' state and its place in their episodes, for an exact resume (None before its first sample)."""
+        r = self.rollout
+        if r is None:
+            return None
+        return {
+            "venv": snapshot.snapshot(r.venv),
+            "obs": torch.from_numpy(np.array(r.obs)),
+            "prev_done": torch.from_numpy(r.prev_done.copy()),
+        }
+
+    def load_state(self, state: dict[str, Any] | None) -> None:
+        """Put :meth:`state` back when its envs start (before its first sample)."""
+        self.saved = state
 
     def sample(self, weights: np.ndarray, sync: Sync) -> Fragment:
         """Load ``weights`` (the learner's flat parameters) if their version is new, then collect one rollout
@@ -129,6 +158,8 @@ class EnvRunner:
         if self.rollout is None:
             self.rollout = self._start(sync.global_step)
         self.generator.bit_generator.state = sync.acting_rng
+        before = sync.normalizers or self.norms.state()  # the run's statistics (at first, the wrappers' own)
+        self.norms.load_state(before)
         batch = self.rollout.collect(episodic=sync.episodic)
         episodes = self.rollout.episodes
         returns, lengths, ended_at = list(episodes.returns), list(episodes.lengths), list(episodes.ended_at)
@@ -143,7 +174,13 @@ class EnvRunner:
             steps_taken=self.rollout.steps_taken,
             obs=np.asarray(self.rollout.obs),
             acting_rng=self.generator.bit_generator.state,
+            resume_problem=self._take_resume_problem(),
+            normalizers=(before, self.norms.state()) if before else None,
         )
+
+    def _take_resume_problem(self) -> str | None:
+        problem, self.resume_problem = self.resume_problem, None
+        return problem
 
     def close(self) -> None:
         """Close the envs."""
