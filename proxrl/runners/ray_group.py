@@ -148,6 +148,10 @@ class RayRunnerGroup(RunnerGroup):
         """The runners' process ids (tests kill one)."""
         return [self.ray.get(h.pid.remote()) for h in self.handles]
 
+    def nodes(self) -> list[str | None]:
+        """The Ray node of each runner."""
+        return [self.ray.get(h.node.remote()) for h in self.handles]
+
     def close(self) -> None:
         """Kill the runners and their placement group; shut Ray down if this group started it."""
         ray = self.ray

@@ -113,6 +113,15 @@ class EnvRunner:
         """The process this runner lives in (tests kill it)."""
         return os.getpid()
 
+    def node(self) -> str | None:
+        """The Ray node this runner lives on (None outside Ray): where SPREAD placed it."""
+        try:
+            import ray
+
+            return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else None
+        except ImportError:
+            return None
+
     def _start(self, global_step: int) -> Rollout:
         cfg = self.config
         seed = cfg.seed + global_step + self.index * self.num_envs  # env g gets seed + step + g, as locally
