@@ -9,8 +9,9 @@ import warnings
 
 import pytest
 import torch
+from torch.nn.utils import parameters_to_vector
 
-from proxrl import PG, PPO, OffPolicyPG
+from proxrl import PG, PPO, MultiAgentPPO, OffPolicyPG
 from proxrl.errors import ResumeWarning, RunnersLostError
 
 pytestmark = pytest.mark.ray
@@ -154,3 +155,34 @@ def test_a_local_checkpoint_resumed_on_ray_runners_says_its_envs_start_clean(ray
     finally:
         resumed.close()
     assert resumed.global_step == 4 * 4 * 64
+
+
+def test_mappo_on_two_ray_runners_is_reproducible_for_its_layout(ray_cluster) -> None:
+    """Multi-agent PPO on runners: each runner's copies and torch stream are seeded from (seed, runner index), so
+    the same layout trains the same parameters twice; the batch holds every runner's copies."""
+    kwargs = dict(
+        env="mpe2.simple_spread_v3",
+        env_kwargs={"N": 2, "max_cycles": 10},
+        method="mappo",
+        num_envs=4,
+        num_steps=16,
+        hidden_sizes=(16,),
+        tensorboard=False,
+        progress=False,
+        runners="ray",
+        num_runners=2,
+        seed=4,
+    )
+    params = []
+    for _ in range(2):
+        agent = MultiAgentPPO(**kwargs)
+        before = parameters_to_vector(agent.policy.parameters()).detach().clone()
+        try:
+            rows = _rows(agent, 3 * 4 * 16)
+        finally:
+            agent.close()
+        params.append(parameters_to_vector(agent.policy.parameters()).detach())
+        assert not torch.equal(params[-1], before)
+        assert [r["runners"] for r in rows] == [2, 2, 2] and agent.global_step == 3 * 4 * 16
+        assert rows[-1]["episodes"] == 4 * (3 * 16 // 10)  # each of the 4 copies (2 per runner): 4 episodes of 10
+    assert torch.equal(params[0], params[1])

@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
+from torch.nn.utils import parameters_to_vector
 
 from .. import checkpoint, config as cfgmod
 from ..config import ConfigError, RunConfig, param
@@ -23,10 +24,10 @@ from ..envs import Normalizers, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
-from ..rollout import Rollout
+from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
 from ..runners.ray_group import INSTALL_HINT, RayRunnerGroup
-from ..runners.runner import build_policy
+from ..runners.runner import EnvRunner, build_policy
 from ..run import Trainer
 from . import common
 from .common import check_gradient, evaluate_policy, resolve_device, rng_state, set_rng_state
@@ -55,27 +56,6 @@ class RolloutConfig(RunConfig):
     activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
     log_std_init: float = param(0.0, "initial log σ of the Gaussian policy (Box actions)")
     ortho_init: bool = param(True, "orthogonal initialisation (gain √2 hidden, 0.01 actor head, 1 critic head)")
-
-    @property
-    def batch_size(self) -> int:
-        """num_envs × num_steps samples (rows) per rollout."""
-        return self.num_envs * self.num_steps
-
-
-@dataclass(frozen=True, kw_only=True)
-class ActorCriticConfig(RolloutConfig):
-    """Settings of every single-agent actor-critic trainer on gymnasium envs: how the vector env is stepped, its
-    normalisation wrappers and the actor-critic's trunk."""
-
-    vectorization: str = param(
-        "auto",
-        "how the N envs are stepped: 'auto' uses the env's native vectorised version where gymnasium has one, "
-        "else 'sync'; 'async' runs each env in its own process (for expensive envs)",
-        choices=("auto", "sync", "async", "vector_entry_point"),
-    )
-    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
-    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
-    shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
     runners: str = param(
         "local",
         "where the envs step: local (this process) or ray (num_runners Ray actors of num_envs / num_runners envs "
@@ -109,6 +89,27 @@ class ActorCriticConfig(RolloutConfig):
                 )
             if importlib.util.find_spec("ray") is None:
                 raise ConfigError(INSTALL_HINT)
+
+    @property
+    def batch_size(self) -> int:
+        """num_envs × num_steps samples (rows) per rollout."""
+        return self.num_envs * self.num_steps
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActorCriticConfig(RolloutConfig):
+    """Settings of every single-agent actor-critic trainer on gymnasium envs: how the vector env is stepped, its
+    normalisation wrappers and the actor-critic's trunk."""
+
+    vectorization: str = param(
+        "auto",
+        "how the N envs are stepped: 'auto' uses the env's native vectorised version where gymnasium has one, "
+        "else 'sync'; 'async' runs each env in its own process (for expensive envs)",
+        choices=("auto", "sync", "async", "vector_entry_point"),
+    )
+    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
+    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
+    shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
 
 
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None, overrides: dict[str, Any]) -> Any:
@@ -220,18 +221,26 @@ def start_envs(agent: EnvTrainer) -> Rollout | RunnerGroup:
     return rollout
 
 
-def start_runners(agent: EnvTrainer) -> RunnerGroup:
-    """``num_runners`` Ray actors of ``num_envs / num_runners`` envs each, acting with the learner's weights (sent
-    once per iteration) and its acting generator, seeded as the local vector env would be."""
-    assert agent.acting_rng is not None
-    flat = agent.flats["policy"].param
+def start_runners(
+    agent: EnvTrainer, runner_class: type = EnvRunner, batch_class: type = Batch, numpy_weights: bool = True
+) -> RunnerGroup:
+    """``num_runners`` Ray actors of ``num_envs / num_runners`` envs each (``runner_class``: gymnasium envs, or
+    PettingZoo copies), acting with the learner's weights, sent once per iteration (the flat parameters of the
+    numpy acting path, or every network's as one vector), and with its acting generator where it has one."""
+    if numpy_weights:
+        flat = agent.flats["policy"].param
+        weights = lambda: flat.detach().cpu().numpy()  # noqa: E731
+    else:
+        weights = lambda: parameters_to_vector(agent.policy.parameters()).detach().cpu().numpy()  # noqa: E731
     group = RayRunnerGroup(
         agent.config,
-        lambda: flat.detach().cpu().numpy(),
+        weights,
         agent.acting_rng,
         agent.device,
         agent.global_step,
         agent.envs.saved_normalizers,
+        runner_class=runner_class,
+        batch_class=batch_class,
     )
     saved, agent.envs.saved_envs = agent.envs.saved_envs, None
     if saved is not None:

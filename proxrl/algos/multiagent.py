@@ -29,6 +29,8 @@ from ..marl.value_norm import ValueNormalizer
 from ..marl.collectors import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..marl import evaluation
 from ..marl.networks import build_networks
+from ..runners.group import RunnerGroup
+from ..runners.marl_runner import MultiAgentRunner
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..run import GLOBAL_STEP, Session
 from . import agent
@@ -70,6 +72,7 @@ class MultiAgentPPOConfig(RolloutConfig):
     value_norm: bool = param(False, "train the critic on returns normalised by their running mean and std")
 
     def validate(self) -> None:
+        super().validate()  # the shared rollout settings' checks (runners)
         if self.method == "happo" and self.share_actor:
             raise ConfigError(
                 "happo updates each agent's actor in turn, so actors cannot be shared: "
@@ -130,10 +133,14 @@ class MultiAgentPPO:
     describe_evaluation = agent.describe_evaluation
     global_step = GLOBAL_STEP
     load = classmethod(agent.load)
+    close = agent.close
 
-    def start_envs(self) -> MultiAgentCollector:
-        """N copies of the environment and their collector; a loaded agent restores their saved state."""
+    def start_envs(self) -> MultiAgentCollector | RunnerGroup:
+        """N copies of the environment and their collector (or with ``runners: ray`` the runner actors holding
+        them); a loaded agent restores their saved state."""
         cfg = self.config
+        if cfg.runners == "ray":
+            return agent.start_runners(self, MultiAgentRunner, MultiAgentBatch, numpy_weights=False)
         collector = MultiAgentCollector(
             self.kind,
             self.make_env,
@@ -145,6 +152,8 @@ class MultiAgentPPO:
             self.device,
         )
         saved, self.envs.saved_envs = self.envs.saved_envs, None
+        if saved is not None and "layout" in saved:  # Ray runners' copies: one collector cannot take them
+            saved = {"collector": {"unsaved": [f"they were stepped by Ray runners ({saved['layout']})"]}}
         if saved is not None and "collector" in saved:  # exact resume, or the fresh reset (said once)
             snapshot.restore_or_reset(
                 collector, saved["collector"], f"the {cfg.num_envs} {cfg.env} envs", cfg.seed + self.global_step
@@ -154,6 +163,8 @@ class MultiAgentPPO:
     def env_state(self) -> dict[str, Any] | None:
         """The collector's envs and its place in their episodes (for an exact resume), or None before any env."""
         collector = self.envs.rollout
+        if isinstance(collector, RunnerGroup):
+            return collector.state()
         return self.envs.saved_envs if collector is None else {"collector": snapshot.snapshot(collector)}
 
     def extra_state(self) -> dict[str, Any]:
@@ -182,7 +193,8 @@ class MultiAgentPPO:
                 with session.timed("collect"):
                     self.policy.eval()
                     batch = collector.collect()
-                self.progress.advance(cfg.batch_size, *collector.episodes.drain())
+                self.progress.advance(collector.steps_taken, *collector.episodes.drain())
+                stats.update(collector.report())
                 with session.timed("update"):
                     # 3. advantages: GAE per agent (local critics) or joint GAE on the team reward (central critic)
                     adv, returns = self._advantages(batch)

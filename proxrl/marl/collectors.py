@@ -235,6 +235,7 @@ class MultiAgentCollector:
         self.deterministic = deterministic  # act with the mode of π (evaluation)
         self.envs = [make_env() for _ in range(num_envs)]
         self.num_steps = num_steps
+        self.steps_taken = 0
         self.index = {name: i for i, name in enumerate(spec.names)}
         box = spec.action_spaces[0]
         self.box_dim = int(box.shape[0]) if isinstance(box, spaces.Box) else None
@@ -312,7 +313,12 @@ class MultiAgentCollector:
             last = self._collect_parallel()
         else:
             last = self._collect_aec()
+        self.steps_taken = self.num_steps * len(self.envs)  # rows × copies, what one iteration counts
         return self.buf.batch(last, self.device)
+
+    def report(self) -> dict[str, float]:
+        """What the collector adds to the log row: nothing (a runner group adds its runners' health)."""
+        return {}
 
     def _collect_parallel(self) -> np.ndarray:
         b, n_env, names = self.buf, len(self.envs), self.spec.names

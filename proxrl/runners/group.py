@@ -32,12 +32,15 @@ class RunnerGroup:
         self,
         config: Any,
         weights: Callable[[], np.ndarray],
-        acting_rng: np.random.Generator,
+        acting_rng: np.random.Generator | None,
         device: torch.device,
         global_step: int,
         normalizers: dict[str, Any] | None = None,
+        runner_class: type = EnvRunner,
+        batch_class: type = Batch,
     ) -> None:
         self.config, self.weights, self.acting_rng, self.device = config, weights, acting_rng, device
+        self.runner_class, self.batch_class = runner_class, batch_class  # gymnasium envs, or PettingZoo copies
         self.normalizers = dict(normalizers or {})  # the run's normalisation statistics, merged from the runners
         self.num_runners = config.num_runners
         self.envs_per_runner = config.num_envs // config.num_runners
@@ -57,7 +60,8 @@ class RunnerGroup:
     def collect(self, episodic: bool = False) -> Batch:
         """One rollout from every runner, as one batch ``[T, N'·M]`` over the N' runners that returned."""
         self.version += 1
-        sync = Sync(self.version, self.acting_rng.bit_generator.state, self.env_steps, episodic, self.normalizers)
+        acting = None if self.acting_rng is None else self.acting_rng.bit_generator.state
+        sync = Sync(self.version, acting, self.env_steps, episodic, self.normalizers)
         fragments = sorted(self._sample(self.weights(), sync), key=lambda f: f.index)
         if not fragments:
             raise RunnersLostError(
@@ -75,24 +79,14 @@ class RunnerGroup:
                 ResumeWarning,
                 stacklevel=2,
             )
-        # every runner drew the same numbers; the one that stepped longest (episodic) is where the stream stands
-        self.acting_rng.bit_generator.state = max(fragments, key=lambda f: f.steps_taken).acting_rng
+        if self.acting_rng is not None:  # every runner drew the same numbers; the longest stepper's state is next
+            self.acting_rng.bit_generator.state = max(fragments, key=lambda f: f.steps_taken).acting_rng
         stats = [frag.normalizers for frag in fragments if frag.normalizers is not None]
         if stats:  # what each runner's envs added, folded into the run's statistics
             base = self.normalizers or stats[0][0]
             self.normalizers = merge_added(base, [added_moments(after, before) for before, after in stats])
-        arrays = {f.name: np.concatenate([frag.arrays[f.name] for frag in fragments], axis=1) for f in fields(Batch)}
-        batch = Batch(**{name: torch.from_numpy(value).to(self.device) for name, value in arrays.items()})
-        m = self.envs_per_runner
-        ended = [
-            (row, frag.index * m + env, ret, length)
-            for frag in fragments
-            for (row, env), ret, length in zip(frag.ended_at, frag.returns, frag.lengths, strict=True)
-        ]
-        for row, env, ret, length in sorted(ended, key=lambda e: (e[0], e[1])):
-            self.episodes.returns.append(ret)
-            self.episodes.lengths.append(length)
-            self.episodes.ended_at.append((row, env))
+        batch = self.batch_class(**{f.name: self._column_stack(fragments, f.name) for f in fields(self.batch_class)})
+        self._merge_episodes(fragments)
         self.obs = np.concatenate([frag.obs for frag in fragments])
         self.steps_taken = sum(frag.steps_taken for frag in fragments)
         self.env_steps += self.steps_taken
@@ -110,7 +104,9 @@ class RunnerGroup:
         """Give each runner its saved env state, put back when its envs start; a checkpoint of another layout (or
         of the local runner) says so once, and the envs start from a clean seeded reset."""
         if saved.get("layout") != self.layout():
-            was = saved.get("layout") or f"the local runner's {saved.get('num_envs')} envs"
+            was = saved.get("layout") or (
+                f"the local runner's {saved['num_envs']} envs" if "num_envs" in saved else "the local collector"
+            )
             warnings.warn(
                 f"resume: the checkpoint's envs were stepped by {was}, this run by {self.layout()}; they start from "
                 f"a clean reset with seed {self.config.seed + self.env_steps} (+ env index)",
@@ -125,6 +121,26 @@ class RunnerGroup:
 
     def _load_states(self, states: list[dict[str, Any] | None]) -> None:
         raise NotImplementedError
+
+    def _column_stack(self, fragments: list[Fragment], name: str) -> torch.Tensor | None:
+        """One field of the batch: the fragments' arrays side by side along the env axis (axis 1)."""
+        if fragments[0].arrays[name] is None:
+            return None
+        return torch.from_numpy(np.concatenate([frag.arrays[name] for frag in fragments], axis=1)).to(self.device)
+
+    def _merge_episodes(self, fragments: list[Fragment]) -> None:
+        """The finished episodes by (row, global env index), the order the local runner lists them in (runner
+        order where a runner does not say where its episodes ended)."""
+        m = self.envs_per_runner
+        ended = []
+        for frag in fragments:
+            where = frag.ended_at if frag.ended_at is not None else [(-1, 0)] * len(frag.returns)
+            for (row, env), ret, length in zip(where, frag.returns, frag.lengths, strict=True):
+                ended.append((row, frag.index * m + env, ret, length))
+        for row, env, ret, length in sorted(ended, key=lambda e: (e[0], e[1])):
+            self.episodes.returns.append(ret)
+            self.episodes.lengths.append(length)
+            self.episodes.ended_at.append((row, env))
 
     def report(self) -> dict[str, float]:
         """The runners' health for the log row: failures and timeouts so far, runners in the last batch."""
@@ -144,7 +160,7 @@ class InProcessGroup(RunnerGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.runners = [EnvRunner(self.config, r) for r in range(self.num_runners)]
+        self.runners = [self.runner_class(self.config, r) for r in range(self.num_runners)]
 
     def _sample(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
         return [runner.sample(weights, sync) for runner in self.runners]

@@ -23,7 +23,7 @@ import numpy as np
 from ..config import ConfigError
 from ..errors import RunnersLostError
 from .group import RunnerGroup
-from .runner import EnvRunner, Fragment, Sync
+from .runner import Fragment, Sync
 
 INSTALL_HINT = "runners=ray needs Ray: pip install 'proxrl[ray]'"
 RESTART_WAIT_S = 120.0  # how long an iteration with every runner restarting waits for them
@@ -78,7 +78,7 @@ class RayRunnerGroup(RunnerGroup):
                 "num_runners or cpus_per_runner"
             ) from None
         remote = ray.remote(num_cpus=cfg.cpus_per_runner, max_restarts=cfg.max_runner_restarts, max_task_retries=0)
-        actor_class = remote(EnvRunner)
+        actor_class = remote(self.runner_class)
         self.handles = [
             actor_class.options(
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement, placement_group_bundle_index=r)

@@ -41,6 +41,15 @@ def build_policy(config: Any) -> ActorCritic:
     )
 
 
+def node_id() -> str | None:
+    """The Ray node of this process (None outside Ray)."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else None
+
+
 class SliceOfDraws:
     """The run's acting generator as one runner sees it: every draw is made for all ``total`` envs (as the local
     runner makes it) and rows ``first … first + count − 1`` are returned. Drawing N·M numbers where M are used
@@ -65,7 +74,7 @@ class Sync:
     restarts, seeds its envs from it as a resumed local run does) and whether the rollout is episodic."""
 
     version: int
-    acting_rng: dict[str, Any]
+    acting_rng: dict[str, Any] | None  # None: the runner samples with torch (the multi-agent policies)
     global_step: int
     episodic: bool = False
     normalizers: dict[str, Any] = field(default_factory=dict)  # the run's statistics ({}: none yet)
@@ -79,13 +88,13 @@ class Fragment:
 
     index: int
     version: int
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray | None]
     returns: list[float]
     lengths: list[int]
-    ended_at: list[tuple[int, int]]  # (rollout row, env index within the runner)
+    ended_at: list[tuple[int, int]] | None  # (rollout row, env index within the runner); None: not recorded
     steps_taken: int
     obs: np.ndarray
-    acting_rng: dict[str, Any]
+    acting_rng: dict[str, Any] | None
     resume_problem: str | None = None  # why a loaded env state could not be put back (its envs reset instead)
     normalizers: tuple[dict[str, Any], dict[str, Any]] | None = None  # its statistics before and after the rollout
     pid: int = field(default_factory=os.getpid)
@@ -115,12 +124,7 @@ class EnvRunner:
 
     def node(self) -> str | None:
         """The Ray node this runner lives on (None outside Ray): where SPREAD placed it."""
-        try:
-            import ray
-
-            return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else None
-        except ImportError:
-            return None
+        return node_id()
 
     def _start(self, global_step: int) -> Rollout:
         cfg = self.config
@@ -166,6 +170,7 @@ class EnvRunner:
             self.version = sync.version
         if self.rollout is None:
             self.rollout = self._start(sync.global_step)
+        assert sync.acting_rng is not None
         self.generator.bit_generator.state = sync.acting_rng
         before = sync.normalizers or self.norms.state()  # the run's statistics (at first, the wrappers' own)
         self.norms.load_state(before)
