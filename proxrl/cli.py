@@ -59,13 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     t.add_argument("--eval-episodes", type=int, default=10, help="episodes of the final evaluation (0: none)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    r = t.add_argument_group("scaling out (PPO, PG, off-policy PG; needs the ray extra)")
+    r = t.add_argument_group("scaling out on Ray runners (every env-stepping method; needs the ray extra)")
     r.add_argument("--runners", choices=("local", "ray"), help="step the envs here (local) or on Ray runner actors")
     r.add_argument("--num-runners", type=int, help="Ray runner actors (default 2)")
     r.add_argument("--envs-per-runner", type=int, help="envs per runner: num_envs = num_runners × this")
     r.add_argument("--ray-address", help="join this Ray cluster ('auto' or host:port) instead of starting one")
     r.add_argument("--sample-timeout-s", type=float, help="abandon and restart a runner whose rollout takes longer")
     r.add_argument("--cpus-per-runner", type=float, help="CPUs reserved per runner (default 1)")
+    r.add_argument("--runner-mode", choices=("sync", "async"), help="async: update on whichever fragments arrive")
+    r.add_argument("--max-staleness", type=int, help="async: drop fragments acted with weights older than this")
 
     e = sub.add_parser("eval", help="evaluate a trained agent")
     e.add_argument("run", help="run directory or checkpoint file")
@@ -144,6 +146,8 @@ def _train(args: argparse.Namespace) -> int:
         ("ray_address", args.ray_address),
         ("sample_timeout_s", args.sample_timeout_s),
         ("cpus_per_runner", args.cpus_per_runner),
+        ("runner_mode", args.runner_mode),
+        ("max_staleness", args.max_staleness),
     ):
         if value is not None:
             flags[key] = value

@@ -36,3 +36,30 @@ class FailOnce(CartPoleEnv):
 
 
 gym.register("proxrl_test/FailOnce-v0", entry_point=FailOnce, max_episode_steps=500)
+
+
+_SLOW_PROCESS: bool | None = None  # this process holds the slow runner (decided once, by the first env built)
+
+
+class SlowInOneProcess(CartPoleEnv):
+    """CartPole whose envs in one process (the first to create ``flag``) sleep ``delay`` s per step: that runner's
+    fragments arrive late, and in async mode grow stale."""
+
+    def __init__(self, flag: str, delay: float = 0.02, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        global _SLOW_PROCESS
+        if _SLOW_PROCESS is None:
+            try:
+                os.close(os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                _SLOW_PROCESS = True
+            except FileExistsError:
+                _SLOW_PROCESS = False
+        self.delay = delay if _SLOW_PROCESS else 0.0
+
+    def step(self, action: Any) -> Any:
+        if self.delay:
+            time.sleep(self.delay)
+        return super().step(action)
+
+
+gym.register("proxrl_test/SlowInOne-v0", entry_point=SlowInOneProcess, max_episode_steps=500)

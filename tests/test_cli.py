@@ -124,6 +124,8 @@ def test_eval_records_video(tmp_path, tiny_ppo):
         (["eval", "no_such_run"], "no run directory or checkpoint file at no_such_run"),
         (["train", "ppo", "--runners", "ray", "--num-runners", "3"], "num_envs=8 must be a multiple of num_runners=3"),
         (["train", "ppo", "--envs-per-runner", "2"], "--envs-per-runner M needs --num-runners N"),
+        (["train", "ppo", "--runner-mode", "async"], "runner_mode=async needs runners=ray"),
+        (["train", "pg", "--runners", "ray", "--runner-mode", "async"], "runner_mode=async is for PPO and off-policy"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(tmp_path, args, message):

@@ -186,3 +186,33 @@ def test_mappo_on_two_ray_runners_is_reproducible_for_its_layout(ray_cluster) ->
         assert [r["runners"] for r in rows] == [2, 2, 2] and agent.global_step == 3 * 4 * 16
         assert rows[-1]["episodes"] == 4 * (3 * 16 // 10)  # each of the 4 copies (2 per runner): 4 episodes of 10
     assert torch.equal(params[0], params[1])
+
+
+@pytest.mark.parametrize("cls", [PPO, OffPolicyPG], ids=["ppo", "offpolicy-pg"])
+def test_async_runners_train_on_fresh_and_stale_fragments_and_drop_the_over_stale(ray_cluster, tmp_path, cls) -> None:
+    """One runner steps slowly. The learner updates on whichever fragments arrive: the fast runner's, 0 or 1
+    updates old (kept, with their staleness logged), and the slow one's, acted with weights many updates old
+    (dropped and counted); the step count is what was trained on."""
+    kwargs = {k: v for k, v in SMALL.items() if k in cls.config_class.__dataclass_fields__}
+    agent = cls(
+        "ray_envs:proxrl_test/SlowInOne-v0",
+        env_kwargs={"flag": str(tmp_path / "slow")},
+        progress=False,
+        runners="ray",
+        num_runners=2,
+        runner_mode="async",
+        max_staleness=1,
+        **{**kwargs, "num_steps": 16},
+    )
+    rows: list[dict] = []
+    deadline = time.monotonic() + 90  # the slow runner's first fragments come once its process is up
+    try:
+        while time.monotonic() < deadline and not (rows and rows[-1]["stale_dropped"] >= 1):
+            rows += _rows(agent, 10 * 4 * 16)
+    finally:
+        agent.close()
+    assert rows[-1]["stale_dropped"] >= 1
+    assert sum(r["staleness_1"] for r in rows) >= 1 and sum(r["staleness_0"] for r in rows) >= 1
+    assert all(r["staleness_0"] + r["staleness_1"] == 2 for r in rows)  # two kept fragments per update
+    assert all(r["samples"] == 4 * 16 for r in rows) and agent.global_step == sum(r["samples"] for r in rows)
+    assert all(0.0 < r["mean_weight"] <= 1.0 for r in rows)  # min(c̄ = 1, π/β)

@@ -3,6 +3,9 @@ local rollout over N·M envs, bit for bit (sync vectorisation, numpy acting, M �
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -110,3 +113,39 @@ def test_the_group_merges_every_runners_observation_and_return_statistics_once()
     for name in ("obs", "reward"):
         assert group.normalizers[name]["count"] == pytest.approx(start[name] + 3 * 4 * 32, abs=1e-9)
     group.close()
+
+
+def test_ppo_corrects_stale_fragments_with_vtrace_targets_and_truncated_weights() -> None:
+    """runner_mode=async: π_prox (the current policy) replaces π_old, V-trace gives the critic's targets, and Â is
+    min(c̄, π_prox/β)·(r + γ v_{t+1} − V(s_t)), by hand here on a local rollout with a made-up older β."""
+    from proxrl import PPO
+    from proxrl.advantages import vtrace
+    from proxrl.algos import agent as agent_functions
+
+    ppo = PPO("CartPole-v1", num_envs=4, num_steps=32, hidden_sizes=(16,), tensorboard=False, progress=False)
+    rollout = agent_functions.rollout(ppo)
+    batch = rollout.collect()
+    t, n = batch.rewards.shape
+    with torch.no_grad():
+        dist, values = ppo.policy(batch.obs.reshape(t * n, -1))
+        logp_prox = dist.log_prob(batch.actions.reshape(-1)).reshape(t, n)
+        values = values.reshape(t, n)
+        last = ppo.policy.value(torch.as_tensor(rollout.obs))
+    shift = torch.zeros(t, n)
+    shift[:, :2] = 0.5  # β gave these actions more probability than π_prox does now: weight e^−0.5
+    shift[:, 2] = -0.5  # … or less: weight min(c̄ = 1, e^0.5) = 1
+    stale = replace(batch, logp=logp_prox + shift, values=batch.values.clone())
+    stale.truncated[5, 0] = True  # a truncation: V(final obs) is the behaviour critic's
+    prox, adv, targets, stats = ppo._stale_corrected(stale, rollout.obs)
+    torch.testing.assert_close(prox.logp, logp_prox, rtol=0, atol=1e-6)
+    weight = torch.ones(t, n)
+    weight[:, :2] = math.exp(-0.5)
+    next_values = torch.cat([values[1:], last[None]])
+    next_values[5, 0] = stale.values[6, 0]
+    v, q = vtrace(
+        stale.rewards, values, next_values, stale.terminated, stale.truncated, -shift, gamma=0.99, rho_bar=1, c_bar=1
+    )
+    torch.testing.assert_close(targets, v, rtol=0, atol=1e-5)
+    torch.testing.assert_close(adv, weight * (q - values), rtol=0, atol=1e-5)
+    assert stats["mean_weight"] == pytest.approx(float(weight[stale.valid].mean()), abs=1e-5)
+    rollout.close()

@@ -79,6 +79,15 @@ class RolloutConfig(RunConfig):
     max_runner_restarts: int = param(
         3, "runners=ray: restarts of a runner whose process died or timed out (-1: no limit)", low=-1
     )
+    runner_mode: str = param(
+        "sync",
+        "runners=ray: sync (every runner acts with the latest weights; deterministic) or async (the learner updates "
+        "on whichever fragments arrive, correcting stale ones; PPO and off-policy PG)",
+        choices=("sync", "async"),
+    )
+    max_staleness: int = param(
+        1, "runner_mode=async: fragments acted with weights more than K updates old are dropped (and counted)", low=0
+    )
 
     def validate(self) -> None:
         if self.runners == "ray":
@@ -89,6 +98,18 @@ class RolloutConfig(RunConfig):
                 )
             if importlib.util.find_spec("ray") is None:
                 raise ConfigError(INSTALL_HINT)
+        elif self.runner_mode == "async":
+            raise ConfigError("runner_mode=async needs runners=ray (the local runner steps in this process)")
+        if self.runner_mode == "async" and not self.supports_async:
+            raise ConfigError(
+                f"runner_mode=async is for PPO and off-policy PG (their updates correct for stale data); "
+                f"{self.algo} needs runner_mode=sync"
+            )
+
+    @property
+    def supports_async(self) -> bool:
+        """Whether this trainer's update corrects fragments acted with older weights (``runner_mode: async``)."""
+        return False
 
     @property
     def batch_size(self) -> int:
@@ -235,7 +256,7 @@ def start_runners(
     group = RayRunnerGroup(
         agent.config,
         weights,
-        agent.acting_rng,
+        None if agent.config.runner_mode == "async" else agent.acting_rng,  # async: each runner its own stream
         agent.device,
         agent.global_step,
         agent.envs.saved_normalizers,

@@ -42,6 +42,11 @@ class OffPolicyPGConfig(ActorCriticConfig):
     )
     baseline: bool = param(True, "subtract V(s) from Q̂ (Theorem 2: same mean, lower variance)")
 
+    @property
+    def supports_async(self) -> bool:
+        """Every rollout is weighted by π/β against the policy that acted (fresh, replayed or stale alike)."""
+        return True
+
 
 class OffPolicyPG:
     """Off-policy PG with truncated importance weights and a V-trace critic, reusing a replay memory."""

@@ -7,22 +7,24 @@ The loop reads top to bottom in :meth:`PPO.learn`; the estimator and the losses 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
 import torch
+from torch import Tensor
 
+from ..rollout import Batch
 from ..run import GLOBAL_STEP, Session
 from . import agent
 from .agent import ActorCriticConfig
-from ..advantages import gae, normalize
+from ..advantages import gae, normalize, vtrace
 from ..config import ConfigError, param
 from ..distributions import make_distribution
 from ..kl import AdaptiveKL
 from ..fast.fused import FusedClipPPOGradient
-from ..objectives import clipped_surrogate, entropy_bonus, kl_penalty, kl_surrogate, value_loss
+from ..objectives import clipped_surrogate, entropy_bonus, importance_weight, kl_penalty, kl_surrogate, value_loss
 from ..fast.flat_adam import adam_step
 from .common import check_finite, check_gradient, explained_variance
 
@@ -62,6 +64,17 @@ class PPOConfig(ActorCriticConfig):
         "(proxrl.fast.fused; same gradient as autograd to float rounding, ~2× faster on small "
         "MLPs); used only where supported (CPU, separate MLP trunks, objective clip)",
     )
+    max_weight: float = param(
+        1.0,
+        "c̄, runner_mode=async: a stale sample's weight π_prox/β and V-trace's ρ̄, c̄ are truncated at c̄",
+        low=0.0,
+        low_open=True,
+    )
+
+    @property
+    def supports_async(self) -> bool:
+        """Stale fragments are corrected as in IMPALA/APPO: V-trace targets and π_prox/β-weighted advantages."""
+        return True
 
     def validate(self) -> None:
         super().validate()  # the shared rollout settings' checks (runners)
@@ -178,22 +191,57 @@ class PPO:
                 self.progress.advance(rollout.steps_taken, *rollout.episodes.drain())
                 stats.update(rollout.report())
                 with session.timed("update"):
-                    # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V
-                    adv = gae(
-                        batch.rewards,
-                        batch.values[:-1],
-                        batch.next_values,
-                        batch.terminated,
-                        batch.truncated,
-                        gamma=cfg.gamma,
-                        gae_lambda=cfg.gae_lambda,
-                    )
-                    returns = adv + batch.values[:-1]
+                    # 3. advantages by GAE(γ, λ); value targets R̂ = Â + V (async runners: V-trace, weighted Â)
+                    if cfg.runner_mode == "async":
+                        batch, adv, returns, corrected = self._stale_corrected(batch, rollout.obs)
+                        stats.update(corrected)
+                    else:
+                        adv = gae(
+                            batch.rewards,
+                            batch.values[:-1],
+                            batch.next_values,
+                            batch.terminated,
+                            batch.truncated,
+                            gamma=cfg.gamma,
+                            gae_lambda=cfg.gae_lambda,
+                        )
+                        returns = adv + batch.values[:-1]
                     # 4. K epochs of minibatch updates on the policy objective and the value loss
                     self.policy.train()
                     stats.update(self._update(batch, adv, returns, clip_eps), lr=lr, clip_eps=clip_eps)
                 # 5. log and checkpoint: the session, when this iteration's body ends
         return self
+
+    @torch.no_grad()
+    def _stale_corrected(self, batch: Batch, carry_obs: Any) -> tuple[Batch, Tensor, Tensor, dict[str, float]]:
+        """Async runners' fragments were acted by β, a policy up to ``max_staleness`` updates old. As IMPALA and APPO
+        (Espeholt et al. 2018; Hilton et al. 2021's decoupled PPO): the current policy π_prox is the update's π_old
+        (the clip is on π_θ/π_prox); the critic's targets are V-trace's v_t with ρ_t = min(c̄, π_prox/β); and the
+        advantage is ρ_t (r_t + γ v_{t+1} − V(s_t)), the seed's truncated off-policy weight times Q̂ − V. Returns the
+        batch with π_prox's log-probs and values, Â, the targets and the mean weight."""
+        cfg = self.config
+        t, n = batch.rewards.shape
+        dist, values = self.policy(batch.obs.reshape(t * n, *batch.obs.shape[2:]))
+        logp_prox = dist.log_prob(batch.actions.reshape(t * n, *batch.actions.shape[2:])).reshape(t, n)
+        values = values.reshape(t, n)
+        last = self.policy.value(torch.as_tensor(carry_obs, device=self.device))
+        # V of the next state by the current critic; after a truncation the behaviour critic's V(final observation)
+        # (that observation is not kept in the batch)
+        next_values = torch.where(batch.truncated, batch.values[1:], torch.cat([values[1:], last[None]]))
+        v_target, q_hat = vtrace(
+            batch.rewards,
+            values,
+            next_values,
+            batch.terminated,
+            batch.truncated,
+            logp_prox - batch.logp,
+            gamma=cfg.gamma,
+            rho_bar=cfg.max_weight,
+            c_bar=cfg.max_weight,
+        )
+        weight = importance_weight(logp_prox, batch.logp, cfg.max_weight)
+        prox = replace(batch, logp=logp_prox, values=torch.cat([values, last[None]]))
+        return prox, weight * (q_hat - values), v_target, {"mean_weight": float(weight[batch.valid].mean())}
 
     def _fused_step(
         self,

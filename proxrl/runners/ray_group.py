@@ -16,6 +16,7 @@ batch is :class:`~.group.RunnerGroup`'s. ``import ray`` happens only here.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ INSTALL_HINT = "runners=ray needs Ray: pip install 'proxrl[ray]'"
 RESTART_WAIT_S = 120.0  # how long an iteration with every runner restarting waits for them
 PLACEMENT_TIMEOUT_S = 60.0  # for the runners' CPUs to become free
 STATE_TIMEOUT_S = 60.0  # a runner's env state for a checkpoint, or its loading
+RETRY_S = 1.0  # async: a lost runner is called again after this long (while Ray restarts it)
 
 
 def import_ray() -> Any:
@@ -88,12 +90,18 @@ class RayRunnerGroup(RunnerGroup):
         self.lost = [0] * cfg.num_runners  # failures and timeouts per runner: Ray restarted it that often
         self.gone: set[int] = set()  # runners that used up their restarts
         self.restarting: set[int] = set()  # lost, not yet back with a fragment
+        self.pending: dict[int, tuple[Any, float]] = {}  # async: each runner's call in flight and when it left
+        self.retry_at: dict[int, float] = {}  # async: a lost runner is called again from then on
+        self.dropped_stale = 0
+        self.staleness_now = [0] * (self.config.max_staleness + 1)
 
     def _restarts_left(self, r: int) -> bool:
         budget = self.config.max_runner_restarts
         return budget < 0 or self.lost[r] <= budget
 
     def _sample(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
+        if self.config.runner_mode == "async":
+            return self._sample_async(weights, sync)
         ray = self.ray
         live = [r for r in range(self.num_runners) if r not in self.gone]
         if not live:
@@ -124,6 +132,83 @@ class RayRunnerGroup(RunnerGroup):
                 elif not isinstance(e, ray.exceptions.ActorUnavailableError):  # Ray gave up on it
                     self.gone.add(r)
         return fragments
+
+    def _sample_async(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
+        """``num_runners`` fragments, from whichever runners return first: every runner always has one call in
+        flight (a returned one is resubmitted at once with the latest weights), so runners never wait for the
+        learner. A fragment acted with weights more than ``max_staleness`` versions old is dropped and counted."""
+        ray, cfg = self.ray, self.config
+        ref = ray.put(weights)
+        kept: list[Fragment] = []
+        self.staleness_now = [0] * (cfg.max_staleness + 1)
+        while len(kept) < self.num_runners:
+            live = [r for r in range(self.num_runners) if r not in self.gone]
+            if not live:
+                raise RunnersLostError(
+                    f"every runner is gone (each failed more than max_runner_restarts={cfg.max_runner_restarts} "
+                    "times); training stopped, the last checkpoint is kept"
+                )
+            now = time.monotonic()
+            for r in live:
+                if r not in self.pending and self.retry_at.get(r, 0.0) <= now:
+                    self.pending[r] = (self.handles[r].sample.remote(ref, sync), now)
+            if not self.pending:  # every live runner is restarting: wait for the first to come back
+                time.sleep(max(0.0, min(self.retry_at.values()) - now))
+                continue
+            deadline = None if cfg.sample_timeout_s is None else min(t0 for _, t0 in self.pending.values())
+            wait = None if deadline is None else max(0.0, deadline + cfg.sample_timeout_s - now)
+            ready, _ = ray.wait([call for call, _ in self.pending.values()], num_returns=1, timeout=wait)
+            ready_ids, now = {call.hex() for call in ready}, time.monotonic()
+            for r, (call, t0) in list(self.pending.items()):
+                if call.hex() in ready_ids:
+                    del self.pending[r]
+                    fragment = self._get(r, call)
+                    if fragment is not None:
+                        self._keep_if_fresh(fragment, sync.version, kept)
+                        # at once, even when the batch is complete: the runner acts while the learner updates
+                        self.pending[r] = (self.handles[r].sample.remote(ref, sync), time.monotonic())
+                elif cfg.sample_timeout_s is not None and now - t0 > cfg.sample_timeout_s:
+                    del self.pending[r]
+                    ray.kill(self.handles[r], no_restart=False)
+                    self.timed_out += 1
+                    self._lose(r)
+                    self.retry_at[r] = now + RETRY_S
+        return kept[: self.num_runners]
+
+    def _get(self, r: int, call: Any) -> Fragment | None:
+        """The fragment of runner ``r``'s finished ``call``, or None if its process was lost (then counted)."""
+        ray = self.ray
+        try:
+            fragment: Fragment = ray.get(call)
+        except ray.exceptions.RayActorError as e:
+            if r not in self.restarting:
+                self.failures += 1
+                self._lose(r)
+            elif not isinstance(e, ray.exceptions.ActorUnavailableError):
+                self.gone.add(r)
+            self.retry_at[r] = time.monotonic() + RETRY_S
+            return None
+        self.restarting.discard(r)
+        return fragment
+
+    def _keep_if_fresh(self, fragment: Fragment, version: int, kept: list[Fragment]) -> None:
+        staleness = version - fragment.version
+        if staleness > self.config.max_staleness:
+            self.dropped_stale += 1
+        else:
+            self.staleness_now[staleness] += 1
+            kept.append(fragment)
+
+    def report(self) -> dict[str, float]:
+        """The runners' health and, in async mode, how stale this batch's fragments were (a count per number of
+        updates behind, 0 … max_staleness) and how many were dropped so far."""
+        row = super().report()
+        if self.config.runner_mode == "async":
+            counts = self.staleness_now
+            row["stale_dropped"] = float(self.dropped_stale)
+            row["staleness_mean"] = sum(k * c for k, c in enumerate(counts)) / max(1, sum(counts))
+            row.update({f"staleness_{k}": float(c) for k, c in enumerate(counts)})
+        return row
 
     def _lose(self, r: int) -> None:
         self.lost[r] += 1

@@ -112,7 +112,9 @@ class EnvRunner:
         self.policy = build_policy(config)
         self.flat = FlatParameters(self.policy)
         self.version = -1
-        self.generator = np.random.default_rng(config.seed)  # its state is the learner's, set by every call
+        # sync: the run's one acting stream, its state set by every call; async: a stream of its own
+        self.asynchronous = config.runner_mode == "async"
+        self.generator = np.random.default_rng([config.seed, index] if self.asynchronous else config.seed)
         self.rollout: Rollout | None = None
         self.norms = Normalizers()
         self.saved: dict[str, Any] | None = None  # a checkpoint's state of its envs, put back when they start
@@ -132,7 +134,10 @@ class EnvRunner:
         venv, self.norms = make_vec_env(
             cfg.env, self.num_envs, seed, cfg.env_kwargs, cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma
         )
-        draws = SliceOfDraws(self.generator, cfg.num_envs, self.index * self.num_envs, self.num_envs)
+        if self.asynchronous:
+            draws = SliceOfDraws(self.generator, self.num_envs, 0, self.num_envs)
+        else:
+            draws = SliceOfDraws(self.generator, cfg.num_envs, self.index * self.num_envs, self.num_envs)
         rollout = Rollout(venv, self.policy, cfg.num_steps, torch.device("cpu"), rng=draws)  # type: ignore[arg-type]
         rollout.env_steps = global_step
         obs, _ = venv.reset(seed=seed)
@@ -170,8 +175,8 @@ class EnvRunner:
             self.version = sync.version
         if self.rollout is None:
             self.rollout = self._start(sync.global_step)
-        assert sync.acting_rng is not None
-        self.generator.bit_generator.state = sync.acting_rng
+        if sync.acting_rng is not None:
+            self.generator.bit_generator.state = sync.acting_rng
         before = sync.normalizers or self.norms.state()  # the run's statistics (at first, the wrappers' own)
         self.norms.load_state(before)
         batch = self.rollout.collect(episodic=sync.episodic)
