@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-address", help="join this Ray cluster ('auto' or host:port) instead of starting one")
     r.add_argument("--sample-timeout-s", type=float, help="abandon and restart a runner whose rollout takes longer")
     r.add_argument("--cpus-per-runner", type=float, help="CPUs reserved per runner (default 1)")
+    r.add_argument("--max-runner-restarts", type=int, help="restarts of a lost runner before it is left out")
     r.add_argument("--runner-mode", choices=("sync", "async"), help="async: update on whichever fragments arrive")
     r.add_argument("--max-staleness", type=int, help="async: drop fragments acted with weights older than this")
 
@@ -146,6 +147,7 @@ def _train(args: argparse.Namespace) -> int:
         ("ray_address", args.ray_address),
         ("sample_timeout_s", args.sample_timeout_s),
         ("cpus_per_runner", args.cpus_per_runner),
+        ("max_runner_restarts", args.max_runner_restarts),
         ("runner_mode", args.runner_mode),
         ("max_staleness", args.max_staleness),
     ):

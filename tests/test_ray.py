@@ -216,3 +216,17 @@ def test_async_runners_train_on_fresh_and_stale_fragments_and_drop_the_over_stal
     assert all(r["staleness_0"] + r["staleness_1"] == 2 for r in rows)  # two kept fragments per update
     assert all(r["samples"] == 4 * 16 for r in rows) and agent.global_step == sum(r["samples"] for r in rows)
     assert all(0.0 < r["mean_weight"] <= 1.0 for r in rows)  # min(c̄ = 1, π/β)
+
+
+def test_the_torch_acting_path_on_ray_runners_is_reproducible_for_its_layout(ray_cluster) -> None:
+    """Where numpy acting does not apply (an ELU network), each runner samples from its own seeded torch stream:
+    the same layout trains the same parameters twice."""
+    params = []
+    for _ in range(2):
+        agent = PPO("CartPole-v1", progress=False, runners="ray", num_runners=2, activation="elu", **SMALL)
+        try:
+            agent.learn(2 * 4 * 64)
+        finally:
+            agent.close()
+        params.append(agent.flats["policy"].param.detach().clone())
+    assert torch.equal(params[0], params[1])

@@ -231,11 +231,11 @@ class RayRunnerGroup(RunnerGroup):
 
     def pids(self) -> list[int]:
         """The runners' process ids (tests kill one)."""
-        return [self.ray.get(h.pid.remote()) for h in self.handles]
+        return self.ray.get([h.pid.remote() for h in self.handles], timeout=STATE_TIMEOUT_S)
 
     def nodes(self) -> list[str | None]:
         """The Ray node of each runner."""
-        return [self.ray.get(h.node.remote()) for h in self.handles]
+        return self.ray.get([h.node.remote() for h in self.handles], timeout=STATE_TIMEOUT_S)
 
     def close(self) -> None:
         """Kill the runners and their placement group; shut Ray down if this group started it."""

@@ -116,6 +116,9 @@ class EnvRunner:
         self.asynchronous = config.runner_mode == "async"
         self.generator = np.random.default_rng([config.seed, index] if self.asynchronous else config.seed)
         self.rollout: Rollout | None = None
+        # where the numpy acting path does not apply the policy samples with torch: a stream per runner, seeded
+        # from (seed, index), so a layout of runners is reproducible (not equal to the local runner)
+        self.torch_rng = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
         self.norms = Normalizers()
         self.saved: dict[str, Any] | None = None  # a checkpoint's state of its envs, put back when they start
         self.resume_problem: str | None = None
@@ -179,7 +182,10 @@ class EnvRunner:
             self.generator.bit_generator.state = sync.acting_rng
         before = sync.normalizers or self.norms.state()  # the run's statistics (at first, the wrappers' own)
         self.norms.load_state(before)
-        batch = self.rollout.collect(episodic=sync.episodic)
+        with torch.random.fork_rng():
+            torch.set_rng_state(self.torch_rng.get_state())
+            batch = self.rollout.collect(episodic=sync.episodic)
+            self.torch_rng.set_state(torch.get_rng_state())
         episodes = self.rollout.episodes
         returns, lengths, ended_at = list(episodes.returns), list(episodes.lengths), list(episodes.ended_at)
         episodes.drain()
