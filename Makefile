@@ -27,7 +27,7 @@ test-learning: $(STAMP)
 
 ## Runners on a local one-node Ray cluster (loopback only; ~1 minute; CI runs them too).
 test-ray: $(STAMP)
-	$(BIN)/python -m pytest -q -m ray $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m 'ray and not learning' $(PYTEST_ARGS)
 
 test-all: test test-ray test-learning
 

@@ -10,7 +10,7 @@ from typing import Any
 from . import checkpoint
 from .config import ConfigError, parse_overrides, read_yaml
 from .envs import parse_env_kwargs
-from .errors import EnvError
+from .errors import EnvError, RunnersLostError
 
 EXIT_USAGE = 2
 
@@ -118,7 +118,10 @@ def _bench(args: argparse.Namespace) -> int:
     cls, config = _build_config(args.algo, args.config, overrides)
     rows: list[dict[str, Any]] = []
     agent = cls(config=config, progress=False)
-    agent.learn(callback=lambda _agent, row: rows.append(row))
+    try:
+        agent.learn(callback=lambda _agent, row: rows.append(row))
+    finally:
+        agent.close()
     steady = rows[1:] or rows  # the first update pays one-off warm-up costs
     collect = sum(r["collect_seconds"] for r in steady)
     update = sum(r["update_seconds"] for r in steady)
@@ -175,7 +178,10 @@ def _train(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, config.env, config.seed)
         agent = cls(config=config, run_dir=run_dir, progress=progress)
         print(f"training {args.algo} on {config.env} for {config.total_steps:,} steps; run directory {run_dir}")
-    agent.learn()
+    try:
+        agent.learn()
+    finally:
+        agent.close()  # the envs, and any runner actors (on success the summary's evaluation uses fresh envs)
     for line in agent.summary(args.eval_episodes):
         print(line)
     print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, {agent.final_checkpoint}")
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("proxrl: interrupted", file=sys.stderr)
         return 130
-    except (FloatingPointError, EnvError) as e:
+    except (FloatingPointError, EnvError, RunnersLostError) as e:
         print(f"proxrl: training stopped: {e}", file=sys.stderr)
         return 1
 

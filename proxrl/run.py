@@ -139,6 +139,10 @@ class Trainer(Protocol):
         """What the CLI prints when training ends: one line each."""
         ...
 
+    def close(self) -> None:
+        """Stop what the trainer started beside itself (envs, runner actors); ``learn`` starts them again."""
+        ...
+
 
 class Session:
     """The bookkeeping around a ``learn`` loop, written once for every trainer::

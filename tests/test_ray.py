@@ -4,6 +4,7 @@ losing every runner stops the run with one clear error."""
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -106,7 +107,15 @@ def test_a_runner_killed_or_hung_mid_rollout_costs_its_fragment_not_the_run(ray_
     assert agent.global_step == sum(r["samples"] for r in rows)
 
 
-def test_every_runner_lost_stops_the_run_with_one_clear_error(ray_cluster, tmp_path) -> None:
+def test_every_runner_lost_stops_the_run_with_one_clear_error(ray_cluster, tmp_path, capsys) -> None:
+    from proxrl.cli import main
+
+    args = ["train", "ppo", "--env", "ray_envs:proxrl_test/FailOnce-v0", "--runners", "ray", "--num-runners", "1"]
+    args += ["--env-kwargs", f"flag={tmp_path / 'cli'},fail=kill,at=10", "--max-runner-restarts", "0", "--quiet"]
+    args += ["--set", "num_envs=2", "--set", "num_steps=64", "--run-dir", str(tmp_path / "run")]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("proxrl: training stopped: no runner returned a rollout")
     agent = PPO(
         "ray_envs:proxrl_test/FailOnce-v0",
         env_kwargs={"flag": str(tmp_path / "failed"), "fail": "kill", "at": 10},
@@ -135,6 +144,8 @@ def test_a_ray_run_interrupted_and_resumed_ends_as_the_uninterrupted_local_run(r
         first.close()
     resumed = PPO.load(tmp_path / "run", run_dir=tmp_path / "run", progress=False)
     assert resumed.config.runners == "ray" and resumed.global_step == 3 * 4 * 64
+    saved = torch.load(tmp_path / "run" / "checkpoints" / sorted(os.listdir(tmp_path / "run" / "checkpoints"))[-1])
+    assert saved["envs"]["seeds"] == [3, 5]  # runner r's envs from seed + r·M (seed 3, M = 2)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", ResumeWarning)  # every runner's envs are put back exactly

@@ -271,7 +271,8 @@ def start_runners(
 
 def rollout(agent: EnvTrainer) -> Any:
     """The agent's rollout (or multi-agent collector), its envs started on first use."""
-    if agent.envs.rollout is None:
+    r = agent.envs.rollout
+    if r is None or (isinstance(r, RunnerGroup) and r.closed):  # a group that lost every runner stopped itself
         agent.envs.rollout = agent.start_envs()
     return agent.envs.rollout
 

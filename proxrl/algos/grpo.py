@@ -174,6 +174,7 @@ class GRPO:
     save = lm_trainer.save
     save_checkpoint = lm_trainer.save_checkpoint
     load = classmethod(lm_trainer.load)
+    close = lm_trainer.close
 
     # --- one step ----------------------------------------------------------------------------------------
     def _logps(

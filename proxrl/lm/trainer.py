@@ -78,6 +78,10 @@ def summary(trainer: LanguageModelTrainer, eval_episodes: int = 0) -> list[str]:
     return [f"{done}; {first}", *rest]
 
 
+def close(trainer: LanguageModelTrainer) -> None:
+    """A language-model trainer starts nothing beside itself (no envs, no runners): nothing to stop."""
+
+
 def state_dict(trainer: LanguageModelTrainer) -> dict[str, Any]:
     """Everything but the weights (which go through ``save_pretrained``): optimiser, counters, RNG states, config,
     accuracies, the value head and where the reference model is kept (safe to load)."""

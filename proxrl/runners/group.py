@@ -46,12 +46,13 @@ class RunnerGroup:
         self.envs_per_runner = config.num_envs // config.num_runners
         self.version = 0
         self.episodes = EpisodeStats()
-        self.env_steps = global_step
+        self.env_steps = self.start_step = global_step
         self.steps_taken = 0
         self.obs: np.ndarray | None = None
         self.failures = 0  # runner processes lost mid-call (each restarted by Ray while restarts remain)
         self.timed_out = 0  # calls that exceeded sample_timeout_s (their runner is restarted)
         self.last_runners = self.num_runners  # runners whose fragment the last batch holds
+        self.closed = False
 
     def _sample(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
         """The fragments of every runner that returned one (any order)."""
@@ -64,6 +65,7 @@ class RunnerGroup:
         sync = Sync(self.version, acting, self.env_steps, episodic, self.normalizers)
         fragments = sorted(self._sample(self.weights(), sync), key=lambda f: f.index)
         if not fragments:
+            self.close()  # release the runners and their CPUs: the trainer cannot go on with them
             raise RunnersLostError(
                 f"no runner returned a rollout (in all: {self.failures} runner failures, {self.timed_out} calls past "
                 f"sample_timeout_s={self.config.sample_timeout_s}, max_runner_restarts="
@@ -97,8 +99,10 @@ class RunnerGroup:
         return {"num_runners": self.num_runners, "envs_per_runner": self.envs_per_runner}
 
     def state(self) -> dict[str, Any]:
-        """The layout and each runner's env state (None for a runner that has none), for an exact resume."""
-        return {"layout": self.layout(), "runners": self._states()}
+        """The layout, the seed each runner's envs started from (env j of runner r: that + j) and each runner's env
+        state (None for a runner that has none), for an exact resume."""
+        seeds = [self.config.seed + self.start_step + r * self.envs_per_runner for r in range(self.num_runners)]
+        return {"layout": self.layout(), "seeds": seeds, "runners": self._states()}
 
     def load_state(self, saved: dict[str, Any]) -> None:
         """Give each runner its saved env state, put back when its envs start; a checkpoint of another layout (or
@@ -152,6 +156,7 @@ class RunnerGroup:
 
     def close(self) -> None:
         """Stop the runners."""
+        self.closed = True
 
 
 class InProcessGroup(RunnerGroup):
@@ -175,3 +180,4 @@ class InProcessGroup(RunnerGroup):
     def close(self) -> None:
         for runner in self.runners:
             runner.close()
+        self.closed = True

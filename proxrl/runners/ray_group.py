@@ -105,6 +105,7 @@ class RayRunnerGroup(RunnerGroup):
         ray = self.ray
         live = [r for r in range(self.num_runners) if r not in self.gone]
         if not live:
+            self.close()
             raise RunnersLostError(
                 f"every runner is gone (each failed more than max_runner_restarts={self.config.max_runner_restarts} "
                 "times); training stopped, the last checkpoint is kept"
@@ -144,6 +145,7 @@ class RayRunnerGroup(RunnerGroup):
         while len(kept) < self.num_runners:
             live = [r for r in range(self.num_runners) if r not in self.gone]
             if not live:
+                self.close()
                 raise RunnersLostError(
                     f"every runner is gone (each failed more than max_runner_restarts={cfg.max_runner_restarts} "
                     "times); training stopped, the last checkpoint is kept"
@@ -240,6 +242,7 @@ class RayRunnerGroup(RunnerGroup):
     def close(self) -> None:
         """Kill the runners and their placement group; shut Ray down if this group started it."""
         ray = self.ray
+        self.closed = True
         for h in self.handles:
             ray.kill(h, no_restart=True)
         self.handles = []
