@@ -98,6 +98,7 @@ FUSED, PPO, PG = "proxrl/fast/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg
 OPG = "proxrl/algos/offpolicy_pg.py"
 MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
 LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
+NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
@@ -448,6 +449,56 @@ MUTATIONS: list[Mutation] = [
         "d_values.mul_(2.0 * self.vf_coef / n)",
         "fused: ∂(½(V − R̂)²)/∂V = 2(V − R̂) (the ½ forgotten in the derivative)",
     ),
+    # --- algos/ppo.py: async runners' stale-data correction ------------------------------------------------------
+    Mutation(
+        "ppo-async-log-rho-inverted",
+        PPO,
+        "            logp_prox - batch.logp,\n",
+        "            batch.logp - logp_prox,\n",
+        "async PPO: V-trace's ρ_t = β/π_prox instead of π_prox/β",
+        tests=("test_runners.py",),
+    ),
+    Mutation(
+        "ppo-async-advantage-unweighted",
+        PPO,
+        "return prox, weight * (q_hat - values), v_target",
+        "return prox, q_hat - values, v_target",
+        "async PPO: Â = Q̂ − V without the truncated weight min(c̄, π_prox/β)",
+        tests=("test_runners.py",),
+    ),
+    Mutation(
+        "ppo-async-truncation-bootstrap-current-critic",
+        PPO,
+        "next_values = torch.where(batch.truncated, batch.values[1:], torch.cat([values[1:], last[None]]))",
+        "next_values = torch.cat([values[1:], last[None]])",
+        "async PPO: after a truncation V(s_{t+1}) of the reset observation instead of V(final observation)",
+        tests=("test_runners.py",),
+    ),
+    # --- runners: the normaliser merge and the acting stream's rows ------------------------------------------------
+    Mutation(
+        "norm-added-mean-sign",
+        NORM,
+        "mean_b = (n * mean - n_a * mean_a) / n_b",
+        "mean_b = (n * mean + n_a * mean_a) / n_b",
+        "normaliser merge: a runner's added mean with the base's mean added instead of removed",
+        tests=("test_runners.py",),
+    ),
+    Mutation(
+        "norm-added-var-cross-term-dropped",
+        NORM,
+        "m2_b = var * n - var_a * n_a - (mean_b - mean_a) ** 2 * n_a * n_b / n",
+        "m2_b = var * n - var_a * n_a",
+        "normaliser merge: a runner's added variance without Chan's between-means term",
+        tests=("test_runners.py",),
+    ),
+    Mutation(
+        "runner-draws-first-rows",
+        RUNNER,
+        "self.generator, self.total, self.rows = generator, total, slice(first, first + count)",
+        "self.generator, self.total, self.rows = generator, total, slice(0, count)",
+        "runners: every runner uses the first M rows of the shared acting draws instead of its own",
+        tests=("test_runners.py",),
+    ),
     # --- algos/ppo.py ------------------------------------------------------------------------------------------
     Mutation(
         "ppo-kl-reversed",
@@ -466,8 +517,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "ppo-gae-values-shift",
         PPO,
-        "                        batch.values[:-1],\n                        batch.next_values,",
-        "                        batch.values[1:],\n                        batch.next_values,",
+        "                            batch.values[:-1],\n                            batch.next_values,",
+        "                            batch.values[1:],\n                            batch.next_values,",
         "PPO: GAE with V(s_{t+1}) in place of V(s_t) (values[1:] for values[:-1])",
     ),
     Mutation(
@@ -752,6 +803,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "reference": ("test_grpo_equations.py", "test_grpo.py", "test_resume.py"),
     "lm": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
     "decoder": ("test_decoder*.py", "test_grpo.py", "test_grpo_equations.py"),
+    "normalizers": ("test_runners.py",),
+    "runner": ("test_runners.py", "test_fast_paths.py"),
 }
 # Slow files go last in the fallback order (a kill there costs the most).
 SLOW_TESTS = ("test_decoder.py", "test_grpo.py", "test_resume.py", "test_cli.py", "test_reliability.py")

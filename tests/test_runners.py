@@ -134,7 +134,7 @@ def test_ppo_corrects_stale_fragments_with_vtrace_targets_and_truncated_weights(
     shift = torch.zeros(t, n)
     shift[:, :2] = 0.5  # β gave these actions more probability than π_prox does now: weight e^−0.5
     shift[:, 2] = -0.5  # … or less: weight min(c̄ = 1, e^0.5) = 1
-    stale = replace(batch, logp=logp_prox + shift, values=batch.values.clone())
+    stale = replace(batch, logp=logp_prox + shift, values=batch.values + 1.0)  # an older critic
     stale.truncated[5, 0] = True  # a truncation: V(final obs) is the behaviour critic's
     prox, adv, targets, stats = ppo._stale_corrected(stale, rollout.obs)
     torch.testing.assert_close(prox.logp, logp_prox, rtol=0, atol=1e-6)
