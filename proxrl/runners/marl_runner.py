@@ -10,7 +10,6 @@ its copies' resets from (seed, step count, index).
 
 from __future__ import annotations
 
-import os
 from dataclasses import fields
 from typing import Any
 
@@ -21,37 +20,21 @@ from torch.nn.utils import vector_to_parameters
 from ..envs import snapshot
 from ..marl.collectors import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..marl.networks import build_networks
-from .runner import Fragment, Sync, node_id
-
-SEED_STRIDE = 1_000_003  # apart from other runners' reset seeds (a collector seeds copy i's k-th reset from its base)
+from .runner import SEED_STRIDE, Fragment, RunnerBase, Sync
 
 
-class MultiAgentRunner:
+class MultiAgentRunner(RunnerBase):
     """Runner ``index`` of ``config.num_runners`` for multi-agent PPO: ``num_envs // num_runners`` copies, built at
     its first :meth:`sample`; its networks load the learner's parameters whenever their version changes."""
 
     def __init__(self, config: Any, index: int) -> None:
-        torch.set_num_threads(1)
-        self.config, self.index = config, index
-        self.num_envs = config.num_envs // config.num_runners
+        super().__init__(config, index)
         self.kind, self.make_env = load_pettingzoo(config.env, config.env_kwargs)
         probe = self.make_env()
         self.spec = agent_spec(probe, self.kind, config.global_state)
         probe.close()
         self.policy, _, _ = build_networks(self.spec, config)
-        self.torch_rng = torch.Generator().manual_seed(config.seed * SEED_STRIDE + index)
-        self.version = -1
         self.collector: MultiAgentCollector | None = None
-        self.saved: dict[str, Any] | None = None
-        self.resume_problem: str | None = None
-
-    def pid(self) -> int:
-        """The process this runner lives in."""
-        return os.getpid()
-
-    def node(self) -> str | None:
-        """The Ray node this runner lives on (None outside Ray)."""
-        return node_id()
 
     def _start(self, global_step: int) -> MultiAgentCollector:
         cfg = self.config
@@ -76,12 +59,8 @@ class MultiAgentRunner:
         if self.collector is None:
             self.collector = self._start(sync.global_step)
         self.policy.eval()
-        with torch.random.fork_rng():
-            torch.set_rng_state(self.torch_rng.get_state())
-            batch = self.collector.collect()
-            self.torch_rng.set_state(torch.get_rng_state())
+        batch = self._in_own_torch_stream(self.collector.collect)
         returns, lengths = self.collector.episodes.drain()
-        problem, self.resume_problem = self.resume_problem, None
         arrays = {f.name: getattr(batch, f.name) for f in fields(MultiAgentBatch)}
         return Fragment(
             index=self.index,
@@ -93,16 +72,12 @@ class MultiAgentRunner:
             steps_taken=self.config.num_steps * self.num_envs,
             obs=np.zeros(0, np.float32),
             acting_rng=None,
-            resume_problem=problem,
+            resume_problem=self._take_resume_problem(),
         )
 
     def state(self) -> dict[str, Any] | None:
         """Its copies' state and their place in their episodes (None before its first sample)."""
         return None if self.collector is None else snapshot.snapshot(self.collector)
-
-    def load_state(self, state: dict[str, Any] | None) -> None:
-        """Put :meth:`state` back when its copies start."""
-        self.saved = state
 
     def close(self) -> None:
         """Close its copies."""

@@ -103,13 +103,7 @@ class RayRunnerGroup(RunnerGroup):
         if self.config.runner_mode == "async":
             return self._sample_async(weights, sync)
         ray = self.ray
-        live = [r for r in range(self.num_runners) if r not in self.gone]
-        if not live:
-            self.close()
-            raise RunnersLostError(
-                f"every runner is gone (each failed more than max_runner_restarts={self.config.max_runner_restarts} "
-                "times); training stopped, the last checkpoint is kept"
-            )
+        live = self._live()
         if all(r in self.restarting for r in live):  # nothing else to train on: wait for them to come back
             ray.wait([self.handles[r].pid.remote() for r in live], num_returns=len(live), timeout=RESTART_WAIT_S)
         ref = ray.put(weights)  # once per iteration; every call gets the reference
@@ -118,20 +112,10 @@ class RayRunnerGroup(RunnerGroup):
         late_ids = {call.hex() for call in late}
         fragments = []
         for r, call in calls.items():
-            if call.hex() in late_ids:  # abandoned; the restart ends the hung call
-                ray.kill(self.handles[r], no_restart=False)
-                self.timed_out += 1
-                self._lose(r)
-                continue
-            try:
-                fragments.append(ray.get(call))
-                self.restarting.discard(r)
-            except ray.exceptions.RayActorError as e:
-                if r not in self.restarting:  # lost mid-call: Ray restarts it while restarts remain
-                    self.failures += 1
-                    self._lose(r)
-                elif not isinstance(e, ray.exceptions.ActorUnavailableError):  # Ray gave up on it
-                    self.gone.add(r)
+            if call.hex() in late_ids:
+                self._abandon(r)
+            elif (fragment := self._get(r, call)) is not None:
+                fragments.append(fragment)
         return fragments
 
     def _sample_async(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
@@ -143,13 +127,7 @@ class RayRunnerGroup(RunnerGroup):
         kept: list[Fragment] = []
         self.staleness_now = [0] * (cfg.max_staleness + 1)
         while len(kept) < self.num_runners:
-            live = [r for r in range(self.num_runners) if r not in self.gone]
-            if not live:
-                self.close()
-                raise RunnersLostError(
-                    f"every runner is gone (each failed more than max_runner_restarts={cfg.max_runner_restarts} "
-                    "times); training stopped, the last checkpoint is kept"
-                )
+            live = self._live()
             now = time.monotonic()
             for r in live:
                 if r not in self.pending and self.retry_at.get(r, 0.0) <= now:
@@ -171,11 +149,27 @@ class RayRunnerGroup(RunnerGroup):
                         self.pending[r] = (self.handles[r].sample.remote(ref, sync), time.monotonic())
                 elif cfg.sample_timeout_s is not None and now - t0 > cfg.sample_timeout_s:
                     del self.pending[r]
-                    ray.kill(self.handles[r], no_restart=False)
-                    self.timed_out += 1
-                    self._lose(r)
-                    self.retry_at[r] = now + RETRY_S
+                    self._abandon(r)
         return kept[: self.num_runners]
+
+    def _live(self) -> list[int]:
+        """The runners not given up on; none left stops the run (after releasing the group)."""
+        live = [r for r in range(self.num_runners) if r not in self.gone]
+        if not live:
+            self.close()
+            raise RunnersLostError(
+                f"every runner is gone (each failed more than max_runner_restarts={self.config.max_runner_restarts} "
+                "times); training stopped, the last checkpoint is kept"
+            )
+        return live
+
+    def _abandon(self, r: int) -> None:
+        """Runner ``r``'s call is past ``sample_timeout_s``: kill it so Ray restarts it (a hung call would block
+        the actor for ever), and count it."""
+        self.ray.kill(self.handles[r], no_restart=False)
+        self.timed_out += 1
+        self._lose(r)
+        self.retry_at[r] = time.monotonic() + RETRY_S
 
     def _get(self, r: int, call: Any) -> Fragment | None:
         """The fragment of runner ``r``'s finished ``call``, or None if its process was lost (then counted)."""
@@ -183,10 +177,10 @@ class RayRunnerGroup(RunnerGroup):
         try:
             fragment: Fragment = ray.get(call)
         except ray.exceptions.RayActorError as e:
-            if r not in self.restarting:
+            if r not in self.restarting:  # lost mid-call: Ray restarts it while restarts remain
                 self.failures += 1
                 self._lose(r)
-            elif not isinstance(e, ray.exceptions.ActorUnavailableError):
+            elif not isinstance(e, ray.exceptions.ActorUnavailableError):  # Ray gave up on it
                 self.gone.add(r)
             self.retry_at[r] = time.monotonic() + RETRY_S
             return None

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +24,8 @@ from ..envs import Normalizers, make_eval_env, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters
 from ..policies import ActorCritic
 from ..rollout import Batch, Rollout
+
+T = TypeVar("T")
 
 
 def build_policy(config: Any) -> ActorCritic:
@@ -100,28 +103,23 @@ class Fragment:
     pid: int = field(default_factory=os.getpid)
 
 
-class EnvRunner:
-    """Runner ``index`` of ``config.num_runners``: its ``config.num_envs // num_runners`` envs are built at its
-    first :meth:`sample` (seeded from the run's step count then), and its policy loads the learner's weights
-    whenever their version changes."""
+SEED_STRIDE = 1_000_003  # runner r's streams start this far apart per run seed (no two runners share one)
+
+
+class RunnerBase:
+    """What every runner shares: its place in the group and its share of the envs, one core, the version of the
+    weights it holds, a torch stream of its own, and a checkpoint's state of its envs waiting for them to start."""
 
     def __init__(self, config: Any, index: int) -> None:
         torch.set_num_threads(1)  # a runner steps envs; its one core is the unit Ray schedules
         self.config, self.index = config, index
         self.num_envs = config.num_envs // config.num_runners
-        self.policy = build_policy(config)
-        self.flat = FlatParameters(self.policy)
         self.version = -1
-        # sync: the run's one acting stream, its state set by every call; async: a stream of its own
-        self.asynchronous = config.runner_mode == "async"
-        self.generator = np.random.default_rng([config.seed, index] if self.asynchronous else config.seed)
-        self.rollout: Rollout | None = None
-        # where the numpy acting path does not apply the policy samples with torch: a stream per runner, seeded
-        # from (seed, index), so a layout of runners is reproducible (not equal to the local runner)
-        self.torch_rng = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
-        self.norms = Normalizers()
+        # where the policy samples with torch (no numpy acting path): a stream per runner, seeded from (seed,
+        # index), so a layout of runners is reproducible (not equal to the local runner)
+        self.torch_rng = torch.Generator().manual_seed(config.seed * SEED_STRIDE + index)
         self.saved: dict[str, Any] | None = None  # a checkpoint's state of its envs, put back when they start
-        self.resume_problem: str | None = None
+        self.resume_problem: str | None = None  # why it could not be put back (reported with the next fragment)
 
     def pid(self) -> int:
         """The process this runner lives in (tests kill it)."""
@@ -130,6 +128,38 @@ class EnvRunner:
     def node(self) -> str | None:
         """The Ray node this runner lives on (None outside Ray): where SPREAD placed it."""
         return node_id()
+
+    def load_state(self, state: dict[str, Any] | None) -> None:
+        """Put ``state()`` back when its envs start (before its first sample)."""
+        self.saved = state
+
+    def _in_own_torch_stream(self, collect: Callable[[], T]) -> T:
+        """``collect()`` sampling from this runner's torch stream (the process's global one is left as it was)."""
+        with torch.random.fork_rng():
+            torch.set_rng_state(self.torch_rng.get_state())
+            out = collect()
+            self.torch_rng.set_state(torch.get_rng_state())
+        return out
+
+    def _take_resume_problem(self) -> str | None:
+        problem, self.resume_problem = self.resume_problem, None
+        return problem
+
+
+class EnvRunner(RunnerBase):
+    """Runner ``index`` of ``config.num_runners``: its ``config.num_envs // num_runners`` envs are built at its
+    first :meth:`sample` (seeded from the run's step count then), and its policy loads the learner's weights
+    whenever their version changes."""
+
+    def __init__(self, config: Any, index: int) -> None:
+        super().__init__(config, index)
+        self.policy = build_policy(config)
+        self.flat = FlatParameters(self.policy)
+        # sync: the run's one acting stream, its state set by every call; async: a stream of its own
+        self.asynchronous = config.runner_mode == "async"
+        self.generator = np.random.default_rng([config.seed, index] if self.asynchronous else config.seed)
+        self.rollout: Rollout | None = None
+        self.norms = Normalizers()
 
     def _start(self, global_step: int) -> Rollout:
         cfg = self.config
@@ -166,10 +196,6 @@ class EnvRunner:
             "prev_done": torch.from_numpy(r.prev_done.copy()),
         }
 
-    def load_state(self, state: dict[str, Any] | None) -> None:
-        """Put :meth:`state` back when its envs start (before its first sample)."""
-        self.saved = state
-
     def sample(self, weights: np.ndarray, sync: Sync) -> Fragment:
         """Load ``weights`` (the learner's flat parameters) if their version is new, then collect one rollout
         with the run's acting generator at ``sync.acting_rng``."""
@@ -182,10 +208,8 @@ class EnvRunner:
             self.generator.bit_generator.state = sync.acting_rng
         before = sync.normalizers or self.norms.state()  # the run's statistics (at first, the wrappers' own)
         self.norms.load_state(before)
-        with torch.random.fork_rng():
-            torch.set_rng_state(self.torch_rng.get_state())
-            batch = self.rollout.collect(episodic=sync.episodic)
-            self.torch_rng.set_state(torch.get_rng_state())
+        rollout = self.rollout
+        batch = self._in_own_torch_stream(lambda: rollout.collect(episodic=sync.episodic))
         episodes = self.rollout.episodes
         returns, lengths, ended_at = list(episodes.returns), list(episodes.lengths), list(episodes.ended_at)
         episodes.drain()
@@ -202,10 +226,6 @@ class EnvRunner:
             resume_problem=self._take_resume_problem(),
             normalizers=(before, self.norms.state()) if before else None,
         )
-
-    def _take_resume_problem(self) -> str | None:
-        problem, self.resume_problem = self.resume_problem, None
-        return problem
 
     def close(self) -> None:
         """Close the envs."""
