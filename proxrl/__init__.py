@@ -55,8 +55,8 @@ def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO | MultiAgentP
 
     if not Path(path).exists():
         raise CheckpointError(f"no run directory or checkpoint file at {path}")
-    state = checkpoint.load(checkpoint.state_file(path))
-    algo = state.get("algo")
+    found = checkpoint.load_newest(path)  # a run directory's newest valid checkpoint, saying what it skipped
+    algo = found.state.get("algo")
     if algo not in ALGORITHMS:
         raise CheckpointError(f"{path} holds a '{algo}' checkpoint; this proxrl knows {sorted(ALGORITHMS)}")
-    return ALGORITHMS[algo].load(path, **overrides)
+    return ALGORITHMS[algo].load(found.path, **overrides)

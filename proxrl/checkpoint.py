@@ -5,22 +5,25 @@ Two stores, chosen by the trainer:
   :func:`save_periodic`, :func:`list_checkpoints`;
 - a *folder* (``model/``, ``checkpoints/step_<N>/``) for models written with ``save_pretrained``, with the
   trainer's state beside them in ``trainer_state.pt``: :func:`save_folder` (temp folder, rename),
-  :func:`save_periodic_folder`, :func:`find_folder`.
-:func:`latest` finds a run directory's newest checkpoint in either store and :func:`state_file` the state file of
-any path. A checkpoint is a dict of tensors, numbers, strings, lists and dicts saved with ``torch.save`` and read
-by :func:`load` with ``torch.load(weights_only=True)``, which refuses to unpickle arbitrary objects: loading a
-file never runs code. An older format version is migrated by the trainer's own ``migrations``.
+  :func:`save_periodic_folder`.
+:func:`load_newest` reads a run directory's newest valid checkpoint in either store (skipping damaged ones, and
+saying so) and :func:`state_file` names the state file of any path. A checkpoint is a dict of tensors, numbers,
+strings, lists and dicts saved with ``torch.save`` and read by :func:`load` with ``torch.load(weights_only=True)``,
+which refuses to unpickle arbitrary objects: loading a file never runs code. An older format version is migrated
+by the trainer's own ``migrations``.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -42,6 +45,14 @@ Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or belongs to another method or format."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint file that is empty, truncated, incomplete or not a proxrl checkpoint at all."""
+
+    def __init__(self, file: Path, problem: str) -> None:
+        super().__init__(f"checkpoint {file} is {problem}")
+        self.file, self.problem = file, problem
 
 
 def drop_config_keys(*keys: str) -> Migration:
@@ -131,17 +142,6 @@ def save_periodic_folder(directory: str | Path, step: int, keep: int, write: Cal
     return path
 
 
-def find_folder(path: str | Path) -> Path:
-    """The folder checkpoint of ``path``: itself, the folder of a ``trainer_state.pt``, or a run directory's
-    newest checkpoint folder."""
-    path = Path(path)
-    if path.is_file():
-        return path.parent
-    if (path / TRAINER_STATE).is_file():
-        return path
-    return latest(path).parent
-
-
 def state_file(path: str | Path) -> Path:
     """The file holding the state of the checkpoint at ``path``: a file itself, a folder checkpoint's
     ``trainer_state.pt``, or a run directory's newest checkpoint (:func:`latest`)."""
@@ -156,17 +156,29 @@ def state_file(path: str | Path) -> Path:
 def load(
     path: str | Path, algo: str | None = None, migrations: Mapping[int, Migration] | None = None
 ) -> dict[str, Any]:
-    """Read a checkpoint safely; refuse a missing file, a pickle that needs code, another method's file or a
-    format too old or too new; bring an older format up to date with ``migrations`` (the trainer's own)."""
+    """Read a checkpoint safely; refuse a missing or damaged file, a pickle that needs code, another method's file
+    or a format too old or too new; bring an older format up to date with ``migrations`` (the trainer's own)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    problem = _damage(path)
+    if problem:
+        raise DamagedCheckpointError(path, problem)
     try:
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError or RuntimeError variants
-        raise CheckpointError(f"checkpoint {path} cannot be loaded safely: {str(e).splitlines()[0]}") from None
+    except pickle.UnpicklingError as e:
+        needs = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if needs is None:  # the unpickler met bytes that are no pickle instruction: the file is damaged
+            raise DamagedCheckpointError(path, "damaged (not a torch.save file, or overwritten)") from None
+        raise DamagedCheckpointError(
+            path,
+            f"not a proxrl checkpoint: it holds Python objects ({needs.group(1)}) that only an unrestricted pickle "
+            "load would rebuild, which proxrl refuses (it could run code)",
+        ) from None
+    except Exception as e:  # noqa: BLE001 - torch raises EOFError, RuntimeError, KeyError, OSError on a bad file
+        raise DamagedCheckpointError(path, f"damaged (truncated or overwritten: {_first_line(e)})") from None
     if not isinstance(state, dict) or "format_version" not in state:
-        raise CheckpointError(f"{path} is not a proxrl checkpoint")
+        raise DamagedCheckpointError(path, "not a proxrl checkpoint (no format_version)")
     version = state["format_version"]
     if version > FORMAT_VERSION:
         raise CheckpointError(
@@ -187,15 +199,100 @@ def load(
     return state
 
 
-def latest(run_dir: str | Path) -> Path:
-    """The newest checkpoint of a run directory, file or folder store: its final save (``model.pt``, or
-    ``model/trainer_state.pt``) if the run finished after its last periodic one."""
-    run_dir = Path(run_dir)
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().split(". ")[0]
+    return text.splitlines()[0][:160] if text else type(error).__name__
+
+
+def _damage(path: Path) -> str | None:
+    """What is visibly wrong with a checkpoint file before reading it, or None."""
+    if path.stat().st_size == 0:
+        return "damaged: an empty file (0 bytes)"
+    if path.name == TRAINER_STATE:  # a folder checkpoint: its model weights must be there too
+        weights = [p for p in path.parent.iterdir() if p.suffix in (".safetensors", ".bin")]
+        if not weights:
+            return f"incomplete: {path.parent} holds no model weights (*.safetensors or *.bin)"
+        empty = [p.name for p in weights if p.stat().st_size == 0]
+        if empty:
+            return f"damaged: {', '.join(empty)} in {path.parent} is empty"
+    return None
+
+
+class Found(NamedTuple):
+    """A checkpoint :func:`load_newest` read: its state file, the state, and one note per newer file it skipped
+    (or on what it fell back to)."""
+
+    path: Path
+    state: dict[str, Any]
+    notes: list[str]
+
+
+class CheckpointFallbackWarning(UserWarning):
+    """Loading a run directory skipped a damaged checkpoint, or found no final save."""
+
+
+def load_newest(path: str | Path, algo: str | None = None, migrations: Mapping[int, Migration] | None = None) -> Found:
+    """Read the checkpoint at ``path``: a file or a folder checkpoint as it is, or a run directory's newest *valid*
+    checkpoint. Damaged newer ones are skipped, each with a note naming the file and what is wrong with it, and
+    so is a missing final save; with none valid, one error lists every file and its problem. Notes are also
+    issued as :class:`CheckpointFallbackWarning` (the CLI prints them as one line each)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist (neither a run directory nor a checkpoint)")
+    if path.is_file() or (path / TRAINER_STATE).is_file():
+        file = state_file(path)
+        return Found(file, load(file, algo, migrations), [])
+    candidates = sorted(_candidates(path), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    if not candidates:
+        raise CheckpointError(
+            f"no checkpoint in {path} (looked for model.pt, checkpoints/ckpt_*.pt and folders "
+            f"holding {TRAINER_STATE}); is this a proxrl run directory?"
+        )
+    problems: list[str] = []
+    for file in candidates:
+        try:
+            state = load(file, algo, migrations)
+        except DamagedCheckpointError as e:  # another method's or format's file is no damage: that error stands
+            problems.append(f"{_shown(file, path)}: {e.problem}")
+            continue
+        notes = [f"skipped {problem}" for problem in problems]
+        if _is_periodic(file) and not any(f.is_file() for f in _finals(path)):
+            notes.append(f"{path} has no final save (interrupted, or deleted)")
+        if notes:
+            notes.append(f"using {_shown(file, path)} (step {state.get('global_step', '?'):,})")
+            for note in notes:
+                warnings.warn(note, CheckpointFallbackWarning, stacklevel=2)
+        return Found(file, state, notes)
+    raise CheckpointError(f"no valid checkpoint in {path}: " + "; ".join(problems))
+
+
+def _shown(file: Path, run_dir: Path) -> str:
+    try:
+        return str(file.relative_to(run_dir))
+    except ValueError:
+        return str(file)
+
+
+def _finals(run_dir: Path) -> list[Path]:
+    return [run_dir / "model.pt", run_dir / "model" / TRAINER_STATE, run_dir / TRAINER_STATE]
+
+
+def _is_periodic(file: Path) -> bool:
+    return file.parent.name == "checkpoints" or file.parent.parent.name == "checkpoints"
+
+
+def _candidates(run_dir: Path) -> list[Path]:
     candidates = list_checkpoints(run_dir / "checkpoints")
     candidates += [p for p in (run_dir / "checkpoints").glob(f"step_*/{TRAINER_STATE}") if p.is_file()]
-    for final in (run_dir / "model.pt", run_dir / "model" / TRAINER_STATE, run_dir / TRAINER_STATE):
-        if final.is_file():
-            candidates.append(final)
+    return candidates + [final for final in _finals(run_dir) if final.is_file()]
+
+
+def latest(run_dir: str | Path) -> Path:
+    """The newest checkpoint file of a run directory, file or folder store, without reading it (its final save,
+    ``model.pt`` or ``model/trainer_state.pt``, if the run finished after its last periodic one);
+    :func:`load_newest` is the reader that skips damaged files."""
+    run_dir = Path(run_dir)
+    candidates = _candidates(run_dir)
     if not candidates:
         raise CheckpointError(
             f"no checkpoint in {run_dir} (looked for model.pt, checkpoints/ckpt_*.pt and folders "

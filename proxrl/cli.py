@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
-from . import checkpoint
+from . import checkpoint, rundir
 from .config import ConfigError, parse_overrides, read_yaml
 from .envs import parse_env_kwargs
-from .errors import EnvError, RunnersLostError
+from .errors import EnvError, Interrupted, RunnersLostError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 def _algorithms() -> dict[str, Any]:
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
     t.add_argument("--run-dir", help="where to write config, logs and checkpoints (default runs/<algo>_<env>_...)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --run-dir (default: refuse)")
     t.add_argument("--eval-episodes", type=int, default=10, help="episodes of the final evaluation (0: none)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     r = t.add_argument_group("scaling out on Ray runners (every env-stepping method; needs the ray extra)")
@@ -138,7 +141,48 @@ def _bench(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .algos.common import default_run_dir
 
-    algos = _algorithms()
+    flags = _train_flags(args)
+    progress = False if args.quiet else None
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not run_dir.is_dir():
+            raise ConfigError(f"--resume {run_dir}: no such run directory")
+        if args.overwrite:
+            raise ConfigError("--overwrite starts a new run; --resume continues one: give one of them")
+    else:
+        if not args.algo:
+            raise ConfigError("train needs an algorithm, e.g. `proxrl train ppo --env CartPole-v1`")
+        cls, config = _build_config(args.algo, args.config, flags)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, config.env, config.seed)
+    with rundir.locked(run_dir):  # one process at a time writes a run directory
+        if args.resume:
+            agent = _resume(args.algo, run_dir, progress, flags)
+        else:
+            rundir.refuse_or_clear(run_dir, args.overwrite)
+            agent = cls(config=config, run_dir=run_dir, progress=progress)
+            print(f"training {args.algo} on {config.env} for {config.total_steps:,} steps; run directory {run_dir}")
+        try:
+            agent.learn()
+        except Interrupted as stop:
+            print(
+                f"proxrl: stopped by {stop.signal_name} at step {stop.step:,}; kept {stop.checkpoint}\n"
+                f"resume with: proxrl train --resume {run_dir}",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
+        except KeyboardInterrupt:
+            print(f"proxrl: stopped at once; {run_dir} keeps its last checkpoint", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            agent.close()  # the envs, and any runner actors (on success the summary's evaluation uses fresh envs)
+    for line in agent.summary(args.eval_episodes):
+        print(line)
+    print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, {agent.final_checkpoint}")
+    return 0
+
+
+def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys ``train``'s flags set: ``--set`` pairs, then the dedicated flags given."""
     flags: dict[str, Any] = parse_overrides(args.overrides)
     for key, value in (
         ("env", args.env),
@@ -162,30 +206,19 @@ def _train(args: argparse.Namespace) -> int:
         if args.num_runners is None:
             raise ConfigError("--envs-per-runner M needs --num-runners N (the run then steps N × M envs)")
         flags["num_envs"] = args.num_runners * args.envs_per_runner
-    progress = False if args.quiet else None
-    if args.resume:
-        run_dir = Path(args.resume)
-        state = checkpoint.load(checkpoint.latest(run_dir))
-        algo = state["algo"]
-        if args.algo and algos.get(args.algo, None) is not algos[algo]:
-            raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{args.algo}'")
-        agent = algos[algo].load(run_dir, run_dir=run_dir, progress=progress, **flags)
-        print(f"resuming {algo} from step {agent.global_step:,} in {run_dir}")
-    else:
-        if not args.algo:
-            raise ConfigError("train needs an algorithm, e.g. `proxrl train ppo --env CartPole-v1`")
-        cls, config = _build_config(args.algo, args.config, flags)
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, config.env, config.seed)
-        agent = cls(config=config, run_dir=run_dir, progress=progress)
-        print(f"training {args.algo} on {config.env} for {config.total_steps:,} steps; run directory {run_dir}")
-    try:
-        agent.learn()
-    finally:
-        agent.close()  # the envs, and any runner actors (on success the summary's evaluation uses fresh envs)
-    for line in agent.summary(args.eval_episodes):
-        print(line)
-    print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, {agent.final_checkpoint}")
-    return 0
+    return flags
+
+
+def _resume(algo_given: str | None, run_dir: Path, progress: bool | None, flags: dict[str, Any]) -> Any:
+    """The trainer of ``run_dir``'s newest valid checkpoint, with ``flags`` applied."""
+    algos = _algorithms()
+    found = checkpoint.load_newest(run_dir)
+    algo = found.state["algo"]
+    if algo_given and algos.get(algo_given, None) is not algos[algo]:
+        raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{algo_given}'")
+    agent = algos[algo].load(found.path, run_dir=run_dir, progress=progress, **flags)
+    print(f"resuming {algo} from step {agent.global_step:,} in {run_dir}")
+    return agent
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -207,8 +240,19 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+    """proxrl's own warnings as one ``proxrl: note: …`` line; any other library's in Python's usual form."""
+    if category.__module__.startswith("proxrl."):
+        return f"proxrl: note: {message}\n"
+    return _python_format(message, category, *args, **kwargs)
+
+
+_python_format = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``proxrl`` command; returns the exit code."""
+    warnings.formatwarning = _show_warning
     args = build_parser().parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "plot": _plot, "bench": _bench}
     try:
@@ -218,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("proxrl: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (FloatingPointError, EnvError, RunnersLostError) as e:
         print(f"proxrl: training stopped: {e}", file=sys.stderr)
         return 1

@@ -1,5 +1,9 @@
 """Errors raised while training (user-facing configuration errors live in ``proxrl.config``)."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 
 class NonFiniteError(FloatingPointError):
     """A loss, gradient or observation became NaN or infinite; the message says which and at what step."""
@@ -18,3 +22,12 @@ class ResumeWarning(UserWarning):
 class RunnersLostError(RuntimeError):
     """No runner returned a rollout in an iteration (each died, or exceeded ``sample_timeout_s``), or every runner
     used up its restarts; the message gives the counts and the settings to change."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT or SIGTERM after finishing its iteration and saving: ``checkpoint`` is the file
+    or folder kept, ``step`` its step. A KeyboardInterrupt, so a script or notebook stops as it would on Ctrl-C."""
+
+    def __init__(self, signal_name: str, step: int, checkpoint: Path) -> None:
+        super().__init__(f"{signal_name}: stopped at step {step:,}, saved {checkpoint}")
+        self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint

@@ -15,6 +15,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -23,8 +26,10 @@ from types import TracebackType
 from typing import Any, ClassVar, Protocol
 
 from . import config as cfgmod
+from . import rundir
 from .checkpoint import Migration
 from .config import RunConfig
+from .errors import Interrupted
 from .logging import RunLogger
 
 RETURN_WINDOW = 20  # "mean return" is over the last 20 finished episodes (SB3's and CleanRL's window too)
@@ -160,6 +165,10 @@ class Session:
     Progress counters and the trainer's ``stats``, a periodic checkpoint every ``checkpoint_every`` iterations,
     the stop rule (the target step, the callback returned False, or ``stop_return`` reached). On a normal exit:
     the final save to ``run_dir / trainer.final_checkpoint``.
+
+    With a run directory, the session holds its lock (:func:`proxrl.rundir.locked`) and, in the main thread, takes
+    SIGINT and SIGTERM: the first signal lets the current iteration finish, saves a checkpoint and raises
+    :class:`~proxrl.errors.Interrupted` (a KeyboardInterrupt); a second one interrupts at once.
     """
 
     def __init__(self, trainer: Trainer, total_steps: int | None, stop_return: float | None = None) -> None:
@@ -169,6 +178,10 @@ class Session:
         self.target = cfg.total_steps if total_steps is None else progress.global_step + total_steps
         self.stop_return = stop_return
         run_dir = trainer.run_dir
+        self._stack = contextlib.ExitStack()
+        if run_dir is not None:
+            self._stack.enter_context(rundir.locked(run_dir))
+            rundir.clean_leftovers(run_dir)
         self.logger = RunLogger(
             run_dir,
             self.target,
@@ -184,16 +197,37 @@ class Session:
             progress.elapsed,
         )
         self._phases: dict[str, Any] = {}  # the current iteration's stats, where timed() adds its seconds
+        self._signal: str | None = None  # the name of the first SIGINT/SIGTERM received
+        self._saved: Path | None = None  # the checkpoint this iteration wrote, if any
 
     def __enter__(self) -> Session:
+        if self.trainer.run_dir is not None and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.signal(signum, self._on_signal)
+                self._stack.callback(signal.signal, signum, previous)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        self.logger.close()
-        if kind is None and self.trainer.run_dir is not None:
-            self.trainer.save(self.trainer.run_dir / self.trainer.final_checkpoint)
+        try:
+            self.logger.close()
+            if kind is None and self.trainer.run_dir is not None:
+                final = self.trainer.save(self.trainer.run_dir / self.trainer.final_checkpoint)
+                if self._signal is not None:  # the signal came in the last iteration: the final save is what is kept
+                    raise Interrupted(self._signal, self.progress.global_step, final)
+        finally:
+            self._stack.close()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signal is not None:
+            raise KeyboardInterrupt  # the second signal: stop at once
+        self._signal = signal.Signals(signum).name
+        print(
+            f"\nproxrl: {self._signal}: finishing this iteration and saving a checkpoint (again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def running(self) -> bool:
         """True while the target step is ahead."""
@@ -208,6 +242,9 @@ class Session:
             yield stats
             if self.finish_iteration(stats, callback):
                 return
+            if self._signal is not None:
+                kept = self._saved or self.trainer.save_checkpoint()
+                raise Interrupted(self._signal, self.progress.global_step, kept)
 
     @contextlib.contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -238,8 +275,9 @@ class Session:
             **stats,
         }
         self.logger.log(row)
+        self._saved = None
         if self.trainer.run_dir is not None and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
-            self.trainer.save_checkpoint()
+            self._saved = self.trainer.save_checkpoint()
         stop = callback is not None and callback(self.trainer, row) is False
         return stop or progress.reached(self.stop_return)
 

@@ -352,7 +352,7 @@ def test_malicious_trainer_state_is_refused(tmp_path):
     torch.save({"format_version": 2, "algo": "grpo", "x": Evil()}, folder / "trainer_state.pt")
     from proxrl import CheckpointError, load
 
-    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+    with pytest.raises(CheckpointError, match="only an unrestricted pickle load would rebuild, which proxrl refuses"):
         load(str(folder))
     assert not (tmp_path / "pwned").exists()
 

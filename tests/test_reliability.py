@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,10 @@ SMALL = dict(
 def test_an_env_error_in_an_async_worker_names_the_step_and_keeps_the_envs_traceback(tmp_path):
     run = tmp_path / "run"
     agent = PPO("proxrl_test/Raise-v0", vectorization="async", run_dir=run, **SMALL)
-    with pytest.raises(EnvError) as info:
-        agent.learn(10_000)
+    with pytest.raises(EnvError) as info, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        agent.learn(10_000)  # gymnasium's worker warns with the env's traceback: kept here, not in the test summary
+    assert any("Received the following error from Worker" in str(w.message) for w in seen)
     message = str(info.value)
     # each env raises at its 40th step: the 3rd rollout of 16 steps × 2 envs, rollout step 7 → env step 64 + 14
     assert "at env step 78 (rollout step 7)" in message
@@ -207,14 +210,6 @@ def test_random_set_strings_give_a_valid_config_or_a_config_error(items):
     except ConfigError:
         return
     assert isinstance(cfg, PPOConfig)
-
-
-def test_a_truncated_checkpoint_is_refused_not_loaded(tmp_path):
-    path = tmp_path / "ckpt.pt"
-    checkpoint.atomic_save({"format_version": checkpoint.FORMAT_VERSION, "w": torch.ones(100)}, path)
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # e.g. copied by a tool that died
-    with pytest.raises(checkpoint.CheckpointError, match="cannot be loaded safely"):
-        checkpoint.load(path)
 
 
 @pytest.mark.parametrize("fused", [True, False])

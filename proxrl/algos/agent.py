@@ -457,10 +457,7 @@ def load(
     **overrides: Any,
 ) -> Any:
     """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
-    path = Path(path)
-    if path.is_dir():
-        path = checkpoint.latest(path)
-    state = checkpoint.load(path, algo=cls.algo, migrations=cls.migrations)
+    path, state, _ = checkpoint.load_newest(path, algo=cls.algo, migrations=cls.migrations)
     config = cfgmod.resolve(cls.config_class, base=cfgmod.read_yaml_text(state["config"]), overrides=overrides)
     agent = cls(config=config, run_dir=run_dir, progress=progress)
     try:

@@ -9,6 +9,7 @@ does (after ``ref_sync_every``, or a tiny model trained without a run directory)
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,16 @@ class Reference:
             self.model.load_state_dict(policy.state_dict())
             self.source = None
 
-    def entry(self) -> str | None:
-        """What a checkpoint records: the folder π_ref is read from, ``reference`` (its own copy), or None."""
-        return None if self.model is None else self.source or REFERENCE_FOLDER
+    def entry(self, folder: Path | None = None, run_dir: Path | None = None) -> str | None:
+        """What a checkpoint in ``folder`` records: the folder π_ref is read from (relative to ``folder`` when it
+        lies inside ``run_dir``, so that the run directory can be moved), ``reference`` (its own copy), or None."""
+        if self.model is None:
+            return None
+        if self.source is None:
+            return REFERENCE_FOLDER
+        if folder is not None and run_dir is not None and Path(self.source).is_relative_to(run_dir.resolve()):
+            return os.path.relpath(self.source, folder.resolve())
+        return self.source
 
     def save_into(self, folder: Path) -> None:
         """Write π_ref into a checkpoint folder when no other folder holds it."""
@@ -66,7 +74,7 @@ class Reference:
         if entry is None:  # written without a reference (β = 0, or before checkpoints named it): the reference is
             self.source = None  # the copy made at load; later checkpoints hold it themselves
             return
-        path = folder / entry if entry == REFERENCE_FOLDER else Path(entry)
+        path = (folder / entry).resolve()  # an absolute entry stays as it is; a relative one is the checkpoint's
         if not (path / "config.json").is_file():
             raise CheckpointError(
                 f"the reference model of {folder} was read from {path}, which is no longer a model "

@@ -120,7 +120,7 @@ def save_checkpoint(trainer: LanguageModelTrainer) -> Path:
 def _write(trainer: LanguageModelTrainer, folder: Path) -> None:
     trainer.policy.save_pretrained(folder)
     trainer.tokenizer.save_pretrained(folder)
-    state = state_dict(trainer)
+    state = {**state_dict(trainer), "reference": trainer.reference.entry(folder, trainer.run_dir)}
     trainer.reference.save_into(folder)
     checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
 
@@ -135,8 +135,8 @@ def load(
 ) -> Any:
     """Resume from a folder written by :func:`save` (or a run directory: its newest checkpoint, else its final
     ``model``). The weights load through ``from_pretrained``; a LoRA run rebuilds its base and loads the adapter."""
-    folder = checkpoint.find_folder(path)
-    state = checkpoint.load(folder / checkpoint.TRAINER_STATE, algo=cls.algo, migrations=cls.migrations)
+    found = checkpoint.load_newest(path, algo=cls.algo, migrations=cls.migrations)
+    folder, state = found.path.parent, found.state
     values = cfgmod.read_yaml_text(state["config"])
     lora = bool(values.get("lora", False))
     values.update(overrides)
