@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-learning test-ray test-all mutation lint bench clean
+.PHONY: install demo test test-learning test-ray test-docs test-all mutation lint bench clean
 
 $(STAMP): pyproject.toml scripts/setup_venv.sh
 	VENV=$(VENV) bash scripts/setup_venv.sh
@@ -29,7 +29,11 @@ test-learning: $(STAMP)
 test-ray: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'ray and not learning' $(PYTEST_ARGS)
 
-test-all: test test-ray test-learning
+## Every command block of README.md and docs/ run as written, with budgets shrunk (tests/test_docs.py; CI runs it).
+test-docs: $(STAMP)
+	$(BIN)/python -m pytest -q -m docs $(PYTEST_ARGS)
+
+test-all: test test-ray test-docs test-learning
 
 ## Mutation testing (docs/testing.md): each equation-level mutation of scripts/mutation.py applied to a copy of the
 ## repository and the default tier run against it; MUTATION_ARGS="--only ID ..." or "--module grpo" for a subset.

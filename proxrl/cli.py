@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -23,16 +25,36 @@ def _algorithms() -> dict[str, Any]:
     return ALGORITHMS
 
 
-def _config_keys_epilog() -> str:
-    lines = []
-    for cls in dict.fromkeys(_algorithms().values()):
-        lines.append(f"config keys for {cls.algo} (YAML or --set key=value):")
-        lines += [f"  {k}: {v}" for k, v in cls.config_class.help().items()]
+def _config_keys_epilog(algo: str | None) -> str:
+    """``train --help``'s epilog: ``algo``'s config keys, grouped by the settings class that declares them (the
+    ones every trainer shares first), or without ``algo`` how to get them."""
+    algos = _algorithms()
+    if algo not in algos:
+        return (
+            f"algorithms: {', '.join(algos)}\n"
+            "`proxrl train ALGO --help` lists ALGO's config keys (YAML or --set key=value), grouped"
+        )
+    config_class = algos[algo].config_class
+    helps = config_class.help()
+    lines = [f"config keys of {algo} (YAML or --set key=value; a list as 128,128 or [128,128]):"]
+    for declaring in reversed(config_class.__mro__):
+        own = [k for k in declaring.__dict__.get("__annotations__", {}) if k in helps]
+        if not own:
+            continue
+        title = re.split(r"[:;.]", (declaring.__doc__ or declaring.__name__).strip())[0]
+        lines += ["", f"{title}:", *(f"  {key}: {helps[key]}" for key in own)]
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``proxrl`` command."""
+def _help_algo(argv: list[str]) -> str | None:
+    """The algorithm of ``proxrl train ALGO --help`` (its keys are then the epilog), else None."""
+    if len(argv) > 1 and argv[0] == "train" and ("-h" in argv or "--help" in argv):
+        return next((a for a in argv[1:] if a in _algorithms()), None)
+    return None
+
+
+def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``proxrl`` command (``train --help`` lists ``help_algo``'s config keys)."""
     p = argparse.ArgumentParser(prog="proxrl", description="Policy-gradient methods, from REINFORCE to PPO.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -40,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train an agent",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_config_keys_epilog(),
+        epilog=_config_keys_epilog(help_algo),
     )
     t.add_argument("algo", nargs="?", help="algorithm: " + ", ".join(_algorithms()))
     t.add_argument("--env", help="gymnasium id, or module:EnvId; for ippo/mappo/happo a PettingZoo module path")
@@ -82,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", help="plot learning curves of one or more runs")
     pl.add_argument("runs", nargs="+", help="run directories; LABEL=DIR groups runs under one label")
-    pl.add_argument("--out", default="curve.png")
+    pl.add_argument("--out", help="PNG file to write (default: curve.png in the current directory)")
     pl.add_argument("--x", choices=("steps", "time"), default="steps")
     pl.add_argument("--y", default="mean_return", help="progress.csv column, or several: a,b")
     pl.add_argument("--title")
@@ -157,6 +179,12 @@ def _train(args: argparse.Namespace) -> int:
     with rundir.locked(run_dir):  # one process at a time writes a run directory
         if args.resume:
             agent = _resume(args.algo, run_dir, progress, flags)
+            if agent.global_step >= agent.config.total_steps:
+                print(
+                    f"nothing to train: {run_dir} is at step {agent.global_step:,} and --total-steps (the run's total, "
+                    f"not steps more) is {agent.config.total_steps:,}; give a larger total to continue"
+                )
+                return 0
         else:
             rundir.refuse_or_clear(run_dir, args.overwrite)
             agent = cls(config=config, run_dir=run_dir, progress=progress)
@@ -177,8 +205,12 @@ def _train(args: argparse.Namespace) -> int:
             agent.close()  # the envs, and any runner actors (on success the summary's evaluation uses fresh envs)
     for line in agent.summary(args.eval_episodes):
         print(line)
-    print(f"outputs: {run_dir}/config.yaml, progress.csv, tb/, checkpoints/, {agent.final_checkpoint}")
+    written = [n + "/" * (run_dir / n).is_dir() for n in _OUTPUTS + (agent.final_checkpoint,) if (run_dir / n).exists()]
+    print(f"outputs in {run_dir}: {', '.join(written)}")
     return 0
+
+
+_OUTPUTS = ("config.yaml", "progress.csv", "tb", "checkpoints")  # what a run may write, besides its final save
 
 
 def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -217,7 +249,7 @@ def _resume(algo_given: str | None, run_dir: Path, progress: bool | None, flags:
     if algo_given and algos.get(algo_given, None) is not algos[algo]:
         raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{algo_given}'")
     agent = algos[algo].load(found.path, run_dir=run_dir, progress=progress, **flags)
-    print(f"resuming {algo} from step {agent.global_step:,} in {run_dir}")
+    print(f"resuming {algo} from step {agent.global_step:,} to {agent.config.total_steps:,} in {run_dir}")
     return agent
 
 
@@ -235,8 +267,10 @@ def _eval(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from .plotting import plot_runs
 
+    args.out_given = args.out is not None
+    args.out = args.out or "curve.png"
     out = plot_runs(args.runs, args.out, x=args.x, y=args.y, title=args.title)
-    print(f"wrote {out}")
+    print(f"wrote {out.resolve()}" + ("" if args.out_given else " (--out FILE chooses another file)"))
     return 0
 
 
@@ -253,7 +287,10 @@ _python_format = warnings.formatwarning
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``proxrl`` command; returns the exit code."""
     warnings.formatwarning = _show_warning
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if os.getcwd() not in sys.path and "" not in sys.path:  # `--env my_module:Env-v0` finds ./my_module.py, as
+        sys.path.insert(0, os.getcwd())  # it does under `python -m proxrl.cli` (the console script lacks it)
+    args = build_parser(_help_algo(argv)).parse_args(argv)
     handlers = {"train": _train, "eval": _eval, "plot": _plot, "bench": _bench}
     try:
         return handlers[args.command](args)

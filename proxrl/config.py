@@ -111,8 +111,19 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         f"({type(value).__name__})"
     )
     if origin is tuple:
+        if isinstance(value, str) and "," in value:  # --set hidden_sizes=128,128 (YAML reads it as one string)
+            value = [yaml.safe_load(v) for v in value.split(",")]
+        elif (
+            value is not None
+            and not isinstance(value, (list, tuple, dict))
+            and (args[0] is str or not isinstance(value, str))
+        ):
+            value = [value]  # one value: a tuple of one (hidden_sizes=64)
         if not isinstance(value, (list, tuple)):
-            raise wrong
+            raise ConfigError(
+                f"config key '{name}' must be a list, got {value!r} ({type(value).__name__}): write it as "
+                f"{name}=[64,64] or {name}=64,64"
+            )
         return tuple(_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):

@@ -31,3 +31,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signal_name: str, step: int, checkpoint: Path) -> None:
         super().__init__(f"{signal_name}: stopped at step {step:,}, saved {checkpoint}")
         self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
+
+
+class RunWarning(UserWarning):
+    """Something a user should know about a run that does not stop it (e.g. a call that has nothing to train)."""

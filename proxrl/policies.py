@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from .errors import RunWarning
 from .distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution, to_env_action
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def warn_if_image(space: spaces.Space) -> None:
+    """Warn that an image observation space (a Box of rank ≥ 2, or of uint8) is flattened into an MLP: proxrl has
+    no CNN encoder yet, and an MLP over raw pixels is large, slow and learns poorly."""
+    if isinstance(space, spaces.Box) and (len(space.shape) >= 2 or space.dtype == np.uint8):
+        shape = "×".join(map(str, space.shape))
+        warnings.warn(
+            f"the observations are images ({shape} {space.dtype}): proxrl flattens them into an MLP of "
+            f"{int(np.prod(space.shape)):,} inputs (there is no CNN encoder yet); expect a large, slow network that "
+            "learns poorly. Wrap the env to give feature vectors, or downsample it",
+            RunWarning,
+            stacklevel=3,
+        )
 
 
 def obs_dim(space: spaces.Space) -> int:

@@ -54,11 +54,12 @@ class EpisodeStats:
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     ended_at: list[tuple[int, int]] = field(default_factory=list)  # (rollout row, env index) of each episode's end
+    agent_returns: list[list[float]] = field(default_factory=list)  # multi-agent: each episode's return per agent
 
     def drain(self) -> tuple[list[float], list[int]]:
         """The returns and lengths so far (oldest first), leaving the record empty."""
         out = (self.returns, self.lengths)
-        self.returns, self.lengths, self.ended_at = [], [], []
+        self.returns, self.lengths, self.ended_at, self.agent_returns = [], [], [], []
         return out
 
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from . import config as cfgmod
 from . import rundir
 from .checkpoint import Migration
 from .config import RunConfig
-from .errors import Interrupted
+from .errors import Interrupted, RunWarning
 from .logging import RunLogger
 
 RETURN_WINDOW = 20  # "mean return" is over the last 20 finished episodes (SB3's and CleanRL's window too)
@@ -176,6 +177,14 @@ class Session:
         self.progress = progress = trainer.progress
         cfg = trainer.config
         self.target = cfg.total_steps if total_steps is None else progress.global_step + total_steps
+        if self.target <= progress.global_step:
+            warnings.warn(
+                f"nothing to train: the run is at step {progress.global_step:,} and "
+                + (f"total_steps is {cfg.total_steps:,}" if total_steps is None else f"learn({total_steps}) adds none")
+                + "; learn(n) trains n steps more",
+                RunWarning,
+                stacklevel=3,
+            )
         self.stop_return = stop_return
         run_dir = trainer.run_dir
         self._stack = contextlib.ExitStack()

@@ -162,7 +162,7 @@ def test_env_kwargs_reach_the_env_constructor(tmp_path, capsys):
 
 
 def test_help_lists_config_keys():
-    r = run_cli("train", "--help")
+    r = run_cli("train", "ppo", "--help")
     assert r.returncode == 0 and "gae_lambda: λ" in r.stdout
 
 

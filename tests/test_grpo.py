@@ -510,7 +510,7 @@ def test_importing_proxrl_leaves_the_hosts_environment_alone_and_loading_stays_l
         lm.load_causal_lm(tmp_path / "missing")
     (tmp_path / "hub_like").mkdir()
     (tmp_path / "hub_like" / "config.json").write_text('{"model_type": "llama"}')
-    with pytest.raises(OSError):  # no weights here, and no download is attempted
+    with pytest.raises(ConfigError, match="no file named model.safetensors"):  # no download is attempted
         lm.load_causal_lm(tmp_path / "hub_like")
 
 

@@ -133,3 +133,20 @@ class ConstantEnv(gym.Env):
 
 
 gym.register("proxrl_test/Constant-v0", entry_point=ConstantEnv, max_episode_steps=5)
+
+
+class ImageEnv(gym.Env):
+    """8×8 RGB uint8 frames, two actions, five steps: an image observation space."""
+
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros((8, 8, 3), np.uint8), {}
+
+    def step(self, action):
+        return np.full((8, 8, 3), 255 * int(action), np.uint8), float(action), False, False, {}
+
+
+gym.register("proxrl_test/Image-v0", entry_point=ImageEnv, max_episode_steps=5)

@@ -20,13 +20,14 @@ from torch.nn.utils import parameters_to_vector
 
 from .. import checkpoint, config as cfgmod
 from ..config import ConfigError, RunConfig, param
-from ..envs import Normalizers, make_vec_env, snapshot
+from ..envs import OBS_CLIP, Normalizers, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
 from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
 from ..runners.ray_group import INSTALL_HINT, RayRunnerGroup
+from ..policies import warn_if_image
 from ..runners.runner import EnvRunner, build_policy
 from ..run import Trainer
 from . import common
@@ -199,6 +200,7 @@ def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: 
     """:func:`begin`, then the actor-critic for the env's spaces, its flat parameters and Adam."""
     begin(agent, config, run_dir, progress)
     agent.policy = build_policy(config)
+    warn_if_image(agent.policy.observation_space)
     agent.device = resolve_device(config.device, sum(p.numel() for p in agent.policy.parameters()))
     agent.policy.to(agent.device)
     agent.acting_rng = np.random.default_rng(config.seed)  # samples actions on the numpy acting path
@@ -380,11 +382,25 @@ def describe_evaluation(
     return lines + ([f"videos in {video_dir}"] if video_dir else [])
 
 
-def predict(agent: EnvTrainer, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-    """Env-ready actions (Box actions clipped to bounds) for a batch of observations ``[B, *obs_shape]``,
-    already normalised if the run used ``norm_obs``."""
-    obs_tensor = torch.as_tensor(np.asarray(obs), device=agent.device)
-    return cast(ActorCritic, agent.policy).env_actions(obs_tensor, deterministic)
+def predict(agent: EnvTrainer, obs: Any, deterministic: bool = True) -> np.ndarray:
+    """Env-ready actions (Box actions clipped to bounds) for one observation (as ``env.reset()`` and ``env.step``
+    return it: then one action) or a batch ``[B, *obs_shape]`` (B actions), as SB3's ``predict`` takes both. With
+    ``norm_obs`` the observations are normalised by the run's statistics, as in :meth:`evaluate`."""
+    policy = cast(ActorCritic, agent.policy)
+    obs = np.asarray(obs)
+    shape = policy.observation_space.shape or ()
+    single = obs.shape == tuple(shape)
+    if not single and obs.shape[1:] != tuple(shape):
+        raise ConfigError(
+            f"predict takes one observation of shape {tuple(shape)} or a batch [B, *{tuple(shape)}], got {obs.shape}"
+        )
+    stats = normalizer_state(agent).get("obs")
+    if stats is not None:
+        # gymnasium's NormalizeObservation (ε = 1e-8) with frozen statistics, then the clip: make_eval_env's transform
+        obs = np.clip((obs - np.asarray(stats["mean"])) / np.sqrt(np.asarray(stats["var"]) + 1e-8), -OBS_CLIP, OBS_CLIP)
+    batch = obs[None] if single else obs
+    actions = policy.env_actions(torch.as_tensor(batch, device=agent.device), deterministic)
+    return actions[0] if single else actions
 
 
 def evaluate(
@@ -395,6 +411,8 @@ def evaluate(
     seed: int | None = None,
 ) -> dict[str, Any]:
     """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
+    if episodes < 1:
+        raise ConfigError(f"evaluation needs at least 1 episode, got {episodes}")
     cfg = agent.config
     stats = normalizer_state(agent)
     agent.policy.eval()

@@ -129,8 +129,8 @@ class MultiAgentPPO:
     state_dict = agent.state_dict
     save = agent.save
     save_checkpoint = agent.save_checkpoint
-    summary = agent.summary
-    describe_evaluation = agent.describe_evaluation
+    summary = evaluation.summary
+    describe_evaluation = evaluation.describe_evaluation
     global_step = GLOBAL_STEP
     load = classmethod(agent.load)
     close = agent.close

@@ -37,11 +37,25 @@ def resolve_env_id(env: str) -> str:
     try:
         gym.spec(env_id)
     except gym.error.Error as e:
+        if ":" not in env and _is_pettingzoo_module(env):
+            raise ConfigError(
+                f"{env} is a PettingZoo environment: train it with a multi-agent method, "
+                f"e.g. `proxrl train mappo --env {env}` (or ippo, happo)"
+            ) from None
         raise ConfigError(
             f"unknown environment id {env_id!r} ({e}); use a registered gymnasium id such as "
             "'CartPole-v1', or 'my_module:MyEnv-v0' to import a module that registers it"
         ) from None
     return env_id
+
+
+def _is_pettingzoo_module(name: str) -> bool:
+    """True when ``name`` imports as a module with PettingZoo's ``parallel_env`` or ``env`` constructor."""
+    try:
+        module = importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - not a module at all (any import failure): not a PettingZoo env either
+        return False
+    return hasattr(module, "parallel_env") or hasattr(module, "env")
 
 
 def parse_env_kwargs(text: str) -> dict[str, Any]:

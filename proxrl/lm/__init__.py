@@ -57,7 +57,18 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
             f"model={str(path)!r} is not a local model folder (no config.json); give a folder "
             "written by save_pretrained, or leave model unset to build the task's tiny model"
         )
-    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True).to(device)
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    except (ValueError, OSError, KeyError) as e:  # no model_type, an architecture transformers does not know, …
+        raise ConfigError(
+            f"model={str(path)!r}: transformers cannot load it as a causal LM: {_first_line(e)}"
+        ) from None
+    return model.to(device)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def tiny_causal_lm(

@@ -27,6 +27,16 @@ from ..policies import MultiAgentActorCritic
 from ..rollout import EpisodeStats
 
 
+def _is_gymnasium_id(name: str) -> bool:
+    import gymnasium as gym
+
+    try:
+        gym.spec(name.partition(":")[2] if ":" in name else name)
+    except gym.error.Error:
+        return False
+    return True
+
+
 def load_pettingzoo(name: str, env_kwargs: dict[str, Any]) -> tuple[str, Callable[[], Any]]:
     """('parallel' | 'aec', constructor) for a PettingZoo module path such as ``mpe2.simple_spread_v3``;
     the module's ``parallel_env(...)`` is preferred over ``env(...)``."""
@@ -35,6 +45,11 @@ def load_pettingzoo(name: str, env_kwargs: dict[str, Any]) -> tuple[str, Callabl
     try:
         module = importlib.import_module(name)
     except ImportError as e:
+        if _is_gymnasium_id(name):
+            raise ConfigError(
+                f"{name} is a single-agent gymnasium environment: train it with `proxrl train ppo --env {name}` "
+                "(or pg, reinforce, offpolicy_pg); ippo, mappo and happo take a PettingZoo module path"
+            ) from None
         raise ConfigError(
             f"cannot import the PettingZoo environment module '{name}' ({e}); install its package "
             "(e.g. `pip install mpe2` for mpe2.simple_spread_v3) or check the name"
@@ -265,6 +280,7 @@ class MultiAgentCollector:
     def _finish_episode(self, i: int) -> None:
         self.episodes.returns.append(float(self._ep_return[i].sum()))
         self.episodes.lengths.append(int(self._ep_length[i]))
+        self.episodes.agent_returns.append(self._ep_return[i].tolist())
 
     def _write_obs(self, agent_obs: dict[str, Any], obs_rows: np.ndarray, mask_rows: np.ndarray | None) -> None:
         """Flatten each agent's observation into its zero-padded row of ``obs_rows`` ``[A, D]`` (and its action mask

@@ -37,10 +37,14 @@ def evaluate(
     video_dir: str | Path | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """``MultiAgentPPO.evaluate``: the mean team return (Σ over agents) over ``episodes`` fresh episodes, every
-    agent playing its policy."""
+    """``MultiAgentPPO.evaluate``: over ``episodes`` fresh episodes, every agent playing its policy: the team return
+    (Σ over agents; ``mean_return``, ``std_return``), the mean length, each agent's mean return
+    (``agent_returns``), and in a zero-sum game (every episode's returns sum to 0) each agent's wins, draws and
+    losses (``outcomes``: the sign of its return), since the team return of a zero-sum game is 0 by definition."""
     if video_dir is not None:
         raise ConfigError("video recording is not supported for PettingZoo environments yet")
+    if episodes < 1:
+        raise ConfigError(f"evaluation needs at least 1 episode, got {episodes}")
     trained.policy.eval()
     collector = MultiAgentCollector(
         trained.kind,
@@ -53,18 +57,84 @@ def evaluate(
         trained.device,
         deterministic=deterministic,
     )
+    per_agent: list[list[float]] = []
     returns: list[float] = []
+    lengths: list[int] = []
     while len(returns) < episodes:
         collector.collect()
-        returns.extend(collector.episodes.drain()[0])
+        per_agent.extend(collector.episodes.agent_returns)
+        r, n = collector.episodes.drain()
+        returns.extend(r)
+        lengths.extend(n)
     collector.close()
-    returns = returns[:episodes]
-    return {
-        "returns": returns,
-        "mean_return": float(np.mean(returns)),
-        "std_return": float(np.std(returns)),
-        "mean_length": float("nan"),
+    table = np.asarray(per_agent[:episodes])  # [episodes, A]
+    names = trained.spec.names
+    zero_sum = bool(np.abs(table.sum(1)).max() < 1e-6 and np.abs(table).max() > 0)
+    outcomes = {
+        name: {
+            "win": int((table[:, k] > 0).sum()),
+            "draw": int((table[:, k] == 0).sum()),
+            "loss": int((table[:, k] < 0).sum()),
+        }
+        for k, name in enumerate(names)
     }
+    return {
+        "returns": returns[:episodes],
+        "mean_return": float(np.mean(returns[:episodes])),
+        "std_return": float(np.std(returns[:episodes])),
+        "mean_length": float(np.mean(lengths[:episodes])),
+        "agent_returns": {name: float(table[:, k].mean()) for k, name in enumerate(names)},
+        "agent_std": {name: float(table[:, k].std()) for k, name in enumerate(names)},
+        "zero_sum": zero_sum,
+        "outcomes": outcomes if zero_sum else None,
+    }
+
+
+def describe(result: dict[str, Any]) -> list[str]:
+    """What an evaluation says to a user, one line each: the team return (or, in a zero-sum game, each agent's
+    wins/draws/losses instead), each agent's mean return, the mean episode length."""
+    n = len(result["returns"])
+    agents = ", ".join(
+        f"{name} {mean:.2f} ± {result['agent_std'][name]:.2f}" for name, mean in result["agent_returns"].items()
+    )
+    if result["zero_sum"]:
+        games = "; ".join(
+            f"{name} won {o['win']}, drew {o['draw']}, lost {o['loss']}" for name, o in result["outcomes"].items()
+        )
+        head = f"zero-sum game in self-play ({n} episodes): {games}"
+    else:
+        head = f"team return (Σ over agents) {result['mean_return']:.2f} ± {result['std_return']:.2f}"
+    return [head, f"  return per agent: {agents}", f"  mean length {result['mean_length']:.1f}"]
+
+
+def describe_evaluation(
+    trained: Any,
+    episodes: int = 20,
+    deterministic: bool = True,
+    video_dir: str | Path | None = None,
+    seed: int | None = None,
+) -> list[str]:
+    """``proxrl eval`` of a multi-agent run: its method (ippo, mappo or happo) and :func:`describe`."""
+    result = evaluate(trained, episodes, deterministic=deterministic, video_dir=video_dir, seed=seed)
+    kind = "deterministic" if deterministic else "stochastic"
+    head, *rest = describe(result)
+    return [f"{trained.config.method} on {trained.config.env}: {episodes} episodes ({kind}): {head}", *rest]
+
+
+def summary(trained: Any, eval_episodes: int = 0) -> list[str]:
+    """What the CLI prints when a multi-agent run ends: the counters, and a fresh evaluation (:func:`describe`)."""
+    p = trained.progress
+    recent = list(p.recent_returns)
+    mean = (
+        f"mean team return of the last {len(recent)} training episodes {sum(recent) / len(recent):.2f}"
+        if recent
+        else "no training episode finished yet (a longer run, or a shorter episode limit, would show returns)"
+    )
+    lines = [f"done: {p.global_step:,} steps, {p.num_episodes:,} episodes; {mean}"]
+    if eval_episodes > 0:
+        head, *rest = describe(evaluate(trained, eval_episodes))
+        lines += [f"evaluation ({eval_episodes} episodes, deterministic): {head}", *rest]
+    return lines
 
 
 def evaluate_against_random(trained: Any, games: int = 200, seat: int = 0, seed: int = 0) -> dict[str, float]:
