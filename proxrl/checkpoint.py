@@ -244,10 +244,7 @@ def load_newest(path: str | Path, algo: str | None = None, migrations: Mapping[i
         return Found(file, load(file, algo, migrations), [])
     candidates = sorted(_candidates(path), key=lambda p: p.stat().st_mtime_ns, reverse=True)
     if not candidates:
-        raise CheckpointError(
-            f"no checkpoint in {path} (looked for model.pt, checkpoints/ckpt_*.pt and folders "
-            f"holding {TRAINER_STATE}); is this a proxrl run directory?"
-        )
+        raise _no_checkpoint(path)
     problems: list[str] = []
     for file in candidates:
         try:
@@ -266,7 +263,22 @@ def load_newest(path: str | Path, algo: str | None = None, migrations: Mapping[i
     raise CheckpointError(f"no valid checkpoint in {path}: " + "; ".join(problems))
 
 
+def _no_checkpoint(run_dir: Path) -> CheckpointError:
+    if (run_dir / "config.yaml").is_file():  # a run that was killed before its first checkpoint
+        return CheckpointError(
+            f"{run_dir} holds a run that stopped before its first checkpoint (one is written every "
+            "checkpoint_every updates, and on Ctrl-C): nothing to resume; start it again with "
+            f"`proxrl train --config {run_dir}/config.yaml --run-dir {run_dir} --overwrite`"
+        )
+    return CheckpointError(
+        f"no checkpoint in {run_dir} (looked for model.pt, checkpoints/ckpt_*.pt and folders "
+        f"holding {TRAINER_STATE}); is this a proxrl run directory?"
+    )
+
+
 def _shown(file: Path, run_dir: Path) -> str:
+    if file.name == TRAINER_STATE:  # a folder checkpoint is named by its folder
+        file = file.parent
     try:
         return str(file.relative_to(run_dir))
     except ValueError:
@@ -294,8 +306,5 @@ def latest(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     candidates = _candidates(run_dir)
     if not candidates:
-        raise CheckpointError(
-            f"no checkpoint in {run_dir} (looked for model.pt, checkpoints/ckpt_*.pt and folders "
-            f"holding {TRAINER_STATE}); is this a proxrl run directory?"
-        )
+        raise _no_checkpoint(run_dir)
     return max(candidates, key=lambda p: p.stat().st_mtime_ns)

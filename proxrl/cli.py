@@ -172,6 +172,8 @@ def _train(args: argparse.Namespace) -> int:
         if args.overwrite:
             raise ConfigError("--overwrite starts a new run; --resume continues one: give one of them")
     else:
+        if not args.algo and args.config:  # a preset or a run's config.yaml names its algorithm
+            args.algo = read_yaml(args.config).get("algo")
         if not args.algo:
             raise ConfigError("train needs an algorithm, e.g. `proxrl train ppo --env CartPole-v1`")
         cls, config = _build_config(args.algo, args.config, flags)

@@ -246,3 +246,18 @@ def test_a_grpo_run_directory_can_be_moved_and_resumed(tmp_path):
     )
     resumed.learn(1)
     assert resumed.global_step == 3
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_how_to_start_again(tmp_path, capsys):
+    run = tmp_path / "run"
+    _small_run(run)
+    (run / "model.pt").unlink()
+    for f in (run / "checkpoints").iterdir():
+        f.unlink()
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run that stopped before its first checkpoint" in err
+    assert f"proxrl train --config {run}/config.yaml --run-dir {run} --overwrite" in err
+    again = ["train", "--config", f"{run}/config.yaml", "--run-dir", str(run), "--overwrite", "--quiet"]
+    assert main([*again, "--total-steps", "64", "--eval-episodes", "0"]) == 0  # the algorithm from config.yaml
+    assert PPO.load(run).global_step == 64 and PPO.load(run).config.hidden_sizes == (16,)
