@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 # Python blocks train for 100k+ steps to show real use; here they train for a few hundred (each must match once)
-SHRINK = {"learn(100_000)": "learn(512)", "learn(150_000)": "learn(256)"}
+SHRINK = {"learn(100_000)": "learn(512)", "learn(150_000)": "learn(256)", "learn(20_000)": "learn(256)"}
 # command lines a test cannot run, and where they are run instead
 NOT_RUN_HERE = {
     "make demo": "the first of the README's two commands: CI runs the README's commands from a fresh clone",

@@ -50,7 +50,15 @@ POLICIES: dict[str, tuple[Callable[[], ActorCritic], set[str]]] = {
     "shared-trunk": (lambda: ActorCritic(OBS, DISCRETE, (16,), shared_trunk=True), {"fused"}),
     "gelu": (lambda: ActorCritic(OBS, DISCRETE, (16,), "gelu"), {"fused", "numpy_acting"}),
     "discrete-obs": (lambda: ActorCritic(gym.spaces.Discrete(5), DISCRETE, (16,)), {"numpy_acting"}),
+    "encoder": (lambda: ActorCritic(OBS, DISCRETE, (16,), encoder=_linear_encoder()), {"fused", "numpy_acting"}),
 }
+
+
+def _linear_encoder() -> nn.Module:
+    """An observation encoder (as a CNN, Dict or user module is): the fused and numpy paths must decline it."""
+    encoder = nn.Sequential(nn.Linear(4, 6), nn.Tanh())
+    encoder.features_dim = 6
+    return encoder
 
 
 def _obs(policy: ActorCritic, n: int, seed: int) -> torch.Tensor:

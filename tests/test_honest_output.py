@@ -72,7 +72,9 @@ def test_resume_to_a_total_already_reached_says_there_is_nothing_to_train(tmp_pa
 
 
 def test_image_observations_warn_that_they_are_flattened_into_an_mlp():
-    with pytest.warns(RunWarning, match=r"images \(8×8×3 uint8\): proxrl flattens them into an MLP of 192 inputs"):
+    with pytest.warns(
+        RunWarning, match=r"look like images \(8×8×3 uint8\) and are flattened into an MLP of 192 inputs"
+    ):
         PPO("toy_envs:proxrl_test/Image-v0", **SMALL)
 
 

@@ -16,7 +16,9 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 SEEDS = (0, 1, 2)
 
 
-def steps_to_threshold(preset: str, seed: int, threshold: float, budget: int) -> tuple[int, int | None, float]:
+def steps_to_threshold(
+    preset: str, seed: int, threshold: float, budget: int, overrides: dict | None = None
+) -> tuple[int, int | None, float]:
     """Train one seed; return (seed, env steps at which the mean-20 return first reached ``threshold`` or
     None, wall seconds)."""
     import time
@@ -30,16 +32,18 @@ def steps_to_threshold(preset: str, seed: int, threshold: float, budget: int) ->
     cfg = config.resolve(
         cls.config_class,
         CONFIGS / preset,
-        {"seed": seed, "total_steps": budget, "stop_return": threshold, "tensorboard": False},
+        {"seed": seed, "total_steps": budget, "stop_return": threshold, "tensorboard": False, **(overrides or {})},
     )
     start = time.perf_counter()
     agent = cls(config=cfg, progress=False).learn()
     return seed, (agent.global_step if agent.progress.reached(threshold) else None), time.perf_counter() - start
 
 
-def run_seeds(preset: str, threshold: float, budget: int) -> list[tuple[int, int | None, float]]:
+def run_seeds(
+    preset: str, threshold: float, budget: int, overrides: dict | None = None
+) -> list[tuple[int, int | None, float]]:
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(steps_to_threshold, preset, s, threshold, budget) for s in SEEDS]
+        futures = [pool.submit(steps_to_threshold, preset, s, threshold, budget, overrides) for s in SEEDS]
         results = sorted(f.result() for f in futures)
     for seed, steps, wall in results:
         print(
@@ -95,6 +99,16 @@ def matrix_game_outcome(method: str, game: str, seed: int, share_actor: bool | N
     actions = agent.predict(np.ones((1, 2, 1), np.float32))[0]
     payoff = agent.make_env().payoff
     return method, game, seed, float(payoff[int(actions[0]), int(actions[1])])
+
+
+@pytest.mark.learning
+def test_the_nature_cnn_learns_a_pixel_task_that_an_mlp_does_not_within_the_budget():
+    """Is the 6×6 shape anywhere in a 36×36 uint8 frame a square or a ring (PixelShape-v0; return 8 at best, 4 by
+    chance)? The CNN reaches 7 within 20k steps for every seed; an MLP (64, 64) over the same pixels does not."""
+    cnn = run_seeds("ppo_pixels.yaml", 7.0, 20_000)
+    assert all(steps is not None for _, steps, _ in cnn), cnn
+    mlp = run_seeds("ppo_pixels.yaml", 7.0, 20_000, {"policy": "mlp", "hidden_sizes": [64, 64]})
+    assert all(steps is None for _, steps, _ in mlp), mlp
 
 
 @pytest.mark.learning

@@ -150,3 +150,34 @@ class ImageEnv(gym.Env):
 
 
 gym.register("proxrl_test/Image-v0", entry_point=ImageEnv, max_episode_steps=5)
+
+
+# the pixel task lives in the package (proxrl/envs/pixel_tasks.py); its variants for tests:
+from proxrl.envs.pixel_tasks import PixelTargetEnv  # noqa: E402
+
+gym.register("proxrl_test/PixelTarget-v0", entry_point=PixelTargetEnv)
+gym.register("proxrl_test/PixelTargetFirst-v0", entry_point=PixelTargetEnv, kwargs={"channels": "first"})
+gym.register("proxrl_test/PixelTargetDict-v0", entry_point=PixelTargetEnv, kwargs={"dict_obs": True})
+
+
+class TinyExtractor(__import__("torch").nn.Module):
+    """A user's features extractor for tests: a linear layer over the flattened observation → ``out`` features."""
+
+    def __init__(self, observation_space, out: int = 8) -> None:
+        import torch
+
+        super().__init__()
+        self.linear = torch.nn.Linear(int(np.prod(observation_space.shape)), out)
+
+    def forward(self, obs):
+        return self.linear(obs.reshape(obs.shape[0], -1).float()).tanh()
+
+
+class SumExtractor(__import__("torch").nn.Module):
+    """A wrong features extractor for tests: one number per observation ([B], not [B, F])."""
+
+    def __init__(self, observation_space) -> None:
+        super().__init__()
+
+    def forward(self, obs):
+        return obs.float().sum(1)

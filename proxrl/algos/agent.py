@@ -24,10 +24,10 @@ from ..envs import OBS_CLIP, Normalizers, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
+from ..policies.encoders import POLICIES, register_class
 from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
 from ..runners.ray_group import INSTALL_HINT, RayRunnerGroup
-from ..policies import warn_if_image
 from ..runners.runner import EnvRunner, build_policy
 from ..run import Trainer
 from . import common
@@ -132,10 +132,31 @@ class ActorCriticConfig(RolloutConfig):
     norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
     norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
     shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
+    policy: str = param(
+        "auto",
+        "observation encoder: auto (custom with a features_extractor, cnn for uint8 images, one encoder per key "
+        "for Dict spaces, else mlp), mlp (flattened into the MLP), cnn (Nature CNN), custom",
+        choices=POLICIES,
+    )
+    image_channels: str = param(
+        "auto",
+        "where an image's channels are: auto (the end of size ≤ 4), first, last",
+        choices=("auto", "first", "last"),
+    )
+    features_extractor: str | None = param(
+        None,
+        "your encoder, 'module:Class': Class(observation_space, **features_extractor_kwargs) maps observations "
+        "[B, ...] to features [B, F]; proxrl adds the MLP trunks (hidden_sizes) and heads",
+    )
+    features_extractor_kwargs: dict[str, Any] = param(help="keyword arguments of features_extractor", factory=dict)
 
 
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None, overrides: dict[str, Any]) -> Any:
-    """``config`` (or ``cls``'s defaults) with ``env`` and keyword overrides applied, validated strictly."""
+    """``config`` (or ``cls``'s defaults) with ``env`` and keyword overrides applied, validated strictly. A
+    ``features_extractor`` given as a class is kept by its ``module:Class`` path (the config holds plain values)."""
+    extractor = overrides.get("features_extractor")
+    if isinstance(extractor, type):
+        overrides = {**overrides, "features_extractor": register_class(extractor)}
     return cfgmod.resolve(cls, base=config, overrides={**({"env": env} if env is not None else {}), **overrides})
 
 
@@ -199,9 +220,9 @@ def flat_adams(agent: EnvTrainer, groups: dict[str, list[torch.nn.Parameter]]) -
 def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
     """:func:`begin`, then the actor-critic for the env's spaces, its flat parameters and Adam."""
     begin(agent, config, run_dir, progress)
-    agent.policy = build_policy(config)
-    warn_if_image(agent.policy.observation_space)
-    agent.device = resolve_device(config.device, sum(p.numel() for p in agent.policy.parameters()))
+    agent.policy = build_policy(config, warn=True)
+    convolutional = any(isinstance(m, torch.nn.Conv2d) for m in agent.policy.modules())
+    agent.device = resolve_device(config.device, sum(p.numel() for p in agent.policy.parameters()), convolutional)
     agent.policy.to(agent.device)
     agent.acting_rng = np.random.default_rng(config.seed)  # samples actions on the numpy acting path
     flat_adams(agent, {"policy": list(agent.policy.parameters())})

@@ -35,10 +35,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str, num_params: int) -> torch.device:
-    """``auto``: CUDA only if present and the network is large enough (≥ 1M parameters) for a GPU to pay off;
-    small MLPs are faster on the CPU, where per-step transfer and launch costs dominate."""
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available() and num_params >= 1_000_000):
+def resolve_device(name: str, num_params: int, convolutional: bool = False) -> torch.device:
+    """``auto``: CUDA only if present and the network is large enough (≥ 1M parameters) or convolutional for a
+    GPU to pay off; small MLPs are faster on the CPU, where per-step transfer and launch costs dominate."""
+    big = num_params >= 1_000_000 or convolutional
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available() and big):
         if not torch.cuda.is_available():
             from ..config import ConfigError
 

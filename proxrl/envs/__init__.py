@@ -125,6 +125,29 @@ def _describe(e: Exception, where: str) -> str:
     )
 
 
+class FlatDict(gym.wrappers.FlattenObservation):
+    """A Dict observation flattened into one vector (gymnasium's FlattenObservation), so rollouts store one array;
+    ``dict_space`` keeps the Dict space for the policy's encoder, which splits the vector back per key."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.dict_space = env.observation_space
+
+
+def flatten_dict(env: gym.Env) -> gym.Env:
+    """``env`` wrapped in :class:`FlatDict` when its observations are a Dict, else ``env``."""
+    return FlatDict(env) if isinstance(env.observation_space, gym.spaces.Dict) else env
+
+
+def dict_space_of(env: gym.Env) -> gym.spaces.Dict | None:
+    """The Dict space a :class:`FlatDict` wrapper in ``env`` flattened, or None."""
+    try:
+        space = env.get_wrapper_attr("dict_space")
+    except AttributeError:
+        return None
+    return space if isinstance(space, gym.spaces.Dict) else None
+
+
 def make_vec_env(
     env: str,
     num_envs: int,
@@ -146,7 +169,7 @@ def make_vec_env(
             f"vectorization 'vector_entry_point': {env_id} has no native vector version; use 'auto', 'sync' or 'async'"
         )
     # per-env wrapper (sync and async): an env's exception keeps its traceback text across the worker boundary
-    wrappers = [ReportEnvErrors] if mode in ("sync", "async") else None
+    wrappers = [ReportEnvErrors, flatten_dict] if mode in ("sync", "async") else None
     try:
         venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers, **(env_kwargs or {}))
     except TypeError as e:
@@ -178,6 +201,7 @@ def make_eval_env(
         e = gym.make(env_id, **extra, **(env_kwargs or {}))
     except TypeError as err:
         raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {err}") from None
+    e = flatten_dict(e)
     if obs_stats is not None:
         e = gym.wrappers.NormalizeObservation(e)
         e.update_running_mean = False

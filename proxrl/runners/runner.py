@@ -20,19 +20,37 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from ..envs import Normalizers, make_eval_env, make_vec_env, snapshot
+from ..envs import Normalizers, dict_space_of, make_eval_env, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters
-from ..policies import ActorCritic
+from ..config import ConfigError
+from ..policies import ActorCritic, warn_if_flattened_image
+from ..policies.encoders import build_encoder
 from ..rollout import Batch, Rollout
 
 T = TypeVar("T")
 
 
-def build_policy(config: Any) -> ActorCritic:
-    """The actor-critic a single-agent env trainer's ``config`` asks for, on the CPU, sized for its env."""
+def build_policy(config: Any, warn: bool = False) -> ActorCritic:
+    """The actor-critic a single-agent env trainer's ``config`` asks for, on the CPU, sized for its env, with the
+    observation encoder its ``policy`` names (``warn``: say when images go flattened into an MLP)."""
     probe = make_eval_env(config.env, config.env_kwargs)
-    obs_space, act_space = probe.observation_space, probe.action_space
+    obs_space, act_space, dict_space = probe.observation_space, probe.action_space, dict_space_of(probe)
     probe.close()
+    encoder = build_encoder(
+        obs_space,
+        config.policy,
+        config.image_channels,
+        config.features_extractor,
+        config.features_extractor_kwargs,
+        dict_space,
+    )
+    if warn:
+        warn_if_flattened_image(obs_space, encoder)
+    if encoder is not None and config.norm_obs:
+        raise ConfigError(
+            f"norm_obs=true normalises raw observations, which an encoder ({type(encoder).__name__}) does not "
+            "expect (images are scaled by 1/255): set norm_obs=false"
+        )
     return ActorCritic(
         obs_space,
         act_space,
@@ -41,6 +59,7 @@ def build_policy(config: Any) -> ActorCritic:
         config.shared_trunk,
         config.log_std_init,
         config.ortho_init,
+        encoder,
     )
 
 

@@ -10,21 +10,21 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from .errors import RunWarning
-from .distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution, to_env_action
+from ..errors import RunWarning
+from ..distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution, to_env_action
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
 
-def warn_if_image(space: spaces.Space) -> None:
-    """Warn that an image observation space (a Box of rank ≥ 2, or of uint8) is flattened into an MLP: proxrl has
-    no CNN encoder yet, and an MLP over raw pixels is large, slow and learns poorly."""
-    if isinstance(space, spaces.Box) and (len(space.shape) >= 2 or space.dtype == np.uint8):
+def warn_if_flattened_image(space: spaces.Space, encoder: nn.Module | None) -> None:
+    """Warn when image-like observations (a Box of rank ≥ 2) go flattened into an MLP: ``policy=cnn`` (chosen
+    automatically for uint8 images) or a features_extractor is what they need."""
+    if encoder is None and isinstance(space, spaces.Box) and len(space.shape) >= 2:
         shape = "×".join(map(str, space.shape))
         warnings.warn(
-            f"the observations are images ({shape} {space.dtype}): proxrl flattens them into an MLP of "
-            f"{int(np.prod(space.shape)):,} inputs (there is no CNN encoder yet); expect a large, slow network that "
-            "learns poorly. Wrap the env to give feature vectors, or downsample it",
+            f"the observations look like images ({shape} {space.dtype}) and are flattened into an MLP of "
+            f"{int(np.prod(space.shape)):,} inputs; set policy=cnn (automatic for uint8 images of at least 36×36 "
+            "pixels) or pass a features_extractor",
             RunWarning,
             stacklevel=3,
         )
@@ -70,7 +70,9 @@ def _run(seq: nn.Module, x: Tensor) -> Tensor:
 class ActorCritic(nn.Module):
     """π_θ(a|s) and V_w(s) for one gymnasium observation and action space.
 
-    ``shared_trunk`` puts both heads on one MLP; otherwise actor and critic have their own. Box actions use a
+    An ``encoder`` (:mod:`proxrl.policies.encoders`: CNN, Dict, a user module) turns observations into features
+    first; without one they are flattened. ``shared_trunk`` puts both heads on one MLP; otherwise actor and critic
+    have their own. Box actions use a
     diagonal Gaussian with a state-independent log-std parameter; samples are not clipped here (only when sent
     to the env), so log-probs stay those of the distribution. Observations ``[B, *obs_shape]``.
     """
@@ -84,11 +86,13 @@ class ActorCritic(nn.Module):
         shared_trunk: bool = False,
         log_std_init: float = 0.0,
         ortho_init: bool = True,
+        encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.observation_space = observation_space
         self.action_space = action_space
-        in_dim = obs_dim(observation_space)
+        self.encoder = encoder  # shared by actor and critic (as SB3's on-policy default and CleanRL's Atari PPO)
+        in_dim = int(encoder.features_dim) if encoder is not None else obs_dim(observation_space)
         n_params = action_param_dim(action_space)
         hidden = list(hidden_sizes)
         width = hidden[-1] if hidden else in_dim
@@ -104,6 +108,8 @@ class ActorCritic(nn.Module):
         )
 
     def _features(self, obs: Tensor) -> Tensor:
+        if self.encoder is not None:
+            return self.encoder(obs)
         if self.one_hot:
             return nn.functional.one_hot(obs.long().reshape(-1), self.observation_space.n).float()  # type: ignore[attr-defined]
         x = obs.reshape(obs.shape[0], -1)

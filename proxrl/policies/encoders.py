@@ -1,0 +1,209 @@
+"""Observation encoders: what turns an observation into the feature vector the actor-critic's trunks and heads take.
+
+- ``mlp``: the observation flattened (Discrete: one-hot); the MLP trunks do the rest (no module here).
+- ``cnn``: the Nature-DQN CNN (Mnih et al. 2015; CleanRL's ``ppo_atari.py`` and SB3's ``NatureCNN``): three convs
+  (32 8×8/4, 64 4×4/2, 64 3×3/1), a 512-unit layer, ReLU, orthogonal init (gain √2). uint8 images are scaled by
+  1/255 here, on the learner, so rollouts store them as uint8.
+- ``dict``: one encoder per key of a Dict space (the CNN for image keys, flattening for the others), concatenated,
+  as SB3's ``CombinedExtractor``. The env gives one flat vector (gymnasium's FlattenObservation, so rollouts need
+  no dict buffers); the encoder splits it back per key.
+- ``custom``: the user's ``nn.Module`` class, ``Class(observation_space, **kwargs)``, observations → features
+  ``[B, F]`` (F found by one forward pass).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from ..config import ConfigError
+
+NATURE_MIN_SIZE = 36  # the Nature CNN's convs (8/4, 4/2, 3/1) need at least 36 × 36 pixels
+POLICIES = ("auto", "mlp", "cnn", "custom")
+
+
+def is_image(space: spaces.Space) -> bool:
+    """A Box of uint8 pixels with 2 or 3 dimensions (SB3's rule: the dtype says it is an image)."""
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
+
+
+def _fits_nature_cnn(space: spaces.Space, image_channels: str) -> bool:
+    shape = tuple(space.shape)  # type: ignore[union-attr]
+    try:
+        first = channels_first(shape, image_channels)
+    except ConfigError:
+        return True  # let the CNN say what is ambiguous
+    h, w = shape[-2:] if len(shape) == 2 or first else shape[:2]
+    return min(h, w) >= NATURE_MIN_SIZE
+
+
+def channels_first(shape: tuple[int, ...], where: str = "auto") -> bool:
+    """Whether an image of ``shape`` is [C, H, W] (True) or [H, W, C] (False); a 2-D image has one channel.
+    ``auto`` takes the end whose size is ≤ 4 while the other end's is not; anything else is ambiguous and
+    names ``image_channels`` (first | last) as the way out."""
+    if len(shape) == 2 or where == "first":
+        return len(shape) == 3
+    if where == "last":
+        return False
+    first, last = shape[0] <= 4, shape[-1] <= 4
+    if first != last:
+        return first
+    raise ConfigError(
+        f"cannot tell where the channels of the image observations {shape} are (both ends "
+        f"{'are' if first else 'are not'} ≤ 4); set image_channels=first ([C, H, W]) or last ([H, W, C])"
+    )
+
+
+class NatureCNN(nn.Module):
+    """The Nature-DQN CNN over images ``[B, C, H, W]`` or ``[B, H, W, C]`` (uint8 scaled to [0, 1]) → ``[B, 512]``."""
+
+    def __init__(self, space: spaces.Box, image_channels: str = "auto", features: int = 512) -> None:
+        super().__init__()
+        shape = tuple(space.shape)
+        self.first = channels_first(shape, image_channels)
+        c, h, w = (1, *shape) if len(shape) == 2 else (shape if self.first else (shape[2], shape[0], shape[1]))
+        if min(h, w) < NATURE_MIN_SIZE:
+            raise ConfigError(
+                f"the Nature CNN needs images of at least {NATURE_MIN_SIZE}×{NATURE_MIN_SIZE} pixels, got {h}×{w}; "
+                "resize them (gymnasium.wrappers.ResizeObservation) or pass your own features_extractor"
+            )
+        self.flat_2d = len(shape) == 2
+        self.scale = 1 / 255 if space.dtype == np.uint8 else 1.0
+        self.convs = nn.Sequential(
+            nn.Conv2d(c, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, c, h, w)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(flat, features), nn.ReLU())
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.orthogonal_(m.weight, math.sqrt(2))
+                nn.init.zeros_(m.bias)
+        self.features_dim = features
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = obs.unsqueeze(1) if self.flat_2d else (obs if self.first else obs.permute(0, 3, 1, 2))
+        return self.linear(self.convs(x.float() * self.scale))
+
+
+class DictEncoder(nn.Module):
+    """One encoder per key of a Dict space, over the flat vector gymnasium's FlattenObservation makes of it (keys in
+    the space's order, each flattened; Discrete one-hot): the CNN for image keys, the values themselves for the
+    others; outputs concatenated ``[B, Σ F_k]``."""
+
+    def __init__(self, space: spaces.Dict, image_channels: str = "auto") -> None:
+        super().__init__()
+        self.keys, self.sizes, self.shapes = [], [], []
+        self.encoders = nn.ModuleDict()
+        width = 0
+        for key, sub in space.spaces.items():
+            if not isinstance(sub, (spaces.Box, spaces.Discrete, spaces.MultiBinary)):
+                raise ConfigError(
+                    f"Dict observation key '{key}' has space {sub}; supported: Box, Discrete, MultiBinary"
+                )
+            size = int(spaces.flatdim(sub))
+            self.keys.append(key)
+            self.sizes.append(size)
+            self.shapes.append(tuple(sub.shape) if isinstance(sub, spaces.Box) else (size,))
+            if is_image(sub):
+                self.encoders[key] = NatureCNN(sub, image_channels, features=256)  # SB3's CombinedExtractor: 256
+                width += 256
+            else:
+                width += size
+        self.features_dim = width
+
+    def forward(self, obs: Tensor) -> Tensor:
+        parts = []
+        for key, chunk, shape in zip(self.keys, obs.float().split(self.sizes, dim=1), self.shapes, strict=True):
+            if key in self.encoders:  # the flat vector holds the image's raw 0–255 values; the CNN scales them
+                parts.append(self.encoders[key](chunk.reshape(-1, *shape)))
+            else:
+                parts.append(chunk)
+        return torch.cat(parts, dim=1)
+
+
+_REGISTERED: dict[str, type[nn.Module]] = {}  # classes passed as objects in this process (a notebook's, say)
+
+
+def register_class(cls: type) -> str:
+    """The ``module:Class`` path of a features-extractor class passed as an object; this process finds it by
+    that path even where its module cannot be imported (``__main__``, a notebook); a checkpoint loaded in another
+    process needs the module importable there."""
+    if not issubclass(cls, nn.Module):
+        raise ConfigError(f"features_extractor {cls.__name__} is not a torch.nn.Module class")
+    path = f"{cls.__module__}:{cls.__qualname__}"
+    _REGISTERED[path] = cls
+    return path
+
+
+def load_class(path: str) -> type[nn.Module]:
+    """The class ``module:Class`` names, with a clear error when it cannot be imported."""
+    if path in _REGISTERED:
+        return _REGISTERED[path]
+    module, sep, name = path.partition(":")
+    if not sep or not module or not name:
+        raise ConfigError(f"features_extractor must be 'module:Class', got {path!r}")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"features_extractor {path!r} cannot be imported: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ConfigError(f"features_extractor {path!r} is not a torch.nn.Module class")
+    return cls
+
+
+def build_encoder(
+    space: spaces.Space,
+    policy: str,
+    image_channels: str = "auto",
+    features_extractor: str | None = None,
+    features_extractor_kwargs: dict[str, Any] | None = None,
+    dict_space: spaces.Dict | None = None,
+) -> nn.Module | None:
+    """The encoder ``policy`` names for observations of ``space`` (``dict_space``: the Dict space a flattened one
+    came from), or None for the flatten-into-the-MLP path. ``auto``: ``custom`` when a features_extractor is
+    given, the CNN for uint8 images of at least 36 × 36 pixels, the Dict encoder for Dict spaces, else
+    flattening."""
+    if policy == "auto":
+        policy = (
+            "custom"
+            if features_extractor
+            else "cnn"
+            if is_image(space) and _fits_nature_cnn(space, image_channels)
+            else "dict"
+            if dict_space is not None
+            else "mlp"
+        )
+    if policy == "custom":
+        if not features_extractor:
+            raise ConfigError("policy=custom needs features_extractor='module:Class' (an nn.Module class)")
+        module = load_class(features_extractor)(dict_space or space, **(features_extractor_kwargs or {}))
+        with torch.no_grad():
+            sample = torch.as_tensor(np.stack([space.sample(), space.sample()]))
+            out = module(sample)
+        if out.dim() != 2 or out.shape[0] != 2:
+            raise ConfigError(
+                f"features_extractor {features_extractor} must map [B, ...] to [B, F], gave {tuple(out.shape)}"
+            )
+        module.features_dim = int(out.shape[1])
+        return module
+    if policy == "cnn":
+        if not isinstance(space, spaces.Box) or len(space.shape) not in (2, 3):
+            raise ConfigError(f"policy=cnn needs image observations (a 2-D or 3-D Box), got {space}")
+        return NatureCNN(space, image_channels)
+    if policy == "dict":
+        assert dict_space is not None
+        return DictEncoder(dict_space, image_channels)
+    return None

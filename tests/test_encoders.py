@@ -1,0 +1,143 @@
+"""Observation encoders: the Nature CNN (shapes, init, scaling, channel order), uint8 storage, the automatic choice,
+Dict observations, a user's own module, and what the fast paths do with them."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from proxrl import PPO, ConfigError
+from proxrl.errors import RunWarning
+from proxrl.policies.encoders import DictEncoder, NatureCNN, build_encoder, channels_first
+
+SMALL = dict(num_envs=2, num_steps=16, num_minibatches=2, hidden_sizes=(), progress=False, tensorboard=False)
+PIXELS = "toy_envs:proxrl_test/PixelTarget-v0"
+
+
+@pytest.mark.parametrize("shape", [(84, 84, 4), (4, 84, 84), (84, 84)])
+def test_nature_cnn_shapes_and_orthogonal_init(shape):
+    cnn = NatureCNN(spaces.Box(0, 255, shape, np.uint8))
+    convs = [m for m in cnn.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (32, (8, 8), (4, 4)),
+        (64, (4, 4), (2, 2)),
+        (64, (3, 3), (1, 1)),
+    ]
+    assert convs[0].in_channels == (1 if len(shape) == 2 else 4)
+    linear = cnn.linear[0]
+    assert linear.in_features == 64 * 7 * 7 and linear.out_features == 512 == cnn.features_dim
+    w = linear.weight.detach()  # orthogonal with gain √2: the 512 × 3136 rows are orthogonal, each of norm √2
+    torch.testing.assert_close(w @ w.T, 2 * torch.eye(512), atol=1e-4, rtol=0)
+    assert all(torch.count_nonzero(m.bias) == 0 for m in [*convs, linear])
+    x = torch.randint(0, 256, (3, *shape), dtype=torch.uint8)
+    assert cnn(x).shape == (3, 512)
+
+
+def test_uint8_frames_are_scaled_by_1_over_255_and_the_channel_order_does_not_matter():
+    last = NatureCNN(spaces.Box(0, 255, (36, 36, 3), np.uint8))
+    first = NatureCNN(spaces.Box(0, 255, (3, 36, 36), np.uint8))
+    first.load_state_dict(last.state_dict())
+    frames = torch.randint(0, 256, (5, 36, 36, 3), dtype=torch.uint8)
+    out = last(frames)
+    torch.testing.assert_close(first(frames.permute(0, 3, 1, 2)), out)
+    as_float = NatureCNN(spaces.Box(0.0, 1.0, (36, 36, 3), np.float32))  # float images are taken as they are
+    as_float.load_state_dict(last.state_dict())
+    torch.testing.assert_close(as_float(frames.float() / 255), out)
+
+
+def test_channel_order_is_detected_or_the_ambiguity_named():
+    assert channels_first((4, 84, 84)) and not channels_first((84, 84, 3)) and not channels_first((84, 84))
+    assert channels_first((3, 3, 3), "first") and not channels_first((3, 3, 3), "last")
+    for shape in ((3, 36, 3), (36, 36, 36)):
+        with pytest.raises(ConfigError, match="set image_channels=first"):
+            channels_first(shape)
+
+
+def test_ppo_stores_image_rollouts_as_uint8_and_picks_the_cnn_itself():
+    agent = PPO(PIXELS, **SMALL)
+    assert isinstance(agent.policy.encoder, NatureCNN)
+    agent.learn(32)
+    batch = agent.envs.rollout.batch
+    assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (16, 2, 36, 36, 1)
+    assert int(batch.obs.max()) == 255  # raw pixels, not scaled in the buffer
+    # an Atari-sized rollout (128 steps × 8 envs of 4 × 84 × 84) is 28.9 MB as uint8 (float32 would be 115.6 MB)
+    assert 128 * 8 * 4 * 84 * 84 * batch.obs.element_size() == 28_901_376
+
+
+def test_the_policy_choice_is_explicit_where_auto_cannot_apply():
+    with pytest.warns(RunWarning, match="look like images"):
+        agent = PPO(PIXELS, policy="mlp", **SMALL)  # forced: flattened, and said
+    assert agent.policy.encoder is None
+    with pytest.raises(ConfigError, match="policy=cnn needs image observations"):
+        PPO("CartPole-v1", policy="cnn", **SMALL)
+    with pytest.raises(ConfigError, match="at least 36×36 pixels, got 8×8"):
+        PPO("toy_envs:proxrl_test/Image-v0", policy="cnn", **SMALL)
+    with pytest.raises(ConfigError, match="norm_obs=true normalises raw observations"):
+        PPO(PIXELS, norm_obs=True, **SMALL)
+    with pytest.raises(ConfigError, match="policy=custom needs features_extractor"):
+        PPO("CartPole-v1", policy="custom", **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert PPO("CartPole-v1", **SMALL).policy.encoder is None  # vectors: the MLP, no warning
+
+
+def test_dict_observations_get_one_encoder_per_key_concatenated():
+    agent = PPO("toy_envs:proxrl_test/PixelTargetDict-v0", **SMALL)
+    encoder = agent.policy.encoder
+    assert isinstance(encoder, DictEncoder) and encoder.features_dim == 256 + 3
+    assert isinstance(encoder.encoders["image"], NatureCNN) and list(encoder.encoders) == ["image"]
+    env_obs = agent.policy.observation_space.sample()  # the flat vector the env gives (FlattenObservation)
+    flat = torch.as_tensor(np.stack([env_obs, env_obs]))
+    features = encoder(flat)
+    image = flat[:, :1296].reshape(2, 36, 36, 1)  # keys in the Dict space's order: image, then vector
+    torch.testing.assert_close(features[:, :256], encoder.encoders["image"](image))
+    torch.testing.assert_close(features[:, 256:], flat[:, 1296:].float())
+    agent.learn(32)
+    assert agent.envs.rollout.batch.obs.shape == (16, 2, 1296 + 3)
+
+
+def test_a_users_module_gets_the_heads_and_trains_saves_and_loads(tmp_path):
+    agent = PPO(
+        "CartPole-v1", features_extractor="toy_envs:TinyExtractor", features_extractor_kwargs={"out": 5}, **SMALL
+    )
+    assert type(agent.policy.encoder).__name__ == "TinyExtractor" and agent.policy.encoder.features_dim == 5
+    assert agent.policy.actor_head[0].in_features == 5
+    before = [p.detach().clone() for p in agent.policy.parameters()]
+    agent.learn(64)
+    assert all(not torch.equal(a, b) for a, b in zip(before, agent.policy.parameters(), strict=True))
+    agent.save(tmp_path / "m.pt")
+    loaded = PPO.load(tmp_path / "m.pt")
+    obs = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        PPO("CartPole-v1", features_extractor="toy_envs:NoSuchNet", **SMALL)
+    with pytest.raises(ConfigError, match="must be 'module:Class'"):
+        PPO("CartPole-v1", features_extractor="TinyExtractor", **SMALL)
+
+
+def test_build_encoder_checks_the_users_output_shape():
+    space = spaces.Box(-1, 1, (4,), np.float32)
+    with pytest.raises(ConfigError, match=r"must map \[B, \.\.\.\] to \[B, F\]"):
+        build_encoder(space, "custom", features_extractor="toy_envs:SumExtractor")
+    assert math.isclose(build_encoder(space, "custom", features_extractor="toy_envs:TinyExtractor").features_dim, 8)
+
+
+def test_a_features_extractor_class_object_works_in_python_and_names_itself_in_the_config(tmp_path):
+    class Local(torch.nn.Module):  # defined where no import path reaches it (as in a notebook)
+        def __init__(self, observation_space, width=6):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(observation_space.shape[0], width), torch.nn.ReLU())
+
+        def forward(self, obs):
+            return self.net(obs.float())
+
+    agent = PPO("CartPole-v1", features_extractor=Local, features_extractor_kwargs={"width": 6}, **SMALL)
+    assert agent.config.features_extractor.endswith(
+        ":test_a_features_extractor_class_object_works_in_python_and_names_itself_in_the_config.<locals>.Local"
+    )
+    assert agent.policy.encoder.features_dim == 6
+    agent.learn(32)
+    assert PPO.load(agent.save(tmp_path / "m.pt")).policy.encoder.features_dim == 6  # same process: found
