@@ -40,6 +40,7 @@ class Batch:
     terminated: Tensor  # [T, N] bool
     truncated: Tensor  # [T, N] bool
     valid: Tensor  # [T, N] bool; False on NEXT_STEP reset steps, which belong to no episode
+    starts: Tensor  # [T, N] bool; True where an episode's first step is (a recurrent policy's state is reset here)
 
     @property
     def next_values(self) -> Tensor:
@@ -111,6 +112,7 @@ class Rollout:
             "terminated": np.zeros((t, n), dtype=bool),
             "truncated": np.zeros((t, n), dtype=bool),
             "valid": np.zeros((t, n), dtype=bool),
+            "starts": np.zeros((t, n), dtype=bool),
         }
         self._shared = device.type == "cpu"
         self.batch = Batch(**{k: torch.from_numpy(v).to(device) for k, v in self._np.items()})
@@ -119,24 +121,39 @@ class Rollout:
         self.episodes = EpisodeStats()
         self.obs: np.ndarray | None = None
         self.prev_done = np.zeros(n, dtype=bool)
+        self.prev_valid = np.zeros(n, dtype=bool)  # was the last row of an env valid (else the next one starts)
+        # a recurrent policy's state (h, c) ``[N, H]`` each, carried across calls; ``initial_state`` is its value at
+        # the start of the last rollout (the update replays the rollout from it)
+        self.recurrent = getattr(policy, "core", None) is not None
+        self.state = policy.initial_state(n, device) if self.recurrent else None  # type: ignore[attr-defined]
+        self.initial_state = self.state
         self.env_steps = 0  # env steps collected before this call (set by the trainer on resume)
         self.steps_taken = 0  # env steps the last call made
 
-    def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _act(self, obs: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._numpy_acting is not None:
             return self._numpy_acting.act(obs)
-        actions, logp, value = self.policy.act(torch.from_numpy(obs).to(self.device))
+        x = torch.from_numpy(obs).to(self.device)
+        if self.recurrent:  # the state is reset where an episode starts, then carried
+            keep = torch.from_numpy(~starts).to(self.device)
+            actions, logp, value, self.state = self.policy.act_recurrent(x, self.state, keep)
+        else:
+            actions, logp, value = self.policy.act(x)
         return actions.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
 
     def _value(self, obs: np.ndarray) -> np.ndarray:
         if self._numpy_acting is not None:
             return self._numpy_acting.value(obs)
-        return self.policy.value(torch.from_numpy(obs).to(self.device)).cpu().numpy()
+        x = torch.from_numpy(obs).to(self.device)
+        if self.recurrent:  # V(s_T) with the carried state (its episode goes on, or it is a final observation)
+            return self.policy.value_recurrent(x, self.state).cpu().numpy()
+        return self.policy.value(x).cpu().numpy()
 
     def start(self, obs: np.ndarray) -> None:
         """Set the first observation (from ``venv.reset``); no step before it is a reset step."""
         self.obs = obs
         self.prev_done[:] = False
+        self.prev_valid[:] = False
 
     @torch.no_grad()
     def collect(self, episodic: bool = False) -> Batch:
@@ -154,13 +171,18 @@ class Rollout:
         if episodic:
             obs, _ = venv.reset()
             self.prev_done[:] = False
+            self.prev_valid[:] = False
             for key in ("rewards", "terminated", "truncated", "valid"):
                 arr[key][:] = 0
+        self.initial_state = self.state
         steps = self.num_steps
         for t in range(self.num_steps):
             arr["obs"][t] = obs
             arr["valid"][t] = ~(self.prev_done | finished)
-            actions, arr["logp"][t], arr["values"][t] = self._act(arr["obs"][t])
+            # an episode's first step: a valid row after an invalid one (the reset row of NEXT_STEP, or the start)
+            arr["starts"][t] = arr["valid"][t] & ~self.prev_valid
+            self.prev_valid = arr["valid"][t].copy()
+            actions, arr["logp"][t], arr["values"][t] = self._act(arr["obs"][t], arr["starts"][t])
             arr["actions"][t] = actions
             try:
                 obs, reward, terminated, truncated, info = venv.step(to_env_action(self.act_space, actions))

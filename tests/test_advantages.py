@@ -113,6 +113,7 @@ def test_pg_return_minus_value_critic_target_ignores_the_critic_after_a_terminat
         terminated=one,
         truncated=one,
         valid=one,
+        starts=one,
     )
     for advantage in ("return_minus_value", "gae", "td"):
         adv, target = estimate_advantages(advantage, batch, 0.99, 0.95)

@@ -51,6 +51,7 @@ POLICIES: dict[str, tuple[Callable[[], ActorCritic], set[str]]] = {
     "gelu": (lambda: ActorCritic(OBS, DISCRETE, (16,), "gelu"), {"fused", "numpy_acting"}),
     "discrete-obs": (lambda: ActorCritic(gym.spaces.Discrete(5), DISCRETE, (16,)), {"numpy_acting"}),
     "encoder": (lambda: ActorCritic(OBS, DISCRETE, (16,), encoder=_linear_encoder()), {"fused", "numpy_acting"}),
+    "lstm": (lambda: ActorCritic(OBS, DISCRETE, (16,), lstm_hidden_size=8), {"fused", "numpy_acting"}),
 }
 
 

@@ -555,3 +555,22 @@ def test_pruned_checkpoint_folders_leave_sight_before_they_are_deleted(tmp_path,
     agent.learn(1)
     assert [p.name for p in root.glob("step_*")] == ["step_000000003"] and not list(root.glob(".step_*.del"))
     assert GRPO.load(tmp_path / "run").global_step == 3
+
+
+def test_the_warmup_stops_at_its_target_and_without_one_runs_every_step():
+    """warmup_target ends the supervised warm-up once greedy exact match on fresh training prompts reaches it
+    (checked every 50 steps); 0 keeps the fixed-length warm-up, batch for batch."""
+    task = text_tasks.addition()
+    tokenizer = text_tasks.char_tokenizer(task.alphabet)
+
+    def warm(target: float, score: object = text_tasks.exact_match) -> list[float]:
+        torch.manual_seed(0)
+        model = lm.tiny_causal_lm(tokenizer, "llama", 16, 1, 2)
+        return lm.supervised_warmup(model, tokenizer, task.sample, 120, seed=0, target=target, score=score)
+
+    fixed = warm(0.0)
+    assert len(fixed) == 120
+    always_right = warm(0.5, score=lambda *a, **k: 1.0)  # the first check (step 50) finds the target reached
+    assert always_right == fixed[:50]  # and the probe prompts did not change the training batches
+    never_right = warm(0.5, score=lambda *a, **k: 0.0)  # checked at 50 and 100, never reached: every step runs
+    assert never_right == fixed

@@ -149,6 +149,23 @@ class ActorCriticConfig(RolloutConfig):
         "[B, ...] to features [B, F]; proxrl adds the MLP trunks (hidden_sizes) and heads",
     )
     features_extractor_kwargs: dict[str, Any] = param(help="keyword arguments of features_extractor", factory=dict)
+    recurrent: str = param(
+        "none",
+        "a recurrent core after the encoder (PPO): lstm carries its state across steps, reset where an episode starts",
+        choices=("none", "lstm"),
+    )
+    lstm_hidden_size: int = param(128, "units of the LSTM core (recurrent: lstm)", low=1)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.recurrent != "none" and self.algo != "ppo":
+            raise ConfigError(
+                f"recurrent={self.recurrent} is for PPO (proxrl train ppo); {self.algo} has no recurrent update"
+            )
+        if self.recurrent != "none" and self.runners != "local":
+            raise ConfigError(
+                "recurrent policies step their envs locally (runners=local): Ray runners do not carry the state"
+            )
 
 
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None, overrides: dict[str, Any]) -> Any:
@@ -403,10 +420,12 @@ def describe_evaluation(
     return lines + ([f"videos in {video_dir}"] if video_dir else [])
 
 
-def predict(agent: EnvTrainer, obs: Any, deterministic: bool = True) -> np.ndarray:
+def predict(agent: EnvTrainer, obs: Any, deterministic: bool = True, state: Any = None) -> Any:
     """Env-ready actions (Box actions clipped to bounds) for one observation (as ``env.reset()`` and ``env.step``
     return it: then one action) or a batch ``[B, *obs_shape]`` (B actions), as SB3's ``predict`` takes both. With
-    ``norm_obs`` the observations are normalised by the run's statistics, as in :meth:`evaluate`."""
+    ``norm_obs`` the observations are normalised by the run's statistics, as in :meth:`evaluate`. A recurrent
+    policy returns ``(actions, state)``: pass the state back with the next observation (None: an episode's
+    start), as SB3-contrib's RecurrentPPO."""
     policy = cast(ActorCritic, agent.policy)
     obs = np.asarray(obs)
     shape = policy.observation_space.shape or ()
@@ -419,8 +438,12 @@ def predict(agent: EnvTrainer, obs: Any, deterministic: bool = True) -> np.ndarr
     if stats is not None:
         # gymnasium's NormalizeObservation (ε = 1e-8) with frozen statistics, then the clip: make_eval_env's transform
         obs = np.clip((obs - np.asarray(stats["mean"])) / np.sqrt(np.asarray(stats["var"]) + 1e-8), -OBS_CLIP, OBS_CLIP)
-    batch = obs[None] if single else obs
-    actions = policy.env_actions(torch.as_tensor(batch, device=agent.device), deterministic)
+    batch = torch.as_tensor(obs[None] if single else obs, device=agent.device)
+    if policy.core is not None:
+        state = policy.initial_state(batch.shape[0], agent.device) if state is None else state
+        actions, state = policy.env_actions_recurrent(batch, state, deterministic)
+        return (actions[0] if single else actions), state
+    actions = policy.env_actions(batch, deterministic)
     return actions[0] if single else actions
 
 

@@ -141,9 +141,14 @@ def evaluate_policy(
         for i in range(episodes):
             obs, _ = e.reset(seed=seed + i)
             done, total, n = False, 0.0, 0
+            state = policy.initial_state(1, device) if getattr(policy, "core", None) is not None else None
             while not done:
                 x = torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0)
-                action = policy.env_actions(x, deterministic)[0]
+                if state is None:
+                    action = policy.env_actions(x, deterministic)[0]
+                else:  # a recurrent policy carries its state through the episode
+                    actions, state = policy.env_actions_recurrent(x, state, deterministic)
+                    action = actions[0]
                 obs, reward, terminated, truncated, _ = e.step(action)
                 total += float(reward)
                 n += 1

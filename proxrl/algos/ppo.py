@@ -85,6 +85,16 @@ class PPOConfig(ActorCriticConfig):
             )
         if self.num_minibatches > self.batch_size:
             raise ConfigError(f"num_minibatches={self.num_minibatches} exceeds the batch size {self.batch_size}")
+        if self.recurrent != "none":  # minibatches of whole env sequences
+            if self.num_envs % self.num_minibatches:
+                raise ConfigError(
+                    f"recurrent={self.recurrent} takes minibatches of whole env sequences: num_minibatches="
+                    f"{self.num_minibatches} must divide num_envs={self.num_envs}"
+                )
+            if self.objective != "clip":
+                raise ConfigError(
+                    f"recurrent={self.recurrent} trains the clip objective only, not objective={self.objective}"
+                )
 
     @property
     def minibatch_size(self) -> int:
@@ -146,6 +156,8 @@ class PPO:
         )
         # the minibatch step, chosen once: the closed-form gradient where it applies, else autograd
         self.minibatch_step = self._fused_step if self.fused is not None else self._autograd_step
+        # and the update: minibatches of samples, or of whole env sequences for a recurrent policy
+        self.update = self._update_recurrent if self.policy.core is not None else self._update
 
     start_envs = agent.start_envs
     env_state = agent.env_state
@@ -208,7 +220,7 @@ class PPO:
                         returns = adv + batch.values[:-1]
                     # 4. K epochs of minibatch updates on the policy objective and the value loss
                     self.policy.train()
-                    stats.update(self._update(batch, adv, returns, clip_eps), lr=lr, clip_eps=clip_eps)
+                    stats.update(self.update(batch, adv, returns, clip_eps), lr=lr, clip_eps=clip_eps)
                 # 5. log and checkpoint: the session, when this iteration's body ends
         return self
 
@@ -280,12 +292,29 @@ class PPO:
     ) -> torch.Tensor:
         """One minibatch step through autograd (any objective, any policy); returns its stats row
         (STAT_NAMES, then the exact KL when the objective uses it)."""
-        cfg = self.config
         dist, values = self.policy(obs)
-        logp, entropy = dist.log_prob(actions), dist.entropy()
         kl_values = (
             make_distribution(self.policy.action_space, old_params, old_log_std).kl(dist) if self.uses_kl else None
         )
+        return self._loss_step(
+            dist.log_prob(actions), dist.entropy(), values, old_logp, adv, returns, old_values, clip_eps, kl_values
+        )
+
+    def _loss_step(
+        self,
+        logp: torch.Tensor,
+        entropy: torch.Tensor,
+        values: torch.Tensor,
+        old_logp: torch.Tensor,
+        adv: torch.Tensor,
+        returns: torch.Tensor,
+        old_values: torch.Tensor,
+        clip_eps: float,
+        kl_values: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """J^CLIP+ (or the KL objectives) − c_v·value loss + c·entropy of one minibatch, its gradient step, and
+        its stats row (STAT_NAMES, then the exact KL when the objective uses it)."""
+        cfg = self.config
         pg_loss, pg_stats = self.policy_loss(logp, old_logp, adv, kl_values, clip_eps, self.kl_coef)
         v_loss, v_stats = value_loss(values, returns, old_values, clip_eps if cfg.clip_vloss else None)
         ent_loss, ent_stats = entropy_bonus(entropy)
@@ -301,6 +330,53 @@ class PPO:
             pg_stats["clip_frac"],
         ]
         return torch.stack(row + [pg_stats["kl"]] if self.uses_kl else row)
+
+    def _update_recurrent(
+        self, batch: Any, adv: torch.Tensor, returns: torch.Tensor, clip_eps: float
+    ) -> dict[str, float]:
+        """K epochs over minibatches of whole env columns (as CleanRL's ppo_atari_lstm and SB3-contrib's
+        RecurrentPPO): each minibatch replays its envs' T steps through the core from the state the rollout began
+        with, reset where an episode starts, so no sequence runs across a reset; the loss is over valid rows."""
+        cfg = self.config
+        t, n = batch.rewards.shape
+        h0, c0 = self.envs.rollout.initial_state  # type: ignore[union-attr]
+        envs_per_mb = n // cfg.num_minibatches
+        stat_rows: list[torch.Tensor] = []
+        epochs_done = 0
+        for _epoch in range(cfg.num_epochs):
+            perm = torch.randperm(n, device=batch.obs.device)
+            stop = False
+            for start in range(0, n, envs_per_mb):
+                e = perm[start : start + envs_per_mb]
+                valid = batch.valid[:, e].reshape(-1)
+                dist, values, _ = self.policy.sequence(batch.obs[:, e], (h0[e], c0[e]), batch.starts[:, e])
+                actions = batch.actions[:, e].reshape(-1, *batch.actions.shape[2:])
+                mb_adv = adv[:, e].reshape(-1)[valid]
+                if cfg.norm_adv and mb_adv.numel() > 1:
+                    mb_adv = normalize(mb_adv)
+                row = self._loss_step(
+                    dist.log_prob(actions)[valid],
+                    dist.entropy()[valid],
+                    values[valid],
+                    batch.logp[:, e].reshape(-1)[valid],
+                    mb_adv,
+                    returns[:, e].reshape(-1)[valid],
+                    batch.values[:-1][:, e].reshape(-1)[valid],
+                    clip_eps,
+                    None,
+                )
+                stat_rows.append(row)
+                if cfg.target_kl is not None and row[3].item() > cfg.target_kl:
+                    stop = True
+                    break
+            epochs_done += 1
+            if stop:
+                break
+        out = dict(zip(STAT_NAMES, torch.stack(stat_rows).mean(0).tolist(), strict=True))
+        valid = batch.valid.reshape(-1)
+        out["explained_variance"] = explained_variance(batch.values[:-1].reshape(-1)[valid], returns.reshape(-1)[valid])
+        out["epochs"] = epochs_done
+        return out
 
     def _update(self, batch: Any, adv: torch.Tensor, returns: torch.Tensor, clip_eps: float) -> dict[str, float]:
         """K epochs over shuffled minibatches of the rollout's valid samples; returns the mean loss stats."""

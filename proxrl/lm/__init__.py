@@ -237,10 +237,16 @@ def supervised_warmup(
     batch_size: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
+    target: float = 0.0,
+    score: Callable[..., float] | None = None,
+    max_new_tokens: int = 8,
+    check_every: int = 50,
 ) -> list[float]:
     """Cross-entropy on ``answer + <eos>`` given ``prompt`` for ``steps`` Adam steps on freshly sampled examples,
     so that GRPO starts from a policy whose early rewards are not all zero. Returns the losses."""
     rng = random.Random(seed)
+    # probe prompts for ``target``: their own stream, so the training batches are those of a warm-up without it
+    probe = sample(random.Random(seed + 7919), 200) if target > 0 and score is not None else None
     device = next(model.parameters()).device
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
@@ -266,6 +272,12 @@ def supervised_warmup(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         losses.append(loss.item())
+        if probe is not None and (step + 1) % check_every == 0:
+            with torch.random.fork_rng():
+                reached = accuracy(model, tokenizer, probe, max_new_tokens, score) >= target
+            model.train()
+            if reached:
+                break
     opt.zero_grad(set_to_none=True)  # the model goes on to other training: leave it no gradient of ours
     return losses
 

@@ -30,6 +30,13 @@ class LanguageModelConfig(RunConfig):
     tiny_heads: int = param(4, "attention heads of the tiny model", low=1)
     warmup_steps: int = param(600, "supervised warm-up steps of the tiny model before GRPO", low=0)
     warmup_lr: float = param(3e-3, "learning rate of the warm-up", low=0.0, low_open=True)
+    warmup_target: float = param(
+        0.0,
+        "end the warm-up early once greedy exact match on 200 fresh training prompts (never held-out ones) reaches "
+        "this, checked every 50 steps (0: all warmup_steps, which then only cap it)",
+        low=0.0,
+        high=1.0,
+    )
     reward_funcs: tuple[str, ...] = param(
         (),
         "reward functions 'module:function', f(prompt, completion, **example) -> float; empty: the task's own",

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..envs.text_tasks import TextTask, char_tokenizer
+from ..envs.text_tasks import TextTask, char_tokenizer, exact_match
 from . import load_causal_lm, supervised_warmup, tiny_causal_lm
 from .config import LanguageModelConfig
 
@@ -37,7 +37,17 @@ def tiny_model(
     model = tiny_causal_lm(tokenizer, cfg.tiny_arch, cfg.tiny_hidden_size, cfg.tiny_layers, cfg.tiny_heads)
     model.to(device)
     if cfg.warmup_steps:
-        supervised_warmup(model, tokenizer, task.sample, cfg.warmup_steps, lr=cfg.warmup_lr, seed=cfg.seed)
+        supervised_warmup(
+            model,
+            tokenizer,
+            task.sample,
+            cfg.warmup_steps,
+            lr=cfg.warmup_lr,
+            seed=cfg.seed,
+            target=cfg.warmup_target,
+            score=exact_match,
+            max_new_tokens=cfg.max_new_tokens,
+        )
     if run_dir is not None:
         folder = run_dir / INIT_MODEL
         model.save_pretrained(folder)

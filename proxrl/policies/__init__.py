@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,12 +88,19 @@ class ActorCritic(nn.Module):
         log_std_init: float = 0.0,
         ortho_init: bool = True,
         encoder: nn.Module | None = None,
+        lstm_hidden_size: int | None = None,
     ) -> None:
         super().__init__()
         self.observation_space = observation_space
         self.action_space = action_space
         self.encoder = encoder  # shared by actor and critic (as SB3's on-policy default and CleanRL's Atari PPO)
         in_dim = int(encoder.features_dim) if encoder is not None else obs_dim(observation_space)
+        # the recurrent core (CleanRL's ppo_atari_lstm: encoder → LSTM → trunks and heads), shared by actor and critic
+        self.core = nn.LSTM(in_dim, lstm_hidden_size) if lstm_hidden_size else None
+        if self.core is not None:
+            for name, param in self.core.named_parameters():
+                nn.init.orthogonal_(param, 1.0) if "weight" in name else nn.init.zeros_(param)
+            in_dim = int(lstm_hidden_size)  # type: ignore[arg-type]
         n_params = action_param_dim(action_space)
         hidden = list(hidden_sizes)
         width = hidden[-1] if hidden else in_dim
@@ -115,16 +123,24 @@ class ActorCritic(nn.Module):
         x = obs.reshape(obs.shape[0], -1)
         return x if x.dtype == torch.float32 else x.float()
 
+    def _stateless(self, obs: Tensor) -> Tensor:
+        """The trunks' input for observations seen without a state: the features, through the recurrent core from
+        the zero state if there is one (the first step of an episode)."""
+        x = self._features(obs)
+        if self.core is None:
+            return x
+        return self._core_step(x, self.initial_state(x.shape[0], x.device), None)[0]
+
     def forward(self, obs: Tensor) -> tuple[Distribution, Tensor]:
         """π(·|s) and V(s) ``[B]``."""
-        x = self._features(obs)
+        x = self._stateless(obs)
         h = _run(self.actor_trunk, x)
         value = _run(self.critic_head, h if self.critic_trunk is None else _run(self.critic_trunk, x)).squeeze(-1)
         return make_distribution(self.action_space, _run(self.actor_head, h), self.log_std), value
 
     def action_params(self, obs: Tensor) -> Tensor:
         """The actor head's output (logits, or Gaussian means) ``[B, action_param_dim]``."""
-        return _run(self.actor_head, _run(self.actor_trunk, self._features(obs)))
+        return _run(self.actor_head, _run(self.actor_trunk, self._stateless(obs)))
 
     def distribution(self, obs: Tensor) -> Distribution:
         """π(·|s) without computing the value."""
@@ -132,7 +148,7 @@ class ActorCritic(nn.Module):
 
     def value(self, obs: Tensor) -> Tensor:
         """V(s) ``[B]``."""
-        x = self._features(obs)
+        x = self._stateless(obs)
         h = _run(self.actor_trunk if self.critic_trunk is None else self.critic_trunk, x)
         return _run(self.critic_head, h).squeeze(-1)
 
@@ -141,6 +157,64 @@ class ActorCritic(nn.Module):
         dist, value = self.forward(obs)
         actions = dist.sample()
         return actions, dist.log_prob(actions), value
+
+    # ---- a recurrent core: the state (h, c) is [B, H] each; ``keep`` [B] is False where an episode starts
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+        """The zero state (h, c) of the LSTM core for ``batch`` envs."""
+        assert self.core is not None
+        zeros = torch.zeros(batch, self.core.hidden_size, device=device)
+        return zeros, zeros.clone()
+
+    def _core_step(self, x: Tensor, state: tuple[Tensor, Tensor], keep: Tensor | None) -> tuple[Tensor, Any]:
+        assert self.core is not None
+        h, c = state
+        if keep is not None:
+            k = keep.to(h.dtype)[:, None]
+            h, c = h * k, c * k
+        out, (h, c) = self.core(x[None], (h[None], c[None]))
+        return out[0], (h[0], c[0])
+
+    def _heads(self, y: Tensor) -> tuple[Distribution, Tensor]:
+        h = _run(self.actor_trunk, y)
+        value = _run(self.critic_head, h if self.critic_trunk is None else _run(self.critic_trunk, y)).squeeze(-1)
+        return make_distribution(self.action_space, _run(self.actor_head, h), self.log_std), value
+
+    def act_recurrent(
+        self, obs: Tensor, state: tuple[Tensor, Tensor], keep: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """One step of a recurrent policy: a ~ π(·|s, h), log π, V, and the next state (reset where ``keep`` is
+        False first)."""
+        y, state = self._core_step(self._features(obs), state, keep)
+        dist, value = self._heads(y)
+        actions = dist.sample()
+        return actions, dist.log_prob(actions), value, state
+
+    def value_recurrent(self, obs: Tensor, state: tuple[Tensor, Tensor]) -> Tensor:
+        """V(s, h) ``[B]`` with the state as it is (for bootstrapping)."""
+        return self._heads(self._core_step(self._features(obs), state, None)[0])[1]
+
+    def sequence(
+        self, obs: Tensor, state: tuple[Tensor, Tensor], starts: Tensor
+    ) -> tuple[Distribution, Tensor, tuple[Tensor, Tensor]]:
+        """A rollout replayed through the core: observations ``[T, B, ...]`` from the state it began with, reset
+        where ``starts`` ``[T, B]``; π and V for the ``T·B`` rows (time-major), and the final state."""
+        t, b = starts.shape
+        x = self._features(obs.reshape(t * b, *obs.shape[2:])).reshape(t, b, -1)
+        outs = []
+        for step in range(t):
+            y, state = self._core_step(x[step], state, ~starts[step])
+            outs.append(y)
+        dist, value = self._heads(torch.cat(outs))
+        return dist, value, state
+
+    @torch.no_grad()
+    def env_actions_recurrent(
+        self, obs: Tensor, state: tuple[Tensor, Tensor], deterministic: bool = True
+    ) -> tuple[np.ndarray, tuple[Tensor, Tensor]]:
+        """:meth:`env_actions` of a recurrent policy: the actions and the next state."""
+        y, state = self._core_step(self._features(obs), state, None)
+        dist, _ = self._heads(y)
+        return to_env_action(self.action_space, (dist.mode() if deterministic else dist.sample()).cpu()), state
 
     @torch.no_grad()
     def env_actions(self, obs: Tensor, deterministic: bool = True) -> np.ndarray:

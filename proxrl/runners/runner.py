@@ -60,6 +60,7 @@ def build_policy(config: Any, warn: bool = False) -> ActorCritic:
         config.log_std_init,
         config.ortho_init,
         encoder,
+        config.lstm_hidden_size if config.recurrent == "lstm" else None,
     )
 
 

@@ -209,4 +209,5 @@ def sample_episodes(
         terminated=torch.from_numpy(term[:t_end]),
         truncated=torch.from_numpy(trunc),
         valid=torch.from_numpy(valid[:t_end]),
+        starts=torch.zeros(t_end, n, dtype=torch.bool),  # no recurrent policy here
     )
