@@ -99,6 +99,7 @@ OPG = "proxrl/algos/offpolicy_pg.py"
 MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
 LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
+POLICY, ROLLOUT = "proxrl/policies/__init__.py", "proxrl/rollout.py"
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
@@ -520,6 +521,34 @@ MUTATIONS: list[Mutation] = [
         "                            batch.values[:-1],\n                            batch.next_values,",
         "                            batch.values[1:],\n                            batch.next_values,",
         "PPO: GAE with V(s_{t+1}) in place of V(s_t) (values[1:] for values[:-1])",
+    ),
+    Mutation(
+        "lstm-replay-without-resets",
+        POLICY,
+        "y, state = self._core_step(x[step], state, ~starts[step])",
+        "y, state = self._core_step(x[step], state, None)",
+        "recurrent PPO: the update's sequence replay carries the state across episode starts",
+    ),
+    Mutation(
+        "lstm-starts-every-valid-row",
+        ROLLOUT,
+        'arr["starts"][t] = arr["valid"][t] & ~self.prev_valid',
+        'arr["starts"][t] = arr["valid"][t]',
+        "recurrent rollout: the state is reset at every step, not where an episode starts",
+    ),
+    Mutation(
+        "lstm-acting-keeps-the-state-at-a-start",
+        ROLLOUT,
+        "keep = torch.from_numpy(~starts).to(self.device)",
+        "keep = torch.from_numpy(starts | ~starts).to(self.device)",
+        "recurrent acting: the state is carried into a new episode",
+    ),
+    Mutation(
+        "ppo-recurrent-seq-adv-not-normalised",
+        PPO,
+        "seq_adv = normalize(seq_adv)",
+        "seq_adv = seq_adv",
+        "recurrent PPO: sequence minibatch advantages not normalised although norm_adv is set",
     ),
     Mutation(
         "ppo-minibatch-adv-not-normalised",

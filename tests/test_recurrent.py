@@ -101,3 +101,59 @@ def test_recurrent_is_ppos():
 
     with pytest.raises(ConfigError, match="recurrent=lstm is for PPO"):
         PG("CartPole-v1", recurrent="lstm", progress=False)
+
+
+def test_the_recurrent_update_is_the_clipped_objective_on_replayed_sequences_by_hand():
+    """One update redone from the equations: for each epoch a permutation of the envs (the trainer's torch draws),
+    minibatches of whole env columns replayed through a copy of the policy from the rollout's initial state with
+    resets at episode starts; on the valid rows Â normalised per minibatch, ρ = exp(log π − log π_old),
+    L = −E[min(ρÂ, clip(ρ, 1 ± ε)Â)] + c_v · ½E[(V − R̂)²] − c · E[H]; plain Adam. The trainer must end at the same
+    parameters."""
+    import copy
+
+    from proxrl.advantages import gae
+
+    agent = PPO(
+        "proxrl.envs.memory_tasks:CueMemory-v0",
+        **{**SMALL, "num_envs": 4, "num_minibatches": 2},
+        num_epochs=2,
+        lr=0.01,
+        anneal_lr=False,
+        max_grad_norm=0.0,
+        ent_coef=0.01,
+        vf_coef=0.5,
+        seed=0,
+    )
+    from proxrl.algos import agent as agent_fns
+
+    rollout = agent_fns.rollout(agent)
+    agent.policy.eval()
+    b = rollout.collect()
+    adv = gae(b.rewards, b.values[:-1], b.next_values, b.terminated, b.truncated, gamma=0.99, gae_lambda=0.95)
+    returns = adv + b.values[:-1]
+    hand = copy.deepcopy(agent.policy)
+    opt = torch.optim.Adam(hand.parameters(), lr=0.01, eps=agent.config.adam_eps)
+    h0, c0 = rollout.initial_state
+    rng = torch.get_rng_state()
+    agent.policy.train()
+    agent._update_recurrent(b, adv, returns, 0.2)
+
+    torch.set_rng_state(rng)
+    for _ in range(2):
+        perm = torch.randperm(4)
+        for start in (0, 2):
+            e = perm[start : start + 2]
+            valid = b.valid[:, e].reshape(-1)
+            dist, values, _ = hand.sequence(b.obs[:, e], (h0[e], c0[e]), b.starts[:, e])
+            logp = dist.log_prob(b.actions[:, e].reshape(-1))[valid]
+            a = adv[:, e].reshape(-1)[valid]
+            a = (a - a.mean()) / (a.std() + 1e-8)
+            ratio = (logp - b.logp[:, e].reshape(-1)[valid]).exp()
+            policy_loss = -torch.minimum(ratio * a, ratio.clamp(0.8, 1.2) * a).mean()
+            critic = 0.5 * ((values[valid] - returns[:, e].reshape(-1)[valid]) ** 2).mean()
+            loss = policy_loss + 0.5 * critic - 0.01 * dist.entropy()[valid].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for (name, mine), theirs in zip(hand.named_parameters(), agent.policy.parameters(), strict=True):
+        torch.testing.assert_close(theirs, mine, atol=2e-5, rtol=1e-4, msg=name)

@@ -351,15 +351,15 @@ class PPO:
                 valid = batch.valid[:, e].reshape(-1)
                 dist, values, _ = self.policy.sequence(batch.obs[:, e], (h0[e], c0[e]), batch.starts[:, e])
                 actions = batch.actions[:, e].reshape(-1, *batch.actions.shape[2:])
-                mb_adv = adv[:, e].reshape(-1)[valid]
-                if cfg.norm_adv and mb_adv.numel() > 1:
-                    mb_adv = normalize(mb_adv)
+                seq_adv = adv[:, e].reshape(-1)[valid]
+                if cfg.norm_adv and seq_adv.numel() > 1:
+                    seq_adv = normalize(seq_adv)
                 row = self._loss_step(
                     dist.log_prob(actions)[valid],
                     dist.entropy()[valid],
                     values[valid],
                     batch.logp[:, e].reshape(-1)[valid],
-                    mb_adv,
+                    seq_adv,
                     returns[:, e].reshape(-1)[valid],
                     batch.values[:-1][:, e].reshape(-1)[valid],
                     clip_eps,
