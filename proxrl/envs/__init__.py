@@ -21,6 +21,7 @@ from gymnasium.wrappers import vector as vw
 
 from ..config import ConfigError
 from ..errors import EnvError
+from . import atari
 
 OBS_CLIP = 10.0  # as SB3's VecNormalize and CleanRL: normalised observations and rewards are clipped to ±10
 
@@ -28,6 +29,8 @@ OBS_CLIP = 10.0  # as SB3's VecNormalize and CleanRL: normalised observations an
 def resolve_env_id(env: str) -> str:
     """Import ``module`` for ``'module:EnvId'`` (so it can register EnvId) and check the id exists."""
     env_id = env
+    if atari.is_atari(env):
+        atari.register()
     if ":" in env:
         module, _, env_id = env.partition(":")
         try:
@@ -162,19 +165,24 @@ def make_vec_env(
     env_id = resolve_env_id(env)
     spec = gym.spec(env_id)
     mode = vectorization
-    if mode == "auto":
-        mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    is_atari = atari.is_atari(env_id)
+    if mode == "auto":  # Atari: gymnasium's sync vector env with the standard wrappers (ale-py's own differ)
+        mode = "vector_entry_point" if spec.vector_entry_point is not None and not is_atari else "sync"
     if mode == "vector_entry_point" and spec.vector_entry_point is None:
         raise ConfigError(
             f"vectorization 'vector_entry_point': {env_id} has no native vector version; use 'auto', 'sync' or 'async'"
         )
     # per-env wrapper (sync and async): an env's exception keeps its traceback text across the worker boundary
     wrappers = [ReportEnvErrors, flatten_dict] if mode in ("sync", "async") else None
+    kwargs = env_kwargs or {}
+    if is_atari and wrappers is not None:  # the standard preprocessing; each env records its raw game's score
+        wrappers, kwargs = [ReportEnvErrors, *atari.wrappers(training=True)], atari.make_kwargs(env_kwargs)
     try:
-        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers, **(env_kwargs or {}))
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers, **kwargs)
     except TypeError as e:
         raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {e}") from None
-    venv = vw.RecordEpisodeStatistics(venv)
+    if not (is_atari and wrappers is not None):
+        venv = vw.RecordEpisodeStatistics(venv)
     norms = Normalizers()
     if norm_obs:
         venv = norms.obs = vw.NormalizeObservation(venv)
@@ -197,10 +205,15 @@ def make_eval_env(
     with those frozen statistics, exactly as during training."""
     env_id = resolve_env_id(env)
     extra = {"render_mode": render_mode} if render_mode is not None else {}
+    is_atari = atari.is_atari(env_id)
+    kwargs = atari.make_kwargs(env_kwargs) if is_atari else (env_kwargs or {})
     try:
-        e = gym.make(env_id, **extra, **(env_kwargs or {}))
+        e = gym.make(env_id, **extra, **kwargs)
     except TypeError as err:
         raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {err}") from None
+    if is_atari:  # no episodic life and no reward clipping: the game's real score
+        for wrap in atari.wrappers(training=False):
+            e = wrap(e)
     e = flatten_dict(e)
     if obs_stats is not None:
         e = gym.wrappers.NormalizeObservation(e)
