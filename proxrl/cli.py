@@ -251,7 +251,8 @@ def _resume(algo_given: str | None, run_dir: Path, progress: bool | None, flags:
     if algo_given and algos.get(algo_given, None) is not algos[algo]:
         raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{algo_given}'")
     agent = algos[algo].load(found.path, run_dir=run_dir, progress=progress, **flags)
-    print(f"resuming {algo} from step {agent.global_step:,} to {agent.config.total_steps:,} in {run_dir}")
+    name = getattr(agent.config, "method", algo)  # a multi-agent run says ippo, mappo or happo
+    print(f"resuming {name} from step {agent.global_step:,} to {agent.config.total_steps:,} in {run_dir}")
     return agent
 
 

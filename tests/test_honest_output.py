@@ -173,3 +173,12 @@ def test_bench_grpo_runs(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "completions/s" in r.stdout
+
+
+def test_a_multi_agent_run_is_named_by_its_method_on_resume(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "mappo", "--env", "proxrl.envs.matrix_games", "--total-steps", "32", "--run-dir", str(run)]
+    assert main([*args, *QUIET]) == 0
+    assert main(["train", "--resume", str(run), "--total-steps", "64", "--quiet", "--eval-episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming mappo from step 32 to 64" in out and "multiagent_ppo" not in out
