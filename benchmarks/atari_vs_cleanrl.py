@@ -101,8 +101,8 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
                 result.update(json.loads(line[7:]))
             elif m := re.match(r"SPS: (\d+)", line):  # CleanRL: global_step / seconds since reset, the last covers all
                 result["sps"] = int(m.group(1))
-            elif m := re.match(r"ATARI_PEERS torch_threads=(\d+)", line):
-                result["threads"] = int(m.group(1))
+            elif m := re.match(r"ATARI_PEERS torch_threads=(\d+) ale_py=(\S+)", line):  # from _atari_peers
+                result["threads"], result["ale_py"] = int(m.group(1)), m.group(2)
         _, status, usage = os.wait4(proc.pid, 0)
         if status != 0:
             err.seek(0)
@@ -124,19 +124,16 @@ def cleanrl_problem(args: argparse.Namespace, env: dict[str, str]) -> str | None
     return None if probe.returncode == 0 else f"{args.cleanrl_python} cannot run it: {probe.stderr.strip()[-300:]}"
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict[str, Any]]], skip: str | None) -> str:
     """The Markdown block: settings, one row per run, medians, ratios proxrl / each peer."""
+    cleanrl_ale = next((r.get("ale_py") for (_, name), runs in results.items() if name == CLEANRL for r in runs), "?")
     versions = ", ".join(f"{m} {metadata.version(m)}" for m in ("torch", "gymnasium", "ale-py", "stable_baselines3"))
     lines = [
         f"### PPO on Atari: proxrl vs CleanRL ppo_atari.py vs SB3 ({datetime.date.today()})",
         "",
         f"{args.steps:,} steps per run, seeds 0..{args.seeds - 1}, {args.threads} torch threads in every process, "
         f"{os.cpu_count()} CPUs; {versions}"
-        + (f"; CleanRL skipped: {skip}" if skip else f"; CleanRL interpreter {args.cleanrl_python}")
+        + (f"; CleanRL skipped: {skip}" if skip else f"; CleanRL: {args.cleanrl_python}, ale-py {cleanrl_ale}")
         + ".",
         "",
         "| game | contender | seed | steps | steps/s | wall s | peak RSS (MiB) |",
@@ -149,7 +146,9 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict[st
                 f"| {game} | {name} | {r['seed']} | {r['steps']:,} | {r['sps']:,.0f} | {r['wall_seconds']:.1f} | "
                 f"{r['peak_rss_mib']:.0f} |"
             )
-        m = med[game, name] = {k: median([r[k] for r in runs]) for k in ("sps", "wall_seconds", "peak_rss_mib")}
+        m = med[game, name] = {
+            k: statistics.median([r[k] for r in runs]) for k in ("sps", "wall_seconds", "peak_rss_mib")
+        }
         lines.append(
             f"| **{game}** | **{name}** | median | | **{m['sps']:,.0f}** | **{m['wall_seconds']:.1f}** | "
             f"**{m['peak_rss_mib']:.0f}** |"
