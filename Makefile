@@ -29,9 +29,10 @@ test-learning: $(STAMP)
 test-ray: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'ray and not learning' $(PYTEST_ARGS)
 
-## Every command block of README.md and docs/ run as written, with budgets shrunk (tests/test_docs.py; CI runs it).
+## Every command block of README.md and docs/ run as written, with budgets shrunk (tests/test_docs.py), and the
+## further CLI-by-subprocess tests (marker slow); CI runs them.
 test-docs: $(STAMP)
-	$(BIN)/python -m pytest -q -m docs $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m 'docs or slow' $(PYTEST_ARGS)
 
 test-all: test test-ray test-docs test-learning
 

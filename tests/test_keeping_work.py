@@ -59,7 +59,9 @@ def _wait_for_rows(run: Path, proc, rows: int = 2, limit: float = 120) -> None:
     raise AssertionError(f"no progress rows in {limit} s: {proc.communicate()[1][-2000:]}")
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize(
+    "method", [m if m in ("ppo", "grpo") else pytest.param(m, marks=pytest.mark.slow) for m in METHODS]
+)
 def test_a_first_signal_finishes_the_iteration_saves_and_says_how_to_resume(tmp_path, method):
     run = tmp_path / "run"
     proc = _popen(["train", *METHODS[method], "--total-steps", "100000000", "--run-dir", str(run), "--quiet"])
@@ -78,6 +80,7 @@ def test_a_first_signal_finishes_the_iteration_saves_and_says_how_to_resume(tmp_
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_sigterm_saves_too_and_a_second_signal_stops_at_once(tmp_path):
     run = tmp_path / "run"
     proc = _popen(["train", *METHODS["ppo"], "--total-steps", "100000000", "--run-dir", str(run), "--quiet"])
