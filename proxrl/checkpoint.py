@@ -219,12 +219,10 @@ def _damage(path: Path) -> str | None:
 
 
 class Found(NamedTuple):
-    """A checkpoint :func:`load_newest` read: its state file, the state, and one note per newer file it skipped
-    (or on what it fell back to)."""
+    """A checkpoint :func:`load_newest` read: its state file and the state."""
 
     path: Path
     state: dict[str, Any]
-    notes: list[str]
 
 
 class CheckpointFallbackWarning(UserWarning):
@@ -241,7 +239,7 @@ def load_newest(path: str | Path, algo: str | None = None, migrations: Mapping[i
         raise CheckpointError(f"{path} does not exist (neither a run directory nor a checkpoint)")
     if path.is_file() or (path / TRAINER_STATE).is_file():
         file = state_file(path)
-        return Found(file, load(file, algo, migrations), [])
+        return Found(file, load(file, algo, migrations))
     candidates = sorted(_candidates(path), key=lambda p: p.stat().st_mtime_ns, reverse=True)
     if not candidates:
         raise _no_checkpoint(path)
@@ -259,7 +257,7 @@ def load_newest(path: str | Path, algo: str | None = None, migrations: Mapping[i
             notes.append(f"using {_shown(file, path)} (step {state.get('global_step', '?'):,})")
             for note in notes:
                 warnings.warn(note, CheckpointFallbackWarning, stacklevel=2)
-        return Found(file, state, notes)
+        return Found(file, state)
     raise CheckpointError(f"no valid checkpoint in {path}: " + "; ".join(problems))
 
 

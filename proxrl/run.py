@@ -73,6 +73,17 @@ class Progress:
         """Mean of the recent returns (NaN before any)."""
         return _mean(self.recent_returns)
 
+    def done_line(self, what: str = "mean return", digits: int = 1) -> str:
+        """The summary's first line: steps, episodes and ``what`` over the recent training episodes (or that no
+        episode has finished yet)."""
+        recent = list(self.recent_returns)
+        mean = (
+            f"{what} of the last {len(recent)} training episodes {sum(recent) / len(recent):.{digits}f}"
+            if recent
+            else "no training episode finished yet (a longer run, or a shorter episode limit, would show returns)"
+        )
+        return f"done: {self.global_step:,} steps, {self.num_episodes:,} episodes; {mean}"
+
     def reached(self, stop_return: float | None) -> bool:
         """True once ``stop_return`` is set and the last 20 episodes' mean return reaches it."""
         return (

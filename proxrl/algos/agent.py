@@ -386,14 +386,7 @@ def save_checkpoint(agent: EnvTrainer) -> Path:
 
 def summary(agent: EnvTrainer, eval_episodes: int = 0) -> list[str]:
     """What the CLI prints when training ends: the counters, and a fresh evaluation of ``eval_episodes``."""
-    p = agent.progress
-    recent = list(p.recent_returns)
-    mean = (
-        f"mean return of the last {len(recent)} training episodes {sum(recent) / len(recent):.1f}"
-        if recent
-        else "no training episode finished yet (a longer run, or a shorter episode limit, would show returns)"
-    )
-    lines = [f"done: {p.global_step:,} steps, {p.num_episodes:,} episodes; {mean}"]
+    lines = [agent.progress.done_line()]
     if eval_episodes > 0:
         r = agent.evaluate(eval_episodes)
         lines.append(
@@ -519,7 +512,7 @@ def load(
     **overrides: Any,
 ) -> Any:
     """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
-    path, state, _ = checkpoint.load_newest(path, algo=cls.algo, migrations=cls.migrations)
+    path, state = checkpoint.load_newest(path, algo=cls.algo, migrations=cls.migrations)
     config = cfgmod.resolve(cls.config_class, base=cfgmod.read_yaml_text(state["config"]), overrides=overrides)
     agent = cls(config=config, run_dir=run_dir, progress=progress)
     try:

@@ -331,6 +331,24 @@ class PPO:
         ]
         return torch.stack(row + [pg_stats["kl"]] if self.uses_kl else row)
 
+    def _epochs(
+        self, n: int, size: int, step: Callable[[Any], torch.Tensor], device: torch.device, always_shuffle: bool
+    ) -> tuple[list[torch.Tensor], int]:
+        """K epochs over ``n`` items (samples, or env columns) in minibatches of ``size``, reshuffled every epoch;
+        one minibatch holding every item is taken whole and in order (``slice(None)``: its mean loss does not depend
+        on the order) unless ``always_shuffle``. ``step(idx)`` makes one minibatch's gradient step and returns its
+        stats row; the epochs stop early once a row's approx-KL exceeds ``target_kl``. Returns the rows and the
+        epochs done."""
+        cfg = self.config
+        rows: list[torch.Tensor] = []
+        for epoch in range(cfg.num_epochs):
+            perm = torch.randperm(n, device=device) if always_shuffle or size < n else None
+            for start in range(0, n, size):
+                rows.append(step(slice(None) if perm is None else perm[start : start + size]))
+                if cfg.target_kl is not None and rows[-1][3].item() > cfg.target_kl:
+                    return rows, epoch + 1
+        return rows, cfg.num_epochs
+
     def _update_recurrent(
         self, batch: Any, adv: torch.Tensor, returns: torch.Tensor, clip_eps: float
     ) -> dict[str, float]:
@@ -338,40 +356,29 @@ class PPO:
         RecurrentPPO): each minibatch replays its envs' T steps through the core from the state the rollout began
         with, reset where an episode starts, so no sequence runs across a reset; the loss is over valid rows."""
         cfg = self.config
-        t, n = batch.rewards.shape
+        n = batch.rewards.shape[1]
         h0, c0 = self.envs.rollout.initial_state  # type: ignore[union-attr]
-        envs_per_mb = n // cfg.num_minibatches
-        stat_rows: list[torch.Tensor] = []
-        epochs_done = 0
-        for _epoch in range(cfg.num_epochs):
-            perm = torch.randperm(n, device=batch.obs.device)
-            stop = False
-            for start in range(0, n, envs_per_mb):
-                e = perm[start : start + envs_per_mb]
-                valid = batch.valid[:, e].reshape(-1)
-                dist, values, _ = self.policy.sequence(batch.obs[:, e], (h0[e], c0[e]), batch.starts[:, e])
-                actions = batch.actions[:, e].reshape(-1, *batch.actions.shape[2:])
-                seq_adv = adv[:, e].reshape(-1)[valid]
-                if cfg.norm_adv and seq_adv.numel() > 1:
-                    seq_adv = normalize(seq_adv)
-                row = self._loss_step(
-                    dist.log_prob(actions)[valid],
-                    dist.entropy()[valid],
-                    values[valid],
-                    batch.logp[:, e].reshape(-1)[valid],
-                    seq_adv,
-                    returns[:, e].reshape(-1)[valid],
-                    batch.values[:-1][:, e].reshape(-1)[valid],
-                    clip_eps,
-                    None,
-                )
-                stat_rows.append(row)
-                if cfg.target_kl is not None and row[3].item() > cfg.target_kl:
-                    stop = True
-                    break
-            epochs_done += 1
-            if stop:
-                break
+
+        def step(e: Any) -> torch.Tensor:
+            valid = batch.valid[:, e].reshape(-1)
+            dist, values, _ = self.policy.sequence(batch.obs[:, e], (h0[e], c0[e]), batch.starts[:, e])
+            actions = batch.actions[:, e].reshape(-1, *batch.actions.shape[2:])
+            seq_adv = adv[:, e].reshape(-1)[valid]
+            if cfg.norm_adv and seq_adv.numel() > 1:
+                seq_adv = normalize(seq_adv)
+            return self._loss_step(
+                dist.log_prob(actions)[valid],
+                dist.entropy()[valid],
+                values[valid],
+                batch.logp[:, e].reshape(-1)[valid],
+                seq_adv,
+                returns[:, e].reshape(-1)[valid],
+                batch.values[:-1][:, e].reshape(-1)[valid],
+                clip_eps,
+                None,
+            )
+
+        stat_rows, epochs_done = self._epochs(n, n // cfg.num_minibatches, step, batch.obs.device, always_shuffle=True)
         out = dict(zip(STAT_NAMES, torch.stack(stat_rows).mean(0).tolist(), strict=True))
         valid = batch.valid.reshape(-1)
         out["explained_variance"] = explained_variance(batch.values[:-1].reshape(-1)[valid], returns.reshape(-1)[valid])
@@ -395,38 +402,27 @@ class PPO:
                 old_params = self.policy.action_params(obs)
             old_log_std = None if self.policy.log_std is None else self.policy.log_std.detach().clone()
         whole_adv = normalize(flat_adv) if cfg.norm_adv and n > 1 else flat_adv
-        stat_rows: list[torch.Tensor] = []
-        epochs_done = 0
-        for _epoch in range(cfg.num_epochs):
-            # one minibatch holding every sample needs no shuffle (its mean loss is order-independent) nor indexing
-            perm = None if mb_size >= n else torch.randperm(n, device=obs.device)
-            stop = False
-            for start in range(0, n, mb_size):
-                idx = slice(None) if perm is None else perm[start : start + mb_size]
-                if perm is None:
-                    mb_adv = whole_adv
-                else:
-                    mb_adv = flat_adv[idx]
-                    if cfg.norm_adv and mb_adv.numel() > 1:
-                        mb_adv = normalize(mb_adv)
-                row = self.minibatch_step(
-                    obs[idx],
-                    actions[idx],
-                    old_logp[idx],
-                    mb_adv,
-                    flat_returns[idx],
-                    old_values[idx],
-                    clip_eps,
-                    None if old_params is None else old_params[idx],
-                    old_log_std,
-                )
-                stat_rows.append(row)
-                if cfg.target_kl is not None and row[3].item() > cfg.target_kl:
-                    stop = True
-                    break
-            epochs_done += 1
-            if stop:
-                break
+
+        def step(idx: Any) -> torch.Tensor:
+            if isinstance(idx, slice):  # the one minibatch holding every sample: Â normalised over the whole batch
+                mb_adv = whole_adv
+            else:
+                mb_adv = flat_adv[idx]
+                if cfg.norm_adv and mb_adv.numel() > 1:
+                    mb_adv = normalize(mb_adv)
+            return self.minibatch_step(
+                obs[idx],
+                actions[idx],
+                old_logp[idx],
+                mb_adv,
+                flat_returns[idx],
+                old_values[idx],
+                clip_eps,
+                None if old_params is None else old_params[idx],
+                old_log_std,
+            )
+
+        stat_rows, epochs_done = self._epochs(n, mb_size, step, obs.device, always_shuffle=False)
         means = torch.stack(stat_rows).mean(0).tolist()
         out = dict(zip(STAT_NAMES + ("kl",) if self.uses_kl else STAT_NAMES, means, strict=True))
         if self.uses_kl:

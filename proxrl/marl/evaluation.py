@@ -123,14 +123,7 @@ def describe_evaluation(
 
 def summary(trained: Any, eval_episodes: int = 0) -> list[str]:
     """What the CLI prints when a multi-agent run ends: the counters, and a fresh evaluation (:func:`describe`)."""
-    p = trained.progress
-    recent = list(p.recent_returns)
-    mean = (
-        f"mean team return of the last {len(recent)} training episodes {sum(recent) / len(recent):.2f}"
-        if recent
-        else "no training episode finished yet (a longer run, or a shorter episode limit, would show returns)"
-    )
-    lines = [f"done: {p.global_step:,} steps, {p.num_episodes:,} episodes; {mean}"]
+    lines = [trained.progress.done_line("mean team return", digits=2)]
     if eval_episodes > 0:
         head, *rest = describe(evaluate(trained, eval_episodes))
         lines += [f"evaluation ({eval_episodes} episodes, deterministic): {head}", *rest]

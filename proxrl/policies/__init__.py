@@ -133,10 +133,7 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: Tensor) -> tuple[Distribution, Tensor]:
         """π(·|s) and V(s) ``[B]``."""
-        x = self._stateless(obs)
-        h = _run(self.actor_trunk, x)
-        value = _run(self.critic_head, h if self.critic_trunk is None else _run(self.critic_trunk, x)).squeeze(-1)
-        return make_distribution(self.action_space, _run(self.actor_head, h), self.log_std), value
+        return self._heads(self._stateless(obs))
 
     def action_params(self, obs: Tensor) -> Tensor:
         """The actor head's output (logits, or Gaussian means) ``[B, action_param_dim]``."""
