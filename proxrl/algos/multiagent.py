@@ -26,7 +26,13 @@ from ..advantages import gae, normalize
 from ..config import ConfigError, param
 from ..envs import snapshot
 from ..marl.value_norm import ValueNormalizer
-from ..marl.collectors import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
+from ..marl.collectors import (
+    FramePreprocessing,
+    MultiAgentBatch,
+    MultiAgentCollector,
+    agent_spec,
+    load_pettingzoo,
+)
 from ..marl import evaluation
 from ..marl.networks import build_networks
 from ..runners.group import RunnerGroup
@@ -61,6 +67,20 @@ class MultiAgentPPOConfig(RolloutConfig):
         "concatenated (concat), or env.state() where the env has one (auto)",
         choices=("auto", "env", "concat"),
     )
+    policy: str = param(
+        "auto",
+        "observation encoder: auto (the Nature CNN for uint8 images of at least 36×36, else mlp), mlp, cnn; "
+        "with images a central critic's CNN sees every agent's frame stacked along the channels",
+        choices=("auto", "mlp", "cnn"),
+    )
+    image_channels: str = param(
+        "auto",
+        "where an image's channels are: auto (the end of size ≤ 4), first, last",
+        choices=("auto", "first", "last"),
+    )
+    grayscale: bool = param(False, "turn image observations to grayscale (SuperSuit; the butterfly extra)")
+    frame_size: int = param(0, "resize image observations to this many pixels square (SuperSuit; 0: as given)", low=0)
+    frame_stack: int = param(1, "stack the last k image observations along the channels (SuperSuit)", low=1)
     num_steps: int = param(128, "T, rows per env copy per rollout (joint steps, or turns in AEC games)", low=1)
     num_epochs: int = param(5, "K, passes over each rollout (per agent for happo)", low=1)
     num_minibatches: int = param(1, "minibatches per epoch over the rollout's rows", low=1)
@@ -108,12 +128,13 @@ class MultiAgentPPO:
     ) -> None:
         cfg = agent.build_config(MultiAgentPPOConfig, config, env, overrides)
         agent.begin(self, cfg, run_dir, progress)
-        self.kind, self.make_env = load_pettingzoo(cfg.env, cfg.env_kwargs)
+        self.kind, self.make_env = load_pettingzoo(cfg.env, cfg.env_kwargs, FramePreprocessing.of(cfg))
         probe = self.make_env()
         self.spec = agent_spec(probe, self.kind, cfg.global_state)
         probe.close()
         self.policy, self.share_actor, groups = build_networks(self.spec, cfg)
-        self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()))
+        convolutional = self.policy.image_shape is not None
+        self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()), convolutional)
         self.policy.to(self.device)
         agent.flat_adams(self, groups)  # one Adam per network (after the move to the device)
         self.acting_rng = None  # torch samples the actions (no numpy acting path for multi-agent policies)

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..config import ConfigError
 from ..policies import MultiAgentActorCritic
+from ..policies.encoders import is_image
 from ..rollout import EpisodeStats
 
 
@@ -37,9 +38,12 @@ def _is_gymnasium_id(name: str) -> bool:
     return True
 
 
-def load_pettingzoo(name: str, env_kwargs: dict[str, Any]) -> tuple[str, Callable[[], Any]]:
+def load_pettingzoo(
+    name: str, env_kwargs: dict[str, Any], frames: FramePreprocessing | None = None
+) -> tuple[str, Callable[[], Any]]:
     """('parallel' | 'aec', constructor) for a PettingZoo module path such as ``mpe2.simple_spread_v3``;
-    the module's ``parallel_env(...)`` is preferred over ``env(...)``."""
+    the module's ``parallel_env(...)`` is preferred over ``env(...)``. ``frames``: SuperSuit's image
+    preprocessing for pixel environments (pistonball), applied to every copy."""
     from pettingzoo import AECEnv, ParallelEnv
 
     try:
@@ -66,9 +70,46 @@ def load_pettingzoo(name: str, env_kwargs: dict[str, Any]) -> tuple[str, Callabl
             raise ConfigError(f"{name}: env_kwargs {env_kwargs} do not fit its constructor: {e}") from None
         if not isinstance(env, ParallelEnv if kind == "parallel" else AECEnv) and not hasattr(env, "possible_agents"):
             raise ConfigError(f"{name}.{ctor.__name__}() did not return a PettingZoo environment")
-        return env
+        return env if frames is None or not frames.active else frames.wrap(env)
 
     return kind, make
+
+
+@dataclass(frozen=True)
+class FramePreprocessing:
+    """Image preprocessing of every agent's observation, by SuperSuit (the PettingZoo wrappers CleanRL's and
+    PettingZoo's own pixel tutorials use): ``grayscale`` (the luminance, one channel), ``frame_size`` (resized to
+    size × size; 0 keeps the env's), ``frame_stack`` (the last k frames stacked along the channels)."""
+
+    grayscale: bool = False
+    frame_size: int = 0
+    frame_stack: int = 1
+
+    @classmethod
+    def of(cls, config: Any) -> FramePreprocessing:
+        """The preprocessing a multi-agent config asks for (its grayscale, frame_size, frame_stack)."""
+        return cls(config.grayscale, config.frame_size, config.frame_stack)
+
+    @property
+    def active(self) -> bool:
+        """Whether any preprocessing is asked for."""
+        return self.grayscale or self.frame_size > 0 or self.frame_stack > 1
+
+    def wrap(self, env: Any) -> Any:
+        """``env`` with the preprocessing applied (uint8 images, channels last)."""
+        try:
+            import supersuit as ss
+        except ImportError:
+            raise ConfigError(
+                "grayscale, frame_size and frame_stack use SuperSuit: pip install 'proxrl[butterfly]' (or supersuit)"
+            ) from None
+        if self.grayscale:
+            env = ss.color_reduction_v0(env, mode="full")
+        if self.frame_size:
+            env = ss.resize_v1(env, self.frame_size, self.frame_size)
+        if self.frame_stack > 1:
+            env = ss.frame_stack_v1(env, self.frame_stack)
+        return env
 
 
 def _obs_space(space: spaces.Space) -> spaces.Space:
@@ -76,10 +117,17 @@ def _obs_space(space: spaces.Space) -> spaces.Space:
 
 
 def _split(obs: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """(flat float observation, action mask or None) from a PettingZoo observation."""
+    """(flat observation, action mask or None) from a PettingZoo observation; its dtype is the buffer's business
+    (float32 rows, or uint8 rows for images)."""
     if isinstance(obs, dict) and "observation" in obs:
-        return np.asarray(obs["observation"], dtype=np.float32).reshape(-1), obs.get("action_mask")
-    return np.asarray(obs, dtype=np.float32).reshape(-1), None
+        return np.asarray(obs["observation"]).reshape(-1), obs.get("action_mask")
+    return np.asarray(obs).reshape(-1), None
+
+
+def _image_shape(obs_spaces: list[spaces.Space]) -> tuple[int, ...] | None:
+    """The shape every agent's uint8 image observation has, or None (not images, or of different shapes)."""
+    shapes = {tuple(s.shape) for s in obs_spaces if is_image(s)}
+    return shapes.pop() if len(shapes) == 1 and all(is_image(s) for s in obs_spaces) else None
 
 
 @dataclass
@@ -92,6 +140,12 @@ class AgentSpec:
     state_dim: int
     env_state: bool  # the global state comes from env.state() (else: all observations concatenated)
     has_masks: bool
+    image_shape: tuple[int, ...] | None = None  # every agent sees a uint8 image of this shape (stored as uint8)
+
+    @property
+    def obs_dtype(self) -> type:
+        """The rollout's observation dtype: uint8 for images (scaled on the learner), else float32."""
+        return np.uint8 if self.image_shape else np.float32
 
 
 def agent_spec(env: Any, kind: str, global_state: str) -> AgentSpec:
@@ -100,8 +154,16 @@ def agent_spec(env: Any, kind: str, global_state: str) -> AgentSpec:
     obs_spaces = [env.observation_space(a) for a in names]
     dims = [int(np.prod(_obs_space(s).shape)) for s in obs_spaces]
     has_masks = any(isinstance(s, spaces.Dict) and "action_mask" in s.spaces for s in obs_spaces)
+    image = _image_shape([_obs_space(s) for s in obs_spaces])
     env.reset(seed=0)
     env_state = False
+    if image is not None:  # the central critic sees the agents' frames stacked along the channels
+        if global_state == "env":
+            raise ConfigError(
+                "global_state=env is not supported with image observations (env.state() is an unprocessed frame); "
+                "use auto or concat: the central critic then sees every agent's frame, stacked along the channels"
+            )
+        return AgentSpec(names, dims, [env.action_space(a) for a in names], 0, False, has_masks, image)
     if global_state in ("auto", "env"):
         try:
             state_dim = int(np.asarray(env.state(), dtype=np.float32).size)
@@ -155,7 +217,7 @@ class MultiAgentBatch:
 class _Buffers:
     def __init__(self, t: int, n: int, spec: AgentSpec, box_dim: int | None) -> None:
         a, d = len(spec.names), max(spec.obs_dims)
-        self.obs = np.zeros((t, n, a, d), np.float32)
+        self.obs = np.zeros((t, n, a, d), spec.obs_dtype)
         self.state = np.zeros((t, n, spec.state_dim), np.float32)
         self.actions = np.zeros(
             (t, n, a) if box_dim is None else (t, n, a, box_dim), np.int64 if box_dim is None else np.float32
@@ -293,6 +355,8 @@ class MultiAgentCollector:
                 mask_rows[k, : mask.size] = mask.astype(bool)
 
     def _state(self, env: Any, obs_rows: np.ndarray) -> np.ndarray:
+        if self.spec.state_dim == 0:  # images: the central critic reads the observations themselves
+            return np.zeros(0, np.float32)
         if self.spec.env_state:
             return np.asarray(env.state(), dtype=np.float32).reshape(-1)
         return obs_rows.reshape(-1)
@@ -348,7 +412,7 @@ class MultiAgentCollector:
                 b.obs[t], b.state[t], None if b.masks is None else b.masks[t], not self.deterministic
             )
             b.actions[t] = actions
-            final_obs = np.zeros((n_env, len(names), d), np.float32)
+            final_obs = np.zeros((n_env, len(names), d), b.obs.dtype)
             final_state = np.zeros((n_env, self.spec.state_dim), np.float32)
             ended = []
             for i, env in enumerate(self.envs):
@@ -383,7 +447,7 @@ class MultiAgentCollector:
         return self._values(obs_now, state_now)
 
     def _observe_all(self, env: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        obs = np.zeros((len(self.spec.names), self.buf.obs.shape[-1]), np.float32)
+        obs = np.zeros((len(self.spec.names), self.buf.obs.shape[-1]), self.buf.obs.dtype)
         masks = None if self.buf.masks is None else np.ones((len(self.spec.names), self.buf.masks.shape[-1]), bool)
         self._write_obs({name: env.observe(name) for name in env.agents}, obs, masks)
         return obs, masks

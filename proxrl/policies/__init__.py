@@ -12,6 +12,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from ..errors import RunWarning
+from .encoders import NatureCNN, channels_first
 from ..distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution, to_env_action
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
@@ -228,6 +229,30 @@ class ActorCritic(nn.Module):
 MASKED_LOGIT = -1e9  # a masked action's logit: probability 0, and 0 · log p stays finite in the entropy
 
 
+class StackedFrames(nn.Module):
+    """Every agent's flat uint8 frame ``[B, A, H·W·C]`` → one image ``[B, A·C, H, W]``: the agents' channels side
+    by side, what a central critic's CNN sees of the joint observation when the observations are images."""
+
+    def __init__(self, n_agents: int, image_shape: tuple[int, ...], image_channels: str = "auto") -> None:
+        super().__init__()
+        self.shape = tuple(image_shape)
+        self.first = channels_first(self.shape, image_channels)
+        c, h, w = (
+            (1, *self.shape)
+            if len(self.shape) == 2
+            else self.shape
+            if self.first
+            else (self.shape[2], self.shape[0], self.shape[1])
+        )
+        self.space = spaces.Box(0, 255, (n_agents * c, h, w), np.uint8)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = obs.reshape(obs.shape[0], obs.shape[1], *self.shape)
+        if len(self.shape) == 3 and not self.first:
+            x = x.permute(0, 1, 4, 2, 3)
+        return x.reshape(obs.shape[0], *self.space.shape)
+
+
 class MultiAgentActorCritic(nn.Module):
     """Actors π_i(a|o_i) and critics for A agents, batched as ``[B, A, ...]``.
 
@@ -249,6 +274,8 @@ class MultiAgentActorCritic(nn.Module):
         activation: str = "tanh",
         ortho_init: bool = True,
         log_std_init: float = 0.0,
+        image_shape: tuple[int, ...] | None = None,
+        image_channels: str = "auto",
     ) -> None:
         super().__init__()
         n = len(obs_dims)
@@ -272,14 +299,26 @@ class MultiAgentActorCritic(nn.Module):
                 "a shared actor needs every agent to have the same action space; set "
                 "share_actor=false for heterogeneous agents"
             )
+        if image_shape is not None and agent_id:
+            raise UnsupportedSpaceError(
+                "agent_id is not supported with image observations (the one-hot cannot join the pixels); "
+                "set agent_id=false, or share_actor=false for one CNN per agent"
+            )
+        self.image_shape = image_shape
         extra = n if agent_id else 0
         widths = [max(obs_dims) + extra] * n if share_actor else [d + extra for d in obs_dims]
         hidden = list(hidden_sizes)
 
-        def net(in_dim: int, out: int, gain: float) -> nn.Sequential:
+        def net(in_dim: int, out: int, gain: float, encoder: nn.Module | None = None) -> nn.Sequential:
+            if image_shape is not None and encoder is None:  # a flat uint8 row → its image → the Nature CNN
+                encoder = nn.Sequential(
+                    nn.Unflatten(1, image_shape), NatureCNN(spaces.Box(0, 255, image_shape, np.uint8), image_channels)
+                )
+            width = in_dim if encoder is None else 512
             return nn.Sequential(
-                *mlp([in_dim, *hidden], activation, ortho_init),
-                *mlp([hidden[-1] if hidden else in_dim, out], activation, ortho_init, gain),
+                *([] if encoder is None else [encoder]),
+                *mlp([width, *hidden], activation, ortho_init),
+                *mlp([hidden[-1] if hidden else width, out], activation, ortho_init, gain),
             )
 
         self.actors = nn.ModuleList([net(w, self.n_params, 0.01) for w in widths[: 1 if share_actor else n]])
@@ -288,7 +327,10 @@ class MultiAgentActorCritic(nn.Module):
             if isinstance(self.space, spaces.Box)
             else []
         )
-        if critic == "central":
+        if critic == "central" and image_shape is not None:  # V(every agent's frame, stacked along channels)
+            stack = StackedFrames(n, image_shape, image_channels)
+            self.critics = nn.ModuleList([net(0, 1, 1.0, nn.Sequential(stack, NatureCNN(stack.space, "first")))])
+        elif critic == "central":
             self.critics = nn.ModuleList([net(state_dim, 1, 1.0)])
         else:
             self.critics = nn.ModuleList([net(w, 1, 1.0) for w in widths[: 1 if share_actor else n]])
@@ -297,6 +339,8 @@ class MultiAgentActorCritic(nn.Module):
         """Per-agent network inputs from padded observations ``[B, A, D]``: [B, width_i] each."""
         b, n = obs.shape[0], self.n_agents
         xs = []
+        if self.image_shape is None and obs.dtype != torch.float32:
+            obs = obs.float()  # pixels flattened into an MLP (policy=mlp)
         for i in range(n):
             x = obs[:, i] if self.share_actor else obs[:, i, : self.obs_dims[i]]
             if self.agent_id:
@@ -327,7 +371,7 @@ class MultiAgentActorCritic(nn.Module):
     def value(self, obs: Tensor, state: Tensor) -> Tensor:
         """V ``[B, A]``: V_i(o_i), or the central V(state) repeated for every agent."""
         if self.critic_kind == "central":
-            return _run(self.critics[0], state).expand(-1, self.n_agents)
+            return _run(self.critics[0], state if self.image_shape is None else obs).expand(-1, self.n_agents)
         xs = self._inputs(obs)
         nets = [self.critics[0] if self.share_actor else self.critics[i] for i in range(self.n_agents)]
         return torch.cat([_run(c, x) for c, x in zip(nets, xs, strict=True)], 1)

@@ -33,7 +33,7 @@ def is_image(space: spaces.Space) -> bool:
     return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
 
 
-def _fits_nature_cnn(space: spaces.Space, image_channels: str) -> bool:
+def fits_nature_cnn(space: spaces.Space, image_channels: str) -> bool:
     shape = tuple(space.shape)  # type: ignore[union-attr]
     try:
         first = channels_first(shape, image_channels)
@@ -181,7 +181,7 @@ def build_encoder(
             "custom"
             if features_extractor
             else "cnn"
-            if is_image(space) and _fits_nature_cnn(space, image_channels)
+            if is_image(space) and fits_nature_cnn(space, image_channels)
             else "dict"
             if dict_space is not None
             else "mlp"

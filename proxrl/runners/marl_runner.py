@@ -18,7 +18,7 @@ import torch
 from torch.nn.utils import vector_to_parameters
 
 from ..envs import snapshot
-from ..marl.collectors import MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
+from ..marl.collectors import FramePreprocessing, MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..marl.networks import build_networks
 from .runner import SEED_STRIDE, Fragment, RunnerBase, Sync
 
@@ -29,7 +29,7 @@ class MultiAgentRunner(RunnerBase):
 
     def __init__(self, config: Any, index: int) -> None:
         super().__init__(config, index)
-        self.kind, self.make_env = load_pettingzoo(config.env, config.env_kwargs)
+        self.kind, self.make_env = load_pettingzoo(config.env, config.env_kwargs, FramePreprocessing.of(config))
         probe = self.make_env()
         self.spec = agent_spec(probe, self.kind, config.global_state)
         probe.close()
