@@ -126,8 +126,9 @@ class ActorCriticConfig(RolloutConfig):
     vectorization: str = param(
         "auto",
         "how the N envs are stepped: 'auto' uses the env's native vectorised version where gymnasium has one, "
-        "else 'sync'; 'async' runs each env in its own process (for expensive envs)",
-        choices=("auto", "sync", "async", "vector_entry_point"),
+        "else 'sync'; 'async' runs each env in its own process (for expensive envs); 'envpool' steps them in "
+        "EnvPool's C++ threads (Atari, classic control, MuJoCo; the envpool extra)",
+        choices=("auto", "sync", "async", "vector_entry_point", "envpool"),
     )
     norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
     norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
@@ -162,6 +163,8 @@ class ActorCriticConfig(RolloutConfig):
             raise ConfigError(
                 f"recurrent={self.recurrent} is for PPO (proxrl train ppo); {self.algo} has no recurrent update"
             )
+        if self.vectorization == "envpool" and self.runners != "local":
+            raise ConfigError("vectorization=envpool is for runners=local: EnvPool already steps its envs in threads")
         if self.recurrent != "none" and self.runners != "local":
             raise ConfigError(
                 "recurrent policies step their envs locally (runners=local): Ray runners do not carry the state"

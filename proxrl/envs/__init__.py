@@ -22,6 +22,7 @@ from gymnasium.wrappers import vector as vw
 from ..config import ConfigError
 from ..errors import EnvError
 from . import atari
+from .envpool_vec import EnvPoolVectorEnv
 
 OBS_CLIP = 10.0  # as SB3's VecNormalize and CleanRL: normalised observations and rewards are clipped to ±10
 
@@ -162,6 +163,9 @@ def make_vec_env(
     gamma: float = 0.99,
 ) -> tuple[VectorEnv, Normalizers]:
     """A seeded, reset gymnasium vector env with episode statistics (recorded before any normalisation)."""
+    if vectorization == "envpool":  # EnvPool's C++ envs (Atari with its own standard preprocessing)
+        pool = EnvPoolVectorEnv(env, num_envs, seed, env_kwargs)
+        return _normalized(pool, seed, norm_obs, norm_reward, gamma)
     env_id = resolve_env_id(env)
     spec = gym.spec(env_id)
     mode = vectorization
@@ -183,6 +187,13 @@ def make_vec_env(
         raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {e}") from None
     if not (is_atari and wrappers is not None):
         venv = vw.RecordEpisodeStatistics(venv)
+    return _normalized(venv, seed, norm_obs, norm_reward, gamma)
+
+
+def _normalized(
+    venv: VectorEnv, seed: int, norm_obs: bool, norm_reward: bool, gamma: float
+) -> tuple[VectorEnv, Normalizers]:
+    """``venv`` with the normalisation wrappers asked for, seeded and reset."""
     norms = Normalizers()
     if norm_obs:
         venv = norms.obs = vw.NormalizeObservation(venv)
