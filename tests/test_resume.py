@@ -22,22 +22,28 @@ def _interrupt_and_resume(cls, run_dir, kwargs, stop_after):
     return resumed
 
 
-@pytest.mark.parametrize("vectorization", ["sync", "vector_entry_point"])
-def test_ppo_interrupted_and_resumed_ends_bit_identical(tmp_path, vectorization):
-    kwargs = dict(
-        env="CartPole-v1",
-        num_envs=3,
-        num_steps=32,
-        num_minibatches=2,
-        num_epochs=2,
-        total_steps=96 * 6,
-        seed=7,
-        vectorization=vectorization,
-        checkpoint_every=1,
-        tensorboard=False,
-        progress=False,
-        hidden_sizes=(16,),
-    )
+@pytest.mark.parametrize(
+    "vectorization,extra",
+    [("sync", {}), ("vector_entry_point", {}), ("sync", {"recurrent": "lstm", "lstm_hidden_size": 8, "num_envs": 4})],
+    ids=["sync", "vector_entry_point", "lstm"],
+)
+def test_ppo_interrupted_and_resumed_ends_bit_identical(tmp_path, vectorization, extra):
+    """With an LSTM the checkpoint also holds its state (h, c) in the episodes under way, and which rows start one."""
+    kwargs = {
+        "env": "CartPole-v1",
+        "num_envs": 3,
+        "num_steps": 32,
+        "num_minibatches": 2,
+        "num_epochs": 2,
+        "total_steps": 32 * extra.get("num_envs", 3) * 6,
+        "seed": 7,
+        "vectorization": vectorization,
+        "checkpoint_every": 1,
+        "tensorboard": False,
+        "progress": False,
+        "hidden_sizes": (16,),
+        **extra,
+    }
     whole = PPO(**kwargs).learn()
     resumed = _interrupt_and_resume(PPO, tmp_path / "run", kwargs, stop_after=3)
     assert resumed.global_step == whole.global_step
@@ -53,13 +59,14 @@ def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
         num_steps=32,
         num_minibatches=2,
         num_epochs=2,
-        total_steps=96 * 6,
+        total_steps=32 * extra.get("num_envs", 3) * 6,
         seed=7,
         vectorization="sync",
         checkpoint_every=1,
         tensorboard=False,
         progress=False,
         hidden_sizes=(16,),
+        **extra,
     )
     whole = PPO(**kwargs).learn()
     first = PPO(run_dir=tmp_path / "run", **kwargs)

@@ -282,6 +282,10 @@ def start_envs(agent: EnvTrainer) -> Rollout | RunnerGroup:
     ):
         rollout.obs = saved["obs"].numpy().copy()
         rollout.prev_done[:] = saved["prev_done"].numpy()
+        if "prev_valid" in saved:  # (checkpoints before 2026-12-03 lack it: their first row starts episodes)
+            rollout.prev_valid[:] = saved["prev_valid"].numpy()
+        if rollout.recurrent and "recurrent_state" in saved:  # the LSTM's memory of the episodes under way
+            rollout.state = tuple(x.to(agent.device) for x in saved["recurrent_state"])
     return rollout
 
 
@@ -341,6 +345,8 @@ def env_state(agent: EnvTrainer) -> dict[str, Any] | None:
         "venv": snapshot.snapshot(r.venv),
         "obs": torch.from_numpy(np.array(r.obs)),
         "prev_done": torch.from_numpy(r.prev_done.copy()),
+        "prev_valid": torch.from_numpy(r.prev_valid.copy()),
+        **({"recurrent_state": [x.detach().cpu().clone() for x in r.state]} if r.state is not None else {}),
     }
 
 
