@@ -59,14 +59,13 @@ def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
         num_steps=32,
         num_minibatches=2,
         num_epochs=2,
-        total_steps=32 * extra.get("num_envs", 3) * 6,
+        total_steps=96 * 6,
         seed=7,
         vectorization="sync",
         checkpoint_every=1,
         tensorboard=False,
         progress=False,
         hidden_sizes=(16,),
-        **extra,
     )
     whole = PPO(**kwargs).learn()
     first = PPO(run_dir=tmp_path / "run", **kwargs)
