@@ -1,8 +1,9 @@
 """PPO on Atari, side by side: proxrl (``configs/ppo_atari.yaml``) vs CleanRL's ``ppo_atari.py`` vs SB3's PPO with
-``CnnPolicy``, all with CleanRL's hyperparameters (8 envs × 128 steps, 4 minibatches × 4 epochs, lr 2.5e-4 annealed,
-clip 0.1, clipped value loss, entropy 0.01, value 0.5, max grad norm 0.5, γ 0.99, λ 0.95) and the standard
-preprocessing (up to 30 no-ops, frame skip 4 with max-pooling, 84×84 grayscale, 4 stacked frames, episodic life,
-sign-clipped rewards, FIRE on reset), each library with its own wrappers.
+``CnnPolicy`` (and with ``--envpool`` / ``--cleanrl-envpool`` proxrl with ``vectorization=envpool`` and CleanRL's
+``ppo_atari_envpool.py``), all with CleanRL's hyperparameters (8 envs × 128 steps, 4 minibatches × 4 epochs,
+lr 2.5e-4 annealed, clip 0.1, clipped value loss, entropy 0.01, value 0.5, max grad norm 0.5, γ 0.99, λ 0.95)
+and the standard preprocessing (up to 30 no-ops, frame skip 4 with max-pooling, 84×84 grayscale, 4 stacked
+frames, episodic life, sign-clipped rewards, FIRE on reset), each library with its own wrappers.
 
 Measures, per run: env steps/s of the training loop (each library's own clock: proxrl's progress.csv ``sps``,
 CleanRL's last ``SPS:`` line, SB3 timed around ``learn``), wall seconds from process start to exit, and peak RSS
@@ -22,10 +23,16 @@ takes ``ALE/`` ids, gets ``ALE/<Game>-v5`` with ``repeat_action_probability=0`` 
 
 CleanRL's file is run unchanged, from a CleanRL checkout (its ``cleanrl_utils`` must sit beside ``cleanrl/``). It
 needs gymnasium 0.29 (``GrayScaleObservation``, ``FrameStack``, ``final_info``), so a separate interpreter:
-``bash benchmarks/setup_cleanrl_venv.sh`` then ``.venv-cleanrl/bin/pip install ale-py==<proxrl's> opencv-python-
-headless``. Its env id goes through ``_atari_peers`` (``--env-id _atari_peers:BreakoutNoFrameskip-v4``), which
-registers ale-py's v4 ids under gymnasium 0.29. Without ``--cleanrl`` or a working interpreter, CleanRL is skipped
-with the reason printed.
+``ATARI=1 bash benchmarks/setup_cleanrl_venv.sh`` (ale-py at proxrl's version, OpenCV, and for
+``ppo_atari_envpool.py`` EnvPool 0.8.4 with gym 0.23.1). Its env id goes through ``_atari_peers``
+(``--env-id _atari_peers:BreakoutNoFrameskip-v4``), which registers ale-py's v4 ids under gymnasium 0.29. Without
+``--cleanrl`` or a working interpreter, CleanRL is skipped with the reason printed. The EnvPool contenders step
+EnvPool's ``<Game>-v5`` with its own preprocessing (the same steps; sticky actions off in both).
+
+    python benchmarks/atari_vs_cleanrl.py --cleanrl CLEANRL/cleanrl/ppo_atari.py \\
+        --cleanrl-envpool CLEANRL/cleanrl/ppo_atari_envpool.py --envpool --log runs.jsonl [--steps 20480]
+
+``--log`` appends each run's result as it finishes, so a long comparison stopped midway keeps what it measured.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PRESET = ROOT / "configs" / "ppo_atari.yaml"
 PROXRL, CLEANRL, SB3 = "proxrl", "CleanRL ppo_atari.py", "SB3 PPO CnnPolicy"
+PROXRL_POOL, CLEANRL_POOL = "proxrl (EnvPool)", "CleanRL ppo_atari_envpool.py"
+PEERS = (CLEANRL, CLEANRL_POOL, SB3)
 LR = 2.5e-4
 # configs/ppo_atari.yaml (= CleanRL's ppo_atari.py defaults) in SB3's terms; clip_range_vf is the clipped value loss
 SB3_KWARGS: dict[str, Any] = {
@@ -155,13 +164,20 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict[st
         )
     lines.append("")
     for game in args.games:
-        for peer in (CLEANRL, SB3):
-            if (game, PROXRL) in med and (game, peer) in med:
-                a, b = med[game, PROXRL], med[game, peer]
+        for ours in (PROXRL, PROXRL_POOL):
+            peers = [peer for peer in PEERS if (game, ours) in med and (game, peer) in med]
+            for peer in peers:
+                a, b = med[game, ours], med[game, peer]
                 ratios = {k: a[k] / b[k] for k in a}
                 lines.append(
-                    f"- {game}, proxrl / {peer}: steps/s {ratios['sps']:.2f}, wall {ratios['wall_seconds']:.2f}, "
+                    f"- {game}, {ours} / {peer}: steps/s {ratios['sps']:.2f}, wall {ratios['wall_seconds']:.2f}, "
                     f"peak RSS {ratios['peak_rss_mib']:.2f}"
+                )
+            if peers:
+                fastest = max(peers, key=lambda peer: med[game, peer]["sps"])
+                lines.append(
+                    f"- {game}, {ours} / the fastest peer ({fastest}): steps/s "
+                    f"{med[game, ours]['sps'] / med[game, fastest]['sps']:.2f}"
                 )
     return "\n".join(lines)
 
@@ -174,7 +190,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads, the same for every library")
     p.add_argument("--cleanrl", help="path to CleanRL's cleanrl/ppo_atari.py (not shipped with proxrl)")
     p.add_argument("--cleanrl-python", default=str(ROOT / ".venv-cleanrl" / "bin" / "python"))
+    p.add_argument(
+        "--cleanrl-envpool",
+        help="path to CleanRL's cleanrl/ppo_atari_envpool.py (its interpreter needs envpool 0.8.4 and gym 0.23.1)",
+    )
+    p.add_argument("--envpool", action="store_true", help="also run proxrl with vectorization=envpool")
     p.add_argument("--markdown", help="append the result block to this file")
+    p.add_argument("--log", help="append each run's result to this JSON-lines file as it finishes")
     p.add_argument("--run-one", choices=["sb3"], help=argparse.SUPPRESS)
     p.add_argument("--game", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -209,17 +231,27 @@ def main() -> None:
                 cleanrl_cmd += ["--total-timesteps", str(args.steps), "--no-cuda"]
                 jobs = [(PROXRL, proxrl_cmd, base), (CLEANRL, cleanrl_cmd, cleanrl_env), (SB3, sb3_cmd, base)]
                 jobs = [j for j in jobs if not (skip and j[0] == CLEANRL)]
+                if args.envpool:  # EnvPool's own preprocessing; its sticky actions off, as everywhere here
+                    jobs.append((PROXRL_POOL, [*proxrl_cmd, "--set", "vectorization=envpool"], base))
+                if args.cleanrl_envpool:
+                    pool_cmd = [args.cleanrl_python, str(Path(args.cleanrl_envpool).resolve())]
+                    pool_cmd += ["--env-id", f"{game}-v5", "--seed", str(seed)]
+                    jobs.append((CLEANRL_POOL, [*pool_cmd, "--total-timesteps", str(args.steps), "--no-cuda"], base))
                 k = seed % len(jobs)
                 for name, cmd, env in jobs[k:] + jobs[:k]:
                     work.mkdir(parents=True, exist_ok=True)  # cwd: CleanRL writes its runs/ here
                     r = run(cmd, env, work)
-                    if name == PROXRL:
+                    if name in (PROXRL, PROXRL_POOL):
                         with open(work / "proxrl" / "progress.csv") as f:
                             last = list(csv.DictReader(f))[-1]
                         r.update(steps=int(float(last["global_step"])), sps=float(last["sps"]), threads=args.threads)
+                        shutil.rmtree(work / "proxrl")
                     r.setdefault("steps", args.steps // 1024 * 1024)  # CleanRL: whole iterations of 8 × 128
                     r["seed"] = seed
                     results.setdefault((game, name), []).append(r)
+                    if args.log:
+                        with open(args.log, "a") as f:
+                            f.write(json.dumps({"game": game, "contender": name, **r}) + "\n")
                     print(
                         f"{game} {name} seed {seed}: {r['sps']:,.0f} steps/s, {r['wall_seconds']:.1f} s wall, "
                         f"peak RSS {r['peak_rss_mib']:.0f} MiB, torch threads {r.get('threads', '?')}",

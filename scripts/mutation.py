@@ -100,6 +100,7 @@ MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxr
 LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
 POLICY, ROLLOUT = "proxrl/policies/__init__.py", "proxrl/rollout.py"
+POOL, AGENT = "proxrl/envs/envpool_vec.py", "proxrl/algos/agent.py"
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
@@ -542,6 +543,41 @@ MUTATIONS: list[Mutation] = [
         "keep = torch.from_numpy(~starts).to(self.device)",
         "keep = torch.from_numpy(starts | ~starts).to(self.device)",
         "recurrent acting: the state is carried into a new episode",
+    ),
+    Mutation(
+        "lstm-resume-forgets-the-state",
+        AGENT,
+        "rollout.state = tuple(x.to(agent.device) for x in saved[\"recurrent_state\"])",
+        "rollout.state = rollout.state",
+        "recurrent resume: the LSTM state of the episodes under way restarts from zeros",
+    ),
+    Mutation(
+        "marl-stacked-frames-not-channel-first",
+        POLICY,
+        "x = x.permute(0, 1, 4, 2, 3)",
+        "x = x",
+        "central critic over images: [H, W, C] frames reshaped to channels without moving the channels first",
+    ),
+    Mutation(
+        "envpool-clipped-score",
+        POOL,
+        'raw = info["reward"] if self.atari else reward',
+        "raw = reward",
+        "EnvPool Atari: the logged episode return is the sum of clipped rewards, not the game's score",
+    ),
+    Mutation(
+        "envpool-life-loss-ends-the-game",
+        POOL,
+        'game_over = (info["terminated"].astype(bool) if self.atari else terminated) | truncated',
+        "game_over = terminated | truncated",
+        "EnvPool Atari: an episode is logged at every lost life (episodic life) instead of at the game's end",
+    ),
+    Mutation(
+        "envpool-reset-row-counted",
+        POOL,
+        "live = ~self._resetting",
+        "live = self._resetting | ~self._resetting",
+        "EnvPool: the NEXT_STEP reset row is counted in the episode's length",
     ),
     Mutation(
         "ppo-recurrent-seq-adv-not-normalised",

@@ -141,3 +141,19 @@ def test_a_features_extractor_class_object_works_in_python_and_names_itself_in_t
     assert agent.policy.encoder.features_dim == 6
     agent.learn(32)
     assert PPO.load(agent.save(tmp_path / "m.pt")).policy.encoder.features_dim == 6  # same process: found
+
+
+def test_the_cnn_leaves_its_input_alone_and_gives_the_same_features_in_either_layout():
+    """The CPU path converts to channels-last and scales in place only a copy it made itself."""
+    torch.manual_seed(0)
+    cnn = NatureCNN(spaces.Box(0, 255, (4, 36, 36), np.uint8))
+    frames = torch.randint(0, 256, (3, 4, 36, 36), dtype=torch.uint8)
+    as_float = frames.float()  # a float batch of 0-255 values (predict's path) must not be scaled in place
+    keep = as_float.clone()
+    out_u8, out_f = cnn(frames), cnn(as_float)
+    assert torch.equal(as_float, keep)
+    assert torch.allclose(out_u8, out_f, atol=1e-6)
+    last = NatureCNN(spaces.Box(0, 255, (36, 36, 4), np.uint8))
+    last.load_state_dict(cnn.state_dict())
+    assert torch.allclose(last(frames.permute(0, 2, 3, 1)), out_u8, atol=1e-5)
+

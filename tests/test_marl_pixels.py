@@ -32,8 +32,11 @@ def test_every_method_puts_the_cnn_on_image_observations_and_stores_them_as_uint
     batch = agent.start_envs().collect()
     assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (8, 2, 2, 36 * 36)
     assert batch.state.shape == (8, 2, 0)  # no float copy of the frames as a "state"
+    before = [p.detach().clone() for p in agent.policy.parameters()]
     agent.learn(32)
     assert agent.global_step == 32
+    unchanged = [i for i, (b, p) in enumerate(zip(before, agent.policy.parameters(), strict=True)) if torch.equal(b, p)]
+    assert not unchanged, f"parameters {unchanged} did not change"  # every CNN, head and critic is trained
 
 
 def test_the_central_critic_sees_every_agents_frame_stacked_along_the_channels():

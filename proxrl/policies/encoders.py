@@ -95,9 +95,10 @@ class NatureCNN(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:
         x = obs.unsqueeze(1) if self.flat_2d else (obs if self.first else obs.permute(0, 3, 1, 2))
-        x = x.float() * self.scale
         if x.device.type == "cpu":  # oneDNN's channels-last convs: a PPO minibatch step 1.3-1.5× faster on this CPU
-            x = x.contiguous(memory_format=torch.channels_last)  # (benchmarks/cnn_layouts.py)
+            x = x.contiguous(memory_format=torch.channels_last)  # (benchmarks/cnn_layouts.py); on the uint8 frames,
+        # before the float copy (which keeps the layout): one float-sized temporary, scaled in place when it is new
+        x = x.float().mul_(self.scale) if obs.dtype == torch.uint8 else x.float() * self.scale
         return self.linear(self.convs(x))
 
 
