@@ -156,4 +156,3 @@ def test_the_cnn_leaves_its_input_alone_and_gives_the_same_features_in_either_la
     last = NatureCNN(spaces.Box(0, 255, (36, 36, 4), np.uint8))
     last.load_state_dict(cnn.state_dict())
     assert torch.allclose(last(frames.permute(0, 2, 3, 1)), out_u8, atol=1e-5)
-
