@@ -13,6 +13,7 @@ import torch
 from torch.nn.utils import parameters_to_vector
 
 from proxrl import PG, PPO, MultiAgentPPO, OffPolicyPG
+from proxrl.algos.agent import rollout
 from proxrl.errors import ResumeWarning, RunnersLostError
 
 pytestmark = pytest.mark.ray
@@ -197,6 +198,30 @@ def test_mappo_on_two_ray_runners_is_reproducible_for_its_layout(ray_cluster) ->
         assert [r["runners"] for r in rows] == [2, 2, 2] and agent.global_step == 3 * 4 * 16
         assert rows[-1]["episodes"] == 4 * (3 * 16 // 10)  # each of the 4 copies (2 per runner): 4 episodes of 10
     assert torch.equal(params[0], params[1])
+
+
+def test_mappo_with_the_cnn_on_ray_runners_gets_their_uint8_frames(ray_cluster) -> None:
+    """Image observations on runners: each runner's copies send their frames as uint8, the learner's batch holds
+    every runner's, and the CNN actor and central critic train on them."""
+    agent = MultiAgentPPO(
+        env="proxrl.envs.pixel_team",
+        method="mappo",
+        num_envs=4,
+        num_steps=8,
+        tensorboard=False,
+        progress=False,
+        runners="ray",
+        num_runners=2,
+        seed=5,
+    )
+    before = parameters_to_vector(agent.policy.parameters()).detach().clone()
+    try:
+        batch = rollout(agent).collect()  # the agent's own runner group, which learn() then uses
+        assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (8, 4, 2, 36 * 36)
+        agent.learn(2 * 4 * 8)
+    finally:
+        agent.close()
+    assert not torch.equal(parameters_to_vector(agent.policy.parameters()).detach(), before)
 
 
 @pytest.mark.parametrize("cls", [PPO, OffPolicyPG], ids=["ppo", "offpolicy-pg"])
