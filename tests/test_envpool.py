@@ -21,6 +21,10 @@ class ScriptedPool:
 
     def __init__(self, script: list[list[tuple[float, float, bool, bool, bool]]]) -> None:
         self.script = script
+        self.elapsed = np.array([5, 0])  # env 0 is mid-game (between lives), env 1 has just restarted
+
+    def reset(self):
+        return np.zeros((2, 1)), {"elapsed_step": self.elapsed}
 
     def step(self, actions):
         rows = self.script.pop(0)
@@ -55,6 +59,20 @@ def test_episodes_are_whole_games_with_raw_scores_and_reset_rows_belong_to_none(
     assert infos[3]["episode"]["l"].tolist() == [3, 4]  # env 0's reset row after the lost life is not counted
     assert infos[5]["_episode"].tolist() == [True, False] and infos[5]["episode"]["r"][0] == 1.0
     assert infos[5]["episode"]["l"][0] == 1
+
+
+def test_a_reset_between_lives_keeps_the_games_score():
+    """An episodic rollout resets the envs each call; EnvPool restarts only finished games, and so do the totals."""
+    env = _adapter(
+        [
+            [(1.0, 4.0, False, False, False), (1.0, 3.0, False, False, False)],
+            [(0.0, 0.0, False, True, False), (0.0, 0.0, False, True, False)],
+        ]
+    )
+    env.step(np.zeros(2))
+    env.reset()  # env 0 goes on between lives (elapsed 5), env 1 starts a new game (elapsed 0)
+    info = env.step(np.zeros(2))[4]
+    assert info["episode"]["r"].tolist() == [4.0, 0.0] and info["episode"]["l"].tolist() == [2, 1]
 
 
 def test_ppo_trains_on_envpools_atari_with_the_cnn_and_evaluates_the_real_game():

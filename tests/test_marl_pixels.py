@@ -67,7 +67,7 @@ def test_pixel_policies_save_load_and_act_alike(tmp_path):
 def test_what_cannot_apply_to_images_is_refused_in_one_line():
     with pytest.raises(ConfigError, match="global_state=env is not supported with image observations"):
         MultiAgentPPO(TEAM, method="mappo", global_state="env", **TINY)
-    with pytest.raises(UnsupportedSpaceError, match="agent_id is not supported with image observations"):
+    with pytest.raises(UnsupportedSpaceError, match="agent_id is not supported with the CNN on image observations"):
         MultiAgentPPO(TEAM, method="mappo", agent_id=True, **TINY)
     with pytest.raises(ConfigError, match="policy=cnn needs every agent to observe a uint8 image"):
         MultiAgentPPO("toy_pettingzoo", method="mappo", policy="cnn", **TINY)
@@ -76,7 +76,13 @@ def test_what_cannot_apply_to_images_is_refused_in_one_line():
         agent = MultiAgentPPO(TEAM, method="ippo", policy="mlp", hidden_sizes=(16,), **TINY)
     assert any(issubclass(w.category, RunWarning) and "flattened into an MLP" in str(w.message) for w in caught)
     assert not _cnns(agent.policy)
-    agent.learn(16)  # the uint8 rows are cast to float for the MLP
+    agent.learn(16)  # the pixels go flat into the MLPs
+    with pytest.warns(RunWarning, match="flattened into an MLP"):
+        flat = MultiAgentPPO(TEAM, method="mappo", policy="mlp", hidden_sizes=(16,), **TINY)
+    assert flat.spec.state_dim == 2 * 36 * 36  # without the CNN, the central critic reads the concatenated frames
+    obs = torch.rand(4, 2, 36 * 36) * 255
+    v = flat.policy.value(obs, obs.reshape(4, -1))
+    assert v[:, 0].std() > 0  # not a constant: the critic has inputs
 
 
 @pytest.mark.parametrize("method", ["ippo", "mappo", "happo"])

@@ -130,10 +130,10 @@ class MultiAgentPPO:
         agent.begin(self, cfg, run_dir, progress)
         self.kind, self.make_env = load_pettingzoo(cfg.env, cfg.env_kwargs, FramePreprocessing.of(cfg))
         probe = self.make_env()
-        self.spec = agent_spec(probe, self.kind, cfg.global_state)
+        self.spec = agent_spec(probe, self.kind, cfg.global_state, cfg.policy, cfg.image_channels)
         probe.close()
         self.policy, self.share_actor, groups = build_networks(self.spec, cfg)
-        convolutional = self.policy.image_shape is not None
+        convolutional = self.spec.image_shape is not None
         self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()), convolutional)
         self.policy.to(self.device)
         agent.flat_adams(self, groups)  # one Adam per network (after the move to the device)

@@ -5,8 +5,9 @@ project's seam to EnvPool, about 60 lines) gives it that interface:
 
 - autoreset is EnvPool's own, which is gymnasium's NEXT_STEP (the step after an episode's end returns the new
   episode's first observation with reward 0), the mode proxrl's rollout takes everywhere;
-- episode statistics in ``RecordEpisodeStatistics``'s info format (``episode``/``_episode``); for Atari they are
-  the raw game's: whole-game scores (EnvPool's unclipped ``info['reward']``, until its ``info['terminated']``
+- episode statistics in ``RecordEpisodeStatistics``'s info format (``episode``/``_episode``; lengths in agent
+  steps, where the gymnasium Atari path counts emulator frames); for Atari they are the raw game's: whole-game
+  scores (EnvPool's unclipped ``info['reward']``, until its ``info['terminated']``
   game over), while training sees episodic life and clipped rewards, as the gymnasium path does;
 - ``ALE/Pong-v5`` is EnvPool's ``Pong-v5``, with v5's sticky actions (0.25) unless ``env_kwargs`` say otherwise;
   ``env_kwargs`` go to ``envpool.make`` and to the gymnasium env that evaluation plays (and whose spaces the
@@ -73,9 +74,11 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):  # type: ignore[misc]
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Every env's first observation (the seed is the one given at construction: EnvPool seeds its envs
         there)."""
-        obs, _ = self.pool.reset()
-        self._returns[:], self._lengths[:], self._resetting[:] = 0.0, 0, False
-        self._starts[:] = time.perf_counter()
+        obs, info = self.pool.reset()
+        # with episodic life EnvPool restarts only finished games; one between lives goes on, and so does its score
+        fresh = np.asarray(info.get("elapsed_step", np.zeros(self.num_envs))) == 0
+        self._returns[fresh], self._lengths[fresh], self._starts[fresh] = 0.0, 0, time.perf_counter()
+        self._resetting[:] = False
         return obs, {}
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:

@@ -23,8 +23,8 @@ from gymnasium import spaces
 from torch import Tensor
 
 from ..config import ConfigError
-from ..policies import MultiAgentActorCritic
-from ..policies.encoders import is_image
+from ..policies import MultiAgentActorCritic, warn_if_flattened_image
+from ..policies.encoders import fits_nature_cnn, is_image
 from ..rollout import EpisodeStats
 
 
@@ -140,7 +140,7 @@ class AgentSpec:
     state_dim: int
     env_state: bool  # the global state comes from env.state() (else: all observations concatenated)
     has_masks: bool
-    image_shape: tuple[int, ...] | None = None  # every agent sees a uint8 image of this shape (stored as uint8)
+    image_shape: tuple[int, ...] | None = None  # every agent sees a uint8 image of this shape, read by the CNN
 
     @property
     def obs_dtype(self) -> type:
@@ -148,13 +148,30 @@ class AgentSpec:
         return np.uint8 if self.image_shape else np.float32
 
 
-def agent_spec(env: Any, kind: str, global_state: str) -> AgentSpec:
-    """Inspect a freshly made environment (reset once) and describe its agents."""
+def _cnn_image(obs_spaces: list[spaces.Space], policy: str, image_channels: str) -> tuple[int, ...] | None:
+    """The image shape the Nature CNN will read, or None when the observations go flat into MLPs: ``auto`` takes the
+    CNN for uint8 images of at least 36 × 36 pixels, ``cnn`` insists (images only), ``mlp`` flattens them (with a
+    warning, as does ``auto`` for smaller images)."""
+    image = _image_shape(obs_spaces)
+    if policy == "cnn" and image is None:
+        raise ConfigError("policy=cnn needs every agent to observe a uint8 image of one shape; this env's do not")
+    if image is None:
+        return None
+    box = spaces.Box(0, 255, image, np.uint8)
+    if policy == "cnn" or (policy == "auto" and fits_nature_cnn(box, image_channels)):
+        return image
+    warn_if_flattened_image(box, None)
+    return None
+
+
+def agent_spec(env: Any, kind: str, global_state: str, policy: str = "auto", image_channels: str = "auto") -> AgentSpec:
+    """Inspect a freshly made environment (reset once) and describe its agents; ``policy`` decides whether image
+    observations get the CNN (then they are stored as uint8 and the central critic reads them, with no state)."""
     names = list(env.possible_agents)
     obs_spaces = [env.observation_space(a) for a in names]
     dims = [int(np.prod(_obs_space(s).shape)) for s in obs_spaces]
     has_masks = any(isinstance(s, spaces.Dict) and "action_mask" in s.spaces for s in obs_spaces)
-    image = _image_shape([_obs_space(s) for s in obs_spaces])
+    image = _cnn_image([_obs_space(s) for s in obs_spaces], policy, image_channels)
     env.reset(seed=0)
     env_state = False
     if image is not None:  # the central critic sees the agents' frames stacked along the channels

@@ -5,36 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from gymnasium import spaces
-
 from torch import nn
 
-from ..config import ConfigError
-from ..policies import MultiAgentActorCritic, warn_if_flattened_image
-from ..policies.encoders import fits_nature_cnn
+from ..policies import MultiAgentActorCritic
 from .collectors import AgentSpec
-
-
-def image_encoder(spec: AgentSpec, policy: str, image_channels: str) -> bool:
-    """Whether the networks start with the Nature CNN: ``auto`` for uint8 images of at least 36 × 36 pixels,
-    ``cnn`` insists (images only), ``mlp`` flattens them (with a warning)."""
-    if policy == "cnn" and spec.image_shape is None:
-        raise ConfigError("policy=cnn needs every agent to observe a uint8 image of one shape; this env's do not")
-    image = spec.image_shape is not None and (
-        policy == "cnn"
-        or (policy == "auto" and fits_nature_cnn(spaces.Box(0, 255, spec.image_shape, np.uint8), image_channels))
-    )
-    if spec.image_shape is not None and not image:
-        warn_if_flattened_image(spaces.Box(0, 255, spec.image_shape, np.uint8), None)
-    return image
 
 
 def build_networks(spec: AgentSpec, cfg: Any) -> tuple[MultiAgentActorCritic, bool, dict[str, list[nn.Parameter]]]:
     """(policy, whether the actor is shared, parameter groups ``actor_<i>``… and ``critic``) for ``cfg.method``:
     ``ippo`` local critics V_i(o_i), ``mappo``/``happo`` one central V(s). ``share_actor`` None shares the actor
     for MAPPO where every agent has the same spaces (MAPPO's parameter sharing), never for IPPO and HAPPO."""
-    image = image_encoder(spec, cfg.policy, cfg.image_channels)
     homogeneous = len(set(spec.obs_dims)) == 1 and all(s == spec.action_spaces[0] for s in spec.action_spaces)
     share = (cfg.method == "mappo" and homogeneous) if cfg.share_actor is None else cfg.share_actor
     policy = MultiAgentActorCritic(
@@ -48,7 +28,7 @@ def build_networks(spec: AgentSpec, cfg: Any) -> tuple[MultiAgentActorCritic, bo
         cfg.activation,
         cfg.ortho_init,
         cfg.log_std_init,
-        spec.image_shape if image else None,
+        spec.image_shape,
         cfg.image_channels,
     )
     groups = {

@@ -301,8 +301,8 @@ class MultiAgentActorCritic(nn.Module):
             )
         if image_shape is not None and agent_id:
             raise UnsupportedSpaceError(
-                "agent_id is not supported with image observations (the one-hot cannot join the pixels); "
-                "set agent_id=false, or share_actor=false for one CNN per agent"
+                "agent_id is not supported with the CNN on image observations (the one-hot cannot join the "
+                "pixels); set agent_id=false"
             )
         self.image_shape = image_shape
         extra = n if agent_id else 0

@@ -31,7 +31,7 @@ class MultiAgentRunner(RunnerBase):
         super().__init__(config, index)
         self.kind, self.make_env = load_pettingzoo(config.env, config.env_kwargs, FramePreprocessing.of(config))
         probe = self.make_env()
-        self.spec = agent_spec(probe, self.kind, config.global_state)
+        self.spec = agent_spec(probe, self.kind, config.global_state, config.policy, config.image_channels)
         probe.close()
         self.policy, _, _ = build_networks(self.spec, config)
         self.collector: MultiAgentCollector | None = None
