@@ -36,8 +36,7 @@ class ScriptedPool:
 def _adapter(script) -> EnvPoolVectorEnv:
     env = EnvPoolVectorEnv.__new__(EnvPoolVectorEnv)
     env.pool, env.atari, env.num_envs = ScriptedPool(script), True, 2
-    env._returns, env._lengths = np.zeros(2), np.zeros(2, np.int64)
-    env._starts, env._resetting = np.zeros(2), np.zeros(2, bool)
+    env._track(2)
     return env
 
 

@@ -67,16 +67,21 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):  # type: ignore[misc]
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+        self._track(num_envs)
+
+    def _track(self, num_envs: int) -> None:
+        """Start the per-env episode statistics: running raw return and length, start time, and which envs'
+        next step is EnvPool's reset step."""
         self._returns, self._lengths = np.zeros(num_envs), np.zeros(num_envs, np.int64)
         self._starts = np.full(num_envs, time.perf_counter())
-        self._resetting = np.zeros(num_envs, bool)  # the next step of these envs is EnvPool's reset step
+        self._resetting = np.zeros(num_envs, bool)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         """Every env's first observation (the seed is the one given at construction: EnvPool seeds its envs
         there)."""
         obs, info = self.pool.reset()
         # with episodic life EnvPool restarts only finished games; one between lives goes on, and so does its score
-        fresh = np.asarray(info.get("elapsed_step", np.zeros(self.num_envs))) == 0
+        fresh = np.asarray(info["elapsed_step"]) == 0
         self._returns[fresh], self._lengths[fresh], self._starts[fresh] = 0.0, 0, time.perf_counter()
         self._resetting[:] = False
         return obs, {}

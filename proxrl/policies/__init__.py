@@ -12,7 +12,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from ..errors import RunWarning
-from .encoders import NatureCNN, channels_first
+from .encoders import NatureCNN, channels_first, image_chw
 from ..distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution, to_env_action
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
@@ -237,13 +237,7 @@ class StackedFrames(nn.Module):
         super().__init__()
         self.shape = tuple(image_shape)
         self.first = channels_first(self.shape, image_channels)
-        c, h, w = (
-            (1, *self.shape)
-            if len(self.shape) == 2
-            else self.shape
-            if self.first
-            else (self.shape[2], self.shape[0], self.shape[1])
-        )
+        c, h, w = image_chw(self.shape, self.first)
         self.space = spaces.Box(0, 255, (n_agents * c, h, w), np.uint8)
 
     def forward(self, obs: Tensor) -> Tensor:
@@ -339,8 +333,6 @@ class MultiAgentActorCritic(nn.Module):
         """Per-agent network inputs from padded observations ``[B, A, D]``: [B, width_i] each."""
         b, n = obs.shape[0], self.n_agents
         xs = []
-        if self.image_shape is None and obs.dtype != torch.float32:
-            obs = obs.float()  # pixels flattened into an MLP (policy=mlp)
         for i in range(n):
             x = obs[:, i] if self.share_actor else obs[:, i, : self.obs_dims[i]]
             if self.agent_id:

@@ -60,6 +60,14 @@ def channels_first(shape: tuple[int, ...], where: str = "auto") -> bool:
     )
 
 
+def image_chw(shape: tuple[int, ...], first: bool) -> tuple[int, int, int]:
+    """(channels, height, width) of an image of ``shape``: ``[H, W]`` (one channel), ``[C, H, W]`` (``first``) or
+    ``[H, W, C]``."""
+    if len(shape) == 2:
+        return 1, shape[0], shape[1]
+    return (shape[0], shape[1], shape[2]) if first else (shape[2], shape[0], shape[1])
+
+
 class NatureCNN(nn.Module):
     """The Nature-DQN CNN over images ``[B, C, H, W]`` or ``[B, H, W, C]`` (uint8 scaled to [0, 1]) → ``[B, 512]``."""
 
@@ -67,7 +75,7 @@ class NatureCNN(nn.Module):
         super().__init__()
         shape = tuple(space.shape)
         self.first = channels_first(shape, image_channels)
-        c, h, w = (1, *shape) if len(shape) == 2 else (shape if self.first else (shape[2], shape[0], shape[1]))
+        c, h, w = image_chw(shape, self.first)
         if min(h, w) < NATURE_MIN_SIZE:
             raise ConfigError(
                 f"the Nature CNN needs images of at least {NATURE_MIN_SIZE}×{NATURE_MIN_SIZE} pixels, got {h}×{w}; "
