@@ -33,6 +33,12 @@ EnvPool's ``<Game>-v5`` with its own preprocessing (the same steps; sticky actio
         --cleanrl-envpool CLEANRL/cleanrl/ppo_atari_envpool.py --envpool --log runs.jsonl [--steps 20480]
 
 ``--log`` appends each run's result as it finishes, so a long comparison stopped midway keeps what it measured.
+``--contenders`` picks exactly which run, among them proxrl with ``cnn_precision=bfloat16`` (its Nature CNN under
+bf16 autocast, the rest float32; ``proxrl-bf16``, ``proxrl-bf16-envpool``), which the peers do not offer:
+
+    python benchmarks/atari_vs_cleanrl.py --cleanrl CLEANRL/cleanrl/ppo_atari.py \
+        --cleanrl-envpool CLEANRL/cleanrl/ppo_atari_envpool.py --steps 102400 --log runs.jsonl \
+        --contenders proxrl-bf16-envpool proxrl-envpool cleanrl-envpool sb3
 """
 
 from __future__ import annotations
@@ -58,7 +64,19 @@ ROOT = HERE.parent
 PRESET = ROOT / "configs" / "ppo_atari.yaml"
 PROXRL, CLEANRL, SB3 = "proxrl", "CleanRL ppo_atari.py", "SB3 PPO CnnPolicy"
 PROXRL_POOL, CLEANRL_POOL = "proxrl (EnvPool)", "CleanRL ppo_atari_envpool.py"
+PROXRL_BF16, PROXRL_BF16_POOL = "proxrl bf16", "proxrl bf16 (EnvPool)"
 PEERS = (CLEANRL, CLEANRL_POOL, SB3)
+OURS = (PROXRL, PROXRL_POOL, PROXRL_BF16, PROXRL_BF16_POOL)
+# --contenders keys; proxrl's get vectorization=envpool and/or cnn_precision=bfloat16 on top of the preset
+CONTENDERS = {
+    "proxrl": (PROXRL, []),
+    "proxrl-envpool": (PROXRL_POOL, ["vectorization=envpool"]),
+    "proxrl-bf16": (PROXRL_BF16, ["cnn_precision=bfloat16"]),
+    "proxrl-bf16-envpool": (PROXRL_BF16_POOL, ["cnn_precision=bfloat16", "vectorization=envpool"]),
+    "cleanrl": (CLEANRL, None),
+    "cleanrl-envpool": (CLEANRL_POOL, None),
+    "sb3": (SB3, None),
+}
 LR = 2.5e-4
 # configs/ppo_atari.yaml (= CleanRL's ppo_atari.py defaults) in SB3's terms; clip_range_vf is the clipped value loss
 SB3_KWARGS: dict[str, Any] = {
@@ -164,7 +182,7 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict[st
         )
     lines.append("")
     for game in args.games:
-        for ours in (PROXRL, PROXRL_POOL):
+        for ours in OURS:
             peers = [peer for peer in PEERS if (game, ours) in med and (game, peer) in med]
             for peer in peers:
                 a, b = med[game, ours], med[game, peer]
@@ -195,6 +213,13 @@ def main() -> None:
         help="path to CleanRL's cleanrl/ppo_atari_envpool.py (its interpreter needs envpool 0.8.4 and gym 0.23.1)",
     )
     p.add_argument("--envpool", action="store_true", help="also run proxrl with vectorization=envpool")
+    p.add_argument(
+        "--contenders",
+        nargs="+",
+        choices=list(CONTENDERS),
+        help="run exactly these (default: proxrl, cleanrl and sb3, plus what --envpool and --cleanrl-envpool add); "
+        "the cleanrl ones need --cleanrl / --cleanrl-envpool",
+    )
     p.add_argument("--markdown", help="append the result block to this file")
     p.add_argument("--log", help="append each run's result to this JSON-lines file as it finishes")
     p.add_argument("--run-one", choices=["sb3"], help=argparse.SUPPRESS)
@@ -209,6 +234,15 @@ def main() -> None:
     cleanrl_env = dict(
         base, PYTHONPATH=os.pathsep.join([str(Path(args.cleanrl or ".").resolve().parent.parent), str(HERE)])
     )
+    chosen = args.contenders or [
+        "proxrl",
+        "cleanrl",
+        "sb3",
+        *(["proxrl-envpool"] if args.envpool else []),
+        *(["cleanrl-envpool"] if args.cleanrl_envpool else []),
+    ]
+    if "cleanrl-envpool" in chosen and not args.cleanrl_envpool:
+        p.error("the cleanrl-envpool contender needs --cleanrl-envpool PATH/TO/cleanrl/ppo_atari_envpool.py")
     skip = cleanrl_problem(args, cleanrl_env)
     if skip:
         print(f"CleanRL skipped: {skip}", file=sys.stderr)
@@ -229,19 +263,23 @@ def main() -> None:
                 cleanrl_cmd = [args.cleanrl_python, str(Path(args.cleanrl or ".").resolve())]
                 cleanrl_cmd += ["--env-id", f"_atari_peers:{game}NoFrameskip-v4", "--seed", str(seed)]
                 cleanrl_cmd += ["--total-timesteps", str(args.steps), "--no-cuda"]
-                jobs = [(PROXRL, proxrl_cmd, base), (CLEANRL, cleanrl_cmd, cleanrl_env), (SB3, sb3_cmd, base)]
-                jobs = [j for j in jobs if not (skip and j[0] == CLEANRL)]
-                if args.envpool:  # EnvPool's own preprocessing; its sticky actions off, as everywhere here
-                    jobs.append((PROXRL_POOL, [*proxrl_cmd, "--set", "vectorization=envpool"], base))
-                if args.cleanrl_envpool:
-                    pool_cmd = [args.cleanrl_python, str(Path(args.cleanrl_envpool).resolve())]
-                    pool_cmd += ["--env-id", f"{game}-v5", "--seed", str(seed)]
-                    jobs.append((CLEANRL_POOL, [*pool_cmd, "--total-timesteps", str(args.steps), "--no-cuda"], base))
+                pool_cmd = [args.cleanrl_python, str(Path(args.cleanrl_envpool or ".").resolve())]
+                pool_cmd += ["--env-id", f"{game}-v5", "--seed", str(seed)]
+                pool_cmd += ["--total-timesteps", str(args.steps), "--no-cuda"]
+                peer_jobs = {CLEANRL: (cleanrl_cmd, cleanrl_env), CLEANRL_POOL: (pool_cmd, base), SB3: (sb3_cmd, base)}
+                jobs = []
+                for key in chosen:  # EnvPool's own preprocessing; its sticky actions off, as everywhere here
+                    name, sets = CONTENDERS[key]
+                    if sets is None:
+                        jobs.append((name, *peer_jobs[name]))
+                    else:
+                        jobs.append((name, [*proxrl_cmd, *(a for s in sets for a in ("--set", s))], base))
+                jobs = [j for j in jobs if not (skip and j[0] in (CLEANRL, CLEANRL_POOL))]
                 k = seed % len(jobs)
                 for name, cmd, env in jobs[k:] + jobs[:k]:
                     work.mkdir(parents=True, exist_ok=True)  # cwd: CleanRL writes its runs/ here
                     r = run(cmd, env, work)
-                    if name in (PROXRL, PROXRL_POOL):
+                    if name in OURS:
                         with open(work / "proxrl" / "progress.csv") as f:
                             last = list(csv.DictReader(f))[-1]
                         r.update(steps=int(float(last["global_step"])), sps=float(last["sps"]), threads=args.threads)

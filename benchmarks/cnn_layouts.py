@@ -1,6 +1,7 @@
-"""The Nature CNN's cost on this CPU in three forms, to decide what its path uses (issue 17): torch's default
-(contiguous NCHW) input, channels-last input (what ``NatureCNN.forward`` does on the CPU), and ``torch.compile``
-of the encoder and a head over channels-last input.
+"""The Nature CNN's cost on this CPU in four forms, to decide what its path uses (issue 17): torch's default
+(contiguous NCHW) input, channels-last input (what ``NatureCNN.forward`` does on the CPU), ``torch.compile``
+of the encoder and a head over channels-last input, and the encoder under bf16 autocast with a float32 head
+(``cnn_precision=bfloat16``).
 
 Measured per form: one PPO minibatch step (forward, backward, Adam) on 256 Atari frames ``[4, 84, 84]`` uint8, and
 one acting forward on 8 frames (8 envs), both with the heads of a 6-action policy. The forms alternate within each
@@ -53,6 +54,11 @@ def main() -> None:
     def trunk(x: torch.Tensor) -> torch.Tensor:  # the encoder's layers without forward's own layout choice
         return model[1](encoder.linear(encoder.convs(x)))
 
+    def bf16_trunk(x: torch.Tensor) -> torch.Tensor:  # cnn_precision=bfloat16: the encoder under autocast, heads fp32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            features = encoder.linear(encoder.convs(x))
+        return model[1](features.float())
+
     compiled = torch.compile(trunk)
     start = time.perf_counter()
     compiled(scaled(batch, True)).sum().backward()
@@ -61,6 +67,7 @@ def main() -> None:
         "contiguous (NCHW)": (trunk, False),
         "channels-last": (trunk, True),
         "torch.compile + channels-last": (compiled, True),
+        "bf16 autocast + channels-last (cnn_precision=bfloat16)": (bf16_trunk, True),
     }
     train: dict[str, list[float]] = {name: [] for name in forms}
     act: dict[str, list[float]] = {name: [] for name in forms}

@@ -156,3 +156,46 @@ def test_the_cnn_leaves_its_input_alone_and_gives_the_same_features_in_either_la
     last = NatureCNN(spaces.Box(0, 255, (36, 36, 4), np.uint8))
     last.load_state_dict(cnn.state_dict())
     assert torch.allclose(last(frames.permute(0, 2, 3, 1)), out_u8, atol=1e-5)
+
+
+def test_cnn_precision_bfloat16_runs_the_convs_in_bf16_and_keeps_weights_heads_and_ratio_in_float32(tmp_path):
+    """Mixed precision as torch's autocast does it: bf16 convs and 512-unit layer over float32 master weights; the
+    heads get float32 features, so log-probabilities (and PPO's ratio) are float32 and do not depend on the batch
+    they are computed in (acting on 2 envs, updating on a minibatch)."""
+    torch.manual_seed(0)
+    agent = PPO(PIXELS, cnn_precision="bfloat16", **SMALL)
+    cnn = agent.policy.encoder
+    seen: list[torch.dtype] = []
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        for m in cnn.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
+    agent.learn(32)
+    for h in hooks:
+        h.remove()
+    assert seen and set(seen) == {torch.bfloat16}  # every conv and the 512-unit layer, acting and update
+    assert all(
+        p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32
+        for p in agent.policy.parameters()
+        if p.requires_grad
+    )
+    obs = agent.envs.rollout.batch.obs.flatten(0, 1)
+    features = cnn(obs)
+    assert features.dtype == torch.float32
+    cnn.compute_dtype = torch.float32
+    exact = cnn(obs)
+    cnn.compute_dtype = torch.bfloat16
+    assert not torch.equal(features, exact) and torch.allclose(features, exact, rtol=0.05, atol=0.05)
+    actions = agent.envs.rollout.batch.actions.flatten(0, 1)
+    with torch.no_grad():
+        whole = agent.policy.evaluate(obs, actions)[0]
+        parts = torch.cat([agent.policy.evaluate(obs[i : i + 2], actions[i : i + 2])[0] for i in range(0, len(obs), 2)])
+    assert whole.dtype == torch.float32 and torch.equal(whole, parts)
+    loaded = PPO.load(agent.save(tmp_path / "m.pt"))
+    assert loaded.config.cnn_precision == "bfloat16" and loaded.policy.encoder.compute_dtype == torch.bfloat16
+
+
+def test_cnn_precision_bfloat16_without_a_cnn_is_refused():
+    with pytest.raises(ConfigError, match="cnn_precision=bfloat16 applies to the Nature CNN"):
+        PPO("CartPole-v1", cnn_precision="bfloat16", **SMALL)

@@ -102,3 +102,20 @@ def test_pistonball_with_supersuits_preprocessing_trains_with_the_cnn(method):
     agent.learn(16)
     result = agent.evaluate(episodes=1)
     assert 1 <= result["mean_length"] <= 12 and len(result["agent_returns"]) == 3  # the ball may reach the wall
+
+
+def test_cnn_precision_bfloat16_reaches_every_actor_and_the_central_critic():
+    agent = MultiAgentPPO(TEAM, method="happo", cnn_precision="bfloat16", **TINY)
+    cnns = _cnns(agent.policy)
+    assert len(cnns) == 3 and all(c.compute_dtype == torch.bfloat16 for c in cnns)  # two actors, one critic
+    seen: list[torch.dtype] = []
+    for c in cnns:
+        c.convs[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    agent.learn(32)
+    assert seen and set(seen) == {torch.bfloat16}
+    with (
+        pytest.raises(ConfigError, match="cnn_precision=bfloat16 applies to the Nature CNN"),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", RunWarning)  # the flattened-images warning policy=mlp gives here
+        MultiAgentPPO(TEAM, method="mappo", policy="mlp", cnn_precision="bfloat16", **TINY)

@@ -144,6 +144,12 @@ class ActorCriticConfig(RolloutConfig):
         "where an image's channels are: auto (the end of size ≤ 4), first, last",
         choices=("auto", "first", "last"),
     )
+    cnn_precision: str = param(
+        "float32",
+        "what the Nature CNN computes in: bfloat16 runs its convs under autocast (weights, gradients, heads and "
+        "PPO's ratio stay float32), about 1.6x faster per minibatch on a CPU with native bf16 or a GPU",
+        choices=("float32", "bfloat16"),
+    )
     features_extractor: str | None = param(
         None,
         "your encoder, 'module:Class': Class(observation_space, **features_extractor_kwargs) maps observations "

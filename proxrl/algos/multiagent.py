@@ -78,6 +78,12 @@ class MultiAgentPPOConfig(RolloutConfig):
         "where an image's channels are: auto (the end of size ≤ 4), first, last",
         choices=("auto", "first", "last"),
     )
+    cnn_precision: str = param(
+        "float32",
+        "what the Nature CNN computes in: bfloat16 runs its convs under autocast (weights, gradients, heads and "
+        "PPO's ratio stay float32), about 1.6x faster per minibatch on a CPU with native bf16 or a GPU",
+        choices=("float32", "bfloat16"),
+    )
     grayscale: bool = param(False, "turn image observations to grayscale (SuperSuit; the butterfly extra)")
     frame_size: int = param(0, "resize image observations to this many pixels square (SuperSuit; 0: as given)", low=0)
     frame_stack: int = param(1, "stack the last k image observations along the channels (SuperSuit)", low=1)

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from ..policies import MultiAgentActorCritic
+from ..policies.encoders import set_cnn_precision
 from .collectors import AgentSpec
 
 
@@ -31,6 +32,7 @@ def build_networks(spec: AgentSpec, cfg: Any) -> tuple[MultiAgentActorCritic, bo
         spec.image_shape,
         cfg.image_channels,
     )
+    set_cnn_precision(policy, cfg.cnn_precision)
     groups = {
         f"actor_{i}": policy.actor_parameters(None if share else i) for i in range(1 if share else len(spec.names))
     }

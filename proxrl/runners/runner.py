@@ -24,7 +24,7 @@ from ..envs import Normalizers, dict_space_of, make_eval_env, make_vec_env, snap
 from ..fast.flat_adam import FlatParameters
 from ..config import ConfigError
 from ..policies import ActorCritic, warn_if_flattened_image
-from ..policies.encoders import build_encoder
+from ..policies.encoders import build_encoder, set_cnn_precision
 from ..rollout import Batch, Rollout
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def build_policy(config: Any, warn: bool = False) -> ActorCritic:
             f"norm_obs=true normalises raw observations, which an encoder ({type(encoder).__name__}) does not "
             "expect (images are scaled by 1/255): set norm_obs=false"
         )
-    return ActorCritic(
+    policy = ActorCritic(
         obs_space,
         act_space,
         config.hidden_sizes,
@@ -62,6 +62,8 @@ def build_policy(config: Any, warn: bool = False) -> ActorCritic:
         encoder,
         config.lstm_hidden_size if config.recurrent == "lstm" else None,
     )
+    set_cnn_precision(policy, config.cnn_precision)
+    return policy
 
 
 def node_id() -> str | None:
