@@ -35,7 +35,8 @@ import torch
 #      say which)
 #   4: env-stepping trainers keep one Adam per named network: ``optimizer`` is {name: Adam state} (single-agent
 #      trainers: {"policy": …})
-FORMAT_VERSION = 4
+#   5: GRPO's ``aggregation`` is ``loss_type``, with TRL's names (lm.migrations)
+FORMAT_VERSION = 5
 OLDEST_FORMAT = 2
 _NAME = re.compile(r"^ckpt_(\d{12})\.pt$")
 TRAINER_STATE = "trainer_state.pt"  # a folder checkpoint's state, beside its save_pretrained model
@@ -65,6 +66,24 @@ def drop_config_keys(*keys: str) -> Migration:
             values = yaml.safe_load(state["config"])
             if isinstance(values, dict):
                 state["config"] = yaml.safe_dump({k: v for k, v in values.items() if k not in keys}, sort_keys=False)
+        return state
+
+    return migrate
+
+
+def rename_config_key(old: str, new: str, values: Mapping[Any, Any] | None = None) -> Migration:
+    """A migration that renames config key ``old`` to ``new`` in a state's stored config, mapping its value through
+    ``values`` (unchanged where a value is not listed)."""
+
+    def migrate(state: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(state.get("config"), str):
+            import yaml
+
+            config = yaml.safe_load(state["config"])
+            if isinstance(config, dict) and old in config:
+                value = config.pop(old)
+                config[new] = (values or {}).get(value, value)
+                state["config"] = yaml.safe_dump(config, sort_keys=False)
         return state
 
     return migrate

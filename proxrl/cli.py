@@ -78,6 +78,10 @@ def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
     )
     t.add_argument("--seed", type=int)
     t.add_argument("--total-steps", type=int)
+    t.add_argument(
+        "--dataset", help="grpo: prompts from a local .jsonl/.json/.parquet/.csv file or save_to_disk folder"
+    )
+    t.add_argument("--eval-dataset", help="grpo: held-out prompts, the same way")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"))
     t.add_argument("--run-dir", help="where to write config, logs and checkpoints (default runs/<algo>_<env>_...)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
@@ -222,6 +226,8 @@ def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
         ("env", args.env),
         ("seed", args.seed),
         ("total_steps", args.total_steps),
+        ("dataset", args.dataset),
+        ("eval_dataset", args.eval_dataset),
         ("device", args.device),
         ("runners", args.runners),
         ("num_runners", args.num_runners),

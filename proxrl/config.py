@@ -230,6 +230,9 @@ def from_dict(cls: type[C], values: typing.Mapping[str, Any]) -> C:
                 raise ConfigError(f"this config is for algorithm '{value}', not '{cls.algo}'")
             continue
         if key not in fields:
+            renamed = getattr(cls, "renamed", {}).get(key)
+            if renamed:
+                raise ConfigError(f"config key '{key}' of {cls.algo} is now {renamed}")
             raise ConfigError(f"unknown config key '{key}' for {cls.algo}" + _suggest(key, list(fields)))
         kwargs[key] = _coerce(key, value, hints[key])
     try:

@@ -53,37 +53,56 @@ def clipped_surrogate(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: flo
     return loss, {"approx_kl": kl_k3_mean(logp, old_logp), "clip_frac": low + high}
 
 
-AGGREGATIONS = ("sequence", "token", "constant")
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 
 
 def aggregate_tokens(
     values: Tensor,
     mask: Tensor,
-    how: str,
+    loss_type: str,
     max_len: int | None = None,
     num_sequences: int | None = None,
     num_tokens: Tensor | float | None = None,
+    num_micro_batches: int = 1,
 ) -> Tensor:
-    """Reduce per-token values ``[B, L]`` over the tokens where ``mask`` ``[B, L]`` is 1.
+    """Reduce per-token values ``[B, L]`` over the tokens where ``mask`` ``[B, L]`` is 1, as TRL's ``loss_type``:
 
-    - ``sequence``: mean over each sequence's tokens, then over sequences (the GRPO paper; long completions
-      weigh each token less);
-    - ``token``: Σ values / Σ mask, one mean over every token of the batch (DAPO's token-level loss);
-    - ``constant``: Σ values / (B · max_len), a constant normaliser (Dr. GRPO: no length bias).
+    - ``grpo``: mean over each completion's tokens, then over completions: Σ_i (Σ_t v_it / |o_i|) / B (Shao et al.
+      2024; a token of a long completion weighs less);
+    - ``bnpo``: Σ v / Σ mask over this micro-batch's tokens, divided by the M micro-batches (TRL's bnpo: each
+      micro-batch normalised by its own token count);
+    - ``dr_grpo``: Σ v / (B · L_max), a constant divisor (Liu et al. 2025, Dr. GRPO: no length bias);
+    - ``dapo``: Σ v / N, N the whole batch's completion tokens (Yu et al. 2025, DAPO's token-level loss).
 
-    With gradient accumulation over micro-batches, pass the whole batch's ``num_sequences`` (B) and, for
-    ``token``, its ``num_tokens`` so that the micro-batch losses add up to the batch's loss.
+    B is ``num_sequences`` (the whole batch's completions; this micro-batch's when None), L_max ``max_len``
+    (``max_new_tokens``; the padded length when None), N ``num_tokens`` (this micro-batch's when None), M
+    ``num_micro_batches``: with them, the micro-batch losses of a step add up to the batch's loss.
     """
     mask = mask.to(values.dtype)
     n_seq = values.shape[0] if num_sequences is None else num_sequences
-    if how == "sequence":
+    if loss_type == "grpo":
         per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
         return per_sequence.sum() / n_seq
-    if how == "token":
-        return (values * mask).sum() / (mask.sum().clamp(min=1.0) if num_tokens is None else num_tokens)
-    if how == "constant":
+    if loss_type == "bnpo":
+        return (values * mask).sum() / mask.sum().clamp(min=1.0) / num_micro_batches
+    if loss_type == "dr_grpo":
         return (values * mask).sum() / (n_seq * (values.shape[-1] if max_len is None else max_len))
-    raise ValueError(f"unknown aggregation {how!r}; allowed: {', '.join(AGGREGATIONS)}")
+    if loss_type == "dapo":
+        return (values * mask).sum() / (mask.sum().clamp(min=1.0) if num_tokens is None else num_tokens)
+    raise ValueError(f"unknown loss_type {loss_type!r}; allowed: {', '.join(LOSS_TYPES)}")
+
+
+def log_importance_ratio(logp: Tensor, old_logp: Tensor, mask: Tensor, level: str = "token") -> Tensor:
+    """ln ρ: per token, ``[B, L]``, ln π_θ(o_t|…) − ln π_old(o_t|…); or per completion (GSPO, Zheng et al. 2025),
+    ``[B, 1]``, the length-normalised sequence ratio ln s_i = (1/|o_i|) Σ_t (ln π_θ − ln π_old) over its tokens."""
+    log_ratio = logp - old_logp
+    if level == "token":
+        return log_ratio
+    if level == "sequence":
+        m = mask.to(log_ratio.dtype)
+        return (log_ratio * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)
+    raise ValueError(f"unknown importance_sampling_level {level!r}; allowed: {', '.join(IMPORTANCE_SAMPLING_LEVELS)}")
 
 
 def grpo_loss(
@@ -95,7 +114,8 @@ def grpo_loss(
     clip_high: float,
     ref_logp: Tensor | None = None,
     beta: float = 0.0,
-    aggregation: str = "sequence",
+    loss_type: str = "grpo",
+    importance_sampling_level: str = "token",
     **aggregate_kwargs: Any,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Negative GRPO objective (the seed's GRPO section; Shao et al. 2024), per token t of completion i:
@@ -103,19 +123,25 @@ def grpo_loss(
         −[min(ρ_{i,t} Â_i, clip(ρ_{i,t}, 1 − ε_low, 1 + ε_high) Â_i) − β D̂_KL,i,t],
         ρ = π_θ/π_θold,  D̂_KL = π_ref/π_θ − ln(π_ref/π_θ) − 1  (k3, ≥ 0, = 0 where π_θ = π_ref)
 
-    aggregated over the completion tokens by :func:`aggregate_tokens`. ``logp``/``old_logp``/``ref_logp``/``mask``
-    are ``[B, L]``; ``adv`` is ``[B, 1]`` (one Â per completion, GRPO) or ``[B, L]`` (per token, e.g. GAE).
-    β = 0 (or no ``ref_logp``) drops the KL term. Stats over the tokens: ``clip_frac`` = ``clip_frac_low`` +
-    ``clip_frac_high`` (:func:`clip_fractions`) and ``kl`` (mean k3).
+    aggregated over the completion tokens by :func:`aggregate_tokens` (``loss_type``). With
+    ``importance_sampling_level="sequence"`` (GSPO) every token of completion i uses its sequence ratio s_i
+    (:func:`log_importance_ratio`) instead of ρ_{i,t}, and the clip acts on whole completions.
+    ``logp``/``old_logp``/``ref_logp``/``mask`` are ``[B, L]``; ``adv`` is ``[B, 1]`` (one Â per completion, GRPO)
+    or ``[B, L]`` (per token, e.g. GAE; token level only). β = 0 (or no ``ref_logp``) drops the KL term. Stats:
+    ``clip_frac`` = ``clip_frac_low`` + ``clip_frac_high`` (:func:`clip_fractions`: the share of tokens, or of
+    completions at sequence level, whose term the clip holds constant) and ``kl`` (mean k3 over the tokens).
     """
-    ratio = (logp - old_logp).exp()
-    per_token = -clipped_surrogate_terms(ratio, adv, clip_low, clip_high)
+    ratio = log_importance_ratio(logp, old_logp, mask, importance_sampling_level).exp()
+    per_token = -clipped_surrogate_terms(ratio, adv, clip_low, clip_high).expand(mask.shape)
     kl_tokens = None
     if ref_logp is not None and beta > 0:
         kl_tokens = kl.k3(ref_logp, logp)  # samples from π_θ: r = π_ref/π_θ
         per_token = per_token + beta * kl_tokens
-    loss = aggregate_tokens(per_token, mask, aggregation, **aggregate_kwargs)
-    low, high = clip_fractions(ratio, adv.expand_as(ratio), clip_low, clip_high, mask)
+    loss = aggregate_tokens(per_token, mask, loss_type, **aggregate_kwargs)
+    if importance_sampling_level == "sequence":
+        low, high = clip_fractions(ratio, adv, clip_low, clip_high)
+    else:
+        low, high = clip_fractions(ratio, adv.expand_as(ratio), clip_low, clip_high, mask)
     with torch.no_grad():
         m = mask.to(ratio.dtype)
         kl_mean = (kl_tokens.detach() * m).sum() / m.sum().clamp(min=1.0) if kl_tokens is not None else torch.zeros(())

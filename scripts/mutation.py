@@ -264,13 +264,28 @@ MUTATIONS: list[Mutation] = [
         "GRPO loss: k3 with r = π_θ/π_ref instead of π_ref/π_θ (the estimator's direction reversed)",
     ),
     Mutation(
-        "obj-agg-sequence-token-swapped",
+        "obj-loss-type-grpo-dapo-swapped",
         OBJ,
-        'if how == "sequence":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
-        '        return per_sequence.sum() / n_seq\n    if how == "token":',
-        'if how == "token":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
-        '        return per_sequence.sum() / n_seq\n    if how == "sequence":',
-        "aggregate_tokens: sequence (mean per completion) and token (mean over all tokens) swapped",
+        'if loss_type == "grpo":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
+        "        return per_sequence.sum() / n_seq\n",
+        'if loss_type == "dapo":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
+        '        return per_sequence.sum() / n_seq\n    if loss_type == "grpo":\n'
+        "        return (values * mask).sum() / (mask.sum().clamp(min=1.0) if num_tokens is None else num_tokens)\n",
+        "aggregate_tokens: grpo (mean per completion) and dapo (mean over all tokens) swapped",
+    ),
+    Mutation(
+        "obj-bnpo-ignores-micro-batches",
+        OBJ,
+        "/ mask.sum().clamp(min=1.0) / num_micro_batches",
+        "/ mask.sum().clamp(min=1.0)",
+        "aggregate_tokens bnpo: each micro-batch's mean not divided by the number of micro-batches",
+    ),
+    Mutation(
+        "obj-gspo-ratio-not-length-normalised",
+        OBJ,
+        "return (log_ratio * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)",
+        "return (log_ratio * m).sum(-1, keepdim=True)",
+        "GSPO: the sequence ratio is the product of the token ratios, not its |o_i|-th root",
     ),
     Mutation(
         "obj-agg-constant-ignores-max-len",
@@ -776,11 +791,25 @@ MUTATIONS: list[Mutation] = [
         "GRPO: log-probs at temperature 1 although completions were sampled at T",
     ),
     Mutation(
-        "grpo-aggregation-ignored",
+        "grpo-loss-type-ignored",
         GRPO,
-        "cfg.beta,\n                    cfg.aggregation,",
-        'cfg.beta,\n                    "sequence",',
-        "GRPO: the aggregation setting ignored (always the per-sequence mean)",
+        "cfg.beta,\n                    cfg.loss_type,",
+        'cfg.beta,\n                    "grpo",',
+        "GRPO: the loss_type setting ignored (always the per-sequence mean)",
+    ),
+    Mutation(
+        "grpo-importance-level-ignored",
+        GRPO,
+        "cfg.loss_type,\n                    cfg.importance_sampling_level,",
+        'cfg.loss_type,\n                    "token",',
+        "GRPO: importance_sampling_level ignored (always per-token ratios)",
+    ),
+    Mutation(
+        "grpo-micro-batch-count-not-passed",
+        GRPO,
+        "num_micro_batches=cfg.grad_accum_steps,",
+        "num_micro_batches=1,",
+        "GRPO: bnpo's micro-batch means summed instead of averaged over grad_accum_steps",
     ),
     Mutation(
         "grpo-accumulation-divides-by-microbatch",

@@ -79,8 +79,10 @@ def test_happo_with_one_agent_is_mappo():
         torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("aggregation", ["sequence", "token"])  # constant: sequence's divisor by other counts
-def test_grpo_gradient_accumulation_gives_the_parameters_of_one_batch(aggregation):
+@pytest.mark.parametrize(  # bnpo is not here: TRL's bnpo normalises each micro-batch by its own tokens
+    "loss_type,level", [("grpo", "token"), ("dapo", "token"), ("dr_grpo", "token"), ("grpo", "sequence")]
+)
+def test_grpo_gradient_accumulation_gives_the_parameters_of_one_batch(loss_type, level):
     pytest.importorskip("transformers")
     from proxrl import GRPO
 
@@ -97,7 +99,8 @@ def test_grpo_gradient_accumulation_gives_the_parameters_of_one_batch(aggregatio
         beta=0.1,
         num_iterations=2,
         max_grad_norm=1.0,
-        aggregation=aggregation,
+        loss_type=loss_type,
+        importance_sampling_level=level,
         total_steps=2,
         eval_every=0,
         eval_examples=4,

@@ -1,4 +1,4 @@
-"""GRPO: closed forms of the group advantage, k3, the aggregations and the loss's gradient; text tasks; the
+"""GRPO: closed forms of the group advantage, k3, the loss types and the loss's gradient; text tasks; the
 tiny-model plumbing through from_pretrained; a short end-to-end run (tiny models, no downloads)."""
 
 import copy
@@ -48,43 +48,103 @@ def test_k3_is_nonnegative_and_zero_where_policies_agree():
     assert kl.k3(logp, logp).abs().max().item() == 0.0
 
 
-def test_each_aggregation_on_a_hand_example():
+def test_each_loss_type_on_a_hand_example():
     values = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0]])
     mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
-    assert aggregate_tokens(values, mask, "sequence").item() == pytest.approx((2.0 + 4.0) / 2)
-    assert aggregate_tokens(values, mask, "token").item() == pytest.approx(10.0 / 4)
-    assert aggregate_tokens(values, mask, "constant").item() == pytest.approx(10.0 / (2 * 4))
-    assert aggregate_tokens(values, mask, "constant", max_len=8).item() == pytest.approx(10.0 / 16)
-    # micro-batches with the whole batch's normalisers add up to the batch's value
-    for how in ("sequence", "token", "constant"):
-        whole = aggregate_tokens(values, mask, how)
+    assert aggregate_tokens(values, mask, "grpo").item() == pytest.approx((2.0 + 4.0) / 2)
+    assert aggregate_tokens(values, mask, "bnpo").item() == pytest.approx(10.0 / 4)
+    assert aggregate_tokens(values, mask, "dapo").item() == pytest.approx(10.0 / 4)
+    assert aggregate_tokens(values, mask, "dr_grpo").item() == pytest.approx(10.0 / (2 * 4))
+    assert aggregate_tokens(values, mask, "dr_grpo", max_len=8).item() == pytest.approx(10.0 / 16)
+    # micro-batches with the whole batch's normalisers add up to the batch's value; bnpo's micro-batches are each
+    # normalised by their own tokens: (6 / 3 + 4 / 1) / 2
+    for loss_type, whole in (("grpo", 3.0), ("bnpo", 3.0), ("dapo", 2.5), ("dr_grpo", 10.0 / 8)):
         parts = sum(
             aggregate_tokens(
-                values[i : i + 1], mask[i : i + 1], how, max_len=4, num_sequences=2, num_tokens=mask.sum().float()
+                values[i : i + 1],
+                mask[i : i + 1],
+                loss_type,
+                max_len=4,
+                num_sequences=2,
+                num_tokens=mask.sum().float(),
+                num_micro_batches=2,
             )
             for i in range(2)
         )
-        assert parts.item() == pytest.approx(whole.item()), how
+        assert parts.item() == pytest.approx(whole), loss_type
+    with pytest.raises(ValueError, match="unknown loss_type 'sequence'; allowed: grpo, bnpo, dr_grpo, dapo"):
+        aggregate_tokens(values, mask, "sequence")
 
 
-@pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
-def test_grpo_gradient_with_one_pass_and_no_kl_is_the_policy_gradient(aggregation):
-    """μ = 1, β = 0: π_old = π_θ, so ∇loss = −∇ agg(Â_i ln π(o_i,t)) under the same aggregation."""
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(4, 5, 7, generator=gen, requires_grad=True)
-    tokens = torch.randint(0, 7, (4, 5), generator=gen)
-    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
-    adv = torch.randn(4, 1, generator=gen)
+@pytest.mark.parametrize("micro_batches", [1, 2])
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
+def test_each_loss_type_gives_each_token_of_a_10_and_a_1000_token_completion_its_weight(loss_type, micro_batches):
+    """At ρ = 1 (μ = 1) and β = 0, ∂loss/∂ln π(o_{i,t}) = −Â_i w_{i,t}. With a 10-token and a 1,000-token completion
+    (L_max = 1,000): grpo w = 1/(2·|o_i|) (0.05 and 0.0005), dr_grpo 1/(2·1000), dapo 1/1010 for every token,
+    bnpo 1/1010 in one micro-batch but 1/(2·|o_i|) when each completion is its own micro-batch."""
+    mask = torch.zeros(2, 1000)
+    mask[0, :10] = 1
+    mask[1, :] = 1
+    adv = torch.tensor([[2.0], [-1.0]])
+    logp = torch.randn(2, 1000, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    rows = [slice(0, 2)] if micro_batches == 1 else [slice(0, 1), slice(1, 2)]
+    loss = sum(
+        grpo_loss(
+            logp[r],
+            logp[r].detach(),
+            adv[r],
+            mask[r],
+            0.2,
+            0.2,
+            loss_type=loss_type,
+            max_len=1000,
+            num_sequences=2,
+            num_tokens=mask.sum(),
+            num_micro_batches=micro_batches,
+        )[0]
+        for r in rows
+    )
+    (grad,) = torch.autograd.grad(loss, logp)
+    short, long = {
+        "grpo": (1 / 20, 1 / 2000),
+        "dr_grpo": (1 / 2000, 1 / 2000),
+        "dapo": (1 / 1010, 1 / 1010),
+        "bnpo": (1 / 1010, 1 / 1010) if micro_batches == 1 else (1 / 20, 1 / 2000),
+    }[loss_type]
+    expected = torch.zeros(2, 1000)
+    expected[0, :10] = -2.0 * short
+    expected[1, :] = 1.0 * long
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-9)
 
-    def logp():
-        return torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
-    lp = logp()
-    loss, stats = grpo_loss(lp, lp.detach(), adv, mask, 0.2, 0.28, aggregation=aggregation)
-    (grad,) = torch.autograd.grad(loss, logits)
-    (expected,) = torch.autograd.grad(-aggregate_tokens(adv * logp(), mask, aggregation), logits)
-    torch.testing.assert_close(grad, expected)
-    assert stats["clip_frac"].item() == 0.0
+def test_gspo_uses_one_length_normalised_ratio_per_completion_and_clips_whole_completions():
+    """importance_sampling_level=sequence: s_i = exp(mean_t ln(π_θ/π_old)) over completion i's tokens; every token of
+    i gets the term min(s_i Â_i, clip(s_i) Â_i), so ∂loss/∂ln π(o_{i,t}) = −Â_i s_i / |o_i| / B (grpo) while s_i is
+    inside the clip range, and 0 for all of i's tokens once s_i is clipped, whatever each token's own ratio."""
+    mask = torch.zeros(3, 1000)
+    mask[0, :10] = 1
+    mask[1, :] = 1
+    mask[2, :4] = 1
+    old = torch.zeros(3, 1000)
+    logp = torch.zeros(3, 1000)
+    logp[0, :10] = torch.linspace(-0.3, 0.3, 10) + 0.02  # s_0 = e^0.02, tokens from e^-0.28 to e^0.32
+    logp[1, :] = 0.5 * torch.sin(torch.arange(1000.0))  # s_1 ≈ 1, tokens far outside [0.8, 1.2]
+    logp[2, :4] = torch.tensor([0.4, 0.4, 0.4, -0.4])  # s_2 = e^0.2 > 1.2 with Â > 0: the whole completion clipped
+    logp.requires_grad_()
+    adv = torch.tensor([[1.0], [-2.0], [3.0]])
+    loss, stats = grpo_loss(logp, old, adv, mask, 0.2, 0.2, importance_sampling_level="sequence")
+    (grad,) = torch.autograd.grad(loss, logp)
+    s = ((logp.detach() * mask).sum(1) / mask.sum(1)).exp()
+    assert s[2] > 1.2 and 0.8 < s[0] < 1.2 and 0.8 < s[1] < 1.2
+    expected = -adv * s.unsqueeze(1) / mask.sum(1, keepdim=True) / 3 * mask
+    expected[2] = 0.0
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-9)
+    clipped = torch.minimum(s * adv.squeeze(1), s.clamp(0.8, 1.2) * adv.squeeze(1))
+    assert loss.item() == pytest.approx(-clipped.mean().item(), rel=1e-6)
+    assert stats["clip_frac"].item() == pytest.approx(1 / 3)  # one completion of three
+    assert stats["clip_frac_high"].item() == pytest.approx(1 / 3) and stats["clip_frac_low"].item() == 0.0
+    token_level, _ = grpo_loss(logp, old, adv, mask, 0.2, 0.2, importance_sampling_level="token")
+    assert abs(token_level.item() - loss.item()) > 1e-3  # the per-token ratios give another loss
 
 
 def test_grpo_loss_clips_asymmetrically_and_adds_beta_k3():
@@ -92,14 +152,14 @@ def test_grpo_loss_clips_asymmetrically_and_adds_beta_k3():
     old, mask = torch.zeros(1, 3), torch.ones(1, 3)
     pos, neg = torch.ones(1, 1), -torch.ones(1, 1)
     # Â > 0: ratios above 1 + ε_high = 1.3 are clipped to 1.3 → min(1.5, 1.3), 0.5, min(1.25, 1.3)
-    loss, stats = grpo_loss(logp, old, pos, mask, 0.2, 0.3, aggregation="token")
+    loss, stats = grpo_loss(logp, old, pos, mask, 0.2, 0.3, loss_type="dapo")
     assert loss.item() == pytest.approx(-(1.3 + 0.5 + 1.25) / 3)
     assert stats["clip_frac"].item() == pytest.approx(1 / 3)
     # Â < 0: ratios below 1 − ε_low = 0.8 are clipped → −min(−1.5, −1.3) etc.
-    loss, _ = grpo_loss(logp, old, neg, mask, 0.2, 0.3, aggregation="token")
+    loss, _ = grpo_loss(logp, old, neg, mask, 0.2, 0.3, loss_type="dapo")
     assert loss.item() == pytest.approx((1.5 + 0.8 + 1.25) / 3)
     ref = torch.zeros(1, 3)
-    with_kl, stats = grpo_loss(logp, old, pos, mask, 0.2, 0.3, ref_logp=ref, beta=0.5, aggregation="token")
+    with_kl, stats = grpo_loss(logp, old, pos, mask, 0.2, 0.3, ref_logp=ref, beta=0.5, loss_type="dapo")
     k3 = (torch.exp(ref - logp) - (ref - logp) - 1).mean().item()
     assert with_kl.item() == pytest.approx(-(1.3 + 0.5 + 1.25) / 3 + 0.5 * k3, rel=1e-6)
     assert stats["kl"].item() == pytest.approx(k3, rel=1e-6)
@@ -202,7 +262,7 @@ def test_grpo_steps_log_every_reward_component_and_save_through_save_pretrained(
         num_iterations=2,
         beta=0.1,
         clip_eps_high=0.3,
-        aggregation="token",
+        loss_type="dapo",
         checkpoint_every=1,
         keep_checkpoints=1,
     )
@@ -522,14 +582,18 @@ def test_a_version_2_grpo_checkpoint_is_migrated_and_version_1_refused(tmp_path)
     agent = GRPO("sort", **TINY, beta=0.1)
     folder = agent.save(tmp_path / "saved")
     state = torch.load(folder / checkpoint.TRAINER_STATE, weights_only=True)
-    assert state["format_version"] == checkpoint.FORMAT_VERSION == 4  # GRPO's state is the same in v3 and v4
+    assert state["format_version"] == checkpoint.FORMAT_VERSION == 5  # GRPO's state is the same in v3 and v4
     for key in ("reference", "warmup_accuracy", "last_sampled_accuracy", "warmup_sampled_accuracy"):
         del state[key]
     state["config"] += "num_envs: 8\nvectorization: auto\nstop_return: null\n"  # v2 configs held these, unused
+    # before v5, loss_type was `aggregation` with proxrl's own names (token: one mean over the batch's tokens)
+    state["config"] = state["config"].replace("loss_type: grpo\n", "aggregation: token\n")
+    assert "aggregation: token" in state["config"]
     state["format_version"] = 2
     checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
     resumed = GRPO.load(folder)
     assert resumed.reference.model is not None and resumed.held_out.warmup is None
+    assert resumed.config.loss_type == "dapo"
     for p, q in zip(resumed.reference.model.parameters(), agent.policy.parameters(), strict=True):
         torch.testing.assert_close(p, q)  # the reference is the loaded policy's copy, as v2 meant
     state["format_version"] = 1
@@ -574,3 +638,10 @@ def test_the_warmup_stops_at_its_target_and_without_one_runs_every_step():
     assert always_right == fixed[:50]  # and the probe prompts did not change the training batches
     never_right = warm(0.5, score=lambda *a, **k: 0.0)  # checked at 50 and 100, never reached: every step runs
     assert never_right == fixed
+
+
+def test_the_renamed_aggregation_key_says_what_replaced_it():
+    with pytest.raises(ConfigError, match="config key 'aggregation' of grpo is now loss_type .*sequence is grpo"):
+        GRPO("addition", aggregation="sequence")
+    with pytest.raises(ConfigError, match="importance_sampling_level=sequence .*set advantage=group"):
+        GRPO("addition", importance_sampling_level="sequence", advantage="gae")

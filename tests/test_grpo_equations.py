@@ -7,12 +7,14 @@ from the formulas with its own forward passes through the Hugging Face model:
     Â_i = (r_i − mean(r_group)) / (std(r_group) + 1e-4)          within each prompt's group of G
     log π(o_t | q, o_<t) = log_softmax(logits / T)                  the policy that sampled at temperature T
     per token: −min(ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â) + β (π_ref/π_θ − ln(π_ref/π_θ) − 1),  ρ = π_θ / π_old
-    aggregated per ``aggregation``; μ AdamW steps with π_old fixed at the sampling policy
+        (GSPO, importance_sampling_level=sequence: ρ is the completion's exp(mean_t ln(π_θ / π_old)))
+    aggregated per ``loss_type`` over M = 2 micro-batches; μ AdamW steps with π_old fixed at the sampling policy
 
 and requires the trainer's weights to end where the reference's do. The reference model differs from the policy
 (the policy is perturbed after it is copied), so the KL term matters from the first step. Each wrong variant the
 mutation audit named — groups mixing prompts, π_ref = π_θ, π_old recomputed every pass, ε_high ignored, no
-temperature in the log-probs, another aggregation — is shown to end measurably elsewhere.
+temperature in the log-probs, another loss type, the other importance-sampling level — is shown to end measurably
+elsewhere.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ from toy_envs import prompt_and_length_reward
 
 P, G, L, T = 3, 4, 6, 0.7
 EPS_LOW, EPS_HIGH, BETA, MU, LR = 0.05, 0.3, 0.2, 3, 1e-2
-TOL = 2e-5
+M = 2  # micro-batches (grad_accum_steps): bnpo normalises each by its own token count
+# the gradients agree to 2e-7; three Adam steps at lr 1e-2 (which normalise near-zero gradient entries) leave the
+# parameters up to 2.5e-5 apart (bnpo, measured), every wrong variant > 50 × TOL or 1 % of the loss away
+TOL = 5e-5
 
 
 def completion_logps(model, gens: lm.Generations, temperature: float) -> torch.Tensor:
@@ -41,12 +46,15 @@ def completion_logps(model, gens: lm.Generations, temperature: float) -> torch.T
     return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
-def aggregate(per_token: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    if how == "sequence":  # mean over each completion's tokens, then over completions
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str) -> torch.Tensor:
+    if loss_type == "grpo":  # mean over each completion's tokens, then over completions
         return ((per_token * mask).sum(1) / mask.sum(1)).mean()
-    if how == "token":  # one mean over every token of the batch
+    if loss_type == "bnpo":  # the mean over each micro-batch's tokens, averaged over the micro-batches
+        parts = zip(per_token.chunk(M), mask.chunk(M), strict=True)
+        return sum((v * m).sum() / m.sum() for v, m in parts) / M
+    if loss_type == "dapo":  # one mean over every token of the batch
         return (per_token * mask).sum() / mask.sum()
-    return (per_token * mask).sum() / (mask.shape[0] * L)  # constant: B · max_new_tokens
+    return (per_token * mask).sum() / (mask.shape[0] * L)  # dr_grpo: B · max_new_tokens
 
 
 def reference_step(
@@ -54,7 +62,8 @@ def reference_step(
     ref_model,
     gens,
     rewards: torch.Tensor,
-    aggregation: str,
+    loss_type: str,
+    level: str = "token",
     *,
     grouping: str = "prompt",
     reference: str = "ref",
@@ -77,10 +86,13 @@ def reference_step(
     for _ in range(MU):
         logp = completion_logps(model, gens, temperature)
         pi_old = old_logp if old == "fixed" else logp.detach()
-        ratio = (logp - pi_old).exp()
+        log_ratio = logp - pi_old
+        if level == "sequence":  # GSPO: one length-normalised ratio per completion, for each of its tokens
+            log_ratio = (log_ratio * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True)
+        ratio = log_ratio.exp()
         surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - EPS_LOW, 1 + eps_high) * adv)
         log_r = ref_logp - logp
-        loss = aggregate(-surrogate + BETA * (log_r.exp() - log_r - 1), mask, aggregation)
+        loss = aggregate(-surrogate.expand_as(logp) + BETA * (log_r.exp() - log_r - 1), mask, loss_type)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -92,8 +104,13 @@ def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("aggregation", ["sequence", "token", "constant"])
-def test_grpo_step_is_the_seeds_objective_on_sampled_completions(aggregation):
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+
+
+@pytest.mark.parametrize(
+    "loss_type,level", [*((t, "token") for t in LOSS_TYPES), ("grpo", "sequence"), ("dapo", "sequence")]
+)
+def test_grpo_step_is_the_seeds_objective_on_sampled_completions(loss_type, level):
     torch.manual_seed(0)
     agent = GRPO(
         "addition",
@@ -111,7 +128,9 @@ def test_grpo_step_is_the_seeds_objective_on_sampled_completions(aggregation):
         num_iterations=MU,
         lr=LR,
         max_grad_norm=0.0,
-        aggregation=aggregation,
+        loss_type=loss_type,
+        importance_sampling_level=level,
+        grad_accum_steps=M,
         reward_funcs=("toy_envs:prompt_and_length_reward",),
         progress=False,
         tensorboard=False,
@@ -138,7 +157,7 @@ def test_grpo_step_is_the_seeds_objective_on_sampled_completions(aggregation):
     assert stats["flat_groups"] == flat
     assert stats["kl"] > 1e-4  # π_θ ≠ π_ref
     assert stats["clip_frac"] > 0  # passes 2 and 3 clip some tokens
-    expected, expected_loss = reference_step(initial, reference_model, gens, rewards, aggregation)
+    expected, expected_loss = reference_step(initial, reference_model, gens, rewards, loss_type, level)
     assert distance([p.detach() for p in agent.policy.parameters()], expected) < TOL
     assert stats["loss"] == pytest.approx(expected_loss, rel=1e-4)
     wrong = {
@@ -148,16 +167,11 @@ def test_grpo_step_is_the_seeds_objective_on_sampled_completions(aggregation):
         "ε_high ignored": dict(eps_high=EPS_LOW),
         "no temperature in log π": dict(temperature=1.0),
     }
-    wrong.update(
-        {
-            f"aggregation {other}": {"aggregation": other}
-            for other in ("sequence", "token", "constant")
-            if other != aggregation
-        }
-    )
-    for name, variant in wrong.items():  # each ends elsewhere, or (aggregations that differ by a constant
+    wrong.update({f"loss_type {other}": {"loss_type": other} for other in LOSS_TYPES if other != loss_type})
+    wrong["the other importance-sampling level"] = {"level": "token" if level == "sequence" else "sequence"}
+    for name, variant in wrong.items():  # each ends elsewhere, or (loss types that differ by a constant
         # factor, to which Adam is nearly blind) reports another loss
         params, loss = reference_step(
-            initial, reference_model, gens, rewards, **{"aggregation": aggregation, **variant}
+            initial, reference_model, gens, rewards, **{"loss_type": loss_type, "level": level, **variant}
         )
         assert distance(params, expected) > 50 * TOL or abs(loss - expected_loss) > 1e-2 * abs(expected_loss), name

@@ -25,17 +25,18 @@ from .. import checkpoint, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
 from ..config import ConfigError, param
-from ..envs.text_tasks import load_task
+from ..envs.text_tasks import load_callable, load_task, register_callable
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
 from ..lm import trainer as lm_trainer
+from ..lm.datasets import dataset_task, load_dataset
 from ..lm.evaluation import HeldOutAccuracy
 from ..lm.migrations import MIGRATIONS
 from ..lm.reference import Reference
-from ..lm.rewards import RewardError, Rewards  # noqa: F401 - RewardError is part of this module's API
+from ..lm.rewards import RewardError, Rewards, soft_overlong_penalty  # noqa: F401 - RewardError: this module's API
 from ..lm.starting import starting_policy
 from ..lm.step_stats import StepStats, step_row
-from ..objectives import AGGREGATIONS, grpo_loss
+from ..objectives import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, grpo_loss
 from ..optim import make_adam
 from ..run import GLOBAL_STEP, Session
 from .common import begin, check_finite, check_gradient, resolve_device
@@ -47,6 +48,9 @@ class GRPOConfig(LanguageModelConfig):
     rewards, sampling and evaluation settings are ``lm.config.LanguageModelConfig``'s)."""
 
     algo = "grpo"
+    renamed = {  # keys of earlier proxrl versions: what replaced them
+        "aggregation": "loss_type (TRL's names: sequence is grpo, token is dapo, constant is dr_grpo)",
+    }
 
     total_steps: int = param(200, "GRPO steps, each one batch of prompts_per_step × group_size completions", low=1)
     checkpoint_every: int = param(50, "write a checkpoint every this many GRPO steps (0: only at the end)", low=0)
@@ -78,12 +82,39 @@ class GRPOConfig(LanguageModelConfig):
     scale_rewards: str = param(
         "group", "advantage scale: group std (paper), batch std, or none (Dr. GRPO)", choices=REWARD_SCALINGS
     )
-    aggregation: str = param(
-        "sequence",
-        "loss over tokens: sequence (mean per completion, then over "
-        "completions; paper), token (mean over all tokens; DAPO), constant (sum / (B · "
-        "max_new_tokens); Dr. GRPO)",
-        choices=AGGREGATIONS,
+    loss_type: str = param(
+        "grpo",
+        "how the loss is taken over tokens, as TRL's loss_type: grpo (mean per completion, then over completions; "
+        "paper), bnpo (mean over each micro-batch's tokens), dr_grpo (sum / (B · max_new_tokens); Dr. GRPO), "
+        "dapo (mean over the whole batch's tokens; DAPO)",
+        choices=LOSS_TYPES,
+    )
+    importance_sampling_level: str = param(
+        "token",
+        "the ratio the clip acts on: token (ρ per token; GRPO, DAPO) or sequence (GSPO's length-normalised "
+        "sequence ratio, one per completion)",
+        choices=IMPORTANCE_SAMPLING_LEVELS,
+    )
+    mask_truncated_completions: bool = param(
+        False,
+        "leave completions that reach max_new_tokens without an end token out of the loss (DAPO's overlong filtering)",
+    )
+    soft_overlong_cache: int = param(
+        0,
+        "L_cache of DAPO's soft overlong punishment: a completion longer than max_new_tokens − L_cache tokens loses "
+        "reward linearly, down to −1 at max_new_tokens (0: off)",
+        low=0,
+    )
+    dynamic_sampling: bool = param(
+        False,
+        "DAPO's dynamic sampling: drop groups whose G rewards are all equal (Â = 0) and sample more prompts until "
+        "prompts_per_step groups remain, within max_sampling_rounds",
+    )
+    max_sampling_rounds: int = param(
+        4,
+        "dynamic sampling's cap: generation rounds per step; when it is reached, equal-reward groups fill the batch "
+        "(logged as sampling/flat_groups_kept)",
+        low=1,
     )
     num_iterations: int = param(1, "μ, optimisation passes over each generation batch", low=1)
     grad_accum_steps: int = param(1, "micro-batches per optimiser step (must divide P × G)", low=1)
@@ -108,6 +139,14 @@ class GRPOConfig(LanguageModelConfig):
                 "ref_sync_every needs a separate reference model, but with lora=true the reference is "
                 "the base model with adapters disabled; set ref_sync_every=0 or lora=false"
             )
+        if self.importance_sampling_level == "sequence" and self.advantage == "gae":
+            raise ConfigError(
+                "importance_sampling_level=sequence (GSPO) needs one advantage per completion: set advantage=group"
+            )
+        if self.soft_overlong_cache >= self.max_new_tokens:
+            raise ConfigError(
+                f"soft_overlong_cache={self.soft_overlong_cache} must be below max_new_tokens={self.max_new_tokens}"
+            )
         if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
             raise ConfigError(
                 f"clip_eps_high={self.clip_eps_high} is below clip_eps={self.clip_eps}; "
@@ -131,18 +170,40 @@ class GRPO:
         env: str | None = None,
         config: GRPOConfig | None = None,
         *,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
         run_dir: str | Path | None = None,
         progress: bool | None = None,
         **overrides: Any,
     ) -> None:
+        """``env``: a text task (or ``train_dataset``: a ``datasets.Dataset`` or any sequence of row dicts with a
+        ``prompt`` column, and ``eval_dataset`` the same, as TRL's GRPOTrainer takes them; a path to a local file or
+        folder is the ``dataset`` / ``eval_dataset`` config key); ``overrides``: config keys (``reward_funcs`` may
+        hold functions themselves)."""
+        if isinstance(train_dataset, (str, Path)):  # a path is the config key (kept for resuming)
+            overrides, train_dataset = {**overrides, "dataset": str(train_dataset)}, None
+        if isinstance(eval_dataset, (str, Path)):
+            overrides, eval_dataset = {**overrides, "eval_dataset": str(eval_dataset)}, None
+        funcs = overrides.get("reward_funcs")
+        if funcs is not None and not isinstance(funcs, str):
+            overrides = {
+                **overrides,
+                "reward_funcs": tuple(f if isinstance(f, str) else register_callable(f) for f in funcs),
+            }
         cfg = agent.build_config(GRPOConfig, config, env, overrides)
         begin(self, cfg, run_dir, progress)  # global_step counts GRPO steps, num_episodes completions
-        self.task = load_task(cfg.env, cfg.env_kwargs)
+        from_data = train_dataset is not None or cfg.dataset is not None
+        if from_data and cfg.model is None:
+            raise ConfigError("a dataset needs model= (a local model folder with its tokenizer)")
+        self.task: Any = None if from_data else load_task(cfg.env, cfg.env_kwargs)
         self.rng = random.Random(cfg.seed)
         self.device = resolve_device(cfg.device, num_params=2**63)  # auto: any language model is worth a GPU
         # the weights' dtype of the policy, the reference and the reward model
         self.dtype = dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
         self.policy, self.tokenizer, start = starting_policy(self.task, cfg, self.device, dtype, self.run_dir)
+        self.python_dataset = train_dataset is not None
+        if from_data:
+            self.task = task_from_datasets(cfg, train_dataset, eval_dataset, self.tokenizer)
         self.rewards = Rewards.build(
             cfg.reward_funcs,
             cfg.reward_weights,
@@ -187,13 +248,35 @@ class GRPO:
             model, input_ids, attention, gens.prompt_len, self.config.temperature, with_hidden, group_size=shared
         )
 
-    def update(self, examples: list[dict[str, str]], gens: lm.Generations) -> tuple[Tensor, dict[str, float]]:
+    def score(self, examples: list[dict[str, str]], gens: lm.Generations) -> tuple[Tensor, dict[str, Tensor]]:
+        """Each completion's reward ``[P·G]`` and its components per completion: the reward functions (and model),
+        and with ``soft_overlong_cache`` DAPO's soft overlong punishment (``reward/soft_overlong``)."""
+        completion_ids = [
+            row[m.bool()].tolist() for row, m in zip(gens.input_ids[:, gens.prompt_len :], gens.mask, strict=True)
+        ]
+        rewards, components = self.rewards.score(examples, gens.texts, completion_ids)
+        if self.config.soft_overlong_cache:
+            penalty = soft_overlong_penalty(
+                gens.mask.sum(1).cpu(), self.config.max_new_tokens, self.config.soft_overlong_cache
+            )
+            rewards = rewards + penalty
+            components["reward/soft_overlong"] = penalty
+        return rewards, components
+
+    def update(
+        self,
+        examples: list[dict[str, str]],
+        gens: lm.Generations,
+        scored: tuple[Tensor, dict[str, Tensor]] | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
         """Steps 2–3 of :meth:`learn` on one generation batch (``gens`` holds G completions of each of the P
-        ``examples``, grouped by prompt): rewards, group-relative advantages Â_i = (r_i − mean)/(std + eps) within
-        each prompt's group, then μ passes of the GRPO loss at this step's learning rate. Returns the rewards
-        ``[P·G]`` and the step's stats (each reward component, ``flat_groups``, loss terms, ``lr``)."""
+        ``examples``, grouped by prompt): rewards (``scored``, else :meth:`score`), group-relative advantages
+        Â_i = (r_i − mean)/(std + eps) within each prompt's group, then μ passes of the GRPO loss at this step's
+        learning rate. Returns the rewards ``[P·G]`` and the step's stats (each reward component's mean, loss
+        terms, ``lr``)."""
         cfg = self.config
-        rewards, components = self.rewards.score(examples, gens.texts)
+        rewards, parts = scored if scored is not None else self.score(examples, gens)
+        components = {name: values.nanmean().item() for name, values in parts.items()}  # over the scores given
         grouped = rewards.view(len(examples), cfg.group_size)  # row p: the G completions of prompt p
         adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1).to(self.device)
         if not self.policy.training:
@@ -204,12 +287,72 @@ class GRPO:
         stats = self._optimise(gens, adv, rewards.to(self.device))
         return rewards, {**components, "flat_groups": flat_groups(grouped).float().mean().item(), "lr": lr, **stats}
 
+    def sample_batch(
+        self,
+    ) -> tuple[list[dict[str, str]], lm.Generations, tuple[Tensor, dict[str, Tensor]], dict[str, float]]:
+        """Step 1 of :meth:`learn`: P prompts and G completions of each from π_θ, scored. With ``dynamic_sampling``
+        (DAPO) groups whose rewards are all equal are dropped and further rounds of P prompts are sampled until P
+        groups remain or ``max_sampling_rounds`` is reached, when dropped groups fill the batch in the order they
+        came. Returns (examples, generations, (rewards, components), sampling stats)."""
+        cfg = self.config
+        P, G = cfg.prompts_per_step, cfg.group_size
+        rounds: list[tuple[list[dict[str, str]], lm.Generations, tuple[Tensor, dict[str, Tensor]]]] = []
+        kept: list[tuple[int, int]] = []  # (round, group) of the groups that vary
+        flat: list[tuple[int, int]] = []
+        while not rounds or (cfg.dynamic_sampling and len(kept) < P and len(rounds) < cfg.max_sampling_rounds):
+            examples = self.task.sample(self.rng, P)
+            gens = lm.generate(
+                self.policy,
+                self.tokenizer,
+                [ex["prompt"] for ex in examples],
+                G,
+                cfg.max_new_tokens,
+                cfg.temperature,
+                cfg.top_p,
+            )
+            scored = self.score(examples, gens)
+            is_flat = flat_groups(scored[0].view(P, G)).tolist()
+            for p in range(P):
+                (flat if is_flat[p] else kept).append((len(rounds), p))
+            rounds.append((examples, gens, scored))
+        stats = {"sampling/flat_groups_generated": len(flat) / (P * len(rounds))}
+        if not cfg.dynamic_sampling:
+            return *rounds[0], stats
+        chosen = kept[:P] + flat[: P - len(kept[:P])]
+        stats.update(
+            {
+                "sampling/rounds": float(len(rounds)),
+                "sampling/groups_dropped": float(len(flat) - max(0, P - len(kept))),
+                "sampling/flat_groups_kept": float(max(0, P - len(kept))),
+            }
+        )
+        parts = []
+        for r, (examples, gens, (rewards, components)) in enumerate(rounds):
+            groups = [p for rr, p in chosen if rr == r]
+            if groups:
+                rows = torch.tensor([p * G + g for p in groups for g in range(G)])
+                parts.append(
+                    (
+                        [examples[p] for p in groups],
+                        gens.groups(groups),
+                        rewards[rows],
+                        {k: v[rows] for k, v in components.items()},
+                    )
+                )
+        examples = [ex for part in parts for ex in part[0]]
+        gens = lm.Generations.concat([part[1] for part in parts], self.tokenizer.pad_token_id)
+        rewards = torch.cat([part[2] for part in parts])
+        components = {k: torch.cat([part[3][k] for part in parts]) for k in parts[0][3]}
+        return examples, gens, (rewards, components), stats
+
     def _optimise(self, gens: lm.Generations, adv: Tensor, rewards: Tensor) -> dict[str, float]:
         """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches (with a
         token critic: its GAE advantages and value loss instead of the group-relative Â)."""
         cfg, critic = self.config, self.critic
         rows = gens.input_ids.shape[0]
         mask = gens.mask.float()
+        if cfg.mask_truncated_completions and gens.truncated is not None:  # DAPO's overlong filtering
+            mask = mask * (~gens.truncated).to(mask.device, mask.dtype).unsqueeze(1)
         ref_logp = self.reference.logps(self.policy, lambda model: self._logps(model, gens)[0])
         old_logp = returns = None
         if cfg.num_iterations > 1 or critic is not None:  # π_old is needed past the first pass
@@ -222,7 +365,9 @@ class GRPO:
         # backward) would otherwise be added to the first pass's
         self.optimizer.zero_grad(set_to_none=True)
         num_tokens = mask.sum().clamp(min=1.0)
-        totals = StepStats(mask, num_tokens, cfg.grad_accum_steps, cfg.num_iterations)
+        totals = StepStats(
+            mask, num_tokens, cfg.grad_accum_steps, cfg.num_iterations, cfg.importance_sampling_level == "sequence"
+        )
         for _ in range(cfg.num_iterations):
             for k, start in enumerate(range(0, rows, micro)):
                 sl = slice(start, start + micro)
@@ -238,10 +383,12 @@ class GRPO:
                     cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps,
                     None if ref_logp is None else ref_logp[sl],
                     cfg.beta,
-                    cfg.aggregation,
+                    cfg.loss_type,
+                    cfg.importance_sampling_level,
                     max_len=cfg.max_new_tokens,
                     num_sequences=rows,
                     num_tokens=num_tokens,
+                    num_micro_batches=cfg.grad_accum_steps,
                 )
                 if critic is not None:
                     v_loss = critic.loss(hidden, returns[sl], mask[sl], num_tokens)
@@ -278,21 +425,12 @@ class GRPO:
             self.held_out.record(self.evaluate(), start=True)
         with Session(self, total_steps) as session:
             for stats in session.iterations(callback):
-                # 1. P prompts, G completions each from π_θ
+                # 1. P prompts, G completions each from π_θ, scored (dynamic sampling: groups that vary)
                 with session.timed("collect"):
-                    examples = self.task.sample(self.rng, cfg.prompts_per_step)
-                    gens = lm.generate(
-                        self.policy,
-                        self.tokenizer,
-                        [ex["prompt"] for ex in examples],
-                        cfg.group_size,
-                        cfg.max_new_tokens,
-                        cfg.temperature,
-                        cfg.top_p,
-                    )
-                # 2.–3. rewards, group-relative advantages, μ passes of the loss
+                    examples, gens, scored, sampling = self.sample_batch()
+                # 2.–3. group-relative advantages, μ passes of the loss
                 with session.timed("update"):
-                    rewards, update_stats = self.update(examples, gens)
+                    rewards, update_stats = self.update(examples, gens, scored)
                     self.progress.advance(1, [rewards.mean().item()], episodes=rewards.numel(), samples=rewards.numel())
                     if cfg.ref_sync_every and self.global_step % cfg.ref_sync_every == 0:
                         self.reference.sync(self.policy)
@@ -301,6 +439,22 @@ class GRPO:
                     self.held_out.record(self.evaluate())
                 seconds = stats["collect_seconds"] + stats["update_seconds"]
                 stats.update(
-                    step_row(rewards, gens.mask, self.held_out, bool(cfg.eval_samples), seconds), **update_stats
+                    step_row(rewards, gens, self.held_out, bool(cfg.eval_samples), seconds), **sampling, **update_stats
                 )
         return self
+
+
+def task_from_datasets(cfg: GRPOConfig, train: Any, evaluation: Any, tokenizer: Any) -> Any:
+    """The training task of a dataset run: ``train``/``evaluation`` given in Python, else ``cfg.dataset`` and
+    ``cfg.eval_dataset`` read from disk (a save_to_disk folder's 'test' split is the default held-out set)."""
+    if train is None:
+        train = load_dataset(cfg.dataset)
+    if evaluation is None and cfg.eval_dataset is not None:
+        evaluation = load_dataset(cfg.eval_dataset)
+    elif evaluation is None and cfg.dataset is not None and Path(cfg.dataset).is_dir():
+        try:
+            evaluation = load_dataset(cfg.dataset, split="test")
+        except ConfigError:
+            evaluation = None
+    accuracy = load_callable(cfg.eval_metric, "eval_metric") if cfg.eval_metric else None
+    return dataset_task(train, evaluation, tokenizer, accuracy, cfg.dataset or "train_dataset")

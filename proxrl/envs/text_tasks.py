@@ -51,6 +51,7 @@ class TextTask:
     rewards: dict[str, RewardFunction] = field(default_factory=lambda: {"exact_match": exact_match})
     num_held_out: int = 200
     seed: int = 12345
+    accuracy: RewardFunction = exact_match  # the held-out score of a greedy completion
     _held_out: list[dict[str, str]] = field(default_factory=list, init=False, repr=False)
     _held_out_prompts: set[str] = field(default_factory=set, init=False, repr=False)
 
@@ -142,8 +143,23 @@ def load_task(name: str, kwargs: dict[str, Any] | None = None) -> TextTask:
     return task
 
 
+_REGISTERED: dict[str, Callable[..., Any]] = {}  # functions passed as objects in this process (a notebook's, say)
+
+
+def register_callable(func: Callable[..., Any]) -> str:
+    """The ``module:function`` path of a function passed as an object (a reward function); this process finds it
+    by that path even where its module cannot be imported; a run resumed in another process needs it importable."""
+    path = f"{func.__module__}:{getattr(func, '__qualname__', type(func).__name__)}"
+    if "<" in path:  # a lambda or a local function: one path per object
+        path += f"#{id(func)}"
+    _REGISTERED[path] = func
+    return path
+
+
 def load_callable(spec: str, what: str) -> Callable[..., Any]:
     """Import ``module:attribute``; ConfigError naming ``what`` if it does not resolve to a callable."""
+    if spec in _REGISTERED:
+        return _REGISTERED[spec]
     module_name, _, attr = spec.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr)

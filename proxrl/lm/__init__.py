@@ -161,6 +161,38 @@ class Generations:
     mask: Tensor  # [P·G, L] completion tokens that count (up to and including the first EOS)
     texts: list[str]  # decoded completions: the tokens before the end token (see completion_texts)
     group_size: int = 1  # G: rows i·G … i·G + G − 1 share prompt i
+    truncated: Tensor | None = None  # [P·G] bool: no end token within max_new_tokens (None: not recorded)
+
+    def groups(self, indices: list[int]) -> Generations:
+        """The groups (prompts) ``indices``, in that order."""
+        rows = torch.tensor([i * self.group_size + g for i in indices for g in range(self.group_size)])
+        return Generations(
+            self.input_ids[rows],
+            self.attention_mask[rows],
+            self.prompt_len,
+            self.mask[rows],
+            [self.texts[r] for r in rows.tolist()],
+            self.group_size,
+            None if self.truncated is None else self.truncated[rows],
+        )
+
+    @staticmethod
+    def concat(parts: list[Generations], pad_token_id: int) -> Generations:
+        """One batch of ``parts`` (generated from different prompts, e.g. in rounds of dynamic sampling): prompts
+        re-padded on the left and completions on the right to the longest of each."""
+        prompt_len = max(p.prompt_len for p in parts)
+        length = max(p.mask.shape[1] for p in parts)
+        ids, attention, masks = [], [], []
+        for p in parts:
+            left, right = prompt_len - p.prompt_len, length - p.mask.shape[1]
+            ids.append(torch.nn.functional.pad(p.input_ids, (left, right), value=pad_token_id))
+            attention.append(torch.nn.functional.pad(p.attention_mask, (left, right), value=0))
+            masks.append(torch.nn.functional.pad(p.mask, (0, right), value=0))
+        truncated = None if any(p.truncated is None for p in parts) else torch.cat([p.truncated for p in parts])
+        texts = [t for p in parts for t in p.texts]
+        return Generations(
+            torch.cat(ids), torch.cat(attention), prompt_len, torch.cat(masks), texts, parts[0].group_size, truncated
+        )
 
 
 @torch.no_grad()
@@ -216,7 +248,9 @@ def generate(
         completion = out[:, prompt_len:]
     mask = completion_mask(completion, end_ids)
     attention = torch.cat([enc.attention_mask.repeat_interleave(repeat, 0), mask], dim=1)
-    return Generations(out, attention, prompt_len, mask, completion_texts(tokenizer, completion, mask, end_ids), repeat)
+    texts = completion_texts(tokenizer, completion, mask, end_ids)
+    truncated = ~torch.isin(completion, torch.tensor(end_ids, device=completion.device)).any(1)
+    return Generations(out, attention, prompt_len, mask, texts, repeat, truncated)
 
 
 def completion_texts(tokenizer: Any, completion: Tensor, mask: Tensor, end_ids: list[int]) -> list[str]:

@@ -18,6 +18,20 @@ class LanguageModelConfig(RunConfig):
         "text task: addition | reverse | sort (proxrl.envs.text_tasks), or "
         "'module:function' returning a TextTask; env_kwargs go to it",
     )
+    dataset: str | None = param(
+        None,
+        "prompts from a local dataset instead of the text task: a .jsonl/.json/.parquet/.csv file or a save_to_disk "
+        "folder with a 'prompt' column (text, or chat messages rendered by the tokenizer's chat template); other "
+        "columns reach the reward functions; needs model and reward_funcs",
+    )
+    eval_dataset: str | None = param(
+        None, "held-out prompts from a local dataset, the same way (default: the dataset folder's 'test' split)"
+    )
+    eval_metric: str | None = param(
+        None,
+        "held-out accuracy on a dataset: 'module:function' scoring each greedy completion (proxrl's or TRL's reward "
+        "signature); default: exact match with an 'answer' column",
+    )
     torch_threads: int = param(2, "torch intra-op threads", low=1)
     model: str | None = param(
         None,
@@ -76,6 +90,10 @@ class LanguageModelConfig(RunConfig):
     )
 
     def validate(self) -> None:
+        if self.dataset is not None and self.model is None:
+            raise ConfigError(
+                "dataset needs model (a local model folder with its tokenizer): the tiny model is built for a text task"
+            )
         # without reward_funcs the weights are for the task's own functions, counted once the task is loaded
         if self.reward_funcs and self.reward_weights and len(self.reward_weights) != len(self.reward_funcs):
             raise ConfigError(

@@ -56,7 +56,7 @@ class TokenCritic:
 
     def loss(self, hidden: Tensor, returns: Tensor, mask: Tensor, num_tokens: Tensor) -> Tensor:
         """½ (V − R̂)² per completion token, summed over the micro-batch and divided by the batch's token count."""
-        return aggregate_tokens(0.5 * (self.values(hidden) - returns) ** 2, mask, "token", num_tokens=num_tokens)
+        return aggregate_tokens(0.5 * (self.values(hidden) - returns) ** 2, mask, "dapo", num_tokens=num_tokens)
 
     def state_dict(self) -> dict[str, Any]:
         """The value head's weights."""

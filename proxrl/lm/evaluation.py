@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..envs.text_tasks import TextTask, exact_match
+from ..envs.text_tasks import TextTask
 from . import accuracy
 from .config import LanguageModelConfig
 
@@ -17,7 +17,7 @@ from .config import LanguageModelConfig
 def held_out_accuracy(
     policy: Any,
     tokenizer: Any,
-    task: TextTask,
+    task: TextTask | Any,
     cfg: LanguageModelConfig,
     device: torch.device,
     examples: int | None = None,
@@ -28,10 +28,13 @@ def held_out_accuracy(
     completions per prompt sampled at the training temperature and top-p; ``examples``: how many prompts. Runs on
     a fork of torch's random state, so that training's random stream does not depend on evaluation."""
     held_out = task.held_out()[: examples or cfg.eval_examples]
+    if not held_out:  # a dataset without an eval dataset: nothing to measure
+        return {"accuracy": None, "examples": 0}
+    score = task.accuracy
     k = cfg.eval_samples if samples is None else samples
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         out = {
-            "accuracy": accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, exact_match),
+            "accuracy": accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, score),
             "examples": len(held_out),
         }
         if k:
@@ -40,7 +43,7 @@ def held_out_accuracy(
                 tokenizer,
                 held_out,
                 cfg.max_new_tokens,
-                exact_match,
+                score,
                 samples=k,
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
@@ -50,6 +53,8 @@ def held_out_accuracy(
 
 def describe_accuracy(result: dict[str, float], name: str, samples: int) -> str:
     """One line for :func:`held_out_accuracy`'s ``result`` (``samples``: its k), headed by ``name``."""
+    if result["accuracy"] is None:
+        return f"{name}: no held-out prompts (give an eval dataset to measure accuracy)"
     sampled = (
         f"; sampled ({samples} per prompt) {result['sampled_accuracy']:.3f}" if "sampled_accuracy" in result else ""
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..checkpoint import Migration, drop_config_keys
+from ..checkpoint import Migration, drop_config_keys, rename_config_key
 
 _drop_unused_keys = drop_config_keys("num_envs", "vectorization", "stop_return")
 
@@ -21,4 +21,9 @@ def migrate_2_to_3(state: dict[str, Any]) -> dict[str, Any]:
     return _drop_unused_keys(state)
 
 
-MIGRATIONS: dict[int, Migration] = {2: migrate_2_to_3}
+# Format 4 → 5: GRPO's aggregation became TRL's loss_type (the same reductions under TRL's names)
+migrate_4_to_5 = rename_config_key(
+    "aggregation", "loss_type", {"sequence": "grpo", "token": "dapo", "constant": "dr_grpo"}
+)
+
+MIGRATIONS: dict[int, Migration] = {2: migrate_2_to_3, 4: migrate_4_to_5}

@@ -3,6 +3,7 @@ optional reward model (a local ``AutoModelForSequenceClassification`` folder) ov
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -50,6 +51,8 @@ class Rewards:
             funcs = [(spec.rpartition(":")[2], load_callable(spec, "reward function")) for spec in specs]
         else:
             funcs = list(task_rewards.items())
+        if not funcs and reward_model is None:
+            raise ConfigError("nothing scores the completions: set reward_funcs (a dataset brings no reward functions)")
         weights = weights or (1.0,) * len(funcs)
         if len(weights) != len(funcs):
             raise ConfigError(
@@ -59,26 +62,41 @@ class Rewards:
         named = [(name, f, float(w)) for (name, f), w in zip(funcs, weights, strict=True)]
         return cls(named, _load_reward_model(reward_model, dtype, device), model_weight, device)
 
-    def score(self, examples: list[dict[str, str]], completions: list[str]) -> tuple[Tensor, dict[str, float]]:
+    def score(
+        self,
+        examples: list[dict[str, Any]],
+        completions: list[str],
+        completion_ids: list[list[int]] | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """The reward of each completion ``[len(completions)]`` (completion k answers ``examples[k // G]`` when
-        there are fewer examples), and each component's mean."""
+        there are fewer examples), and each component ``reward/<name>`` per completion (unweighted; NaN where a
+        function gave no score). A function with TRL's signature (:func:`takes_batches`) is called once on the
+        batch, the others once per completion; ``None`` is no score from that function, and the reward is the
+        weighted sum of the scores given (TRL's nansum)."""
         repeat = len(completions) // len(examples)
         rows = [examples[k // repeat] for k in range(len(completions))]
         total = torch.zeros(len(completions))
-        means: dict[str, float] = {}
+        parts: dict[str, Tensor] = {}
         for name, func, weight in self.funcs:
-            values = []
-            for ex, text in zip(rows, completions, strict=True):
-                value = func(completion=text, **ex)
+            if takes_batches(func):
+                values = list(_call_batched(func, rows, completions, completion_ids))
+            else:
+                values = [func(completion=text, **_columns(ex)) for ex, text in zip(rows, completions, strict=True)]
+            if len(values) != len(completions):
+                raise RewardError(
+                    f"reward function {name!r} returned {len(values)} values for {len(completions)} completions"
+                )
+            for ex, value in zip(rows, values, strict=True):
+                if value is None:
+                    continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                     raise RewardError(
                         f"reward function {name!r} returned {value!r} for prompt {ex['prompt']!r}; "
-                        "reward functions must return a finite float"
+                        "reward functions must return a finite float (or None: no score)"
                     )
-                values.append(float(value))
-            component = torch.tensor(values)
-            total += weight * component
-            means[f"reward/{name}"] = component.mean().item()
+            component = torch.tensor([math.nan if v is None else float(v) for v in values])
+            total += torch.nan_to_num(weight * component, nan=0.0)
+            parts[f"reward/{name}"] = component
         if self.reward_model is not None:
             model, tokenizer = self.reward_model
             enc = tokenizer(
@@ -90,8 +108,41 @@ class Rewards:
             with torch.no_grad():
                 component = model(**enc).logits[:, 0].float().cpu()
             total += self.model_weight * component
-            means["reward/reward_model"] = component.mean().item()
-        return total, means
+            parts["reward/reward_model"] = component
+        return total, parts
+
+
+def takes_batches(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` has TRL's reward signature ``f(prompts, completions, completion_ids, **kwargs) ->
+    list[float | None]`` (a parameter named ``prompts`` or ``completions``) rather than proxrl's per-completion
+    ``f(prompt, completion, **example) -> float``."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: per completion
+        return False
+    return "completions" in params or "prompts" in params
+
+
+def _columns(example: dict[str, Any]) -> dict[str, Any]:
+    """An example's columns as reward functions see them: ``prompt`` (the original, chat messages for a
+    conversational dataset) and every other column, without proxrl's private keys."""
+    out = {k: v for k, v in example.items() if not k.startswith("_")}
+    if "_messages" in example:
+        out["prompt"] = example["_messages"]
+    return out
+
+
+def _call_batched(
+    func: Callable[..., Any], rows: list[dict[str, Any]], completions: list[str], ids: list[list[int]] | None
+) -> list[Any]:
+    """Call a TRL-signature reward function once: ``prompts``, ``completions`` (as assistant messages when the
+    prompt was a conversation, as TRL does), ``completion_ids`` and every other column as a list."""
+    columns = [_columns(ex) for ex in rows]
+    kwargs = {key: [c[key] for c in columns] for key in columns[0] if key not in ("prompt", "completion")}
+    conversational = "_messages" in rows[0]
+    texts: list[Any] = [[{"role": "assistant", "content": t}] for t in completions] if conversational else completions
+    out = func(prompts=[c["prompt"] for c in columns], completions=texts, completion_ids=ids, **kwargs)
+    return list(out)
 
 
 def _load_reward_model(path: str | None, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any] | None:
@@ -108,3 +159,11 @@ def _load_reward_model(path: str | None, dtype: torch.dtype, device: torch.devic
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.eval().requires_grad_(False), tokenizer
+
+
+def soft_overlong_penalty(lengths: Tensor, max_len: int, cache: int) -> Tensor:
+    """DAPO's soft overlong punishment (Yu et al. 2025, Eq. 13) of completions of ``lengths`` tokens (``[B]``,
+    the end token included) sampled with at most L_max = ``max_len`` new tokens, L_cache = ``cache``:
+    0 up to L_max − L_cache tokens, then falling linearly, ((L_max − L_cache) − |o|) / L_cache, to −1 at L_max."""
+    free = max_len - cache
+    return ((free - lengths.float()) / cache).clamp(min=-1.0, max=0.0)

@@ -4,6 +4,7 @@ generation batch, :class:`StepStats`) and the rest of the step's row (:func:`ste
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 from torch import Tensor
 
@@ -16,11 +17,15 @@ class StepStats:
     """Loss terms averaged over the μ passes; the per-token stats (``TOKEN_STATS``) as the batch's per-token mean,
     each micro-batch weighted by its share of the batch's tokens; other values as last set."""
 
-    def __init__(self, mask: Tensor, num_tokens: Tensor, micro_batches: int, passes: int) -> None:
-        """``mask`` ``[B, L]`` of the whole batch, ``num_tokens`` its sum (at least 1)."""
+    def __init__(
+        self, mask: Tensor, num_tokens: Tensor, micro_batches: int, passes: int, per_sequence: bool = False
+    ) -> None:
+        """``mask`` ``[B, L]`` of the whole batch, ``num_tokens`` its sum (at least 1); ``per_sequence``: the clip
+        fractions are shares of completions (GSPO's sequence-level ratio), so micro-batches weigh by their rows."""
         self.passes = passes
         micro = mask.shape[0] // micro_batches
         self.shares = (mask.view(micro_batches, micro, -1).sum((1, 2)) / num_tokens / passes).tolist()
+        self.clip_shares = [1 / micro_batches / passes] * micro_batches if per_sequence else self.shares
         self.totals: dict[str, float] = collections.defaultdict(float)
 
     def add_loss(self, name: str, value: Tensor) -> None:
@@ -31,7 +36,7 @@ class StepStats:
         """Micro-batch ``k``'s total ``loss`` and the loss's ``stats``."""
         self.add_loss("loss", loss)
         for key in TOKEN_STATS:
-            self.totals[key] += stats[key].item() * self.shares[k]
+            self.totals[key] += stats[key].item() * (self.shares[k] if key == "kl" else self.clip_shares[k])
 
     def set(self, name: str, value: float) -> None:
         """A value that is not summed (e.g. the last pass's gradient norm)."""
@@ -43,16 +48,22 @@ class StepStats:
 
 
 def step_row(
-    rewards: Tensor, mask: Tensor, held_out: HeldOutAccuracy, sampled: bool, seconds: float
+    rewards: Tensor, gens: Any, held_out: HeldOutAccuracy, sampled: bool, seconds: float
 ) -> dict[str, float | None]:
     """A step's logged row besides the session's timing and the update's stats: the rewards ``[P·G]``, completion
-    lengths (``mask`` ``[B, L]``), the latest held-out accuracy (and the sampled one, if ``sampled``), and the
-    throughput of the step's generation and update (``seconds`` in all)."""
-    tokens = mask.sum().item()
+    lengths in tokens (mean, min, max; ``gens``: the step's ``lm.Generations``) and the share truncated at
+    max_new_tokens, the latest held-out accuracy (and the sampled one, if ``sampled``), and the throughput of the
+    step's generation and update (``seconds`` in all)."""
+    lengths = gens.mask.sum(1).float()
+    tokens = lengths.sum().item()
+    truncated = gens.truncated.float().mean().item() if gens.truncated is not None else None
     return {
         "reward": rewards.mean().item(),
         "reward_std": rewards.std().item(),
-        "completion_length": mask.sum(1).float().mean().item(),
+        "completion_length": lengths.mean().item(),
+        "completion_length_min": lengths.min().item(),
+        "completion_length_max": lengths.max().item(),
+        "truncated_frac": truncated,
         "accuracy": held_out.last,
         **({"sampled_accuracy": held_out.last_sampled} if sampled else {}),
         "completions": rewards.numel(),

@@ -96,6 +96,7 @@ def state_dict(trainer: LanguageModelTrainer) -> dict[str, Any]:
         **trainer.held_out.state_dict(),
         "value_head": None if trainer.critic is None else trainer.critic.state_dict(),
         "reference": trainer.reference.entry(),
+        "python_dataset": bool(getattr(trainer, "python_dataset", False)),  # train_dataset given as an object
     }
 
 
@@ -135,14 +136,20 @@ def load(
 ) -> Any:
     """Resume from a folder written by :func:`save` (or a run directory: its newest checkpoint, else its final
     ``model``). The weights load through ``from_pretrained``; a LoRA run rebuilds its base and loads the adapter."""
+    data = {k: overrides.pop(k) for k in ("train_dataset", "eval_dataset") if k in overrides}
     found = checkpoint.load_newest(path, algo=cls.algo, migrations=cls.migrations)
     folder, state = found.path.parent, found.state
+    if state.get("python_dataset") and data.get("train_dataset") is None:
+        raise ConfigError(
+            f"{path} trained on a train_dataset given in Python: pass it again, {cls.__name__}.load(path, "
+            "train_dataset=...)"
+        )
     values = cfgmod.read_yaml_text(state["config"])
     lora = bool(values.get("lora", False))
     values.update(overrides)
     if not lora:
         values.update(model=str(folder), warmup_steps=0)
-    trainer = cls(config=cfgmod.from_dict(cls.config_class, values), run_dir=run_dir, progress=progress)  # type: ignore[call-arg]
+    trainer = cls(config=cfgmod.from_dict(cls.config_class, values), run_dir=run_dir, progress=progress, **data)  # type: ignore[call-arg]
     if lora:
         load_adapter(trainer.policy, folder)
     if trainer.critic is not None and state["value_head"] is not None:
