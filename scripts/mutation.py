@@ -292,7 +292,7 @@ MUTATIONS: list[Mutation] = [
         OBJ,
         "(n_seq * (values.shape[-1] if max_len is None else max_len))",
         "(n_seq * values.shape[-1])",
-        "aggregate_tokens constant: Σ / (B · padded length) instead of Σ / (B · max_new_tokens)",
+        "aggregate_tokens dr_grpo: Σ / (B · padded length) instead of Σ / (B · max_new_tokens)",
     ),
     Mutation(
         "obj-value-loss-half-removed",

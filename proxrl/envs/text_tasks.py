@@ -52,6 +52,9 @@ class TextTask:
     num_held_out: int = 200
     seed: int = 12345
     accuracy: RewardFunction = exact_match  # the held-out score of a greedy completion
+    metrics: dict[str, RewardFunction] = field(default_factory=dict)  # more held-out scores, logged beside it
+    tokenizer: Callable[[], Any] | None = None  # the tiny model's tokenizer (None: one token per alphabet character)
+    max_length: int = 64  # the tiny model's context, in tokens (prompt + completion)
     _held_out: list[dict[str, str]] = field(default_factory=list, init=False, repr=False)
     _held_out_prompts: set[str] = field(default_factory=set, init=False, repr=False)
 
@@ -119,7 +122,19 @@ def sort(min_len: int = 3, max_len: int = 6, num_held_out: int = 200) -> TextTas
     )
 
 
-TASKS: dict[str, Callable[..., TextTask]] = {"addition": addition, "reverse": reverse, "sort": sort}
+def gsm8k_style(num_held_out: int = 200) -> TextTask:
+    """Two-step arithmetic word problems in GSM8K's format (``proxrl.envs.math_tasks``, imported when asked for)."""
+    from .math_tasks import gsm8k_style as make
+
+    return make(num_held_out)
+
+
+TASKS: dict[str, Callable[..., TextTask]] = {
+    "addition": addition,
+    "reverse": reverse,
+    "sort": sort,
+    "gsm8k_style": gsm8k_style,
+}
 
 
 def load_task(name: str, kwargs: dict[str, Any] | None = None) -> TextTask:

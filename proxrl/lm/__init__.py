@@ -13,6 +13,7 @@ from a config; nothing is fetched from a hub. ``transformers`` is the ``lm`` ext
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable
@@ -41,11 +42,24 @@ def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32, device:
     """(model, tokenizer) from a local folder written by ``save_pretrained``; a clear error if it is not one.
     A tokenizer without a pad token pads with EOS; padding is on the left for batched generation."""
     model = load_model(path, dtype, device)
-    tokenizer = require_transformers().AutoTokenizer.from_pretrained(path, local_files_only=True)
+    tokenizer = load_tokenizer(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model, tokenizer
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """The tokenizer of a local folder. One saved from a bare ``tokenizer.json`` (``tokenizer_class``
+    TokenizersBackend or PreTrainedTokenizerFast, as proxrl's task tokenizers are) is read back as exactly that:
+    transformers 5's AutoTokenizer would pick the model type's class (Qwen2Tokenizer beside a qwen2 config.json),
+    which rebuilds the pre-tokenizer and gives other ids (measured on the gsm8k_style BPE)."""
+    transformers = require_transformers()
+    config = Path(path) / "tokenizer_config.json"
+    saved = json.loads(config.read_text()).get("tokenizer_class") if config.is_file() else None
+    if saved in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+        return transformers.PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+    return transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Any:
@@ -276,8 +290,9 @@ def supervised_warmup(
     max_new_tokens: int = 8,
     check_every: int = 50,
 ) -> list[float]:
-    """Cross-entropy on ``answer + <eos>`` given ``prompt`` for ``steps`` Adam steps on freshly sampled examples,
-    so that GRPO starts from a policy whose early rewards are not all zero. Returns the losses."""
+    """Cross-entropy on ``target + <eos>`` (an example's ``target``, else its ``answer``) given ``prompt`` for
+    ``steps`` Adam steps on freshly sampled examples, so that GRPO starts from a policy whose early rewards are not
+    all zero. Returns the losses."""
     rng = random.Random(seed)
     # probe prompts for ``target``: their own stream, so the training batches are those of a warm-up without it
     probe = sample(random.Random(seed + 7919), 200) if target > 0 and score is not None else None
@@ -288,7 +303,7 @@ def supervised_warmup(
     for step in range(steps):
         batch = sample(rng, batch_size)
         prompts = tokenizer([ex["prompt"] for ex in batch], add_special_tokens=False)["input_ids"]
-        answers = tokenizer([ex["answer"] for ex in batch], add_special_tokens=False)["input_ids"]
+        answers = tokenizer([ex.get("target", ex["answer"]) for ex in batch], add_special_tokens=False)["input_ids"]
         rows = [p + a + [tokenizer.eos_token_id] for p, a in zip(prompts, answers, strict=True)]
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
@@ -317,21 +332,21 @@ def supervised_warmup(
 
 
 @torch.no_grad()
-def accuracy(
+def mean_scores(
     model: Any,
     tokenizer: Any,
     examples: list[dict[str, str]],
     max_new_tokens: int,
-    score: Callable[..., float],
+    scores: dict[str, Callable[..., float]],
     batch_size: int = 100,
     samples: int = 0,
     temperature: float = 1.0,
     top_p: float = 1.0,
-) -> float:
-    """Mean ``score(prompt, completion, **example)`` of greedy completions (exact-match accuracy for
-    ``text_tasks.exact_match``); with ``samples`` k > 0, of k completions per prompt sampled at ``temperature``
-    and ``top_p`` instead (pass@1 of the sampling policy, estimated from k draws)."""
-    total = 0.0
+) -> dict[str, float]:
+    """The mean of each ``score(prompt, completion, **example)`` of ``scores`` over greedy completions of
+    ``examples`` (exact-match accuracy for ``text_tasks.exact_match``); with ``samples`` k > 0, over k completions
+    per prompt sampled at ``temperature`` and ``top_p`` instead (pass@1 of the sampling policy, from k draws)."""
+    totals = dict.fromkeys(scores, 0.0)
     repeat = max(1, samples)
     for i in range(0, len(examples), batch_size):
         chunk = examples[i : i + batch_size]
@@ -345,8 +360,25 @@ def accuracy(
             top_p,
             greedy=samples == 0,
         )
-        total += sum(score(completion=text, **chunk[k // repeat]) for k, text in enumerate(gens.texts))
-    return total / max(1, len(examples) * repeat)
+        for name, score in scores.items():
+            totals[name] += sum(score(completion=text, **chunk[k // repeat]) for k, text in enumerate(gens.texts))
+    return {name: total / max(1, len(examples) * repeat) for name, total in totals.items()}
+
+
+def accuracy(
+    model: Any,
+    tokenizer: Any,
+    examples: list[dict[str, str]],
+    max_new_tokens: int,
+    score: Callable[..., float],
+    batch_size: int = 100,
+    samples: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+) -> float:
+    """:func:`mean_scores` of the one ``score``."""
+    args = (model, tokenizer, examples, max_new_tokens, {"score": score}, batch_size, samples, temperature, top_p)
+    return mean_scores(*args)["score"]
 
 
 def with_lora(model: Any, r: int, alpha: int) -> Any:

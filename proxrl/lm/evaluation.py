@@ -4,13 +4,13 @@ training, after the warm-up, and the latest)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ..envs.text_tasks import TextTask
-from . import accuracy
+from . import accuracy, mean_scores
 from .config import LanguageModelConfig
 
 
@@ -34,7 +34,13 @@ def held_out_accuracy(
     k = cfg.eval_samples if samples is None else samples
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         out = {
-            "accuracy": accuracy(policy, tokenizer, held_out, cfg.max_new_tokens, score),
+            **mean_scores(
+                policy,
+                tokenizer,
+                held_out,
+                cfg.max_new_tokens,
+                {"accuracy": score, **{f"eval/{k}": f for k, f in getattr(task, "metrics", {}).items()}},
+            ),
             "examples": len(held_out),
         }
         if k:
@@ -73,10 +79,13 @@ class HeldOutAccuracy:
     last: float | None = None
     warmup_sampled: float | None = None
     last_sampled: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's other held-out scores, latest
 
     def record(self, result: dict[str, float], start: bool = False) -> None:
-        """Keep :func:`held_out_accuracy`'s ``result`` as the latest (and, with ``start``, as the start's)."""
+        """Keep :func:`held_out_accuracy`'s ``result`` as the latest (and, with ``start``, as the start's); the
+        task's other held-out scores (``eval/<name>``) as the latest."""
         self.last, self.last_sampled = result["accuracy"], result.get("sampled_accuracy")
+        self.metrics = {k: v for k, v in result.items() if k.startswith("eval/")}
         if start:
             self.warmup, self.warmup_sampled = self.last, self.last_sampled
 

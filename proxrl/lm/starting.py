@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..envs.text_tasks import TextTask, char_tokenizer, exact_match
+from ..envs.text_tasks import TextTask, char_tokenizer
 from . import load_causal_lm, supervised_warmup, tiny_causal_lm
 from .config import LanguageModelConfig
 
@@ -33,8 +33,10 @@ def tiny_model(
     """(model, tokenizer): the task's character tokenizer and a tiny model from ``cfg``, warmed up for
     ``cfg.warmup_steps``; with a run directory it is saved to ``run_dir / "init_model"`` and loaded back through
     ``from_pretrained`` (the path any model takes)."""
-    tokenizer = char_tokenizer(task.alphabet)
-    model = tiny_causal_lm(tokenizer, cfg.tiny_arch, cfg.tiny_hidden_size, cfg.tiny_layers, cfg.tiny_heads)
+    tokenizer = task.tokenizer() if task.tokenizer is not None else char_tokenizer(task.alphabet)
+    model = tiny_causal_lm(
+        tokenizer, cfg.tiny_arch, cfg.tiny_hidden_size, cfg.tiny_layers, cfg.tiny_heads, task.max_length
+    )
     model.to(device)
     if cfg.warmup_steps:
         supervised_warmup(
@@ -45,7 +47,7 @@ def tiny_model(
             lr=cfg.warmup_lr,
             seed=cfg.seed,
             target=cfg.warmup_target,
-            score=exact_match,
+            score=task.accuracy,
             max_new_tokens=cfg.max_new_tokens,
         )
     if run_dir is not None:

@@ -65,6 +65,7 @@ def step_row(
         "completion_length_max": lengths.max().item(),
         "truncated_frac": truncated,
         "accuracy": held_out.last,
+        **held_out.metrics,
         **({"sampled_accuracy": held_out.last_sampled} if sampled else {}),
         "completions": rewards.numel(),
         "completions_per_second": rewards.numel() / seconds,
