@@ -267,17 +267,19 @@ def test_mappo_and_ippo_improve_clearly_over_random_on_simple_spread():
     assert all(ret >= -70.0 for _, _, ret in results)
 
 
-def grpo_accuracy_gain(seed: int, steps: int) -> tuple[int, float, float, float, float, float]:
-    """Train configs/grpo_addition.yaml for ``steps`` GRPO steps; (seed, greedy and sampled held-out exact match
-    after the warm-up, the same at the end, wall seconds)."""
+def grpo_accuracy_gain(
+    seed: int, steps: int, preset: str = "grpo_addition.yaml"
+) -> tuple[int, float, float, float, float, float]:
+    """Train ``preset`` for ``steps`` GRPO steps; (seed, greedy and sampled held-out accuracy after the warm-up,
+    the same at the end, wall seconds)."""
     import time
 
     from proxrl import GRPO, config
 
     cfg = config.resolve(
         GRPO.config_class,
-        CONFIGS / "grpo_addition.yaml",
-        {"seed": seed, "total_steps": steps, "tensorboard": False, "checkpoint_every": 0},
+        CONFIGS / preset,
+        {"seed": seed, "total_steps": steps, "tensorboard": False, "checkpoint_every": 0, "eval_every": 0},
     )
     start = time.perf_counter()
     agent = GRPO(config=cfg, progress=False).learn()
@@ -308,6 +310,25 @@ def test_grpo_raises_held_out_addition_accuracy():
         )
     for seed, greedy0, sampled0, greedy1, sampled1, _ in results:
         assert sampled1 >= sampled0 + 0.08, (seed, sampled0, sampled1)
+        assert greedy1 >= greedy0 - 0.10, (seed, greedy0, greedy1)
+
+
+@pytest.mark.learning
+def test_grpo_raises_held_out_strict_accuracy_on_the_gsm8k_format_task():
+    """configs/grpo_math.yaml (a tiny Qwen2 with the task's BPE tokenizer, warmed up to greedy strict accuracy 0.2 on
+    training prompts) raises the held-out strict accuracy of the policy it optimises (4 samples per prompt at T = 1)
+    by ≥ 3 points in 120 steps for each of seeds 0, 1, 2 (measured +6.1, +4.5, +7.0), and greedy strict accuracy
+    does not collapse (measured −5.0, +1.5, +4.5 points)."""
+    pytest.importorskip("transformers")
+    with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
+        results = sorted(pool.map(grpo_accuracy_gain, SEEDS, [120] * len(SEEDS), ["grpo_math.yaml"] * len(SEEDS)))
+    for seed, greedy0, sampled0, greedy1, sampled1, wall in results:
+        print(
+            f"grpo_math.yaml seed {seed}: held-out strict accuracy sampled {sampled0:.3f} -> {sampled1:.3f}, "
+            f"greedy {greedy0:.3f} -> {greedy1:.3f} after 120 steps ({wall:.0f} s)"
+        )
+    for seed, greedy0, sampled0, greedy1, sampled1, _ in results:
+        assert sampled1 >= sampled0 + 0.03, (seed, sampled0, sampled1)
         assert greedy1 >= greedy0 - 0.10, (seed, greedy0, greedy1)
 
 
