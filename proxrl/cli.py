@@ -157,7 +157,7 @@ def _bench(args: argparse.Namespace) -> int:
     unit, samples = cls.sample_unit, sum(r["samples"] for r in steady)  # unit: env steps, or completions
     total = rows[-1]["time"]
     overall = f" ({agent.global_step / total:,.0f} env steps/s overall)" if unit == "env steps" else ""
-    print(f"{args.algo} on {config.env}: {agent.global_step:,} steps{overall} in {total:.1f} s")
+    print(f"{args.algo} on {_subject(config)}: {agent.global_step:,} steps{overall} in {total:.1f} s")
     print(f"  collect: {collect / samples * 1e6:.0f} µs per {unit[:-1]} ({samples / collect:,.0f} {unit}/s)")
     print(f"  update:  {update / len(steady) * 1e3:.1f} ms per update of {samples // len(steady)} {unit}")
     print(f"  loop:    {samples / (collect + update):,.0f} {unit}/s (collect + update, after warm-up)")
@@ -181,7 +181,7 @@ def _train(args: argparse.Namespace) -> int:
         if not args.algo:
             raise ConfigError("train needs an algorithm, e.g. `proxrl train ppo --env CartPole-v1`")
         cls, config = _build_config(args.algo, args.config, flags)
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, config.env, config.seed)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, _subject(config), config.seed)
     with rundir.locked(run_dir):  # one process at a time writes a run directory
         if args.resume:
             agent = _resume(args.algo, run_dir, progress, flags)
@@ -194,7 +194,9 @@ def _train(args: argparse.Namespace) -> int:
         else:
             rundir.refuse_or_clear(run_dir, args.overwrite)
             agent = cls(config=config, run_dir=run_dir, progress=progress)
-            print(f"training {args.algo} on {config.env} for {config.total_steps:,} steps; run directory {run_dir}")
+            print(
+                f"training {args.algo} on {_subject(config)} for {config.total_steps:,} steps; run directory {run_dir}"
+            )
         try:
             agent.learn()
         except Interrupted as stop:
@@ -217,6 +219,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 _OUTPUTS = ("config.yaml", "progress.csv", "tb", "checkpoints")  # what a run may write, besides its final save
+
+
+def _subject(config: Any) -> str:
+    """What a run trains on, for its messages and default folder: a dataset file's name, else the env."""
+    dataset = getattr(config, "dataset", None)
+    return Path(dataset).name if dataset else str(config.env)
 
 
 def _train_flags(args: argparse.Namespace) -> dict[str, Any]:

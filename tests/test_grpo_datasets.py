@@ -192,3 +192,28 @@ def test_a_run_on_a_python_dataset_resumes_only_with_the_dataset_given_again(mod
     assert resumed.global_step == 2
     resumed.learn(1)
     assert resumed.global_step == 3
+
+
+def test_the_command_line_reads_dataset_files_and_names_a_missing_model(model_folder, tmp_path, capsys):
+    from proxrl.cli import main
+
+    for name, data in (("train.jsonl", rows(6, chat=True)), ("eval.jsonl", rows(3, chat=True))):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in data))
+    run = tmp_path / "run"
+    args = ["train", "grpo", "--dataset", str(tmp_path / "train.jsonl"), "--eval-dataset", str(tmp_path / "eval.jsonl")]
+    flags = [f"{k}={v}" for k, v in SMALL.items() if k not in ("tensorboard", "progress")]
+    flags += [
+        f"model={model_folder}",
+        "reward_funcs=[test_grpo_datasets:trl_reward]",
+        "eval_metric=test_grpo_datasets:trl_reward",
+    ]
+    code = main(
+        [*args, *(a for f in flags for a in ("--set", f)), "--total-steps", "1", "--run-dir", str(run), "--quiet"]
+    )
+    assert code == 0
+    saved = (run / "config.yaml").read_text()
+    assert f"dataset: {tmp_path / 'train.jsonl'}" in saved and f"eval_dataset: {tmp_path / 'eval.jsonl'}" in saved
+    out = capsys.readouterr().out
+    assert "training grpo on train.jsonl" in out and "held-out accuracy (trl_reward) (greedy)" in out
+    assert main(["train", "grpo", "--dataset", str(tmp_path / "train.jsonl"), "--quiet"]) == 2
+    assert "dataset needs model" in capsys.readouterr().err

@@ -9,6 +9,7 @@ completions of the held-out examples is the logged ``accuracy``.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ def per_completion(func: Callable[..., Any]) -> Callable[..., float]:
     if not takes_batches(func):
         return func
 
+    @functools.wraps(func)  # keeps its name for messages
     def score(prompt: Any, completion: str, **example: Any) -> float:
         out = func(
             prompts=[prompt], completions=[completion], completion_ids=None, **{k: [v] for k, v in example.items()}

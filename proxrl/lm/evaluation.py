@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..envs.text_tasks import TextTask
+from ..envs.text_tasks import TextTask, exact_match
 from . import accuracy, mean_scores
 from .config import LanguageModelConfig
 
@@ -57,17 +57,21 @@ def held_out_accuracy(
     return out
 
 
-def describe_accuracy(result: dict[str, float], name: str, samples: int) -> str:
-    """One line for :func:`held_out_accuracy`'s ``result`` (``samples``: its k), headed by ``name``."""
+def accuracy_label(task: Any) -> str:
+    """How a task's held-out accuracy is named in messages: exact match, or its score function's name."""
+    score = getattr(task, "accuracy", exact_match)
+    return "exact-match accuracy" if score is exact_match else f"accuracy ({getattr(score, '__name__', 'eval_metric')})"
+
+
+def describe_accuracy(result: dict[str, float], name: str, samples: int, label: str = "exact-match accuracy") -> str:
+    """One line for :func:`held_out_accuracy`'s ``result`` (``samples``: its k), headed by ``name``; ``label``
+    names the score (:func:`accuracy_label`)."""
     if result["accuracy"] is None:
         return f"{name}: no held-out prompts (give an eval dataset to measure accuracy)"
     sampled = (
         f"; sampled ({samples} per prompt) {result['sampled_accuracy']:.3f}" if "sampled_accuracy" in result else ""
     )
-    return (
-        f"{name}: greedy exact-match accuracy {result['accuracy']:.3f} on {result['examples']:.0f} held-out "
-        f"prompts{sampled}"
-    )
+    return f"{name}: greedy {label} {result['accuracy']:.3f} on {result['examples']:.0f} held-out prompts{sampled}"
 
 
 @dataclass
@@ -89,11 +93,9 @@ class HeldOutAccuracy:
         if start:
             self.warmup, self.warmup_sampled = self.last, self.last_sampled
 
-    def describe(self, temperature: float, samples: int) -> list[str]:
-        """Start and latest accuracy, greedy then (if measured) sampled, for a summary."""
-        lines = [
-            f"held-out exact-match accuracy (greedy) {_fmt(self.warmup)} at the start, {_fmt(self.last)} at the end"
-        ]
+    def describe(self, temperature: float, samples: int, label: str = "exact-match accuracy") -> list[str]:
+        """Start and latest accuracy (named by ``label``), greedy then (if measured) sampled, for a summary."""
+        lines = [f"held-out {label} (greedy) {_fmt(self.warmup)} at the start, {_fmt(self.last)} at the end"]
         if self.last_sampled is not None:
             lines.append(
                 f"sampled at temperature {temperature} ({samples} per prompt): "

@@ -19,7 +19,7 @@ from ..envs.text_tasks import TextTask, sampler_state, set_sampler_state
 from ..run import Trainer
 from . import load_adapter
 from .critic import TokenCritic
-from .evaluation import HeldOutAccuracy, describe_accuracy, held_out_accuracy
+from .evaluation import HeldOutAccuracy, accuracy_label, describe_accuracy, held_out_accuracy
 from .reference import Reference
 
 
@@ -66,14 +66,15 @@ def describe_evaluation(
             f"--video records env episodes; {trainer.algo} has none (its evaluation is held-out accuracy)"
         )
     cfg = trainer.config
-    return [describe_accuracy(evaluate(trainer), f"{trainer.algo} on {cfg.env}", cfg.eval_samples)]
+    name = f"{trainer.algo} on {trainer.task.name}"
+    return [describe_accuracy(evaluate(trainer), name, cfg.eval_samples, accuracy_label(trainer.task))]
 
 
 def summary(trainer: LanguageModelTrainer, eval_episodes: int = 0) -> list[str]:
     """What the CLI prints when training ends: steps, completions and held-out accuracy before and after
     (measured at the end of ``learn``; ``eval_episodes`` is for env-stepping trainers)."""
     cfg = trainer.config
-    first, *rest = trainer.held_out.describe(cfg.temperature, cfg.eval_samples)
+    first, *rest = trainer.held_out.describe(cfg.temperature, cfg.eval_samples, accuracy_label(trainer.task))
     done = f"done: {trainer.global_step:,} {trainer.algo.upper()} steps, {trainer.progress.num_episodes:,} completions"
     return [f"{done}; {first}", *rest]
 
