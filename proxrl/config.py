@@ -200,6 +200,26 @@ class RunConfig:
         return out
 
 
+_OBJECTS: dict[str, Any] = {}  # classes and functions passed as objects in this process (a notebook's, say)
+
+
+def object_path(obj: Any) -> str:
+    """The ``module:name`` path a config holds for a class or function passed as an object (a features extractor,
+    a reward function). This process finds the object again by that path (:func:`registered_object`) even where
+    its module cannot be imported (``__main__``, a notebook, a local definition); a run loaded in another process
+    needs it importable. Another object already under that path (a second lambda) gets ``#<id>`` appended."""
+    path = f"{obj.__module__}:{getattr(obj, '__qualname__', type(obj).__name__)}"
+    if _OBJECTS.get(path, obj) is not obj:
+        path += f"#{id(obj)}"
+    _OBJECTS[path] = obj
+    return path
+
+
+def registered_object(path: str) -> Any | None:
+    """The object :func:`object_path` gave ``path`` in this process, or None."""
+    return _OBJECTS.get(path)
+
+
 def _suggest(key: str, names: list[str]) -> str:
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(names))}"

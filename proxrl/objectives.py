@@ -138,10 +138,8 @@ def grpo_loss(
         kl_tokens = kl.k3(ref_logp, logp)  # samples from π_θ: r = π_ref/π_θ
         per_token = per_token + beta * kl_tokens
     loss = aggregate_tokens(per_token, mask, loss_type, **aggregate_kwargs)
-    if importance_sampling_level == "sequence":
-        low, high = clip_fractions(ratio, adv, clip_low, clip_high)
-    else:
-        low, high = clip_fractions(ratio, adv.expand_as(ratio), clip_low, clip_high, mask)
+    token_mask = mask if importance_sampling_level == "token" else None  # sequence level: shares of completions
+    low, high = clip_fractions(ratio, adv.expand_as(ratio), clip_low, clip_high, token_mask)
     with torch.no_grad():
         m = mask.to(ratio.dtype)
         kl_mean = (kl_tokens.detach() * m).sum() / m.sum().clamp(min=1.0) if kl_tokens is not None else torch.zeros(())

@@ -92,3 +92,18 @@ def test_each_trainer_accepts_only_the_keys_it_uses():
         f.name for f in dataclasses.fields(MultiAgentPPOConfig)
     )
     assert {"num_envs", "num_steps", "lr", "gamma", "gae_lambda", "clip_eps", "hidden_sizes", "stop_return"} <= shared
+
+
+def test_objects_passed_in_python_keep_one_path_each():
+    from proxrl.config import object_path, registered_object
+
+    def first():
+        return 1
+
+    second = lambda: 2  # noqa: E731 - a lambda is what a notebook passes
+    third = lambda: 3  # noqa: E731 - the same qualname as second
+    paths = [object_path(f) for f in (first, second, third)]
+    assert paths[0].endswith(":test_objects_passed_in_python_keep_one_path_each.<locals>.first")
+    assert len(set(paths)) == 3 and paths[2].startswith(paths[1] + "#")  # two lambdas: not one path
+    assert [registered_object(p) for p in paths] == [first, second, third]
+    assert object_path(second) == paths[1]  # the same object keeps its path

@@ -152,6 +152,19 @@ def test_held_out_accuracy_is_exact_match_with_the_answer_column_or_the_eval_met
     )
     by_hand = sum(float(t.strip() == r["answer"]) + 0.1 * r["level"] for t, r in zip(greedy.texts, held, strict=True))
     assert agent.evaluate()["accuracy"] == pytest.approx(by_hand / 4)
+    # chat rows: the metric sees the messages and assistant-message completions, as reward functions do in training
+    CALLS.clear()
+    chat = GRPO(
+        model=model_folder,
+        train_dataset=rows(4, chat=True),
+        eval_dataset=rows(2, chat=True),
+        reward_funcs=[trl_reward],
+        eval_metric="test_grpo_datasets:trl_reward",
+        **SMALL,
+    )
+    chat.evaluate()
+    assert [c["prompts"][0] for c in CALLS] == [r["prompt"] for r in rows(2, chat=True)]
+    assert all(isinstance(c["completions"][0], list) and c["completions"][0][0]["role"] == "assistant" for c in CALLS)
     no_eval = GRPO(model=model_folder, train_dataset=rows(4, chat=False), reward_funcs=[trl_reward], **SMALL)
     assert no_eval.evaluate() == {"accuracy": None, "examples": 0}
 

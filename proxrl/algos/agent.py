@@ -24,7 +24,7 @@ from ..envs import OBS_CLIP, Normalizers, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
-from ..policies.encoders import POLICIES, register_class
+from ..policies.encoders import POLICIES, cnn_precision_param, image_channels_param, register_class
 from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
 from ..runners.ray_group import INSTALL_HINT, RayRunnerGroup
@@ -139,17 +139,8 @@ class ActorCriticConfig(RolloutConfig):
         "for Dict spaces, else mlp), mlp (flattened into the MLP), cnn (Nature CNN), custom",
         choices=POLICIES,
     )
-    image_channels: str = param(
-        "auto",
-        "where an image's channels are: auto (the end of size ≤ 4), first, last",
-        choices=("auto", "first", "last"),
-    )
-    cnn_precision: str = param(
-        "float32",
-        "what the Nature CNN computes in: bfloat16 runs its convs under autocast (weights, gradients, heads and "
-        "PPO's ratio stay float32), about 1.6x faster per minibatch on a CPU with native bf16 or a GPU",
-        choices=("float32", "bfloat16"),
-    )
+    image_channels: str = image_channels_param()
+    cnn_precision: str = cnn_precision_param()
     features_extractor: str | None = param(
         None,
         "your encoder, 'module:Class': Class(observation_space, **features_extractor_kwargs) maps observations "

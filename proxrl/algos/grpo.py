@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from .. import checkpoint, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
-from ..config import ConfigError, param
-from ..envs.text_tasks import load_callable, load_task, register_callable
+from ..config import ConfigError, object_path, param
+from ..envs.text_tasks import load_callable, load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
 from ..lm import trainer as lm_trainer
@@ -188,7 +188,7 @@ class GRPO:
         if funcs is not None and not isinstance(funcs, str):
             overrides = {
                 **overrides,
-                "reward_funcs": tuple(f if isinstance(f, str) else register_callable(f) for f in funcs),
+                "reward_funcs": tuple(f if isinstance(f, str) else object_path(f) for f in funcs),
             }
         cfg = agent.build_config(GRPOConfig, config, env, overrides)
         begin(self, cfg, run_dir, progress)  # global_step counts GRPO steps, num_episodes completions
@@ -318,12 +318,13 @@ class GRPO:
         stats = {"sampling/flat_groups_generated": len(flat) / (P * len(rounds))}
         if not cfg.dynamic_sampling:
             return *rounds[0], stats
-        chosen = kept[:P] + flat[: P - len(kept[:P])]
+        fill = max(0, P - len(kept))  # flat groups that fill the batch once the rounds run out
+        chosen = kept[:P] + flat[:fill]
         stats.update(
             {
                 "sampling/rounds": float(len(rounds)),
-                "sampling/groups_dropped": float(len(flat) - max(0, P - len(kept))),
-                "sampling/flat_groups_kept": float(max(0, P - len(kept))),
+                "sampling/groups_dropped": float(len(flat) - fill),
+                "sampling/flat_groups_kept": float(fill),
             }
         )
         parts = []

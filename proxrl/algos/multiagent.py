@@ -35,6 +35,7 @@ from ..marl.collectors import (
 )
 from ..marl import evaluation
 from ..marl.networks import build_networks
+from ..policies.encoders import cnn_precision_param, image_channels_param
 from ..runners.group import RunnerGroup
 from ..runners.marl_runner import MultiAgentRunner
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
@@ -73,17 +74,8 @@ class MultiAgentPPOConfig(RolloutConfig):
         "with images a central critic's CNN sees every agent's frame stacked along the channels",
         choices=("auto", "mlp", "cnn"),
     )
-    image_channels: str = param(
-        "auto",
-        "where an image's channels are: auto (the end of size ≤ 4), first, last",
-        choices=("auto", "first", "last"),
-    )
-    cnn_precision: str = param(
-        "float32",
-        "what the Nature CNN computes in: bfloat16 runs its convs under autocast (weights, gradients, heads and "
-        "PPO's ratio stay float32), about 1.6x faster per minibatch on a CPU with native bf16 or a GPU",
-        choices=("float32", "bfloat16"),
-    )
+    image_channels: str = image_channels_param()
+    cnn_precision: str = cnn_precision_param()
     grayscale: bool = param(False, "turn image observations to grayscale (SuperSuit; the butterfly extra)")
     frame_size: int = param(0, "resize image observations to this many pixels square (SuperSuit; 0: as given)", low=0)
     frame_stack: int = param(1, "stack the last k image observations along the channels (SuperSuit)", low=1)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import ConfigError
+from ..config import ConfigError, registered_object
 
 RewardFunction = Callable[..., float]
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
@@ -158,23 +158,12 @@ def load_task(name: str, kwargs: dict[str, Any] | None = None) -> TextTask:
     return task
 
 
-_REGISTERED: dict[str, Callable[..., Any]] = {}  # functions passed as objects in this process (a notebook's, say)
-
-
-def register_callable(func: Callable[..., Any]) -> str:
-    """The ``module:function`` path of a function passed as an object (a reward function); this process finds it
-    by that path even where its module cannot be imported; a run resumed in another process needs it importable."""
-    path = f"{func.__module__}:{getattr(func, '__qualname__', type(func).__name__)}"
-    if "<" in path:  # a lambda or a local function: one path per object
-        path += f"#{id(func)}"
-    _REGISTERED[path] = func
-    return path
-
-
 def load_callable(spec: str, what: str) -> Callable[..., Any]:
-    """Import ``module:attribute``; ConfigError naming ``what`` if it does not resolve to a callable."""
-    if spec in _REGISTERED:
-        return _REGISTERED[spec]
+    """Import ``module:attribute`` (or find a function this process passed as an object,
+    :func:`config.registered_object`); ConfigError naming ``what`` if it does not resolve to a callable."""
+    found = registered_object(spec)
+    if found is not None:
+        return found
     module_name, _, attr = spec.partition(":")
     try:
         obj = getattr(importlib.import_module(module_name), attr)

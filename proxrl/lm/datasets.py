@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import ConfigError
 from ..envs.text_tasks import exact_match
-from .rewards import takes_batches
+from .rewards import call_batched, columns_of, takes_batches
 
 SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -64,11 +64,9 @@ def per_completion(func: Callable[..., Any]) -> Callable[..., float]:
         return func
 
     @functools.wraps(func)  # keeps its name for messages
-    def score(prompt: Any, completion: str, **example: Any) -> float:
-        out = func(
-            prompts=[prompt], completions=[completion], completion_ids=None, **{k: [v] for k, v in example.items()}
-        )
-        value = list(out)[0]
+    def score(completion: str, **example: Any) -> float:
+        conversational = "_messages" in example  # chat rows: messages in, assistant messages out, as in training
+        value = call_batched(func, [columns_of(example)], [completion], None, conversational)[0]
         return 0.0 if value is None else float(value)
 
     return score
@@ -83,6 +81,7 @@ class DatasetTask:
     train: list[dict[str, Any]]
     evaluation: list[dict[str, Any]]
     accuracy: Callable[..., float] = exact_match
+    metrics: dict[str, Callable[..., float]] = field(default_factory=dict)  # no held-out scores beside accuracy
     rewards: dict[str, Callable[..., Any]] = field(default_factory=dict)  # a dataset brings none: reward_funcs do
     alphabet: str = ""  # no character tokenizer: a dataset needs a model with its own tokenizer
 

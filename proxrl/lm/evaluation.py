@@ -39,7 +39,7 @@ def held_out_accuracy(
                 tokenizer,
                 held_out,
                 cfg.max_new_tokens,
-                {"accuracy": score, **{f"eval/{k}": f for k, f in getattr(task, "metrics", {}).items()}},
+                {"accuracy": score, **{f"eval/{k}": f for k, f in task.metrics.items()}},
             ),
             "examples": len(held_out),
         }
@@ -59,7 +59,7 @@ def held_out_accuracy(
 
 def accuracy_label(task: Any) -> str:
     """How a task's held-out accuracy is named in messages: exact match, or its score function's name."""
-    score = getattr(task, "accuracy", exact_match)
+    score = task.accuracy
     return "exact-match accuracy" if score is exact_match else f"accuracy ({getattr(score, '__name__', 'eval_metric')})"
 
 

@@ -75,13 +75,15 @@ class Rewards:
         weighted sum of the scores given (TRL's nansum)."""
         repeat = len(completions) // len(examples)
         rows = [examples[k // repeat] for k in range(len(completions))]
+        columns = [columns_of(ex) for ex in examples]
+        row_columns = [columns[k // repeat] for k in range(len(completions))]
         total = torch.zeros(len(completions))
         parts: dict[str, Tensor] = {}
         for name, func, weight in self.funcs:
             if takes_batches(func):
-                values = list(_call_batched(func, rows, completions, completion_ids))
+                values = call_batched(func, row_columns, completions, completion_ids, "_messages" in examples[0])
             else:
-                values = [func(completion=text, **_columns(ex)) for ex, text in zip(rows, completions, strict=True)]
+                values = [func(completion=text, **c) for c, text in zip(row_columns, completions, strict=True)]
             if len(values) != len(completions):
                 raise RewardError(
                     f"reward function {name!r} returned {len(values)} values for {len(completions)} completions"
@@ -123,7 +125,7 @@ def takes_batches(func: Callable[..., Any]) -> bool:
     return "completions" in params or "prompts" in params
 
 
-def _columns(example: dict[str, Any]) -> dict[str, Any]:
+def columns_of(example: dict[str, Any]) -> dict[str, Any]:
     """An example's columns as reward functions see them: ``prompt`` (the original, chat messages for a
     conversational dataset) and every other column, without proxrl's private keys."""
     out = {k: v for k, v in example.items() if not k.startswith("_")}
@@ -132,14 +134,17 @@ def _columns(example: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _call_batched(
-    func: Callable[..., Any], rows: list[dict[str, Any]], completions: list[str], ids: list[list[int]] | None
+def call_batched(
+    func: Callable[..., Any],
+    columns: list[dict[str, Any]],
+    completions: list[str],
+    ids: list[list[int]] | None,
+    conversational: bool,
 ) -> list[Any]:
-    """Call a TRL-signature reward function once: ``prompts``, ``completions`` (as assistant messages when the
-    prompt was a conversation, as TRL does), ``completion_ids`` and every other column as a list."""
-    columns = [_columns(ex) for ex in rows]
+    """Call a TRL-signature reward function once on completions and their rows' ``columns`` (:func:`columns_of`):
+    ``prompts``, ``completions`` (as assistant messages when the prompts are conversations, as TRL does),
+    ``completion_ids`` and every other column as a list."""
     kwargs = {key: [c[key] for c in columns] for key in columns[0] if key not in ("prompt", "completion")}
-    conversational = "_messages" in rows[0]
     texts: list[Any] = [[{"role": "assistant", "content": t}] for t in completions] if conversational else completions
     out = func(prompts=[c["prompt"] for c in columns], completions=texts, completion_ids=ids, **kwargs)
     return list(out)

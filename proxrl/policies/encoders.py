@@ -12,7 +12,8 @@
 
 ``cnn_precision=bfloat16`` runs every Nature CNN under autocast (bf16 convs and 512-unit layer, float32 weights,
 gradients and Adam) and hands float32 features to the heads, so logits, log-probabilities and PPO's ratio stay in
-float32: a minibatch step about 1.6× faster on a CPU with native bf16 (benchmarks/cnn_layouts.py).
+float32: a PPO minibatch step 1.36× faster than float32 channels-last on a CPU with native bf16
+(benchmarks/cnn_layouts.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from ..config import ConfigError
+from ..config import ConfigError, object_path, param, registered_object
 from ..errors import RunWarning
 
 NATURE_MIN_SIZE = 36  # the Nature CNN's convs (8/4, 4/2, 3/1) need at least 36 × 36 pixels
@@ -122,6 +123,25 @@ class NatureCNN(nn.Module):
             return self.linear(self.convs(x)).float()
 
 
+def image_channels_param() -> Any:
+    """The ``image_channels`` config field every trainer that builds the Nature CNN has."""
+    return param(
+        "auto",
+        "where an image's channels are: auto (the end of size ≤ 4), first, last",
+        choices=("auto", "first", "last"),
+    )
+
+
+def cnn_precision_param() -> Any:
+    """The ``cnn_precision`` config field every trainer that builds the Nature CNN has (:func:`set_cnn_precision`)."""
+    return param(
+        "float32",
+        "what the Nature CNN computes in: bfloat16 runs its convs under autocast (weights, gradients, heads and "
+        "PPO's ratio stay float32), a minibatch step 1.36x faster on a CPU with native bf16",
+        choices=tuple(CNN_PRECISIONS),
+    )
+
+
 def set_cnn_precision(module: nn.Module, precision: str) -> None:
     """Make every Nature CNN in ``module`` compute in ``precision`` (``float32`` or ``bfloat16``, see the module's
     docstring). A ConfigError when bfloat16 is asked of a module without one, where it would change nothing."""
@@ -184,24 +204,19 @@ class DictEncoder(nn.Module):
         return torch.cat(parts, dim=1)
 
 
-_REGISTERED: dict[str, type[nn.Module]] = {}  # classes passed as objects in this process (a notebook's, say)
-
-
 def register_class(cls: type) -> str:
-    """The ``module:Class`` path of a features-extractor class passed as an object; this process finds it by
-    that path even where its module cannot be imported (``__main__``, a notebook); a checkpoint loaded in another
-    process needs the module importable there."""
+    """The ``module:Class`` path of a features-extractor class passed as an object (:func:`config.object_path`:
+    this process finds it by that path)."""
     if not issubclass(cls, nn.Module):
         raise ConfigError(f"features_extractor {cls.__name__} is not a torch.nn.Module class")
-    path = f"{cls.__module__}:{cls.__qualname__}"
-    _REGISTERED[path] = cls
-    return path
+    return object_path(cls)
 
 
 def load_class(path: str) -> type[nn.Module]:
     """The class ``module:Class`` names, with a clear error when it cannot be imported."""
-    if path in _REGISTERED:
-        return _REGISTERED[path]
+    found = registered_object(path)
+    if found is not None:
+        return found
     module, sep, name = path.partition(":")
     if not sep or not module or not name:
         raise ConfigError(f"features_extractor must be 'module:Class', got {path!r}")
