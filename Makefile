@@ -17,13 +17,18 @@ demo: $(STAMP)
 		--eval-episodes 20
 	$(BIN)/proxrl plot runs/demo --out runs/demo/curve.png --title "PPO on CartPole-v1"
 
-## The default test tier (everything but the learning thresholds), ~2 minutes on 2 cores.
+## The default test tier (everything but the learning thresholds), ~2 minutes on 2 cores. Every test runs torch on
+## one thread (tests/conftest.py), so pytest-xdist spreads them over one worker per core (PYTEST_WORKERS=0: serial).
+PYTEST_WORKERS ?= auto
+XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
 
-## Seeded learning thresholds (slow; CI runs them too).
+## Seeded learning thresholds (slow; CI runs them too). Each counts steps, not seconds, on one torch thread, so they
+## run a worker per core with the same outcomes; the two on a Ray cluster run after them, alone.
 test-learning: $(STAMP)
-	$(BIN)/python -m pytest -q -m learning $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m 'learning and not ray' $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m 'learning and ray' $(PYTEST_ARGS)
 
 ## Runners on a local one-node Ray cluster (loopback only; ~1 minute; CI runs them too).
 test-ray: $(STAMP)
@@ -52,7 +57,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check proxrl tests benchmarks scripts
 	$(BIN)/ruff format --check proxrl tests benchmarks scripts
 	$(BIN)/mypy --strict --follow-imports=silent proxrl/advantages.py proxrl/objectives.py proxrl/kl.py \
-		proxrl/distributions.py proxrl/config.py proxrl/run.py proxrl/algos/agent.py proxrl/lm/trainer.py
+		proxrl/distributions.py proxrl/config.py proxrl/run.py proxrl/algos/agent.py proxrl/lm/trainer.py \
+		proxrl/lm/distributed.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 from . import checkpoint, rundir
 from .config import ConfigError, parse_overrides, read_yaml
 from .envs import parse_env_kwargs
-from .errors import EnvError, Interrupted, RunnersLostError
+from .errors import EnvError, Interrupted, PeerLostError, RunnersLostError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
@@ -165,57 +166,86 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .algos.common import default_run_dir
-
     flags = _train_flags(args)
-    progress = False if args.quiet else None
+    # torchrun / accelerate launch: N processes, of which rank 0 keeps the run directory and prints
+    processes, main = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+    say = print if main else _silent
+    progress = False if args.quiet or not main else None
     if args.resume:
         run_dir = Path(args.resume)
         if not run_dir.is_dir():
             raise ConfigError(f"--resume {run_dir}: no such run directory")
         if args.overwrite:
             raise ConfigError("--overwrite starts a new run; --resume continues one: give one of them")
+        _check_processes(processes, read_yaml(run_dir / "config.yaml").get("algo") if processes > 1 else None)
     else:
-        if not args.algo and args.config:  # a preset or a run's config.yaml names its algorithm
-            args.algo = read_yaml(args.config).get("algo")
-        if not args.algo:
-            raise ConfigError("train needs an algorithm, e.g. `proxrl train ppo --env CartPole-v1`")
-        cls, config = _build_config(args.algo, args.config, flags)
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, _subject(config), config.seed)
-    with rundir.locked(run_dir):  # one process at a time writes a run directory
+        cls, config, run_dir = _new_run(args, flags, processes)
+    # one process at a time writes a run directory (of a data-parallel run's, rank 0)
+    with rundir.locked(run_dir) if main else contextlib.nullcontext():
         if args.resume:
-            agent = _resume(args.algo, run_dir, progress, flags)
+            agent = _resume(args.algo, run_dir, progress, flags, say)
             if agent.global_step >= agent.config.total_steps:
-                print(
+                say(
                     f"nothing to train: {run_dir} is at step {agent.global_step:,} and --total-steps (the run's total, "
                     f"not steps more) is {agent.config.total_steps:,}; give a larger total to continue"
                 )
                 return 0
         else:
-            rundir.refuse_or_clear(run_dir, args.overwrite)
+            if main:
+                rundir.refuse_or_clear(run_dir, args.overwrite)
             agent = cls(config=config, run_dir=run_dir, progress=progress)
-            print(
+            say(
                 f"training {args.algo} on {_subject(config)} for {config.total_steps:,} steps; run directory {run_dir}"
+                + (f"; {processes} processes" if processes > 1 else "")
             )
         try:
             agent.learn()
         except Interrupted as stop:
-            print(
+            say(
                 f"proxrl: stopped by {stop.signal_name} at step {stop.step:,}; kept {stop.checkpoint}\n"
                 f"resume with: proxrl train --resume {run_dir}",
                 file=sys.stderr,
             )
             return EXIT_INTERRUPTED
         except KeyboardInterrupt:
-            print(f"proxrl: stopped at once; {run_dir} keeps its last checkpoint", file=sys.stderr)
+            say(f"proxrl: stopped at once; {run_dir} keeps its last checkpoint", file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
-            agent.close()  # the envs, and any runner actors (on success the summary's evaluation uses fresh envs)
+            agent.close()  # the envs, any runner actors, a data-parallel run's process group
     for line in agent.summary(args.eval_episodes):
-        print(line)
+        say(line)
     written = [n + "/" * (run_dir / n).is_dir() for n in _OUTPUTS + (agent.final_checkpoint,) if (run_dir / n).exists()]
-    print(f"outputs in {run_dir}: {', '.join(written)}")
+    say(f"outputs in {run_dir}: {', '.join(written)}")
     return 0
+
+
+def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) -> tuple[Any, Any, Path]:
+    """(trainer class, config, run directory) of ``train`` without ``--resume``."""
+    from .algos.common import default_run_dir
+
+    if not args.algo and args.config:  # a preset or a run's config.yaml names its algorithm
+        args.algo = read_yaml(args.config).get("algo")
+    if not args.algo:
+        raise ConfigError("train needs an algorithm, e.g. `proxrl train ppo --env CartPole-v1`")
+    _check_processes(processes, args.algo)
+    if processes > 1 and not args.run_dir:
+        raise ConfigError(f"{processes} processes write one run directory: give it with --run-dir")
+    cls, config = _build_config(args.algo, args.config, flags)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, _subject(config), config.seed)
+    return cls, config, run_dir
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """``print`` on a data-parallel run's processes other than rank 0."""
+
+
+def _check_processes(processes: int, algo: str | None) -> None:
+    """Several processes (torchrun) train GRPO data-parallel; the env-stepping methods scale out with runners."""
+    if processes > 1 and algo != "grpo":
+        raise ConfigError(
+            f"WORLD_SIZE={processes}: data-parallel training on torch.distributed is GRPO's; {algo} scales out "
+            "with Ray runners (--runners N) in one process"
+        )
 
 
 _OUTPUTS = ("config.yaml", "progress.csv", "tb", "checkpoints")  # what a run may write, besides its final save
@@ -257,7 +287,9 @@ def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
-def _resume(algo_given: str | None, run_dir: Path, progress: bool | None, flags: dict[str, Any]) -> Any:
+def _resume(
+    algo_given: str | None, run_dir: Path, progress: bool | None, flags: dict[str, Any], say: Any = print
+) -> Any:
     """The trainer of ``run_dir``'s newest valid checkpoint, with ``flags`` applied."""
     algos = _algorithms()
     found = checkpoint.load_newest(run_dir)
@@ -266,7 +298,7 @@ def _resume(algo_given: str | None, run_dir: Path, progress: bool | None, flags:
         raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{algo_given}'")
     agent = algos[algo].load(found.path, run_dir=run_dir, progress=progress, **flags)
     name = getattr(agent.config, "method", algo)  # a multi-agent run says ippo, mappo or happo
-    print(f"resuming {name} from step {agent.global_step:,} to {agent.config.total_steps:,} in {run_dir}")
+    say(f"resuming {name} from step {agent.global_step:,} to {agent.config.total_steps:,} in {run_dir}")
     return agent
 
 
@@ -317,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("proxrl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (FloatingPointError, EnvError, RunnersLostError) as e:
+    except (FloatingPointError, EnvError, RunnersLostError, PeerLostError) as e:
         print(f"proxrl: training stopped: {e}", file=sys.stderr)
         return 1
 

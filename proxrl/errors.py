@@ -24,6 +24,11 @@ class RunnersLostError(RuntimeError):
     used up its restarts; the message gives the counts and the settings to change."""
 
 
+class PeerLostError(RuntimeError):
+    """Another process of a data-parallel run stopped answering (it died, was killed, or timed out); the message
+    says during which exchange, and how to resume."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Training stopped on SIGINT or SIGTERM after finishing its iteration and saving: ``checkpoint`` is the file
     or folder kept, ``step`` its step. A KeyboardInterrupt, so a script or notebook stops as it would on Ctrl-C."""

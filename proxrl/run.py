@@ -161,6 +161,23 @@ class Trainer(Protocol):
         ...
 
 
+class Processes(Protocol):
+    """The processes of a data-parallel run as the session sees them (``lm.distributed.World``): the main one
+    writes, and every stop is agreed by all."""
+
+    @property
+    def main(self) -> bool: ...
+
+    def any(self, flag: bool, what: str) -> bool: ...
+
+
+class _OneProcess:
+    main = True
+
+    def any(self, flag: bool, what: str) -> bool:
+        return flag
+
+
 class Session:
     """The bookkeeping around a ``learn`` loop, written once for every trainer::
 
@@ -181,10 +198,21 @@ class Session:
     With a run directory, the session holds its lock (:func:`proxrl.rundir.locked`) and, in the main thread, takes
     SIGINT and SIGTERM: the first signal lets the current iteration finish, saves a checkpoint and raises
     :class:`~proxrl.errors.Interrupted` (a KeyboardInterrupt); a second one interrupts at once.
+
+    Data-parallel (``processes``): only the main process locks, logs and saves; the others run the same loop, and
+    a signal or a callback's stop on any process stops them all after the same iteration.
     """
 
-    def __init__(self, trainer: Trainer, total_steps: int | None, stop_return: float | None = None) -> None:
+    def __init__(
+        self,
+        trainer: Trainer,
+        total_steps: int | None,
+        stop_return: float | None = None,
+        processes: Processes | None = None,
+    ) -> None:
         self.trainer = trainer
+        self.processes = processes if processes is not None else _OneProcess()
+        self.writes = trainer.run_dir is not None and self.processes.main  # this process keeps the run directory
         self.progress = progress = trainer.progress
         cfg = trainer.config
         self.target = cfg.total_steps if total_steps is None else progress.global_step + total_steps
@@ -197,7 +225,7 @@ class Session:
                 stacklevel=3,
             )
         self.stop_return = stop_return
-        run_dir = trainer.run_dir
+        run_dir = trainer.run_dir if self.writes else None
         self._stack = contextlib.ExitStack()
         if run_dir is not None:
             self._stack.enter_context(rundir.locked(run_dir))
@@ -206,7 +234,7 @@ class Session:
             run_dir,
             self.target,
             cfg.tensorboard and run_dir is not None,
-            trainer.show_progress,
+            trainer.show_progress if self.processes.main else False,
             resume_step=progress.global_step or None,
         )
         if run_dir is not None:
@@ -233,7 +261,9 @@ class Session:
         try:
             self.logger.close()
             if kind is None and self.trainer.run_dir is not None:
-                final = self.trainer.save(self.trainer.run_dir / self.trainer.final_checkpoint)
+                final = self.trainer.run_dir / self.trainer.final_checkpoint
+                if self.writes:
+                    final = self.trainer.save(final)
                 if self._signal is not None:  # the signal came in the last iteration: the final save is what is kept
                     raise Interrupted(self._signal, self.progress.global_step, final)
         finally:
@@ -260,10 +290,14 @@ class Session:
             stats: dict[str, Any] = {}
             self._phases = stats
             yield stats
-            if self.finish_iteration(stats, callback):
+            stop = self.processes.any(self.finish_iteration(stats, callback), "the stop check")
+            if self.processes.any(self._signal is not None, "the stop check") and self._signal is None:
+                self._signal = "a signal to another process"  # every process stops after the same iteration
+            if stop:
                 return
             if self._signal is not None:
-                kept = self._saved or self.trainer.save_checkpoint()
+                kept = self._saved or (self.trainer.save_checkpoint() if self.writes else self.trainer.run_dir)
+                kept = kept or Path("(no run directory)")  # a data-parallel run in Python without one
                 raise Interrupted(self._signal, self.progress.global_step, kept)
 
     @contextlib.contextmanager
@@ -296,7 +330,7 @@ class Session:
         }
         self.logger.log(row)
         self._saved = None
-        if self.trainer.run_dir is not None and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
+        if self.writes and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
             self._saved = self.trainer.save_checkpoint()
         stop = callback is not None and callback(self.trainer, row) is False
         return stop or progress.reached(self.stop_return)

@@ -98,6 +98,7 @@ FUSED, PPO, PG = "proxrl/fast/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg
 OPG = "proxrl/algos/offpolicy_pg.py"
 MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
 LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
+DIST_LM = "proxrl/lm/distributed.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
 POLICY, ROLLOUT = "proxrl/policies/__init__.py", "proxrl/rollout.py"
 POOL, AGENT = "proxrl/envs/envpool_vec.py", "proxrl/algos/agent.py"
@@ -758,8 +759,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "grpo-groups-transposed",
         GRPO,
-        "grouped = rewards.view(len(examples), cfg.group_size)",
-        "grouped = rewards.view(cfg.group_size, len(examples)).T",
+        "grouped = rewards.view(-1, cfg.group_size)",
+        "grouped = rewards.view(cfg.group_size, -1).T",
         "GRPO: rewards grouped transposed, so each group mixes completions of different prompts",
     ),
     Mutation(
@@ -807,23 +808,72 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "grpo-micro-batch-count-not-passed",
         GRPO,
-        "num_micro_batches=cfg.grad_accum_steps,",
+        "num_micro_batches=micro_batches * world.size,",
         "num_micro_batches=1,",
         "GRPO: bnpo's micro-batch means summed instead of averaged over grad_accum_steps",
     ),
     Mutation(
         "grpo-accumulation-divides-by-microbatch",
         GRPO,
-        "num_sequences=rows,\n                    num_tokens=num_tokens,",
-        "num_sequences=micro,\n                    num_tokens=num_tokens,",
+        "num_sequences=rows * world.size,\n                    num_tokens=num_tokens,",
+        "num_sequences=micro * world.size,\n                    num_tokens=num_tokens,",
         "GRPO: with grad_accum_steps > 1 each micro-batch divides by its own size (gradient × accum steps)",
     ),
     Mutation(
         "grpo-step-keeps-a-stale-gradient",
         GRPO,
-        "        self.optimizer.zero_grad(set_to_none=True)\n        num_tokens = mask.sum()",
-        "        num_tokens = mask.sum()",
+        "        self.optimizer.zero_grad(set_to_none=True)\n        num_tokens = world.all_sum(",
+        "        num_tokens = world.all_sum(",
         "GRPO: a step adds to a gradient left on the weights (the warm-up's last) instead of starting from none",
+    ),
+    Mutation(
+        "dp-gradients-averaged",
+        DIST_LM,
+        "            p.grad = flat[offset : offset + n].view_as(p).to(p.dtype)",
+        "            p.grad = (flat[offset : offset + n] / self.size).view_as(p).to(p.dtype)",
+        "data-parallel GRPO: gradients averaged over the processes instead of summed (each loss is already its "
+        "share of the batch's)",
+        tests=("test_grpo_distributed.py",),
+    ),
+    Mutation(
+        "dp-sequences-counted-per-process",
+        GRPO,
+        "num_sequences=rows * world.size,",
+        "num_sequences=rows,",
+        "data-parallel GRPO: grpo/dr_grpo divide by this process's completions instead of the batch's",
+        tests=("test_grpo_distributed.py",),
+    ),
+    Mutation(
+        "dp-micro-batches-counted-per-process",
+        GRPO,
+        "num_micro_batches=micro_batches * world.size,",
+        "num_micro_batches=micro_batches,",
+        "data-parallel GRPO: bnpo divides by this process's micro-batch count instead of the batch's",
+        tests=("test_grpo_distributed.py",),
+    ),
+    Mutation(
+        "dp-tokens-counted-per-process",
+        GRPO,
+        'num_tokens = world.all_sum(mask.sum(), "the token count").clamp(min=1.0)',
+        "num_tokens = mask.sum().clamp(min=1.0)",
+        "data-parallel GRPO: dapo divides by this process's tokens instead of the batch's (not all-reduced)",
+        tests=("test_grpo_distributed.py",),
+    ),
+    Mutation(
+        "dp-advantages-from-own-rows-shifted",
+        GRPO,
+        "adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1)[world.shard(rewards.numel())]",
+        "adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1)[: rewards.numel() // world.size]",
+        "data-parallel GRPO: every process takes rank 0's advantages instead of its own rows'",
+        tests=("test_grpo_distributed.py",),
+    ),
+    Mutation(
+        "dp-sampling-draws-rank-0-rows",
+        DEC,
+        "u = torch.rand(total, 1, dtype=cdf.dtype, device=cdf.device)[offset : offset + cdf.shape[0]] * cdf[:, -1:]",
+        "u = torch.rand(total, 1, dtype=cdf.dtype, device=cdf.device)[: cdf.shape[0]] * cdf[:, -1:]",
+        "data-parallel sampling: every process uses the uniforms of rank 0's rows, not of its own",
+        tests=("test_grpo_distributed.py",),
     ),
     Mutation(
         "obj-clip-frac-ignores-adv-sign",

@@ -44,6 +44,10 @@ proxrl() {
     *) command proxrl "$@" ;;
   esac
 }
+torchrun() {  # a free loopback port; a GRPO run's budget as above
+  command torchrun --master-addr=127.0.0.1 --master-port=$((20000 + RANDOM % 20000)) "$@" --quiet \
+    --total-steps 2 --set warmup_steps=10 --set eval_examples=8 --set prompts_per_step=4
+}
 """
 
 

@@ -29,6 +29,7 @@ from ..envs.text_tasks import load_callable, load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
 from ..lm import trainer as lm_trainer
+from ..lm import distributed
 from ..lm.datasets import dataset_task, load_dataset
 from ..lm.evaluation import HeldOutAccuracy
 from ..lm.migrations import MIGRATIONS
@@ -197,10 +198,16 @@ class GRPO:
             raise ConfigError("a dataset needs model= (a local model folder with its tokenizer)")
         self.task: Any = None if from_data else load_task(cfg.env, cfg.env_kwargs)
         self.rng = random.Random(cfg.seed)
-        self.device = resolve_device(cfg.device, num_params=2**63)  # auto: any language model is worth a GPU
+        device = resolve_device(cfg.device, num_params=2**63)  # auto: any language model is worth a GPU
+        # data-parallel under torchrun: every process draws the same prompts and keeps its share
+        self.world = distributed.from_environment(device)
+        check_data_parallel(cfg, self.world)
+        self.device = distributed.device_of(self.world, device)
         # the weights' dtype of the policy, the reference and the reward model
         self.dtype = dtype = torch.bfloat16 if cfg.dtype == "bfloat16" else torch.float32
-        self.policy, self.tokenizer, start = starting_policy(self.task, cfg, self.device, dtype, self.run_dir)
+        self.policy, self.tokenizer, start = starting_policy(
+            self.task, cfg, self.device, dtype, self.run_dir, self.world
+        )
         self.python_dataset = train_dataset is not None
         if from_data:
             self.task = task_from_datasets(cfg, train_dataset, eval_dataset, self.tokenizer)
@@ -274,17 +281,23 @@ class GRPO:
         Â_i = (r_i − mean)/(std + eps) within each prompt's group, then μ passes of the GRPO loss at this step's
         learning rate. Returns the rewards ``[P·G]`` and the step's stats (each reward component's mean, loss
         terms, ``lr``)."""
-        cfg = self.config
-        rewards, parts = scored if scored is not None else self.score(examples, gens)
-        components = {name: values.nanmean().item() for name, values in parts.items()}  # over the scores given
-        grouped = rewards.view(len(examples), cfg.group_size)  # row p: the G completions of prompt p
-        adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1).to(self.device)
+        cfg, world = self.config, self.world
+        local, parts = scored if scored is not None else self.score(examples, gens)
+        # data-parallel: the whole batch's rewards on every process (its advantages may need the batch's std)
+        rewards = world.gather(local.float().cpu(), "the rewards")
+        components = {  # over the scores given
+            name: world.gather(values.float().cpu(), "the reward components").nanmean().item()
+            for name, values in parts.items()
+        }
+        grouped = rewards.view(-1, cfg.group_size)  # row p: the G completions of prompt p
+        adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1)[world.shard(rewards.numel())]
+        adv = adv.to(self.device)
         if not self.policy.training:
             self.policy.train()
         lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        stats = self._optimise(gens, adv, rewards.to(self.device))
+        stats = self._optimise(gens, adv, local.to(self.device))
         return rewards, {**components, "flat_groups": flat_groups(grouped).float().mean().item(), "lr": lr, **stats}
 
     def sample_batch(
@@ -300,7 +313,7 @@ class GRPO:
         kept: list[tuple[int, int]] = []  # (round, group) of the groups that vary
         flat: list[tuple[int, int]] = []
         while not rounds or (cfg.dynamic_sampling and len(kept) < P and len(rounds) < cfg.max_sampling_rounds):
-            examples = self.task.sample(self.rng, P)
+            examples = self.task.sample(self.rng, P)[self.world.shard(P)]  # every process draws all P: same rng
             gens = lm.generate(
                 self.policy,
                 self.tokenizer,
@@ -309,10 +322,11 @@ class GRPO:
                 cfg.max_new_tokens,
                 cfg.temperature,
                 cfg.top_p,
+                world=self.world,
             )
             scored = self.score(examples, gens)
-            is_flat = flat_groups(scored[0].view(P, G)).tolist()
-            for p in range(P):
+            is_flat = flat_groups(scored[0].view(-1, G)).tolist()
+            for p in range(len(examples)):
                 (flat if is_flat[p] else kept).append((len(rounds), p))
             rounds.append((examples, gens, scored))
         stats = {"sampling/flat_groups_generated": len(flat) / (P * len(rounds))}
@@ -349,8 +363,9 @@ class GRPO:
     def _optimise(self, gens: lm.Generations, adv: Tensor, rewards: Tensor) -> dict[str, float]:
         """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches (with a
         token critic: its GAE advantages and value loss instead of the group-relative Â)."""
-        cfg, critic = self.config, self.critic
-        rows = gens.input_ids.shape[0]
+        cfg, critic, world = self.config, self.critic, self.world
+        rows = gens.input_ids.shape[0]  # this process's; the batch has rows × world.size
+        micro_batches = micro_batches_per_process(cfg.grad_accum_steps, world.size)
         mask = gens.mask.float()
         if cfg.mask_truncated_completions and gens.truncated is not None:  # DAPO's overlong filtering
             mask = mask * (~gens.truncated).to(mask.device, mask.dtype).unsqueeze(1)
@@ -361,13 +376,18 @@ class GRPO:
                 old_logp, hidden = self._logps(self.policy, gens, with_hidden=critic is not None)
         if critic is not None:
             adv, returns = critic.advantages(rewards, hidden, mask)
-        micro = rows // cfg.grad_accum_steps
+        micro = rows // micro_batches
         # a step starts from no gradient: one left on the weights (the supervised warm-up's last, a user's
         # backward) would otherwise be added to the first pass's
         self.optimizer.zero_grad(set_to_none=True)
-        num_tokens = mask.sum().clamp(min=1.0)
+        num_tokens = world.all_sum(mask.sum(), "the token count").clamp(min=1.0)  # the whole batch's (DAPO)
         totals = StepStats(
-            mask, num_tokens, cfg.grad_accum_steps, cfg.num_iterations, cfg.importance_sampling_level == "sequence"
+            mask,
+            num_tokens,
+            micro_batches,
+            cfg.num_iterations,
+            cfg.importance_sampling_level == "sequence",
+            world.size,
         )
         for _ in range(cfg.num_iterations):
             for k, start in enumerate(range(0, rows, micro)):
@@ -387,9 +407,9 @@ class GRPO:
                     cfg.loss_type,
                     cfg.importance_sampling_level,
                     max_len=cfg.max_new_tokens,
-                    num_sequences=rows,
+                    num_sequences=rows * world.size,
                     num_tokens=num_tokens,
-                    num_micro_batches=cfg.grad_accum_steps,
+                    num_micro_batches=micro_batches * world.size,
                 )
                 if critic is not None:
                     v_loss = critic.loss(hidden, returns[sl], mask[sl], num_tokens)
@@ -399,8 +419,10 @@ class GRPO:
                     check_finite(self.global_step, loss=loss)
                 loss.backward()
                 totals.add(k, loss, stats)
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            world.sum_gradients(params)  # each process's loss is its part of the batch's: the sum is the batch's
             norm = nn.utils.clip_grad_norm_(
-                [p for g in self.optimizer.param_groups for p in g["params"]],
+                params,
                 cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
                 foreach=True,
             )
@@ -408,7 +430,7 @@ class GRPO:
             totals.set("grad_norm", float(norm))
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-        return totals.result()
+        return totals.result(world)
 
     def learning_rate(self) -> float:
         """α at the current step: linear warm-up over ``lr_warmup_steps``, then constant."""
@@ -424,7 +446,7 @@ class GRPO:
         cfg = self.config
         if self.held_out.last is None:  # 0. the starting policy's held-out accuracy (after any warm-up)
             self.held_out.record(self.evaluate(), start=True)
-        with Session(self, total_steps) as session:
+        with Session(self, total_steps, processes=self.world) as session:
             for stats in session.iterations(callback):
                 # 1. P prompts, G completions each from π_θ, scored (dynamic sampling: groups that vary)
                 with session.timed("collect"):
@@ -440,7 +462,9 @@ class GRPO:
                     self.held_out.record(self.evaluate())
                 seconds = stats["collect_seconds"] + stats["update_seconds"]
                 stats.update(
-                    step_row(rewards, gens, self.held_out, bool(cfg.eval_samples), seconds), **sampling, **update_stats
+                    step_row(rewards, gens, self.held_out, bool(cfg.eval_samples), seconds, self.world),
+                    **sampling,
+                    **update_stats,
                 )
         return self
 
@@ -459,3 +483,31 @@ def task_from_datasets(cfg: GRPOConfig, train: Any, evaluation: Any, tokenizer: 
             evaluation = None
     accuracy = load_callable(cfg.eval_metric, "eval_metric") if cfg.eval_metric else None
     return dataset_task(train, evaluation, tokenizer, accuracy, cfg.dataset or "train_dataset")
+
+
+def micro_batches_per_process(grad_accum_steps: int, processes: int) -> int:
+    """Micro-batches each of ``processes`` runs per optimiser step: ``grad_accum_steps`` counts them over the whole
+    batch, so each process runs its share; 1 (the default) means one per process."""
+    return max(1, grad_accum_steps // processes)
+
+
+def check_data_parallel(cfg: GRPOConfig, world: distributed.World) -> None:
+    """What a data-parallel run of ``world.size`` processes needs of the config (one line each, else)."""
+    if not world.active:
+        return
+    n = world.size
+    if cfg.prompts_per_step % n:
+        raise ConfigError(
+            f"prompts_per_step={cfg.prompts_per_step} must be divisible by the {n} processes "
+            "(each takes a whole share of the prompts, their groups whole)"
+        )
+    if cfg.grad_accum_steps > 1 and cfg.grad_accum_steps % n:
+        raise ConfigError(
+            f"grad_accum_steps={cfg.grad_accum_steps} counts micro-batches over all {n} processes: "
+            f"set a multiple of {n} (or 1: one micro-batch per process)"
+        )
+    if cfg.dynamic_sampling:
+        raise ConfigError(
+            "dynamic_sampling runs in one process for now (the groups it keeps would differ in number between "
+            "processes); set dynamic_sampling=false, or run one process"
+        )

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from ..config import ConfigError
 from .decoder import lean_decoder
+from .distributed import SINGLE, World
 
 
 def require_transformers() -> Any:
@@ -219,8 +220,12 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     greedy: bool = False,
+    world: World = SINGLE,
 ) -> Generations:
-    """Sample ``group_size`` completions per prompt (or one greedy completion each with ``greedy``)."""
+    """Sample ``group_size`` completions per prompt (or one greedy completion each with ``greedy``). With a
+    data-parallel ``world`` the prompts are this process's equal share of the batch, and the lean decoder draws
+    what one process would for the whole batch (the result and the random state do not depend on the number of
+    processes); ``model.generate`` draws a stream of its own per process instead."""
     transformers = require_transformers()
     device = next(model.parameters()).device
     enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(device)
@@ -232,6 +237,8 @@ def generate(
         was_training = model.training
         if decoder.has_dropout:  # toggling train/eval visits every module (~1 ms): only when it matters
             model.eval()
+        rows = len(prompts) * repeat
+        rows_of = (world.rank * rows, world.size * rows) if world.active and not greedy else None
         completion = decoder.sample(
             enc.input_ids,
             enc.attention_mask,
@@ -242,7 +249,11 @@ def generate(
             temperature,
             top_p,
             greedy,
+            rows_of,
         )
+        if rows_of is not None:  # the draws of the steps other processes still took: the random states stay equal
+            for _ in range(world.all_max(completion.shape[1], "sampling") - completion.shape[1]):
+                torch.rand(rows_of[1], 1, device=completion.device)
         if decoder.has_dropout:
             model.train(was_training)
         out = torch.cat([enc.input_ids.repeat_interleave(repeat, 0), completion], dim=1)
@@ -257,7 +268,13 @@ def generate(
         )
         was_training = model.training
         model.eval()
-        out = model.generate(**enc, generation_config=gen_config)
+        if world.active and not greedy:  # one seed drawn alike everywhere, then a stream per process
+            seed = int(torch.randint(2**62, (1,)).item()) + world.rank
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                out = model.generate(**enc, generation_config=gen_config)
+        else:
+            out = model.generate(**enc, generation_config=gen_config)
         model.train(was_training)
         completion = out[:, prompt_len:]
     mask = completion_mask(completion, end_ids)

@@ -366,11 +366,13 @@ class LeanDecoder:
         temperature: float = 1.0,
         top_p: float = 1.0,
         greedy: bool = False,
+        rows_of: tuple[int, int] | None = None,
     ) -> Tensor:
         """``repeats`` completions of each left-padded prompt ``[P, T]`` → completion tokens ``[P·repeats, L]``
         (rows prompt-major, L ≤ max_new_tokens, ``pad_token_id`` after each end token: ``eos_token_id``, one id or
         several), sampled from softmax(logits / temperature) restricted to the top-p nucleus, or greedy. The
-        prompt is run once and its keys and values are repeated for its completions."""
+        prompt is run once and its keys and values are repeated for its completions. ``rows_of`` (offset, total):
+        these rows are rows offset… of a batch of ``total`` (see :func:`next_token`)."""
         prompts, prompt_len = prompt_ids.shape
         weight = self.body.embed_tokens.weight
         cache = KVCache([], [])
@@ -395,7 +397,7 @@ class LeanDecoder:
         done = torch.zeros(rows, dtype=torch.bool, device=prompt_ids.device)
         end_ids = torch.as_tensor(eos_token_id, device=prompt_ids.device)
         for step in range(max_new_tokens):
-            token = next_token(logits, temperature, top_p, greedy)
+            token = next_token(logits, temperature, top_p, greedy, rows_of)
             token = torch.where(done, torch.full_like(token, pad_token_id), token)
             tokens[:, step] = token
             done |= torch.isin(token, end_ids)
@@ -418,9 +420,15 @@ def add_linear(residual: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None)
     return out.view(residual.shape)
 
 
-def next_token(logits: Tensor, temperature: float, top_p: float, greedy: bool) -> Tensor:
+def next_token(
+    logits: Tensor, temperature: float, top_p: float, greedy: bool, rows_of: tuple[int, int] | None = None
+) -> Tensor:
     """One token per row of ``logits`` ``[B, V]``: argmax, or a sample from softmax(logits / T) over the smallest
-    set of tokens whose probability reaches ``top_p`` (nucleus sampling; the most likely token always stays)."""
+    set of tokens whose probability reaches ``top_p`` (nucleus sampling; the most likely token always stays).
+
+    ``rows_of`` (offset, total): the B rows are rows offset … offset + B − 1 of a batch of ``total`` split over
+    data-parallel processes; the uniforms are drawn for all ``total`` rows and these take theirs, so every process
+    draws what one process would for the whole batch (its random state moves the same way)."""
     if greedy:
         return logits.argmax(-1)
     logits = logits / temperature
@@ -432,5 +440,6 @@ def next_token(logits: Tensor, temperature: float, top_p: float, greedy: bool) -
     # inverse-CDF sampling: the same draw as torch.multinomial at a third of its cost (~20 vs ~75 µs a step);
     # u is scaled by the total so that rounding never reaches a token of probability 0
     cdf = logits.softmax(-1).cumsum(-1)
-    u = torch.rand(cdf.shape[0], 1, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
+    offset, total = rows_of if rows_of is not None else (0, cdf.shape[0])
+    u = torch.rand(total, 1, dtype=cdf.dtype, device=cdf.device)[offset : offset + cdf.shape[0]] * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1)

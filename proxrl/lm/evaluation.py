@@ -12,6 +12,7 @@ import torch
 from ..envs.text_tasks import TextTask, exact_match
 from . import accuracy, mean_scores
 from .config import LanguageModelConfig
+from .distributed import SINGLE, World
 
 
 def held_out_accuracy(
@@ -22,17 +23,22 @@ def held_out_accuracy(
     device: torch.device,
     examples: int | None = None,
     samples: int | None = None,
+    world: World = SINGLE,
 ) -> dict[str, float]:
     """On the first ``examples`` (default ``cfg.eval_examples``) of the task's held-out prompts: ``accuracy``,
     greedy exact match; with ``samples`` k > 0 (default ``cfg.eval_samples``) also ``sampled_accuracy``, of k
     completions per prompt sampled at the training temperature and top-p; ``examples``: how many prompts. Runs on
-    a fork of torch's random state, so that training's random stream does not depend on evaluation."""
-    held_out = task.held_out()[: examples or cfg.eval_examples]
-    if not held_out:  # a dataset without an eval dataset: nothing to measure
+    a fork of torch's random state, so that training's random stream does not depend on evaluation. Data-parallel
+    (``world``): each process scores its share of the prompts and the means are the whole set's."""
+    everything = task.held_out()[: examples or cfg.eval_examples]
+    if not everything:  # a dataset without an eval dataset: nothing to measure
         return {"accuracy": None, "examples": 0}
+    held_out = world.split(everything)
     score = task.accuracy
     k = cfg.eval_samples if samples is None else samples
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if world.active:  # each process's share gets draws of its own
+            torch.manual_seed(int(torch.randint(2**62, (1,)).item()) + world.rank)
         out = {
             **mean_scores(
                 policy,
@@ -54,7 +60,15 @@ def held_out_accuracy(
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
             )
-    return out
+    return _whole_set(out, world) if world.active else out
+
+
+def _whole_set(out: dict[str, float], world: World) -> dict[str, float]:
+    """The means of the processes' shares (``out``: this one's means over its ``examples``), weighted by size."""
+    keys = sorted(k for k in out if k != "examples")
+    n = out["examples"]
+    totals = world.all_sum(torch.tensor([out[k] * n for k in keys] + [n], dtype=torch.float64), "evaluation")
+    return {**{k: totals[i].item() / totals[-1].item() for i, k in enumerate(keys)}, "examples": totals[-1].item()}
 
 
 def accuracy_label(task: Any) -> str:

@@ -11,19 +11,34 @@ import torch
 from ..envs.text_tasks import TextTask, char_tokenizer
 from . import load_causal_lm, supervised_warmup, tiny_causal_lm
 from .config import LanguageModelConfig
+from .distributed import SINGLE, World
 
 INIT_MODEL = "init_model"  # the run directory's folder holding the warmed-up tiny model
 
 
 def starting_policy(
-    task: TextTask, cfg: LanguageModelConfig, device: torch.device, dtype: torch.dtype, run_dir: Path | None
+    task: TextTask,
+    cfg: LanguageModelConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    run_dir: Path | None,
+    world: World = SINGLE,
 ) -> tuple[Any, Any, str | None]:
     """(model, tokenizer, source): ``cfg.model`` loaded with ``from_pretrained``, or the task's tiny model
     (:func:`tiny_model`); ``source`` is the absolute folder the weights were read from (the reference model's on
-    resume), or None for a tiny model trained without a run directory."""
+    resume), or None for a tiny model trained without a run directory. Data-parallel (``world``), the main
+    process warms the tiny model up and saves it, the others load it from there, and all continue from the main
+    process's random state (each process warms up alike without a run directory)."""
     if cfg.model is not None:
         return (*load_causal_lm(cfg.model, dtype, str(device)), str(Path(cfg.model).resolve()))
-    model, tokenizer = tiny_model(task, cfg, device, dtype, run_dir)
+    if world.active and run_dir is not None:
+        if world.main:
+            tiny_model(task, cfg, device, dtype, run_dir)
+        world.barrier("the warm-up of the tiny model (on rank 0)")
+        model, tokenizer = load_causal_lm(run_dir / INIT_MODEL, dtype, str(device))
+        world.broadcast_rng()
+    else:
+        model, tokenizer = tiny_model(task, cfg, device, dtype, run_dir)
     return model, tokenizer, str((run_dir / INIT_MODEL).resolve()) if run_dir is not None else None
 
 

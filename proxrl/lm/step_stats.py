@@ -6,7 +6,10 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+import torch
 from torch import Tensor
+
+from .distributed import SINGLE, World
 
 from .evaluation import HeldOutAccuracy
 
@@ -18,14 +21,23 @@ class StepStats:
     each micro-batch weighted by its share of the batch's tokens; other values as last set."""
 
     def __init__(
-        self, mask: Tensor, num_tokens: Tensor, micro_batches: int, passes: int, per_sequence: bool = False
+        self,
+        mask: Tensor,
+        num_tokens: Tensor,
+        micro_batches: int,
+        passes: int,
+        per_sequence: bool = False,
+        processes: int = 1,
     ) -> None:
-        """``mask`` ``[B, L]`` of the whole batch, ``num_tokens`` its sum (at least 1); ``per_sequence``: the clip
-        fractions are shares of completions (GSPO's sequence-level ratio), so micro-batches weigh by their rows."""
+        """``mask`` ``[B, L]`` of the batch, ``num_tokens`` the whole batch's token count (at least 1);
+        ``per_sequence``: the clip fractions are shares of completions (GSPO's sequence-level ratio), so
+        micro-batches weigh by their rows. Data-parallel: ``mask`` is this process's share, of ``processes`` equal
+        ones, ``micro_batches`` its own; every stat but ``grad_norm`` is then this process's part of the batch's
+        value, and the batch's is their sum (:meth:`result`)."""
         self.passes = passes
         micro = mask.shape[0] // micro_batches
         self.shares = (mask.view(micro_batches, micro, -1).sum((1, 2)) / num_tokens / passes).tolist()
-        self.clip_shares = [1 / micro_batches / passes] * micro_batches if per_sequence else self.shares
+        self.clip_shares = [1 / (micro_batches * processes) / passes] * micro_batches if per_sequence else self.shares
         self.totals: dict[str, float] = collections.defaultdict(float)
 
     def add_loss(self, name: str, value: Tensor) -> None:
@@ -42,21 +54,30 @@ class StepStats:
         """A value that is not summed (e.g. the last pass's gradient norm)."""
         self.totals[name] = value
 
-    def result(self) -> dict[str, float]:
-        """The step's stats, in the order they were first added."""
-        return dict(self.totals)
+    def result(self, world: World = SINGLE) -> dict[str, float]:
+        """The step's stats, in the order they were first added (data-parallel: summed over the processes, but the
+        gradient norm, which is already the batch's)."""
+        if not world.active:
+            return dict(self.totals)
+        keys = [k for k in self.totals if k != "grad_norm"]
+        summed = world.all_sum(torch.tensor([self.totals[k] for k in keys], dtype=torch.float64), "the step's stats")
+        return {k: summed[keys.index(k)].item() if k in keys else v for k, v in self.totals.items()}
 
 
 def step_row(
-    rewards: Tensor, gens: Any, held_out: HeldOutAccuracy, sampled: bool, seconds: float
+    rewards: Tensor, gens: Any, held_out: HeldOutAccuracy, sampled: bool, seconds: float, world: World = SINGLE
 ) -> dict[str, float | None]:
     """A step's logged row besides the session's timing and the update's stats: the rewards ``[P·G]``, completion
-    lengths in tokens (mean, min, max; ``gens``: the step's ``lm.Generations``) and the share truncated at
-    max_new_tokens, the latest held-out accuracy (and the sampled one, if ``sampled``), and the throughput of the
-    step's generation and update (``seconds`` in all)."""
-    lengths = gens.mask.sum(1).float()
+    lengths in tokens (mean, min, max; ``gens``: the step's ``lm.Generations``, this process's share of the batch
+    when data-parallel) and the share truncated at max_new_tokens, the latest held-out accuracy (and the sampled
+    one, if ``sampled``), and the throughput of the step's generation and update (``seconds`` in all)."""
+    lengths = world.gather(gens.mask.sum(1).float().cpu(), "the completion lengths")
     tokens = lengths.sum().item()
-    truncated = gens.truncated.float().mean().item() if gens.truncated is not None else None
+    truncated = (
+        world.gather(gens.truncated.float().cpu(), "the truncated flags").mean().item()
+        if gens.truncated is not None
+        else None
+    )
     return {
         "reward": rewards.mean().item(),
         "reward_std": rewards.std().item(),

@@ -17,8 +17,9 @@ from ..algos.common import rng_state, set_rng_state
 from ..config import ConfigError
 from ..envs.text_tasks import TextTask, sampler_state, set_sampler_state
 from ..run import Trainer
-from . import load_adapter
+from . import distributed, load_adapter
 from .critic import TokenCritic
+from .distributed import World
 from .evaluation import HeldOutAccuracy, accuracy_label, describe_accuracy, held_out_accuracy
 from .reference import Reference
 
@@ -37,6 +38,7 @@ class LanguageModelTrainer(Trainer, Protocol):
     critic: TokenCritic | None
     optimizer: torch.optim.Optimizer
     held_out: HeldOutAccuracy
+    world: World  # this process among a data-parallel run's (one process: distributed.SINGLE)
 
     @property
     def global_step(self) -> int: ...
@@ -49,7 +51,9 @@ def evaluate(
     (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled at
     the training temperature and top-p (``sampled_accuracy``)."""
     cfg = trainer.config
-    return held_out_accuracy(trainer.policy, trainer.tokenizer, trainer.task, cfg, trainer.device, examples, samples)
+    return held_out_accuracy(
+        trainer.policy, trainer.tokenizer, trainer.task, cfg, trainer.device, examples, samples, trainer.world
+    )
 
 
 def describe_evaluation(
@@ -80,7 +84,8 @@ def summary(trainer: LanguageModelTrainer, eval_episodes: int = 0) -> list[str]:
 
 
 def close(trainer: LanguageModelTrainer) -> None:
-    """A language-model trainer starts nothing beside itself (no envs, no runners): nothing to stop."""
+    """A language-model trainer starts no envs or runners; a data-parallel one ends its process group."""
+    distributed.close(trainer.world)
 
 
 def state_dict(trainer: LanguageModelTrainer) -> dict[str, Any]:
