@@ -49,7 +49,7 @@ def main(out: Path) -> None:
         rows: list[dict[str, float]] = []
         agent = GRPO("addition", **SETTINGS, **case)
         start = {k: v.detach().clone() for k, v in agent.policy.state_dict().items()}
-        agent.learn(3, callback=lambda _, row: rows.append({k: row[k] for k in LOGGED}))
+        agent.learn(3, callback=lambda _, row, rows=rows: rows.append({k: row[k] for k in LOGGED}))
         weights = {k: v.detach().clone() for k, v in agent.policy.state_dict().items()}
         if agent.world.main:
             torch.save({"start": start, "weights": weights, "rows": rows}, out / f"{name}.pt")
