@@ -49,10 +49,16 @@ def main() -> None:
 
     agent.learn(a.steps, callback=on_step)
     seconds = times[-1] - times[0]
+    # under torchrun: the row's counts are the whole batch's; peak RSS is the sum of the processes'
+    rss = agent.world.all_sum(torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0]), "RSS")
+    agent.close()
+    if not agent.world.main:
+        return
     result = {
         "completions_per_s": (len(times) - 1) * a.prompts_per_step * a.group_size / seconds,
         "tokens_per_s": sum(tokens[1:]) / seconds,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": float(rss.item()),
+        "processes": agent.world.size,
         "steps": len(times),
         "seconds": seconds,
         "torch_threads": torch.get_num_threads(),

@@ -83,12 +83,13 @@ def main() -> None:
     counter = TokenCounter()
     timer = StepTimer(counter)
     completions_per_step = a.prompts_per_step * a.group_size
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: the same global batch over the processes
     with tempfile.TemporaryDirectory(prefix="trl-grpo-bench-") as out_dir:
         config = GRPOConfig(
             output_dir=out_dir,
             num_generations=a.group_size,
             # Batch sizes count completions: one generation batch = one micro-batch = one optimizer step.
-            per_device_train_batch_size=completions_per_step,
+            per_device_train_batch_size=completions_per_step // processes,
             gradient_accumulation_steps=1,
             steps_per_generation=1,
             num_iterations=1,
@@ -123,10 +124,19 @@ def main() -> None:
 
     timed_steps = len(timer.times) - 1
     seconds = timer.times[-1] - timer.times[0]
+    # each process counts its own tokens and peak RSS: summed over the processes (gloo) when there are several
+    totals = torch.tensor(
+        [float(timer.tokens[-1] - timer.tokens[0]), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
+    )
+    if processes > 1:
+        torch.distributed.all_reduce(totals)
+        if torch.distributed.get_rank() != 0:
+            return
     result = {
         "completions_per_s": timed_steps * completions_per_step / seconds,
-        "tokens_per_s": (timer.tokens[-1] - timer.tokens[0]) / seconds,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "tokens_per_s": float(totals[0]) / seconds,
+        "peak_rss_mib": float(totals[1]),
+        "processes": processes,
         "steps": len(timer.times),
         "seconds": seconds,
         "trl_version": trl.__version__,

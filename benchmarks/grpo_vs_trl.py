@@ -7,12 +7,23 @@ table with medians and the ratios.
 
     bash benchmarks/setup_trl_venv.sh                 # once: TRL's interpreter (.venv-trl)
     python benchmarks/grpo_vs_trl.py [--seeds 0 1 2 3 4 5 6] [--steps 60] [--beta 0.04]
+
+``--model qwen2-bpe`` trains a 34M-parameter Qwen2 (8 layers, width 512, 8 heads) with the GSM8K-format task's BPE
+tokenizer (``proxrl.envs.math_tasks.math_tokenizer``) instead; ``--processes 1 2`` runs each contender on 1 and
+on 2 data-parallel processes (proxrl under ``torchrun``, TRL's Trainer under ``torchrun`` too: gloo on the CPU,
+loopback only), the same global batch, ``--threads`` torch threads split over the processes. Peak RSS is then the
+sum of the processes' peaks:
+
+    python benchmarks/grpo_vs_trl.py --model qwen2-bpe --max-new-tokens 64 --steps 6 --seeds 0 1 2 \
+        --processes 1 2 --beta 0.04
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +39,31 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+def make_qwen2(folder: Path) -> None:
+    """A Qwen2-architecture model of 34M parameters (8 layers, width 512, 8 heads, MLP 2048, tied embeddings) with
+    the GSM8K-format task's BPE tokenizer (vocabulary 400, ChatML end token), built from a config."""
+    from proxrl.envs.math_tasks import math_tokenizer
+
+    torch.manual_seed(0)
+    tok = math_tokenizer()
+    model = lm.tiny_causal_lm(tok, "qwen2", hidden_size=512, num_layers=8, num_heads=8, max_length=256)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+
+
+def launcher(python: str, processes: int) -> list[str]:
+    """``python`` itself, or torchrun of that interpreter's torch on a free loopback port."""
+    if processes == 1:
+        return [python]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [python, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--nnodes=1"] + [
+        "--master-addr=127.0.0.1",
+        f"--master-port={port}",
+    ]
+
+
 def make_model(folder: Path) -> None:
     """The issue's reference model: 4 layers, width 128, 4 heads, character tokenizer of the addition task."""
     torch.manual_seed(0)
@@ -37,8 +73,9 @@ def make_model(folder: Path) -> None:
     tok.save_pretrained(folder)
 
 
-def run(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+def run(cmd: list[str], threads: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), GLOO_SOCKET_IFNAME="lo", MASTER_ADDR="127.0.0.1")
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"{cmd} failed:\n{out.stderr[-3000:]}")
     return json.loads([line for line in out.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
@@ -53,6 +90,9 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=8)
     p.add_argument("--beta", type=float, default=0.04)
     p.add_argument("--trl-python", default=str(ROOT / ".venv-trl" / "bin" / "python"))
+    p.add_argument("--model", choices=("llama-char", "qwen2-bpe"), default="llama-char")
+    p.add_argument("--processes", type=int, nargs="+", default=[1], help="data-parallel process counts to run")
+    p.add_argument("--threads", type=int, default=2, help="torch threads in all, split over the processes")
     args = p.parse_args()
     common = [
         "--steps",
@@ -66,26 +106,31 @@ def main() -> None:
         "--beta",
         str(args.beta),
     ]
-    results: dict[str, list[dict]] = {"proxrl": [], "TRL": []}
+    names = [f"{lib}{'' if n == 1 else f' ×{n}'}" for n in args.processes for lib in ("proxrl", "TRL")]
+    results: dict[str, list[dict]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
-        make_model(model_dir)
+        (make_qwen2 if args.model == "qwen2-bpe" else make_model)(model_dir)
         for seed in args.seeds:
-            jobs = [
-                ("proxrl", [sys.executable, str(HERE / "_proxrl_grpo_runner.py")]),
-                ("TRL", [args.trl_python, str(HERE / "_trl_grpo_runner.py")]),
-            ]
-            if seed % 2:
-                jobs.reverse()
-            for name, cmd in jobs:
-                r = run([*cmd, str(model_dir), *common, "--seed", str(seed)])
-                r["seed"] = seed
-                results[name].append(r)
-                print(
-                    f"{name} seed {seed}: {r['completions_per_s']:.0f} completions/s, {r['tokens_per_s']:.0f} "
-                    f"tokens/s, peak RSS {r['peak_rss_mib']:.0f} MiB",
-                    file=sys.stderr,
-                )
+            for n in args.processes:
+                threads = max(1, args.threads // n)
+                jobs = [
+                    ("proxrl", launcher(sys.executable, n) + [str(HERE / "_proxrl_grpo_runner.py")]),
+                    ("TRL", launcher(args.trl_python, n) + [str(HERE / "_trl_grpo_runner.py")]),
+                ]
+                if seed % 2:
+                    jobs.reverse()
+                for lib, cmd in jobs:
+                    name = f"{lib}{'' if n == 1 else f' ×{n}'}"
+                    extra = ["--threads", str(threads)] if lib == "proxrl" else []
+                    r = run([*cmd, str(model_dir), *common, "--seed", str(seed), *extra], threads)
+                    r["seed"] = seed
+                    results[name].append(r)
+                    print(
+                        f"{name} seed {seed}: {r['completions_per_s']:.1f} completions/s, {r['tokens_per_s']:.0f} "
+                        f"tokens/s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                        file=sys.stderr,
+                    )
     lines = [
         "| contender | seed | completions/s | generated tokens/s | peak RSS (MiB) | torch threads |",
         "|---|---|---|---|---|---|",
@@ -94,7 +139,7 @@ def main() -> None:
     for name, runs in results.items():
         for r in runs:
             lines.append(
-                f"| {name} | {r['seed']} | {r['completions_per_s']:,.0f} | {r['tokens_per_s']:,.0f} | "
+                f"| {name} | {r['seed']} | {r['completions_per_s']:,.1f} | {r['tokens_per_s']:,.0f} | "
                 f"{r['peak_rss_mib']:.0f} | {r['torch_threads']} |"
             )
         med[name] = {
@@ -102,14 +147,18 @@ def main() -> None:
         }
         m = med[name]
         lines.append(
-            f"| **{name}** | median | **{m['completions_per_s']:,.0f}** | **{m['tokens_per_s']:,.0f}** | "
+            f"| **{name}** | median | **{m['completions_per_s']:,.1f}** | **{m['tokens_per_s']:,.0f}** | "
             f"**{m['peak_rss_mib']:.0f}** | |"
         )
-    print("\n".join(lines))
-    ratio = med["proxrl"]["completions_per_s"] / med["TRL"]["completions_per_s"]
-    print(f"\n- completions/s, proxrl / TRL: {ratio:.2f}")
-    print(f"- generated tokens/s, proxrl / TRL: {med['proxrl']['tokens_per_s'] / med['TRL']['tokens_per_s']:.2f}")
-    print(f"- peak RSS, proxrl / TRL: {med['proxrl']['peak_rss_mib'] / med['TRL']['peak_rss_mib']:.2f}")
+    print("\n".join(lines) + "\n")
+    for n in args.processes:
+        ours, theirs = med[f"proxrl{'' if n == 1 else f' ×{n}'}"], med[f"TRL{'' if n == 1 else f' ×{n}'}"]
+        print(
+            f"- {n} process{'es' if n > 1 else ''}: completions/s, proxrl / TRL "
+            f"{ours['completions_per_s'] / theirs['completions_per_s']:.2f}; generated tokens/s "
+            f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}; "
+            f"peak RSS {ours['peak_rss_mib'] / theirs['peak_rss_mib']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -829,8 +829,9 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "dp-gradients-averaged",
         DIST_LM,
-        "            p.grad = flat[offset : offset + n].view_as(p).to(p.dtype)",
-        "            p.grad = (flat[offset : offset + n] / self.size).view_as(p).to(p.dtype)",
+        "                work.wait()\n",
+        "                work.wait()\n            for p in params:\n"
+        "                p.grad.div_(self.size)  # type: ignore[union-attr]\n",
         "data-parallel GRPO: gradients averaged over the processes instead of summed (each loss is already its "
         "share of the batch's)",
         tests=("test_grpo_distributed.py",),

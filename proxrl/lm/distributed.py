@@ -95,18 +95,19 @@ class World:
         return torch.cat(parts).to(tensor.device)
 
     def sum_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
-        """Replace each parameter's gradient by its sum over the processes: one all-reduce of the gradients
-        flattened into one buffer (a parameter without a gradient counts as zero, so every process sends the same
-        layout)."""
+        """Replace each parameter's gradient by its sum over the processes, in place: one all-reduce per parameter,
+        all in flight at once (no flat copy of the gradients; a parameter without one counts as zero, so every
+        process sends the same tensors)."""
         if not self.active:
             return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = self.all_sum(torch.cat([g.reshape(-1) for g in grads]), "the gradient all-reduce")
-        offset = 0
-        for p, g in zip(params, grads, strict=True):
-            n = g.numel()
-            p.grad = flat[offset : offset + n].view_as(p).to(p.dtype)
-            offset += n
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        with _collective("the gradient all-reduce", self):
+            pending = [torch.distributed.all_reduce(p.grad, async_op=True) for p in params if p.grad is not None]
+            for work in pending:
+                assert work is not None
+                work.wait()
 
     def broadcast_rng(self) -> None:
         """Give every process rank 0's torch random state (the sampling stream that every process then draws in
