@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST)
 
 ## Seeded learning thresholds (slow; CI runs them too). Serial: the GRPO tests run their seeds in a pool of two
-## processes already, and under xdist the tier took 1,788 s on an AVX2 EPYC, no faster.
+## processes already, and under xdist (2 workers) the tier took 1,788 s in a fresh-clone CI run on an AVX2 EPYC.
 test-learning: $(STAMP)
 	$(BIN)/python -m pytest -q -m learning $(PYTEST_ARGS)
 
