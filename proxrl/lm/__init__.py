@@ -268,10 +268,9 @@ def generate(
         )
         was_training = model.training
         model.eval()
-        if world.active and not greedy:  # one seed drawn alike everywhere, then a stream per process
-            seed = int(torch.randint(2**62, (1,)).item()) + world.rank
+        if world.active and not greedy:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(seed)
+                world.seed_own_stream()
                 out = model.generate(**enc, generation_config=gen_config)
         else:
             out = model.generate(**enc, generation_config=gen_config)

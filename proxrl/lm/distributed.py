@@ -119,6 +119,12 @@ class World:
             torch.distributed.broadcast(state, src=0)
         torch.set_rng_state(state.cpu())
 
+    def seed_own_stream(self) -> None:
+        """Reseed torch's random state with one draw (the same on every process) plus the rank, so that each
+        process samples a stream of its own from here (call it inside ``torch.random.fork_rng``)."""
+        if self.active:
+            torch.manual_seed(int(torch.randint(2**62, (1,)).item()) + self.rank)
+
     def barrier(self, what: str) -> None:
         """Wait until every process gets here."""
         if self.active:
@@ -179,9 +185,3 @@ def _collective(what: str, world: World) -> Iterator[None]:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
-
-
-def describe(world: World) -> str:
-    """'2 processes (gloo)' for messages."""
-    backend = torch.distributed.get_backend() if world.active and torch.distributed.is_initialized() else "none"
-    return f"{world.size} processes ({backend})"

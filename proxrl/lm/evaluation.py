@@ -37,8 +37,7 @@ def held_out_accuracy(
     score = task.accuracy
     k = cfg.eval_samples if samples is None else samples
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        if world.active:  # each process's share gets draws of its own
-            torch.manual_seed(int(torch.randint(2**62, (1,)).item()) + world.rank)
+        world.seed_own_stream()  # data-parallel: each process's share gets draws of its own
         out = {
             **mean_scores(
                 policy,
