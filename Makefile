@@ -24,19 +24,22 @@ XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS))
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST)
 
-## Seeded learning thresholds (slow; CI runs them too). Serial: the GRPO tests run their seeds in a pool of two
-## processes already, and under xdist (2 workers) the tier took 1,788 s in a fresh-clone CI run on an AVX2 EPYC.
+## Seeded learning thresholds (slow; CI runs them too), the Ray ones excepted (make test-ray runs those). Two
+## xdist workers: each test runs its seeds in a pool of two processes, every one on one torch and one BLAS thread
+## (proxrl.algos.common.limit_threads), so four processes share the two cores without spinning on each other; the
+## GRPO tests, the longest, come first in tests/test_learning.py so that no worker is left with them at the end.
 test-learning: $(STAMP)
-	$(BIN)/python -m pytest -q -m learning $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m 'learning and not ray' $(XDIST) $(PYTEST_ARGS)
 
-## Runners on a local one-node Ray cluster (loopback only; ~1 minute; CI runs them too).
+## Runners on a local one-node Ray cluster (loopback only), their learning tests included (~4 minutes; CI runs
+## them too).
 test-ray: $(STAMP)
-	$(BIN)/python -m pytest -q -m 'ray and not learning' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m ray $(PYTEST_ARGS)
 
 ## Every command block of README.md and docs/ run as written, with budgets shrunk (tests/test_docs.py), and the
 ## further CLI-by-subprocess tests (marker slow); CI runs them.
 test-docs: $(STAMP)
-	$(BIN)/python -m pytest -q -m 'docs or slow' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m '(docs or slow) and not ray' $(XDIST) $(PYTEST_ARGS)
 
 test-all: test test-ray test-docs test-learning
 

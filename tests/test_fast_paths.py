@@ -250,3 +250,18 @@ def test_the_flat_clip_leaves_small_gradients_alone():
     flat.param.grad.fill_(1e-4)
     norm = flat.clip_grad_norm_(10.0)
     assert norm.item() < 10.0 and torch.all(flat.param.grad == 1e-4)
+
+
+def test_a_trainer_runs_numpys_blas_on_as_many_threads_as_torch(tiny_ppo):
+    """The numpy acting path's matrix products run on OpenBLAS, which otherwise takes every core: two runs side by
+    side then spin on each other's cores (an MLP run went from 2.8 s to 92 s with a second one beside it)."""
+    from threadpoolctl import threadpool_info
+
+    try:
+        PPO("CartPole-v1", **tiny_ppo, torch_threads=2)
+        assert torch.get_num_threads() == 2
+        assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == [2]
+        PPO("CartPole-v1", **tiny_ppo, torch_threads=1)
+        assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == [1]
+    finally:
+        torch.set_num_threads(1)

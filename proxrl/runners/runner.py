@@ -22,6 +22,7 @@ import torch
 
 from ..envs import Normalizers, dict_space_of, make_eval_env, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters
+from ..algos.common import limit_threads
 from ..config import ConfigError
 from ..policies import ActorCritic, warn_if_flattened_image
 from ..policies.encoders import build_encoder, set_cnn_precision
@@ -133,7 +134,7 @@ class RunnerBase:
     weights it holds, a torch stream of its own, and a checkpoint's state of its envs waiting for them to start."""
 
     def __init__(self, config: Any, index: int) -> None:
-        torch.set_num_threads(1)  # a runner steps envs; its one core is the unit Ray schedules
+        limit_threads(1)  # a runner steps envs; its one core is the unit Ray schedules
         self.config, self.index = config, index
         self.num_envs = config.num_envs // config.num_runners
         self.version = -1
