@@ -55,6 +55,7 @@ def clipped_surrogate(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: flo
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
+SAMPLING_CORRECTIONS = ("none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
 
 def aggregate_tokens(
@@ -105,6 +106,36 @@ def log_importance_ratio(logp: Tensor, old_logp: Tensor, mask: Tensor, level: st
     raise ValueError(f"unknown importance_sampling_level {level!r}; allowed: {', '.join(IMPORTANCE_SAMPLING_LEVELS)}")
 
 
+def sampling_correction(
+    old_logp: Tensor,
+    sampling_logp: Tensor,
+    mask: Tensor,
+    mode: str,
+    c_max: float | None = 3.0,
+    c_min: float | None = None,
+) -> Tensor:
+    """The importance weight that corrects for a sampler whose distribution μ differs from the trainer's π_θold
+    (another engine, other kernels, top-p), as TRL's ``vllm_importance_sampling_mode``:
+
+        w_{i,t} = π_θold(o_t|…) / μ(o_t|…)        (token modes, ``[B, L]``),
+        w_i = Π_t π_θold(o_t|…) / μ(o_t|…)        (sequence modes, ``[B, 1]``; over the completion's tokens),
+
+    then ``*_truncate`` clips w to [c_min, c_max] (truncated importance sampling, TIS; Yao et al. 2025, "Your
+    efficient RL framework secretly brings you off-policy RL training") and ``*_mask`` sets w to 0 outside
+    [c_min, c_max] (masked importance sampling, MIS). A bound of None is no bound. The weight carries no gradient:
+    it multiplies each token's clipped surrogate (:func:`grpo_loss`'s ``sampling_weight``)."""
+    if mode not in SAMPLING_CORRECTIONS[1:]:
+        raise ValueError(f"unknown sampling correction {mode!r}; allowed: {', '.join(SAMPLING_CORRECTIONS[1:])}")
+    log_w = (old_logp.detach() - sampling_logp) * mask.to(old_logp.dtype)
+    if mode.startswith("sequence"):
+        log_w = log_w.sum(-1, keepdim=True)
+    w = log_w.exp()
+    if mode.endswith("truncate"):
+        return w if c_min is None and c_max is None else w.clamp(min=c_min, max=c_max)
+    outside = (w < (c_min if c_min is not None else -math.inf)) | (w > (c_max if c_max is not None else math.inf))
+    return w.masked_fill(outside, 0.0)
+
+
 def grpo_loss(
     logp: Tensor,
     old_logp: Tensor,
@@ -116,6 +147,7 @@ def grpo_loss(
     beta: float = 0.0,
     loss_type: str = "grpo",
     importance_sampling_level: str = "token",
+    sampling_weight: Tensor | None = None,
     **aggregate_kwargs: Any,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Negative GRPO objective (the seed's GRPO section; Shao et al. 2024), per token t of completion i:
@@ -130,9 +162,13 @@ def grpo_loss(
     or ``[B, L]`` (per token, e.g. GAE; token level only). β = 0 (or no ``ref_logp``) drops the KL term. Stats:
     ``clip_frac`` = ``clip_frac_low`` + ``clip_frac_high`` (:func:`clip_fractions`: the share of tokens, or of
     completions at sequence level, whose term the clip holds constant) and ``kl`` (mean k3 over the tokens).
+    ``sampling_weight`` (``[B, L]`` or ``[B, 1]``; :func:`sampling_correction`) multiplies each token's clipped
+    surrogate, not the KL term, as TRL does.
     """
     ratio = log_importance_ratio(logp, old_logp, mask, importance_sampling_level).exp()
     per_token = -clipped_surrogate_terms(ratio, adv, clip_low, clip_high).expand(mask.shape)
+    if sampling_weight is not None:
+        per_token = per_token * sampling_weight
     kl_tokens = None
     if ref_logp is not None and beta > 0:
         kl_tokens = kl.k3(ref_logp, logp)  # samples from π_θ: r = π_ref/π_θ

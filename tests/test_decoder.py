@@ -186,9 +186,9 @@ def test_bfloat16_models_match_within_bfloat16_precision(tmp_path):
         )
 
 
-def test_other_architectures_and_mismatching_models_use_transformers(tmp_path):
-    tok = text_tasks.char_tokenizer(VOCAB)
-    gpt2 = transformers.GPT2LMHeadModel(
+def tiny_gpt2(tok):
+    """A random one-layer GPT-2: an architecture the lean decoder does not cover."""
+    return transformers.GPT2LMHeadModel(
         transformers.GPT2Config(
             vocab_size=len(tok),
             n_embd=16,
@@ -200,6 +200,11 @@ def test_other_architectures_and_mismatching_models_use_transformers(tmp_path):
             bos_token_id=tok.eos_token_id,
         )
     )
+
+
+def test_other_architectures_and_mismatching_models_use_transformers(tmp_path):
+    tok = text_tasks.char_tokenizer(VOCAB)
+    gpt2 = tiny_gpt2(tok)
     assert lean_decoder(gpt2) is None
     gens = lm.generate(gpt2, tok, ["3+4="], group_size=2, max_new_tokens=3)
     assert gens.input_ids.shape[0] == 2

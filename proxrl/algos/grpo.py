@@ -37,7 +37,7 @@ from ..lm.reference import Reference
 from ..lm.rewards import RewardError, Rewards, soft_overlong_penalty  # noqa: F401 - RewardError: this module's API
 from ..lm.starting import starting_policy
 from ..lm.step_stats import StepStats, step_row
-from ..objectives import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, grpo_loss
+from ..objectives import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SAMPLING_CORRECTIONS, grpo_loss, sampling_correction
 from ..optim import make_adam
 from ..run import GLOBAL_STEP, Session
 from .common import begin, check_finite, check_gradient, resolve_device
@@ -95,6 +95,20 @@ class GRPOConfig(LanguageModelConfig):
         "the ratio the clip acts on: token (ρ per token; GRPO, DAPO) or sequence (GSPO's length-normalised "
         "sequence ratio, one per completion)",
         choices=IMPORTANCE_SAMPLING_LEVELS,
+    )
+    sampling_correction: str = param(
+        "none",
+        "correct for a sampler whose log-probs differ from the trainer's (TRL's vllm_importance_sampling_mode): "
+        "token_truncate (TIS: each token's weight π_old/μ clipped at sampling_correction_max), token_mask (MIS: "
+        "weights outside the bounds set to 0), sequence_truncate, sequence_mask (one weight per completion); none: "
+        "off. The generator returns its log-probs μ.",
+        choices=SAMPLING_CORRECTIONS,
+    )
+    sampling_correction_max: float | None = param(
+        3.0, "C_max of sampling_correction (TRL's vllm_importance_sampling_clip_max); None: no upper bound", low=0.0
+    )
+    sampling_correction_min: float | None = param(
+        None, "C_min of sampling_correction (TRL's vllm_importance_sampling_clip_min); None: no lower bound", low=0.0
     )
     mask_truncated_completions: bool = param(
         False,
@@ -323,6 +337,7 @@ class GRPO:
                 cfg.temperature,
                 cfg.top_p,
                 world=self.world,
+                sampling_logps=cfg.sampling_correction != "none",
             )
             scored = self.score(examples, gens)
             is_flat = flat_groups(scored[0].view(-1, G)).tolist()
@@ -395,6 +410,7 @@ class GRPO:
                 logp, hidden = self._logps(self.policy, gens, sl, with_hidden=critic is not None)
                 # μ = 1: π_old is the policy itself (ratio 1, gradient of the ratio = ∇ log π)
                 old = logp.detach() if old_logp is None else old_logp[sl]
+                weight = self._sampling_weight(old, gens, mask, sl, k, totals)
                 loss, stats = grpo_loss(
                     logp,
                     old,
@@ -406,6 +422,7 @@ class GRPO:
                     cfg.beta,
                     cfg.loss_type,
                     cfg.importance_sampling_level,
+                    weight,
                     max_len=cfg.max_new_tokens,
                     num_sequences=rows * world.size,
                     num_tokens=num_tokens,
@@ -431,6 +448,36 @@ class GRPO:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         return totals.result(world)
+
+    def _sampling_weight(
+        self, old: Tensor, gens: lm.Generations, mask: Tensor, rows: slice, k: int, totals: StepStats
+    ) -> Tensor | None:
+        """With ``sampling_correction``: the weight π_old/μ of micro-batch ``k`` (``rows``; see
+        :func:`sampling_correction`), and its stats added to ``totals``: per token, the mismatch |ln π_old − ln μ|
+        (mean and max), the weight's mean and the share of weights the bounds changed (truncated or masked)."""
+        cfg = self.config
+        if cfg.sampling_correction == "none":
+            return None
+        if gens.sampling_logps is None:
+            raise RuntimeError("sampling_correction needs the sampler's log-probs, and the generation gave none")
+        sampling_logp, m = gens.sampling_logps[rows].to(old.device), mask[rows]
+        weight = sampling_correction(
+            old, sampling_logp, m, cfg.sampling_correction, cfg.sampling_correction_max, cfg.sampling_correction_min
+        )
+        with torch.no_grad():
+            gap = (old - sampling_logp).abs() * m
+            tokens = m.sum().clamp(min=1.0)
+            raw = sampling_correction(old, sampling_logp, m, cfg.sampling_correction, None, None)
+            totals.add_token_means(
+                k,
+                {
+                    "sampling/logp_gap_mean": gap.sum() / tokens,
+                    "sampling/is_weight_mean": (weight * m).sum() / tokens,
+                    "sampling/is_weight_corrected": ((weight != raw).to(m.dtype) * m).sum() / tokens,
+                },
+            )
+            totals.max("sampling/logp_gap_max", gap.max())
+        return weight
 
     def learning_rate(self) -> float:
         """α at the current step: linear warm-up over ``lr_warmup_steps``, then constant."""

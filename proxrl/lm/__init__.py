@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import ConfigError
@@ -177,6 +178,9 @@ class Generations:
     texts: list[str]  # decoded completions: the tokens before the end token (see completion_texts)
     group_size: int = 1  # G: rows i·G … i·G + G − 1 share prompt i
     truncated: Tensor | None = None  # [P·G] bool: no end token within max_new_tokens (None: not recorded)
+    # [P·G, L] log-probability of each completion token under the distribution the sampler drew it from (after
+    # temperature and top-p; 0 after the end), for truncated importance sampling; None: not asked for
+    sampling_logps: Tensor | None = None
 
     def groups(self, indices: list[int]) -> Generations:
         """The groups (prompts) ``indices``, in that order."""
@@ -189,6 +193,7 @@ class Generations:
             [self.texts[r] for r in rows.tolist()],
             self.group_size,
             None if self.truncated is None else self.truncated[rows],
+            None if self.sampling_logps is None else self.sampling_logps[rows],
         )
 
     @staticmethod
@@ -200,13 +205,23 @@ class Generations:
         ids, attention, masks = [], [], []
         for p in parts:
             left, right = prompt_len - p.prompt_len, length - p.mask.shape[1]
-            ids.append(torch.nn.functional.pad(p.input_ids, (left, right), value=pad_token_id))
-            attention.append(torch.nn.functional.pad(p.attention_mask, (left, right), value=0))
-            masks.append(torch.nn.functional.pad(p.mask, (0, right), value=0))
+            ids.append(F.pad(p.input_ids, (left, right), value=pad_token_id))
+            attention.append(F.pad(p.attention_mask, (left, right), value=0))
+            masks.append(F.pad(p.mask, (0, right), value=0))
         truncated = None if any(p.truncated is None for p in parts) else torch.cat([p.truncated for p in parts])
+        logps = None
+        if all(p.sampling_logps is not None for p in parts):
+            logps = torch.cat([F.pad(p.sampling_logps, (0, length - p.mask.shape[1])) for p in parts])
         texts = [t for p in parts for t in p.texts]
         return Generations(
-            torch.cat(ids), torch.cat(attention), prompt_len, torch.cat(masks), texts, parts[0].group_size, truncated
+            torch.cat(ids),
+            torch.cat(attention),
+            prompt_len,
+            torch.cat(masks),
+            texts,
+            parts[0].group_size,
+            truncated,
+            logps,
         )
 
 
@@ -221,11 +236,14 @@ def generate(
     top_p: float = 1.0,
     greedy: bool = False,
     world: World = SINGLE,
+    sampling_logps: bool = False,
 ) -> Generations:
     """Sample ``group_size`` completions per prompt (or one greedy completion each with ``greedy``). With a
     data-parallel ``world`` the prompts are this process's equal share of the batch, and the lean decoder draws
     what one process would for the whole batch (the result and the random state do not depend on the number of
-    processes); ``model.generate`` draws a stream of its own per process instead."""
+    processes); ``model.generate`` draws a stream of its own per process instead. ``sampling_logps``: also
+    return each sampled token's log-probability under the sampler's distribution (``Generations.sampling_logps``),
+    from whichever generator ran: the lean decoder or ``model.generate``."""
     transformers = require_transformers()
     device = next(model.parameters()).device
     enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left").to(device)
@@ -239,7 +257,7 @@ def generate(
             model.eval()
         rows = len(prompts) * repeat
         rows_of = (world.rank * rows, world.size * rows) if world.active and not greedy else None
-        completion = decoder.sample(
+        completion, logps = decoder.sample(
             enc.input_ids,
             enc.attention_mask,
             repeat,
@@ -250,7 +268,9 @@ def generate(
             top_p,
             greedy,
             rows_of,
+            with_logps=sampling_logps,
         )
+        logps = None if logps is None else logps.clone()  # an inference tensor into a normal one
         if rows_of is not None:  # the draws of the steps other processes still took: the random states stay equal
             for _ in range(world.all_max(completion.shape[1], "sampling") - completion.shape[1]):
                 torch.rand(rows_of[1], 1, device=completion.device)
@@ -265,22 +285,30 @@ def generate(
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=end_ids,
             **({} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}),
+            output_scores=sampling_logps and not greedy,  # the processed (temperature, top-p) scores
+            return_dict_in_generate=True,
         )
         was_training = model.training
         model.eval()
         if world.active and not greedy:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 world.seed_own_stream()
-                out = model.generate(**enc, generation_config=gen_config)
+                result = model.generate(**enc, generation_config=gen_config)
         else:
-            out = model.generate(**enc, generation_config=gen_config)
+            result = model.generate(**enc, generation_config=gen_config)
         model.train(was_training)
+        out = result.sequences
         completion = out[:, prompt_len:]
+        logps = None
+        if gen_config.output_scores:
+            logps = torch.stack(result.scores, 1).log_softmax(-1).gather(-1, completion[..., None]).squeeze(-1)
     mask = completion_mask(completion, end_ids)
     attention = torch.cat([enc.attention_mask.repeat_interleave(repeat, 0), mask], dim=1)
     texts = completion_texts(tokenizer, completion, mask, end_ids)
     truncated = ~torch.isin(completion, torch.tensor(end_ids, device=completion.device)).any(1)
-    return Generations(out, attention, prompt_len, mask, texts, repeat, truncated)
+    if logps is not None:
+        logps = logps.float().masked_fill(mask == 0, 0.0)  # -inf where a pad fell outside the nucleus
+    return Generations(out, attention, prompt_len, mask, texts, repeat, truncated, logps)
 
 
 def completion_texts(tokenizer: Any, completion: Tensor, mask: Tensor, end_ids: list[int]) -> list[str]:

@@ -367,12 +367,15 @@ class LeanDecoder:
         top_p: float = 1.0,
         greedy: bool = False,
         rows_of: tuple[int, int] | None = None,
-    ) -> Tensor:
+        with_logps: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
         """``repeats`` completions of each left-padded prompt ``[P, T]`` → completion tokens ``[P·repeats, L]``
         (rows prompt-major, L ≤ max_new_tokens, ``pad_token_id`` after each end token: ``eos_token_id``, one id or
         several), sampled from softmax(logits / temperature) restricted to the top-p nucleus, or greedy. The
         prompt is run once and its keys and values are repeated for its completions. ``rows_of`` (offset, total):
-        these rows are rows offset… of a batch of ``total`` (see :func:`next_token`)."""
+        these rows are rows offset… of a batch of ``total`` (see :func:`next_token`). With ``with_logps`` (and
+        not greedy) also each token's log-probability under the distribution it was drawn from ``[P·repeats, L]``
+        (0 after the end token); else None."""
         prompts, prompt_len = prompt_ids.shape
         weight = self.body.embed_tokens.weight
         cache = KVCache([], [])
@@ -396,20 +399,26 @@ class LeanDecoder:
         tokens = torch.full((rows, max_new_tokens), pad_token_id, dtype=torch.long, device=prompt_ids.device)
         done = torch.zeros(rows, dtype=torch.bool, device=prompt_ids.device)
         end_ids = torch.as_tensor(eos_token_id, device=prompt_ids.device)
+        logps = torch.zeros(rows, max_new_tokens, device=prompt_ids.device) if with_logps and not greedy else None
         for step in range(max_new_tokens):
-            token = next_token(logits, temperature, top_p, greedy, rows_of)
+            if logps is None:
+                token = next_token(logits, temperature, top_p, greedy, rows_of)
+            else:
+                nucleus = sampling_logits(logits, temperature, top_p)
+                token = draw(nucleus, rows_of)
+                logps[:, step] = nucleus.log_softmax(-1).gather(-1, token[:, None]).squeeze(-1).masked_fill(done, 0.0)
             token = torch.where(done, torch.full_like(token, pad_token_id), token)
             tokens[:, step] = token
             done |= torch.isin(token, end_ids)
             if step == max_new_tokens - 1 or bool(done.all()):
-                return tokens[:, : step + 1]
+                return tokens[:, : step + 1], None if logps is None else logps[:, : step + 1]
             position = position + 1
             cos, sin = cos_table[0, 0, position][:, None, None], sin_table[0, 0, position][:, None, None]
             hidden = self._layers(
                 self.body.embed_tokens(token[:, None]), cos, sin, bias[..., : prompt_len + step + 1], big, fused
             )
             logits = self.logits(hidden[:, -1]).float()
-        return tokens
+        return tokens, logps
 
 
 def add_linear(residual: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -431,12 +440,23 @@ def next_token(
     draws what one process would for the whole batch (its random state moves the same way)."""
     if greedy:
         return logits.argmax(-1)
+    return draw(sampling_logits(logits, temperature, top_p), rows_of)
+
+
+def sampling_logits(logits: Tensor, temperature: float, top_p: float) -> Tensor:
+    """The logits of the distribution a token is drawn from ``[B, V]``: logits / T, −∞ outside the top-p nucleus
+    (the smallest set of tokens whose probability reaches ``top_p``; the most likely token always stays)."""
     logits = logits / temperature
     if top_p < 1.0:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         cumulative = sorted_logits.softmax(-1).cumsum(-1)
         drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p  # mass before this token already ≥ p
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+    return logits
+
+
+def draw(logits: Tensor, rows_of: tuple[int, int] | None = None) -> Tensor:
+    """One sample per row of softmax(``logits``) ``[B, V]`` (``rows_of``: see :func:`next_token`)."""
     # inverse-CDF sampling: the same draw as torch.multinomial at a third of its cost (~20 vs ~75 µs a step);
     # u is scaled by the total so that rounding never reaches a token of probability 0
     cdf = logits.softmax(-1).cumsum(-1)

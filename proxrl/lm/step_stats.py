@@ -4,6 +4,7 @@ generation batch, :class:`StepStats`) and the rest of the step's row (:func:`ste
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any
 
 import torch
@@ -39,6 +40,7 @@ class StepStats:
         self.shares = (mask.view(micro_batches, micro, -1).sum((1, 2)) / num_tokens / passes).tolist()
         self.clip_shares = [1 / (micro_batches * processes) / passes] * micro_batches if per_sequence else self.shares
         self.totals: dict[str, float] = collections.defaultdict(float)
+        self.maxima: set[str] = set()  # stats that are the batch's maximum, not a sum of parts
 
     def add_loss(self, name: str, value: Tensor) -> None:
         """One micro-batch's loss term ``name`` (a scalar)."""
@@ -50,6 +52,16 @@ class StepStats:
         for key in TOKEN_STATS:
             self.totals[key] += stats[key].item() * (self.shares[k] if key == "kl" else self.clip_shares[k])
 
+    def add_token_means(self, k: int, stats: dict[str, Tensor]) -> None:
+        """Micro-batch ``k``'s per-token means ``stats``, each added as its share of the batch's per-token mean."""
+        for key, value in stats.items():
+            self.totals[key] += value.item() * self.shares[k]
+
+    def max(self, name: str, value: Tensor) -> None:
+        """``name`` is the largest ``value`` seen in the step (over micro-batches, passes and processes)."""
+        self.maxima.add(name)
+        self.totals[name] = max(self.totals.get(name, -math.inf), value.item())
+
     def set(self, name: str, value: float) -> None:
         """A value that is not summed (e.g. the last pass's gradient norm)."""
         self.totals[name] = value
@@ -59,9 +71,12 @@ class StepStats:
         gradient norm, which is already the batch's)."""
         if not world.active:
             return dict(self.totals)
-        keys = [k for k in self.totals if k != "grad_norm"]
+        keys = [k for k in self.totals if k != "grad_norm" and k not in self.maxima]
         summed = world.all_sum(torch.tensor([self.totals[k] for k in keys], dtype=torch.float64), "the step's stats")
-        return {k: summed[keys.index(k)].item() if k in keys else v for k, v in self.totals.items()}
+        out = {k: summed[keys.index(k)].item() if k in keys else v for k, v in self.totals.items()}
+        for k in sorted(self.maxima):
+            out[k] = world.gather(torch.tensor([self.totals[k]], dtype=torch.float64), "the step's maxima").max().item()
+        return out
 
 
 def step_row(
