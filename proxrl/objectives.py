@@ -53,7 +53,7 @@ def clipped_surrogate(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: flo
     return loss, {"approx_kl": kl_k3_mean(logp, old_logp), "clip_frac": low + high}
 
 
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo")
 IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 SAMPLING_CORRECTIONS = ("none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
@@ -76,20 +76,22 @@ def aggregate_tokens(
     - ``dr_grpo``: Σ v / (B · L_max), a constant divisor (Liu et al. 2025, Dr. GRPO: no length bias);
     - ``dapo``: Σ v / N, N the whole batch's completion tokens (Yu et al. 2025, DAPO's token-level loss).
 
+    ``sapo`` is reduced as ``grpo`` and ``cispo`` as ``dapo`` (TRL's reductions of them).
+
     B is ``num_sequences`` (the whole batch's completions; this micro-batch's when None), L_max ``max_len``
     (``max_new_tokens``; the padded length when None), N ``num_tokens`` (this micro-batch's when None), M
     ``num_micro_batches``: with them, the micro-batch losses of a step add up to the batch's loss.
     """
     mask = mask.to(values.dtype)
     n_seq = values.shape[0] if num_sequences is None else num_sequences
-    if loss_type == "grpo":
+    if loss_type in ("grpo", "sapo"):
         per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)
         return per_sequence.sum() / n_seq
     if loss_type == "bnpo":
         return (values * mask).sum() / mask.sum().clamp(min=1.0) / num_micro_batches
     if loss_type == "dr_grpo":
         return (values * mask).sum() / (n_seq * (values.shape[-1] if max_len is None else max_len))
-    if loss_type == "dapo":
+    if loss_type in ("dapo", "cispo"):
         return (values * mask).sum() / (mask.sum().clamp(min=1.0) if num_tokens is None else num_tokens)
     raise ValueError(f"unknown loss_type {loss_type!r}; allowed: {', '.join(LOSS_TYPES)}")
 
@@ -148,6 +150,7 @@ def grpo_loss(
     loss_type: str = "grpo",
     importance_sampling_level: str = "token",
     sampling_weight: Tensor | None = None,
+    sapo_temperatures: tuple[float, float] = (1.0, 1.05),
     **aggregate_kwargs: Any,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Negative GRPO objective (the seed's GRPO section; Shao et al. 2024), per token t of completion i:
@@ -164,9 +167,23 @@ def grpo_loss(
     completions at sequence level, whose term the clip holds constant) and ``kl`` (mean k3 over the tokens).
     ``sampling_weight`` (``[B, L]`` or ``[B, 1]``; :func:`sampling_correction`) multiplies each token's clipped
     surrogate, not the KL term, as TRL does.
+
+    Two loss types replace the clipped surrogate itself, as TRL's:
+
+    - ``cispo`` (MiniMax-M1, Chen et al. 2025): −sg(min(ρ, ε_max)) Â ln π_θ, the importance weight clipped and
+      held constant, so every token keeps a gradient; ε_max is ``clip_high`` (not 1 + ε_high);
+    - ``sapo`` (Gao et al. 2025, Soft Adaptive Policy Optimization): −σ(τ(ρ − 1)) (4/τ) Â, a smooth gate for the
+      clip, τ = ``sapo_temperatures``[0] where Â > 0 and [1] elsewhere; its gradient at ρ = 1 is the policy
+      gradient's. Its ``clip_frac`` is 0 (nothing is clipped); cispo's counts ρ > ε_max with Â > 0.
     """
     ratio = log_importance_ratio(logp, old_logp, mask, importance_sampling_level).exp()
-    per_token = -clipped_surrogate_terms(ratio, adv, clip_low, clip_high).expand(mask.shape)
+    if loss_type == "cispo":
+        per_token = -(ratio.clamp(max=clip_high).detach() * adv * logp)
+    elif loss_type == "sapo":
+        tau = torch.where(adv > 0, sapo_temperatures[0], sapo_temperatures[1])
+        per_token = -(torch.sigmoid(tau * (ratio - 1.0)) * 4.0 / tau * adv).expand(mask.shape)
+    else:
+        per_token = -clipped_surrogate_terms(ratio, adv, clip_low, clip_high).expand(mask.shape)
     if sampling_weight is not None:
         per_token = per_token * sampling_weight
     kl_tokens = None
@@ -175,7 +192,12 @@ def grpo_loss(
         per_token = per_token + beta * kl_tokens
     loss = aggregate_tokens(per_token, mask, loss_type, **aggregate_kwargs)
     token_mask = mask if importance_sampling_level == "token" else None  # sequence level: shares of completions
-    low, high = clip_fractions(ratio, adv.expand_as(ratio), clip_low, clip_high, token_mask)
+    if loss_type == "cispo":  # ρ > ε_max: the weight held at ε_max (clip_fractions' 1 + ε_high is ε_max here)
+        low, high = clip_fractions(ratio, adv.expand_as(ratio), 1.0, clip_high - 1.0, token_mask)
+    elif loss_type == "sapo":
+        low = high = torch.zeros(())
+    else:
+        low, high = clip_fractions(ratio, adv.expand_as(ratio), clip_low, clip_high, token_mask)
     with torch.no_grad():
         m = mask.to(ratio.dtype)
         kl_mean = (kl_tokens.detach() * m).sum() / m.sum().clamp(min=1.0) if kl_tokens is not None else torch.zeros(())

@@ -267,9 +267,11 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "obj-loss-type-grpo-dapo-swapped",
         OBJ,
-        'if loss_type == "grpo":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
+        'if loss_type in ("grpo", "sapo"):\n'
+        "        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n"
         "        return per_sequence.sum() / n_seq\n",
-        'if loss_type == "dapo":\n        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n'
+        'if loss_type in ("dapo", "sapo"):\n'
+        "        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n"
         '        return per_sequence.sum() / n_seq\n    if loss_type == "grpo":\n'
         "        return (values * mask).sum() / (mask.sum().clamp(min=1.0) if num_tokens is None else num_tokens)\n",
         "aggregate_tokens: grpo (mean per completion) and dapo (mean over all tokens) swapped",
@@ -287,6 +289,27 @@ MUTATIONS: list[Mutation] = [
         "return (log_ratio * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0)",
         "return (log_ratio * m).sum(-1, keepdim=True)",
         "GSPO: the sequence ratio is the product of the token ratios, not its |o_i|-th root",
+    ),
+    Mutation(
+        "obj-cispo-weight-not-detached",
+        OBJ,
+        "per_token = -(ratio.clamp(max=clip_high).detach() * adv * logp)",
+        "per_token = -(ratio.clamp(max=clip_high) * adv * logp)",
+        "CISPO: the clipped importance weight carries a gradient (it must be held constant)",
+    ),
+    Mutation(
+        "obj-sapo-temperatures-swapped",
+        OBJ,
+        "tau = torch.where(adv > 0, sapo_temperatures[0], sapo_temperatures[1])",
+        "tau = torch.where(adv > 0, sapo_temperatures[1], sapo_temperatures[0])",
+        "SAPO: τ_neg used where Â > 0 and τ_pos elsewhere",
+    ),
+    Mutation(
+        "obj-sapo-gate-not-rescaled",
+        OBJ,
+        "torch.sigmoid(tau * (ratio - 1.0)) * 4.0 / tau * adv",
+        "torch.sigmoid(tau * (ratio - 1.0)) * adv",
+        "SAPO: the gate σ(τ(ρ − 1)) without its factor 4/τ (the gradient at ρ = 1 no longer the policy gradient's)",
     ),
     Mutation(
         "obj-tis-ratio-inverted",

@@ -87,9 +87,13 @@ class GRPOConfig(LanguageModelConfig):
         "grpo",
         "how the loss is taken over tokens, as TRL's loss_type: grpo (mean per completion, then over completions; "
         "paper), bnpo (mean over each micro-batch's tokens), dr_grpo (sum / (B · max_new_tokens); Dr. GRPO), "
-        "dapo (mean over the whole batch's tokens; DAPO)",
+        "dapo (mean over the whole batch's tokens; DAPO), cispo (MiniMax-M1: the clipped importance weight, held "
+        "constant, times Â ln π; reduced as dapo; its cap ε_max is clip_eps_high), sapo (a sigmoid gate instead "
+        "of the clip; reduced as grpo)",
         choices=LOSS_TYPES,
     )
+    sapo_temperature_pos: float = param(1.0, "τ of loss_type sapo where Â > 0", low=0.0, low_open=True)
+    sapo_temperature_neg: float = param(1.05, "τ of loss_type sapo where Â ≤ 0", low=0.0, low_open=True)
     importance_sampling_level: str = param(
         "token",
         "the ratio the clip acts on: token (ρ per token; GRPO, DAPO) or sequence (GSPO's length-normalised "
@@ -161,6 +165,11 @@ class GRPOConfig(LanguageModelConfig):
         if self.soft_overlong_cache >= self.max_new_tokens:
             raise ConfigError(
                 f"soft_overlong_cache={self.soft_overlong_cache} must be below max_new_tokens={self.max_new_tokens}"
+            )
+        if self.loss_type == "cispo" and (self.clip_eps_high is None or self.clip_eps_high <= 1.0):
+            raise ConfigError(
+                "loss_type=cispo caps the importance weight at clip_eps_high (ε_max, not 1 + ε): set it above 1 "
+                "(ScaleRL recommends 5.0), e.g. --set clip_eps_high=5.0"
             )
         if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
             raise ConfigError(
@@ -423,6 +432,7 @@ class GRPO:
                     cfg.loss_type,
                     cfg.importance_sampling_level,
                     weight,
+                    (cfg.sapo_temperature_pos, cfg.sapo_temperature_neg),
                     max_len=cfg.max_new_tokens,
                     num_sequences=rows * world.size,
                     num_tokens=num_tokens,
