@@ -126,12 +126,23 @@ def sampling_correction(
     efficient RL framework secretly brings you off-policy RL training") and ``*_mask`` sets w to 0 outside
     [c_min, c_max] (masked importance sampling, MIS). A bound of None is no bound. The weight carries no gradient:
     it multiplies each token's clipped surrogate (:func:`grpo_loss`'s ``sampling_weight``)."""
+    return bound_sampling_ratio(sampling_ratio(old_logp, sampling_logp, mask, mode), mode, c_max, c_min)
+
+
+def sampling_ratio(old_logp: Tensor, sampling_logp: Tensor, mask: Tensor, mode: str) -> Tensor:
+    """w = π_θold/μ before its bounds: per token, or per completion for the ``sequence_*`` modes
+    (:func:`sampling_correction`)."""
     if mode not in SAMPLING_CORRECTIONS[1:]:
         raise ValueError(f"unknown sampling correction {mode!r}; allowed: {', '.join(SAMPLING_CORRECTIONS[1:])}")
     log_w = (old_logp.detach() - sampling_logp) * mask.to(old_logp.dtype)
     if mode.startswith("sequence"):
         log_w = log_w.sum(-1, keepdim=True)
-    w = log_w.exp()
+    return log_w.exp()
+
+
+def bound_sampling_ratio(w: Tensor, mode: str, c_max: float | None, c_min: float | None) -> Tensor:
+    """The bounds of :func:`sampling_correction` on w = π_θold/μ: clipped to [c_min, c_max] (``*_truncate``) or 0
+    outside them (``*_mask``); None is no bound."""
     if mode.endswith("truncate"):
         return w if c_min is None and c_max is None else w.clamp(min=c_min, max=c_max)
     outside = (w < (c_min if c_min is not None else -math.inf)) | (w > (c_max if c_max is not None else math.inf))

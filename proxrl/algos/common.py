@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from ..envs import make_eval_env
@@ -32,8 +33,6 @@ def limit_threads(n: int) -> None:
     """Run torch and numpy's BLAS (the MLP's numpy acting path) on ``n`` threads each. OpenBLAS otherwise takes
     every core, and two trainings side by side (seeds in a pool, Ray runners, test workers) then spin on each
     other's cores: an MLP run on 2 cores went from 2.8 s to 92 s with a second one beside it."""
-    from threadpoolctl import threadpool_limits
-
     torch.set_num_threads(n)
     threadpool_limits(limits=n, user_api="blas")
 

@@ -37,7 +37,14 @@ from ..lm.reference import Reference
 from ..lm.rewards import RewardError, Rewards, soft_overlong_penalty  # noqa: F401 - RewardError: this module's API
 from ..lm.starting import starting_policy
 from ..lm.step_stats import StepStats, step_row
-from ..objectives import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SAMPLING_CORRECTIONS, grpo_loss, sampling_correction
+from ..objectives import (
+    IMPORTANCE_SAMPLING_LEVELS,
+    LOSS_TYPES,
+    SAMPLING_CORRECTIONS,
+    bound_sampling_ratio,
+    grpo_loss,
+    sampling_ratio,
+)
 from ..optim import make_adam
 from ..run import GLOBAL_STEP, Session
 from .common import begin, check_finite, check_gradient, resolve_device
@@ -471,13 +478,13 @@ class GRPO:
         if gens.sampling_logps is None:
             raise RuntimeError("sampling_correction needs the sampler's log-probs, and the generation gave none")
         sampling_logp, m = gens.sampling_logps[rows].to(old.device), mask[rows]
-        weight = sampling_correction(
-            old, sampling_logp, m, cfg.sampling_correction, cfg.sampling_correction_max, cfg.sampling_correction_min
+        raw = sampling_ratio(old, sampling_logp, m, cfg.sampling_correction)
+        weight = bound_sampling_ratio(
+            raw, cfg.sampling_correction, cfg.sampling_correction_max, cfg.sampling_correction_min
         )
         with torch.no_grad():
             gap = (old - sampling_logp).abs() * m
             tokens = m.sum().clamp(min=1.0)
-            raw = sampling_correction(old, sampling_logp, m, cfg.sampling_correction, None, None)
             totals.add_token_means(
                 k,
                 {
