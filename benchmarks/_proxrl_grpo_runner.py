@@ -20,9 +20,27 @@ from _grpo_bench_args import runner_parser
 from proxrl import GRPO
 
 
+def training_state_mib(agent: GRPO) -> float:
+    """MiB this process holds of the policy's weights and gradients, Adam's state and the reference's weights
+    (its shards only, under fsdp)."""
+
+    def size(t: torch.Tensor | None) -> int:
+        if t is None or not isinstance(t, torch.Tensor):
+            return 0
+        local = t.to_local() if hasattr(t, "to_local") else t
+        return local.numel() * local.element_size()
+
+    tensors = [p for p in agent.policy.parameters()] + [p.grad for p in agent.policy.parameters()]
+    tensors += [v for st in agent.optimizer.state.values() for v in st.values()]
+    if agent.reference.model is not None:
+        tensors += list(agent.reference.model.parameters())
+    return sum(size(t) for t in tensors) / 2**20
+
+
 def main() -> None:
     p = runner_parser(__doc__)
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (default: torch's)")
+    p.add_argument("--fsdp", action="store_true", help="under torchrun: shard the model (fsdp: true)")
     a = p.parse_args()
     agent = GRPO(
         "addition",
@@ -34,6 +52,7 @@ def main() -> None:
         lr=1e-4,
         seed=a.seed,
         torch_threads=a.threads,
+        fsdp=a.fsdp,
         reward_funcs=("proxrl.envs.text_tasks:exact_match",),  # TRL's runner scores exact match only
         eval_every=0,
         eval_examples=1,
@@ -50,7 +69,10 @@ def main() -> None:
     agent.learn(a.steps, callback=on_step)
     seconds = times[-1] - times[0]
     # under torchrun: the row's counts are the whole batch's; peak RSS is the sum of the processes'
-    rss = agent.world.all_sum(torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0]), "RSS")
+    rss_own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    rss = agent.world.all_sum(torch.tensor([rss_own]), "RSS")
+    per_process = agent.world.gather(torch.tensor([rss_own]), "RSS").tolist()
+    state = agent.world.gather(torch.tensor([training_state_mib(agent)]), "state").tolist()
     agent.close()
     if not agent.world.main:
         return
@@ -62,6 +84,9 @@ def main() -> None:
         "steps": len(times),
         "seconds": seconds,
         "torch_threads": torch.get_num_threads(),
+        "fsdp": a.fsdp,
+        "peak_rss_per_process_mib": [round(x) for x in per_process],
+        "training_state_per_process_mib": [round(x) for x in state],
     }
     print("RESULT " + json.dumps(result), flush=True)
 

@@ -213,6 +213,8 @@ class Session:
         self.trainer = trainer
         self.processes = processes if processes is not None else _OneProcess()
         self.writes = trainer.run_dir is not None and self.processes.main  # this process keeps the run directory
+        # this process takes part in saves: the writer, and with a sharded model (fsdp) every process
+        self.saves = trainer.run_dir is not None and (self.processes.main or _saves_together(trainer))
         self.progress = progress = trainer.progress
         cfg = trainer.config
         self.target = cfg.total_steps if total_steps is None else progress.global_step + total_steps
@@ -262,7 +264,7 @@ class Session:
             self.logger.close()
             if kind is None and self.trainer.run_dir is not None:
                 final = self.trainer.run_dir / self.trainer.final_checkpoint
-                if self.writes:
+                if self.saves:
                     final = self.trainer.save(final)
                 if self._signal is not None:  # the signal came in the last iteration: the final save is what is kept
                     raise Interrupted(self._signal, self.progress.global_step, final)
@@ -296,7 +298,7 @@ class Session:
             if stop:
                 return
             if self._signal is not None:
-                kept = self._saved or (self.trainer.save_checkpoint() if self.writes else self.trainer.run_dir)
+                kept = self._saved or (self.trainer.save_checkpoint() if self.saves else self.trainer.run_dir)
                 kept = kept or Path("(no run directory)")  # a data-parallel run in Python without one
                 raise Interrupted(self._signal, self.progress.global_step, kept)
 
@@ -330,10 +332,15 @@ class Session:
         }
         self.logger.log(row)
         self._saved = None
-        if self.writes and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
+        if self.saves and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
             self._saved = self.trainer.save_checkpoint()
         stop = callback is not None and callback(self.trainer, row) is False
         return stop or progress.reached(self.stop_return)
+
+
+def _saves_together(trainer: Trainer) -> bool:
+    together = getattr(trainer, "saves_together", None)
+    return bool(together()) if callable(together) else False
 
 
 GLOBAL_STEP = property(

@@ -98,7 +98,7 @@ FUSED, PPO, PG = "proxrl/fast/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg
 OPG = "proxrl/algos/offpolicy_pg.py"
 MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
 LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
-DIST_LM = "proxrl/lm/distributed.py"
+DIST_LM, FSDP = "proxrl/lm/distributed.py", "proxrl/lm/fsdp.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
 POLICY, ROLLOUT = "proxrl/policies/__init__.py", "proxrl/rollout.py"
 POOL, AGENT = "proxrl/envs/envpool_vec.py", "proxrl/algos/agent.py"
@@ -892,6 +892,14 @@ MUTATIONS: list[Mutation] = [
         "                p.grad.div_(self.size)  # type: ignore[union-attr]\n",
         "data-parallel GRPO: gradients averaged over the processes instead of summed (each loss is already its "
         "share of the batch's)",
+        tests=("test_grpo_distributed.py",),
+    ),
+    Mutation(
+        "fsdp-gradients-averaged",
+        FSDP,
+        "        unit.set_gradient_divide_factor(1.0)  # a sum",
+        "        pass  # FSDP's default: the mean",
+        "sharded GRPO: the reduce-scatter averages the gradients over the processes instead of summing them",
         tests=("test_grpo_distributed.py",),
     ),
     Mutation(

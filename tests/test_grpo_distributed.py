@@ -106,7 +106,8 @@ def test_two_gloo_processes_take_the_same_steps_as_one_process_for_every_loss_ty
     assert one.returncode == 0, one.stderr[-2000:]
     two = _torchrun_script([script, str(tmp_path / "two")])
     assert two.returncode == 0, two.stderr[-3000:]
-    for case in ("grpo", "bnpo", "dr_grpo", "dapo", "gspo"):
+    # fsdp_*: the two processes shard the model (FSDP2: gathered for sampling, gradients reduce-scattered)
+    for case in ("grpo", "bnpo", "dr_grpo", "dapo", "gspo", "fsdp_dapo", "fsdp_grpo"):
         a, b = torch.load(tmp_path / "one" / f"{case}.pt"), torch.load(tmp_path / "two" / f"{case}.pt")
         for ra, rb in zip(a["rows"], b["rows"], strict=True):  # the same completions, losses, KL and gradient norm
             assert ra["reward"] == pytest.approx(rb["reward"], abs=1e-6), case
@@ -116,7 +117,8 @@ def test_two_gloo_processes_take_the_same_steps_as_one_process_for_every_loss_ty
             assert ra["accuracy"] == pytest.approx(rb["accuracy"], abs=1e-9), case  # greedy, split over the two
         moved = max((a["weights"][k] - a["start"][k]).abs().max().item() for k in a["weights"])
         assert moved > 1e-3, case  # the steps changed the weights, and both runs alike
-        for k in a["weights"]:
+        assert set(b["weights"]) <= set(a["weights"]) and len(b["weights"]) >= len(a["weights"]) - 1, case
+        for k in b["weights"]:  # (a sharded run's whole weights name the tied LM head once, as save_pretrained does)
             torch.testing.assert_close(b["weights"][k], a["weights"][k], rtol=0, atol=2e-5, msg=f"{case} {k}")
 
 
@@ -189,3 +191,34 @@ def test_settings_a_data_parallel_run_cannot_take_are_refused_in_one_line(tmp_pa
     assert bad.returncode != 0 and "prompts_per_step=3 must be divisible by the 2 processes" in bad.stderr
     ppo = _torchrun(["train", "ppo", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "p")])
     assert "data-parallel training on torch.distributed is GRPO's" in ppo.stderr
+
+
+@pytest.mark.slow
+def test_a_sharded_run_saves_whole_weights_and_resumes_where_it_stopped(tmp_path):
+    # ref_sync_every=2: from step 2 only the checkpoints hold π_ref, so the sharded reference is gathered and saved too
+    settings = {"fsdp": "true", "checkpoint_every": 1, "ref_sync_every": 2, "loss_type": "dapo"}
+    straight = _torchrun(_train_args(tmp_path / "straight", 3, **settings))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    stopped = _torchrun(_train_args(tmp_path / "stopped", 2, **settings))
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert (tmp_path / "stopped" / "checkpoints" / "step_000000002" / "reference" / "model.safetensors").is_file()
+    resumed = _torchrun(["train", "--resume", str(tmp_path / "stopped"), "--total-steps", "3", "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming grpo from step 2" in resumed.stdout
+    start = load_file(str(tmp_path / "straight" / "init_model" / "model.safetensors"))
+    w1, w2 = _weights(tmp_path / "straight"), _weights(tmp_path / "stopped")
+    assert {k: v.shape for k, v in w1.items()} == {k: v.shape for k, v in start.items()}  # whole, not shards
+    assert max((w1[k] - start[k]).abs().max().item() for k in w1) > 1e-3
+    for k in w1:  # the resumed run took the straight run's third step: weights, Adam state and π_ref came back
+        torch.testing.assert_close(w2[k], w1[k], rtol=0, atol=2e-5)
+    # the optimiser's state is kept per parameter name: a checkpoint of one layout does not load into the other
+    wrong = _torchrun(["train", "--resume", str(tmp_path / "stopped"), "--total-steps", "4", "--set", "fsdp=false"])
+    assert wrong.returncode != 0 and "was written with fsdp=True: resume it with --set fsdp=true" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_fsdp_settings_it_cannot_take_are_refused_in_one_line(tmp_path):
+    one = _one_process(_train_args(tmp_path / "one", 1, fsdp="true"))
+    assert one.returncode == 2 and "fsdp shards the model over the processes of a torchrun launch" in one.stderr
+    lora = _torchrun(_train_args(tmp_path / "lora", 1, fsdp="true", lora="true"))
+    assert lora.returncode != 0 and "fsdp shards the policy alone" in lora.stderr

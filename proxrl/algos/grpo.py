@@ -29,7 +29,7 @@ from ..envs.text_tasks import load_callable, load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
 from ..lm import trainer as lm_trainer
-from ..lm import distributed
+from ..lm import distributed, fsdp
 from ..lm.datasets import dataset_task, load_dataset
 from ..lm.evaluation import HeldOutAccuracy
 from ..lm.migrations import MIGRATIONS
@@ -131,6 +131,11 @@ class GRPOConfig(LanguageModelConfig):
         "reward linearly, down to −1 at max_new_tokens (0: off)",
         low=0,
     )
+    fsdp: bool = param(
+        False,
+        "under torchrun: shard the policy's and reference's weights, gradients and Adam state over the processes "
+        "(torch FSDP2; for a model whose training state does not fit one device)",
+    )
     dynamic_sampling: bool = param(
         False,
         "DAPO's dynamic sampling: drop groups whose G rewards are all equal (Â = 0) and sample more prompts until "
@@ -164,6 +169,11 @@ class GRPOConfig(LanguageModelConfig):
             raise ConfigError(
                 "ref_sync_every needs a separate reference model, but with lora=true the reference is "
                 "the base model with adapters disabled; set ref_sync_every=0 or lora=false"
+            )
+        if self.fsdp and (self.lora or self.advantage == "gae"):
+            raise ConfigError(
+                "fsdp shards the policy alone: it takes neither lora=true nor advantage=gae (their adapters or value "
+                "head sit outside the sharded model); set fsdp=false, or train every weight with advantage=group"
             )
         if self.importance_sampling_level == "sequence" and self.advantage == "gae":
             raise ConfigError(
@@ -260,6 +270,10 @@ class GRPO:
             if cfg.advantage == "gae"
             else None
         )
+        if cfg.fsdp:  # after π_ref's copy
+            fsdp.shard(self.policy)
+            if self.reference.model is not None:
+                fsdp.shard(self.reference.model)
         params = [p for p in self.policy.parameters() if p.requires_grad]
         params += self.critic.parameters() if self.critic is not None else []
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
@@ -271,6 +285,7 @@ class GRPO:
     state_dict = lm_trainer.state_dict
     save = lm_trainer.save
     save_checkpoint = lm_trainer.save_checkpoint
+    saves_together = lm_trainer.saves_together
     load = classmethod(lm_trainer.load)
     close = lm_trainer.close
 
@@ -344,17 +359,18 @@ class GRPO:
         flat: list[tuple[int, int]] = []
         while not rounds or (cfg.dynamic_sampling and len(kept) < P and len(rounds) < cfg.max_sampling_rounds):
             examples = self.task.sample(self.rng, P)[self.world.shard(P)]  # every process draws all P: same rng
-            gens = lm.generate(
-                self.policy,
-                self.tokenizer,
-                [ex["prompt"] for ex in examples],
-                G,
-                cfg.max_new_tokens,
-                cfg.temperature,
-                cfg.top_p,
-                world=self.world,
-                sampling_logps=cfg.sampling_correction != "none",
-            )
+            with fsdp.gathered(self.policy):
+                gens = lm.generate(
+                    self.policy,
+                    self.tokenizer,
+                    [ex["prompt"] for ex in examples],
+                    G,
+                    cfg.max_new_tokens,
+                    cfg.temperature,
+                    cfg.top_p,
+                    world=self.world,
+                    sampling_logps=cfg.sampling_correction != "none",
+                )
             scored = self.score(examples, gens)
             is_flat = flat_groups(scored[0].view(-1, G)).tolist()
             for p in range(len(examples)):
@@ -454,7 +470,8 @@ class GRPO:
                 loss.backward()
                 totals.add(k, loss, stats)
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            world.sum_gradients(params)  # each process's loss is its part of the batch's: the sum is the batch's
+            if not cfg.fsdp:  # (FSDP summed them in the backward passes, each process keeping its shard)
+                world.sum_gradients(params)  # each process's loss is its part of the batch's: the sum is the batch's
             norm = nn.utils.clip_grad_norm_(
                 params,
                 cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf,
@@ -558,6 +575,11 @@ def micro_batches_per_process(grad_accum_steps: int, processes: int) -> int:
 def check_data_parallel(cfg: GRPOConfig, world: distributed.World) -> None:
     """What a data-parallel run of ``world.size`` processes needs of the config (one line each, else)."""
     if not world.active:
+        if cfg.fsdp:
+            raise ConfigError(
+                "fsdp shards the model over the processes of a torchrun launch, and this is one process: "
+                "torchrun --nproc-per-node N -m proxrl.cli train grpo ..., or set fsdp=false"
+            )
         return
     n = world.size
     if cfg.prompts_per_step % n:

@@ -28,13 +28,24 @@ _CHECKED: weakref.WeakKeyDictionary[Any, LeanDecoder | None] = weakref.WeakKeyDi
 
 def lean_decoder(model: Any) -> LeanDecoder | None:
     """The lean decoder of ``model`` (a transformers causal LM or a peft model around one), or None when its
-    architecture is not supported or the lean pass does not reproduce the model's own logits (checked once)."""
+    architecture is not supported or the lean pass does not reproduce the model's own logits (checked once); also
+    None while the model's weights are FSDP shards (the lean pass reads whole weights: inside ``fsdp.gathered``)."""
+    if _sharded(model):
+        return None
     if model not in _CHECKED:
         decoder = LeanDecoder.build(model)
         if decoder is not None and not decoder.matches_model():
             decoder = None
         _CHECKED[model] = decoder
     return _CHECKED[model]
+
+
+def _sharded(model: Any) -> bool:
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return False
+    from .fsdp import is_sharded
+
+    return is_sharded(model)
 
 
 def rotate(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:

@@ -62,10 +62,11 @@ class Reference:
             return os.path.relpath(self.source, folder.resolve())
         return self.source
 
-    def save_into(self, folder: Path) -> None:
-        """Write π_ref into a checkpoint folder when no other folder holds it."""
+    def save_into(self, folder: Path, state_dict: dict[str, Tensor] | None = None) -> None:
+        """Write π_ref into a checkpoint folder when no other folder holds it (``state_dict``: its whole weights,
+        gathered from the processes of a sharded run)."""
         if self.model is not None and self.entry() == REFERENCE_FOLDER:
-            self.model.save_pretrained(folder / REFERENCE_FOLDER)
+            self.model.save_pretrained(folder / REFERENCE_FOLDER, state_dict=state_dict)
 
     def restore(self, folder: Path, entry: str | None, dtype: torch.dtype, device: str) -> None:
         """Load the π_ref a checkpoint in ``folder`` points to (not the checkpointed policy)."""

@@ -17,7 +17,7 @@ from ..algos.common import rng_state, set_rng_state
 from ..config import ConfigError
 from ..envs.text_tasks import TextTask, sampler_state, set_sampler_state
 from ..run import Trainer
-from . import distributed, load_adapter
+from . import distributed, fsdp, load_adapter
 from .critic import TokenCritic
 from .distributed import World
 from .evaluation import HeldOutAccuracy, accuracy_label, describe_accuracy, held_out_accuracy
@@ -51,9 +51,10 @@ def evaluate(
     (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled at
     the training temperature and top-p (``sampled_accuracy``)."""
     cfg = trainer.config
-    return held_out_accuracy(
-        trainer.policy, trainer.tokenizer, trainer.task, cfg, trainer.device, examples, samples, trainer.world
-    )
+    with fsdp.gathered(trainer.policy):
+        return held_out_accuracy(
+            trainer.policy, trainer.tokenizer, trainer.task, cfg, trainer.device, examples, samples, trainer.world
+        )
 
 
 def describe_evaluation(
@@ -95,7 +96,7 @@ def state_dict(trainer: LanguageModelTrainer) -> dict[str, Any]:
         "format_version": checkpoint.FORMAT_VERSION,
         "algo": trainer.algo,
         "config": cfgmod.dump(trainer.config),
-        "optimizer": trainer.optimizer.state_dict(),
+        "optimizer": _optimizer_state(trainer),
         **trainer.progress.state_dict(),
         "rng": rng_state(),
         "task_rng": sampler_state(trainer.rng),
@@ -106,29 +107,82 @@ def state_dict(trainer: LanguageModelTrainer) -> dict[str, Any]:
     }
 
 
+def _optimizer_state(trainer: LanguageModelTrainer) -> dict[str, Any]:
+    """The optimiser's state; with ``fsdp`` the whole of it keyed by parameter names (a collective: rank 0 holds
+    it), which any number of processes can load."""
+    if getattr(trainer.config, "fsdp", False):
+        return {"fsdp_full": fsdp.full_optimizer_state(trainer.policy, trainer.optimizer)}
+    return trainer.optimizer.state_dict()
+
+
+def load_optimizer_state(trainer: LanguageModelTrainer, state: dict[str, Any], folder: Path) -> None:
+    """Load a checkpoint's optimiser state (see :func:`_optimizer_state`); a checkpoint written with ``fsdp`` and
+    one written without it do not load into each other's optimiser (one line says so)."""
+    sharded = bool(getattr(trainer.config, "fsdp", False))
+    if ("fsdp_full" in state) != sharded:
+        raise ConfigError(
+            f"{folder} was written with fsdp={not sharded}: resume it with --set fsdp={str(not sharded).lower()} "
+            "(the optimiser's state is kept in that layout)"
+        )
+    if sharded:
+        fsdp.load_optimizer_state(trainer.policy, trainer.optimizer, state["fsdp_full"])
+    else:
+        trainer.optimizer.load_state_dict(state)
+
+
+def saves_together(trainer: LanguageModelTrainer) -> bool:
+    """True when every process must take part in a save (``fsdp``: the weights are gathered from all of them);
+    rank 0 alone writes."""
+    return bool(getattr(trainer.config, "fsdp", False)) and trainer.world.active
+
+
 def save(trainer: LanguageModelTrainer, folder: str | Path) -> Path:
     """The policy (or its LoRA adapter) and tokenizer with ``save_pretrained``, the reference model where no other
     folder holds it, and :func:`state_dict` as ``trainer_state.pt``: a folder checkpoint
-    (``checkpoint.save_folder``: a crash never leaves a half-written one)."""
+    (``checkpoint.save_folder``: a crash never leaves a half-written one). With ``fsdp`` every process calls it
+    (the weights are gathered) and rank 0 writes."""
+    if saves_together(trainer):
+        gathered = _gather(trainer)
+        if not trainer.world.main:
+            return Path(folder)
+        return checkpoint.save_folder(folder, lambda into: _write(trainer, into, gathered))
     return checkpoint.save_folder(folder, lambda into: _write(trainer, into))
 
 
 def save_checkpoint(trainer: LanguageModelTrainer) -> Path:
     """``checkpoints/step_<N>/`` (see :func:`save`), keeping the newest ``keep_checkpoints``."""
     assert trainer.run_dir is not None
+    gathered = _gather(trainer) if saves_together(trainer) else None
+    if gathered is not None and not trainer.world.main:
+        return trainer.run_dir / "checkpoints" / f"step_{trainer.global_step:09d}"
     return checkpoint.save_periodic_folder(
         trainer.run_dir / "checkpoints",
         trainer.global_step,
         trainer.config.keep_checkpoints,
-        lambda into: _write(trainer, into),
+        lambda into: _write(trainer, into, gathered),
     )
 
 
-def _write(trainer: LanguageModelTrainer, folder: Path) -> None:
-    trainer.policy.save_pretrained(folder)
+def _gather(trainer: LanguageModelTrainer) -> dict[str, Any]:
+    """What a sharded trainer's rank 0 writes, gathered from every process (the collectives of a save)."""
+    reference = trainer.reference.model
+    return {
+        "policy": fsdp.full_state_dict(trainer.policy),
+        "reference": fsdp.full_state_dict(reference) if reference is not None else None,
+        "state": state_dict(trainer),
+    }
+
+
+def _write(trainer: LanguageModelTrainer, folder: Path, gathered: dict[str, Any] | None = None) -> None:
+    if gathered is None:
+        trainer.policy.save_pretrained(folder)
+        state = state_dict(trainer)
+    else:  # fsdp: the whole weights gathered on rank 0
+        trainer.policy.save_pretrained(folder, state_dict=gathered["policy"])
+        state = gathered["state"]
     trainer.tokenizer.save_pretrained(folder)
-    state = {**state_dict(trainer), "reference": trainer.reference.entry(folder, trainer.run_dir)}
-    trainer.reference.save_into(folder)
+    state = {**state, "reference": trainer.reference.entry(folder, trainer.run_dir)}
+    trainer.reference.save_into(folder, None if gathered is None else gathered["reference"])
     checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
 
 
@@ -161,7 +215,10 @@ def load(
     if trainer.critic is not None and state["value_head"] is not None:
         trainer.critic.load_state_dict(state["value_head"])
     trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
-    trainer.optimizer.load_state_dict(state["optimizer"])
+    reference = trainer.reference.model
+    if saves_together(trainer) and reference is not None and not fsdp.is_sharded(reference):
+        fsdp.shard(reference)  # read back whole from its folder
+    load_optimizer_state(trainer, state["optimizer"], folder)
     trainer.progress.load_state_dict(state)
     trainer.held_out.load_state_dict(state)
     set_rng_state(state["rng"])
