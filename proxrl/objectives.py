@@ -53,7 +53,7 @@ def clipped_surrogate(logp: Tensor, old_logp: Tensor, adv: Tensor, clip_eps: flo
     return loss, {"approx_kl": kl_k3_mean(logp, old_logp), "clip_frac": low + high}
 
 
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo")
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
 IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 SAMPLING_CORRECTIONS = ("none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
@@ -74,9 +74,11 @@ def aggregate_tokens(
     - ``bnpo``: Σ v / Σ mask over this micro-batch's tokens, divided by the M micro-batches (TRL's bnpo: each
       micro-batch normalised by its own token count);
     - ``dr_grpo``: Σ v / (B · L_max), a constant divisor (Liu et al. 2025, Dr. GRPO: no length bias);
-    - ``dapo``: Σ v / N, N the whole batch's completion tokens (Yu et al. 2025, DAPO's token-level loss).
+    - ``dapo``: Σ v / N, N the whole batch's completion tokens (Yu et al. 2025, DAPO's token-level loss);
+    - ``luspo``: Σ_i Σ_t v_it / B, each completion's tokens summed, not averaged (LUSPO: GSPO's loss scaled by each
+      completion's length, so a long completion is not weighed down).
 
-    ``sapo`` is reduced as ``grpo`` and ``cispo`` as ``dapo`` (TRL's reductions of them).
+    ``sapo`` is reduced as ``grpo``, ``cispo`` and ``vespo`` as ``dapo`` (TRL's reductions of them).
 
     B is ``num_sequences`` (the whole batch's completions; this micro-batch's when None), L_max ``max_len``
     (``max_new_tokens``; the padded length when None), N ``num_tokens`` (this micro-batch's when None), M
@@ -91,8 +93,10 @@ def aggregate_tokens(
         return (values * mask).sum() / mask.sum().clamp(min=1.0) / num_micro_batches
     if loss_type == "dr_grpo":
         return (values * mask).sum() / (n_seq * (values.shape[-1] if max_len is None else max_len))
-    if loss_type in ("dapo", "cispo"):
+    if loss_type in ("dapo", "cispo", "vespo"):
         return (values * mask).sum() / (mask.sum().clamp(min=1.0) if num_tokens is None else num_tokens)
+    if loss_type == "luspo":
+        return (values * mask).sum() / n_seq
     raise ValueError(f"unknown loss_type {loss_type!r}; allowed: {', '.join(LOSS_TYPES)}")
 
 
@@ -162,6 +166,7 @@ def grpo_loss(
     importance_sampling_level: str = "token",
     sampling_weight: Tensor | None = None,
     sapo_temperatures: tuple[float, float] = (1.0, 1.05),
+    vespo_shape: tuple[float, float, float, float] = (2.0, 3.0, 3.0, 2.0),
     **aggregate_kwargs: Any,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Negative GRPO objective (the seed's GRPO section; Shao et al. 2024), per token t of completion i:
@@ -185,10 +190,18 @@ def grpo_loss(
       held constant, so every token keeps a gradient; ε_max is ``clip_high`` (not 1 + ε_high);
     - ``sapo`` (Gao et al. 2025, Soft Adaptive Policy Optimization): −σ(τ(ρ − 1)) (4/τ) Â, a smooth gate for the
       clip, τ = ``sapo_temperatures``[0] where Â > 0 and [1] elsewhere; its gradient at ρ = 1 is the policy
-      gradient's. Its ``clip_frac`` is 0 (nothing is clipped); cispo's counts ρ > ε_max with Â > 0.
+      gradient's. Its ``clip_frac`` is 0 (nothing is clipped); cispo's counts ρ > ε_max with Â > 0;
+    - ``vespo`` (VESPO): −sg(φ(w_i)) Â ln π_θ with the Gamma weight :func:`vespo_weight` of each completion's whole
+      ratio w_i (the sampler's correction folded into w_i, not multiplied after); ``clip_frac`` 0.
+
+    ``luspo`` keeps the clipped surrogate (meant with the sequence ratio) and changes only the reduction.
     """
     ratio = log_importance_ratio(logp, old_logp, mask, importance_sampling_level).exp()
-    if loss_type == "cispo":
+    if loss_type == "vespo":
+        phi = vespo_weight(logp - old_logp, adv, mask, vespo_shape, sampling_weight)
+        per_token = -(phi * adv * logp)
+        sampling_weight = None  # folded into w
+    elif loss_type == "cispo":
         per_token = -(ratio.clamp(max=clip_high).detach() * adv * logp)
     elif loss_type == "sapo":
         tau = torch.where(adv > 0, sapo_temperatures[0], sapo_temperatures[1])
@@ -205,7 +218,7 @@ def grpo_loss(
     token_mask = mask if importance_sampling_level == "token" else None  # sequence level: shares of completions
     if loss_type == "cispo":  # ρ > ε_max: the weight held at ε_max (clip_fractions' 1 + ε_high is ε_max here)
         low, high = clip_fractions(ratio, adv.expand_as(ratio), 1.0, clip_high - 1.0, token_mask)
-    elif loss_type == "sapo":
+    elif loss_type in ("sapo", "vespo"):
         low = high = torch.zeros(())
     else:
         low, high = clip_fractions(ratio, adv.expand_as(ratio), clip_low, clip_high, token_mask)
@@ -213,6 +226,34 @@ def grpo_loss(
         m = mask.to(ratio.dtype)
         kl_mean = (kl_tokens.detach() * m).sum() / m.sum().clamp(min=1.0) if kl_tokens is not None else torch.zeros(())
     return loss, {"clip_frac": low + high, "clip_frac_low": low, "clip_frac_high": high, "kl": kl_mean}
+
+
+def vespo_weight(
+    log_ratio: Tensor,
+    adv: Tensor,
+    mask: Tensor,
+    shape: tuple[float, float, float, float] = (2.0, 3.0, 3.0, 2.0),
+    sampling_weight: Tensor | None = None,
+) -> Tensor:
+    """VESPO's Gamma weight of each completion (Variational sequence-level soft policy optimisation, as TRL's
+    ``vespo``), detached ``[B, 1]``:
+
+        φ(w) = e^λ w^k e^{−λw}  (φ(1) = 1),  ln w_i = Σ_t (ln π_θ − ln π_old) over completion i's tokens
+
+    computed in log space, ln w clamped to [ln 1e-8, 20] (each token's log-ratio to ±20 first). ``shape`` is (k, λ)
+    where Â ≥ 0, then (k, λ) where Â < 0: TRL's ``vespo_k_pos``, ``vespo_lambda_pos``, ``vespo_k_neg``,
+    ``vespo_lambda_neg``. ``sampling_weight`` (π_old/μ per token) adds its logs to ln w. ``adv`` is ``[B, 1]``."""
+    k_pos, lam_pos, k_neg, lam_neg = shape
+    with torch.no_grad():
+        m = mask.to(log_ratio.dtype)
+        log_w = (log_ratio.clamp(-20.0, 20.0) * m).sum(-1, keepdim=True)
+        if sampling_weight is not None:
+            log_w = log_w + (sampling_weight.clamp(min=1e-8).log().clamp(max=20.0) * m).sum(-1, keepdim=True)
+        log_w = log_w.clamp(math.log(1e-8), 20.0)
+        positive = adv >= 0
+        k = torch.where(positive, k_pos, k_neg)
+        lam = torch.where(positive, lam_pos, lam_neg).clamp(min=1e-4)
+        return (lam + k * log_w - lam * log_w.exp()).exp().nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def value_loss(

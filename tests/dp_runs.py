@@ -42,6 +42,8 @@ CASES: dict[str, dict[str, Any]] = {
     "dr_grpo": {"loss_type": "dr_grpo"},
     "dapo": {"loss_type": "dapo", "clip_eps_high": 0.28},
     "gspo": {"loss_type": "grpo", "importance_sampling_level": "sequence"},
+    "luspo": {"loss_type": "luspo", "importance_sampling_level": "sequence"},
+    "vespo": {"loss_type": "vespo"},
     "fsdp_dapo": {"loss_type": "dapo", "clip_eps_high": 0.28, "fsdp": True},
     "fsdp_grpo": {"loss_type": "grpo", "fsdp": True},
 }

@@ -107,7 +107,7 @@ def test_two_gloo_processes_take_the_same_steps_as_one_process_for_every_loss_ty
     two = _torchrun_script([script, str(tmp_path / "two")])
     assert two.returncode == 0, two.stderr[-3000:]
     # fsdp_*: the two processes shard the model (FSDP2: gathered for sampling, gradients reduce-scattered)
-    for case in ("grpo", "bnpo", "dr_grpo", "dapo", "gspo", "fsdp_dapo", "fsdp_grpo"):
+    for case in ("grpo", "bnpo", "dr_grpo", "dapo", "gspo", "luspo", "vespo", "fsdp_dapo", "fsdp_grpo"):
         a, b = torch.load(tmp_path / "one" / f"{case}.pt"), torch.load(tmp_path / "two" / f"{case}.pt")
         for ra, rb in zip(a["rows"], b["rows"], strict=True):  # the same completions, losses, KL and gradient norm
             assert ra["reward"] == pytest.approx(rb["reward"], abs=1e-6), case

@@ -96,11 +96,17 @@ class GRPOConfig(LanguageModelConfig):
         "paper), bnpo (mean over each micro-batch's tokens), dr_grpo (sum / (B · max_new_tokens); Dr. GRPO), "
         "dapo (mean over the whole batch's tokens; DAPO), cispo (MiniMax-M1: the clipped importance weight, held "
         "constant, times Â ln π; reduced as dapo; its cap ε_max is clip_eps_high), sapo (a sigmoid gate instead "
-        "of the clip; reduced as grpo)",
+        "of the clip; reduced as grpo), luspo (each completion's tokens summed, then the mean over completions; "
+        "LUSPO, with importance_sampling_level=sequence), vespo (a Gamma weight of each completion's ratio, held "
+        "constant, times Â ln π; reduced as dapo; VESPO)",
         choices=LOSS_TYPES,
     )
     sapo_temperature_pos: float = param(1.0, "τ of loss_type sapo where Â > 0", low=0.0, low_open=True)
     sapo_temperature_neg: float = param(1.05, "τ of loss_type sapo where Â ≤ 0", low=0.0, low_open=True)
+    vespo_k_pos: float = param(2.0, "k (power) of loss_type vespo's Gamma weight where Â ≥ 0", low=0.0)
+    vespo_lambda_pos: float = param(3.0, "λ (decay) of loss_type vespo's Gamma weight where Â ≥ 0", low=0.0)
+    vespo_k_neg: float = param(3.0, "k (power) of loss_type vespo's Gamma weight where Â < 0", low=0.0)
+    vespo_lambda_neg: float = param(2.0, "λ (decay) of loss_type vespo's Gamma weight where Â < 0", low=0.0)
     importance_sampling_level: str = param(
         "token",
         "the ratio the clip acts on: token (ρ per token; GRPO, DAPO) or sequence (GSPO's length-normalised "
@@ -187,6 +193,16 @@ class GRPOConfig(LanguageModelConfig):
             raise ConfigError(
                 "loss_type=cispo caps the importance weight at clip_eps_high (ε_max, not 1 + ε): set it above 1 "
                 "(ScaleRL recommends 5.0), e.g. --set clip_eps_high=5.0"
+            )
+        if self.loss_type == "vespo" and (
+            self.importance_sampling_level == "sequence"
+            or self.advantage == "gae"
+            or self.sampling_correction.startswith("sequence")
+        ):
+            raise ConfigError(
+                "loss_type=vespo weighs each completion by its own whole ratio, from per-token log-ratios and one Â "
+                "per completion: keep importance_sampling_level=token, advantage=group and a token_* (or no) "
+                "sampling_correction"
             )
         if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
             raise ConfigError(
@@ -456,6 +472,7 @@ class GRPO:
                     cfg.importance_sampling_level,
                     weight,
                     (cfg.sapo_temperature_pos, cfg.sapo_temperature_neg),
+                    (cfg.vespo_k_pos, cfg.vespo_lambda_pos, cfg.vespo_k_neg, cfg.vespo_lambda_neg),
                     max_len=cfg.max_new_tokens,
                     num_sequences=rows * world.size,
                     num_tokens=num_tokens,
