@@ -315,7 +315,8 @@ MUTATIONS: list[Mutation] = [
         "obj-luspo-mean-per-completion",
         OBJ,
         '    if loss_type == "luspo":\n        return (values * mask).sum() / n_seq',
-        '    if loss_type == "luspo":\n        return ((values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / n_seq',
+        '    if loss_type == "luspo":\n'
+        "        return ((values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / n_seq",
         "LUSPO: each completion's tokens averaged instead of summed (grpo's reduction: no length factor)",
     ),
     Mutation(

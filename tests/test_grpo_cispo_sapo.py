@@ -49,9 +49,12 @@ def test_sapo_gates_the_ratio_with_a_sigmoid_and_its_gradient_at_one_is_the_poli
     assert stats["clip_frac"].item() == 0.0
 
 
-@pytest.mark.parametrize("loss_type", ["cispo", "sapo"])
+EXTRA = {"cispo": {"clip_eps_high": 5.0}, "luspo": {"importance_sampling_level": "sequence"}}
+
+
+@pytest.mark.parametrize("loss_type", ["cispo", "sapo", "luspo", "vespo"])  # (luspo, vespo: test_grpo_luspo_vespo)
 def test_a_grpo_run_trains_with_each(loss_type):
-    extra = {"clip_eps_high": 5.0} if loss_type == "cispo" else {}
+    extra = EXTRA.get(loss_type, {})
     agent = GRPO("addition", **TINY, loss_type=loss_type, seed=0, **extra)
     before = [p.detach().clone() for p in agent.policy.parameters()]
     rows = []
