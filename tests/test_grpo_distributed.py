@@ -145,6 +145,23 @@ def test_the_cli_under_torchrun_equals_one_process(tmp_path):
 
 
 @pytest.mark.slow
+def test_accelerate_launch_runs_the_same_steps_as_one_process(tmp_path):
+    pytest.importorskip("accelerate")  # (peft brings it)
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes=2"]
+    launcher += ["--num_machines=1", "--mixed_precision=no", "--dynamo_backend=no", "--main_process_ip=127.0.0.1"]
+    launcher += [f"--main_process_port={_free_port()}", "-m", "proxrl.cli"]
+    args = _train_args(tmp_path / "two", 3, loss_type="dapo", scale_rewards="batch")
+    two = subprocess.run(launcher + args, capture_output=True, text=True, env=_environment(), timeout=TIMEOUT_S)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 processes" in two.stdout  # (accelerate's --multi_gpu is its torch.distributed launcher; gloo here)
+    one = _one_process(_train_args(tmp_path / "one", 3, loss_type="dapo", scale_rewards="batch"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=0, atol=2e-5)
+
+
+@pytest.mark.slow
 def test_a_killed_process_stops_the_other_with_one_line_and_the_last_checkpoint_resumes(tmp_path):
     run = tmp_path / "run"
     port = _free_port()
