@@ -107,10 +107,14 @@ def state_dict(trainer: LanguageModelTrainer) -> dict[str, Any]:
     }
 
 
+def _sharded(trainer: LanguageModelTrainer) -> bool:
+    return bool(getattr(trainer.config, "fsdp", False))  # (GRPO's key; refused unless several processes)
+
+
 def _optimizer_state(trainer: LanguageModelTrainer) -> dict[str, Any]:
     """The optimiser's state; with ``fsdp`` the whole of it keyed by parameter names (a collective: rank 0 holds
     it), which any number of processes can load."""
-    if getattr(trainer.config, "fsdp", False):
+    if _sharded(trainer):
         return {"fsdp_full": fsdp.full_optimizer_state(trainer.policy, trainer.optimizer)}
     return trainer.optimizer.state_dict()
 
@@ -118,7 +122,7 @@ def _optimizer_state(trainer: LanguageModelTrainer) -> dict[str, Any]:
 def load_optimizer_state(trainer: LanguageModelTrainer, state: dict[str, Any], folder: Path) -> None:
     """Load a checkpoint's optimiser state (see :func:`_optimizer_state`); a checkpoint written with ``fsdp`` and
     one written without it do not load into each other's optimiser (one line says so)."""
-    sharded = bool(getattr(trainer.config, "fsdp", False))
+    sharded = _sharded(trainer)
     if ("fsdp_full" in state) != sharded:
         raise ConfigError(
             f"{folder} was written with fsdp={not sharded}: resume it with --set fsdp={str(not sharded).lower()} "
@@ -133,7 +137,7 @@ def load_optimizer_state(trainer: LanguageModelTrainer, state: dict[str, Any], f
 def saves_together(trainer: LanguageModelTrainer) -> bool:
     """True when every process must take part in a save (``fsdp``: the weights are gathered from all of them);
     rank 0 alone writes."""
-    return bool(getattr(trainer.config, "fsdp", False)) and trainer.world.active
+    return _sharded(trainer) and trainer.world.active
 
 
 def save(trainer: LanguageModelTrainer, folder: str | Path) -> Path:
@@ -141,12 +145,10 @@ def save(trainer: LanguageModelTrainer, folder: str | Path) -> Path:
     folder holds it, and :func:`state_dict` as ``trainer_state.pt``: a folder checkpoint
     (``checkpoint.save_folder``: a crash never leaves a half-written one). With ``fsdp`` every process calls it
     (the weights are gathered) and rank 0 writes."""
-    if saves_together(trainer):
-        gathered = _gather(trainer)
-        if not trainer.world.main:
-            return Path(folder)
-        return checkpoint.save_folder(folder, lambda into: _write(trainer, into, gathered))
-    return checkpoint.save_folder(folder, lambda into: _write(trainer, into))
+    gathered = _gather(trainer) if saves_together(trainer) else None
+    if gathered is not None and not trainer.world.main:
+        return Path(folder)
+    return checkpoint.save_folder(folder, lambda into: _write(trainer, into, gathered))
 
 
 def save_checkpoint(trainer: LanguageModelTrainer) -> Path:
@@ -216,7 +218,7 @@ def load(
         trainer.critic.load_state_dict(state["value_head"])
     trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
     reference = trainer.reference.model
-    if saves_together(trainer) and reference is not None and not fsdp.is_sharded(reference):
+    if _sharded(trainer) and reference is not None and not fsdp.is_sharded(reference):
         fsdp.shard(reference)  # read back whole from its folder
     load_optimizer_state(trainer, state["optimizer"], folder)
     trainer.progress.load_state_dict(state)
