@@ -83,21 +83,20 @@ def grpo_accuracy_gain(
 
 @pytest.mark.learning
 def test_grpo_raises_held_out_addition_accuracy():
-    """GRPO's preset (a tiny Llama warmed up until greedy exact match on training prompts reaches 0.8) raises the
-    held-out exact match of the policy it optimises (4 samples per prompt at T = 1) by ≥ 8 points in 200 steps for
-    each of seeds 0, 1, 2 (measured +23.3, +10.7, +26.4), and greedy accuracy does not collapse (measured +7.5,
-    −6.5, +10.5 points). docs/grpo.md has the runs."""
+    """GRPO's first preset (a tiny Llama with a character tokenizer, warmed up until greedy exact match on training
+    prompts reaches 0.8) raises the held-out exact match of the policy it optimises (4 samples per prompt at T = 1)
+    by ≥ 8 points in 200 steps, and greedy accuracy does not collapse. One seed (0; measured +23.2 points with
+    AVX-512 kernels, +14.9 with AVX2's): the three-seed claim of GRPO learning is the GSM8K-format test below, and
+    docs/grpo.md has this preset's runs on more seeds."""
     pytest.importorskip("transformers")
-    with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
-        results = sorted(pool.map(grpo_accuracy_gain, SEEDS, [200] * len(SEEDS)))
-    for seed, greedy0, sampled0, greedy1, sampled1, wall in results:
-        print(
-            f"grpo_addition.yaml seed {seed}: held-out exact match sampled {sampled0:.3f} -> {sampled1:.3f}, "
-            f"greedy {greedy0:.3f} -> {greedy1:.3f} after 200 steps ({wall:.0f} s)"
-        )
-    for seed, greedy0, sampled0, greedy1, sampled1, _ in results:
-        assert sampled1 >= sampled0 + 0.08, (seed, sampled0, sampled1)
-        assert greedy1 >= greedy0 - 0.10, (seed, greedy0, greedy1)
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        seed, greedy0, sampled0, greedy1, sampled1, wall = pool.submit(grpo_accuracy_gain, 0, 200).result()
+    print(
+        f"grpo_addition.yaml seed {seed}: held-out exact match sampled {sampled0:.3f} -> {sampled1:.3f}, "
+        f"greedy {greedy0:.3f} -> {greedy1:.3f} after 200 steps ({wall:.0f} s)"
+    )
+    assert sampled1 >= sampled0 + 0.08, (sampled0, sampled1)
+    assert greedy1 >= greedy0 - 0.10, (greedy0, greedy1)
 
 
 @pytest.mark.learning
