@@ -44,10 +44,13 @@ CASES: dict[str, dict[str, Any]] = {
     "gspo": {"loss_type": "grpo", "importance_sampling_level": "sequence"},
     "luspo": {"loss_type": "luspo", "importance_sampling_level": "sequence"},
     "vespo": {"loss_type": "vespo"},
+    # step 1 drops a flat group and samples a second round (measured): the batch mixes both processes' groups
+    "dapo_dynamic": {"loss_type": "dapo", "dynamic_sampling": True, "max_sampling_rounds": 3},
     "fsdp_dapo": {"loss_type": "dapo", "clip_eps_high": 0.28, "fsdp": True},
     "fsdp_grpo": {"loss_type": "grpo", "fsdp": True},
 }
 LOGGED = ("reward", "completion_tokens", "loss", "kl", "clip_frac", "grad_norm", "accuracy", "sampled_accuracy")
+SAMPLING = ("sampling/flat_groups_generated", "sampling/rounds", "sampling/groups_dropped", "sampling/flat_groups_kept")
 
 
 def _weights(agent: GRPO) -> dict[str, torch.Tensor]:
@@ -62,7 +65,9 @@ def main(out: Path) -> None:
         sharded = bool(case.get("fsdp")) and int(os.environ.get("WORLD_SIZE", "1")) > 1
         agent = GRPO("addition", **SETTINGS, **{**case, "fsdp": sharded})
         start = {k: v.detach().clone() for k, v in _weights(agent).items()}
-        agent.learn(3, callback=lambda _, row, rows=rows: rows.append({k: row[k] for k in LOGGED}))
+        agent.learn(
+            3, callback=lambda _, row, rows=rows: rows.append({k: row[k] for k in LOGGED + SAMPLING if k in row})
+        )
         weights = {k: v.detach().clone() for k, v in _weights(agent).items()}
         if agent.world.main:
             torch.save({"start": start, "weights": weights, "rows": rows}, out / f"{name}.pt")

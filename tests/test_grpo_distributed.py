@@ -15,7 +15,7 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
-from dp_runs import SETTINGS  # noqa: E402 - tests/dp_runs.py: the runs' settings
+from dp_runs import SAMPLING, SETTINGS  # noqa: E402 - tests/dp_runs.py: the runs' settings
 from safetensors.torch import load_file  # noqa: E402 - transformers brings safetensors
 
 TIMEOUT_S = 240
@@ -107,7 +107,8 @@ def test_two_gloo_processes_take_the_same_steps_as_one_process_for_every_loss_ty
     two = _torchrun_script([script, str(tmp_path / "two")])
     assert two.returncode == 0, two.stderr[-3000:]
     # fsdp_*: the two processes shard the model (FSDP2: gathered for sampling, gradients reduce-scattered)
-    for case in ("grpo", "bnpo", "dr_grpo", "dapo", "gspo", "luspo", "vespo", "fsdp_dapo", "fsdp_grpo"):
+    # dapo_dynamic: DAPO's dynamic sampling, its rounds and kept groups decided over the whole round of prompts
+    for case in ("grpo", "bnpo", "dr_grpo", "dapo", "gspo", "luspo", "vespo", "dapo_dynamic", "fsdp_dapo", "fsdp_grpo"):
         a, b = torch.load(tmp_path / "one" / f"{case}.pt"), torch.load(tmp_path / "two" / f"{case}.pt")
         for ra, rb in zip(a["rows"], b["rows"], strict=True):  # the same completions, losses, KL and gradient norm
             assert ra["reward"] == pytest.approx(rb["reward"], abs=1e-6), case
@@ -115,6 +116,10 @@ def test_two_gloo_processes_take_the_same_steps_as_one_process_for_every_loss_ty
             for key in ("loss", "kl", "clip_frac", "grad_norm"):
                 assert ra[key] == pytest.approx(rb[key], rel=1e-4, abs=1e-6), (case, key)
             assert ra["accuracy"] == pytest.approx(rb["accuracy"], abs=1e-9), case  # greedy, split over the two
+            for key in SAMPLING:  # the share of flat groups (of the whole round), rounds, groups dropped and kept
+                assert ra.get(key) == rb.get(key), (case, key)
+        if case == "dapo_dynamic":
+            assert a["rows"][0]["sampling/rounds"] > 1 and a["rows"][0]["sampling/groups_dropped"] > 0, a["rows"]
         moved = max((a["weights"][k] - a["start"][k]).abs().max().item() for k in a["weights"])
         assert moved > 1e-3, case  # the steps changed the weights, and both runs alike
         assert set(b["weights"]) <= set(a["weights"]) and len(b["weights"]) >= len(a["weights"]) - 1, case

@@ -388,8 +388,13 @@ class GRPO:
                     sampling_logps=cfg.sampling_correction != "none",
                 )
             scored = self.score(examples, gens)
-            is_flat = flat_groups(scored[0].view(-1, G)).tolist()
-            for p in range(len(examples)):
+            if cfg.dynamic_sampling and self.world.active:  # every process keeps the same groups, stops alike
+                examples, gens, scored = self._whole_round(examples, gens, scored)
+            rewards = scored[0]
+            if self.world.active and not cfg.dynamic_sampling:  # this process's share; the stat is the round's
+                rewards = self.world.gather(rewards.float().cpu(), "the rewards")
+            is_flat = flat_groups(rewards.view(-1, G)).tolist()
+            for p in range(P):
                 (flat if is_flat[p] else kept).append((len(rounds), p))
             rounds.append((examples, gens, scored))
         stats = {"sampling/flat_groups_generated": len(flat) / (P * len(rounds))}
@@ -421,7 +426,28 @@ class GRPO:
         gens = lm.Generations.concat([part[1] for part in parts], self.tokenizer.pad_token_id)
         rewards = torch.cat([part[2] for part in parts])
         components = {k: torch.cat([part[3][k] for part in parts]) for k in parts[0][3]}
+        if self.world.active:  # the batch is chosen from the whole rounds; each process keeps its share of it
+            mine = list(range(P))[self.world.shard(P)]
+            rows = torch.tensor([p * G + g for p in mine for g in range(G)])
+            examples, gens = [examples[p] for p in mine], gens.groups(mine).to(self.device)
+            rewards, components = rewards[rows], {k: v[rows] for k, v in components.items()}
         return examples, gens, (rewards, components), stats
+
+    def _whole_round(
+        self, examples: list[dict[str, str]], gens: lm.Generations, scored: tuple[Tensor, dict[str, Tensor]]
+    ) -> tuple[list[dict[str, str]], lm.Generations, tuple[Tensor, dict[str, Tensor]]]:
+        """Data-parallel dynamic sampling: every process's share of a round of prompts, completions and scores,
+        joined in rank order (the round one process would have drawn), on the CPU. Gathered whole rather than as
+        flags so that the batch the rounds fill is the one-process batch, whichever process sampled a group."""
+        rewards, components = scored
+        mine = (examples, gens.to("cpu"), rewards.cpu(), {k: v.cpu() for k, v in components.items()})
+        parts = self.world.gather_objects(mine, "the groups of a dynamic-sampling round")
+        joined = lm.Generations.concat([part[1] for part in parts], self.tokenizer.pad_token_id)
+        whole = (
+            torch.cat([part[2] for part in parts]),
+            {k: torch.cat([part[3][k] for part in parts]) for k in components},
+        )
+        return [ex for part in parts for ex in part[0]], joined, whole
 
     def _optimise(self, gens: lm.Generations, adv: Tensor, rewards: Tensor) -> dict[str, float]:
         """μ passes of the GRPO loss over the generation batch in ``grad_accum_steps`` micro-batches (with a
@@ -608,9 +634,4 @@ def check_data_parallel(cfg: GRPOConfig, world: distributed.World) -> None:
         raise ConfigError(
             f"grad_accum_steps={cfg.grad_accum_steps} counts micro-batches over all {n} processes: "
             f"set a multiple of {n} (or 1: one micro-batch per process)"
-        )
-    if cfg.dynamic_sampling:
-        raise ConfigError(
-            "dynamic_sampling runs in one process for now (the groups it keeps would differ in number between "
-            "processes); set dynamic_sampling=false, or run one process"
         )

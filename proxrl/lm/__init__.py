@@ -17,7 +17,7 @@ import json
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +194,17 @@ class Generations:
             self.group_size,
             None if self.truncated is None else self.truncated[rows],
             None if self.sampling_logps is None else self.sampling_logps[rows],
+        )
+
+    def to(self, device: torch.device | str) -> Generations:
+        """The same generations with their tensors on ``device``."""
+        return replace(
+            self,
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            mask=self.mask.to(device),
+            truncated=None if self.truncated is None else self.truncated.to(device),
+            sampling_logps=None if self.sampling_logps is None else self.sampling_logps.to(device),
         )
 
     @staticmethod

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -93,6 +93,15 @@ class World:
         with _collective(what, self):
             torch.distributed.all_gather(parts, mine)
         return torch.cat(parts).to(tensor.device)
+
+    def gather_objects(self, obj: T, what: str) -> list[T]:
+        """Every process's picklable ``obj`` in rank order (tensors in it should be on the CPU)."""
+        if not self.active:
+            return [obj]
+        out: list[Any] = [None] * self.size
+        with _collective(what, self):
+            torch.distributed.all_gather_object(out, obj)
+        return out
 
     def sum_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
         """Replace each parameter's gradient by its sum over the processes, in place: one all-reduce per parameter,
