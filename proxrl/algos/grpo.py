@@ -401,7 +401,7 @@ class GRPO:
         if not cfg.dynamic_sampling:
             return *rounds[0], stats
         fill = max(0, P - len(kept))  # flat groups that fill the batch once the rounds run out
-        chosen = kept[:P] + flat[:fill]
+        chosen = (kept[:P] + flat[:fill])[self.world.shard(P)]  # whole rounds (data-parallel): this process's share
         stats.update(
             {
                 "sampling/rounds": float(len(rounds)),
@@ -426,12 +426,7 @@ class GRPO:
         gens = lm.Generations.concat([part[1] for part in parts], self.tokenizer.pad_token_id)
         rewards = torch.cat([part[2] for part in parts])
         components = {k: torch.cat([part[3][k] for part in parts]) for k in parts[0][3]}
-        if self.world.active:  # the batch is chosen from the whole rounds; each process keeps its share of it
-            mine = list(range(P))[self.world.shard(P)]
-            rows = torch.tensor([p * G + g for p in mine for g in range(G)])
-            examples, gens = [examples[p] for p in mine], gens.groups(mine).to(self.device)
-            rewards, components = rewards[rows], {k: v[rows] for k, v in components.items()}
-        return examples, gens, (rewards, components), stats
+        return examples, gens.to(self.device), (rewards, components), stats
 
     def _whole_round(
         self, examples: list[dict[str, str]], gens: lm.Generations, scored: tuple[Tensor, dict[str, Tensor]]
