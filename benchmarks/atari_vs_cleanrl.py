@@ -200,6 +200,12 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict[st
     return "\n".join(lines)
 
 
+def interpreter(path: str) -> str:
+    """A Python interpreter given as a path, made absolute: the runs start in scratch folders of their own. Not
+    resolved: a virtual environment's python is a symlink to the base interpreter, which would lose the env."""
+    return str(Path(path).absolute()) if os.sep in path else path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--games", nargs="+", default=["Breakout", "Pong"])
@@ -207,7 +213,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads, the same for every library")
     p.add_argument("--cleanrl", help="path to CleanRL's cleanrl/ppo_atari.py (not shipped with proxrl)")
-    p.add_argument("--cleanrl-python", default=str(ROOT / ".venv-cleanrl" / "bin" / "python"))
+    p.add_argument("--cleanrl-python", type=interpreter, default=str(ROOT / ".venv-cleanrl" / "bin" / "python"))
     p.add_argument(
         "--cleanrl-envpool",
         help="path to CleanRL's cleanrl/ppo_atari_envpool.py (its interpreter needs envpool 0.8.4 and gym 0.23.1)",
