@@ -25,6 +25,8 @@ NOT_RUN_HERE = {
     "ray start": "starts a cluster on the machine's network address: benchmarks/ray_scaling.py --multinode runs "
     "the same path in private network namespaces",
     "HEAD_IP": "needs a running multi-machine cluster (see ray start)",
+    "MACHINE0": "needs several machines: tests/test_grpo_distributed.py starts the same torchrun launch as two "
+    "launchers on loopback",
     "pip install": "installs into the environment: CI's setup script installs the dev extra, which holds every one",
     "make mutation": "the mutation run takes ~20 minutes (docs/testing.md has its latest results)",
     "scripts/mutation.py --only": "runs the default tier once per mutant (minutes)",

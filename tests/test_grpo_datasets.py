@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+import proxrl.lm.datasets as lm_data
 from proxrl import GRPO, lm
 from proxrl.config import ConfigError
 from proxrl.envs import text_tasks
@@ -127,6 +128,28 @@ def test_local_dataset_files_and_folders_train_and_evaluate(model_folder, tmp_pa
     assert result["examples"] == 4 and 0.0 <= result["accuracy"] <= 1.0
     agent.learn(1)
     assert agent.global_step == 1
+
+
+def test_an_arrow_dataset_stays_on_disk_and_only_the_rows_drawn_are_rendered(model_folder, tmp_path, monkeypatch):
+    # a save_to_disk folder is memory-mapped: the processes of a data-parallel run share it through the page cache,
+    # and each renders (chat template) only the rows it reads, not a whole copy up front
+    folder = tmp_path / "big"
+    datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(rows(2000, chat=True)), "test": datasets.Dataset.from_list(rows(50, True))}
+    ).save_to_disk(str(folder))
+    rendered = []
+    render = lm_data.render_prompt
+    monkeypatch.setattr(lm_data, "render_prompt", lambda row, tok: rendered.append(row) or render(row, tok))
+    agent = GRPO(model=model_folder, dataset=str(folder), reward_funcs=[trl_reward], **SMALL)
+    assert len(agent.task.train) == 2000 and agent.task.train.dataset.cache_files  # read from the folder's files
+    at_start = len(rendered)
+    assert 2 <= at_start <= 3  # the first row of each split (the format checked before training), not 2,050 rows
+    examples, _, _, _ = agent.sample_batch()
+    assert len(rendered) == at_start + SMALL["prompts_per_step"]
+    assert all(ex["prompt"].endswith("a:") and ex["_messages"][0]["role"] == "user" for ex in examples)
+    held = agent.task.held_out()[:3]
+    assert [ex["answer"] for ex in held] == ["1", "3", "5"]
+    assert len(rendered) == at_start + SMALL["prompts_per_step"] + 3  # the 3 rows read
 
 
 def test_held_out_accuracy_is_exact_match_with_the_answer_column_or_the_eval_metric(model_folder):

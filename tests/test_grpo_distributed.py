@@ -118,6 +118,7 @@ def test_two_gloo_processes_take_the_same_steps_as_one_process_for_every_loss_ty
             assert ra["accuracy"] == pytest.approx(rb["accuracy"], abs=1e-9), case  # greedy, split over the two
             for key in SAMPLING:  # the share of flat groups (of the whole round), rounds, groups dropped and kept
                 assert ra.get(key) == rb.get(key), (case, key)
+            assert "sampling/flat_groups_generated" in rb, case  # logged by every run, counted over the batch
         if case == "dapo_dynamic":
             assert a["rows"][0]["sampling/rounds"] > 1 and a["rows"][0]["sampling/groups_dropped"] > 0, a["rows"]
         moved = max((a["weights"][k] - a["start"][k]).abs().max().item() for k in a["weights"])
@@ -147,6 +148,45 @@ def test_the_cli_under_torchrun_equals_one_process(tmp_path):
     for k in w1:  # ... and both runs changed them alike (float tolerance: the sums are taken in another order)
         torch.testing.assert_close(w2[k], w1[k], rtol=0, atol=2e-5)
     assert "2 processes" in two.stdout and two.stdout.count("training grpo") == 1  # rank 0 alone prints
+
+
+@pytest.mark.slow
+def test_two_machines_of_one_process_each_take_the_same_steps_as_one_process(tmp_path):
+    # torchrun's several-machine launch: one launcher per machine (--nnodes 2, --node-rank), rank 0's machine hosts
+    # the rendezvous. Both "machines" are this one, on loopback, each launcher its own process tree with LOCAL_RANK
+    # 0, and one run directory (as on a filesystem every machine sees)
+    args = _train_args(tmp_path / "two", 3, loss_type="dapo", scale_rewards="batch")
+    port = _free_port()
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=1", "--nnodes=2", f"--node-rank={n}"]
+            + ["--master-addr=127.0.0.1", f"--master-port={port}", "-m", "proxrl.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_environment(),
+            start_new_session=True,  # its own process group: the launcher and its worker are stopped together
+        )
+        for n in range(2)
+    ]
+    try:
+        outs = [node.communicate(timeout=TIMEOUT_S) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGKILL)
+                node.wait(timeout=30)
+    for node, (_, err) in zip(nodes, outs, strict=True):
+        assert node.returncode == 0, err[-3000:]
+    assert "2 processes" in outs[0][0] and outs[1][0].count("training grpo") == 0  # rank 0 (machine 0) prints
+    one = _one_process(_train_args(tmp_path / "one", 3, loss_type="dapo", scale_rewards="batch"))
+    assert one.returncode == 0, one.stderr[-2000:]
+    for a, b in zip(_rows(tmp_path / "one"), _rows(tmp_path / "two"), strict=True):
+        assert float(a["reward"]) == pytest.approx(float(b["reward"]), abs=1e-6)
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), abs=1e-5)
+    w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=0, atol=2e-5)
 
 
 @pytest.mark.slow

@@ -367,7 +367,8 @@ class GRPO:
         """Step 1 of :meth:`learn`: P prompts and G completions of each from π_θ, scored. With ``dynamic_sampling``
         (DAPO) groups whose rewards are all equal are dropped and further rounds of P prompts are sampled until P
         groups remain or ``max_sampling_rounds`` is reached, when dropped groups fill the batch in the order they
-        came. Returns (examples, generations, (rewards, components), sampling stats)."""
+        came. Returns (examples, generations, (rewards, components), sampling stats; without dynamic sampling on
+        several processes none: :meth:`learn` logs the round's share from :meth:`update`'s whole-batch rewards)."""
         cfg = self.config
         P, G = cfg.prompts_per_step, cfg.group_size
         rounds: list[tuple[list[dict[str, str]], lm.Generations, tuple[Tensor, dict[str, Tensor]]]] = []
@@ -390,10 +391,11 @@ class GRPO:
             scored = self.score(examples, gens)
             if cfg.dynamic_sampling and self.world.active:  # every process keeps the same groups, stops alike
                 examples, gens, scored = self._whole_round(examples, gens, scored)
-            rewards = scored[0]
-            if self.world.active and not cfg.dynamic_sampling:  # this process's share; the stat is the round's
-                rewards = self.world.gather(rewards.float().cpu(), "the rewards")
-            is_flat = flat_groups(rewards.view(-1, G)).tolist()
+            if self.world.active and not cfg.dynamic_sampling:
+                # this process's share of one round: update() gathers the batch's rewards once, and learn() logs
+                # the round's flat-group share from them (its ``flat_groups``) instead of a second gather here
+                return examples, gens, scored, {}
+            is_flat = flat_groups(scored[0].view(-1, G)).tolist()
             for p in range(P):
                 (flat if is_flat[p] else kept).append((len(rounds), p))
             rounds.append((examples, gens, scored))
@@ -580,6 +582,8 @@ class GRPO:
                 if (cfg.eval_every and self.global_step % cfg.eval_every == 0) or self.global_step == session.target:
                     self.held_out.record(self.evaluate())
                 seconds = stats["collect_seconds"] + stats["update_seconds"]
+                # one round (no dynamic sampling): its flat-group share is the batch's, counted by update()
+                sampling.setdefault("sampling/flat_groups_generated", update_stats["flat_groups"])
                 stats.update(
                     step_row(rewards, gens, self.held_out, bool(cfg.eval_samples), seconds, self.world),
                     **sampling,

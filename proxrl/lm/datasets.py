@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,8 +78,8 @@ class DatasetTask:
     messages kept under ``_messages`` for reward functions), sampled without replacement within a batch."""
 
     name: str
-    train: list[dict[str, Any]]
-    evaluation: list[dict[str, Any]]
+    train: Sequence[dict[str, Any]]
+    evaluation: Sequence[dict[str, Any]]
     accuracy: Callable[..., float] = exact_match
     metrics: dict[str, Callable[..., float]] = field(default_factory=dict)  # no held-out scores beside accuracy
     rewards: dict[str, Callable[..., Any]] = field(default_factory=dict)  # a dataset brings none: reward_funcs do
@@ -92,9 +92,38 @@ class DatasetTask:
             return [self.train[i] for i in rng.sample(range(len(self.train)), n)]
         return [self.train[rng.randrange(len(self.train))] for _ in range(n)]
 
-    def held_out(self) -> list[dict[str, Any]]:
-        """The evaluation rows, in the dataset's order."""
-        return list(self.evaluation)
+    def held_out(self) -> Sequence[dict[str, Any]]:
+        """The evaluation rows, in the dataset's order (a slice of them is a list)."""
+        return self.evaluation
+
+
+class RenderedRows(Sequence[dict[str, Any]]):
+    """An Arrow-backed ``datasets.Dataset``'s rows, each rendered by :func:`render_prompt` when it is read rather
+    than all up front. The dataset stays memory-mapped, so the processes of a data-parallel run share one copy
+    through the page cache and each renders only the rows it draws (TRL likewise applies the chat template per
+    batch). Its rows share one schema, so rendering the first checks the format of all."""
+
+    def __init__(self, dataset: Any, tokenizer: Any) -> None:
+        self.dataset, self.tokenizer = dataset, tokenizer
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return render_prompt(dict(self.dataset[i]), self.tokenizer)
+
+
+def rendered(rows: Any, tokenizer: Any) -> Sequence[dict[str, Any]]:
+    """``rows`` with their prompts rendered: an Arrow dataset as :class:`RenderedRows` (its first row checked now),
+    anything else (a list of dicts, an iterable dataset) rendered row by row now, which checks every row."""
+    if hasattr(rows, "column_names") and hasattr(rows, "__getitem__") and hasattr(rows, "__len__"):
+        lazy = RenderedRows(rows, tokenizer)
+        if len(lazy):
+            lazy[0]  # noqa: B018 - a missing column or a prompt of the wrong form is refused before training
+        return lazy
+    return [render_prompt(dict(r), tokenizer) for r in rows]
 
 
 def render_prompt(row: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
@@ -129,10 +158,10 @@ def dataset_task(
     """A :class:`DatasetTask` from a training dataset and an optional held-out one (rows of either: dicts with a
     ``prompt`` column). Held-out accuracy is ``accuracy`` (per completion or TRL-signature) when given, else
     exact match with an ``answer`` column; with neither, evaluation is refused where it is asked for."""
-    rows = [render_prompt(dict(r), tokenizer) for r in train]
-    if not rows:
+    rows = rendered(train, tokenizer)
+    if not len(rows):
         raise ConfigError("the training dataset is empty")
-    held = [render_prompt(dict(r), tokenizer) for r in evaluation] if evaluation is not None else []
+    held = rendered(evaluation, tokenizer) if evaluation is not None else []
     if accuracy is None and held and "answer" not in held[0]:
         raise ConfigError(
             "the eval dataset has no 'answer' column for exact match: name an eval_metric ('module:function')"
