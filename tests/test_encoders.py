@@ -10,6 +10,7 @@ import torch
 from gymnasium import spaces
 
 from proxrl import PPO, ConfigError
+from proxrl.envs.flat_dict import DictLayout
 from proxrl.errors import RunWarning
 from proxrl.policies.encoders import DictEncoder, NatureCNN, build_encoder, channels_first
 
@@ -89,14 +90,69 @@ def test_dict_observations_get_one_encoder_per_key_concatenated():
     encoder = agent.policy.encoder
     assert isinstance(encoder, DictEncoder) and encoder.features_dim == 256 + 3
     assert isinstance(encoder.encoders["image"], NatureCNN) and list(encoder.encoders) == ["image"]
-    env_obs = agent.policy.observation_space.sample()  # the flat vector the env gives (FlattenObservation)
-    flat = torch.as_tensor(np.stack([env_obs, env_obs]))
+    # the env's flat row: the image's 36·36 uint8 values, then the float32 vector's 3 × 4 bytes (keys in order)
+    dict_space = encoder.layout.space
+    layout = DictLayout(dict_space)
+    obs = [dict_space.sample() for _ in range(2)]
+    flat = torch.as_tensor(np.stack([layout.flatten(o) for o in obs]))
+    assert flat.dtype == torch.uint8 and flat.shape == (2, 1296 + 12)
     features = encoder(flat)
-    image = flat[:, :1296].reshape(2, 36, 36, 1)  # keys in the Dict space's order: image, then vector
-    torch.testing.assert_close(features[:, :256], encoder.encoders["image"](image))
-    torch.testing.assert_close(features[:, 256:], flat[:, 1296:].float())
+    images = torch.as_tensor(np.stack([o["image"] for o in obs]))
+    vectors = torch.as_tensor(np.stack([o["vector"] for o in obs]))
+    torch.testing.assert_close(features[:, :256], encoder.encoders["image"](images), rtol=0, atol=0)
+    torch.testing.assert_close(features[:, 256:], vectors, rtol=0, atol=0)  # the float32 vector comes back exact
     agent.learn(32)
-    assert agent.envs.rollout.batch.obs.shape == (16, 2, 1296 + 3)
+    stored = agent.envs.rollout.batch.obs
+    assert stored.dtype == torch.uint8 and stored.shape == (16, 2, 1296 + 12)  # the image is not stored as float32
+    # predict takes the env's rows, one dict, or a dict of batches (as SB3's predict takes dicts)
+    rows = flat.numpy()
+    batched = {"image": images.numpy(), "vector": vectors.numpy()}
+    np.testing.assert_array_equal(agent.predict(batched), agent.predict(rows))
+    assert agent.predict(obs[1]) == agent.predict(rows[1])
+
+
+def test_a_dict_row_keeps_every_key_exact_in_either_layout():
+    image = spaces.Box(0, 255, (6, 6, 1), np.uint8)
+    mixed = spaces.Dict(
+        {
+            "image": image,
+            "pos": spaces.Box(-2.0, 2.0, (2, 3), np.float64),
+            "mode": spaces.Discrete(4, start=1),
+            "flags": spaces.MultiBinary(3),
+        },
+        seed=0,
+    )
+    vectors = spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (2,), np.float32), "mode": spaces.Discrete(3)}, seed=1)
+    images = spaces.Dict({"a": image, "b": image}, seed=2)
+    for space, packed in ((mixed, True), (vectors, False), (images, False)):
+        layout = DictLayout(space)
+        assert layout.packed is packed
+        if not packed:  # gymnasium's own flatten
+            assert layout.flat_space == spaces.flatten_space(space)
+        obs = [space.sample() for _ in range(3)]
+        rows = np.stack([layout.flatten(o) for o in obs])
+        assert rows.shape == (3, *layout.flat_space.shape) and rows.dtype == layout.flat_space.dtype
+        back = layout.unflatten(torch.as_tensor(rows))
+        for key, sub in space.spaces.items():
+            if isinstance(sub, spaces.Discrete):
+                expected = np.eye(sub.n)[[o[key] - sub.start for o in obs]]
+            else:
+                expected = np.stack([o[key] for o in obs]).astype(np.float32)
+            np.testing.assert_array_equal(back[key].float().numpy(), expected.reshape(back[key].shape), err_msg=key)
+        if packed:
+            assert back["image"].dtype == torch.uint8 and rows.dtype == np.uint8
+            # a row that went through a float tensor (as a user's batch might) comes back exact too
+            again = layout.unflatten(torch.as_tensor(rows).float())
+            torch.testing.assert_close(again["pos"], back["pos"], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="policy=mlp would read this Dict"):
+        build_encoder(DictLayout(mixed).flat_space, "mlp", dict_space=mixed)
+
+
+def test_a_users_module_on_a_dict_space_gets_each_keys_values():
+    agent = PPO("toy_envs:proxrl_test/PixelTargetDict-v0", features_extractor="toy_envs:DictKeysExtractor", **SMALL)
+    seen = agent.policy.encoder.module.seen
+    assert seen and seen[-1] == {"image": ((2, 36, 36, 1), torch.uint8), "vector": ((2, 3), torch.float32)}
+    agent.learn(32)
 
 
 def test_a_users_module_gets_the_heads_and_trains_saves_and_loads(tmp_path):

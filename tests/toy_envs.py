@@ -173,6 +173,22 @@ class TinyExtractor(__import__("torch").nn.Module):
         return self.linear(obs.reshape(obs.shape[0], -1).float()).tanh()
 
 
+class DictKeysExtractor(__import__("torch").nn.Module):
+    """A user's features extractor for a Dict space (SB3's way: it gets ``{key: [B, *shape]}``); it notes the shape
+    and dtype of each key it was given and returns the vector key through a linear layer."""
+
+    def __init__(self, observation_space) -> None:
+        import torch
+
+        super().__init__()
+        self.seen: list[dict] = []
+        self.linear = torch.nn.Linear(observation_space["vector"].shape[0], 4)
+
+    def forward(self, obs):
+        self.seen.append({k: (tuple(v.shape), v.dtype) for k, v in obs.items()})
+        return self.linear(obs["vector"]) + obs["image"].float().mean((1, 2, 3)).unsqueeze(1) / 255
+
+
 class SumExtractor(__import__("torch").nn.Module):
     """A wrong features extractor for tests: one number per observation ([B], not [B, F])."""
 

@@ -421,11 +421,15 @@ def describe_evaluation(
 
 def predict(agent: EnvTrainer, obs: Any, deterministic: bool = True, state: Any = None) -> Any:
     """Env-ready actions (Box actions clipped to bounds) for one observation (as ``env.reset()`` and ``env.step``
-    return it: then one action) or a batch ``[B, *obs_shape]`` (B actions), as SB3's ``predict`` takes both. With
+    return it: then one action) or a batch ``[B, *obs_shape]`` (B actions), as SB3's ``predict`` takes both (a Dict
+    space's observations as the env's flat rows, or as dicts: one, or each key ``[B, *shape]``). With
     ``norm_obs`` the observations are normalised by the run's statistics, as in :meth:`evaluate`. A recurrent
     policy returns ``(actions, state)``: pass the state back with the next observation (None: an episode's
     start), as SB3-contrib's RecurrentPPO."""
     policy = cast(ActorCritic, agent.policy)
+    layout = getattr(policy.encoder, "layout", None)  # a Dict space's: the env's flat rows are made from dicts
+    if isinstance(obs, dict) and layout is not None:
+        obs = layout.flatten_batch(obs)
     obs = np.asarray(obs)
     shape = policy.observation_space.shape or ()
     single = obs.shape == tuple(shape)

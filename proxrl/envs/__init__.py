@@ -23,6 +23,7 @@ from ..config import ConfigError
 from ..errors import EnvError
 from . import atari
 from .envpool_vec import EnvPoolVectorEnv
+from .flat_dict import DictLayout
 
 OBS_CLIP = 10.0  # as SB3's VecNormalize and CleanRL: normalised observations and rewards are clipped to ±10
 
@@ -129,13 +130,20 @@ def _describe(e: Exception, where: str) -> str:
     )
 
 
-class FlatDict(gym.wrappers.FlattenObservation):
-    """A Dict observation flattened into one vector (gymnasium's FlattenObservation), so rollouts store one array;
-    ``dict_space`` keeps the Dict space for the policy's encoder, which splits the vector back per key."""
+class FlatDict(gym.ObservationWrapper):
+    """A Dict observation as one flat row (:class:`.flat_dict.DictLayout`: gymnasium's flatten, or the keys'
+    bytes side by side when uint8 images sit beside other keys), so rollouts store one array; ``dict_space``
+    keeps the Dict space for the policy's encoder, which takes the row apart again."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         self.dict_space = env.observation_space
+        self.layout = DictLayout(env.observation_space)  # type: ignore[arg-type]
+        self.observation_space = self.layout.flat_space
+
+    def observation(self, observation: Any) -> Any:
+        """The Dict observation's flat row."""
+        return self.layout.flatten(observation)
 
 
 def flatten_dict(env: gym.Env) -> gym.Env:

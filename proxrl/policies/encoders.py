@@ -5,10 +5,10 @@
   (32 8×8/4, 64 4×4/2, 64 3×3/1), a 512-unit layer, ReLU, orthogonal init (gain √2). uint8 images are scaled by
   1/255 here, on the learner, so rollouts store them as uint8.
 - ``dict``: one encoder per key of a Dict space (the CNN for image keys, flattening for the others), concatenated,
-  as SB3's ``CombinedExtractor``. The env gives one flat vector (gymnasium's FlattenObservation, so rollouts need
-  no dict buffers); the encoder splits it back per key.
+  as SB3's ``CombinedExtractor``. The env gives one flat row (:mod:`proxrl.envs.flat_dict`: images stay uint8
+  beside float keys, so rollouts need no dict buffers); the encoder takes it apart per key.
 - ``custom``: the user's ``nn.Module`` class, ``Class(observation_space, **kwargs)``, observations → features
-  ``[B, F]`` (F found by one forward pass).
+  ``[B, F]`` (F found by one forward pass); on a Dict space it gets ``{key: [B, *shape]}``, as in SB3.
 
 ``cnn_precision=bfloat16`` runs every Nature CNN under autocast (bf16 convs and 512-unit layer, float32 weights,
 gradients and Adam) and hands float32 features to the heads, so logits, log-probabilities and PPO's ratio stay in
@@ -29,6 +29,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from ..config import ConfigError, object_path, param, registered_object
+from ..envs.flat_dict import DictLayout
 from ..errors import RunWarning
 
 NATURE_MIN_SIZE = 36  # the Nature CNN's convs (8/4, 4/2, 3/1) need at least 36 × 36 pixels
@@ -169,39 +170,44 @@ def _cpu_has_native_bf16() -> bool:
 
 
 class DictEncoder(nn.Module):
-    """One encoder per key of a Dict space, over the flat vector gymnasium's FlattenObservation makes of it (keys in
-    the space's order, each flattened; Discrete one-hot): the CNN for image keys, the values themselves for the
-    others; outputs concatenated ``[B, Σ F_k]``."""
+    """One encoder per key of a Dict space, over the flat row the env gives (:class:`~proxrl.envs.flat_dict.
+    DictLayout`, which takes it apart again): the CNN for image keys, the values themselves for the others; outputs
+    concatenated ``[B, Σ F_k]`` in the space's key order."""
 
     def __init__(self, space: spaces.Dict, image_channels: str = "auto") -> None:
         super().__init__()
-        self.keys, self.sizes, self.shapes = [], [], []
+        self.layout = DictLayout(space)
         self.encoders = nn.ModuleDict()
         width = 0
         for key, sub in space.spaces.items():
-            if not isinstance(sub, (spaces.Box, spaces.Discrete, spaces.MultiBinary)):
-                raise ConfigError(
-                    f"Dict observation key '{key}' has space {sub}; supported: Box, Discrete, MultiBinary"
-                )
-            size = int(spaces.flatdim(sub))
-            self.keys.append(key)
-            self.sizes.append(size)
-            self.shapes.append(tuple(sub.shape) if isinstance(sub, spaces.Box) else (size,))
             if is_image(sub):
                 self.encoders[key] = NatureCNN(sub, image_channels, features=256)  # SB3's CombinedExtractor: 256
                 width += 256
             else:
-                width += size
+                width += int(spaces.flatdim(sub))
         self.features_dim = width
 
     def forward(self, obs: Tensor) -> Tensor:
         parts = []
-        for key, chunk, shape in zip(self.keys, obs.float().split(self.sizes, dim=1), self.shapes, strict=True):
-            if key in self.encoders:  # the flat vector holds the image's raw 0–255 values; the CNN scales them
-                parts.append(self.encoders[key](chunk.reshape(-1, *shape)))
+        for key, values in self.layout.unflatten(obs).items():
+            if key in self.encoders:  # the image's raw 0–255 values; the CNN scales them
+                parts.append(self.encoders[key](values))
             else:
-                parts.append(chunk)
+                parts.append(values.reshape(values.shape[0], -1))
         return torch.cat(parts, dim=1)
+
+
+class DictInput(nn.Module):
+    """A user's features extractor for a Dict space, handed each key's values (``{key: [B, *shape]}``, as SB3
+    hands its extractors a dict) rather than the flat row the env gives."""
+
+    def __init__(self, module: nn.Module, space: spaces.Dict) -> None:
+        super().__init__()
+        self.module = module
+        self.layout = DictLayout(space)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.module(self.layout.unflatten(obs))
 
 
 def register_class(cls: type) -> str:
@@ -255,6 +261,8 @@ def build_encoder(
         if not features_extractor:
             raise ConfigError("policy=custom needs features_extractor='module:Class' (an nn.Module class)")
         module = load_class(features_extractor)(dict_space or space, **(features_extractor_kwargs or {}))
+        if dict_space is not None:
+            module = DictInput(module, dict_space)
         with torch.no_grad():
             sample = torch.as_tensor(np.stack([space.sample(), space.sample()]))
             out = module(sample)
@@ -271,4 +279,9 @@ def build_encoder(
     if policy == "dict":
         assert dict_space is not None
         return DictEncoder(dict_space, image_channels)
+    if dict_space is not None and DictLayout(dict_space).packed:
+        raise ConfigError(
+            "policy=mlp would read this Dict observation's flat row as numbers, and it holds its keys' bytes (uint8 "
+            "images beside other keys stay uint8): set policy=auto (one encoder per key) or policy=custom"
+        )
     return None
