@@ -261,11 +261,12 @@ def build_encoder(
         if not features_extractor:
             raise ConfigError("policy=custom needs features_extractor='module:Class' (an nn.Module class)")
         module = load_class(features_extractor)(dict_space or space, **(features_extractor_kwargs or {}))
+        draw = space.sample
         if dict_space is not None:
             module = DictInput(module, dict_space)
+            draw = lambda: module.layout.flatten(dict_space.sample())  # noqa: E731 - rows of real observations
         with torch.no_grad():
-            sample = torch.as_tensor(np.stack([space.sample(), space.sample()]))
-            out = module(sample)
+            out = module(torch.as_tensor(np.stack([draw(), draw()])))
         if out.dim() != 2 or out.shape[0] != 2:
             raise ConfigError(
                 f"features_extractor {features_extractor} must map [B, ...] to [B, F], gave {tuple(out.shape)}"
