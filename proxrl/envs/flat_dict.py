@@ -32,8 +32,9 @@ FLOAT_BYTES = 4
 @dataclass(frozen=True)
 class Part:
     """Where one key lies in the flat row (``start:stop``, in the row's elements), the shape it takes back (a Box:
-    its shape; Discrete and MultiBinary: ``(n,)``) and how it is stored: ``raw`` (its values), ``float32`` (the
-    bytes of its float32 values: bytes layout only) or ``onehot``."""
+    its shape; Discrete and MultiBinary: ``(n,)``) and how it is stored: ``uint8`` (a uint8 Box's values),
+    ``float32`` (the bytes of its float32 values: bytes layout only) or ``values`` (a one-hot, 0/1 or a Box's
+    values in the row's dtype)."""
 
     key: str
     start: int
@@ -52,17 +53,14 @@ class DictLayout:
                     f"Dict observation key '{key}' has space {sub}; supported: Box, Discrete, MultiBinary"
                 )
         self.space = space
-        bytes_of_uint8 = [isinstance(s, spaces.Box) and s.dtype == np.uint8 for s in space.spaces.values()]
-        self.packed = any(bytes_of_uint8) and spaces.flatten_space(space).dtype != np.uint8
+        uint8 = {k: isinstance(s, spaces.Box) and s.dtype == np.uint8 for k, s in space.spaces.items()}
+        self.packed = any(uint8.values()) and spaces.flatten_space(space).dtype != np.uint8
         self.parts: list[Part] = []
         at = 0
         for key, sub in space.spaces.items():
-            if isinstance(sub, spaces.Box):
-                shape = tuple(sub.shape)
-                stored = "float32" if self.packed and sub.dtype != np.uint8 else "raw"
-            else:
-                shape = (int(spaces.flatdim(sub)),)
-                stored = "onehot" if isinstance(sub, spaces.Discrete) else "raw"
+            shape = tuple(sub.shape) if isinstance(sub, spaces.Box) else (int(spaces.flatdim(sub)),)
+            box = isinstance(sub, spaces.Box)
+            stored = "uint8" if uint8[key] else "float32" if self.packed and box else "values"
             size = int(np.prod(shape)) * (FLOAT_BYTES if stored == "float32" else 1)
             self.parts.append(Part(key, at, at + size, shape, stored))
             at += size
@@ -99,11 +97,7 @@ class DictLayout:
             chunk = rows[:, part.start : part.stop]
             if part.stored == "float32":
                 chunk = chunk.contiguous().view(torch.float32)
-            elif not (chunk.dtype == torch.uint8 and self._is_uint8(part.key)):
+            elif not (part.stored == "uint8" and chunk.dtype == torch.uint8):
                 chunk = chunk.float()
             out[part.key] = chunk.reshape(rows.shape[0], *part.shape)
         return out
-
-    def _is_uint8(self, key: str) -> bool:
-        sub = self.space.spaces[key]
-        return isinstance(sub, spaces.Box) and sub.dtype == np.uint8
