@@ -76,13 +76,21 @@ def test_ppo_without_env_state_resumes_but_not_exactly(tmp_path):
     assert not torch.equal(_params(resumed), _params(whole))
 
 
-def test_multiagent_happo_interrupted_and_resumed_ends_bit_identical(tmp_path):
+@pytest.mark.parametrize(
+    "env,env_kwargs,method",
+    [
+        ("proxrl.envs.matrix_games", {"game": "penalty"}, "happo"),
+        # turn-based, 3-move games in 7-row rollouts: each checkpoint holds actions still awaiting their reward
+        ("turn_game", {"length": 3}, "mappo"),
+    ],
+)
+def test_multiagent_interrupted_and_resumed_ends_bit_identical(tmp_path, env, env_kwargs, method):
     kwargs = dict(
-        env="proxrl.envs.matrix_games",
-        env_kwargs={"game": "penalty"},
-        method="happo",
+        env=env,
+        env_kwargs=env_kwargs,
+        method=method,
         num_envs=2,
-        num_steps=8,
+        num_steps=8 if method == "happo" else 7,
         total_steps=16 * 6,
         seed=3,
         checkpoint_every=1,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import AECEnv
-from pettingzoo.utils import AgentSelector
 
 MOVES: list[dict] = []  # one record per move: state, agent, action, reward, terminated, truncated, next_state
 
@@ -46,8 +45,8 @@ class TurnGame(AECEnv):
         self.terminations = dict.fromkeys(self.agents, False)
         self.truncations = dict.fromkeys(self.agents, False)
         self.infos = {a: {} for a in self.agents}
-        self._selector = AgentSelector(self.agents)
-        self.agent_selection = self._selector.reset()
+
+        self.agent_selection = "first"
 
     def step(self, action: int | None) -> None:
         agent = self.agent_selection
@@ -76,7 +75,7 @@ class TurnGame(AECEnv):
             }
         )
         self._accumulate_rewards()
-        self.agent_selection = self._selector.next()
+        self.agent_selection = self.possible_agents[self.moves % 2]  # (no AgentSelector: a snapshot keeps ints)
 
 
 def env(length: int = 3, truncate: bool = False) -> TurnGame:

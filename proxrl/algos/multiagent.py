@@ -35,6 +35,7 @@ from ..marl.collectors import (
 )
 from ..marl import evaluation
 from ..marl.networks import build_networks
+from ..marl.zero_sum import ZeroSumCheck
 from ..policies.encoders import cnn_precision_param, image_channels_param
 from ..runners.group import RunnerGroup
 from ..runners.marl_runner import MultiAgentRunner
@@ -142,6 +143,7 @@ class MultiAgentPPO:
         self.update = self._update_sequential if cfg.method == "happo" else self._update_joint
         self.value_norm = ValueNormalizer(cfg.value_norm)
         self.order_rng = torch.Generator().manual_seed(cfg.seed)  # HAPPO's agent order
+        self.zero_sum = ZeroSumCheck(cfg.method)  # a central critic on a zero-sum game: said once
 
     predict = evaluation.predict
     evaluate = evaluation.evaluate
@@ -212,6 +214,7 @@ class MultiAgentPPO:
                 with session.timed("collect"):
                     self.policy.eval()
                     batch = collector.collect()
+                self.zero_sum.observe(collector.episodes.agent_returns)
                 self.progress.advance(collector.steps_taken, *collector.episodes.drain())
                 stats.update(collector.report())
                 with session.timed("update"):

@@ -232,8 +232,11 @@ class MultiAgentBatch:
 
 
 class _Buffers:
-    def __init__(self, t: int, n: int, spec: AgentSpec, box_dim: int | None) -> None:
-        a, d = len(spec.names), max(spec.obs_dims)
+    """The rollout's rows as numpy arrays: ``t`` rows of the copies' steps, after ``carry`` rows for the actions an
+    earlier rollout held back (turn-based games: see :meth:`MultiAgentCollector._hold`)."""
+
+    def __init__(self, t: int, n: int, spec: AgentSpec, box_dim: int | None, carry: int = 0) -> None:
+        a, d, t = len(spec.names), max(spec.obs_dims), t + carry
         self.obs = np.zeros((t, n, a, d), spec.obs_dtype)
         self.state = np.zeros((t, n, spec.state_dim), np.float32)
         self.actions = np.zeros(
@@ -266,9 +269,9 @@ class _Buffers:
         if self.masks is not None:
             self.masks[:] = True
 
-    def batch(self, last_values: np.ndarray, device: torch.device) -> MultiAgentBatch:
+    def batch(self, last_values: np.ndarray, team_last: np.ndarray, device: torch.device) -> MultiAgentBatch:
         """The rows as tensors on ``device``; ``last_values`` ``[N, A]`` is V at each agent's next action past the
-        rollout's end."""
+        rollout's end, ``team_last`` ``[N]`` the central V at the copy's next row past it."""
 
         def tt(x: np.ndarray) -> Tensor:
             return torch.from_numpy(x.copy()).to(device)
@@ -290,7 +293,7 @@ class _Buffers:
             team_truncated=tt(self.team_truncated),
             team_next_values=tt(
                 next_values(
-                    self.values[..., 0], self.alive.any(-1), self.team_truncated, self.team_bootstrap, last_values[:, 0]
+                    self.values[..., 0], self.alive.any(-1), self.team_truncated, self.team_bootstrap, team_last
                 )
             ),
         )
@@ -333,16 +336,26 @@ class MultiAgentCollector:
         self.index = {name: i for i, name in enumerate(spec.names)}
         box = spec.action_spaces[0]
         self.box_dim = int(box.shape[0]) if isinstance(box, spaces.Box) else None
-        self.buf = _Buffers(num_steps, num_envs, spec, self.box_dim)
+        n, a = num_envs, len(spec.names)
+        # AEC: one row per agent before the steps, for the actions the last rollout held back (see _hold)
+        self.carry = a if kind == "aec" else 0
+        self.buf = _Buffers(num_steps, num_envs, spec, self.box_dim, self.carry)
         self.episodes = EpisodeStats()
         self.seed = seed
         self._episode_count = 0
-        n, a = num_envs, len(spec.names)
         self._ep_return = np.zeros((n, a))
         self._ep_length = np.zeros(n, dtype=np.int64)
         self._last_row = np.full((n, a), -1)  # AEC: the row of each agent's last action, for reward credit
         self._last_move = np.full(n, -1)  # AEC: the row of each copy's last action (any agent), for the game's end
         self._credited = np.zeros((n, a))  # AEC: reward already credited ahead of the agent's next turn
+        # AEC: each agent's action still awaiting its reward at the rollout's end (its row there, -1: none) and that
+        # row's contents, carried into the next rollout (plain arrays, so an env snapshot keeps them)
+        b = self.buf
+        self._held_row = np.full((n, a), -1)
+        self._held_obs = np.zeros((n, a, *b.obs.shape[2:]), b.obs.dtype)  # [N, A, A, D]: the row an agent acted in
+        self._held_state = np.zeros((n, a, b.state.shape[2]), np.float32)
+        self._held_masks = None if b.masks is None else np.ones((n, a, *b.masks.shape[2:]), bool)
+        self._held_action, self._held_logp = np.zeros((n, *b.actions.shape[2:]), b.actions.dtype), np.zeros((n, a))
         self._obs: list[dict[str, Any]] = [self._reset(i) for i in range(n)]
 
     # ------------------------------------------------------------ helpers
@@ -354,6 +367,7 @@ class MultiAgentCollector:
         self._last_row[i] = -1
         self._last_move[i] = -1
         self._credited[i] = 0.0
+        self._held_row[i] = -1
         return out[0] if self.kind == "parallel" else {}
 
     def _finish_episode(self, i: int) -> None:
@@ -408,10 +422,11 @@ class MultiAgentCollector:
         self.buf.clear()
         if self.kind == "parallel":
             last = self._collect_parallel()
+            team_last = last[:, 0]
         else:
-            last = self._collect_aec()
+            last, team_last = self._collect_aec()
         self.steps_taken = self.num_steps * len(self.envs)  # rows × copies, what one iteration counts
-        return self.buf.batch(last, self.device)
+        return self.buf.batch(last, team_last, self.device)
 
     def report(self) -> dict[str, float]:
         """What the collector adds to the log row: nothing (a runner group adds its runners' health)."""
@@ -514,11 +529,12 @@ class MultiAgentCollector:
         b.team_truncated[row, i] = True
         b.team_bootstrap[row, i] = self._values(obs[None], self._state(env, obs)[None])[0, 0]
 
-    def _collect_aec(self) -> np.ndarray:
-        b = self.buf
-        self._last_row[:] = -1  # rows of the previous rollout are gone; their rewards were credited at its end
+    def _collect_aec(self) -> tuple[np.ndarray, np.ndarray]:
+        b, c = self.buf, self.carry
+        self._last_row[:] = -1  # rows of the previous rollout are gone; what they await was held back (_hold)
         self._last_move[:] = -1
-        for t in range(self.num_steps):
+        self._bring_held_rows()
+        for t in range(c, c + self.num_steps):
             acting = []
             for i, env in enumerate(self.envs):
                 name = self._advance_aec(i)
@@ -539,17 +555,31 @@ class MultiAgentCollector:
                 self._last_move[i] = t
                 self._ep_length[i] += 1
                 self.envs[i].step(self._env_action(name, actions[i, k]))
-        # credit what each agent has received since its last action (its turn may come in the next rollout), and
-        # bootstrap from V of its current observation
+        return self._end_aec_rollout()
+
+    def _end_aec_rollout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Close the rollout: an agent whose game is over gets what it received since its last action and its end
+        flags there; an agent still playing has its last action held back for the next rollout, where the rewards
+        of that action (which may come on the other players' turns, a lost game's −1 among them) reach its row.
+        Returns V at each column's next row past the rollout (``[N, A]``: a held action's V, else V of the current
+        observation) and the central V at each copy's (``[N]``: at its earliest held action, else now)."""
+        b = self.buf
         last = np.zeros(b.values.shape[1:], np.float32)
+        team_last = np.zeros(len(self.envs), np.float32)
         for i, env in enumerate(self.envs):
             obs, _ = self._observe_all(env)
             v = self._values(obs[None], self._state(env, obs)[None])[0] if env.agents else np.zeros(len(obs))
-            last[i] = v
             self._mark_game_end(i)  # a game that ended with this rollout's last move
+            held = []
             for name in env.agents:
                 k = self.index[name]
                 row = self._last_row[i, k]
+                if not (env.terminations.get(name) or env.truncations.get(name)):
+                    if row >= 0:
+                        self._hold(i, k, row)
+                        v[k] = b.values[row, i, k]
+                        held.append(row)
+                    continue  # what it receives before its next action is credited then (_advance_aec)
                 pending = float(env._cumulative_rewards[name]) - self._credited[i, k]
                 self._ep_return[i, k] += pending
                 self._credited[i, k] += pending
@@ -560,7 +590,44 @@ class MultiAgentCollector:
                     b.terminated[row, i, k] = True
                 elif env.truncations.get(name):
                     b.truncated[row, i, k], b.bootstrap[row, i, k] = True, v[k]
-        return last
+            last[i] = v
+            team_last[i] = b.values[min(held), i, 0] if held else v[0]
+        return last, team_last
+
+    def _hold(self, i: int, k: int, row: int) -> None:
+        """Take agent k's last action (row ``row`` of copy i) out of this rollout and keep it for the next one: its
+        reward is not all in yet (issue 35: a game won on the next rollout's first move left the loser's −1 on no
+        row). Its behaviour log-probability travels with it; its V is taken again by the next rollout's critic."""
+        b = self.buf
+        assert b.rewards[row, i, k] == 0 and not b.terminated[row, i, k], "a held action was already credited"
+        b.alive[row, i, k] = False
+        self._held_row[i, k] = row
+        self._held_obs[i, k], self._held_state[i, k] = b.obs[row, i], b.state[row, i]
+        if b.masks is not None and self._held_masks is not None:
+            self._held_masks[i, k] = b.masks[row, i]
+        self._held_action[i, k], self._held_logp[i, k] = b.actions[row, i, k], b.logp[row, i, k]
+
+    def _bring_held_rows(self) -> None:
+        """Write the held actions into the carry rows, in the order they were taken (so that each column's and the
+        central chain of rows stays in time order), and point the reward credit at them."""
+        b, c = self.buf, self.carry
+        if not (self._held_row >= 0).any():
+            return
+        for i in range(len(self.envs)):
+            held = [int(k) for k in np.argsort(self._held_row[i], kind="stable") if self._held_row[i, k] >= 0]
+            for row, k in enumerate(held, start=c - len(held)):
+                b.obs[row, i], b.state[row, i] = self._held_obs[i, k], self._held_state[i, k]
+                if b.masks is not None and self._held_masks is not None:
+                    b.masks[row, i] = self._held_masks[i, k]
+                b.actions[row, i, k], b.logp[row, i, k], b.alive[row, i, k] = (
+                    self._held_action[i, k],
+                    self._held_logp[i, k],
+                    True,
+                )
+                self._last_row[i, k] = self._last_move[i] = row  # the latest held action is the game's last move
+        self._held_row[:] = -1
+        obs, state = b.obs[:c].reshape(-1, *b.obs.shape[2:]), b.state[:c].reshape(-1, b.state.shape[2])
+        b.values[:c] = self._values(obs, state).reshape(b.values[:c].shape)  # V under this rollout's critic
 
     def close(self) -> None:
         for env in self.envs:
