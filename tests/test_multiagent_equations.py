@@ -14,6 +14,7 @@ Each test also shows that the wrong variant of its equation ends measurably else
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import fields
 
 import pytest
@@ -23,6 +24,7 @@ import recording_games
 import turn_game
 from proxrl import MultiAgentPPO
 from proxrl.marl.collectors import MultiAgentBatch
+from proxrl.marl.value_norm import ValueNormalizer
 
 TOL = 2e-5
 
@@ -235,6 +237,73 @@ def test_mappo_on_a_turn_based_game_regresses_on_joint_gae_cut_at_game_ends(trun
     targets = team_gae_targets(steps, initial, CRITIC["gamma"], CRITIC["gae_lambda"])
     expected = critic_reference(initial, steps, targets, CRITIC["lr"], CRITIC["adam_eps"], 4, CRITIC["vf_coef"])
     assert distance(params(agent.policy.critics[0]), expected) < TOL
+
+
+# ------------------------------------------------------------------------------------------------ value_norm
+def two_pass(batches: list[torch.Tensor]) -> tuple[float, float]:
+    """Mean and (biased) variance of every target seen, with ValueNormalizer's prior of 1e-4 samples of mean 0 and
+    variance 1, computed in one go over all of them (float64)."""
+    x, c0 = torch.cat([b.double().reshape(-1) for b in batches]) if batches else torch.zeros(0), 1e-4
+    total = c0 + x.numel()
+    mean = float(x.sum()) / total
+    return mean, (c0 * 1.0 + float((x**2).sum())) / total - mean**2
+
+
+def test_value_normaliser_equals_a_two_pass_mean_and_variance_over_batches_of_other_means():
+    torch.manual_seed(0)
+    batches = [
+        torch.randn(n, dtype=torch.float64) * scale + shift
+        for n, scale, shift in [(5, 1, 3), (17, 4, -2), (9, 0.5, 10)]
+    ]
+    vn = ValueNormalizer(True)
+    for i, batch in enumerate(batches):
+        vn.update(batch)
+        mean, var = two_pass(batches[: i + 1])
+        assert vn.mean == pytest.approx(mean, rel=1e-12) and vn.var == pytest.approx(var, rel=1e-12), i
+    x = torch.tensor([-1.0, 0.5, 7.0], dtype=torch.float64)
+    std = math.sqrt(var + 1e-8)
+    torch.testing.assert_close(vn.normalize(x), (x - mean) / std, rtol=1e-12, atol=0)
+    torch.testing.assert_close(vn.denormalize(x), x * std + mean, rtol=1e-12, atol=0)
+    off = ValueNormalizer(False)
+    off.update(batches[0])
+    assert off.normalize(x) is x and off.denormalize(x) is x and off.count == 1e-4
+
+
+class Denormalized(torch.nn.Module):
+    """V of a critic trained on normalised targets, in the targets' units: V_raw(s) · std + mean."""
+
+    def __init__(self, critic: torch.nn.Module, mean: float, var: float) -> None:
+        super().__init__()
+        self.critic, self.mean, self.std = critic, mean, math.sqrt(var + 1e-8)
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return self.critic(s) * self.std + self.mean
+
+
+def test_mappo_with_value_norm_regresses_on_normalised_targets_and_bootstraps_with_denormalised_values():
+    # two iterations: the first folds its targets into the running statistics and regresses on them normalised;
+    # the second computes its joint GAE from V denormalised with those statistics (mean ≈ 3 here, so a
+    # denormalisation that forgot the mean would aim ~3 lower)
+    env_kwargs = {"payoffs": [[[1.0, 2.0], [2.0, 3.0]], [[1.0, 2.0], [2.0, 4.0]]], "length": 3, "terminate": False}
+    agent, snapshots, samples = run("mappo", 2, env_kwargs, value_norm=True, **CRITIC)
+    critic = copy.deepcopy(snapshots[0].critics[0])
+    opt = torch.optim.Adam(critic.parameters(), lr=CRITIC["lr"], eps=CRITIC["adam_eps"])
+    seen: list[torch.Tensor] = []
+    for steps in samples:
+        v = Denormalized(critic, *two_pass(seen))
+        targets = team_gae_targets(steps, v, CRITIC["gamma"], CRITIC["gae_lambda"])
+        seen.append(targets)
+        mean, var = two_pass(seen)
+        normalised = ((targets.double() - mean) / math.sqrt(var + 1e-8)).float()
+        states = torch.tensor([[s["state"]] for s in steps])
+        for _ in range(4):
+            loss = CRITIC["vf_coef"] * 0.5 * ((critic(states)[:, 0] - normalised) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    assert two_pass(seen)[0] > 2.0
+    assert agent.value_norm.mean == pytest.approx(two_pass(seen)[0], rel=1e-5)
+    assert distance(params(agent.policy.critics[0]), params(critic)) < TOL
 
 
 # ------------------------------------------------------------------------------------------------ HAPPO
