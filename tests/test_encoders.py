@@ -216,8 +216,8 @@ def test_the_cnn_leaves_its_input_alone_and_gives_the_same_features_in_either_la
 
 def test_cnn_precision_bfloat16_runs_the_convs_in_bf16_and_keeps_weights_heads_and_ratio_in_float32(tmp_path):
     """Mixed precision as torch's autocast does it: bf16 convs and 512-unit layer over float32 master weights; the
-    heads get float32 features, so log-probabilities (and PPO's ratio) are float32 and do not depend on the batch
-    they are computed in (acting on 2 envs, updating on a minibatch)."""
+    heads get float32 features, so log-probabilities (and PPO's ratio) are float32 and depend on the batch they are
+    computed in (acting on 2 envs, updating on a minibatch) only by float32 rounding."""
     torch.manual_seed(0)
     agent = PPO(PIXELS, cnn_precision="bfloat16", **SMALL)
     cnn = agent.policy.encoder
@@ -247,7 +247,9 @@ def test_cnn_precision_bfloat16_runs_the_convs_in_bf16_and_keeps_weights_heads_a
     with torch.no_grad():
         whole = agent.policy.evaluate(obs, actions)[0]
         parts = torch.cat([agent.policy.evaluate(obs[i : i + 2], actions[i : i + 2])[0] for i in range(0, len(obs), 2)])
-    assert whole.dtype == torch.float32 and torch.equal(whole, parts)
+    # float32 heads: batch-size rounding only (MKL's AVX-512 GEMM blocks a 32-row and a 2-row product differently,
+    # ~6e-8 here; equal on an AVX2 EPYC), where bf16 heads would differ by ~1e-2
+    assert whole.dtype == torch.float32 and torch.allclose(whole, parts, rtol=0, atol=1e-6)
     loaded = PPO.load(agent.save(tmp_path / "m.pt"))
     assert loaded.config.cnn_precision == "bfloat16" and loaded.policy.encoder.compute_dtype == torch.bfloat16
 
