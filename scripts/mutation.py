@@ -76,7 +76,8 @@ class Mutation:
     """One source change: ``original`` (must occur exactly once in ``file``) becomes ``replacement``.
 
     ``tests`` are test files to run before the module's usual ones; ``equivalent`` gives the reason a mutant is
-    known to behave like the original (it is still run, but reported apart and not scored)."""
+    known to behave like the original (it is still run, but reported apart and not scored); ``ray`` adds the Ray
+    tier (a one-node loopback cluster, as ``make test-ray`` runs it) to what must notice the mutant."""
 
     id: str
     file: str
@@ -85,6 +86,7 @@ class Mutation:
     description: str
     tests: tuple[str, ...] = ()
     equivalent: str | None = None
+    ray: bool = False  # code that runs in Ray runners: the default tier and the Ray tier (tests marked ``ray``)
 
     @property
     def module(self) -> str:
@@ -102,6 +104,7 @@ DIST_LM, FSDP = "proxrl/lm/distributed.py", "proxrl/lm/fsdp.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
 POLICY, ROLLOUT = "proxrl/policies/__init__.py", "proxrl/rollout.py"
 POOL, AGENT = "proxrl/envs/envpool_vec.py", "proxrl/algos/agent.py"
+VNORM, ENC, ATARI = "proxrl/marl/value_norm.py", "proxrl/policies/encoders.py", "proxrl/envs/atari.py"
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
@@ -1007,6 +1010,107 @@ MUTATIONS: list[Mutation] = [
         "fused=fused)[0][:, prompt_len:]",
         "lean decoder: completion token t scored from the hidden state at t instead of t − 1",
     ),
+    # --- marl/value_norm.py: MAPPO's running statistics of the critic's targets (issue 35) ---------------------
+    Mutation(
+        "vnorm-merge-cross-term-n-dropped",
+        VNORM,
+        "delta**2 * self.count * n / total",
+        "delta**2 * self.count / total",
+        "value_norm: the merged variance's cross term δ² n_a n_b / n without n_b",
+    ),
+    Mutation(
+        "vnorm-mean-step-unweighted",
+        VNORM,
+        "self.mean += delta * n / total",
+        "self.mean += delta",
+        "value_norm: the running mean jumps to the batch's mean (δ instead of δ n_b / n)",
+    ),
+    Mutation(
+        "vnorm-normalize-mean-kept",
+        VNORM,
+        "(x - self.mean) / math.sqrt(",
+        "x / math.sqrt(",
+        "value_norm: targets divided by the std without the mean subtracted",
+    ),
+    Mutation(
+        "vnorm-denormalize-mean-dropped",
+        VNORM,
+        "return x * math.sqrt(self.var + 1e-8) + self.mean if",
+        "return x * math.sqrt(self.var + 1e-8) if",
+        "value_norm: V denormalised as x·std, the mean forgotten (GAE on values off by the mean)",
+    ),
+    # --- marl/collectors.py: reward credit in turn-based and parallel games (issue 35) -------------------------
+    Mutation(
+        "aec-credit-counted-twice",
+        PZ,
+        "gained = float(reward) - self._credited[i, k]",
+        "gained = float(reward)",
+        "turn-based credit: a reward credited at a rollout's end counted again at the player's next turn",
+    ),
+    Mutation(
+        "aec-open-move-not-held",
+        PZ,
+        "                        self._hold(i, k, row)\n",
+        "",
+        "turn-based credit: a move still awaiting its reward stays in its rollout (a later −1 lands on no row)",
+    ),
+    Mutation(
+        "aec-held-move-not-credited",
+        PZ,
+        "self._last_row[i, k] = self._last_move[i] = row",
+        "self._last_move[i] = row",
+        "turn-based credit: a held move opens the next rollout but its reward is credited to no row",
+    ),
+    Mutation(
+        "aec-held-moves-out-of-order",
+        PZ,
+        'np.argsort(self._held_row[i], kind="stable")',
+        'np.argsort(-self._held_row[i], kind="stable")',
+        "turn-based credit: held moves open the next rollout latest first (the rows' time order broken)",
+    ),
+    Mutation(
+        "aec-boundary-bootstraps-from-now",
+        PZ,
+        "                        v[k] = b.values[row, i, k]\n",
+        "",
+        "turn-based: the rollout a move was held from bootstraps from V now, not V at the held move",
+    ),
+    Mutation(
+        "parallel-episode-return-last-reward",
+        PZ,
+        "self._ep_return[i, k] += b.rewards[t, i, k]",
+        "self._ep_return[i, k] = b.rewards[t, i, k]",
+        "parallel collector: the logged episode return is the last step's reward, not the sum",
+    ),
+    Mutation(
+        "parallel-dead-agents-alive",
+        PZ,
+        "b.alive[t, i, [self.index[a] for a in self._obs[i]]] = True",
+        "b.alive[t, i] = True",
+        "parallel collector: an agent that left the episode still counts as acting (its rows in GAE and losses)",
+    ),
+    # --- policies/encoders.py and envs/atari.py: what the networks see and the rewards Atari pays -------------
+    Mutation(
+        "cnn-uint8-not-scaled",
+        ENC,
+        "self.scale = 1 / 255 if space.dtype == np.uint8 else 1.0",
+        "self.scale = 1.0",
+        "Nature CNN: uint8 frames fed as 0–255 instead of scaled by 1/255",
+    ),
+    Mutation(
+        "atari-rewards-not-clipped",
+        ATARI,
+        "lambda r: float(np.sign(r))",
+        "lambda r: float(r)",
+        "Atari training: rewards not clipped to their sign",
+    ),
+    Mutation(
+        "atari-life-loss-not-an-end",
+        ATARI,
+        "        if 0 < lives < self.lives:\n            terminated = True",
+        "        if 0 < lives < self.lives:\n            pass",
+        "Atari training: a lost life does not end the training episode (no episodic life)",
+    ),
 ]
 
 # Test files most likely to kill a mutation of each module, run first (file-name patterns, in order; then any
@@ -1038,14 +1142,19 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "pg": ("test_pg*.py", "test_advantages.py", "test_theory.py"),
     "offpolicy_pg": ("test_offpolicy_pg*.py", "test_theory.py"),
     "multiagent": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
-    "collectors": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
+    "collectors": ("test_aec_credit.py", "test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
     "grpo": ("test_grpo_equations.py", "test_grpo*.py", "test_group_relative.py"),
     "reference": ("test_grpo_equations.py", "test_grpo.py", "test_resume.py"),
     "lm": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
     "decoder": ("test_decoder*.py", "test_grpo.py", "test_grpo_equations.py"),
     "normalizers": ("test_runners.py",),
+    "value_norm": ("test_multiagent_equations.py", "test_multiagent.py"),
+    "encoders": ("test_encoders.py", "test_marl_pixels.py", "test_atari.py"),
+    "atari": ("test_atari.py",),
     "runner": ("test_runners.py", "test_fast_paths.py"),
 }
+# What a mutation in Ray code must be noticed by: the default tier's selection plus the tests marked ``ray``.
+RAY_AND_DEFAULT = "ray or (not learning and not docs and not slow)"
 # Slow files go last in the fallback order (a kill there costs the most).
 SLOW_TESTS = ("test_decoder.py", "test_grpo.py", "test_resume.py", "test_cli.py", "test_reliability.py")
 
@@ -1382,8 +1491,10 @@ def run_mutation(
     """Apply ``m`` to ``copy``, run pytest -x on the reordered default tier, restore the file."""
     path = copy.repo / m.file
     path.write_text(apply(m, originals[m.file]))
+    # a Ray mutation: the default tier and the Ray tier (pyproject's addopts deselect ``ray``; this -m selects it)
+    extra = ("-x", "-m", RAY_AND_DEFAULT) if m.ray else ("-x",)
     try:
-        return run_pytest(copy, ordered_files(m, all_files), workdir / "logs" / f"{m.id}.log", timeout)
+        return run_pytest(copy, ordered_files(m, all_files), workdir / "logs" / f"{m.id}.log", timeout, extra)
     finally:
         path.write_text(originals[m.file])
 

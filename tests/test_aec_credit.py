@@ -135,3 +135,61 @@ def test_every_reward_reaches_its_players_rows_on_ray_runners(ray_cluster, num_s
     assert len(played) >= 8 and any(p != (0.0, 0.0) for p in played)
     assert set(played) <= {(1.0, -1.0), (-1.0, 1.0), (0.0, 0.0)}, played
     np.testing.assert_allclose([t for copy in team_sums for t in copy], 0.0, rtol=0, atol=1e-6)
+
+
+def test_a_held_move_leaves_its_rollout_and_opens_the_next_in_move_order_with_its_reward():
+    # turn_game: 4-move games, the mover paid 1 + action at once; 3-row rollouts. Rollout 1: moves 1 (first),
+    # 2 (second), 3 (first); moves 2 and 3 await their players' next turns, so they are held: only move 1 stays,
+    # bootstrapped (first's column) from V at move 3 and (the team's) from V at move 2. Rollout 2 opens with
+    # move 2 then move 3 in its carry rows, each with its action, behaviour log-prob and reward.
+    agent = MultiAgentPPO(
+        "turn_game",
+        method="ippo",
+        env_kwargs={"length": 4},
+        num_envs=1,
+        num_steps=3,
+        hidden_sizes=(8,),
+        tensorboard=False,
+        progress=False,
+    )
+    first, second = 0, 1
+    collector = agent.start_envs()
+    one = collector.collect()
+    assert one.alive[:, 0].tolist() == [[False, False]] * 2 + [[True, False], [False, False], [False, False]]
+    with torch.no_grad():
+        v = agent.policy.value(one.obs[:, 0], one.state[:, 0])  # [rows, A]: V_i of each row's observations
+    torch.testing.assert_close(one.next_values[2, 0, first], v[4, first], rtol=0, atol=1e-6)  # V_first at move 3
+    torch.testing.assert_close(one.team_next_values[2, 0], v[3, 0], rtol=0, atol=1e-6)  # V at move 2
+    two = collector.collect()
+    assert two.alive[:2, 0].tolist() == [[False, True], [True, False]]  # move 2 (second), then move 3 (first)
+    for carry, row, k in [(0, 3, second), (1, 4, first)]:
+        torch.testing.assert_close(two.obs[carry, 0], one.obs[row, 0])
+        assert two.actions[carry, 0, k] == one.actions[row, 0, k] and two.logp[carry, 0, k] == one.logp[row, 0, k]
+        assert two.rewards[carry, 0, k] == 1.0 + float(one.actions[row, 0, k])  # paid on its move, credited here
+    # move 4 (second) ends the game: its row is terminated, and so is first's move 3, in the carry row
+    assert two.alive[2, 0, second] and two.terminated[2, 0, second] and two.terminated[1, 0, first]
+    assert two.team_terminated[2, 0] and not two.team_terminated[:2, 0].any()
+
+
+def test_a_parallel_games_logged_returns_are_its_rewards_summed_per_episode():
+    # recording_games: 3-step episodes, agent i paid payoffs[i][a_0][a_1] each step; 2 copies × 7-row rollouts
+    payoffs = [[[1.0, 2.0], [3.0, 4.0]], [[-1.0, 0.5], [2.0, 0.0]]]
+    agent = MultiAgentPPO(
+        "recording_games",
+        method="mappo",
+        env_kwargs={"payoffs": payoffs, "length": 3},
+        num_envs=2,
+        num_steps=7,
+        hidden_sizes=(8,),
+        tensorboard=False,
+        progress=False,
+    )
+    collector = agent.start_envs()
+    batches = [collector.collect() for _ in range(3)]
+    rewards = torch.cat([b.rewards for b in batches]).double()  # [21, 2, A]: seven 3-step episodes per copy
+    per_episode = rewards.reshape(7, 3, 2, 2).sum(1).transpose(0, 1).reshape(-1, 2)  # [copy·episode, A]
+    logged = torch.tensor(collector.episodes.agent_returns, dtype=torch.float64)  # episodes in the order they ended
+    order = [i * 7 + e for e in range(7) for i in range(2)]  # (episode e of copy i) ends at the same row for both
+    torch.testing.assert_close(logged, per_episode[order], rtol=0, atol=1e-6)
+    assert len({tuple(r) for r in logged.tolist()}) > 1  # the actions differ, so do the returns
+    torch.testing.assert_close(torch.tensor(collector.episodes.returns, dtype=torch.float64), logged.sum(-1))
