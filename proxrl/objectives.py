@@ -140,7 +140,8 @@ def sampling_ratio(old_logp: Tensor, sampling_logp: Tensor, mask: Tensor, mode: 
     if mode not in SAMPLING_CORRECTIONS[1:]:
         raise ValueError(f"unknown sampling correction {mode!r}; allowed: {', '.join(SAMPLING_CORRECTIONS[1:])}")
     # a sampler that gave no log-prob for a token (NaN) gets none of its correction there: w = 1, as TRL does
-    log_w = torch.nan_to_num((old_logp.detach() - sampling_logp) * mask.to(old_logp.dtype), nan=0.0)
+    log_w = (old_logp.detach() - sampling_logp) * mask.to(old_logp.dtype)
+    log_w = torch.nan_to_num(log_w, nan=0.0)
     if mode.startswith("sequence"):
         log_w = log_w.sum(-1, keepdim=True)
     return log_w.exp()
@@ -183,7 +184,8 @@ def grpo_loss(
     ``logp``/``old_logp``/``ref_logp``/``mask`` are ``[B, L]``; ``adv`` is ``[B, 1]`` (one Â per completion, GRPO)
     or ``[B, L]`` (per token, e.g. GAE; token level only). β = 0 (or no ``ref_logp``) drops the KL term. Stats:
     ``clip_frac`` = ``clip_frac_low`` + ``clip_frac_high`` (:func:`clip_fractions`: the share of tokens, or of
-    completions at sequence level, whose term the clip holds constant) and ``kl`` (mean k3 over the tokens).
+    completions at sequence level, whose term the clip holds constant) and ``kl`` (mean k3 over the tokens; k3·ρ
+    with ``kl_importance_weighted``, as TRL logs it).
     ``sampling_weight`` (``[B, L]`` or ``[B, 1]``; :func:`sampling_correction`) multiplies each token's clipped
     surrogate, not the KL term, as TRL does. ``kl_importance_weighted`` (TRL's ``use_bias_correction_kl``) makes
     the KL term β D̂_KL,i,t ρ_{i,t} (ρ with its gradient; at sequence level s_i), whose gradient is the unbiased
@@ -218,7 +220,9 @@ def grpo_loss(
     kl_tokens = None
     if ref_logp is not None and beta > 0:
         kl_tokens = kl.k3(ref_logp, logp)  # samples from π_θ: r = π_ref/π_θ
-        per_token = per_token + beta * (kl_tokens * ratio if kl_importance_weighted else kl_tokens)
+        if kl_importance_weighted:  # TRL's use_bias_correction_kl: k3·ρ, ρ with its gradient (logged so, as TRL)
+            kl_tokens = kl_tokens * ratio
+        per_token = per_token + beta * kl_tokens
     loss = aggregate_tokens(per_token, mask, loss_type, **aggregate_kwargs)
     token_mask = mask if importance_sampling_level == "token" else None  # sequence level: shares of completions
     if loss_type == "cispo":  # ρ > ε_max: the weight held at ε_max (clip_fractions' 1 + ε_high is ε_max here)
