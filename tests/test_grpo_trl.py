@@ -428,6 +428,8 @@ def test_output_dir_is_the_run_directory_and_a_reward_model_folder_is_a_reward(m
     model_scores = parts["reward/scorer"]
     assert model_scores.abs().sum() > 0 and parts["reward/length_reward"].sum() > 0
     torch.testing.assert_close(rewards, 2.0 * model_scores)  # the weights apply in reward_funcs' order
+    with pytest.raises(ConfigError, match="name two run directories: give one"):
+        GRPO(model=model_folder, train_dataset=dataset, run_dir=tmp_path / "a", output_dir=str(tmp_path / "b"))
     with pytest.raises(ConfigError, match="neither 'package.module:function' nor a local reward-model folder"):
         GRPO(model=model_folder, train_dataset=dataset, reward_funcs="Qwen/some-reward-model", **FAST)
 

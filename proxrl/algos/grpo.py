@@ -249,11 +249,7 @@ class GRPO:
             overrides, train_dataset = {**overrides, "dataset": str(train_dataset)}, None
         if isinstance(eval_dataset, (str, Path)):
             overrides, eval_dataset = {**overrides, "eval_dataset": str(eval_dataset)}, None
-        if "output_dir" in overrides:  # TRL's name of the run directory
-            output_dir = overrides.pop("output_dir")
-            if run_dir is not None and Path(run_dir) != Path(output_dir):
-                raise ConfigError(f"run_dir={run_dir} and output_dir={output_dir} name two run directories: give one")
-            run_dir = output_dir
+        run_dir = run_directory(run_dir, overrides.pop("output_dir", None))  # TRL's name of it
         if overrides.get("reward_funcs") is not None:
             overrides = {**overrides, "reward_funcs": reward_specs(overrides["reward_funcs"])}
         cfg = agent.build_config(GRPOConfig, config, env, overrides)
@@ -604,6 +600,15 @@ class GRPO:
                     **update_stats,
                 )
         return self
+
+
+def run_directory(run_dir: str | Path | None, output_dir: str | Path | None) -> str | Path | None:
+    """The run directory given as ``run_dir`` or as TRL's ``output_dir`` (both: they must agree)."""
+    if output_dir is None:
+        return run_dir
+    if run_dir is not None and Path(run_dir) != Path(output_dir):
+        raise ConfigError(f"run_dir={run_dir} and output_dir={output_dir} name two run directories: give one")
+    return output_dir
 
 
 def reward_specs(funcs: Any) -> tuple[str, ...] | str:
