@@ -33,7 +33,12 @@ def test_the_kl_term_is_beta_k3_or_with_trls_bias_correction_beta_k3_rho_off_pol
     ratio = (LOGP - OLD).exp()
     clipped = -torch.minimum(ratio * ADV, ratio.clamp(0.8, 1.2) * ADV)
     plain, stats = grpo_loss(LOGP, OLD, ADV, MASK, 0.2, 0.2, REF, BETA)
-    corrected, _ = grpo_loss(LOGP, OLD, ADV, MASK, 0.2, 0.2, REF, BETA, kl_importance_weighted=True)
+    corrected, corrected_stats = grpo_loss(LOGP, OLD, ADV, MASK, 0.2, 0.2, REF, BETA, kl_importance_weighted=True)
+    # the logged kl is the term the loss has, as TRL logs it: k3, or k3·ρ
+    torch.testing.assert_close(stats["kl"], (k3(REF, LOGP) * MASK).sum() / MASK.sum(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(
+        corrected_stats["kl"], (k3(REF, LOGP) * ratio * MASK).sum() / MASK.sum(), rtol=1e-6, atol=1e-7
+    )
     torch.testing.assert_close(plain, per_completion_mean(clipped + BETA * k3(REF, LOGP)), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(
         corrected, per_completion_mean(clipped + BETA * k3(REF, LOGP) * ratio), rtol=1e-6, atol=1e-7
