@@ -133,3 +133,33 @@ def test_reward_weights_set_the_reward_and_so_the_advantages(monkeypatch):
         torch.testing.assert_close(captured[weights].flatten(), group_relative(expected.view(P, G), "group").flatten())
     assert captured[(1.0, 1.0)].abs().max() == 0  # the unweighted sum is flat: no advantage at all
     assert captured[(3.0, 1.0)].abs().min() > 0.5  # weighted: every completion has one
+
+
+def test_completions_no_function_scored_leave_the_group_statistics_and_get_no_advantage_as_trl():
+    nan = math.nan
+    rewards = torch.tensor([[1.0, nan, 3.0], [nan, nan, nan], [2.0, nan, nan], [5.0, 5.0, nan]])
+    by_group = group_relative(rewards, "group")
+    s = math.sqrt(2.0)  # the unbiased std of {1, 3}
+    expected = torch.tensor([[-1 / (s + 1e-4), 0.0, 1 / (s + 1e-4)], [0.0] * 3, [0.0] * 3, [0.0] * 3])
+    torch.testing.assert_close(by_group, expected)  # one score, or equal scores: Â = 0; unscored: Â = 0
+    scores = torch.tensor([1.0, 3.0, 2.0, 5.0, 5.0])
+    centred = torch.tensor([[-1.0, 0.0, 1.0], [0.0] * 3, [0.0] * 3, [0.0] * 3])
+    torch.testing.assert_close(group_relative(rewards, "batch"), centred / (scores.std() + 1e-4))
+    torch.testing.assert_close(group_relative(rewards, "none"), centred)
+
+
+def scores_two_of_three(completions, **kwargs):
+    """1, 0, None, 1, 0, None, …: the third completion of each group of 3 is scored by no function."""
+    return [[1.0, 0.0, None][k % 3] for k in range(len(completions))]
+
+
+def test_the_trainer_leaves_an_unscored_completion_out_of_its_groups_advantage(monkeypatch):
+    agent = GRPO("addition", **TINY, reward_funcs=scores_two_of_three)  # G = 3
+    captured = []
+    real = agent._optimise
+    monkeypatch.setattr(agent, "_optimise", lambda gens, adv, r: captured.append(adv) or real(gens, adv, r))
+    examples, gens, scored, _ = agent.sample_batch()
+    rewards, _ = agent.update(examples, gens, scored)
+    torch.testing.assert_close(rewards, torch.tensor([1.0, 0.0, 0.0] * TINY["prompts_per_step"]))  # nansum: 0
+    a = 1 / (math.sqrt(0.5) + 1e-4)  # over {1, 0}: mean 0.5, unbiased std √0.5; the unscored one left out
+    torch.testing.assert_close(captured[0].flatten(), torch.tensor([a / 2, -a / 2, 0.0] * TINY["prompts_per_step"]))

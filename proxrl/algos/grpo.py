@@ -351,11 +351,13 @@ class GRPO:
         local, parts = scored if scored is not None else self.score(examples, gens)
         # data-parallel: the whole batch's rewards on every process (its advantages may need the batch's std)
         rewards = world.gather(local.float().cpu(), "the rewards")
-        components = {  # over the scores given
-            name: world.gather(values.float().cpu(), "the reward components").nanmean().item()
-            for name, values in parts.items()
-        }
+        gathered = {name: world.gather(values.float().cpu(), "the reward components") for name, values in parts.items()}
+        components = {name: values.nanmean().item() for name, values in gathered.items()}  # over the scores given
         grouped = rewards.view(-1, cfg.group_size)  # row p: the G completions of prompt p
+        flat = flat_groups(grouped).float().mean().item()
+        if gathered:  # a completion no reward function scored (all None) is left out of its group's Â (TRL 1.16)
+            unscored = torch.stack(list(gathered.values())).isnan().all(0)
+            grouped = grouped.masked_fill(unscored.view_as(grouped), math.nan)
         adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1)[world.shard(rewards.numel())]
         adv = adv.to(self.device)
         if not self.policy.training:
@@ -364,7 +366,7 @@ class GRPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         stats = self._optimise(gens, adv, local.to(self.device))
-        return rewards, {**components, "flat_groups": flat_groups(grouped).float().mean().item(), "lr": lr, **stats}
+        return rewards, {**components, "flat_groups": flat, "lr": lr, **stats}
 
     def sample_batch(
         self,
