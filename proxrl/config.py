@@ -241,7 +241,7 @@ RUN_DIR = "run_dir"  # an alias's target that is the run directory (a trainer's 
 
 
 def _suggest(key: str, names: list[str], aliases: typing.Mapping[str, str] | None = None) -> str:
-    """ "did you mean" the closest of the config's ``names`` and of the other library's ``aliases`` (which names the
+    """The "did you mean" of the closest of the config's ``names`` and the other library's ``aliases`` (which names the
     key it stands for), or the list of keys."""
     aliases = aliases or {}
     close = difflib.get_close_matches(key, names + list(aliases), n=1, cutoff=0.5)
