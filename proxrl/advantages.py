@@ -7,6 +7,8 @@ which on a truncation is the real final observation. ``terminated[t]`` stops boo
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -159,10 +161,15 @@ def group_relative(rewards: Tensor, scale: str = "group", eps: float = 1e-4) -> 
 
     ``scale``: ``group`` divides by each group's (unbiased) std as in the paper; ``batch`` by the std of all
     P·G rewards; ``none`` only centres (Dr. GRPO: dividing by the std over-weights groups that are almost all
-    right or all wrong). A group whose rewards are all equal gets Â = 0: it contributes no gradient.
+    right or all wrong). A group whose rewards are all equal gets Â = 0: it contributes no gradient. A NaN reward
+    (a completion no reward function scored) is left out of the means and stds and gets Â = 0, as in TRL 1.16.
     """
     if rewards.dim() != 2:
         raise ValueError(f"rewards must be [prompts, group_size], got shape {tuple(rewards.shape)}")
+    if scale not in REWARD_SCALINGS:
+        raise ValueError(f"unknown reward scaling {scale!r}; allowed: {', '.join(REWARD_SCALINGS)}")
+    if bool(rewards.isnan().any()):
+        return _group_relative_of_scored(rewards, scale, eps)
     # in floating point the mean of G equal rewards can differ from them (8 × 7.3 in float32 is off by ~5e-7,
     # which the std then blows up): a flat group is centred to exactly 0, not to its rounding error
     centred = torch.where(
@@ -176,6 +183,29 @@ def group_relative(rewards: Tensor, scale: str = "group", eps: float = 1e-4) -> 
     if scale == "none":
         return centred
     raise ValueError(f"unknown reward scaling {scale!r}; allowed: {', '.join(REWARD_SCALINGS)}")
+
+
+def _group_relative_of_scored(rewards: Tensor, scale: str, eps: float) -> Tensor:
+    """:func:`group_relative` over the rewards that are not NaN (TRL 1.16's unscorable completions: its nanmean and
+    Bessel-corrected nanstd); a NaN reward, and every reward of a group with one score or none, gets Â = 0."""
+    scored = ~rewards.isnan()
+    lowest = rewards.nan_to_num(nan=math.inf).amin(dim=1, keepdim=True)
+    highest = rewards.nan_to_num(nan=-math.inf).amax(dim=1, keepdim=True)
+    flat = lowest == highest  # the scores given are all equal: centred to exactly 0, as a flat group
+    centred = torch.where(flat, torch.zeros_like(rewards), rewards - rewards.nanmean(dim=1, keepdim=True))
+    if scale == "group":
+        centred = centred / (_nanstd(rewards, dim=1) + eps)
+    elif scale == "batch":
+        centred = centred / (_nanstd(rewards.reshape(1, -1), dim=1) + eps)
+    return torch.where(scored, centred, torch.zeros_like(rewards)).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _nanstd(values: Tensor, dim: int) -> Tensor:
+    """The unbiased std along ``dim`` of the values that are not NaN (NaN where fewer than two), kept as a dim."""
+    count = (~values.isnan()).sum(dim=dim, keepdim=True)
+    squares = (values - values.nanmean(dim=dim, keepdim=True)) ** 2
+    variance = squares.nansum(dim=dim, keepdim=True) / (count - 1).clamp(min=1)
+    return torch.where(count > 1, variance.sqrt(), torch.full_like(variance, math.nan))
 
 
 def flat_groups(rewards: Tensor) -> Tensor:

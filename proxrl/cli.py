@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint, rundir
-from .config import ConfigError, parse_overrides, read_yaml
+from .config import RUN_DIR, ConfigError, parse_overrides, read_yaml
 from .envs import parse_env_kwargs
 from .errors import EnvError, Interrupted, PeerLostError, RunnersLostError
 
@@ -137,7 +137,29 @@ def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any])
             raise ConfigError(
                 f"{algo} means {key}={fixed}; for {key}={given[key]} use `proxrl train {algos[algo].algo}`"
             )
-    return algos[algo], cfgmod.resolve(algos[algo].config_class, config_path, overrides, base=ALIASES.get(algo))
+    cls = algos[algo]
+    if not any(name in given for name in _run_dir_names(cls)):
+        return cls, cfgmod.resolve(cls.config_class, config_path, overrides, base=ALIASES.get(algo))
+    # another library's name of the run directory (TRL's output_dir): --run-dir's, not a config key
+    names = _run_dir_names(cls)
+    from_file = {k: v for k, v in (read_yaml(config_path) if config_path else {}).items() if k not in names}
+    flags = {k: v for k, v in overrides.items() if k not in names}
+    base = {**(ALIASES.get(algo) or {}), **from_file}
+    return cls, cfgmod.resolve(cls.config_class, None, flags, base=base)
+
+
+def _run_dir_names(cls: Any) -> list[str]:
+    """The names a trainer's config takes for the run directory (TRL's ``output_dir`` for GRPO)."""
+    return [name for name, key in cls.config_class.aliases.items() if key == RUN_DIR]
+
+
+def _run_dir_given(cls: Any, config_path: str | None, overrides: dict[str, Any]) -> str | None:
+    """The run directory a config file or ``--set`` names (TRL's ``output_dir``), the later winning; or None."""
+    found = None
+    for layer in (read_yaml(config_path) if config_path else {}), overrides:
+        for name in _run_dir_names(cls):
+            found = str(layer[name]) if name in layer else found
+    return found
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -231,7 +253,8 @@ def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) ->
     if processes > 1 and not args.run_dir:
         raise ConfigError(f"{processes} processes write one run directory: give it with --run-dir")
     cls, config = _build_config(args.algo, args.config, flags)
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(args.algo, _subject(config), config.seed)
+    given = args.run_dir or _run_dir_given(cls, args.config, flags)  # --run-dir, else TRL's output_dir
+    run_dir = Path(given) if given else default_run_dir(args.algo, _subject(config), config.seed)
     return cls, config, run_dir
 
 

@@ -161,6 +161,9 @@ class RunConfig:
     environments add theirs (``algos.agent.RolloutConfig``); GRPO adds its own."""
 
     algo: ClassVar[str] = "base"
+    # another library's names of this config's keys (name → key), read by :meth:`translate` and offered by the
+    # "did you mean" of an unknown key; a key of ``RUN_DIR`` is the run directory, which is no config key
+    aliases: ClassVar[typing.Mapping[str, str]] = {}
 
     env: str = param("CartPole-v1", "gymnasium id, or 'module:EnvId' to import a module that registers it")
     env_kwargs: dict[str, Any] = param(help="keyword arguments for the environment's constructor", factory=dict)
@@ -172,6 +175,7 @@ class RunConfig:
     torch_threads: int = param(1, "torch intra-op threads; 1 is fastest for small MLPs", low=1)
     checkpoint_every: int = param(50, "write a checkpoint every this many updates (0: only at the end)", low=0)
     keep_checkpoints: int = param(3, "how many periodic checkpoints to keep", low=1)
+    log_every: int = param(1, "a row in progress.csv and TensorBoard every this many updates, and the last", low=1)
     tensorboard: bool = param(True, "write TensorBoard event files in the run directory")
 
     def __post_init__(self) -> None:
@@ -181,6 +185,19 @@ class RunConfig:
 
     def validate(self) -> None:
         """Cross-field checks; subclasses extend this."""
+
+    @classmethod
+    def translate(cls, values: typing.Mapping[str, Any]) -> dict[str, Any]:
+        """One layer of settings (a file, the overrides) with other libraries' names and values replaced by this
+        config's (:attr:`aliases`); the base class has none. Names that are no key of this config stay, for
+        :func:`from_dict` to refuse."""
+        return dict(values)
+
+    @classmethod
+    def finish_translation(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The merged layers, with what :meth:`translate` left for the whole config (a setting derived from other
+        keys) resolved; the base class has nothing to resolve."""
+        return values
 
     @classmethod
     def help(cls) -> dict[str, str]:
@@ -220,9 +237,19 @@ def registered_object(path: str) -> Any | None:
     return _OBJECTS.get(path)
 
 
-def _suggest(key: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(sorted(names))}"
+RUN_DIR = "run_dir"  # an alias's target that is the run directory (a trainer's argument, --run-dir), not a key
+
+
+def _suggest(key: str, names: list[str], aliases: typing.Mapping[str, str] | None = None) -> str:
+    """The "did you mean" of the closest of the config's ``names`` and the other library's ``aliases`` (which names the
+    key it stands for), or the list of keys."""
+    aliases = aliases or {}
+    close = difflib.get_close_matches(key, names + list(aliases), n=1, cutoff=0.5)
+    if not close:
+        return f"; known keys: {', '.join(sorted(names))}"
+    if close[0] in aliases:
+        return f"; did you mean '{close[0]}' (another name of '{aliases[close[0]]}')?"
+    return f"; did you mean '{close[0]}'?"
 
 
 def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
@@ -244,7 +271,7 @@ def from_dict(cls: type[C], values: typing.Mapping[str, Any]) -> C:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
-    for key, value in values.items():
+    for key, value in cls.finish_translation(cls.translate(values)).items():
         if key == "algo":
             if value != cls.algo:
                 raise ConfigError(f"this config is for algorithm '{value}', not '{cls.algo}'")
@@ -253,7 +280,11 @@ def from_dict(cls: type[C], values: typing.Mapping[str, Any]) -> C:
             renamed = getattr(cls, "renamed", {}).get(key)
             if renamed:
                 raise ConfigError(f"config key '{key}' of {cls.algo} is now {renamed}")
-            raise ConfigError(f"unknown config key '{key}' for {cls.algo}" + _suggest(key, list(fields)))
+            if cls.aliases.get(key) == RUN_DIR:
+                raise ConfigError(
+                    f"'{key}' is the run directory, not a config key: give it as run_dir= (Python) or --run-dir"
+                )
+            raise ConfigError(f"unknown config key '{key}' for {cls.algo}" + _suggest(key, list(fields), cls.aliases))
         kwargs[key] = _coerce(key, value, hints[key])
     try:
         return cls(**kwargs)
@@ -288,12 +319,28 @@ def resolve(
     values) < the YAML file at ``path`` < ``overrides`` (``--set`` and flags, keyword arguments); later wins, and
     the result is checked strictly (:func:`from_dict`)."""
     values: dict[str, Any] = {}
-    if base is not None:
-        values.update(to_dict(base) if isinstance(base, RunConfig) else base)
-    if path is not None:
-        values.update(read_yaml(path))
-    values.update(overrides or {})
+    layers = [
+        to_dict(base) if isinstance(base, RunConfig) else base,
+        read_yaml(path) if path is not None else None,
+        overrides,
+    ]
+    for layer in layers:
+        if layer:  # each layer's other names become keys before it is laid over the ones below (later wins)
+            values = merge_layer(cls, values, cls.translate(layer))
     return from_dict(cls, values)
+
+
+def merge_layer(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """``layer`` (translated) laid over ``values``: a key it sets replaces the one below, and so does a setting it
+    derives another key from (one of ``cls``'s :attr:`~RunConfig.aliases` kept for :meth:`finish_translation`),
+    and the other way round."""
+    out = {**values, **layer}
+    for name, key in cls.aliases.items():
+        if name in layer and key in values and key not in layer:
+            del out[key]
+        if key in layer and name in values and name not in layer:
+            del out[name]
+    return out
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:

@@ -129,7 +129,8 @@ def sampling_correction(
     then ``*_truncate`` clips w to [c_min, c_max] (truncated importance sampling, TIS; Yao et al. 2025, "Your
     efficient RL framework secretly brings you off-policy RL training") and ``*_mask`` sets w to 0 outside
     [c_min, c_max] (masked importance sampling, MIS). A bound of None is no bound. The weight carries no gradient:
-    it multiplies each token's clipped surrogate (:func:`grpo_loss`'s ``sampling_weight``)."""
+    it multiplies each token's clipped surrogate (:func:`grpo_loss`'s ``sampling_weight``). A token whose μ is NaN
+    (a sampler that did not give it) counts with ln w = 0, as in TRL."""
     return bound_sampling_ratio(sampling_ratio(old_logp, sampling_logp, mask, mode), mode, c_max, c_min)
 
 
@@ -138,7 +139,9 @@ def sampling_ratio(old_logp: Tensor, sampling_logp: Tensor, mask: Tensor, mode: 
     (:func:`sampling_correction`)."""
     if mode not in SAMPLING_CORRECTIONS[1:]:
         raise ValueError(f"unknown sampling correction {mode!r}; allowed: {', '.join(SAMPLING_CORRECTIONS[1:])}")
+    # a sampler that gave no log-prob for a token (NaN) gets none of its correction there: w = 1, as TRL does
     log_w = (old_logp.detach() - sampling_logp) * mask.to(old_logp.dtype)
+    log_w = torch.nan_to_num(log_w, nan=0.0)
     if mode.startswith("sequence"):
         log_w = log_w.sum(-1, keepdim=True)
     return log_w.exp()
@@ -167,6 +170,7 @@ def grpo_loss(
     sampling_weight: Tensor | None = None,
     sapo_temperatures: tuple[float, float] = (1.0, 1.05),
     vespo_shape: tuple[float, float, float, float] = (2.0, 3.0, 3.0, 2.0),
+    kl_importance_weighted: bool = False,
     **aggregate_kwargs: Any,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Negative GRPO objective (the seed's GRPO section; Shao et al. 2024), per token t of completion i:
@@ -180,9 +184,12 @@ def grpo_loss(
     ``logp``/``old_logp``/``ref_logp``/``mask`` are ``[B, L]``; ``adv`` is ``[B, 1]`` (one Â per completion, GRPO)
     or ``[B, L]`` (per token, e.g. GAE; token level only). β = 0 (or no ``ref_logp``) drops the KL term. Stats:
     ``clip_frac`` = ``clip_frac_low`` + ``clip_frac_high`` (:func:`clip_fractions`: the share of tokens, or of
-    completions at sequence level, whose term the clip holds constant) and ``kl`` (mean k3 over the tokens).
+    completions at sequence level, whose term the clip holds constant) and ``kl`` (mean k3 over the tokens; k3·ρ
+    with ``kl_importance_weighted``, as TRL logs it).
     ``sampling_weight`` (``[B, L]`` or ``[B, 1]``; :func:`sampling_correction`) multiplies each token's clipped
-    surrogate, not the KL term, as TRL does.
+    surrogate, not the KL term, as TRL does. ``kl_importance_weighted`` (TRL's ``use_bias_correction_kl``) makes
+    the KL term β D̂_KL,i,t ρ_{i,t} (ρ with its gradient; at sequence level s_i), whose gradient is the unbiased
+    one of the reverse KL off-policy (DeepSeek-V3.2, Eq. 7); even at ρ = 1 it adds β D̂_KL ∇ln π.
 
     Two loss types replace the clipped surrogate itself, as TRL's:
 
@@ -213,6 +220,8 @@ def grpo_loss(
     kl_tokens = None
     if ref_logp is not None and beta > 0:
         kl_tokens = kl.k3(ref_logp, logp)  # samples from π_θ: r = π_ref/π_θ
+        if kl_importance_weighted:  # TRL's use_bias_correction_kl: k3·ρ, ρ with its gradient (logged so, as TRL)
+            kl_tokens = kl_tokens * ratio
         per_token = per_token + beta * kl_tokens
     loss = aggregate_tokens(per_token, mask, loss_type, **aggregate_kwargs)
     token_mask = mask if importance_sampling_level == "token" else None  # sequence level: shares of completions

@@ -330,7 +330,8 @@ class Session:
             "mean_length": _mean(progress.recent_lengths),
             **stats,
         }
-        self.logger.log(row)
+        if progress.iteration % cfg.log_every == 0 or not self.running():  # log_every: TRL's logging_steps
+            self.logger.log(row)
         self._saved = None
         if self.saves and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
             self._saved = self.trainer.save_checkpoint()

@@ -322,8 +322,9 @@ def test_reward_errors_and_bad_settings_are_clear():
         GRPO("sort", **TINY, reward_funcs=("nowhere:reward",))
     with pytest.raises(ConfigError, match="grad_accum_steps"):
         GRPO("sort", **{**TINY, "group_size": 3}, grad_accum_steps=4)
+    assert GRPO("sort", **TINY, clip_eps_high=0.1).config.clip_eps_high == 0.1  # ε_high < ε_low: TRL takes it too
     with pytest.raises(ConfigError, match="clip_eps_high"):
-        GRPO("sort", **TINY, clip_eps_high=0.1)
+        GRPO("sort", **TINY, clip_eps_high=-0.1)
     with pytest.raises(ConfigError, match="not a local model folder"):
         GRPO("sort", **TINY, model="/nonexistent/model")
     with pytest.raises(ConfigError, match="reward_weights has 1 entries for 2 reward_funcs"):

@@ -63,6 +63,13 @@ def test_a_grpo_run_trains_with_each(loss_type):
     assert any((p - q).abs().max() > 0 for p, q in zip(agent.policy.parameters(), before, strict=True))
 
 
-def test_cispo_without_an_epsilon_max_above_one_is_refused():
-    with pytest.raises(ConfigError, match="loss_type=cispo caps the importance weight at clip_eps_high"):
-        GRPO("addition", **TINY, loss_type="cispo")
+def test_cispo_takes_clip_eps_as_its_cap_without_clip_eps_high_as_trl_does():
+    # TRL 1.16: ε_max = epsilon_high if set, else epsilon (self.epsilon_high = args.epsilon_high or args.epsilon)
+    config = GRPO("addition", **TINY, loss_type="cispo").config
+    assert config.clip_eps_high is None and config.clip_eps == 0.2
+    logp = LOGP.clone().requires_grad_(True)
+    loss, _ = grpo_loss(logp, OLD, ADV, MASK, 0.2, 0.2, loss_type="cispo")  # what update() passes then
+    w = (LOGP - OLD).exp().clamp(max=0.2)  # every weight capped at 0.2 (ρ ≥ e⁻¹ > 0.2)
+    torch.testing.assert_close(loss, -(w * ADV * LOGP * MASK).sum() / MASK.sum())
+    with pytest.raises(ConfigError, match="clip_eps_high"):  # a cap of 0 stays refused (ε_high > 0)
+        GRPO("addition", **TINY, loss_type="cispo", clip_eps_high=0.0)

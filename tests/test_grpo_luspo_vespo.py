@@ -59,6 +59,11 @@ def test_vespo_folds_the_samplers_correction_into_the_ratio():
     assert not torch.isclose(plain, corrected)
 
 
-def test_vespo_with_a_sequence_ratio_is_refused():
+def test_vespo_at_sequence_level_weighs_as_at_token_level_as_trl_does():
+    # TRL 1.16 only warns: φ comes from the per-token log-ratios whatever the level, which then sets only k3's ρ
+    GRPO("addition", **TINY, loss_type="vespo", importance_sampling_level="sequence")  # accepted
+    token, _ = grpo_loss(LOGP, OLD, ADV, MASK, 0.2, 0.2, loss_type="vespo")
+    sequence, _ = grpo_loss(LOGP, OLD, ADV, MASK, 0.2, 0.2, loss_type="vespo", importance_sampling_level="sequence")
+    torch.testing.assert_close(sequence, token, rtol=0, atol=0)
     with pytest.raises(ConfigError, match="loss_type=vespo weighs each completion by its own whole ratio"):
-        GRPO("addition", **TINY, loss_type="vespo", importance_sampling_level="sequence")
+        GRPO("addition", **TINY, loss_type="vespo", sampling_correction="sequence_mask")

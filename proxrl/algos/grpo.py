@@ -11,9 +11,10 @@ trains any local causal LM.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,7 +30,7 @@ from ..envs.text_tasks import load_callable, load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
 from ..lm import trainer as lm_trainer
-from ..lm import distributed, fsdp
+from ..lm import distributed, fsdp, trl_names
 from ..lm.datasets import dataset_task, load_dataset
 from ..lm.evaluation import HeldOutAccuracy
 from ..lm.migrations import MIGRATIONS
@@ -59,6 +60,7 @@ class GRPOConfig(LanguageModelConfig):
     renamed = {  # keys of earlier proxrl versions: what replaced them
         "aggregation": "loss_type (TRL's names: sequence is grpo, token is dapo, constant is dr_grpo)",
     }
+    aliases = trl_names.ALIASES  # TRL's GRPOConfig names (proxrl/lm/trl_names.py: the one table)
 
     total_steps: int = param(200, "GRPO steps, each one batch of prompts_per_step × group_size completions", low=1)
     checkpoint_every: int = param(50, "write a checkpoint every this many GRPO steps (0: only at the end)", low=0)
@@ -85,6 +87,12 @@ class GRPOConfig(LanguageModelConfig):
         0.04,
         "β, coefficient of the k3 KL to the frozen reference model (0: no reference model is kept at all)",
         low=0.0,
+    )
+    use_bias_correction_kl: bool = param(
+        False,
+        "weigh each token's k3 term by the importance ratio ρ (with its gradient), β·k3·ρ, as TRL's "
+        "use_bias_correction_kl (DeepSeek-V3.2: the unbiased gradient of the reverse KL off-policy; TRL's default "
+        "True); False: β·k3",
     )
     ref_sync_every: int = param(0, "copy the policy into the reference model every this many steps (0: never)", low=0)
     scale_rewards: str = param(
@@ -164,6 +172,17 @@ class GRPOConfig(LanguageModelConfig):
     gae_lambda: float = param(0.95, "λ of token-level GAE", low=0.0, high=1.0)
     vf_coef: float = param(0.1, "value-loss coefficient (advantage: gae)", low=0.0)
 
+    @classmethod
+    def translate(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """One layer of settings with TRL's GRPOConfig names and values as proxrl's (:mod:`proxrl.lm.trl_names`)."""
+        return trl_names.translate(values, {f.name for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def finish_translation(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """TRL's ``per_device_train_batch_size`` as ``prompts_per_step`` (:func:`proxrl.lm.trl_names.finish`)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name in ("grad_accum_steps", "group_size")}
+        return trl_names.finish(values, defaults)
+
     def validate(self) -> None:
         if (self.prompts_per_step * self.group_size) % self.grad_accum_steps:
             raise ConfigError(
@@ -189,25 +208,13 @@ class GRPOConfig(LanguageModelConfig):
             raise ConfigError(
                 f"soft_overlong_cache={self.soft_overlong_cache} must be below max_new_tokens={self.max_new_tokens}"
             )
-        if self.loss_type == "cispo" and (self.clip_eps_high is None or self.clip_eps_high <= 1.0):
-            raise ConfigError(
-                "loss_type=cispo caps the importance weight at clip_eps_high (ε_max, not 1 + ε): set it above 1 "
-                "(ScaleRL recommends 5.0), e.g. --set clip_eps_high=5.0"
-            )
-        if self.loss_type == "vespo" and (
-            self.importance_sampling_level == "sequence"
-            or self.advantage == "gae"
-            or self.sampling_correction.startswith("sequence")
-        ):
+        # As TRL accepts them: cispo's ε_max is clip_eps_high or else clip_eps (ScaleRL recommends 5.0; at or below 1
+        # it caps every weight below 1), and ε_high < ε_low is an asymmetric clip; vespo's weight is the whole
+        # completion's ratio at either importance_sampling_level (the level then sets only the k3 term's ρ)
+        if self.loss_type == "vespo" and (self.advantage == "gae" or self.sampling_correction.startswith("sequence")):
             raise ConfigError(
                 "loss_type=vespo weighs each completion by its own whole ratio, from per-token log-ratios and one Â "
-                "per completion: keep importance_sampling_level=token, advantage=group and a token_* (or no) "
-                "sampling_correction"
-            )
-        if self.clip_eps_high is not None and self.clip_eps_high < self.clip_eps:
-            raise ConfigError(
-                f"clip_eps_high={self.clip_eps_high} is below clip_eps={self.clip_eps}; "
-                "ε_high ≥ ε_low (or None for ε_high = ε_low)"
+                "per completion: keep advantage=group and a token_* (or no) sampling_correction"
             )
 
 
@@ -235,18 +242,16 @@ class GRPO:
     ) -> None:
         """``env``: a text task (or ``train_dataset``: a ``datasets.Dataset`` or any sequence of row dicts with a
         ``prompt`` column, and ``eval_dataset`` the same, as TRL's GRPOTrainer takes them; a path to a local file or
-        folder is the ``dataset`` / ``eval_dataset`` config key); ``overrides``: config keys (``reward_funcs`` may
-        hold functions themselves)."""
+        folder is the ``dataset`` / ``eval_dataset`` config key); ``overrides``: config keys, or TRL's GRPOConfig
+        names of them (``proxrl.lm.trl_names``; ``output_dir`` is ``run_dir``). ``reward_funcs``, as in TRL, is
+        one reward function or a list, each a function, a ``module:function`` path or a local reward-model folder."""
         if isinstance(train_dataset, (str, Path)):  # a path is the config key (kept for resuming)
             overrides, train_dataset = {**overrides, "dataset": str(train_dataset)}, None
         if isinstance(eval_dataset, (str, Path)):
             overrides, eval_dataset = {**overrides, "eval_dataset": str(eval_dataset)}, None
-        funcs = overrides.get("reward_funcs")
-        if funcs is not None and not isinstance(funcs, str):
-            overrides = {
-                **overrides,
-                "reward_funcs": tuple(f if isinstance(f, str) else object_path(f) for f in funcs),
-            }
+        run_dir = run_directory(run_dir, overrides.pop("output_dir", None))  # TRL's name of it
+        if overrides.get("reward_funcs") is not None:
+            overrides = {**overrides, "reward_funcs": reward_specs(overrides["reward_funcs"])}
         cfg = agent.build_config(GRPOConfig, config, env, overrides)
         begin(self, cfg, run_dir, progress)  # global_step counts GRPO steps, num_episodes completions
         from_data = train_dataset is not None or cfg.dataset is not None
@@ -346,11 +351,13 @@ class GRPO:
         local, parts = scored if scored is not None else self.score(examples, gens)
         # data-parallel: the whole batch's rewards on every process (its advantages may need the batch's std)
         rewards = world.gather(local.float().cpu(), "the rewards")
-        components = {  # over the scores given
-            name: world.gather(values.float().cpu(), "the reward components").nanmean().item()
-            for name, values in parts.items()
-        }
+        gathered = {name: world.gather(values.float().cpu(), "the reward components") for name, values in parts.items()}
+        components = {name: values.nanmean().item() for name, values in gathered.items()}  # over the scores given
         grouped = rewards.view(-1, cfg.group_size)  # row p: the G completions of prompt p
+        flat = flat_groups(grouped).float().mean().item()
+        if gathered:  # a completion no reward function scored (all None) is left out of its group's Â (TRL 1.16)
+            unscored = torch.stack(list(gathered.values())).isnan().all(0)
+            grouped = grouped.masked_fill(unscored.view_as(grouped), math.nan)
         adv = group_relative(grouped, cfg.scale_rewards).reshape(-1, 1)[world.shard(rewards.numel())]
         adv = adv.to(self.device)
         if not self.policy.training:
@@ -359,7 +366,7 @@ class GRPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         stats = self._optimise(gens, adv, local.to(self.device))
-        return rewards, {**components, "flat_groups": flat_groups(grouped).float().mean().item(), "lr": lr, **stats}
+        return rewards, {**components, "flat_groups": flat, "lr": lr, **stats}
 
     def sample_batch(
         self,
@@ -496,6 +503,7 @@ class GRPO:
                     weight,
                     (cfg.sapo_temperature_pos, cfg.sapo_temperature_neg),
                     (cfg.vespo_k_pos, cfg.vespo_lambda_pos, cfg.vespo_k_neg, cfg.vespo_lambda_neg),
+                    cfg.use_bias_correction_kl,
                     max_len=cfg.max_new_tokens,
                     num_sequences=rows * world.size,
                     num_tokens=num_tokens,
@@ -540,7 +548,7 @@ class GRPO:
             raw, cfg.sampling_correction, cfg.sampling_correction_max, cfg.sampling_correction_min
         )
         with torch.no_grad():
-            gap = (old - sampling_logp).abs() * m
+            gap = torch.nan_to_num((old - sampling_logp).abs() * m, nan=0.0)  # a token with no μ: no gap counted
             tokens = m.sum().clamp(min=1.0)
             totals.add_token_means(
                 k,
@@ -559,6 +567,10 @@ class GRPO:
         return self.config.lr * min(1.0, (self.global_step + 1) / warmup) if warmup else self.config.lr
 
     # --- the loop ----------------------------------------------------------------------------------------
+    def train(self) -> GRPO:
+        """TRL's ``GRPOTrainer.train()``: :meth:`learn` until ``total_steps`` (TRL's ``max_steps``)."""
+        return self.learn()
+
     def learn(
         self, total_steps: int | None = None, callback: Callable[[GRPO, dict[str, Any]], bool | None] | None = None
     ) -> GRPO:
@@ -590,6 +602,31 @@ class GRPO:
                     **update_stats,
                 )
         return self
+
+
+def run_directory(run_dir: str | Path | None, output_dir: str | Path | None) -> str | Path | None:
+    """The run directory given as ``run_dir`` or as TRL's ``output_dir`` (both: they must agree)."""
+    if output_dir is None:
+        return run_dir
+    if run_dir is not None and Path(run_dir) != Path(output_dir):
+        raise ConfigError(f"run_dir={run_dir} and output_dir={output_dir} name two run directories: give one")
+    return output_dir
+
+
+def reward_specs(funcs: Any) -> tuple[str, ...] | str:
+    """``reward_funcs`` as the config holds them: one function (TRL takes a function, a model path or a list of
+    them) or each of a list as its ``module:function`` path (:func:`~proxrl.config.object_path`); strings (paths, a
+    reward model's folder) stay as they are."""
+    if isinstance(funcs, str):
+        return funcs
+    if callable(funcs):
+        funcs = [funcs]
+    if not isinstance(funcs, (list, tuple)):
+        raise ConfigError(
+            f"reward_funcs is a {type(funcs).__name__}: give a reward function, a 'module:function' path, a local "
+            "reward-model folder, or a list of them"
+        )
+    return tuple(f if isinstance(f, str) else object_path(f) for f in funcs)
 
 
 def task_from_datasets(cfg: GRPOConfig, train: Any, evaluation: Any, tokenizer: Any) -> Any:

@@ -3,9 +3,10 @@ optional reward model (a local ``AutoModelForSequenceClassification`` folder) ov
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,36 @@ class RewardError(ConfigError):
     """A reward function returned something that is not a finite number."""
 
 
+class RewardModel:
+    """A local ``AutoModelForSequenceClassification`` folder as a reward: its first logit on each rendered prompt +
+    completion text."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device | str) -> None:
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+
+    def score(self, prompts: list[str], completions: list[str]) -> list[float]:
+        """The model's score of each ``prompts[k] + completions[k]``."""
+        enc = self.tokenizer(
+            [p + c for p, c in zip(prompts, completions, strict=True)],
+            return_tensors="pt",
+            padding=True,
+            padding_side="right",
+        ).to(self.device)
+        with torch.no_grad():
+            return [float(v) for v in self.model(**enc).logits[:, 0].float().cpu()]
+
+
 class Rewards:
-    """r = Σ_k w_k f_k(prompt, completion, **example) (+ w_rm · reward model score), each component logged as
+    """r = Σ_k w_k f_k(prompt, completion, **example) (reward models among the f_k), each component logged as
     ``reward/<name>``."""
 
     def __init__(
         self,
-        funcs: list[tuple[str, Callable[..., float], float]],
-        reward_model: tuple[Any, Any] | None = None,
+        funcs: list[tuple[str, Callable[..., Any] | RewardModel, float]],
+        reward_model: RewardModel | None = None,
         model_weight: float = 1.0,
-        device: torch.device | str = "cpu",
     ) -> None:
-        self.funcs, self.reward_model, self.model_weight, self.device = funcs, reward_model, model_weight, device
+        self.funcs = funcs + ([("reward_model", reward_model, model_weight)] if reward_model is not None else [])
 
     @classmethod
     def build(
@@ -45,10 +64,12 @@ class Rewards:
         dtype: torch.dtype,
         device: torch.device,
     ) -> Rewards:
-        """From the config: ``specs`` (``module:function``; empty: the task's own functions), one weight each
-        (default 1), and a reward-model folder (or None)."""
+        """From the config: ``specs`` (``module:function``, or a local reward-model folder as TRL takes a model in
+        ``reward_funcs``; empty: the task's own functions), one weight each (default 1), and a reward-model folder
+        (or None)."""
+        funcs: list[tuple[str, Callable[..., Any] | RewardModel]]
         if specs:
-            funcs = [(spec.rpartition(":")[2], load_callable(spec, "reward function")) for spec in specs]
+            funcs = [_reward_of(spec, dtype, device) for spec in specs]
         else:
             funcs = list(task_rewards.items())
         if not funcs and reward_model is None:
@@ -60,7 +81,8 @@ class Rewards:
                 f"functions ({', '.join(n for n, _ in funcs)})"
             )
         named = [(name, f, float(w)) for (name, f), w in zip(funcs, weights, strict=True)]
-        return cls(named, _load_reward_model(reward_model, dtype, device), model_weight, device)
+        model = _load_reward_model(reward_model, dtype, device) if reward_model is not None else None
+        return cls(named, model, model_weight)
 
     def score(
         self,
@@ -80,7 +102,9 @@ class Rewards:
         total = torch.zeros(len(completions))
         parts: dict[str, Tensor] = {}
         for name, func, weight in self.funcs:
-            if takes_batches(func):
+            if isinstance(func, RewardModel):
+                values: list[Any] = func.score([ex["prompt"] for ex in rows], completions)
+            elif takes_batches(func):
                 values = call_batched(func, row_columns, completions, completion_ids, "_messages" in examples[0])
             else:
                 values = [func(completion=text, **c) for c, text in zip(row_columns, completions, strict=True)]
@@ -99,30 +123,19 @@ class Rewards:
             component = torch.tensor([math.nan if v is None else float(v) for v in values])
             total += torch.nan_to_num(weight * component, nan=0.0)
             parts[f"reward/{name}"] = component
-        if self.reward_model is not None:
-            model, tokenizer = self.reward_model
-            enc = tokenizer(
-                [ex["prompt"] + text for ex, text in zip(rows, completions, strict=True)],
-                return_tensors="pt",
-                padding=True,
-                padding_side="right",
-            ).to(self.device)
-            with torch.no_grad():
-                component = model(**enc).logits[:, 0].float().cpu()
-            total += self.model_weight * component
-            parts["reward/reward_model"] = component
         return total, parts
 
 
 def takes_batches(func: Callable[..., Any]) -> bool:
     """Whether ``func`` has TRL's reward signature ``f(prompts, completions, completion_ids, **kwargs) ->
-    list[float | None]`` (a parameter named ``prompts`` or ``completions``) rather than proxrl's per-completion
+    list[float | None]`` (a parameter named ``prompts``, ``completions`` or ``completion_ids``; it may be an
+    ``async def``) rather than proxrl's per-completion
     ``f(prompt, completion, **example) -> float``."""
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):  # a builtin or C callable: per completion
         return False
-    return "completions" in params or "prompts" in params
+    return any(name in params for name in ("completions", "prompts", "completion_ids"))
 
 
 def columns_of(example: dict[str, Any]) -> dict[str, Any]:
@@ -147,12 +160,29 @@ def call_batched(
     kwargs = {key: [c[key] for c in columns] for key in columns[0] if key not in ("prompt", "completion")}
     texts: list[Any] = [[{"role": "assistant", "content": t}] for t in completions] if conversational else completions
     out = func(prompts=[c["prompt"] for c in columns], completions=texts, completion_ids=ids, **kwargs)
+    if inspect.isawaitable(out):  # TRL's async reward functions (awaited here one after another)
+        out = asyncio.run(_awaited(out))
     return list(out)
 
 
-def _load_reward_model(path: str | None, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any] | None:
-    if path is None:
-        return None
+async def _awaited(pending: Awaitable[Any]) -> Any:
+    return await pending
+
+
+def _reward_of(spec: str, dtype: torch.dtype, device: torch.device) -> tuple[str, Callable[..., Any] | RewardModel]:
+    """(name, reward) of one ``reward_funcs`` entry: a local reward-model folder (named by the folder), else a
+    ``module:function`` (named by the function)."""
+    if ":" not in spec and Path(spec).is_dir():
+        return Path(spec).name, _load_reward_model(spec, dtype, device)
+    if ":" not in spec:
+        raise ConfigError(
+            f"reward function {spec!r} is neither 'package.module:function' nor a local reward-model folder (models "
+            "are not downloaded)"
+        )
+    return spec.rpartition(":")[2], load_callable(spec, "reward function")
+
+
+def _load_reward_model(path: str, dtype: torch.dtype, device: torch.device) -> RewardModel:
     transformers = require_transformers()
     if not (Path(path) / "config.json").is_file():
         raise ConfigError(f"reward_model={path!r} is not a local model folder (no config.json)")
@@ -163,7 +193,7 @@ def _load_reward_model(path: str | None, dtype: torch.dtype, device: torch.devic
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model.eval().requires_grad_(False), tokenizer
+    return RewardModel(model.eval().requires_grad_(False), tokenizer, device)
 
 
 def soft_overlong_penalty(lengths: Tensor, max_len: int, cache: int) -> Tensor:
