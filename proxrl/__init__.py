@@ -7,10 +7,12 @@ from .algos.pg import PG, REINFORCE, PGConfig
 from .algos.ppo import PPO, PPOConfig
 from .checkpoint import CheckpointError
 from .config import ConfigError
+from .trl import GRPOTrainer
 
 __all__ = [
     "GRPO",
     "GRPOConfig",
+    "GRPOTrainer",
     "MultiAgentPPO",
     "MultiAgentPPOConfig",
     "OffPolicyPG",

@@ -105,6 +105,7 @@ NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
 POLICY, ROLLOUT = "proxrl/policies/__init__.py", "proxrl/rollout.py"
 POOL, AGENT = "proxrl/envs/envpool_vec.py", "proxrl/algos/agent.py"
 VNORM, ENC, ATARI = "proxrl/marl/value_norm.py", "proxrl/policies/encoders.py", "proxrl/envs/atari.py"
+REWARDS = "proxrl/lm/rewards.py"
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
@@ -1089,6 +1090,28 @@ MUTATIONS: list[Mutation] = [
         "b.alive[t, i] = True",
         "parallel collector: an agent that left the episode still counts as acting (its rows in GAE and losses)",
     ),
+    # --- lm/rewards.py: GRPO's weighted sum of reward functions (issue 35) ---------------------------------------
+    Mutation(
+        "grpo-reward-weights-ignored",
+        REWARDS,
+        "total += torch.nan_to_num(weight * component, nan=0.0)",
+        "total += torch.nan_to_num(component, nan=0.0)",
+        "GRPO reward: Σ_k r_k instead of Σ_k w_k r_k (reward_weights ignored)",
+    ),
+    Mutation(
+        "grpo-bias-corrected-kl-ratio-detached",
+        OBJ,
+        "kl_tokens = kl_tokens * ratio",
+        "kl_tokens = kl_tokens * ratio.detach()",
+        "use_bias_correction_kl: β k3 sg(ρ) instead of β k3 ρ (TRL's ρ carries gradient; on-policy β k3 is lost)",
+    ),
+    Mutation(
+        "grpo-nan-sampler-logp-kept",
+        OBJ,
+        "    log_w = torch.nan_to_num(log_w, nan=0.0)\n",
+        "",
+        "sampling correction: a NaN sampler log-prob makes the token's weight NaN (TRL: weight 1)",
+    ),
     # --- policies/encoders.py and envs/atari.py: what the networks see and the rewards Atari pays -------------
     Mutation(
         "cnn-uint8-not-scaled",
@@ -1151,6 +1174,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "value_norm": ("test_multiagent_equations.py", "test_multiagent.py"),
     "encoders": ("test_encoders.py", "test_marl_pixels.py", "test_atari.py"),
     "atari": ("test_atari.py",),
+    "rewards": ("test_grpo_trl_loss.py", "test_grpo*.py"),
     "runner": ("test_runners.py", "test_fast_paths.py"),
 }
 # What a mutation in Ray code must be noticed by: the default tier's selection plus the tests marked ``ray``.

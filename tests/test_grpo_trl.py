@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import proxrl.trl
 from proxrl import GRPO, GRPOConfig
 from proxrl.config import ConfigError, resolve
 from proxrl.lm import trl_names
@@ -118,6 +119,77 @@ def test_trl_1_16s_quick_start_runs_with_conversational_prompts(model_folder, tm
     assert examples[0]["prompt"].startswith("u:") and examples[0]["prompt"].endswith("|a:")  # the chat template
     hand = [float(t.strip() == examples[k // 3]["solution"]) for k, t in enumerate(gens.texts)]
     torch.testing.assert_close(rewards, torch.tensor(hand))
+
+
+# TRL's GRPO docs' quick start until November 2025 (docs/source/grpo_trainer.md before e62219609): a GRPOConfig
+# given as args=, in TRL's names
+QUICK_START_WITH_ARGS = """
+# train_grpo.py
+from datasets import load_dataset
+from trl import GRPOConfig, GRPOTrainer
+
+dataset = load_dataset("trl-lib/ultrafeedback-prompt", split="train")
+
+# Dummy reward function for demonstration purposes
+def reward_num_unique_letters(completions, **kwargs):
+    \"\"\"Reward function that rewards completions with more unique letters.\"\"\"
+    completion_contents = [completion[0]["content"] for completion in completions]
+    return [float(len(set(content))) for content in completion_contents]
+
+training_args = GRPOConfig(output_dir="Qwen2-0.5B-GRPO")
+trainer = GRPOTrainer(
+    model="Qwen/Qwen2-0.5B-Instruct",
+    reward_funcs=reward_num_unique_letters,
+    args=training_args,
+    train_dataset=dataset,
+)
+trainer.train()
+"""
+
+
+def test_trls_quick_start_with_a_grpoconfig_as_args_runs_with_only_the_import_changed(
+    model_folder,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    rows = [{"prompt": [{"role": "user", "content": f"Say {i}."}]} for i in range(6)]
+    data = local_dataset(tmp_path / "ultrafeedback", rows)
+    text = QUICK_START_WITH_ARGS.replace("from trl import", "from proxrl.trl import")
+    text = text.replace('"trl-lib/ultrafeedback-prompt"', repr(data))
+    text = re.sub(r'model="[^"]+"', f"model={model_folder!r}", text)
+    monkeypatch.chdir(tmp_path)  # output_dir is relative, as in TRL's text
+    monkeypatch.setattr(proxrl.trl, "GRPO", functools.partial(GRPO, **FAST))  # the small budget, in TRL's names
+    namespace: dict = {}
+    exec(compile(text, "<TRL's text>", "exec"), namespace)
+    trainer = namespace["trainer"]
+    assert trainer.global_step == 2 and trainer.run_dir.resolve() == (tmp_path / "Qwen2-0.5B-GRPO").resolve()
+    assert (tmp_path / "Qwen2-0.5B-GRPO" / "progress.csv").exists()
+    assert repr(namespace["training_args"]) == "GRPOConfig(output_dir='Qwen2-0.5B-GRPO')"
+
+
+def test_trls_grpoconfig_and_trainer_arguments_map_to_proxrls_or_are_refused_in_one_line(model_folder):  # noqa: F811
+    peft = pytest.importorskip("peft")
+    args = proxrl.trl.GRPOConfig(num_generations=3, logging_steps=5, epsilon=0.3, max_steps=7)
+    trainer = proxrl.trl.GRPOTrainer(
+        model=model_folder,
+        reward_funcs=lambda completions, **kw: [0.0] * len(completions),
+        args=args,
+        train_dataset=[{"prompt": "1+1="}] * 4,
+        peft_config=peft.LoraConfig(r=4, lora_alpha=8),
+        learning_rate=1e-3,  # a keyword over args, as a config key
+        warmup_steps=0,
+        progress=False,
+        tensorboard=False,
+    )
+    cfg = trainer.config
+    assert (cfg.group_size, cfg.log_every, cfg.clip_eps, cfg.total_steps, cfg.lr) == (3, 5, 0.3, 7, 1e-3)
+    assert cfg.lora and (cfg.lora_r, cfg.lora_alpha) == (4, 8)
+    with pytest.raises(ConfigError, match="'num_generation'.*did you mean 'num_generations'"):
+        proxrl.trl.GRPOConfig(num_generation=3)  # refused when made, as TRL's dataclass refuses a field
+    with pytest.raises(ConfigError, match=r"GRPOTrainer\(processing_class=...\) has no counterpart"):
+        proxrl.trl.GRPOTrainer(model=model_folder, processing_class=object())
+    with pytest.raises(ConfigError, match="args must be proxrl.trl.GRPOConfig"):
+        proxrl.trl.GRPOTrainer(model=model_folder, args={"max_steps": 1})
 
 
 # --- the reward-function examples of TRL's GRPO docs ("Using a custom reward function"), as written ---------------
