@@ -25,6 +25,14 @@ from .normalizers import added_moments, merge_added
 from .runner import EnvRunner, Fragment, Sync
 
 
+def staleness_kept(version: int, acted_with: int, max_staleness: int) -> int | None:
+    """How many updates old a fragment acted with weights version ``acted_with`` is when the learner holds
+    ``version`` (the staleness k), or None when it is to be dropped: more than ``max_staleness`` (K) versions old.
+    A fragment exactly K versions old is kept (``staleness_K`` counts it)."""
+    staleness = version - acted_with
+    return staleness if staleness <= max_staleness else None
+
+
 class RunnerGroup:
     """The learner's side of ``config.num_runners`` runners (subclasses say how a fragment is fetched)."""
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..errors import RunnersLostError
-from .group import RunnerGroup
+from .group import RunnerGroup, staleness_kept
 from .runner import Fragment, Sync
 
 INSTALL_HINT = "runners=ray needs Ray: pip install 'proxrl[ray]'"
@@ -188,8 +188,8 @@ class RayRunnerGroup(RunnerGroup):
         return fragment
 
     def _keep_if_fresh(self, fragment: Fragment, version: int, kept: list[Fragment]) -> None:
-        staleness = version - fragment.version
-        if staleness > self.config.max_staleness:
+        staleness = staleness_kept(version, fragment.version, self.config.max_staleness)
+        if staleness is None:
             self.dropped_stale += 1
         else:
             self.staleness_now[staleness] += 1
