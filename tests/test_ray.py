@@ -60,6 +60,7 @@ def test_two_ray_runners_equal_the_local_runner_bit_for_bit(ray_cluster, tmp_pat
     for got, expected in zip(ray_rows, local_rows, strict=True):
         assert {k: v for k, v in _untimed(got).items() if k in expected} == _untimed(expected)
         assert got["runners"] == 2 and got["runner_failures"] == 0
+    assert sharded.summary()[1] == "runners: 2 × 2 envs, no failures, timeouts, restarts or dropped fragments"
 
 
 def test_reinforce_collects_whole_episodes_on_ray_runners(ray_cluster, tmp_path) -> None:
@@ -106,6 +107,10 @@ def test_a_runner_killed_or_hung_mid_rollout_costs_its_fragment_not_the_run(ray_
     counter = "runner_failures" if fail == "kill" else "runner_timeouts"
     assert rows[-1][counter] == 1 and rows[-1]["runner_failures"] + rows[-1]["runner_timeouts"] == 1
     assert agent.global_step == sum(r["samples"] for r in rows)
+    health = agent.summary()[1]  # the CLI's final lines say what went wrong (after close())
+    said = "1 runner failure, 0 timeouts" if fail == "kill" else "0 runner failures, 1 timeout"
+    assert health.startswith(f"runners: 2 × 2 envs: {said}") and ", 1 restart, " in health, health
+    assert f"fragments dropped ({len(lost)} lost, 0 stale)" in health or "1 fragment dropped (1 lost" in health
 
 
 def test_every_runner_lost_stops_the_run_with_one_clear_error(ray_cluster, tmp_path, capsys) -> None:
@@ -248,6 +253,7 @@ def test_async_runners_train_on_fresh_and_stale_fragments_and_drop_the_over_stal
     finally:
         agent.close()
     assert rows[-1]["stale_dropped"] >= 1
+    assert f"dropped (0 lost, {rows[-1]['stale_dropped']:.0f} stale)" in agent.summary()[1]
     assert sum(r["staleness_1"] for r in rows) >= 1 and sum(r["staleness_0"] for r in rows) >= 1
     assert all(r["staleness_0"] + r["staleness_1"] == 2 for r in rows)  # two kept fragments per update
     assert all(r["samples"] == 4 * 16 for r in rows) and agent.global_step == sum(r["samples"] for r in rows)

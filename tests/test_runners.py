@@ -160,3 +160,20 @@ def test_the_staleness_filter_keeps_fragments_exactly_max_staleness_old_and_drop
     assert kept == list(range(max_staleness + 1))
     assert staleness_kept(version, version - max_staleness - 1, max_staleness) is None
     assert staleness_kept(version, 0, max_staleness) is None
+
+
+def test_the_runners_summary_line_names_failures_restarts_timeouts_and_dropped_fragments() -> None:
+    """A run that lost runners never ends with a clean run's summary line."""
+    cfg = PPOConfig(env="CartPole-v1", num_envs=4, num_steps=8, num_runners=2, vectorization="sync")
+    policy = build_policy(cfg)
+    flat = FlatParameters(policy)
+    group = InProcessGroup(cfg, lambda: flat.param.detach().numpy(), np.random.default_rng(0), torch.device("cpu"), 0)
+    group.collect()
+    assert group.health_line() == "runners: 2 × 2 envs, no failures, timeouts, restarts or dropped fragments"
+    group.failures, group.timed_out, group.restarts, group.lost_fragments, group.dropped_stale = 2, 1, 3, 3, 4
+    group.last_runners = 1
+    assert group.health_line() == (
+        "runners: 2 × 2 envs: 2 runner failures, 1 timeout (past sample_timeout_s=None), 3 restarts, 7 fragments "
+        "dropped (3 lost, 4 stale); 1 of 2 runners in the last batch"
+    )
+    group.close()

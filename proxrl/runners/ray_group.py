@@ -92,7 +92,6 @@ class RayRunnerGroup(RunnerGroup):
         self.restarting: set[int] = set()  # lost, not yet back with a fragment
         self.pending: dict[int, tuple[Any, float]] = {}  # async: each runner's call in flight and when it left
         self.retry_at: dict[int, float] = {}  # async: a lost runner is called again from then on
-        self.dropped_stale = 0
         self.staleness_now = [0] * (self.config.max_staleness + 1)
 
     def _restarts_left(self, r: int) -> bool:
@@ -168,6 +167,7 @@ class RayRunnerGroup(RunnerGroup):
         the actor for ever), and count it."""
         self.ray.kill(self.handles[r], no_restart=False)
         self.timed_out += 1
+        self.lost_fragments += 1
         self._lose(r)
         self.retry_at[r] = time.monotonic() + RETRY_S
 
@@ -183,6 +183,7 @@ class RayRunnerGroup(RunnerGroup):
             elif not isinstance(e, ray.exceptions.ActorUnavailableError):  # Ray gave up on it
                 self.gone.add(r)
             self.retry_at[r] = time.monotonic() + RETRY_S
+            self.lost_fragments += 1
             return None
         self.restarting.discard(r)
         return fragment
@@ -209,7 +210,9 @@ class RayRunnerGroup(RunnerGroup):
     def _lose(self, r: int) -> None:
         self.lost[r] += 1
         self.restarting.add(r)
-        if not self._restarts_left(r):
+        if self._restarts_left(r):
+            self.restarts += 1  # Ray restarts it (max_restarts = max_runner_restarts)
+        else:
             self.gone.add(r)
 
     def _states(self) -> list[dict[str, Any] | None]:
