@@ -4,9 +4,14 @@ losing every runner stops the run with one clear error."""
 
 from __future__ import annotations
 
+import csv
 import os
+import signal
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +20,7 @@ from torch.nn.utils import parameters_to_vector
 from proxrl import PG, PPO, MultiAgentPPO, OffPolicyPG
 from proxrl.algos.agent import rollout
 from proxrl.errors import ResumeWarning, RunnersLostError
+from proxrl.runners import watchdog
 
 pytestmark = pytest.mark.ray
 
@@ -272,3 +278,67 @@ def test_the_torch_acting_path_on_ray_runners_is_reproducible_for_its_layout(ray
             agent.close()
         params.append(agent.flats["policy"].param.detach().clone())
     assert torch.equal(params[0], params[1])
+
+
+def _train_in_own_session(run_dir: Path) -> tuple[subprocess.Popen, dict[int, int]]:
+    """``proxrl train`` on 2 Ray runners (its own local cluster) in a session and process group of its own, once
+    it has logged an iteration; with the cluster's processes (``{pid: start time}``: the learner's descendants,
+    runners and watchdog included), collected before anything is done to it."""
+    args = [sys.executable, "-m", "proxrl.cli", "train", "ppo", "--env", "CartPole-v1", "--runners", "ray"]
+    args += ["--num-runners", "2", "--total-steps", "10000000", "--run-dir", str(run_dir), "--quiet"]
+    args += ["--set", "num_envs=4", "--set", "num_steps=256", "--set", "vectorization=sync"]
+    learner = subprocess.Popen(args, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not (run_dir / "progress.csv").exists() and learner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few more iterations: the runners are mid-rollout more often than not
+    cluster = watchdog.tree(watchdog.children(learner.pid), watchdog.process_table())
+    assert learner.poll() is None and len(cluster) >= 5, (cluster, learner.stderr.read() if learner.stderr else "")
+    return learner, cluster
+
+
+def _left_after(cluster: dict[int, int], seconds: float) -> dict[int, int]:
+    """The processes of ``cluster`` still running after up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (left := watchdog.tree(cluster, watchdog.process_table())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {pid: t for pid, t in left.items() if pid in cluster}
+
+
+def test_a_learner_killed_with_sigkill_takes_its_local_cluster_with_it(tmp_path) -> None:
+    """Issue 35: SIGKILL of the learner left ray::DashboardAgent and ray::RuntimeEnvAgent running. Its watchdog
+    kills every process of the cluster the learner started within a few seconds."""
+    learner, cluster = _train_in_own_session(tmp_path / "run")
+    try:
+        learner.kill()
+        learner.wait(10)
+        assert _left_after(cluster, 5.0) == {}
+    finally:
+        watchdog.reap(cluster)
+        learner.kill()
+        learner.communicate()
+
+
+def test_ctrl_c_to_the_whole_process_group_saves_at_the_step_reached_and_exits_130(tmp_path) -> None:
+    """A terminal's Ctrl-C reaches the learner and every process of its cluster (one process group): the runners
+    finish their rollouts (no runner failure), the learner saves at the last logged step and exits 130 as it does
+    locally, and the cluster is gone after it."""
+    learner, cluster = _train_in_own_session(tmp_path / "run")
+    try:
+        os.killpg(learner.pid, signal.SIGINT)
+        _, err = learner.communicate(timeout=60)
+        assert learner.returncode == 130, err
+        rows = list(csv.DictReader((tmp_path / "run" / "progress.csv").open()))
+        step = int(rows[-1]["global_step"])
+        assert float(rows[-1]["runner_failures"]) == 0 and float(rows[-1]["runners"]) == 2
+        kept = tmp_path / "run" / "checkpoints" / f"ckpt_{step:012d}.pt"
+        lines = [line for line in err.splitlines() if line.startswith(("proxrl:", "resume with"))]
+        assert lines == [
+            "proxrl: SIGINT: finishing this iteration and saving a checkpoint (again to stop at once)",
+            f"proxrl: stopped by SIGINT at step {step:,}; kept {kept}",
+            f"resume with: proxrl train --resume {tmp_path / 'run'}",
+        ]
+        assert kept.exists() and _left_after(cluster, 5.0) == {}
+    finally:
+        watchdog.reap(cluster)
+        learner.kill()

@@ -16,6 +16,7 @@ batch is :class:`~.group.RunnerGroup`'s. ``import ray`` happens only here.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..errors import RunnersLostError
+from . import watchdog
 from .group import RunnerGroup, staleness_kept
 from .runner import Fragment, Sync
 
@@ -55,9 +57,10 @@ class RayRunnerGroup(RunnerGroup):
         self.handles: list[Any] = []
         self.placement: Any = None
         self.started_ray = not ray.is_initialized()
+        self.watchdog: subprocess.Popen[bytes] | None = None
         if self.started_ray:
-            if cfg.ray_address is None:
-                ray.init(include_dashboard=False)
+            if cfg.ray_address is None:  # a local cluster, which ends with this process however it ends
+                self.watchdog = watchdog.guard(lambda: ray.init(include_dashboard=False))
             else:
                 ray.init(address=cfg.ray_address)
         self._remove_placement_group = remove_placement_group
@@ -248,3 +251,5 @@ class RayRunnerGroup(RunnerGroup):
             self.placement = None
         if self.started_ray and ray.is_initialized():
             ray.shutdown()
+        watchdog.stop(self.watchdog)  # it kills whatever of the local cluster outlived the shutdown
+        self.watchdog = None
