@@ -19,6 +19,7 @@ from torch.nn.utils import parameters_to_vector
 
 from proxrl import PG, PPO, MultiAgentPPO, OffPolicyPG
 from proxrl.algos.agent import rollout
+from proxrl.config import read_yaml
 from proxrl.errors import ResumeWarning, RunnersLostError
 from proxrl.runners import watchdog
 
@@ -48,8 +49,8 @@ def _rows(agent: PPO, steps: int) -> list[dict]:
 
 @pytest.mark.parametrize(
     ("cls", "extra"),
-    [(PPO, {}), (PG, {"advantage": "gae"}), (OffPolicyPG, {"replay_ratio": 2})],
-    ids=["ppo", "pg-gae", "offpolicy-pg"],
+    [(PG, {"advantage": "gae"}), (OffPolicyPG, {"replay_ratio": 2})],
+    ids=["pg-gae", "offpolicy-pg"],
 )
 def test_two_ray_runners_equal_the_local_runner_bit_for_bit(ray_cluster, tmp_path, cls, extra) -> None:
     """N runners × M envs (sync mode, fixed-length rollouts) train exactly as the local runner with N·M envs."""
@@ -67,6 +68,33 @@ def test_two_ray_runners_equal_the_local_runner_bit_for_bit(ray_cluster, tmp_pat
         assert {k: v for k, v in _untimed(got).items() if k in expected} == _untimed(expected)
         assert got["runners"] == 2 and got["runner_failures"] == 0
     assert sharded.summary()[1] == "runners: 2 × 2 envs, no failures, timeouts, restarts or dropped fragments"
+
+
+@pytest.mark.parametrize("layout", [(2, 4), (4, 2)], ids=["2x4", "4x2"])
+@pytest.mark.parametrize(("preset", "iterations"), [("ppo_cartpole", 2), ("ppo_pendulum", 2)])
+def test_a_presets_ppo_on_ray_runners_equals_the_local_runner_bit_for_bit(
+    ray_cluster, tmp_path, preset, iterations, layout
+) -> None:
+    """The preset as a user runs it (its 64-64 network, Pendulum's Gaussian head, its PPO settings) on N runners ×
+    M envs trains exactly as the local runner with its 8 envs, under the conditions the docs state: vectorization
+    sync, no normalisation (Pendulum's norm_reward is turned off here)."""
+    values = {k: v for k, v in read_yaml(f"configs/{preset}.yaml").items() if k not in ("algo", "total_steps")}
+    values |= dict(vectorization="sync", norm_reward=False, tensorboard=False, progress=False)
+    runners, per_runner = layout
+    assert values["num_envs"] == runners * per_runner == 8
+    steps = iterations * values["num_envs"] * values["num_steps"]
+    local = PPO(run_dir=tmp_path / "local", **values)
+    assert local.config.hidden_sizes == (64, 64) and local.config.activation == "tanh"
+    local_rows = _rows(local, steps)
+    sharded = PPO(run_dir=tmp_path / "ray", runners="ray", num_runners=runners, cpus_per_runner=0.5, **values)
+    try:
+        ray_rows = _rows(sharded, steps)
+    finally:
+        sharded.close()
+    assert torch.equal(sharded.flats["policy"].param, local.flats["policy"].param)
+    for got, expected in zip(ray_rows, local_rows, strict=True):
+        assert {k: v for k, v in _untimed(got).items() if k in expected} == _untimed(expected)
+        assert got["runners"] == runners
 
 
 def test_reinforce_collects_whole_episodes_on_ray_runners(ray_cluster, tmp_path) -> None:
