@@ -161,8 +161,8 @@ def stop(watchdog: subprocess.Popen[bytes] | None, timeout: float = REAP_S + 2.0
 def main(argv: list[str]) -> None:
     """``LEARNER_PID LEARNER_START PID:START …``: watch, then reap."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    roots = dict(tuple(map(int, arg.split(":"))) for arg in argv[2:])
-    watch(int(argv[0]), int(argv[1]), roots)  # type: ignore[arg-type]
+    roots = {int(pid): int(start) for pid, start in (arg.split(":") for arg in argv[2:])}
+    watch(int(argv[0]), int(argv[1]), roots)
 
 
 if __name__ == "__main__":
