@@ -25,6 +25,9 @@ NOT_RUN_HERE = {
     "ray start": "starts a cluster on the machine's network address: benchmarks/ray_scaling.py --multinode runs "
     "the same path in private network namespaces",
     "HEAD_IP": "needs a running multi-machine cluster (see ray start)",
+    "--ray-address auto": "joins the cluster `ray start` started: benchmarks/ray_startup.py times the same join of a "
+    "running cluster on loopback",
+    "ray stop": "stops every Ray cluster of this user on the machine, other runs' included",
     "MACHINE0": "needs several machines: tests/test_grpo_distributed.py starts the same torchrun launch as two "
     "launchers on loopback",
     "pip install": "installs into the environment: CI's setup script installs the dev extra, which holds every one",

@@ -4,9 +4,14 @@ losing every runner stops the run with one clear error."""
 
 from __future__ import annotations
 
+import csv
 import os
+import signal
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +19,9 @@ from torch.nn.utils import parameters_to_vector
 
 from proxrl import PG, PPO, MultiAgentPPO, OffPolicyPG
 from proxrl.algos.agent import rollout
+from proxrl.config import read_yaml
 from proxrl.errors import ResumeWarning, RunnersLostError
+from proxrl.runners import watchdog
 
 pytestmark = pytest.mark.ray
 
@@ -42,8 +49,8 @@ def _rows(agent: PPO, steps: int) -> list[dict]:
 
 @pytest.mark.parametrize(
     ("cls", "extra"),
-    [(PPO, {}), (PG, {"advantage": "gae"}), (OffPolicyPG, {"replay_ratio": 2})],
-    ids=["ppo", "pg-gae", "offpolicy-pg"],
+    [(PG, {"advantage": "gae"}), (OffPolicyPG, {"replay_ratio": 2})],
+    ids=["pg-gae", "offpolicy-pg"],
 )
 def test_two_ray_runners_equal_the_local_runner_bit_for_bit(ray_cluster, tmp_path, cls, extra) -> None:
     """N runners × M envs (sync mode, fixed-length rollouts) train exactly as the local runner with N·M envs."""
@@ -60,6 +67,34 @@ def test_two_ray_runners_equal_the_local_runner_bit_for_bit(ray_cluster, tmp_pat
     for got, expected in zip(ray_rows, local_rows, strict=True):
         assert {k: v for k, v in _untimed(got).items() if k in expected} == _untimed(expected)
         assert got["runners"] == 2 and got["runner_failures"] == 0
+    assert sharded.summary()[1] == "runners: 2 × 2 envs, no failures, timeouts, restarts or dropped fragments"
+
+
+@pytest.mark.parametrize("layout", [(2, 4), (4, 2)], ids=["2x4", "4x2"])
+@pytest.mark.parametrize(("preset", "iterations"), [("ppo_cartpole", 2), ("ppo_pendulum", 2)])
+def test_a_presets_ppo_on_ray_runners_equals_the_local_runner_bit_for_bit(
+    ray_cluster, tmp_path, preset, iterations, layout
+) -> None:
+    """The preset as a user runs it (its 64-64 network, Pendulum's Gaussian head, its PPO settings) on N runners ×
+    M envs trains exactly as the local runner with its 8 envs, under the conditions the docs state: vectorization
+    sync, no normalisation (Pendulum's norm_reward is turned off here)."""
+    values = {k: v for k, v in read_yaml(f"configs/{preset}.yaml").items() if k not in ("algo", "total_steps")}
+    values |= dict(vectorization="sync", norm_reward=False, tensorboard=False, progress=False)
+    runners, per_runner = layout
+    assert values["num_envs"] == runners * per_runner == 8
+    steps = iterations * values["num_envs"] * values["num_steps"]
+    local = PPO(run_dir=tmp_path / "local", **values)
+    assert local.config.hidden_sizes == (64, 64) and local.config.activation == "tanh"
+    local_rows = _rows(local, steps)
+    sharded = PPO(run_dir=tmp_path / "ray", runners="ray", num_runners=runners, cpus_per_runner=0.5, **values)
+    try:
+        ray_rows = _rows(sharded, steps)
+    finally:
+        sharded.close()
+    assert torch.equal(sharded.flats["policy"].param, local.flats["policy"].param)
+    for got, expected in zip(ray_rows, local_rows, strict=True):
+        assert {k: v for k, v in _untimed(got).items() if k in expected} == _untimed(expected)
+        assert got["runners"] == runners
 
 
 def test_reinforce_collects_whole_episodes_on_ray_runners(ray_cluster, tmp_path) -> None:
@@ -106,6 +141,10 @@ def test_a_runner_killed_or_hung_mid_rollout_costs_its_fragment_not_the_run(ray_
     counter = "runner_failures" if fail == "kill" else "runner_timeouts"
     assert rows[-1][counter] == 1 and rows[-1]["runner_failures"] + rows[-1]["runner_timeouts"] == 1
     assert agent.global_step == sum(r["samples"] for r in rows)
+    health = agent.summary()[1]  # the CLI's final lines say what went wrong (after close())
+    said = "1 runner failure, 0 timeouts" if fail == "kill" else "0 runner failures, 1 timeout"
+    assert health.startswith(f"runners: 2 × 2 envs: {said}") and ", 1 restart, " in health, health
+    assert f"fragments dropped ({len(lost)} lost, 0 stale)" in health or "1 fragment dropped (1 lost" in health
 
 
 def test_every_runner_lost_stops_the_run_with_one_clear_error(ray_cluster, tmp_path, capsys) -> None:
@@ -248,6 +287,7 @@ def test_async_runners_train_on_fresh_and_stale_fragments_and_drop_the_over_stal
     finally:
         agent.close()
     assert rows[-1]["stale_dropped"] >= 1
+    assert f"dropped (0 lost, {rows[-1]['stale_dropped']:.0f} stale)" in agent.summary()[1]
     assert sum(r["staleness_1"] for r in rows) >= 1 and sum(r["staleness_0"] for r in rows) >= 1
     assert all(r["staleness_0"] + r["staleness_1"] == 2 for r in rows)  # two kept fragments per update
     assert all(r["samples"] == 4 * 16 for r in rows) and agent.global_step == sum(r["samples"] for r in rows)
@@ -266,3 +306,70 @@ def test_the_torch_acting_path_on_ray_runners_is_reproducible_for_its_layout(ray
             agent.close()
         params.append(agent.flats["policy"].param.detach().clone())
     assert torch.equal(params[0], params[1])
+
+
+def _train_in_own_session(run_dir: Path) -> tuple[subprocess.Popen, dict[int, int]]:
+    """``proxrl train`` on 2 Ray runners (its own local cluster) in a session and process group of its own, once
+    it has logged an iteration; with the cluster's processes (``{pid: start time}``: the learner's descendants,
+    runners and watchdog included), collected before anything is done to it."""
+    args = [sys.executable, "-m", "proxrl.cli", "train", "ppo", "--env", "CartPole-v1", "--runners", "ray"]
+    args += ["--num-runners", "2", "--total-steps", "10000000", "--run-dir", str(run_dir), "--quiet"]
+    args += ["--set", "num_envs=4", "--set", "num_steps=256", "--set", "vectorization=sync"]
+    learner = subprocess.Popen(args, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not (run_dir / "progress.csv").exists() and learner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few more iterations: the runners are mid-rollout more often than not
+    cluster = watchdog.tree(watchdog.children(learner.pid), watchdog.process_table())
+    assert learner.poll() is None and len(cluster) >= 5, (cluster, learner.stderr.read() if learner.stderr else "")
+    return learner, cluster
+
+
+def _left_after(cluster: dict[int, int], seconds: float) -> dict[int, int]:
+    """The processes of ``cluster`` still running after up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (left := watchdog.tree(cluster, watchdog.process_table())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {pid: t for pid, t in left.items() if pid in cluster}
+
+
+def test_a_learner_killed_with_sigkill_takes_its_local_cluster_with_it(tmp_path) -> None:
+    """Issue 35: SIGKILL of the learner left ray::DashboardAgent and ray::RuntimeEnvAgent running. Its watchdog
+    kills every process of the cluster the learner started within a few seconds."""
+    learner, cluster = _train_in_own_session(tmp_path / "run")
+    try:
+        learner.kill()
+        learner.wait(10)
+        assert _left_after(cluster, 5.0) == {}
+    finally:
+        watchdog.reap(cluster)
+        learner.kill()
+        learner.communicate()
+
+
+def test_ctrl_c_to_the_whole_process_group_saves_at_the_step_reached_and_exits_130(tmp_path) -> None:
+    """A terminal's Ctrl-C reaches the learner and the processes of its process group (here SIGINT goes to the
+    runners' processes too): the runners finish their rollouts (no runner failure), the learner saves at the last
+    logged step and exits 130 as it does locally, and the cluster is gone after it."""
+    learner, cluster = _train_in_own_session(tmp_path / "run")
+    runners = [pid for pid in cluster if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::EnvRunner")]
+    try:
+        os.killpg(learner.pid, signal.SIGINT)
+        for pid in runners:  # Ray 2.60 puts its workers in process groups of their own: the terminal's may not
+            os.kill(pid, signal.SIGINT)
+        _, err = learner.communicate(timeout=60)
+        assert learner.returncode == 130, err
+        rows = list(csv.DictReader((tmp_path / "run" / "progress.csv").open()))
+        step = int(rows[-1]["global_step"])
+        assert float(rows[-1]["runner_failures"]) == 0 and float(rows[-1]["runners"]) == 2
+        kept = tmp_path / "run" / "checkpoints" / f"ckpt_{step:012d}.pt"
+        lines = [line for line in err.splitlines() if line.startswith(("proxrl:", "resume with"))]
+        assert lines == [
+            "proxrl: SIGINT: finishing this iteration and saving a checkpoint (again to stop at once)",
+            f"proxrl: stopped by SIGINT at step {step:,}; kept {kept}",
+            f"resume with: proxrl train --resume {tmp_path / 'run'}",
+        ]
+        assert kept.exists() and _left_after(cluster, 5.0) == {}
+    finally:
+        watchdog.reap(cluster)
+        learner.kill()

@@ -14,7 +14,7 @@ from proxrl.algos.ppo import PPOConfig
 from proxrl.envs import make_vec_env
 from proxrl.fast.flat_adam import FlatParameters
 from proxrl.rollout import Batch, Rollout
-from proxrl.runners.group import InProcessGroup
+from proxrl.runners.group import InProcessGroup, staleness_kept
 from proxrl.runners.normalizers import added_moments, merge_added
 from proxrl.runners.runner import SliceOfDraws, build_policy
 
@@ -149,3 +149,31 @@ def test_ppo_corrects_stale_fragments_with_vtrace_targets_and_truncated_weights(
     torch.testing.assert_close(adv, weight * (q - values), rtol=0, atol=1e-5)
     assert stats["mean_weight"] == pytest.approx(float(weight[stale.valid].mean()), abs=1e-5)
     rollout.close()
+
+
+@pytest.mark.parametrize("max_staleness", [0, 1, 3])
+def test_the_staleness_filter_keeps_fragments_exactly_max_staleness_old_and_drops_older(max_staleness: int) -> None:
+    """Async mode: a fragment acted with weights k versions old is kept for k = 0 … K (counted as staleness k) and
+    dropped for k > K; the boundary k = K is kept, as the docs say ("more than K versions old are dropped")."""
+    version = 10
+    kept = [staleness_kept(version, version - k, max_staleness) for k in range(max_staleness + 1)]
+    assert kept == list(range(max_staleness + 1))
+    assert staleness_kept(version, version - max_staleness - 1, max_staleness) is None
+    assert staleness_kept(version, 0, max_staleness) is None
+
+
+def test_the_runners_summary_line_names_failures_restarts_timeouts_and_dropped_fragments() -> None:
+    """A run that lost runners never ends with a clean run's summary line."""
+    cfg = PPOConfig(env="CartPole-v1", num_envs=4, num_steps=8, num_runners=2, vectorization="sync")
+    policy = build_policy(cfg)
+    flat = FlatParameters(policy)
+    group = InProcessGroup(cfg, lambda: flat.param.detach().numpy(), np.random.default_rng(0), torch.device("cpu"), 0)
+    group.collect()
+    assert group.health_line() == "runners: 2 × 2 envs, no failures, timeouts, restarts or dropped fragments"
+    group.failures, group.timed_out, group.restarts, group.lost_fragments, group.dropped_stale = 2, 1, 3, 3, 4
+    group.last_runners = 1
+    assert group.health_line() == (
+        "runners: 2 × 2 envs: 2 runner failures, 1 timeout (past sample_timeout_s=None), 3 restarts, 7 fragments "
+        "dropped (3 lost, 4 stale); 1 of 2 runners in the last batch"
+    )
+    group.close()

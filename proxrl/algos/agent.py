@@ -186,6 +186,12 @@ class EnvSlot:
     norms: Normalizers | None = None
     saved_normalizers: dict[str, Any] = field(default_factory=dict)
     saved_envs: dict[str, Any] | None = None
+    last_group: RunnerGroup | None = None  # the runner group close() stopped: its health for the summary
+
+    def runner_lines(self) -> list[str]:
+        """The runners' health for the final summary (``runners: ray``), else nothing."""
+        group = self.rollout if isinstance(self.rollout, RunnerGroup) else self.last_group
+        return [] if group is None else [group.health_line()]
 
 
 class EnvTrainer(Trainer, Protocol):
@@ -328,6 +334,7 @@ def close(agent: EnvTrainer) -> None:
     if r is not None:
         r.close()
         agent.envs.rollout = None
+        agent.envs.last_group = r if isinstance(r, RunnerGroup) else None
 
 
 def env_state(agent: EnvTrainer) -> dict[str, Any] | None:
@@ -392,7 +399,7 @@ def save_checkpoint(agent: EnvTrainer) -> Path:
 
 def summary(agent: EnvTrainer, eval_episodes: int = 0) -> list[str]:
     """What the CLI prints when training ends: the counters, and a fresh evaluation of ``eval_episodes``."""
-    lines = [agent.progress.done_line()]
+    lines = [agent.progress.done_line(), *agent.envs.runner_lines()]
     if eval_episodes > 0:
         r = agent.evaluate(eval_episodes)
         lines.append(

@@ -123,7 +123,7 @@ def describe_evaluation(
 
 def summary(trained: Any, eval_episodes: int = 0) -> list[str]:
     """What the CLI prints when a multi-agent run ends: the counters, and a fresh evaluation (:func:`describe`)."""
-    lines = [trained.progress.done_line("mean team return", digits=2)]
+    lines = [trained.progress.done_line("mean team return", digits=2), *trained.envs.runner_lines()]
     if eval_episodes > 0:
         head, *rest = describe(evaluate(trained, eval_episodes))
         lines += [f"evaluation ({eval_episodes} episodes, deterministic): {head}", *rest]

@@ -25,6 +25,14 @@ from .normalizers import added_moments, merge_added
 from .runner import EnvRunner, Fragment, Sync
 
 
+def staleness_kept(version: int, acted_with: int, max_staleness: int) -> int | None:
+    """How many updates old a fragment acted with weights version ``acted_with`` is when the learner holds
+    ``version`` (the staleness k), or None when it is to be dropped: more than ``max_staleness`` (K) versions old.
+    A fragment exactly K versions old is kept (``staleness_K`` counts it)."""
+    staleness = version - acted_with
+    return staleness if staleness <= max_staleness else None
+
+
 class RunnerGroup:
     """The learner's side of ``config.num_runners`` runners (subclasses say how a fragment is fetched)."""
 
@@ -51,6 +59,9 @@ class RunnerGroup:
         self.obs: np.ndarray | None = None
         self.failures = 0  # runner processes lost mid-call (each restarted by Ray while restarts remain)
         self.timed_out = 0  # calls that exceeded sample_timeout_s (their runner is restarted)
+        self.restarts = 0  # runners Ray restarted after a failure or a timeout
+        self.lost_fragments = 0  # calls that returned no fragment (a failure, a timeout, a runner restarting)
+        self.dropped_stale = 0  # async: fragments dropped as more than max_staleness versions old
         self.last_runners = self.num_runners  # runners whose fragment the last batch holds
         self.closed = False
 
@@ -154,9 +165,27 @@ class RunnerGroup:
             "runners": float(self.last_runners),
         }
 
+    def health_line(self) -> str:
+        """The final summary's line on the runners: failures, timeouts, restarts and dropped fragments, or that
+        there were none (so a run that lost runners never ends with a clean run's summary)."""
+        head = f"runners: {self.num_runners} × {self.envs_per_runner} envs"
+        dropped = self.lost_fragments + self.dropped_stale
+        if not (self.failures or self.timed_out or self.restarts or dropped):
+            return f"{head}, no failures, timeouts, restarts or dropped fragments"
+        return (
+            f"{head}: {_count(self.failures, 'runner failure')}, {_count(self.timed_out, 'timeout')} (past "
+            f"sample_timeout_s={self.config.sample_timeout_s}), {_count(self.restarts, 'restart')}, "
+            f"{_count(dropped, 'fragment')} dropped ({self.lost_fragments} lost, {self.dropped_stale} stale); "
+            f"{self.last_runners} of {self.num_runners} runners in the last batch"
+        )
+
     def close(self) -> None:
         """Stop the runners."""
         self.closed = True
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 class InProcessGroup(RunnerGroup):

@@ -16,6 +16,7 @@ batch is :class:`~.group.RunnerGroup`'s. ``import ray`` happens only here.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
@@ -23,7 +24,8 @@ import numpy as np
 
 from ..config import ConfigError
 from ..errors import RunnersLostError
-from .group import RunnerGroup
+from . import watchdog
+from .group import RunnerGroup, staleness_kept
 from .runner import Fragment, Sync
 
 INSTALL_HINT = "runners=ray needs Ray: pip install 'proxrl[ray]'"
@@ -55,9 +57,10 @@ class RayRunnerGroup(RunnerGroup):
         self.handles: list[Any] = []
         self.placement: Any = None
         self.started_ray = not ray.is_initialized()
+        self.watchdog: subprocess.Popen[bytes] | None = None
         if self.started_ray:
-            if cfg.ray_address is None:
-                ray.init(include_dashboard=False)
+            if cfg.ray_address is None:  # a local cluster, which ends with this process however it ends
+                self.watchdog = watchdog.guard(lambda: ray.init(include_dashboard=False))
             else:
                 ray.init(address=cfg.ray_address)
         self._remove_placement_group = remove_placement_group
@@ -92,7 +95,6 @@ class RayRunnerGroup(RunnerGroup):
         self.restarting: set[int] = set()  # lost, not yet back with a fragment
         self.pending: dict[int, tuple[Any, float]] = {}  # async: each runner's call in flight and when it left
         self.retry_at: dict[int, float] = {}  # async: a lost runner is called again from then on
-        self.dropped_stale = 0
         self.staleness_now = [0] * (self.config.max_staleness + 1)
 
     def _restarts_left(self, r: int) -> bool:
@@ -168,6 +170,7 @@ class RayRunnerGroup(RunnerGroup):
         the actor for ever), and count it."""
         self.ray.kill(self.handles[r], no_restart=False)
         self.timed_out += 1
+        self.lost_fragments += 1
         self._lose(r)
         self.retry_at[r] = time.monotonic() + RETRY_S
 
@@ -183,13 +186,14 @@ class RayRunnerGroup(RunnerGroup):
             elif not isinstance(e, ray.exceptions.ActorUnavailableError):  # Ray gave up on it
                 self.gone.add(r)
             self.retry_at[r] = time.monotonic() + RETRY_S
+            self.lost_fragments += 1
             return None
         self.restarting.discard(r)
         return fragment
 
     def _keep_if_fresh(self, fragment: Fragment, version: int, kept: list[Fragment]) -> None:
-        staleness = version - fragment.version
-        if staleness > self.config.max_staleness:
+        staleness = staleness_kept(version, fragment.version, self.config.max_staleness)
+        if staleness is None:
             self.dropped_stale += 1
         else:
             self.staleness_now[staleness] += 1
@@ -209,7 +213,9 @@ class RayRunnerGroup(RunnerGroup):
     def _lose(self, r: int) -> None:
         self.lost[r] += 1
         self.restarting.add(r)
-        if not self._restarts_left(r):
+        if self._restarts_left(r):
+            self.restarts += 1  # Ray restarts it (max_restarts = max_runner_restarts)
+        else:
             self.gone.add(r)
 
     def _states(self) -> list[dict[str, Any] | None]:
@@ -244,4 +250,8 @@ class RayRunnerGroup(RunnerGroup):
             self._remove_placement_group(self.placement)
             self.placement = None
         if self.started_ray and ray.is_initialized():
+            if self.watchdog is not None:  # a local cluster of this process's (not one it joined)
+                watchdog.end_autoscaler_monitor()
             ray.shutdown()
+        watchdog.stop(self.watchdog)  # it kills whatever of the local cluster outlived the shutdown
+        self.watchdog = None
