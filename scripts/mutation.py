@@ -105,7 +105,7 @@ NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
 POLICY, ROLLOUT = "proxrl/policies/__init__.py", "proxrl/rollout.py"
 POOL, AGENT = "proxrl/envs/envpool_vec.py", "proxrl/algos/agent.py"
 VNORM, ENC, ATARI = "proxrl/marl/value_norm.py", "proxrl/policies/encoders.py", "proxrl/envs/atari.py"
-REWARDS = "proxrl/lm/rewards.py"
+REWARDS, GROUP, RAY_GROUP = "proxrl/lm/rewards.py", "proxrl/runners/group.py", "proxrl/runners/ray_group.py"
 
 MUTATIONS: list[Mutation] = [
     # --- advantages.py: TD residual, GAE, reward-to-go, normalisation -------------------------------------
@@ -1112,6 +1112,47 @@ MUTATIONS: list[Mutation] = [
         "",
         "sampling correction: a NaN sampler log-prob makes the token's weight NaN (TRL: weight 1)",
     ),
+    # --- runners/group.py: what the learner keeps of the runners' fragments, and how it merges them (issue 35) ----
+    Mutation(
+        "runners-staleness-boundary-dropped",
+        GROUP,
+        "return staleness if staleness <= max_staleness else None",
+        "return staleness if staleness < max_staleness else None",
+        "async runners: a fragment exactly max_staleness updates old is dropped (K-stale data is to be kept)",
+        ray=True,
+    ),
+    Mutation(
+        "runners-fragments-in-arrival-order",
+        GROUP,
+        "fragments = sorted(self._sample(self.weights(), sync), key=lambda f: f.index)",
+        "fragments = list(reversed(self._sample(self.weights(), sync)))",
+        "runner group: fragments side by side in the order they arrived, not by runner (env columns shuffled)",
+        ray=True,
+    ),
+    Mutation(
+        "runners-episodes-by-local-env-index",
+        GROUP,
+        "ended.append((row, frag.index * m + env, ret, length))",
+        "ended.append((row, env, ret, length))",
+        "runner group: a finished episode listed by its runner-local env index (the logged order of episodes)",
+        ray=True,
+    ),
+    Mutation(
+        "runners-steps-of-one-runner",
+        GROUP,
+        "self.steps_taken = sum(frag.steps_taken for frag in fragments)",
+        "self.steps_taken = fragments[0].steps_taken",
+        "runner group: the iteration counts one runner's env steps, not every runner's",
+        ray=True,
+    ),
+    Mutation(
+        "ray-async-staleness-unfiltered",
+        RAY_GROUP,
+        "                        self._keep_if_fresh(fragment, sync.version, kept)\n",
+        "                        kept.append(fragment)\n",
+        "async Ray runners: every fragment trained on, however many updates old its weights",
+        ray=True,
+    ),
     # --- policies/encoders.py and envs/atari.py: what the networks see and the rewards Atari pays -------------
     Mutation(
         "cnn-uint8-not-scaled",
@@ -1176,6 +1217,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "atari": ("test_atari.py",),
     "rewards": ("test_grpo_trl_loss.py", "test_grpo*.py"),
     "runner": ("test_runners.py", "test_fast_paths.py"),
+    "group": ("test_runners.py", "test_ray.py", "test_aec_credit.py"),
+    "ray_group": ("test_ray.py",),
 }
 # What a mutation in Ray code must be noticed by: the default tier's selection plus the tests marked ``ray``.
 RAY_AND_DEFAULT = "ray or (not learning and not docs and not slow)"
