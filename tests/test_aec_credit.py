@@ -128,10 +128,15 @@ def test_every_reward_reaches_its_players_rows_on_ray_runners(ray_cluster, num_s
     group = agent.start_envs()
     try:
         games, team_sums = credited_games(group, 4, 2, 140 // num_steps)
+        logged = [tuple(r) for r in group.episodes.agent_returns]  # the runners' per-agent returns reach the learner
     finally:
         group.close()
         agent.close()
     played = [tuple(g.tolist()) for copy in games for g in copy]
+    # (a game closed by its last rows is logged once its players have left, at the next rollout's start)
+    assert len(played) - 4 <= len(logged) <= len(played) and set(logged) <= set(played)
+    with pytest.warns(RunWarning, match="zero-sum"):  # so MAPPO on Ray runners says so too
+        ZeroSumCheck("mappo").observe(logged)
     assert len(played) >= 8 and any(p != (0.0, 0.0) for p in played)
     assert set(played) <= {(1.0, -1.0), (-1.0, 1.0), (0.0, 0.0)}, played
     np.testing.assert_allclose([t for copy in team_sums for t in copy], 0.0, rtol=0, atol=1e-6)

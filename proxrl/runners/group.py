@@ -149,6 +149,7 @@ class RunnerGroup:
         m = self.envs_per_runner
         ended = []
         for frag in fragments:
+            self.episodes.agent_returns.extend(frag.agent_returns or [])  # (multi-agent: the zero-sum check's)
             where = frag.ended_at if frag.ended_at is not None else [(-1, 0)] * len(frag.returns)
             for (row, env), ret, length in zip(where, frag.returns, frag.lengths, strict=True):
                 ended.append((row, frag.index * m + env, ret, length))

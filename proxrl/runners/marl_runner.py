@@ -60,6 +60,7 @@ class MultiAgentRunner(RunnerBase):
             self.collector = self._start(sync.global_step)
         self.policy.eval()
         batch = self._in_own_torch_stream(self.collector.collect)
+        agent_returns = list(self.collector.episodes.agent_returns)
         returns, lengths = self.collector.episodes.drain()
         arrays = {f.name: getattr(batch, f.name) for f in fields(MultiAgentBatch)}
         return Fragment(
@@ -73,6 +74,7 @@ class MultiAgentRunner(RunnerBase):
             obs=np.zeros(0, np.float32),
             acting_rng=None,
             resume_problem=self._take_resume_problem(),
+            agent_returns=agent_returns,
         )
 
     def state(self) -> dict[str, Any] | None:

@@ -123,6 +123,7 @@ class Fragment:
     acting_rng: dict[str, Any] | None
     resume_problem: str | None = None  # why a loaded env state could not be put back (its envs reset instead)
     normalizers: tuple[dict[str, Any], dict[str, Any]] | None = None  # its statistics before and after the rollout
+    agent_returns: list[list[float]] | None = None  # multi-agent: each finished episode's return per agent
     pid: int = field(default_factory=os.getpid)
 
 
