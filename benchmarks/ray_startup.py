@@ -57,17 +57,16 @@ def phases(num_runners: int) -> dict[str, float]:
 
     times["import ray"] = time.perf_counter() - t
     from proxrl import PPO
-    from proxrl.algos.agent import rollout
     from proxrl.runners import watchdog
 
     ray.init, ray.shutdown = timed("ray.init", ray.init), timed("ray.shutdown", ray.shutdown)
     watchdog.start, watchdog.stop = timed("watchdog start", watchdog.start), timed("watchdog stop", watchdog.stop)
     agent = PPO("CartPole-v1", runners="ray", num_runners=num_runners, num_envs=8, num_steps=32, progress=False)
     steps = [
-        ("group start (ray.init included)", lambda: rollout(agent)),
-        ("runners constructed", lambda: rollout(agent).pids()),
-        ("first rollout", lambda: rollout(agent).collect()),
-        ("second rollout", lambda: rollout(agent).collect()),
+        ("group start (ray.init included)", lambda: agent.rollout()),
+        ("runners constructed", lambda: agent.rollout().pids()),
+        ("first rollout", lambda: agent.rollout().collect()),
+        ("second rollout", lambda: agent.rollout().collect()),
         ("close (ray.shutdown included)", agent.close),
     ]
     for name, step in steps:

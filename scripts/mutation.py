@@ -654,7 +654,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "lstm-resume-forgets-the-state",
         AGENT,
-        'rollout.state = tuple(x.to(agent.device) for x in saved["recurrent_state"])',
+        'rollout.state = tuple(x.to(self.device) for x in saved["recurrent_state"])',
         "rollout.state = rollout.state",
         "recurrent resume: the LSTM state of the episodes under way restarts from zeros",
     ),

@@ -18,7 +18,6 @@ import torch
 from torch.nn.utils import parameters_to_vector
 
 from proxrl import PG, PPO, MultiAgentPPO, OffPolicyPG
-from proxrl.algos.agent import rollout
 from proxrl.config import read_yaml
 from proxrl.errors import ResumeWarning, RunnersLostError
 from proxrl.runners import watchdog
@@ -255,7 +254,7 @@ def test_mappo_with_the_cnn_on_ray_runners_gets_their_uint8_frames(ray_cluster) 
     )
     before = parameters_to_vector(agent.policy.parameters()).detach().clone()
     try:
-        batch = rollout(agent).collect()  # the agent's own runner group, which learn() then uses
+        batch = agent.rollout().collect()  # the agent's own runner group, which learn() then uses
         assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (8, 4, 2, 36 * 36)
         agent.learn(2 * 4 * 8)
     finally:

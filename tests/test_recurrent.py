@@ -124,9 +124,8 @@ def test_the_recurrent_update_is_the_clipped_objective_on_replayed_sequences_by_
         vf_coef=0.5,
         seed=0,
     )
-    from proxrl.algos import agent as agent_fns
 
-    rollout = agent_fns.rollout(agent)
+    rollout = agent.rollout()
     agent.policy.eval()
     b = rollout.collect()
     adv = gae(b.rewards, b.values[:-1], b.next_values, b.terminated, b.truncated, gamma=0.99, gae_lambda=0.95)

@@ -99,3 +99,16 @@ def test_every_trainer_offers_the_protocol():
     agent = PPO("CartPole-v1", num_envs=2, num_steps=16, num_minibatches=2, progress=False, tensorboard=False)
     agent.learn(64)
     assert agent.global_step == agent.progress.global_step == 64
+
+
+def test_the_env_trainers_derive_from_their_family_base_one_level_deep():
+    # issue 32: what the env trainers share is a base class a type checker sees, not free functions bound by alias
+    # lines; each trainer derives from it directly and the base derives from nothing
+    from proxrl import PG, PPO, MultiAgentPPO, OffPolicyPG
+    from proxrl.algos.agent import EnvTrainer
+
+    assert EnvTrainer.__bases__ == (object,)
+    for cls in (PG, PPO, OffPolicyPG, MultiAgentPPO):
+        assert cls.__bases__ == (EnvTrainer,), cls
+        shared = [name for name in ("save", "load", "state_dict", "close", "predict") if name in vars(cls)]
+        assert shared == (["predict"] if cls is MultiAgentPPO else []), (cls, shared)  # inherited, not re-bound

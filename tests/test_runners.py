@@ -120,10 +120,9 @@ def test_ppo_corrects_stale_fragments_with_vtrace_targets_and_truncated_weights(
     min(c̄, π_prox/β)·(r + γ v_{t+1} − V(s_t)), by hand here on a local rollout with a made-up older β."""
     from proxrl import PPO
     from proxrl.advantages import vtrace
-    from proxrl.algos import agent as agent_functions
 
     ppo = PPO("CartPole-v1", num_envs=4, num_steps=32, hidden_sizes=(16,), tensorboard=False, progress=False)
-    rollout = agent_functions.rollout(ppo)
+    rollout = ppo.rollout()
     batch = rollout.collect()
     t, n = batch.rewards.shape
     with torch.no_grad():

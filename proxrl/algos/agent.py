@@ -1,9 +1,7 @@
-"""What every trainer that steps environments shares (PPO, PG, OffPolicyPG, MultiAgentPPO), as functions typed
-over :class:`EnvTrainer` — the attributes they read and write, declared once (composition, no base class).
-
-A trainer class builds its parts in ``__init__`` (single-agent trainers call :func:`setup`) and binds the rest as
-its methods (``predict = agent.predict``); only its config, ``learn`` loop and update are its own. Its envs live in
-an :class:`EnvSlot`; ``extra_state``/``load_extra_state`` hold what it adds to a checkpoint.
+"""What every trainer that steps environments shares (PPO, PG, OffPolicyPG, MultiAgentPPO): their configs' common
+settings (:class:`RolloutConfig`, :class:`ActorCriticConfig`) and their base class, :class:`EnvTrainer`, which holds
+the shared behaviour as methods (issue 32: one concrete, one-level base class per trainer family, which a type
+checker sees, in place of free functions bound by alias lines).
 """
 
 from __future__ import annotations
@@ -12,7 +10,8 @@ import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import torch
@@ -29,9 +28,12 @@ from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
 from ..runners.ray_group import INSTALL_HINT, RayRunnerGroup
 from ..runners.runner import EnvRunner, build_policy
-from ..run import Trainer
+from ..checkpoint import Migration
+from ..run import Progress
 from . import common
 from .common import check_gradient, evaluate_policy, resolve_device, rng_state, set_rng_state
+
+T = TypeVar("T", bound="EnvTrainer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,10 +196,23 @@ class EnvSlot:
         return [] if group is None else [group.health_line()]
 
 
-class EnvTrainer(Trainer, Protocol):
-    """A :class:`~proxrl.run.Trainer` that steps environments: the attributes and hooks the functions of this
-    module rely on."""
+class EnvTrainer:
+    """The base of every trainer that steps environments (PPO, PG/REINFORCE, OffPolicyPG, MultiAgentPPO): what they
+    share, as methods (envs and runners, Adam steps, checkpoints, evaluation, predict, the summary). A trainer
+    derives from it, one level deep, builds its parts in ``__init__`` (single-agent ones call :meth:`_setup`) and
+    adds its config, its update and ``learn()``; its envs live in an :class:`EnvSlot`, and ``extra_state`` /
+    ``load_extra_state`` hold what it adds to a checkpoint."""
 
+    algo: ClassVar[str]
+    config_class: ClassVar[type[RunConfig]]
+    final_checkpoint: ClassVar[str] = "model.pt"
+    sample_unit: ClassVar[str] = "env steps"
+    migrations: ClassVar[Mapping[int, Migration]] = {}
+    bench_steps: ClassVar[int]
+    config: Any
+    progress: Progress
+    run_dir: Path | None
+    show_progress: bool | None
     policy: torch.nn.Module
     device: torch.device
     flats: dict[str, FlatParameters]  # each network's parameters as one tensor …
@@ -206,306 +221,310 @@ class EnvTrainer(Trainer, Protocol):
     envs: EnvSlot
 
     @property
-    def global_step(self) -> int: ...
+    def global_step(self) -> int:
+        """Env steps trained so far (summed over the N envs)."""
+        return self.progress.global_step
 
-    def start_envs(self) -> Any:
-        """Build the envs and their rollout (restoring a loaded checkpoint's saved state)."""
-        ...
+    def _begin(self, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
+        """What every env trainer does first: :func:`.common.begin` (config, run directory, seeds, threads, zero
+        counters), and no envs yet."""
+        common.begin(self, config, run_dir, progress)
+        self.envs = EnvSlot()
+
+    def flat_adams(self, groups: dict[str, list[torch.nn.Parameter]]) -> None:
+        """One flat parameter tensor and one Adam per named group of parameters (on their device already)."""
+        self.flats = {name: FlatParameters(params) for name, params in groups.items()}
+        self.optimizers = {
+            name: make_adam([flat.param], self.config.lr, self.config.adam_eps) for name, flat in self.flats.items()
+        }
+
+    def _setup(self, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
+        """:meth:`_begin`, then the actor-critic for the env's spaces, its flat parameters and Adam."""
+        self._begin(config, run_dir, progress)
+        self.policy = build_policy(config, warn=True)
+        convolutional = any(isinstance(m, torch.nn.Conv2d) for m in self.policy.modules())
+        self.device = resolve_device(config.device, sum(p.numel() for p in self.policy.parameters()), convolutional)
+        self.policy.to(self.device)
+        self.acting_rng = np.random.default_rng(config.seed)  # samples actions on the numpy acting path
+        self.flat_adams({"policy": list(self.policy.parameters())})
+
+    def start_envs(self) -> Rollout | RunnerGroup:
+        """The vector env (normalisers restored) and its rollout, or with ``runners: ray`` the group of runner actors;
+        a resumed run reseeds from its step count so it does not replay the episodes it began with."""
+        cfg = self.config
+        if cfg.runners == "ray":
+            return self.start_runners()
+        step = self.progress.global_step
+        venv, norms = make_vec_env(
+            cfg.env,
+            cfg.num_envs,
+            cfg.seed + step,
+            cfg.env_kwargs,
+            cfg.vectorization,
+            cfg.norm_obs,
+            cfg.norm_reward,
+            cfg.gamma,
+        )
+        norms.load_state(self.envs.saved_normalizers)
+        self.envs.norms = norms
+        rollout = Rollout(venv, cast(ActorCritic, self.policy), cfg.num_steps, self.device, rng=self.acting_rng)
+        rollout.env_steps = step
+        obs, _ = venv.reset(seed=cfg.seed + step)
+        rollout.start(obs)
+        saved, self.envs.saved_envs = self.envs.saved_envs, None
+        if saved is not None and "layout" in saved:
+            saved = {"venv": {"unsaved": [f"they were stepped by Ray runners ({saved['layout']})"]}}
+        elif saved is not None and saved.get("num_envs") != cfg.num_envs:
+            saved = {"venv": {"unsaved": [f"{saved.get('num_envs')} envs were saved, {cfg.num_envs} are asked for"]}}
+        # exact resume: the envs where they were, or (state a checkpoint cannot hold) the fresh reset above, said once
+        if saved is not None and snapshot.restore_or_reset(
+            venv, saved["venv"], f"the {cfg.num_envs} {cfg.env} envs", cfg.seed + step
+        ):
+            rollout.obs = saved["obs"].numpy().copy()
+            rollout.prev_done[:] = saved["prev_done"].numpy()
+            if "prev_valid" in saved:  # (checkpoints before 2026-12-03 lack it: their first row starts episodes)
+                rollout.prev_valid[:] = saved["prev_valid"].numpy()
+            if rollout.recurrent and "recurrent_state" in saved:  # the LSTM's memory of the episodes under way
+                rollout.state = tuple(x.to(self.device) for x in saved["recurrent_state"])
+        return rollout
+
+    def start_runners(
+        self, runner_class: type = EnvRunner, batch_class: type = Batch, numpy_weights: bool = True
+    ) -> RunnerGroup:
+        """``num_runners`` Ray actors of ``num_envs / num_runners`` envs each (``runner_class``: gymnasium envs, or
+        PettingZoo copies), acting with the learner's weights, sent once per iteration (the flat parameters of the
+        numpy acting path, or every network's as one vector), and with its acting generator where it has one."""
+        if numpy_weights:
+            flat = self.flats["policy"].param
+            weights = lambda: flat.detach().cpu().numpy()  # noqa: E731
+        else:
+            weights = lambda: parameters_to_vector(self.policy.parameters()).detach().cpu().numpy()  # noqa: E731
+        group = RayRunnerGroup(
+            self.config,
+            weights,
+            None if self.config.runner_mode == "async" else self.acting_rng,  # async: each runner its own stream
+            self.device,
+            self.global_step,
+            self.envs.saved_normalizers,
+            runner_class=runner_class,
+            batch_class=batch_class,
+        )
+        saved, self.envs.saved_envs = self.envs.saved_envs, None
+        if saved is not None:
+            group.load_state(saved)
+        return group
+
+    def rollout(self) -> Any:
+        """The agent's rollout (or multi-agent collector), its envs started on first use."""
+        r = self.envs.rollout
+        if r is None or (isinstance(r, RunnerGroup) and r.closed):  # a group that lost every runner stopped itself
+            self.envs.rollout = self.start_envs()
+        return self.envs.rollout
+
+    def close(self) -> None:
+        """Close the envs (and stop the runner actors with ``runners: ray``); the next ``learn`` starts them again,
+        from a clean seeded reset."""
+        r = self.envs.rollout
+        if r is not None:
+            r.close()
+            self.envs.rollout = None
+            self.envs.last_group = r if isinstance(r, RunnerGroup) else None
 
     def env_state(self) -> dict[str, Any] | None:
-        """The envs' state for an exact resume (None before any env)."""
-        ...
+        """The envs' state and the rollout's place in their episodes (for an exact resume), or None before any env."""
+        r: Rollout | RunnerGroup | None = self.envs.rollout
+        if r is None:
+            return self.envs.saved_envs
+        if isinstance(r, RunnerGroup):
+            return r.state()
+        return {
+            "num_envs": r.venv.num_envs,
+            "venv": snapshot.snapshot(r.venv),
+            "obs": torch.from_numpy(np.array(r.obs)),
+            "prev_done": torch.from_numpy(r.prev_done.copy()),
+            "prev_valid": torch.from_numpy(r.prev_valid.copy()),
+            **({"recurrent_state": [x.detach().cpu().clone() for x in r.state]} if r.state is not None else {}),
+        }
 
     def extra_state(self) -> dict[str, Any]:
-        """What this trainer adds to a checkpoint."""
-        ...
+        """What this trainer adds to a checkpoint (nothing, unless it says otherwise)."""
+        return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
-        ...
 
+    def anneal_lr(self, target: int) -> float:
+        """Set Adam's learning rate to α, or with ``anneal_lr`` to α × the fraction of the ``target`` steps still to
+        go, for every network; returns it."""
+        cfg = self.config
+        lr = float(cfg.lr * (1.0 - self.progress.global_step / target) if cfg.anneal_lr else cfg.lr)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        return lr
 
-def begin(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
-    """What every env trainer does first: :func:`common.begin` (config, run directory, seeds, threads, zero
-    counters), and no envs yet."""
-    common.begin(agent, config, run_dir, progress)
-    agent.envs = EnvSlot()
+    def gradient_step(self, loss: torch.Tensor, networks: tuple[str, ...] = ("policy",)) -> None:
+        """Zero the flat gradients of ``networks``, backpropagate ``loss``, clip each one's norm at
+        ``max_grad_norm`` and step its Adam."""
+        for name in networks:
+            self.flats[name].zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        for name in networks:
+            check_gradient(
+                self.global_step,
+                self.flats[name].clip_grad_norm_(self.config.max_grad_norm),
+                "gradient" if name == "policy" else f"gradient of {name}",
+            )
+            adam_step(self.optimizers[name])
 
-
-def flat_adams(agent: EnvTrainer, groups: dict[str, list[torch.nn.Parameter]]) -> None:
-    """One flat parameter tensor and one Adam per named group of parameters (on their device already)."""
-    agent.flats = {name: FlatParameters(params) for name, params in groups.items()}
-    agent.optimizers = {
-        name: make_adam([flat.param], agent.config.lr, agent.config.adam_eps) for name, flat in agent.flats.items()
-    }
-
-
-def setup(agent: EnvTrainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
-    """:func:`begin`, then the actor-critic for the env's spaces, its flat parameters and Adam."""
-    begin(agent, config, run_dir, progress)
-    agent.policy = build_policy(config, warn=True)
-    convolutional = any(isinstance(m, torch.nn.Conv2d) for m in agent.policy.modules())
-    agent.device = resolve_device(config.device, sum(p.numel() for p in agent.policy.parameters()), convolutional)
-    agent.policy.to(agent.device)
-    agent.acting_rng = np.random.default_rng(config.seed)  # samples actions on the numpy acting path
-    flat_adams(agent, {"policy": list(agent.policy.parameters())})
-
-
-def start_envs(agent: EnvTrainer) -> Rollout | RunnerGroup:
-    """The vector env (normalisers restored) and its rollout, or with ``runners: ray`` the group of runner actors;
-    a resumed run reseeds from its step count so it does not replay the episodes it began with."""
-    cfg = agent.config
-    if cfg.runners == "ray":
-        return start_runners(agent)
-    step = agent.progress.global_step
-    venv, norms = make_vec_env(
-        cfg.env,
-        cfg.num_envs,
-        cfg.seed + step,
-        cfg.env_kwargs,
-        cfg.vectorization,
-        cfg.norm_obs,
-        cfg.norm_reward,
-        cfg.gamma,
-    )
-    norms.load_state(agent.envs.saved_normalizers)
-    agent.envs.norms = norms
-    rollout = Rollout(venv, cast(ActorCritic, agent.policy), cfg.num_steps, agent.device, rng=agent.acting_rng)
-    rollout.env_steps = step
-    obs, _ = venv.reset(seed=cfg.seed + step)
-    rollout.start(obs)
-    saved, agent.envs.saved_envs = agent.envs.saved_envs, None
-    if saved is not None and "layout" in saved:
-        saved = {"venv": {"unsaved": [f"they were stepped by Ray runners ({saved['layout']})"]}}
-    elif saved is not None and saved.get("num_envs") != cfg.num_envs:
-        saved = {"venv": {"unsaved": [f"{saved.get('num_envs')} envs were saved, {cfg.num_envs} are asked for"]}}
-    # exact resume: the envs where they were, or (state a checkpoint cannot hold) the fresh reset above, said once
-    if saved is not None and snapshot.restore_or_reset(
-        venv, saved["venv"], f"the {cfg.num_envs} {cfg.env} envs", cfg.seed + step
-    ):
-        rollout.obs = saved["obs"].numpy().copy()
-        rollout.prev_done[:] = saved["prev_done"].numpy()
-        if "prev_valid" in saved:  # (checkpoints before 2026-12-03 lack it: their first row starts episodes)
-            rollout.prev_valid[:] = saved["prev_valid"].numpy()
-        if rollout.recurrent and "recurrent_state" in saved:  # the LSTM's memory of the episodes under way
-            rollout.state = tuple(x.to(agent.device) for x in saved["recurrent_state"])
-    return rollout
-
-
-def start_runners(
-    agent: EnvTrainer, runner_class: type = EnvRunner, batch_class: type = Batch, numpy_weights: bool = True
-) -> RunnerGroup:
-    """``num_runners`` Ray actors of ``num_envs / num_runners`` envs each (``runner_class``: gymnasium envs, or
-    PettingZoo copies), acting with the learner's weights, sent once per iteration (the flat parameters of the
-    numpy acting path, or every network's as one vector), and with its acting generator where it has one."""
-    if numpy_weights:
-        flat = agent.flats["policy"].param
-        weights = lambda: flat.detach().cpu().numpy()  # noqa: E731
-    else:
-        weights = lambda: parameters_to_vector(agent.policy.parameters()).detach().cpu().numpy()  # noqa: E731
-    group = RayRunnerGroup(
-        agent.config,
-        weights,
-        None if agent.config.runner_mode == "async" else agent.acting_rng,  # async: each runner its own stream
-        agent.device,
-        agent.global_step,
-        agent.envs.saved_normalizers,
-        runner_class=runner_class,
-        batch_class=batch_class,
-    )
-    saved, agent.envs.saved_envs = agent.envs.saved_envs, None
-    if saved is not None:
-        group.load_state(saved)
-    return group
-
-
-def rollout(agent: EnvTrainer) -> Any:
-    """The agent's rollout (or multi-agent collector), its envs started on first use."""
-    r = agent.envs.rollout
-    if r is None or (isinstance(r, RunnerGroup) and r.closed):  # a group that lost every runner stopped itself
-        agent.envs.rollout = agent.start_envs()
-    return agent.envs.rollout
-
-
-def close(agent: EnvTrainer) -> None:
-    """Close the envs (and stop the runner actors with ``runners: ray``); the next ``learn`` starts them again,
-    from a clean seeded reset."""
-    r = agent.envs.rollout
-    if r is not None:
-        r.close()
-        agent.envs.rollout = None
-        agent.envs.last_group = r if isinstance(r, RunnerGroup) else None
-
-
-def env_state(agent: EnvTrainer) -> dict[str, Any] | None:
-    """The envs' state and the rollout's place in their episodes (for an exact resume), or None before any env."""
-    r: Rollout | RunnerGroup | None = agent.envs.rollout
-    if r is None:
-        return agent.envs.saved_envs
-    if isinstance(r, RunnerGroup):
-        return r.state()
-    return {
-        "num_envs": r.venv.num_envs,
-        "venv": snapshot.snapshot(r.venv),
-        "obs": torch.from_numpy(np.array(r.obs)),
-        "prev_done": torch.from_numpy(r.prev_done.copy()),
-        "prev_valid": torch.from_numpy(r.prev_valid.copy()),
-        **({"recurrent_state": [x.detach().cpu().clone() for x in r.state]} if r.state is not None else {}),
-    }
-
-
-def no_extra_state(agent: EnvTrainer) -> dict[str, Any]:
-    """``extra_state`` of a trainer that adds nothing to a checkpoint."""
-    return {}
-
-
-def load_no_extra_state(agent: EnvTrainer, state: dict[str, Any]) -> None:
-    """``load_extra_state`` of a trainer that adds nothing to a checkpoint."""
-
-
-def anneal_lr(agent: EnvTrainer, target: int) -> float:
-    """Set Adam's learning rate to α, or with ``anneal_lr`` to α × the fraction of the ``target`` steps still to
-    go, for every network; returns it."""
-    cfg = agent.config
-    lr = float(cfg.lr * (1.0 - agent.progress.global_step / target) if cfg.anneal_lr else cfg.lr)
-    for optimizer in agent.optimizers.values():
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-    return lr
-
-
-def gradient_step(agent: EnvTrainer, loss: torch.Tensor, networks: tuple[str, ...] = ("policy",)) -> None:
-    """Zero the flat gradients of ``networks``, backpropagate ``loss``, clip each one's norm at
-    ``max_grad_norm`` and step its Adam."""
-    for name in networks:
-        agent.flats[name].zero_grad()
-    loss.backward()  # type: ignore[no-untyped-call]
-    for name in networks:
-        check_gradient(
-            agent.global_step,
-            agent.flats[name].clip_grad_norm_(agent.config.max_grad_norm),
-            "gradient" if name == "policy" else f"gradient of {name}",
+    def save_checkpoint(self) -> Path:
+        """``checkpoints/ckpt_<step>.pt``, keeping the newest ``keep_checkpoints``."""
+        assert self.run_dir is not None
+        return checkpoint.save_periodic(
+            self.state_dict(), self.run_dir / "checkpoints", self.progress.global_step, self.config.keep_checkpoints
         )
-        adam_step(agent.optimizers[name])
 
+    def summary(self, eval_episodes: int = 0) -> list[str]:
+        """What the CLI prints when training ends: the counters, and a fresh evaluation of ``eval_episodes``."""
+        lines = [self.progress.done_line(), *self.envs.runner_lines()]
+        if eval_episodes > 0:
+            r = self.evaluate(eval_episodes)
+            lines.append(
+                f"evaluation ({eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
+                f"± {r['std_return']:.1f}"
+            )
+        return lines
 
-def save_checkpoint(agent: EnvTrainer) -> Path:
-    """``checkpoints/ckpt_<step>.pt``, keeping the newest ``keep_checkpoints``."""
-    assert agent.run_dir is not None
-    return checkpoint.save_periodic(
-        agent.state_dict(), agent.run_dir / "checkpoints", agent.progress.global_step, agent.config.keep_checkpoints
-    )
+    def describe_evaluation(
+        self,
+        episodes: int = 20,
+        deterministic: bool = True,
+        video_dir: str | Path | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
+        """``proxrl eval``: evaluate on fresh episodes and say how it went, one line each."""
+        r = self.evaluate(episodes, deterministic=deterministic, video_dir=video_dir, seed=seed)
+        kind = "deterministic" if deterministic else "stochastic"
+        lines = [
+            f"{self.algo} on {self.config.env}: {episodes} episodes ({kind}): mean return {r['mean_return']:.2f} "
+            f"± {r['std_return']:.2f}, mean length {r['mean_length']:.1f}"
+        ]
+        return lines + ([f"videos in {video_dir}"] if video_dir else [])
 
+    def predict(self, obs: Any, deterministic: bool = True, state: Any = None) -> Any:
+        """Env-ready actions (Box actions clipped to bounds) for one observation (as ``env.reset()`` and ``env.step``
+        return it: then one action) or a batch ``[B, *obs_shape]`` (B actions), as SB3's ``predict`` takes both (a Dict
+        space's observations as the env's flat rows, or as dicts: one, or each key ``[B, *shape]``). With
+        ``norm_obs`` the observations are normalised by the run's statistics, as in :meth:`evaluate`. A recurrent
+        policy returns ``(actions, state)``: pass the state back with the next observation (None: an episode's
+        start), as SB3-contrib's RecurrentPPO."""
+        policy = cast(ActorCritic, self.policy)
+        layout = getattr(policy.encoder, "layout", None)  # a Dict space's: the env's flat rows are made from dicts
+        if isinstance(obs, dict) and layout is not None:
+            obs = layout.flatten_batch(obs)
+        obs = np.asarray(obs)
+        shape = policy.observation_space.shape or ()
+        single = obs.shape == tuple(shape)
+        if not single and obs.shape[1:] != tuple(shape):
+            raise ConfigError(
+                f"predict takes one observation of shape {tuple(shape)} or a batch [B, *{tuple(shape)}], "
+                f"got {obs.shape}"
+            )
+        stats = self.normalizer_state().get("obs")
+        if stats is not None:
+            # gymnasium's NormalizeObservation (ε = 1e-8) with frozen statistics, then the clip: make_eval_env's
+            # transform
+            scaled = (obs - np.asarray(stats["mean"])) / np.sqrt(np.asarray(stats["var"]) + 1e-8)
+            obs = np.clip(scaled, -OBS_CLIP, OBS_CLIP)
+        batch = torch.as_tensor(obs[None] if single else obs, device=self.device)
+        if policy.core is not None:
+            state = policy.initial_state(batch.shape[0], self.device) if state is None else state
+            actions, state = policy.env_actions_recurrent(batch, state, deterministic)
+            return (actions[0] if single else actions), state
+        actions = policy.env_actions(batch, deterministic)
+        return actions[0] if single else actions
 
-def summary(agent: EnvTrainer, eval_episodes: int = 0) -> list[str]:
-    """What the CLI prints when training ends: the counters, and a fresh evaluation of ``eval_episodes``."""
-    lines = [agent.progress.done_line(), *agent.envs.runner_lines()]
-    if eval_episodes > 0:
-        r = agent.evaluate(eval_episodes)
-        lines.append(
-            f"evaluation ({eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
-            f"± {r['std_return']:.1f}"
+    def evaluate(
+        self,
+        episodes: int = 10,
+        deterministic: bool = True,
+        video_dir: str | Path | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
+        if episodes < 1:
+            raise ConfigError(f"evaluation needs at least 1 episode, got {episodes}")
+        cfg = self.config
+        stats = self.normalizer_state()
+        self.policy.eval()
+        return evaluate_policy(
+            self.policy,
+            cfg.env,
+            cfg.env_kwargs,
+            stats.get("obs"),
+            episodes,
+            deterministic,
+            seed=cfg.seed + 10_000 if seed is None else seed,
+            video_dir=video_dir,
+            device=self.device,
         )
-    return lines
 
+    def normalizer_state(self) -> dict[str, Any]:
+        """The live envs' normalisation statistics, or the loaded ones before any env was built."""
+        norms, r = self.envs.norms, self.envs.rollout
+        if isinstance(r, RunnerGroup):
+            return r.normalizers
+        return norms.state() if norms is not None else self.envs.saved_normalizers
 
-def describe_evaluation(
-    agent: EnvTrainer,
-    episodes: int = 20,
-    deterministic: bool = True,
-    video_dir: str | Path | None = None,
-    seed: int | None = None,
-) -> list[str]:
-    """``proxrl eval``: evaluate on fresh episodes and say how it went, one line each."""
-    r = agent.evaluate(episodes, deterministic=deterministic, video_dir=video_dir, seed=seed)
-    kind = "deterministic" if deterministic else "stochastic"
-    lines = [
-        f"{agent.algo} on {agent.config.env}: {episodes} episodes ({kind}): mean return {r['mean_return']:.2f} "
-        f"± {r['std_return']:.2f}, mean length {r['mean_length']:.1f}"
-    ]
-    return lines + ([f"videos in {video_dir}"] if video_dir else [])
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to evaluate or resume: weights, optimisers, counters, RNG states, config (+ extras)."""
+        return {
+            "format_version": checkpoint.FORMAT_VERSION,
+            "algo": self.algo,
+            "config": cfgmod.dump(self.config),
+            "policy": self.policy.state_dict(),
+            "optimizer": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            **self.progress.state_dict(),
+            "normalizers": self.normalizer_state(),
+            "rng": rng_state(),
+            "acting_rng": None if self.acting_rng is None else json.dumps(self.acting_rng.bit_generator.state),
+            "envs": self.env_state(),
+            **self.extra_state(),
+        }
 
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically to ``path``."""
+        return checkpoint.atomic_save(self.state_dict(), path)
 
-def predict(agent: EnvTrainer, obs: Any, deterministic: bool = True, state: Any = None) -> Any:
-    """Env-ready actions (Box actions clipped to bounds) for one observation (as ``env.reset()`` and ``env.step``
-    return it: then one action) or a batch ``[B, *obs_shape]`` (B actions), as SB3's ``predict`` takes both (a Dict
-    space's observations as the env's flat rows, or as dicts: one, or each key ``[B, *shape]``). With
-    ``norm_obs`` the observations are normalised by the run's statistics, as in :meth:`evaluate`. A recurrent
-    policy returns ``(actions, state)``: pass the state back with the next observation (None: an episode's
-    start), as SB3-contrib's RecurrentPPO."""
-    policy = cast(ActorCritic, agent.policy)
-    layout = getattr(policy.encoder, "layout", None)  # a Dict space's: the env's flat rows are made from dicts
-    if isinstance(obs, dict) and layout is not None:
-        obs = layout.flatten_batch(obs)
-    obs = np.asarray(obs)
-    shape = policy.observation_space.shape or ()
-    single = obs.shape == tuple(shape)
-    if not single and obs.shape[1:] != tuple(shape):
-        raise ConfigError(
-            f"predict takes one observation of shape {tuple(shape)} or a batch [B, *{tuple(shape)}], got {obs.shape}"
-        )
-    stats = normalizer_state(agent).get("obs")
-    if stats is not None:
-        # gymnasium's NormalizeObservation (ε = 1e-8) with frozen statistics, then the clip: make_eval_env's transform
-        obs = np.clip((obs - np.asarray(stats["mean"])) / np.sqrt(np.asarray(stats["var"]) + 1e-8), -OBS_CLIP, OBS_CLIP)
-    batch = torch.as_tensor(obs[None] if single else obs, device=agent.device)
-    if policy.core is not None:
-        state = policy.initial_state(batch.shape[0], agent.device) if state is None else state
-        actions, state = policy.env_actions_recurrent(batch, state, deterministic)
-        return (actions[0] if single else actions), state
-    actions = policy.env_actions(batch, deterministic)
-    return actions[0] if single else actions
-
-
-def evaluate(
-    agent: EnvTrainer,
-    episodes: int = 10,
-    deterministic: bool = True,
-    video_dir: str | Path | None = None,
-    seed: int | None = None,
-) -> dict[str, Any]:
-    """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
-    if episodes < 1:
-        raise ConfigError(f"evaluation needs at least 1 episode, got {episodes}")
-    cfg = agent.config
-    stats = normalizer_state(agent)
-    agent.policy.eval()
-    return evaluate_policy(
-        agent.policy,
-        cfg.env,
-        cfg.env_kwargs,
-        stats.get("obs"),
-        episodes,
-        deterministic,
-        seed=cfg.seed + 10_000 if seed is None else seed,
-        video_dir=video_dir,
-        device=agent.device,
-    )
-
-
-def normalizer_state(agent: EnvTrainer) -> dict[str, Any]:
-    """The live envs' normalisation statistics, or the loaded ones before any env was built."""
-    norms, r = agent.envs.norms, agent.envs.rollout
-    if isinstance(r, RunnerGroup):
-        return r.normalizers
-    return norms.state() if norms is not None else agent.envs.saved_normalizers
-
-
-def state_dict(agent: EnvTrainer) -> dict[str, Any]:
-    """Everything needed to evaluate or resume: weights, optimisers, counters, RNG states, config (+ extras)."""
-    return {
-        "format_version": checkpoint.FORMAT_VERSION,
-        "algo": agent.algo,
-        "config": cfgmod.dump(agent.config),
-        "policy": agent.policy.state_dict(),
-        "optimizer": {name: opt.state_dict() for name, opt in agent.optimizers.items()},
-        **agent.progress.state_dict(),
-        "normalizers": normalizer_state(agent),
-        "rng": rng_state(),
-        "acting_rng": None if agent.acting_rng is None else json.dumps(agent.acting_rng.bit_generator.state),
-        "envs": agent.env_state(),
-        **agent.extra_state(),
-    }
+    @classmethod
+    def load(
+        cls: type[T],
+        path: str | Path,
+        *,
+        run_dir: str | Path | None = None,
+        progress: bool | None = None,
+        **overrides: Any,
+    ) -> T:
+        """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
+        path, state = checkpoint.load_newest(path, algo=cls.algo, migrations=cls.migrations)
+        config = cfgmod.resolve(cls.config_class, base=cfgmod.read_yaml_text(state["config"]), overrides=overrides)
+        build: Callable[..., T] = cls  # every trainer's constructor takes these keywords
+        agent = build(config=config, run_dir=run_dir, progress=progress)
+        try:
+            agent.policy.load_state_dict(state["policy"])
+        except RuntimeError as e:
+            first_line = str(e).splitlines()[0]
+            raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {first_line}") from None
+        for name, optimizer in agent.optimizers.items():
+            optimizer.load_state_dict(state["optimizer"][name])
+        agent.progress.load_state_dict(state)
+        agent.envs.saved_normalizers = state["normalizers"]
+        set_rng_state(state["rng"])
+        if agent.acting_rng is not None:
+            agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
+        agent.envs.saved_envs = state.get("envs")
+        agent.load_extra_state(state)
+        return agent
 
 
 def nest_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -513,37 +532,3 @@ def nest_optimizer_state(state: dict[str, Any]) -> dict[str, Any]:
     network (``"policy"``), as every trainer now stores one Adam per named network."""
     state["optimizer"] = {"policy": state["optimizer"]}
     return state
-
-
-def save(agent: EnvTrainer, path: str | Path) -> Path:
-    """Write a checkpoint atomically to ``path``."""
-    return checkpoint.atomic_save(agent.state_dict(), path)
-
-
-def load(
-    cls: type[Any],
-    path: str | Path,
-    *,
-    run_dir: str | Path | None = None,
-    progress: bool | None = None,
-    **overrides: Any,
-) -> Any:
-    """Rebuild an agent from a checkpoint (a file, or a run directory's latest); training can continue."""
-    path, state = checkpoint.load_newest(path, algo=cls.algo, migrations=cls.migrations)
-    config = cfgmod.resolve(cls.config_class, base=cfgmod.read_yaml_text(state["config"]), overrides=overrides)
-    agent = cls(config=config, run_dir=run_dir, progress=progress)
-    try:
-        agent.policy.load_state_dict(state["policy"])
-    except RuntimeError as e:
-        first_line = str(e).splitlines()[0]
-        raise checkpoint.CheckpointError(f"{path}: weights do not fit this policy: {first_line}") from None
-    for name, optimizer in agent.optimizers.items():
-        optimizer.load_state_dict(state["optimizer"][name])
-    agent.progress.load_state_dict(state)
-    agent.envs.saved_normalizers = state["normalizers"]
-    set_rng_state(state["rng"])
-    if agent.acting_rng is not None:
-        agent.acting_rng.bit_generator.state = json.loads(state["acting_rng"])
-    agent.envs.saved_envs = state.get("envs")
-    agent.load_extra_state(state)
-    return agent

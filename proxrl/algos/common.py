@@ -6,7 +6,7 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -15,10 +15,19 @@ from torch import Tensor, nn
 
 from ..envs import make_eval_env
 from ..errors import NonFiniteError
-from ..run import Progress, Trainer
+from ..run import Progress
 
 
-def begin(trainer: Trainer, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
+class Starting(Protocol):
+    """What :func:`begin` sets on a trainer."""
+
+    config: Any
+    run_dir: Path | None
+    show_progress: bool | None
+    progress: Progress
+
+
+def begin(trainer: Starting, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
     """What every trainer does first: keep its config, run directory and progress-bar choice, seed every RNG, set
     torch's threads, and start with zero counters."""
     trainer.config = config

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,9 +41,9 @@ from ..policies.encoders import cnn_precision_param, image_channels_param
 from ..runners.group import RunnerGroup
 from ..runners.marl_runner import MultiAgentRunner
 from ..objectives import clipped_surrogate, entropy_bonus, value_loss
-from ..run import GLOBAL_STEP, Session
+from ..run import Session
 from . import agent
-from .agent import RolloutConfig
+from .agent import EnvTrainer, RolloutConfig
 from .common import StatLog, minibatches, resolve_device
 
 METHODS = ("ippo", "mappo", "happo")
@@ -104,7 +105,7 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
-class MultiAgentPPO:
+class MultiAgentPPO(EnvTrainer):
     """IPPO / MAPPO / HAPPO on a PettingZoo environment named by its module path.
 
     ``MultiAgentPPO("mpe2.simple_spread_v3", method="mappo", env_kwargs={"N": 3}).learn(200_000)``.
@@ -126,7 +127,7 @@ class MultiAgentPPO:
         **overrides: Any,
     ) -> None:
         cfg = agent.build_config(MultiAgentPPOConfig, config, env, overrides)
-        agent.begin(self, cfg, run_dir, progress)
+        self._begin(cfg, run_dir, progress)
         self.kind, self.make_env = load_pettingzoo(cfg.env, cfg.env_kwargs, FramePreprocessing.of(cfg))
         probe = self.make_env()
         self.spec = agent_spec(probe, self.kind, cfg.global_state, cfg.policy, cfg.image_channels)
@@ -135,7 +136,7 @@ class MultiAgentPPO:
         convolutional = self.spec.image_shape is not None
         self.device = resolve_device(cfg.device, sum(p.numel() for p in self.policy.parameters()), convolutional)
         self.policy.to(self.device)
-        agent.flat_adams(self, groups)  # one Adam per network (after the move to the device)
+        self.flat_adams(groups)  # one Adam per network (after the move to the device)
         self.acting_rng = None  # torch samples the actions (no numpy acting path for multi-agent policies)
         # the variants, resolved once: whose GAE the critic learns, and whether actors update together or in turn
         views = MultiAgentBatch.local_critic_data, MultiAgentBatch.central_critic_data
@@ -145,23 +146,47 @@ class MultiAgentPPO:
         self.order_rng = torch.Generator().manual_seed(cfg.seed)  # HAPPO's agent order
         self.zero_sum = ZeroSumCheck(cfg.method)  # a central critic on a zero-sum game: said once
 
-    predict = evaluation.predict
-    evaluate = evaluation.evaluate
-    state_dict = agent.state_dict
-    save = agent.save
-    save_checkpoint = agent.save_checkpoint
-    summary = evaluation.summary
-    describe_evaluation = evaluation.describe_evaluation
-    global_step = GLOBAL_STEP
-    load = classmethod(agent.load)
-    close = agent.close
+    # the multi-agent evaluation (proxrl/marl/evaluation.py) in place of the single-agent one
+    def predict(  # type: ignore[override]
+        self,
+        obs: np.ndarray,
+        state: np.ndarray | None = None,
+        masks: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> np.ndarray:
+        """Actions ``[B, A]`` for padded observations ``[B, A, D]`` (:func:`proxrl.marl.evaluation.predict`)."""
+        return evaluation.predict(self, obs, state, masks, deterministic)
+
+    def evaluate(
+        self,
+        episodes: int = 10,
+        deterministic: bool = True,
+        video_dir: str | Path | None = None,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Team and per-agent returns over fresh episodes (:func:`proxrl.marl.evaluation.evaluate`)."""
+        return evaluation.evaluate(self, episodes, deterministic, video_dir, seed)
+
+    def describe_evaluation(
+        self,
+        episodes: int = 20,
+        deterministic: bool = True,
+        video_dir: str | Path | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
+        """``proxrl eval`` of a multi-agent run (:func:`proxrl.marl.evaluation.describe_evaluation`)."""
+        return evaluation.describe_evaluation(self, episodes, deterministic, video_dir, seed)
+
+    def summary(self, eval_episodes: int = 0) -> list[str]:
+        """The final lines of a multi-agent run (:func:`proxrl.marl.evaluation.summary`)."""
+        return evaluation.summary(self, eval_episodes)
 
     def start_envs(self) -> MultiAgentCollector | RunnerGroup:
         """N copies of the environment and their collector (or with ``runners: ray`` the runner actors holding
         them); a loaded agent restores their saved state."""
         cfg = self.config
         if cfg.runners == "ray":
-            return agent.start_runners(self, MultiAgentRunner, MultiAgentBatch, numpy_weights=False)
+            return self.start_runners(MultiAgentRunner, MultiAgentBatch, numpy_weights=False)
         collector = MultiAgentCollector(
             self.kind,
             self.make_env,
@@ -205,11 +230,11 @@ class MultiAgentPPO:
     ) -> MultiAgentPPO:
         """Train for ``total_steps`` more rows × copies (default: until ``config.total_steps`` in all)."""
         cfg = self.config
-        collector = agent.rollout(self)
+        collector = self.rollout()
         with Session(self, total_steps, cfg.stop_return) as session:
             for stats in session.iterations(callback):
                 # 1. anneal the learning rate
-                lr = agent.anneal_lr(self, session.target)
+                lr = self.anneal_lr(session.target)
                 # 2. collect T rows from N copies with every agent's π_θold
                 with session.timed("collect"):
                     self.policy.eval()
@@ -280,7 +305,7 @@ class MultiAgentPPO:
             for idx in minibatches(b.obs.shape[0] * b.obs.shape[1], cfg.num_minibatches, self.device):
                 actor_loss, stats = self._actor_loss(b, idx, adv, None)
                 v_loss = self._critic_loss(b, idx, targets)
-                agent.gradient_step(self, actor_loss + cfg.vf_coef * v_loss, tuple(self.flats))
+                self.gradient_step(actor_loss + cfg.vf_coef * v_loss, tuple(self.flats))
                 log.add(**stats, value_loss=v_loss)
         return log.means()
 
@@ -292,7 +317,7 @@ class MultiAgentPPO:
         for _ in range(cfg.num_epochs):
             for idx in minibatches(rows, cfg.num_minibatches, self.device):
                 v_loss = self._critic_loss(b, idx, targets)
-                agent.gradient_step(self, cfg.vf_coef * v_loss, ("critic",))
+                self.gradient_step(cfg.vf_coef * v_loss, ("critic",))
                 log.add(value_loss=v_loss)
         m = torch.ones(rows, device=self.device)
         order = torch.randperm(len(self.spec.names), generator=self.order_rng).tolist()
@@ -300,7 +325,7 @@ class MultiAgentPPO:
             for _ in range(cfg.num_epochs):
                 for idx in minibatches(rows, cfg.num_minibatches, self.device):
                     loss, stats = self._actor_loss(b, idx, adv, [i], weight=m)
-                    agent.gradient_step(self, loss, (f"actor_{i}",))
+                    self.gradient_step(loss, (f"actor_{i}",))
                     log.add(**stats)
             with torch.no_grad():  # M ← M · π_i^new / π_i^old on the rows where agent i acted
                 masks = None if b.masks is None else _flat(b.masks)

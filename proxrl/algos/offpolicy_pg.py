@@ -21,9 +21,9 @@ from ..advantages import normalize, vtrace
 from ..config import param
 from ..objectives import entropy_bonus, importance_weight, pg_loss, value_loss
 from ..replay import ReplayMemory, StoredRollout
-from ..run import GLOBAL_STEP, Session
+from ..run import Session
 from . import agent
-from .agent import ActorCriticConfig
+from .agent import EnvTrainer, ActorCriticConfig
 from .common import check_finite, explained_variance
 
 
@@ -48,7 +48,7 @@ class OffPolicyPGConfig(ActorCriticConfig):
         return True
 
 
-class OffPolicyPG:
+class OffPolicyPG(EnvTrainer):
     """Off-policy PG with truncated importance weights and a V-trace critic, reusing a replay memory."""
 
     algo = "offpolicy_pg"
@@ -67,24 +67,9 @@ class OffPolicyPG:
         **overrides: Any,
     ) -> None:
         cfg = agent.build_config(OffPolicyPGConfig, config, env, overrides)
-        agent.setup(self, cfg, run_dir, progress)
+        self._setup(cfg, run_dir, progress)
         # not saved in checkpoints: a resumed run refills its memory from fresh rollouts
         self.replay = ReplayMemory(cfg.replay_size, seed=cfg.seed)
-
-    start_envs = agent.start_envs
-    env_state = agent.env_state
-    predict = agent.predict
-    evaluate = agent.evaluate
-    state_dict = agent.state_dict
-    save = agent.save
-    save_checkpoint = agent.save_checkpoint
-    summary = agent.summary
-    describe_evaluation = agent.describe_evaluation
-    global_step = GLOBAL_STEP
-    load = classmethod(agent.load)
-    close = agent.close
-    extra_state = agent.no_extra_state
-    load_extra_state = agent.load_no_extra_state
 
     def learn(
         self,
@@ -96,11 +81,11 @@ class OffPolicyPG:
         ``callback(agent, row)`` runs after every iteration with the row just logged; returning False stops.
         """
         cfg = self.config
-        rollout = agent.rollout(self)
+        rollout = self.rollout()
         with Session(self, total_steps, cfg.stop_return) as session:
             for stats in session.iterations(callback):
                 # 1. anneal the learning rate linearly with the steps still to go
-                lr = agent.anneal_lr(self, session.target)
+                lr = self.anneal_lr(session.target)
                 # 2. collect T steps from N envs with the current policy (β of this entry) and store them
                 with session.timed("collect"):
                     self.policy.eval()
@@ -154,7 +139,7 @@ class OffPolicyPG:
         ent_loss, ent_stats = entropy_bonus(dist.entropy().reshape(t, n)[valid])
         loss = p_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
         check_finite(self.global_step, policy_loss=p_loss, value_loss=v_loss, entropy=ent_loss)
-        agent.gradient_step(self, loss)
+        self.gradient_step(loss)
         return {
             "policy_loss": p_loss.item(),
             "value_loss": v_loss.item(),

@@ -25,9 +25,9 @@ from ..advantages import discounted_returns, gae, normalize, td_residual
 from ..config import param
 from ..objectives import entropy_bonus, pg_loss, value_loss
 from ..rollout import Batch
-from ..run import GLOBAL_STEP, Session
+from ..run import Session
 from . import agent
-from .agent import ActorCriticConfig
+from .agent import EnvTrainer, ActorCriticConfig
 from .common import check_finite, explained_variance
 
 ADVANTAGES = ("return", "return_minus_value", "gae", "td")
@@ -94,7 +94,7 @@ def estimate_advantages(advantage: str, batch: Batch, gamma: float, lam: float) 
     return ESTIMATORS[advantage](batch, gamma, lam)
 
 
-class PG:
+class PG(EnvTrainer):
     """Policy gradient with the advantage estimator of ``config.advantage``; ``PG(env, advantage="return")`` is
     REINFORCE (also :func:`REINFORCE` and ``proxrl train reinforce``)."""
 
@@ -114,24 +114,9 @@ class PG:
         **overrides: Any,
     ) -> None:
         cfg = agent.build_config(PGConfig, config, env, overrides)
-        agent.setup(self, cfg, run_dir, progress)
+        self._setup(cfg, run_dir, progress)
         self.estimator = ESTIMATORS[cfg.advantage]
         self.episodic = cfg.advantage in EPISODIC
-
-    start_envs = agent.start_envs
-    env_state = agent.env_state
-    predict = agent.predict
-    evaluate = agent.evaluate
-    state_dict = agent.state_dict
-    save = agent.save
-    save_checkpoint = agent.save_checkpoint
-    summary = agent.summary
-    describe_evaluation = agent.describe_evaluation
-    global_step = GLOBAL_STEP
-    load = classmethod(agent.load)
-    close = agent.close
-    extra_state = agent.no_extra_state
-    load_extra_state = agent.load_no_extra_state
 
     def learn(
         self, total_steps: int | None = None, callback: Callable[[PG, dict[str, Any]], bool | None] | None = None
@@ -141,11 +126,11 @@ class PG:
         ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
         """
         cfg = self.config
-        rollout = agent.rollout(self)
+        rollout = self.rollout()
         with Session(self, total_steps, cfg.stop_return) as session:
             for stats in session.iterations(callback):
                 # 1. anneal the learning rate linearly with the steps still to go
-                lr = agent.anneal_lr(self, session.target)
+                lr = self.anneal_lr(session.target)
                 # 2. collect with π_θ: one complete episode per env (Monte-Carlo estimators), else T steps per env
                 with session.timed("collect"):
                     self.policy.eval()
@@ -175,7 +160,7 @@ class PG:
         ent_loss, ent_stats = entropy_bonus(dist.entropy())
         loss = p_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
         check_finite(self.global_step, policy_loss=p_loss, value_loss=v_loss, entropy=ent_loss)
-        agent.gradient_step(self, loss)
+        self.gradient_step(loss)
         return {
             "policy_loss": p_loss.item(),
             "value_loss": v_loss.item(),

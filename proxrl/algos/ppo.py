@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from ..rollout import Batch
-from ..run import GLOBAL_STEP, Session
+from ..run import Session
 from . import agent
-from .agent import ActorCriticConfig
+from .agent import EnvTrainer, ActorCriticConfig
 from ..advantages import gae, normalize, vtrace
 from ..config import ConfigError, param
 from ..distributions import make_distribution
@@ -121,7 +121,7 @@ POLICY_LOSSES = {"clip": _clip, "kl": _kl, "adaptive_kl": _kl, "clip_kl": _clip_
 STAT_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
 
 
-class PPO:
+class PPO(EnvTrainer):
     """PPO on a gymnasium environment, with the objective chosen by ``config.objective``.
 
     ``PPO("CartPole-v1").learn(100_000).save("ppo.pt")``; ``PPO.load("ppo.pt").predict(obs)``.
@@ -144,7 +144,7 @@ class PPO:
         **overrides: Any,
     ) -> None:
         cfg = agent.build_config(PPOConfig, config, env, overrides)
-        agent.setup(self, cfg, run_dir, progress)
+        self._setup(cfg, run_dir, progress)
         # the objective is resolved once: its loss function, whether it needs π_old's exact KL, c's controller
         self.policy_loss = POLICY_LOSSES[cfg.objective]
         self.uses_kl = cfg.objective != "clip"
@@ -158,19 +158,6 @@ class PPO:
         self.minibatch_step = self._fused_step if self.fused is not None else self._autograd_step
         # and the update: minibatches of samples, or of whole env sequences for a recurrent policy
         self.update = self._update_recurrent if self.policy.core is not None else self._update
-
-    start_envs = agent.start_envs
-    env_state = agent.env_state
-    predict = agent.predict
-    evaluate = agent.evaluate
-    state_dict = agent.state_dict
-    save = agent.save
-    save_checkpoint = agent.save_checkpoint
-    summary = agent.summary
-    describe_evaluation = agent.describe_evaluation
-    global_step = GLOBAL_STEP
-    load = classmethod(agent.load)
-    close = agent.close
 
     def extra_state(self) -> dict[str, Any]:
         """The KL coefficient c (adapted by adaptive_kl)."""
@@ -190,11 +177,11 @@ class PPO:
         ``callback(agent, row)`` runs after every update with the row just logged; returning False stops.
         """
         cfg = self.config
-        rollout = agent.rollout(self)
+        rollout = self.rollout()
         with Session(self, total_steps, cfg.stop_return) as session:
             for stats in session.iterations(callback):
                 # 1. anneal the learning rate and clip range linearly with the steps still to go
-                lr = agent.anneal_lr(self, session.target)
+                lr = self.anneal_lr(session.target)
                 clip_eps = cfg.clip_eps * (1.0 - self.global_step / session.target) if cfg.anneal_clip else cfg.clip_eps
                 # 2. collect T steps from N envs with π_θold
                 with session.timed("collect"):
@@ -321,7 +308,7 @@ class PPO:
         loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
         if not math.isfinite(loss.item()):  # one check on the sum; name the culprit only on failure
             check_finite(self.global_step, policy_loss=pg_loss, value_loss=v_loss, entropy=ent_loss, loss=loss)
-        agent.gradient_step(self, loss)
+        self.gradient_step(loss)
         row = [
             pg_loss.detach(),
             v_stats["value_loss"],
