@@ -342,9 +342,3 @@ class Session:
 def _saves_together(trainer: Trainer) -> bool:
     together = getattr(trainer, "saves_together", None)
     return bool(together()) if callable(together) else False
-
-
-GLOBAL_STEP = property(
-    lambda trainer: trainer.progress.global_step,
-    doc="Steps trained so far: env steps (summed over the N envs), or GRPO steps.",
-)

@@ -112,3 +112,11 @@ def test_the_env_trainers_derive_from_their_family_base_one_level_deep():
         assert cls.__bases__ == (EnvTrainer,), cls
         shared = [name for name in ("save", "load", "state_dict", "close", "predict") if name in vars(cls)]
         assert shared == (["predict"] if cls is MultiAgentPPO else []), (cls, shared)  # inherited, not re-bound
+
+
+def test_grpo_derives_from_the_language_model_trainer_one_level_deep():
+    from proxrl import GRPO
+    from proxrl.lm.trainer import LanguageModelTrainer
+
+    assert LanguageModelTrainer.__bases__ == (object,) and GRPO.__bases__ == (LanguageModelTrainer,)
+    assert not [name for name in ("save", "load", "state_dict", "close", "evaluate", "summary") if name in vars(GRPO)]

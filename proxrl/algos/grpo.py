@@ -29,7 +29,7 @@ from ..config import ConfigError, object_path, param
 from ..envs.text_tasks import load_callable, load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
-from ..lm import trainer as lm_trainer
+from ..lm.trainer import LanguageModelTrainer
 from ..lm import distributed, fsdp, trl_names
 from ..lm.datasets import dataset_task, load_dataset
 from ..lm.evaluation import HeldOutAccuracy
@@ -47,7 +47,7 @@ from ..objectives import (
     sampling_ratio,
 )
 from ..optim import make_adam
-from ..run import GLOBAL_STEP, Session
+from ..run import Session
 from .common import begin, check_finite, check_gradient, resolve_device
 
 
@@ -218,7 +218,7 @@ class GRPOConfig(LanguageModelConfig):
             )
 
 
-class GRPO:
+class GRPO(LanguageModelTrainer):
     """GRPO on a text task. ``GRPO("addition", lr=1e-3).learn(100)``; ``.save(dir)`` writes the policy with
     ``save_pretrained`` (or its LoRA adapter), ``GRPO.load(dir)`` resumes."""
 
@@ -226,7 +226,6 @@ class GRPO:
     final_checkpoint = "model"  # a save_pretrained folder
     migrations: ClassVar[dict[int, checkpoint.Migration]] = MIGRATIONS
     config_class = GRPOConfig
-    global_step = GLOBAL_STEP
     sample_unit, bench_steps = "completions", 20  # `proxrl bench grpo`: 20 GRPO steps, in completions
 
     def __init__(
@@ -299,16 +298,6 @@ class GRPO:
         params += self.critic.parameters() if self.critic is not None else []
         self.optimizer = make_adam(params, cfg.lr, cfg.adam_eps, weight_decay=cfg.weight_decay)
         self.held_out = HeldOutAccuracy()
-
-    evaluate = lm_trainer.evaluate
-    describe_evaluation = lm_trainer.describe_evaluation
-    summary = lm_trainer.summary
-    state_dict = lm_trainer.state_dict
-    save = lm_trainer.save
-    save_checkpoint = lm_trainer.save_checkpoint
-    saves_together = lm_trainer.saves_together
-    load = classmethod(lm_trainer.load)
-    close = lm_trainer.close
 
     # --- one step ----------------------------------------------------------------------------------------
     def _logps(
