@@ -330,13 +330,15 @@ class Session:
             "mean_length": _mean(progress.recent_lengths),
             **stats,
         }
-        if progress.iteration % cfg.log_every == 0 or not self.running():  # log_every: TRL's logging_steps
-            self.logger.log(row)
         self._saved = None
         if self.saves and cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0:
             self._saved = self.trainer.save_checkpoint()
         stop = callback is not None and callback(self.trainer, row) is False
-        return stop or progress.reached(self.stop_return)
+        stop = stop or progress.reached(self.stop_return)
+        # log_every (TRL's logging_steps): every n-th row, and the last whatever ends the run
+        if stop or progress.iteration % cfg.log_every == 0 or not self.running():
+            self.logger.log(row)
+        return stop
 
 
 def _saves_together(trainer: Trainer) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .algos.grpo import GRPO
 from .algos.grpo import GRPOConfig as _ProxrlGRPOConfig
-from .config import ConfigError, resolve
+from .config import ConfigError, merge_layer, resolve
 
 # GRPOTrainer's arguments with no counterpart in proxrl, and what to do instead (refused when given, not ignored)
 NO_COUNTERPART = {
@@ -61,7 +61,12 @@ def GRPOTrainer(  # noqa: N802 - TRL's class name, kept so that TRL's scripts ru
         raise ConfigError(
             f"args must be proxrl.trl.GRPOConfig (got {type(args).__name__}): import GRPOConfig from proxrl.trl"
         )
-    settings = {**(args.settings if args is not None else {}), **kwargs}
+    given = dict(args.settings) if args is not None else {}
+    output_dir = kwargs.pop("output_dir", given.pop("output_dir", None))
+    layers = [_ProxrlGRPOConfig.translate(layer) for layer in (given, kwargs)]
+    settings = merge_layer(_ProxrlGRPOConfig, layers[0], layers[1])  # a keyword replaces args' setting of its key
+    if output_dir is not None:
+        settings["output_dir"] = output_dir
     if peft_config is not None:
         settings.update(_lora_settings(peft_config))
     if model is not None:

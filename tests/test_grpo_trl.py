@@ -472,6 +472,30 @@ def test_the_command_line_takes_trls_names_and_output_dir(model_folder, tmp_path
     ]  # save_steps=1
     assert main(["train", "grpo", "--set", "use_vllm=true", "--quiet"]) == 2
     assert "'use_vllm' is a TRL setting with no meaning in proxrl" in capsys.readouterr().err
+    # a resume takes TRL's names too (over the saved config's proxrl keys), and logs its last step's row
+    assert main(["train", "--resume", str(run), "--set", "max_steps=3", "--quiet"]) == 0, capsys.readouterr().err
+    assert (run / "progress.csv").read_text().splitlines()[-1].startswith("3,")
+    resumed = GRPO.load(run, learning_rate=2e-3, logging_steps=5, progress=False)
+    assert (resumed.config.lr, resumed.config.log_every, resumed.config.total_steps) == (2e-3, 5, 3)
+    # --run-dir and another output_dir name two directories: refused, as in Python
+    assert main(["train", "grpo", "--run-dir", str(tmp_path / "a"), "--set", f"output_dir={tmp_path / 'b'}"]) == 2
+    assert "name two run directories" in capsys.readouterr().err
+
+
+def test_grpotrainers_keywords_replace_what_args_set_name_by_name(model_folder):  # noqa: F811
+    args = proxrl.trl.GRPOConfig(learning_rate=1e-5, per_device_train_batch_size=6, num_generations=3)
+    data = [{"prompt": "1+1="}] * 4
+    fast = {k: v for k, v in FAST.items() if k not in ("learning_rate", "per_device_train_batch_size")}
+    trainer = proxrl.trl.GRPOTrainer(
+        model=model_folder,
+        reward_funcs=length_reward,
+        args=args,
+        train_dataset=data,
+        lr=2e-5,
+        prompts_per_step=4,
+        **fast,
+    )
+    assert (trainer.config.lr, trainer.config.prompts_per_step, trainer.config.group_size) == (2e-5, 4, 3)
 
 
 def length_reward(completions, **kwargs):

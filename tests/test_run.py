@@ -120,3 +120,16 @@ def test_grpo_derives_from_the_language_model_trainer_one_level_deep():
 
     assert LanguageModelTrainer.__bases__ == (object,) and GRPO.__bases__ == (LanguageModelTrainer,)
     assert not [name for name in ("save", "load", "state_dict", "close", "evaluate", "summary") if name in vars(GRPO)]
+
+
+def test_log_every_writes_every_nth_row_and_the_last_whatever_stops_the_run(tmp_path):
+    import csv
+
+    from proxrl import PPO
+
+    agent = PPO(
+        "CartPole-v1", num_envs=2, num_steps=8, log_every=3, run_dir=tmp_path, progress=False, tensorboard=False
+    )
+    agent.learn(16 * 20, callback=lambda a, row: row["iteration"] < 5)  # the callback stops it at iteration 5
+    rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
+    assert [int(r["iteration"]) for r in rows] == [3, 5]

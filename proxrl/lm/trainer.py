@@ -210,11 +210,12 @@ class LanguageModelTrainer:
             )
         values = cfgmod.read_yaml_text(state["config"])
         lora = bool(values.get("lora", False))
-        values.update(overrides)
+        # the saved config below the overrides, each layer's other names (TRL's) made keys before it is laid over
+        config = cfgmod.resolve(cls.config_class, base=values, overrides=overrides)
         if not lora:
-            values.update(model=str(folder), warmup_steps=0)
+            config = cfgmod.resolve(cls.config_class, base=config, overrides={"model": str(folder), "warmup_steps": 0})
         build: Callable[..., T] = cls  # every trainer's constructor takes these keywords
-        trainer = build(config=cfgmod.from_dict(cls.config_class, values), run_dir=run_dir, progress=progress, **data)
+        trainer = build(config=config, run_dir=run_dir, progress=progress, **data)
         if lora:
             load_adapter(trainer.policy, folder)
         if trainer.critic is not None and state["value_head"] is not None:

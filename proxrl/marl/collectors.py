@@ -608,8 +608,10 @@ class MultiAgentCollector:
         self._held_action[i, k], self._held_logp[i, k] = b.actions[row, i, k], b.logp[row, i, k]
 
     def _bring_held_rows(self) -> None:
-        """Write the held actions into the carry rows, in the order they were taken (so that each column's and the
-        central chain of rows stays in time order), and point the reward credit at them."""
+        """Write the held actions into the carry rows, in the order they were taken (so that each column's chain of
+        rows stays in time order, and the central one where players alternate: a move between two held ones of a
+        player who moved twice in a row stays in the last rollout, docs/multiagent.md), and point the reward
+        credit at them."""
         b, c = self.buf, self.carry
         if not (self._held_row >= 0).any():
             return
