@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint, rundir
-from .config import RUN_DIR, ConfigError, parse_overrides, read_yaml
+from .config import RUN_DIR, ConfigError, parse_overrides, read_yaml, run_directory
 from .envs import parse_env_kwargs
 from .errors import EnvError, Interrupted, PeerLostError, RunnersLostError
 
@@ -253,10 +253,7 @@ def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) ->
     if processes > 1 and not args.run_dir:
         raise ConfigError(f"{processes} processes write one run directory: give it with --run-dir")
     cls, config = _build_config(args.algo, args.config, flags)
-    given = args.run_dir or _run_dir_given(cls, args.config, flags)  # --run-dir, else TRL's output_dir
-    output_dir = _run_dir_given(cls, args.config, flags)
-    if args.run_dir and output_dir is not None and Path(args.run_dir) != Path(output_dir):
-        raise ConfigError(f"--run-dir {args.run_dir} and output_dir={output_dir} name two run directories: give one")
+    given = run_directory(args.run_dir, _run_dir_given(cls, args.config, flags))  # --run-dir, or TRL's output_dir
     run_dir = Path(given) if given else default_run_dir(args.algo, _subject(config), config.seed)
     return cls, config, run_dir
 

@@ -240,6 +240,15 @@ def registered_object(path: str) -> Any | None:
 RUN_DIR = "run_dir"  # an alias's target that is the run directory (a trainer's argument, --run-dir), not a key
 
 
+def run_directory(run_dir: str | Path | None, output_dir: str | Path | None) -> str | Path | None:
+    """The run directory given as ``run_dir`` or as TRL's ``output_dir`` (both: they must agree)."""
+    if output_dir is None:
+        return run_dir
+    if run_dir is not None and Path(run_dir) != Path(output_dir):
+        raise ConfigError(f"run_dir={run_dir} and output_dir={output_dir} name two run directories: give one")
+    return output_dir
+
+
 def _suggest(key: str, names: list[str], aliases: typing.Mapping[str, str] | None = None) -> str:
     """The "did you mean" of the closest of the config's ``names`` and the other library's ``aliases`` (which names the
     key it stands for), or the list of keys."""

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from .. import checkpoint, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
-from ..config import ConfigError, object_path, param
+from ..config import ConfigError, object_path, param, run_directory
 from ..envs.text_tasks import load_callable, load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
@@ -591,15 +591,6 @@ class GRPO(LanguageModelTrainer):
                     **update_stats,
                 )
         return self
-
-
-def run_directory(run_dir: str | Path | None, output_dir: str | Path | None) -> str | Path | None:
-    """The run directory given as ``run_dir`` or as TRL's ``output_dir`` (both: they must agree)."""
-    if output_dir is None:
-        return run_dir
-    if run_dir is not None and Path(run_dir) != Path(output_dir):
-        raise ConfigError(f"run_dir={run_dir} and output_dir={output_dir} name two run directories: give one")
-    return output_dir
 
 
 def reward_specs(funcs: Any) -> tuple[str, ...] | str:
