@@ -1,5 +1,7 @@
 """proxrl: the policy-gradient family in PyTorch, each method a short loop over shared, tested equations."""
 
+from typing import Any
+
 from .algos.grpo import GRPO, GRPOConfig
 from .algos.multiagent import MultiAgentPPO, MultiAgentPPOConfig
 from .algos.offpolicy_pg import OffPolicyPG, OffPolicyPGConfig
@@ -28,7 +30,8 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-ALGORITHMS = {
+AnyTrainer = PG | OffPolicyPG | PPO | MultiAgentPPO | GRPO
+ALGORITHMS: dict[str, type[AnyTrainer]] = {
     "reinforce": PG,
     "pg": PG,
     "offpolicy_pg": OffPolicyPG,
@@ -48,7 +51,7 @@ ALIASES: dict[str, dict[str, object]] = {
 }
 
 
-def load(path: str, **overrides: object) -> PG | OffPolicyPG | PPO | MultiAgentPPO | GRPO:
+def load(path: str, **overrides: Any) -> AnyTrainer:
     """Load any proxrl checkpoint (file, folder checkpoint or run directory), dispatching on the method stored in
     it."""
     from pathlib import Path

@@ -9,18 +9,22 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import checkpoint, rundir
-from .config import RUN_DIR, ConfigError, parse_overrides, read_yaml, run_directory
+from .config import RUN_DIR, ConfigError, RunConfig, parse_overrides, read_yaml, run_directory
 from .envs import parse_env_kwargs
 from .errors import EnvError, Interrupted, PeerLostError, RunnersLostError
+from .run import Trainer
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
-def _algorithms() -> dict[str, Any]:
+def _algorithms() -> Mapping[str, type[Trainer]]:
+    """``proxrl train``'s algorithm names and their trainers, seen through the Trainer protocol."""
     from . import ALGORITHMS
 
     return ALGORITHMS
@@ -30,7 +34,7 @@ def _config_keys_epilog(algo: str | None) -> str:
     """``train --help``'s epilog: ``algo``'s config keys, grouped by the settings class that declares them (the
     ones every trainer shares first), or without ``algo`` how to get them."""
     algos = _algorithms()
-    if algo not in algos:
+    if algo is None or algo not in algos:
         return (
             f"algorithms: {', '.join(algos)}\n"
             "`proxrl train ALGO --help` lists ALGO's config keys (YAML or --set key=value), grouped"
@@ -54,6 +58,76 @@ def _help_algo(argv: list[str]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ConfigFlag:
+    """A ``train`` flag that sets one config key: offered to a method when its config has the key."""
+
+    flag: str
+    key: str
+    help: str
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    runners: bool = False  # listed under "scaling out on Ray runners"
+
+
+CONFIG_FLAGS = (
+    ConfigFlag("--env", "env", "gymnasium id, or module:EnvId; for ippo/mappo/happo a PettingZoo module path"),
+    ConfigFlag("--env-kwargs", "env_kwargs", "key=value,... passed to the env's constructor"),
+    ConfigFlag("--seed", "seed", "random seed", int),
+    ConfigFlag("--total-steps", "total_steps", "steps to train for (a resumed run's total, not steps more)", int),
+    ConfigFlag("--dataset", "dataset", "prompts from a local .jsonl/.json/.parquet/.csv file or save_to_disk folder"),
+    ConfigFlag("--eval-dataset", "eval_dataset", "held-out prompts, the same way"),
+    ConfigFlag("--device", "device", "where to train", choices=("auto", "cpu", "cuda")),
+    ConfigFlag(
+        "--runners", "runners", "step the envs here or on Ray runner actors", runners=True, choices=("local", "ray")
+    ),
+    ConfigFlag("--num-runners", "num_runners", "Ray runner actors (default 2)", int, runners=True),
+    ConfigFlag("--envs-per-runner", "num_envs", "envs per runner: num_envs = num_runners × this", int, runners=True),
+    ConfigFlag("--ray-address", "ray_address", "join this Ray cluster ('auto' or host:port)", runners=True),
+    ConfigFlag(
+        "--sample-timeout-s", "sample_timeout_s", "restart a runner whose rollout takes longer", float, runners=True
+    ),
+    ConfigFlag("--cpus-per-runner", "cpus_per_runner", "CPUs reserved per runner (default 1)", float, runners=True),
+    ConfigFlag(
+        "--max-runner-restarts",
+        "max_runner_restarts",
+        "restarts of a lost runner before it is left out",
+        int,
+        runners=True,
+    ),
+    ConfigFlag(
+        "--runner-mode",
+        "runner_mode",
+        "async: update on whichever fragments arrive",
+        runners=True,
+        choices=("sync", "async"),
+    ),
+    ConfigFlag(
+        "--max-staleness",
+        "max_staleness",
+        "async: drop fragments acted with weights older than this",
+        int,
+        runners=True,
+    ),
+)
+
+
+def _dest(flag: ConfigFlag) -> str:
+    return flag.flag.lstrip("-").replace("-", "_")
+
+
+def _add_config_flags(t: argparse.ArgumentParser, algo: str | None) -> None:
+    """The flags that set config keys: with ``algo`` known (``train ALGO --help``) only those its config has, else
+    all of them (which apply is checked once the algorithm is known: :func:`_check_flags`)."""
+    algos = _algorithms()
+    keys = set(algos[algo].config_class.help()) if algo is not None and algo in algos else None
+    runners = t.add_argument_group("scaling out on Ray runners (needs the ray extra)")
+    for flag in CONFIG_FLAGS:
+        if keys is None or (flag.key in keys):
+            where = runners if flag.runners else t
+            where.add_argument(flag.flag, dest=_dest(flag), type=flag.type, choices=flag.choices, help=flag.help)
+
+
 def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
     """The argument parser of the ``proxrl`` command (``train --help`` lists ``help_algo``'s config keys)."""
     p = argparse.ArgumentParser(prog="proxrl", description="Policy-gradient methods, from REINFORCE to PPO.")
@@ -66,8 +140,7 @@ def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
         epilog=_config_keys_epilog(help_algo),
     )
     t.add_argument("algo", nargs="?", help="algorithm: " + ", ".join(_algorithms()))
-    t.add_argument("--env", help="gymnasium id, or module:EnvId; for ippo/mappo/happo a PettingZoo module path")
-    t.add_argument("--env-kwargs", default=None, help="key=value,... passed to the env's constructor")
+    _add_config_flags(t, help_algo)
     t.add_argument("--config", help="YAML file of config keys (see configs/)")
     t.add_argument(
         "--set",
@@ -77,28 +150,11 @@ def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one config key (repeatable)",
     )
-    t.add_argument("--seed", type=int)
-    t.add_argument("--total-steps", type=int)
-    t.add_argument(
-        "--dataset", help="grpo: prompts from a local .jsonl/.json/.parquet/.csv file or save_to_disk folder"
-    )
-    t.add_argument("--eval-dataset", help="grpo: held-out prompts, the same way")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"))
     t.add_argument("--run-dir", help="where to write config, logs and checkpoints (default runs/<algo>_<env>_...)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace the run already in --run-dir (default: refuse)")
     t.add_argument("--eval-episodes", type=int, default=10, help="episodes of the final evaluation (0: none)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    r = t.add_argument_group("scaling out on Ray runners (every env-stepping method; needs the ray extra)")
-    r.add_argument("--runners", choices=("local", "ray"), help="step the envs here (local) or on Ray runner actors")
-    r.add_argument("--num-runners", type=int, help="Ray runner actors (default 2)")
-    r.add_argument("--envs-per-runner", type=int, help="envs per runner: num_envs = num_runners × this")
-    r.add_argument("--ray-address", help="join this Ray cluster ('auto' or host:port) instead of starting one")
-    r.add_argument("--sample-timeout-s", type=float, help="abandon and restart a runner whose rollout takes longer")
-    r.add_argument("--cpus-per-runner", type=float, help="CPUs reserved per runner (default 1)")
-    r.add_argument("--max-runner-restarts", type=int, help="restarts of a lost runner before it is left out")
-    r.add_argument("--runner-mode", choices=("sync", "async"), help="async: update on whichever fragments arrive")
-    r.add_argument("--max-staleness", type=int, help="async: drop fragments acted with weights older than this")
 
     e = sub.add_parser("eval", help="evaluate a trained agent")
     e.add_argument("run", help="run directory or checkpoint file")
@@ -122,7 +178,7 @@ def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
+def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any]) -> tuple[type[Trainer], RunConfig]:
     """(algorithm class, its config from the defaults < ``config_path`` YAML < ``overrides``), strictly checked."""
     from . import config as cfgmod
 
@@ -148,12 +204,12 @@ def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any])
     return cls, cfgmod.resolve(cls.config_class, None, flags, base=base)
 
 
-def _run_dir_names(cls: Any) -> list[str]:
+def _run_dir_names(cls: type[Trainer]) -> list[str]:
     """The names a trainer's config takes for the run directory (TRL's ``output_dir`` for GRPO)."""
     return [name for name, key in cls.config_class.aliases.items() if key == RUN_DIR]
 
 
-def _run_dir_given(cls: Any, config_path: str | None, overrides: dict[str, Any]) -> str | None:
+def _run_dir_given(cls: type[Trainer], config_path: str | None, overrides: dict[str, Any]) -> str | None:
     """The run directory a config file or ``--set`` names (TRL's ``output_dir``), the later winning; or None."""
     found = None
     for layer in (read_yaml(config_path) if config_path else {}), overrides:
@@ -180,7 +236,7 @@ def _bench(args: argparse.Namespace) -> int:
     unit, samples = cls.sample_unit, sum(r["samples"] for r in steady)  # unit: env steps, or completions
     total = rows[-1]["time"]
     overall = f" ({agent.global_step / total:,.0f} env steps/s overall)" if unit == "env steps" else ""
-    print(f"{args.algo} on {_subject(config)}: {agent.global_step:,} steps{overall} in {total:.1f} s")
+    print(f"{args.algo} on {config.subject()}: {agent.global_step:,} steps{overall} in {total:.1f} s")
     print(f"  collect: {collect / samples * 1e6:.0f} µs per {unit[:-1]} ({samples / collect:,.0f} {unit}/s)")
     print(f"  update:  {update / len(steady) * 1e3:.1f} ms per update of {samples // len(steady)} {unit}")
     print(f"  loop:    {samples / (collect + update):,.0f} {unit}/s (collect + update, after warm-up)")
@@ -199,13 +255,14 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume {run_dir}: no such run directory")
         if args.overwrite:
             raise ConfigError("--overwrite starts a new run; --resume continues one: give one of them")
-        _check_processes(processes, read_yaml(run_dir / "config.yaml").get("algo") if processes > 1 else None)
+        if processes > 1:
+            _check_processes(processes, str(read_yaml(run_dir / "config.yaml").get("algo")))
     else:
         cls, config, run_dir = _new_run(args, flags, processes)
     # one process at a time writes a run directory (of a data-parallel run's, rank 0)
     with rundir.locked(run_dir) if main else contextlib.nullcontext():
         if args.resume:
-            agent = _resume(args.algo, run_dir, progress, flags, say)
+            agent = _resume(args, run_dir, progress, flags, say)
             if agent.global_step >= agent.config.total_steps:
                 say(
                     f"nothing to train: {run_dir} is at step {agent.global_step:,} and --total-steps (the run's total, "
@@ -217,7 +274,7 @@ def _train(args: argparse.Namespace) -> int:
                 rundir.refuse_or_clear(run_dir, args.overwrite)
             agent = cls(config=config, run_dir=run_dir, progress=progress)
             say(
-                f"training {args.algo} on {_subject(config)} for {config.total_steps:,} steps; run directory {run_dir}"
+                f"training {args.algo} on {config.subject()} for {config.total_steps:,} steps; run directory {run_dir}"
                 + (f"; {processes} processes" if processes > 1 else "")
             )
         try:
@@ -241,7 +298,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) -> tuple[Any, Any, Path]:
+def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) -> tuple[type[Trainer], RunConfig, Path]:
     """(trainer class, config, run directory) of ``train`` without ``--resume``."""
     from .algos.common import default_run_dir
 
@@ -252,76 +309,77 @@ def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) ->
     _check_processes(processes, args.algo)
     if processes > 1 and not args.run_dir:
         raise ConfigError(f"{processes} processes write one run directory: give it with --run-dir")
+    if args.algo in _algorithms():
+        _check_flags(args, _algorithms()[args.algo], args.algo)
     cls, config = _build_config(args.algo, args.config, flags)
     given = run_directory(args.run_dir, _run_dir_given(cls, args.config, flags))  # --run-dir, or TRL's output_dir
-    run_dir = Path(given) if given else default_run_dir(args.algo, _subject(config), config.seed)
+    run_dir = Path(given) if given else default_run_dir(args.algo, config.subject(), config.seed)
     return cls, config, run_dir
+
+
+Say = Callable[..., None]  # print, or on a data-parallel run's other processes nothing
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
     """``print`` on a data-parallel run's processes other than rank 0."""
 
 
-def _check_processes(processes: int, algo: str | None) -> None:
-    """Several processes (torchrun) train GRPO data-parallel; the env-stepping methods scale out with runners."""
-    if processes > 1 and algo != "grpo":
+def _check_processes(processes: int, algo: str) -> None:
+    """Several processes (torchrun) train a method that declares ``data_parallel``; the env-stepping methods scale
+    out with runners instead."""
+    algos = _algorithms()
+    if processes > 1 and algo in algos and not algos[algo].data_parallel:
+        takers = ", ".join(name for name, cls in algos.items() if cls.data_parallel)
         raise ConfigError(
-            f"WORLD_SIZE={processes}: data-parallel training on torch.distributed is GRPO's; {algo} scales out "
-            "with Ray runners (--runners N) in one process"
+            f"WORLD_SIZE={processes}: data-parallel training on torch.distributed is {takers}'s; {algo} scales out "
+            "with Ray runners (--runners ray) in one process"
         )
 
 
 _OUTPUTS = ("config.yaml", "progress.csv", "tb", "checkpoints")  # what a run may write, besides its final save
 
 
-def _subject(config: Any) -> str:
-    """What a run trains on, for its messages and default folder: a dataset file's name, else the env."""
-    dataset = getattr(config, "dataset", None)
-    return Path(dataset).name if dataset else str(config.env)
-
-
 def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The config keys ``train``'s flags set: ``--set`` pairs, then the dedicated flags given."""
     flags: dict[str, Any] = parse_overrides(args.overrides)
-    for key, value in (
-        ("env", args.env),
-        ("seed", args.seed),
-        ("total_steps", args.total_steps),
-        ("dataset", args.dataset),
-        ("eval_dataset", args.eval_dataset),
-        ("device", args.device),
-        ("runners", args.runners),
-        ("num_runners", args.num_runners),
-        ("ray_address", args.ray_address),
-        ("sample_timeout_s", args.sample_timeout_s),
-        ("cpus_per_runner", args.cpus_per_runner),
-        ("max_runner_restarts", args.max_runner_restarts),
-        ("runner_mode", args.runner_mode),
-        ("max_staleness", args.max_staleness),
-    ):
+    given = vars(args)
+    for flag in CONFIG_FLAGS:
+        value = given.get(_dest(flag))
         if value is not None:
-            flags[key] = value
-    if args.env_kwargs is not None:
+            flags[flag.key] = value
+    if "env_kwargs" in flags and args.env_kwargs is not None:
         flags["env_kwargs"] = parse_env_kwargs(args.env_kwargs)
-    if args.envs_per_runner is not None:
+    if given.get("envs_per_runner") is not None:
         if args.num_runners is None:
             raise ConfigError("--envs-per-runner M needs --num-runners N (the run then steps N × M envs)")
         flags["num_envs"] = args.num_runners * args.envs_per_runner
     return flags
 
 
+def _check_flags(args: argparse.Namespace, cls: type[Trainer], algo: str) -> None:
+    """Refuse a flag that sets a key ``algo``'s config does not have (GRPO's --dataset under ppo, Ray's under grpo)."""
+    keys, given = set(cls.config_class.help()), vars(args)
+    for flag in CONFIG_FLAGS:
+        if given.get(_dest(flag)) is not None and flag.key not in keys:
+            takers = sorted({name for name, c in _algorithms().items() if flag.key in c.config_class.help()})
+            raise ConfigError(
+                f"{flag.flag} is not a setting of {algo} (it is of {', '.join(takers)}); "
+                f"`proxrl train {algo} --help` lists {algo}'s flags"
+            )
+
+
 def _resume(
-    algo_given: str | None, run_dir: Path, progress: bool | None, flags: dict[str, Any], say: Any = print
-) -> Any:
+    args: argparse.Namespace, run_dir: Path, progress: bool | None, flags: dict[str, Any], say: Say = print
+) -> Trainer:
     """The trainer of ``run_dir``'s newest valid checkpoint, with ``flags`` applied."""
     algos = _algorithms()
     found = checkpoint.load_newest(run_dir)
     algo = found.state["algo"]
-    if algo_given and algos.get(algo_given, None) is not algos[algo]:
-        raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{algo_given}'")
+    if args.algo and algos.get(args.algo, None) is not algos[algo]:
+        raise ConfigError(f"--resume {run_dir} holds a '{algo}' run, not '{args.algo}'")
+    _check_flags(args, algos[algo], algo)
     agent = algos[algo].load(found.path, run_dir=run_dir, progress=progress, **flags)
-    name = getattr(agent.config, "method", algo)  # a multi-agent run says ippo, mappo or happo
-    say(f"resuming {name} from step {agent.global_step:,} to {agent.config.total_steps:,} in {run_dir}")
+    say(f"resuming {agent.method} from step {agent.global_step:,} to {agent.config.total_steps:,} in {run_dir}")
     return agent
 
 

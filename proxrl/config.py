@@ -186,6 +186,10 @@ class RunConfig:
     def validate(self) -> None:
         """Cross-field checks; subclasses extend this."""
 
+    def subject(self) -> str:
+        """What the run trains on, for its messages and default run directory: the env."""
+        return self.env
+
     @classmethod
     def translate(cls, values: typing.Mapping[str, Any]) -> dict[str, Any]:
         """One layer of settings (a file, the overrides) with other libraries' names and values replaced by this

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from . import config as cfgmod
 from . import rundir
@@ -118,8 +118,14 @@ def _mean(values: Iterable[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+Callback = Callable[[Any, dict[str, Any]], bool | None]  # ``callback(trainer, row)``; False stops training
+
+
 class Trainer(Protocol):
-    """What every method's trainer offers (PPO, PG, OffPolicyPG, MultiAgentPPO, GRPO)."""
+    """What the CLI, :func:`proxrl.load` and the :class:`Session` use of a trainer (PPO, PG, OffPolicyPG,
+    MultiAgentPPO, GRPO), with its real signatures. A trainer *declares* what it can do in the class attributes
+    below; no generic module names an algorithm or probes a trainer with ``getattr``. The flags ``proxrl train``
+    offers a method are its config keys (``config_class``)."""
 
     algo: ClassVar[str]
     config_class: ClassVar[type[RunConfig]]
@@ -127,12 +133,39 @@ class Trainer(Protocol):
     sample_unit: ClassVar[str]  # what an iteration collects: "env steps", or "completions"
     migrations: ClassVar[Mapping[int, Migration]]  # format version v → its states brought to v + 1 (checkpoint.load)
     bench_steps: ClassVar[int]  # `proxrl bench`'s default budget, in steps
-    config: Any
+    data_parallel: ClassVar[bool]  # several processes (torchrun, WORLD_SIZE > 1) train it data-parallel
     progress: Progress
     run_dir: Path | None
     show_progress: bool | None
 
-    def learn(self, total_steps: int | None = None, callback: Callable[..., bool | None] | None = None) -> Any:
+    def __init__(self, *, config: Any, run_dir: str | Path | None = None, progress: bool | None = None) -> None:
+        """Build the trainer for ``config`` (its ``config_class``), writing to ``run_dir`` if given."""
+        ...
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any
+    ) -> Self:
+        """Rebuild a trainer from a checkpoint (a file, a folder or a run directory), ``overrides`` over its
+        config."""
+        ...
+
+    @property
+    def config(self) -> RunConfig:
+        """The resolved config (an instance of ``config_class``)."""
+        ...
+
+    @property
+    def global_step(self) -> int:
+        """Steps trained so far, in the unit of ``total_steps``."""
+        ...
+
+    @property
+    def method(self) -> str:
+        """The name the run is shown under (``algo``, or the variant it runs, e.g. mappo)."""
+        ...
+
+    def learn(self, total_steps: int | None = None, callback: Callback | None = None) -> Self:
         """Train for ``total_steps`` more steps (default: until ``config.total_steps``)."""
         ...
 
@@ -148,11 +181,21 @@ class Trainer(Protocol):
         """Write the next periodic checkpoint under ``run_dir / "checkpoints"``, pruning old ones."""
         ...
 
-    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Fresh-episode (or held-out) performance."""
+    def saves_together(self) -> bool:
+        """True when every process of a data-parallel run takes part in a save (a sharded model)."""
         ...
 
-    def summary(self) -> list[str]:
+    def describe_evaluation(
+        self,
+        episodes: int = 20,
+        deterministic: bool = True,
+        video_dir: str | Path | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
+        """``proxrl eval``: evaluate on fresh episodes (or held-out prompts) and say how it went, one line each."""
+        ...
+
+    def summary(self, eval_episodes: int = 0) -> list[str]:
         """What the CLI prints when training ends: one line each."""
         ...
 
@@ -214,7 +257,7 @@ class Session:
         self.processes = processes if processes is not None else _OneProcess()
         self.writes = trainer.run_dir is not None and self.processes.main  # this process keeps the run directory
         # this process takes part in saves: the writer, and with a sharded model (fsdp) every process
-        self.saves = trainer.run_dir is not None and (self.processes.main or _saves_together(trainer))
+        self.saves = trainer.run_dir is not None and (self.processes.main or trainer.saves_together())
         self.progress = progress = trainer.progress
         cfg = trainer.config
         self.target = cfg.total_steps if total_steps is None else progress.global_step + total_steps
@@ -285,7 +328,7 @@ class Session:
         """True while the target step is ahead."""
         return self.progress.global_step < self.target
 
-    def iterations(self, callback: Callable[[Any, dict[str, Any]], bool | None] | None) -> Iterator[dict[str, Any]]:
+    def iterations(self, callback: Callback | None) -> Iterator[dict[str, Any]]:
         """One fresh ``stats`` dict per iteration while the target step is ahead; after the loop body fills it,
         the iteration is finished (:meth:`finish_iteration`), which may stop the loop."""
         while self.running():
@@ -312,9 +355,7 @@ class Session:
             key = f"{phase}_seconds"
             self._phases[key] = self._phases.get(key, 0.0) + time.perf_counter() - start
 
-    def finish_iteration(
-        self, stats: dict[str, Any], callback: Callable[[Any, dict[str, Any]], bool | None] | None
-    ) -> bool:
+    def finish_iteration(self, stats: dict[str, Any], callback: Callback | None) -> bool:
         """Log the iteration's row, checkpoint on cadence, run the callback; True when training should stop."""
         progress, cfg = self.progress, self.trainer.config
         seconds = time.perf_counter() - self._start
@@ -339,8 +380,3 @@ class Session:
         if stop or progress.iteration % cfg.log_every == 0 or not self.running():
             self.logger.log(row)
         return stop
-
-
-def _saves_together(trainer: Trainer) -> bool:
-    together = getattr(trainer, "saves_together", None)
-    return bool(together()) if callable(together) else False

@@ -126,6 +126,8 @@ def test_eval_records_video(tmp_path, tiny_ppo):
         (["train", "ppo", "--envs-per-runner", "2"], "--envs-per-runner M needs --num-runners N"),
         (["train", "ppo", "--runner-mode", "async"], "runner_mode=async needs runners=ray"),
         (["train", "pg", "--runners", "ray", "--runner-mode", "async"], "runner_mode=async is for PPO and off-policy"),
+        (["train", "ppo", "--dataset", "prompts.jsonl"], "--dataset is not a setting of ppo (it is of grpo)"),
+        (["train", "grpo", "--num-runners", "2"], "--num-runners is not a setting of grpo (it is of "),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(tmp_path, args, message):
@@ -164,6 +166,24 @@ def test_env_kwargs_reach_the_env_constructor(tmp_path, capsys):
 def test_help_lists_config_keys():
     r = run_cli("train", "ppo", "--help")
     assert r.returncode == 0 and "gae_lambda: λ" in r.stdout
+
+
+def test_train_help_offers_each_method_only_the_flags_of_its_config(capsys):
+    # issue 32: the CLI builds a method's flags from its config's keys: GRPO's dataset flags only under grpo, the
+    # Ray runner flags only where runners apply
+    from proxrl.cli import build_parser
+
+    def flags(algo: str) -> str:
+        return (
+            build_parser(algo).format_help()
+            + build_parser(algo)._subparsers._group_actions[0].choices["train"].format_help()
+        )
+
+    ppo, grpo = flags("ppo"), flags("grpo")
+    assert "--runners" in ppo and "--num-runners" in ppo and "--env-kwargs" in ppo
+    assert "--dataset" not in ppo and "--eval-dataset" not in ppo
+    assert "--dataset" in grpo and "--eval-dataset" in grpo
+    assert "--runners" not in grpo and "--ray-address" not in grpo and "Ray runners" not in grpo
 
 
 def test_bench_reports_speed(capsys):

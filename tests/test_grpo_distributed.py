@@ -252,7 +252,7 @@ def test_settings_a_data_parallel_run_cannot_take_are_refused_in_one_line(tmp_pa
     bad = _torchrun(_train_args(tmp_path / "r", 1, prompts_per_step=3))
     assert bad.returncode != 0 and "prompts_per_step=3 must be divisible by the 2 processes" in bad.stderr
     ppo = _torchrun(["train", "ppo", "--env", "CartPole-v1", "--run-dir", str(tmp_path / "p")])
-    assert "data-parallel training on torch.distributed is GRPO's" in ppo.stderr
+    assert "data-parallel training on torch.distributed is grpo's" in ppo.stderr
 
 
 @pytest.mark.slow

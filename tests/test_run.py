@@ -114,6 +114,27 @@ def test_the_env_trainers_derive_from_their_family_base_one_level_deep():
         assert shared == (["predict"] if cls is MultiAgentPPO else []), (cls, shared)  # inherited, not re-bound
 
 
+def test_every_trainer_is_a_trainer_as_the_cli_sees_it_and_declares_what_it_can_do():
+    # issue 32: the CLI, proxrl.load and the Session see the typed Trainer protocol; a trainer declares its
+    # capabilities (data_parallel, method, saves_together) instead of being probed, and no generic module names a
+    # method or probes with getattr/hasattr
+    import inspect
+
+    import proxrl
+    from proxrl import ALGORITHMS, cli, run
+    from proxrl.run import Trainer
+
+    members = [n for n in vars(Trainer) if not n.startswith("_")] + list(Trainer.__annotations__)
+    for cls in set(ALGORITHMS.values()):
+        missing = [n for n in members if not hasattr(cls, n) and n not in ("progress", "run_dir", "show_progress")]
+        assert not missing, (cls.__name__, missing)
+    assert [name for name, cls in ALGORITHMS.items() if cls.data_parallel] == ["grpo"]
+    for module in (cli, run, proxrl):
+        source = inspect.getsource(module)
+        assert "getattr(" not in source and "hasattr(" not in source, module.__name__
+    assert '"grpo"' not in inspect.getsource(cli) and '"grpo"' not in inspect.getsource(run)
+
+
 def test_grpo_derives_from_the_language_model_trainer_one_level_deep():
     from proxrl import GRPO
     from proxrl.lm.trainer import LanguageModelTrainer

@@ -209,7 +209,8 @@ class EnvTrainer:
     sample_unit: ClassVar[str] = "env steps"
     migrations: ClassVar[Mapping[int, Migration]] = {}
     bench_steps: ClassVar[int]
-    config: Any
+    data_parallel: ClassVar[bool] = False  # scales out with Ray runners in one process, not with torchrun
+    config: RolloutConfig
     progress: Progress
     run_dir: Path | None
     show_progress: bool | None
@@ -224,6 +225,15 @@ class EnvTrainer:
     def global_step(self) -> int:
         """Env steps trained so far (summed over the N envs)."""
         return self.progress.global_step
+
+    @property
+    def method(self) -> str:
+        """The name the run is shown under: ``algo``."""
+        return self.algo
+
+    def saves_together(self) -> bool:
+        """One process saves: an env trainer is never data-parallel."""
+        return False
 
     def _begin(self, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
         """What every env trainer does first: :func:`.common.begin` (config, run directory, seeds, threads, zero
@@ -254,6 +264,7 @@ class EnvTrainer:
         cfg = self.config
         if cfg.runners == "ray":
             return self.start_runners()
+        assert isinstance(cfg, ActorCriticConfig)  # a multi-agent trainer starts its own collector
         step = self.progress.global_step
         venv, norms = make_vec_env(
             cfg.env,

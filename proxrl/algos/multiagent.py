@@ -13,10 +13,14 @@ All three minimise the same clipped surrogate (``objectives.clipped_surrogate``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from ..checkpoint import Migration
+from ..config import RunConfig
+from ..policies import MultiAgentActorCritic
+
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -114,8 +118,10 @@ class MultiAgentPPO(EnvTrainer):
     algo = "multiagent_ppo"
     final_checkpoint = "model.pt"
     sample_unit, bench_steps = "env steps", 20_000
-    migrations = {2: checkpoint.drop_config_keys("vectorization")}  # a key it accepted and ignored before 3
-    config_class = MultiAgentPPOConfig
+    migrations: ClassVar[Mapping[int, Migration]] = {2: checkpoint.drop_config_keys("vectorization")}
+    config_class: ClassVar[type[RunConfig]] = MultiAgentPPOConfig
+    config: MultiAgentPPOConfig
+    policy: MultiAgentActorCritic
 
     def __init__(
         self,
@@ -176,6 +182,11 @@ class MultiAgentPPO(EnvTrainer):
     ) -> list[str]:
         """``proxrl eval`` of a multi-agent run (:func:`proxrl.marl.evaluation.describe_evaluation`)."""
         return evaluation.describe_evaluation(self, episodes, deterministic, video_dir, seed)
+
+    @property
+    def method(self) -> str:
+        """The name the run is shown under: ippo, mappo or happo."""
+        return self.config.method
 
     def summary(self, eval_episodes: int = 0) -> list[str]:
         """The final lines of a multi-agent run (:func:`proxrl.marl.evaluation.summary`)."""

@@ -10,10 +10,14 @@ Each iteration collects one rollout with the current policy, stores it, and take
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from ..checkpoint import Migration
+from ..config import RunConfig
+from ..policies import ActorCritic
+
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -54,8 +58,10 @@ class OffPolicyPG(EnvTrainer):
     algo = "offpolicy_pg"
     final_checkpoint = "model.pt"
     sample_unit, bench_steps = "env steps", 20_000
-    migrations = {3: agent.nest_optimizer_state}
-    config_class = OffPolicyPGConfig
+    migrations: ClassVar[Mapping[int, Migration]] = {3: agent.nest_optimizer_state}
+    config_class: ClassVar[type[RunConfig]] = OffPolicyPGConfig
+    config: OffPolicyPGConfig
+    policy: ActorCritic
 
     def __init__(
         self,

@@ -14,10 +14,14 @@ r + γV(s') for TD) so ``explained_variance`` is logged; ``return`` does not use
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from ..checkpoint import Migration
+from ..config import RunConfig
+from ..policies import ActorCritic
+
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -101,8 +105,10 @@ class PG(EnvTrainer):
     algo = "pg"
     final_checkpoint = "model.pt"
     sample_unit, bench_steps = "env steps", 20_000
-    migrations = {3: agent.nest_optimizer_state}
-    config_class = PGConfig
+    migrations: ClassVar[Mapping[int, Migration]] = {3: agent.nest_optimizer_state}
+    config_class: ClassVar[type[RunConfig]] = PGConfig
+    config: PGConfig
+    policy: ActorCritic
 
     def __init__(
         self,

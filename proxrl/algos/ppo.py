@@ -6,11 +6,15 @@ The loop reads top to bottom in :meth:`PPO.learn`; the estimator and the losses 
 
 from __future__ import annotations
 
+from ..checkpoint import Migration
+from ..config import RunConfig
+from ..policies import ActorCritic
+
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-from collections.abc import Callable
+from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -131,8 +135,10 @@ class PPO(EnvTrainer):
     algo = "ppo"
     final_checkpoint = "model.pt"
     sample_unit, bench_steps = "env steps", 20_000
-    migrations = {3: agent.nest_optimizer_state}
-    config_class = PPOConfig
+    migrations: ClassVar[Mapping[int, Migration]] = {3: agent.nest_optimizer_state}
+    config_class: ClassVar[type[RunConfig]] = PPOConfig
+    config: PPOConfig
+    policy: ActorCritic
 
     def __init__(
         self,

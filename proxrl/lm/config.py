@@ -4,6 +4,8 @@ evaluation. The algorithm's own hyperparameters live in its config (``algos.grpo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dataclasses import dataclass
 
 from ..config import ConfigError, RunConfig, param
@@ -88,6 +90,10 @@ class LanguageModelConfig(RunConfig):
         "temperature (pass@1 of the policy GRPO optimises; 0: greedy only)",
         low=0,
     )
+
+    def subject(self) -> str:
+        """What the run trains on: the dataset file's name, else the text task."""
+        return Path(self.dataset).name if self.dataset else self.env
 
     def validate(self) -> None:
         if self.dataset is not None and self.model is None:

@@ -39,6 +39,7 @@ class LanguageModelTrainer:
     sample_unit: ClassVar[str] = "completions"
     migrations: ClassVar[Mapping[int, checkpoint.Migration]] = {}
     bench_steps: ClassVar[int]
+    data_parallel: ClassVar[bool] = True  # torchrun: several processes, each a share of the prompts
     config: Any
     progress: Progress
     run_dir: Path | None
@@ -59,6 +60,11 @@ class LanguageModelTrainer:
     def global_step(self) -> int:
         """GRPO steps trained so far."""
         return self.progress.global_step
+
+    @property
+    def method(self) -> str:
+        """The name the run is shown under: ``algo``."""
+        return self.algo
 
     def evaluate(self, examples: int | None = None, samples: int | None = None) -> dict[str, float]:
         """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
