@@ -48,7 +48,8 @@ from ..objectives import (
 )
 from ..optim import make_adam
 from ..run import Session
-from .common import begin, check_finite, check_gradient, resolve_device
+from ..devices import resolve_device
+from .common import begin, check_finite, check_gradient
 
 
 @dataclass(frozen=True, kw_only=True)

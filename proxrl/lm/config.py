@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import ConfigError, RunConfig, param
+from ..config import RunConfig, param
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True, kw_only=True)

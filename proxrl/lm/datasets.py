@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..envs.text_tasks import exact_match
 from .rewards import call_batched, columns_of, takes_batches
 

@@ -58,7 +58,7 @@ def shard(model: nn.Module) -> None:
     lean_decoder(model)
     classes = layer_classes(model)
     if not classes:
-        from ..config import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(
             f"fsdp: {type(model).__name__} names no decoder layer class (_no_split_modules); train it without fsdp"

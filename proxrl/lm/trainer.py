@@ -14,11 +14,11 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from .. import checkpoint, config as cfgmod
-from ..algos.common import rng_state, set_rng_state
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..envs.text_tasks import TextTask, sampler_state, set_sampler_state
 from ..config import RunConfig
 from ..run import Progress
+from ..seeding import rng_state, set_rng_state
 from . import distributed, fsdp, load_adapter
 from .critic import TokenCritic
 from .distributed import World
