@@ -26,7 +26,7 @@ from .. import checkpoint, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
 from ..config import ConfigError, object_path, param, run_directory
-from ..envs.text_tasks import load_callable, load_task
+from ..lm.tasks import load_callable, load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
 from ..lm.trainer import LanguageModelTrainer

@@ -16,7 +16,7 @@ class LanguageModelConfig(RunConfig):
 
     env: str = param(
         "addition",
-        "text task: addition | reverse | sort (proxrl.envs.text_tasks), or "
+        "text task: addition | reverse | sort (proxrl.lm.text_tasks), or "
         "'module:function' returning a TextTask; env_kwargs go to it",
     )
     dataset: str | None = param(

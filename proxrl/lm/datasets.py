@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..envs.text_tasks import exact_match
+from .text_tasks import exact_match
 from .rewards import call_batched, columns_of, takes_batches
 
 SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}

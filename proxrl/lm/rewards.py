@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..envs.text_tasks import load_callable
+from .tasks import load_callable
 from . import require_transformers
 
 

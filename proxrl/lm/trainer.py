@@ -15,7 +15,7 @@ import torch
 
 from .. import checkpoint, config as cfgmod
 from ..errors import ConfigError
-from ..envs.text_tasks import TextTask, sampler_state, set_sampler_state
+from .text_tasks import TextTask, sampler_state, set_sampler_state
 from ..config import RunConfig
 from ..run import Progress
 from ..seeding import rng_state, set_rng_state

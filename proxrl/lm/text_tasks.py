@@ -4,20 +4,17 @@ Each task generates ``{"prompt": ..., "answer": ...}`` examples from a seeded ``
 held-out set of prompts that training never samples, and ships its reward functions with the signature GRPO
 expects, ``f(prompt, completion, **example) -> float``. ``char_tokenizer`` builds the matching one-token-per-
 character tokenizer with the ``tokenizers`` library (no download); ``sampler_state`` and ``set_sampler_state`` keep
-the example sampler's RNG in a checkpoint.
+the example sampler's RNG in a checkpoint. ``lm.tasks`` finds a task by name (these, and ``lm.math_tasks``'s).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from ..config import ConfigError, registered_object
 
 RewardFunction = Callable[..., float]
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
@@ -120,58 +117,6 @@ def sort(min_len: int = 3, max_len: int = 6, num_held_out: int = 200) -> TextTas
     return TextTask(
         "sort", make, string.digits + ":", {"exact_match": exact_match, "char_match": char_match}, num_held_out
     )
-
-
-def gsm8k_style(num_held_out: int = 200) -> TextTask:
-    """Two-step arithmetic word problems in GSM8K's format (``proxrl.envs.math_tasks``, imported when asked for)."""
-    from .math_tasks import gsm8k_style as make
-
-    return make(num_held_out)
-
-
-TASKS: dict[str, Callable[..., TextTask]] = {
-    "addition": addition,
-    "reverse": reverse,
-    "sort": sort,
-    "gsm8k_style": gsm8k_style,
-}
-
-
-def load_task(name: str, kwargs: dict[str, Any] | None = None) -> TextTask:
-    """A built-in task by name, or ``module:function`` returning a :class:`TextTask`; ConfigError otherwise."""
-    kwargs = kwargs or {}
-    if name in TASKS:
-        factory = TASKS[name]
-    elif ":" in name:
-        factory = load_callable(name, "task")
-    else:
-        raise ConfigError(
-            f"env={name!r} is not a text task; allowed: {', '.join(TASKS)}, or 'module:function' "
-            "returning a proxrl.envs.text_tasks.TextTask"
-        )
-    try:
-        task = factory(**kwargs)
-    except TypeError as e:
-        raise ConfigError(f"env_kwargs {kwargs} do not fit task {name!r}: {e}") from None
-    if not isinstance(task, TextTask):
-        raise ConfigError(f"env={name!r} returned {type(task).__name__}, not a TextTask")
-    return task
-
-
-def load_callable(spec: str, what: str) -> Callable[..., Any]:
-    """Import ``module:attribute`` (or find a function this process passed as an object,
-    :func:`config.registered_object`); ConfigError naming ``what`` if it does not resolve to a callable."""
-    found = registered_object(spec)
-    if found is not None:
-        return found
-    module_name, _, attr = spec.partition(":")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{what} {spec!r} cannot be imported ({e}); write it as 'package.module:function'") from None
-    if not callable(obj):
-        raise ConfigError(f"{what} {spec!r} is not callable")
-    return obj
 
 
 def char_tokenizer(alphabet: str) -> Any:
