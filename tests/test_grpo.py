@@ -184,6 +184,20 @@ def test_text_tasks_hold_out_prompts_and_score_completions():
         tasks.load_task("addition", {"width": 3})
 
 
+def test_the_text_tasks_former_module_paths_still_resolve():
+    """The tasks moved from proxrl.envs to proxrl.lm (issue 32): a ``module:function`` string naming the old module
+    (a YAML config's reward_funcs or env, or the path a saved run's config holds for a function passed as an
+    object) still finds the same function, and a user task built on the old path's TextTask is still a TextTask."""
+    from proxrl.envs.text_tasks import TextTask as OldTextTask
+    from proxrl.lm import math_tasks
+
+    assert tasks.load_callable("proxrl.envs.text_tasks:exact_match", "reward") is text_tasks.exact_match
+    assert tasks.load_callable("proxrl.envs.text_tasks:char_match", "reward") is text_tasks.char_match
+    assert tasks.load_callable("proxrl.envs.math_tasks:correctness_reward", "reward") is math_tasks.correctness_reward
+    assert tasks.load_task("proxrl.envs.text_tasks:reverse").name == "reverse"
+    assert OldTextTask is text_tasks.TextTask
+
+
 def test_char_tokenizer_round_trips_and_tiny_model_reloads_with_the_same_outputs(tmp_path):
     tok = text_tasks.char_tokenizer("0123456789+=")
     ids = tok("12+34=")["input_ids"]
