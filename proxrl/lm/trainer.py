@@ -21,6 +21,7 @@ from ..run import Progress
 from ..seeding import rng_state, set_rng_state
 from . import distributed, fsdp, load_adapter
 from .critic import TokenCritic
+from .decoder import is_sharded
 from .distributed import World
 from .evaluation import HeldOutAccuracy, accuracy_label, describe_accuracy, held_out_accuracy
 from .reference import Reference
@@ -222,7 +223,7 @@ class LanguageModelTrainer:
             trainer.critic.load_state_dict(state["value_head"])
         trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
         reference = trainer.reference.model
-        if trainer._sharded() and reference is not None and not fsdp.is_sharded(reference):
+        if trainer._sharded() and reference is not None and not is_sharded(reference):
             fsdp.shard(reference)  # read back whole from its folder
         trainer.load_optimizer_state(state["optimizer"], folder)
         trainer.progress.load_state_dict(state)
