@@ -26,7 +26,7 @@ test: $(STAMP)
 
 ## Seeded learning thresholds (slow; CI runs them too), the Ray ones excepted (make test-ray runs those). Two
 ## xdist workers: each test runs its seeds in a pool of two processes, every one on one torch and one BLAS thread
-## (proxrl.algos.common.limit_threads), so four processes share the two cores without spinning on each other; the
+## (proxrl.devices.limit_threads), so four processes share the two cores without spinning on each other; the
 ## GRPO tests, the longest, come first in tests/test_learning.py so that no worker is left with them at the end.
 test-learning: $(STAMP)
 	$(BIN)/python -m pytest -q -m 'learning and not ray' $(XDIST) $(PYTEST_ARGS)
@@ -60,7 +60,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check proxrl tests benchmarks scripts
 	$(BIN)/mypy --strict --follow-imports=silent proxrl/advantages.py proxrl/objectives.py proxrl/kl.py \
 		proxrl/distributions.py proxrl/config.py proxrl/run.py proxrl/algos/agent.py proxrl/lm/trainer.py \
-		proxrl/lm/distributed.py
+		proxrl/lm/distributed.py proxrl/errors.py proxrl/seeding.py proxrl/devices.py proxrl/rundir.py \
+		proxrl/algos/common.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

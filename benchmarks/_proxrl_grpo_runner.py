@@ -53,7 +53,7 @@ def main() -> None:
         seed=a.seed,
         torch_threads=a.threads,
         fsdp=a.fsdp,
-        reward_funcs=("proxrl.envs.text_tasks:exact_match",),  # TRL's runner scores exact match only
+        reward_funcs=("proxrl.lm.text_tasks:exact_match",),  # TRL's runner scores exact match only
         eval_every=0,
         eval_examples=1,
         tensorboard=False,

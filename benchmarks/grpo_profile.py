@@ -38,7 +38,7 @@ def main() -> None:
         lr=1e-4,
         seed=0,
         torch_threads=a.threads,
-        reward_funcs=("proxrl.envs.text_tasks:exact_match",),
+        reward_funcs=("proxrl.lm.text_tasks:exact_match",),
         eval_every=0,
         eval_examples=1,
         tensorboard=False,

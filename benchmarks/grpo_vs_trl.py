@@ -9,7 +9,7 @@ table with medians and the ratios.
     python benchmarks/grpo_vs_trl.py [--seeds 0 1 2 3 4 5 6] [--steps 60] [--beta 0.04]
 
 ``--model qwen2-bpe`` trains a 34M-parameter Qwen2 (8 layers, width 512, 8 heads) with the GSM8K-format task's BPE
-tokenizer (``proxrl.envs.math_tasks.math_tokenizer``) instead; ``--processes 1 2`` runs each contender on 1 and
+tokenizer (``proxrl.lm.math_tasks.math_tokenizer``) instead; ``--processes 1 2`` runs each contender on 1 and
 on 2 data-parallel processes (proxrl under ``torchrun``, TRL's Trainer under ``torchrun`` too: gloo on the CPU,
 loopback only), the same global batch, ``--threads`` torch threads split over the processes. Peak RSS is then the
 sum of the processes' peaks:
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from proxrl import lm
-from proxrl.envs.text_tasks import addition, char_tokenizer
+from proxrl.lm.text_tasks import addition, char_tokenizer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -42,7 +42,7 @@ ROOT = HERE.parent
 def make_qwen2(folder: Path) -> None:
     """A Qwen2-architecture model of 34M parameters (8 layers, width 512, 8 heads, MLP 2048, tied embeddings) with
     the GSM8K-format task's BPE tokenizer (vocabulary 400, ChatML end token), built from a config."""
-    from proxrl.envs.math_tasks import math_tokenizer
+    from proxrl.lm.math_tasks import math_tokenizer
 
     torch.manual_seed(0)
     tok = math_tokenizer()

@@ -300,7 +300,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) -> tuple[type[Trainer], RunConfig, Path]:
     """(trainer class, config, run directory) of ``train`` without ``--resume``."""
-    from .algos.common import default_run_dir
+    from .rundir import default_run_dir
 
     if not args.algo and args.config:  # a preset or a run's config.yaml names its algorithm
         args.algo = read_yaml(args.config).get("algo")

@@ -19,9 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A user's configuration is wrong; the message names the key and what is allowed."""
+from .errors import ConfigError as ConfigError  # defined below every module that raises it; its public home is here
 
 
 def param(

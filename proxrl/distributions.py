@@ -17,7 +17,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from .config import ConfigError
+from .errors import ConfigError
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 

@@ -1,8 +1,13 @@
-"""Errors raised while training (user-facing configuration errors live in ``proxrl.config``)."""
+"""proxrl's exceptions: :class:`ConfigError` for a user's mistake in a configuration (``proxrl.config`` re-exports
+it), and the errors and warnings raised while training."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A user's configuration is wrong; the message names the key and what is allowed."""
 
 
 class NonFiniteError(FloatingPointError):

@@ -1,5 +1,5 @@
 """Who may write a run directory: a new run never lands in a folder that holds another run (unless told to
-replace it), and one process at a time writes a run (a lock file).
+replace it), and one process at a time writes a run (a lock file); and where a run goes when none is given.
 
 Written by hand: the lock is a dozen lines over ``fcntl.flock``, which the kernel releases when the process dies,
 so a killed run never leaves a stale lock (the ``filelock`` package does the same and would be one more
@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .config import ConfigError
+from .errors import ConfigError
 
 # What a run writes; a folder holding any of these holds a run
 RUN_FILES = ("model.pt", "model", "checkpoints", "progress.csv", "config.yaml", "tb", "init_model")
@@ -25,6 +26,12 @@ _held: dict[Path, tuple[int, int]] = {}  # resolved run dir → (lock fd, holder
 
 class RunDirectoryError(ConfigError):
     """A run directory that holds another run, or that another process is writing."""
+
+
+def default_run_dir(algo: str, env: str, seed: int, root: str | Path = "runs") -> Path:
+    """``runs/<algo>_<env>_s<seed>_<timestamp>``: where a run goes when no run directory is given."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{algo}_{env.replace(':', '_').replace('/', '_')}_s{seed}_{stamp}"
 
 
 def existing_run(run_dir: Path) -> list[str]:

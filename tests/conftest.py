@@ -13,7 +13,7 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["RAY_AUTH_MODE"] = "disabled"  # no token written to ~/.ray for a throwaway loopback cluster
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
 import toy_envs  # noqa: E402,F401  registers proxrl_test/* envs
-from proxrl.algos.common import limit_threads  # noqa: E402
+from proxrl.devices import limit_threads  # noqa: E402
 
 limit_threads(1)  # torch and numpy's BLAS: one thread each, so that xdist's workers do not spin on each other
 

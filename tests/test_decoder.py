@@ -5,7 +5,7 @@ softmax(logits / T) within the top-p nucleus; anything it cannot reproduce falls
 import pytest
 import torch
 
-from proxrl.envs import text_tasks
+from proxrl.lm import text_tasks
 
 transformers = pytest.importorskip("transformers")
 

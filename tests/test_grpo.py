@@ -13,7 +13,7 @@ from proxrl import kl
 from proxrl.advantages import group_relative
 from proxrl.checkpoint import CheckpointError
 from proxrl.config import ConfigError
-from proxrl.envs import text_tasks
+from proxrl.lm import tasks, text_tasks
 from proxrl.objectives import aggregate_tokens, grpo_loss
 
 transformers = pytest.importorskip("transformers")
@@ -167,8 +167,8 @@ def test_grpo_loss_clips_asymmetrically_and_adds_beta_k3():
 
 # --- tasks and models --------------------------------------------------------------------------------------
 def test_text_tasks_hold_out_prompts_and_score_completions():
-    for name in text_tasks.TASKS:
-        task = text_tasks.load_task(name)
+    for name in tasks.TASKS:
+        task = tasks.load_task(name)
         held = {ex["prompt"] for ex in task.held_out()}
         assert len(held) == 200
         train = task.sample(__import__("random").Random(0), 500)
@@ -177,11 +177,25 @@ def test_text_tasks_hold_out_prompts_and_score_completions():
         assert text_tasks.exact_match(completion=ex["answer"], **ex) == 1.0
         assert text_tasks.exact_match(completion=ex["answer"] + "0", **ex) == 0.0
         assert -1.0 <= text_tasks.char_match(completion="x", **ex) < 1.0
-    assert text_tasks.load_task("addition").sample(__import__("random").Random(1), 1)[0]["prompt"].endswith("=")
+    assert tasks.load_task("addition").sample(__import__("random").Random(1), 1)[0]["prompt"].endswith("=")
     with pytest.raises(ConfigError, match="allowed: addition"):
-        text_tasks.load_task("multiplication")
+        tasks.load_task("multiplication")
     with pytest.raises(ConfigError, match="do not fit"):
-        text_tasks.load_task("addition", {"width": 3})
+        tasks.load_task("addition", {"width": 3})
+
+
+def test_the_text_tasks_former_module_paths_still_resolve():
+    """The tasks moved from proxrl.envs to proxrl.lm (issue 32): a ``module:function`` string naming the old module
+    (a YAML config's reward_funcs or env, or the path a saved run's config holds for a function passed as an
+    object) still finds the same function, and a user task built on the old path's TextTask is still a TextTask."""
+    from proxrl.envs.text_tasks import TextTask as OldTextTask
+    from proxrl.lm import math_tasks
+
+    assert tasks.load_callable("proxrl.envs.text_tasks:exact_match", "reward") is text_tasks.exact_match
+    assert tasks.load_callable("proxrl.envs.text_tasks:char_match", "reward") is text_tasks.char_match
+    assert tasks.load_callable("proxrl.envs.math_tasks:correctness_reward", "reward") is math_tasks.correctness_reward
+    assert tasks.load_task("proxrl.envs.text_tasks:reverse").name == "reverse"
+    assert OldTextTask is text_tasks.TextTask
 
 
 def test_char_tokenizer_round_trips_and_tiny_model_reloads_with_the_same_outputs(tmp_path):
@@ -328,7 +342,7 @@ def test_reward_errors_and_bad_settings_are_clear():
     with pytest.raises(ConfigError, match="not a local model folder"):
         GRPO("sort", **TINY, model="/nonexistent/model")
     with pytest.raises(ConfigError, match="reward_weights has 1 entries for 2 reward_funcs"):
-        GRPO("sort", **TINY, reward_funcs=("proxrl.envs.text_tasks:exact_match",) * 2, reward_weights=(1.0,))
+        GRPO("sort", **TINY, reward_funcs=("proxrl.lm.text_tasks:exact_match",) * 2, reward_weights=(1.0,))
     with pytest.raises(ConfigError, match="3 entries for the task's 2 reward functions"):
         GRPO("sort", **TINY, reward_weights=(1.0, 1.0, 1.0))
     weighted = GRPO("sort", **TINY, reward_weights=(1.0, 0.5))  # the task's exact_match and char_match

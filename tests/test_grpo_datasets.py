@@ -12,7 +12,7 @@ import torch
 import proxrl.lm.datasets as lm_data
 from proxrl import GRPO, lm
 from proxrl.config import ConfigError
-from proxrl.envs import text_tasks
+from proxrl.lm import text_tasks
 
 datasets = pytest.importorskip("datasets")
 

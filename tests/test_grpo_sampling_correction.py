@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 
 from proxrl import GRPO, lm  # noqa: E402
 from proxrl.config import ConfigError  # noqa: E402
-from proxrl.envs import text_tasks  # noqa: E402
+from proxrl.lm import text_tasks  # noqa: E402
 from proxrl.objectives import grpo_loss, sampling_correction  # noqa: E402
 from test_decoder import VOCAB, tiny, tiny_gpt2  # noqa: E402
 from test_grpo_sampling import TINY  # noqa: E402

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("transformers")
 
 from proxrl import GRPO  # noqa: E402
-from proxrl.envs import math_tasks  # noqa: E402
-from proxrl.envs.math_tasks import (  # noqa: E402
+from proxrl.lm import math_tasks  # noqa: E402
+from proxrl.lm.math_tasks import (  # noqa: E402
     correctness_reward,
     format_compliance,
     lenient_accuracy,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from proxrl import PPO, CheckpointError, ConfigError, checkpoint
-from proxrl.algos.common import NonFiniteError
+from proxrl.errors import NonFiniteError
 
 
 @pytest.mark.parametrize("kind", ["discrete", "box", "multidiscrete"])
@@ -159,7 +159,7 @@ def test_orthogonal_init_gains():
 
 
 def test_cuda_request_without_gpu_is_a_config_error():
-    from proxrl.algos.common import resolve_device
+    from proxrl.devices import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

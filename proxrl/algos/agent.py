@@ -31,7 +31,9 @@ from ..runners.runner import EnvRunner, build_policy
 from ..checkpoint import Migration
 from ..run import Progress
 from . import common
-from .common import check_gradient, evaluate_policy, resolve_device, rng_state, set_rng_state
+from ..devices import resolve_device
+from ..seeding import rng_state, set_rng_state
+from .common import check_gradient, evaluate_policy
 
 T = TypeVar("T", bound="EnvTrainer")
 

@@ -1,21 +1,22 @@
-"""Plain helpers every algorithm's trainer uses: seeding, devices, RNG state, evaluation, finiteness checks."""
+"""Plain helpers every algorithm's trainer uses: its start (:func:`begin`), per-step stats, minibatches, evaluation,
+finiteness checks. Seeding and RNG streams live in ``proxrl.seeding``, devices and threads in ``proxrl.devices``."""
 
 from __future__ import annotations
 
 import math
-import random
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
+from ..devices import limit_threads
 from ..envs import make_eval_env
 from ..errors import NonFiniteError
+from ..policies import ActorCritic
 from ..run import Progress
+from ..seeding import seed_everything
 
 
 class Starting(Protocol):
@@ -36,53 +37,6 @@ def begin(trainer: Starting, config: Any, run_dir: str | Path | None, progress: 
     seed_everything(config.seed)
     limit_threads(config.torch_threads)
     trainer.progress = Progress()
-
-
-def limit_threads(n: int) -> None:
-    """Run torch and numpy's BLAS (the MLP's numpy acting path) on ``n`` threads each. OpenBLAS otherwise takes
-    every core, and two trainings side by side (seeds in a pool, Ray runners, test workers) then spin on each
-    other's cores: an MLP run on 2 cores went from 2.8 s to 92 s with a second one beside it."""
-    torch.set_num_threads(n)
-    threadpool_limits(limits=n, user_api="blas")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python's ``random``, numpy's global RNG and torch."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str, num_params: int, convolutional: bool = False) -> torch.device:
-    """``auto``: CUDA only if present and the network is large enough (≥ 1M parameters) or convolutional for a
-    GPU to pay off; small MLPs are faster on the CPU, where per-step transfer and launch costs dominate."""
-    big = num_params >= 1_000_000 or convolutional
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available() and big):
-        if not torch.cuda.is_available():
-            from ..config import ConfigError
-
-            raise ConfigError("device 'cuda' requested but no CUDA device is available; use device=cpu or auto")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def rng_state() -> dict[str, Any]:
-    """RNG states of torch, numpy and python as checkpoint-safe values (tensors, lists, numbers)."""
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
-        "python": list(random.getstate()[1]) + [random.getstate()[0]],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
-    torch.set_rng_state(state["torch"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
-    py = state["python"]
-    random.setstate((int(py[-1]), tuple(int(x) for x in py[:-1]), None))
 
 
 class StatLog:
@@ -120,12 +74,6 @@ def check_finite(step: int, **terms: Tensor) -> None:
             )
 
 
-def default_run_dir(algo: str, env: str, seed: int, root: str | Path = "runs") -> Path:
-    """``runs/<algo>_<env>_s<seed>_<timestamp>``."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{algo}_{env.replace(':', '_').replace('/', '_')}_s{seed}_{stamp}"
-
-
 def explained_variance(pred: Tensor, target: Tensor) -> float:
     """1 − Var[target − pred] / Var[target] (NaN when the target is constant)."""
     var = target.var()
@@ -150,6 +98,7 @@ def evaluate_policy(
     """
     import gymnasium as gym
 
+    assert isinstance(policy, ActorCritic)  # what every env trainer builds (runners.runner.build_policy)
     device = device or torch.device("cpu")
     e = make_eval_env(env, env_kwargs, obs_stats, render_mode="rgb_array" if video_dir else None)
     if video_dir is not None:
@@ -159,7 +108,7 @@ def evaluate_policy(
         for i in range(episodes):
             obs, _ = e.reset(seed=seed + i)
             done, total, n = False, 0.0, 0
-            state = policy.initial_state(1, device) if getattr(policy, "core", None) is not None else None
+            state = policy.initial_state(1, device) if policy.core is not None else None
             while not done:
                 x = torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0)
                 if state is None:

@@ -26,7 +26,7 @@ from .. import checkpoint, lm
 from . import agent
 from ..advantages import REWARD_SCALINGS, flat_groups, group_relative
 from ..config import ConfigError, object_path, param, run_directory
-from ..envs.text_tasks import load_callable, load_task
+from ..lm.tasks import load_callable, load_task
 from ..lm.config import LanguageModelConfig
 from ..lm.critic import TokenCritic
 from ..lm.trainer import LanguageModelTrainer
@@ -48,7 +48,8 @@ from ..objectives import (
 )
 from ..optim import make_adam
 from ..run import Session
-from .common import begin, check_finite, check_gradient, resolve_device
+from ..devices import resolve_device
+from .common import begin, check_finite, check_gradient
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,7 +48,8 @@ from ..objectives import clipped_surrogate, entropy_bonus, value_loss
 from ..run import Session
 from . import agent
 from .agent import EnvTrainer, RolloutConfig
-from .common import StatLog, minibatches, resolve_device
+from ..devices import resolve_device
+from .common import StatLog, minibatches
 
 METHODS = ("ippo", "mappo", "happo")
 

@@ -21,7 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 INSTALL = 'Atari needs ale-py and OpenCV: pip install -e ".[atari]"'
 

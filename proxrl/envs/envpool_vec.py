@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import batch_space
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 INSTALL = 'vectorization=envpool needs EnvPool: pip install -e ".[envpool]" (Linux x86-64 or arm64 wheels)'
 STICKY = 0.25  # ale-py v5's repeat_action_probability (Machado et al. 2018), which proxrl's gymnasium path keeps

@@ -24,7 +24,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 FLOAT_BYTES = 4
 

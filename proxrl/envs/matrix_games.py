@@ -27,7 +27,7 @@ class MatrixGame(ParallelEnv):
 
     def __init__(self, game: str = "penalty", payoff: list[list[float]] | None = None) -> None:
         if payoff is None and game not in GAMES:
-            from ..config import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(f"unknown matrix game '{game}'; choose from {sorted(GAMES)} or pass payoff=")
         self.payoff = np.asarray(payoff if payoff is not None else GAMES[game], dtype=np.float32)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from dataclasses import dataclass
 
-from ..config import ConfigError, RunConfig, param
+from ..config import RunConfig, param
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,7 +18,7 @@ class LanguageModelConfig(RunConfig):
 
     env: str = param(
         "addition",
-        "text task: addition | reverse | sort (proxrl.envs.text_tasks), or "
+        "text task: addition | reverse | sort (proxrl.lm.text_tasks), or "
         "'module:function' returning a TextTask; env_kwargs go to it",
     )
     dataset: str | None = param(

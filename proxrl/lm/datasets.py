@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
-from ..envs.text_tasks import exact_match
+from ..errors import ConfigError
+from .text_tasks import exact_match
 from .rewards import call_batched, columns_of, takes_batches
 
 SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}

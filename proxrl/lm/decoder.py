@@ -43,9 +43,17 @@ def lean_decoder(model: Any) -> LeanDecoder | None:
 def _sharded(model: Any) -> bool:
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
         return False
-    from .fsdp import is_sharded
-
     return is_sharded(model)
+
+
+def is_sharded(model: Any) -> bool:
+    """True when any of ``model``'s parameters is an FSDP shard (a DTensor) right now; False for an ordinary model or
+    one gathered by ``fsdp.gathered``. (Any, not the first: the root unit keeps its own weights, e.g. the embeddings,
+    whole between its forward and backward passes.) Here, not in ``lm.fsdp``, which builds on this module: the lean
+    pass must know when it cannot run, and ``fsdp.shard`` checks a model's lean decoder before sharding it."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
 
 
 def rotate(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:

@@ -152,7 +152,7 @@ def from_environment(device: torch.device) -> World:
         return SINGLE
     dist = torch.distributed
     if not dist.is_available():
-        from ..config import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed; run one process")
     if not dist.is_initialized():

@@ -24,21 +24,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .decoder import is_sharded, lean_decoder
+
 
 def fsdp_modules(model: nn.Module) -> list[Any]:
     """The FSDP units of ``model`` (innermost first), or [] when it is not sharded."""
     from torch.distributed.fsdp import FSDPModule
 
     return [m for m in reversed(list(model.modules())) if isinstance(m, FSDPModule)]
-
-
-def is_sharded(model: Any) -> bool:
-    """True when any of ``model``'s parameters is an FSDP shard (a DTensor) right now; False for an ordinary model or
-    one gathered by :func:`gathered`. (Any, not the first: the root unit keeps its own weights, e.g. the embeddings,
-    whole between its forward and backward passes.)"""
-    from torch.distributed.tensor import DTensor
-
-    return any(isinstance(p, DTensor) for p in model.parameters())
 
 
 def layer_classes(model: nn.Module) -> set[type]:
@@ -53,12 +46,10 @@ def shard(model: nn.Module) -> None:
     over the processes. Its lean decoder is checked first, while the weights are whole (see :func:`gathered`)."""
     from torch.distributed.fsdp import fully_shard
 
-    from .decoder import lean_decoder
-
     lean_decoder(model)
     classes = layer_classes(model)
     if not classes:
-        from ..config import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(
             f"fsdp: {type(model).__name__} names no decoder layer class (_no_split_modules); train it without fsdp"

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import ConfigError
-from ..envs.text_tasks import load_callable
+from ..errors import ConfigError
+from .tasks import load_callable
 from . import require_transformers
 
 

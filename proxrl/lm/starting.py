@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..envs.text_tasks import TextTask, char_tokenizer
+from .text_tasks import TextTask, char_tokenizer
 from . import load_causal_lm, supervised_warmup, tiny_causal_lm
 from .config import LanguageModelConfig
 from .distributed import SINGLE, World

@@ -14,13 +14,14 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from .. import checkpoint, config as cfgmod
-from ..algos.common import rng_state, set_rng_state
-from ..config import ConfigError
-from ..envs.text_tasks import TextTask, sampler_state, set_sampler_state
+from ..errors import ConfigError
+from .text_tasks import TextTask, sampler_state, set_sampler_state
 from ..config import RunConfig
 from ..run import Progress
+from ..seeding import rng_state, set_rng_state
 from . import distributed, fsdp, load_adapter
 from .critic import TokenCritic
+from .decoder import is_sharded
 from .distributed import World
 from .evaluation import HeldOutAccuracy, accuracy_label, describe_accuracy, held_out_accuracy
 from .reference import Reference
@@ -228,7 +229,7 @@ class LanguageModelTrainer:
             trainer.critic.load_state_dict(state["value_head"])
         trainer.reference.restore(folder, state["reference"], trainer.dtype, str(trainer.device))
         reference = trainer.reference.model
-        if trainer._sharded() and reference is not None and not fsdp.is_sharded(reference):
+        if trainer._sharded() and reference is not None and not is_sharded(reference):
             fsdp.shard(reference)  # read back whole from its folder
         trainer.load_optimizer_state(state["optimizer"], folder)
         trainer.progress.load_state_dict(state)

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import RUN_DIR, ConfigError
+from ..config import RUN_DIR
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .collectors import MultiAgentCollector
 
 

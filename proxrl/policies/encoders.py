@@ -28,7 +28,8 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from ..config import ConfigError, object_path, param, registered_object
+from ..config import object_path, param, registered_object
+from ..errors import ConfigError
 from ..envs.flat_dict import DictLayout
 from ..errors import RunWarning
 

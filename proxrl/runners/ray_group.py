@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..errors import RunnersLostError
 from . import watchdog
 from .group import RunnerGroup, staleness_kept

@@ -22,8 +22,8 @@ import torch
 
 from ..envs import Normalizers, dict_space_of, make_eval_env, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters
-from ..algos.common import limit_threads
-from ..config import ConfigError
+from ..devices import limit_threads
+from ..errors import ConfigError
 from ..policies import ActorCritic, warn_if_flattened_image
 from ..policies.encoders import build_encoder, set_cnn_precision
 from ..rollout import Batch, Rollout
