@@ -193,7 +193,7 @@ def write(out: Path, name: str, agent: Any, inputs: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Write every fixture of today's format version."""
     from proxrl import checkpoint
-    from proxrl.algos.common import limit_threads
+    from proxrl.devices import limit_threads
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--overwrite", action="store_true", help="replace the folder of this format version")
