@@ -44,9 +44,11 @@ def _numpy_mlp(layers: list[tuple[np.ndarray, np.ndarray, Any]], x: np.ndarray) 
 
 # BLAS picks its kernel by the number of rows, and kernels round differently: the same observation could get log π
 # and V that differ in the last bit when 4 envs share the call rather than 8. Computed in blocks of a fixed number
-# of rows (the last one zero-padded), a row's result depends on that row alone, on this machine measured for every
-# position in the block, so N envs in one rollout and N/k envs in each of k runners act identically.
-BLOCK_ROWS = 16
+# of rows (the last one zero-padded), a row's result depends on that row alone, for every position in the block
+# (tests/test_fast_paths.py checks it on the machine that runs it). Blocks of 16 rows were uniform with OpenBLAS's
+# Haswell (AVX2) kernels but not its SkylakeX (AVX-512) ones, where rows 8-15 of a 64-wide layer take another
+# kernel; blocks of 8 are uniform there (and Haswell's sgemm works in groups of 4 rows).
+BLOCK_ROWS = 8
 
 
 def _in_blocks(forward: Any, x: np.ndarray) -> tuple[np.ndarray, ...]:
