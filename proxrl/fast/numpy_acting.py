@@ -45,9 +45,9 @@ def _numpy_mlp(layers: list[tuple[np.ndarray, np.ndarray, Any]], x: np.ndarray) 
 # BLAS picks its kernel by the number of rows, and kernels round differently: the same observation could get log π
 # and V that differ in the last bit when 4 envs share the call rather than 8. Computed in blocks of a fixed number
 # of rows (the last one zero-padded), a row's result depends on that row alone, for every position in the block
-# (tests/test_fast_paths.py checks it on the machine that runs it). Blocks of 16 rows were uniform with OpenBLAS's
-# Haswell (AVX2) kernels but not its SkylakeX (AVX-512) ones, where rows 8-15 of a 64-wide layer take another
-# kernel; blocks of 8 are uniform there (and Haswell's sgemm works in groups of 4 rows).
+# (tests/test_fast_paths.py checks it on the machine that runs it). With OpenBLAS 0.3.31's Haswell kernels on an AMD
+# EPYC (Zen 3, AVX2) blocks of 16 rows were not uniform (rows 8-15 of a 64-wide layer took another kernel), where
+# blocks of 8 are; 16 had passed on the machines measured before.
 BLOCK_ROWS = 8
 
 
