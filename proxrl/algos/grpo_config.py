@@ -1,6 +1,8 @@
 """GRPO's settings (kept apart from the trainer, as TRL keeps its ``GRPOConfig``): the hyperparameters, named as in
-the paper and TRL's GRPOConfig where they overlap, their cross-checks, TRL's names of them, and the loss they pick.
-The text task, model, rewards, sampling and evaluation settings are ``lm.config.LanguageModelConfig``'s."""
+the paper and TRL's GRPOConfig where they overlap, their cross-checks, TRL's names of them, and the loss they pick;
+then what turns GRPO's keywords into settings (:func:`keyword_overrides`, :func:`reward_specs`) and its dataset
+settings into a task (:func:`task_from_datasets`). The text task, model, rewards, sampling and evaluation settings
+are ``lm.config.LanguageModelConfig``'s."""
 
 from __future__ import annotations
 
@@ -173,6 +175,7 @@ class GRPOConfig(LanguageModelConfig):
         )
 
     def validate(self) -> None:
+        """Cross-checks of GRPO's settings (a ``ConfigError`` naming the keys), then the language-model ones."""
         if (self.prompts_per_step * self.group_size) % self.grad_accum_steps:
             raise ConfigError(
                 f"grad_accum_steps={self.grad_accum_steps} must divide prompts_per_step × group_size "
