@@ -1,4 +1,5 @@
-"""proxrl's ``grpo_loss`` against TRL's own ``GRPOTrainer._compute_loss``, number for number (issue 35).
+"""proxrl's GRPO loss (the ``objectives.GRPOLoss`` that ``make_grpo_loss`` builds for each ``loss_type``) against
+TRL's own ``GRPOTrainer._compute_loss``, number for number (issue 35).
 
 Both get the same float64 log-probs, advantages, masks, reference log-probs and sampler weights; TRL's method runs
 on a stand-in trainer that holds only the attributes it reads (its model pass returns the given log-probs). For
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from proxrl.objectives import LOSS_TYPES, grpo_loss, sampling_correction
+from proxrl.objectives import LOSS_TYPES, GRPOBatch, make_grpo_loss, sampling_correction
 
 B, L = 6, 5
 
@@ -109,21 +110,16 @@ def compare(trainer_cls: Any, x: dict[str, torch.Tensor], setting: tuple[str, st
             }
             loss = trainer_cls._compute_loss(stand_in, None, inputs)
         else:
-            loss, _ = grpo_loss(
-                logp,
-                x["old"],
-                x["adv"][:, None],
-                x["mask"],
-                0.2,
-                5.0 if loss_type == "cispo" else 0.28,
-                x["ref"],
-                beta,
+            loss_fn = make_grpo_loss(
                 loss_type,
-                level,
-                weight,
+                clip_low=0.2,
+                clip_high=5.0 if loss_type == "cispo" else 0.28,
+                beta=beta,
+                importance_sampling_level=level,
                 kl_importance_weighted=bias_kl,
                 max_len=L,
             )
+            loss, _ = loss_fn(GRPOBatch(logp, x["old"], x["adv"][:, None], x["mask"], x["ref"], weight))
         loss.backward()
         losses.append(loss.detach())
         grads.append(logp.grad)

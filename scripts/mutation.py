@@ -99,6 +99,7 @@ ADV, OBJ, KL, DIST = "proxrl/advantages.py", "proxrl/objectives.py", "proxrl/kl.
 FUSED, PPO, PG = "proxrl/fast/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg.py"
 OPG = "proxrl/algos/offpolicy_pg.py"
 MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
+GRPO_CONFIG = "proxrl/algos/grpo_config.py"
 LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
 DIST_LM, FSDP = "proxrl/lm/distributed.py", "proxrl/lm/fsdp.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
@@ -264,28 +265,29 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "obj-grpo-k3-direction",
         OBJ,
-        "kl_tokens = kl.k3(ref_logp, logp)",
-        "kl_tokens = kl.k3(logp, ref_logp)",
+        "kl_tokens = kl.k3(batch.ref_logp, logp)",
+        "kl_tokens = kl.k3(logp, batch.ref_logp)",
         "GRPO loss: k3 with r = π_θ/π_ref instead of π_ref/π_θ (the estimator's direction reversed)",
     ),
     Mutation(
         "obj-loss-type-grpo-dapo-swapped",
         OBJ,
-        'if loss_type in ("grpo", "sapo"):\n'
-        "        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n"
-        "        return per_sequence.sum() / n_seq\n",
-        'if loss_type in ("dapo", "sapo"):\n'
-        "        per_sequence = (values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)\n"
-        '        return per_sequence.sum() / n_seq\n    if loss_type == "grpo":\n'
-        "        return (values * mask).sum() / (mask.sum().clamp(min=1.0) if num_tokens is None else num_tokens)\n",
-        "aggregate_tokens: grpo (mean per completion) and dapo (mean over all tokens) swapped",
+        '"grpo": (clipped, SequenceMean()),\n'
+        '        "bnpo": (clipped, MicroBatchTokenMean()),\n'
+        '        "dr_grpo": (clipped, ConstantNormaliser(max_len)),\n'
+        '        "dapo": (clipped, TokenMean()),\n',
+        '"grpo": (clipped, TokenMean()),\n'
+        '        "bnpo": (clipped, MicroBatchTokenMean()),\n'
+        '        "dr_grpo": (clipped, ConstantNormaliser(max_len)),\n'
+        '        "dapo": (clipped, SequenceMean()),\n',
+        "the loss family's reductions: grpo (mean per completion) and dapo (mean over all tokens) swapped",
     ),
     Mutation(
         "obj-bnpo-ignores-micro-batches",
         OBJ,
-        "/ mask.sum().clamp(min=1.0) / num_micro_batches",
+        "/ mask.sum().clamp(min=1.0) / batch.num_micro_batches",
         "/ mask.sum().clamp(min=1.0)",
-        "aggregate_tokens bnpo: each micro-batch's mean not divided by the number of micro-batches",
+        "bnpo's reduction: each micro-batch's mean not divided by the number of micro-batches",
     ),
     Mutation(
         "obj-gspo-ratio-not-length-normalised",
@@ -297,15 +299,15 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "obj-cispo-weight-not-detached",
         OBJ,
-        "per_token = -(ratio.clamp(max=clip_high).detach() * adv * logp)",
-        "per_token = -(ratio.clamp(max=clip_high) * adv * logp)",
+        "return -(ratio.clamp(max=self.clip_max).detach() * batch.adv * batch.logp)",
+        "return -(ratio.clamp(max=self.clip_max) * batch.adv * batch.logp)",
         "CISPO: the clipped importance weight carries a gradient (it must be held constant)",
     ),
     Mutation(
         "obj-sapo-temperatures-swapped",
         OBJ,
-        "tau = torch.where(adv > 0, sapo_temperatures[0], sapo_temperatures[1])",
-        "tau = torch.where(adv > 0, sapo_temperatures[1], sapo_temperatures[0])",
+        "tau = torch.where(adv > 0, self.tau_pos, self.tau_neg)",
+        "tau = torch.where(adv > 0, self.tau_neg, self.tau_pos)",
         "SAPO: τ_neg used where Â > 0 and τ_pos elsewhere",
     ),
     Mutation(
@@ -318,9 +320,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "obj-luspo-mean-per-completion",
         OBJ,
-        '    if loss_type == "luspo":\n        return (values * mask).sum() / n_seq',
-        '    if loss_type == "luspo":\n'
-        "        return ((values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / n_seq",
+        "return (values * mask).sum() / batch.sequences",
+        "return ((values * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).sum() / batch.sequences",
         "LUSPO: each completion's tokens averaged instead of summed (grpo's reduction: no length factor)",
     ),
     Mutation(
@@ -340,8 +341,8 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "obj-vespo-correction-applied-twice",
         OBJ,
-        "        sampling_weight = None  # folded into w\n",
-        "",
+        "folds_sampling_weight: ClassVar[bool] = True",
+        "folds_sampling_weight: ClassVar[bool] = False",
         "VESPO: the sampler's correction multiplies the loss again after being folded into the ratio w",
     ),
     Mutation(
@@ -369,7 +370,8 @@ MUTATIONS: list[Mutation] = [
         "obj-tis-weights-kl-too",
         OBJ,
         "per_token = per_token + beta * kl_tokens",
-        "per_token = (per_token + beta * kl_tokens) * (1.0 if sampling_weight is None else sampling_weight)",
+        "per_token = (per_token + beta * kl_tokens) * (1.0 if batch.sampling_weight is None else "
+        "batch.sampling_weight)",
         "sampling correction: the KL term weighted by π_old/μ too (TRL weights the surrogate only)",
     ),
     Mutation(
@@ -382,9 +384,9 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "obj-agg-constant-ignores-max-len",
         OBJ,
-        "(n_seq * (values.shape[-1] if max_len is None else max_len))",
-        "(n_seq * values.shape[-1])",
-        "aggregate_tokens dr_grpo: Σ / (B · padded length) instead of Σ / (B · max_new_tokens)",
+        "(batch.sequences * (values.shape[-1] if self.max_len is None else self.max_len))",
+        "(batch.sequences * values.shape[-1])",
+        "dr_grpo's reduction: Σ / (B · padded length) instead of Σ / (B · max_new_tokens)",
     ),
     Mutation(
         "obj-value-loss-half-removed",
@@ -870,30 +872,30 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "grpo-eps-high-ignored",
-        GRPO,
-        "cfg.clip_eps_high if cfg.clip_eps_high is not None else cfg.clip_eps,",
-        "cfg.clip_eps,",
+        GRPO_CONFIG,
+        "clip_high=self.clip_eps_high if self.clip_eps_high is not None else self.clip_eps,",
+        "clip_high=self.clip_eps,",
         "GRPO: ε_high ignored (clip range [1 − ε_low, 1 + ε_low])",
     ),
     Mutation(
         "grpo-temperature-not-in-logps",
         GRPO,
-        "gens.prompt_len, self.config.temperature",
-        "gens.prompt_len, 1.0",
+        "temperature = self.config.temperature  #",
+        "temperature = 1.0  #",
         "GRPO: log-probs at temperature 1 although completions were sampled at T",
     ),
     Mutation(
         "grpo-loss-type-ignored",
-        GRPO,
-        "cfg.beta,\n                    cfg.loss_type,",
-        'cfg.beta,\n                    "grpo",',
+        GRPO_CONFIG,
+        "make_grpo_loss(\n            self.loss_type,",
+        'make_grpo_loss(\n            "grpo",',
         "GRPO: the loss_type setting ignored (always the per-sequence mean)",
     ),
     Mutation(
         "grpo-importance-level-ignored",
-        GRPO,
-        "cfg.loss_type,\n                    cfg.importance_sampling_level,",
-        'cfg.loss_type,\n                    "token",',
+        GRPO_CONFIG,
+        "importance_sampling_level=self.importance_sampling_level,",
+        'importance_sampling_level="token",',
         "GRPO: importance_sampling_level ignored (always per-token ratios)",
     ),
     Mutation(
@@ -1192,6 +1194,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     ),
     "objectives": (
         "test_objectives.py",
+        "test_grpo_loss_family.py",
         "test_grpo.py",
         "test_fast_paths.py",
         "test_ppo_equations.py",
@@ -1208,6 +1211,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "multiagent": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
     "collectors": ("test_aec_credit.py", "test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
     "grpo": ("test_grpo_equations.py", "test_grpo*.py", "test_group_relative.py"),
+    "grpo_config": ("test_grpo_loss_family.py", "test_grpo_equations.py", "test_grpo*.py"),
     "reference": ("test_grpo_equations.py", "test_grpo.py", "test_resume.py"),
     "lm": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
     "decoder": ("test_decoder*.py", "test_grpo.py", "test_grpo_equations.py"),

@@ -14,7 +14,7 @@ from proxrl.advantages import group_relative
 from proxrl.checkpoint import CheckpointError
 from proxrl.config import ConfigError
 from proxrl.lm import tasks, text_tasks
-from proxrl.objectives import aggregate_tokens, grpo_loss
+from proxrl.objectives import GRPOBatch, make_grpo_loss
 
 transformers = pytest.importorskip("transformers")
 
@@ -48,22 +48,28 @@ def test_k3_is_nonnegative_and_zero_where_policies_agree():
     assert kl.k3(logp, logp).abs().max().item() == 0.0
 
 
+def reduce(loss_type, values, mask, max_len=None, **counts):
+    """The reduction over tokens that ``make_grpo_loss`` pairs with ``loss_type``, of per-token ``values``."""
+    batch = GRPOBatch(values, values, torch.zeros(values.shape[0], 1), mask, **counts)
+    return make_grpo_loss(loss_type, clip_low=0.2, clip_high=0.2, max_len=max_len).reduction(values, batch)
+
+
 def test_each_loss_type_on_a_hand_example():
     values = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0]])
     mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
-    assert aggregate_tokens(values, mask, "grpo").item() == pytest.approx((2.0 + 4.0) / 2)
-    assert aggregate_tokens(values, mask, "bnpo").item() == pytest.approx(10.0 / 4)
-    assert aggregate_tokens(values, mask, "dapo").item() == pytest.approx(10.0 / 4)
-    assert aggregate_tokens(values, mask, "dr_grpo").item() == pytest.approx(10.0 / (2 * 4))
-    assert aggregate_tokens(values, mask, "dr_grpo", max_len=8).item() == pytest.approx(10.0 / 16)
+    assert reduce("grpo", values, mask).item() == pytest.approx((2.0 + 4.0) / 2)
+    assert reduce("bnpo", values, mask).item() == pytest.approx(10.0 / 4)
+    assert reduce("dapo", values, mask).item() == pytest.approx(10.0 / 4)
+    assert reduce("dr_grpo", values, mask).item() == pytest.approx(10.0 / (2 * 4))
+    assert reduce("dr_grpo", values, mask, max_len=8).item() == pytest.approx(10.0 / 16)
     # micro-batches with the whole batch's normalisers add up to the batch's value; bnpo's micro-batches are each
     # normalised by their own tokens: (6 / 3 + 4 / 1) / 2
     for loss_type, whole in (("grpo", 3.0), ("bnpo", 3.0), ("dapo", 2.5), ("dr_grpo", 10.0 / 8)):
         parts = sum(
-            aggregate_tokens(
+            reduce(
+                loss_type,
                 values[i : i + 1],
                 mask[i : i + 1],
-                loss_type,
                 max_len=4,
                 num_sequences=2,
                 num_tokens=mask.sum().float(),
@@ -73,7 +79,7 @@ def test_each_loss_type_on_a_hand_example():
         )
         assert parts.item() == pytest.approx(whole), loss_type
     with pytest.raises(ValueError, match="unknown loss_type 'sequence'; allowed: grpo, bnpo, dr_grpo, dapo"):
-        aggregate_tokens(values, mask, "sequence")
+        reduce("sequence", values, mask)
 
 
 @pytest.mark.parametrize("micro_batches", [1, 2])
@@ -88,19 +94,18 @@ def test_each_loss_type_gives_each_token_of_a_10_and_a_1000_token_completion_its
     adv = torch.tensor([[2.0], [-1.0]])
     logp = torch.randn(2, 1000, generator=torch.Generator().manual_seed(0)).requires_grad_()
     rows = [slice(0, 2)] if micro_batches == 1 else [slice(0, 1), slice(1, 2)]
+    loss_fn = make_grpo_loss(loss_type, clip_low=0.2, clip_high=0.2, max_len=1000)
     loss = sum(
-        grpo_loss(
-            logp[r],
-            logp[r].detach(),
-            adv[r],
-            mask[r],
-            0.2,
-            0.2,
-            loss_type=loss_type,
-            max_len=1000,
-            num_sequences=2,
-            num_tokens=mask.sum(),
-            num_micro_batches=micro_batches,
+        loss_fn(
+            GRPOBatch(
+                logp[r],
+                logp[r].detach(),
+                adv[r],
+                mask[r],
+                num_sequences=2,
+                num_tokens=mask.sum(),
+                num_micro_batches=micro_batches,
+            )
         )[0]
         for r in rows
     )
@@ -132,7 +137,8 @@ def test_gspo_uses_one_length_normalised_ratio_per_completion_and_clips_whole_co
     logp[2, :4] = torch.tensor([0.4, 0.4, 0.4, -0.4])  # s_2 = e^0.2 > 1.2 with Â > 0: the whole completion clipped
     logp.requires_grad_()
     adv = torch.tensor([[1.0], [-2.0], [3.0]])
-    loss, stats = grpo_loss(logp, old, adv, mask, 0.2, 0.2, importance_sampling_level="sequence")
+    gspo = make_grpo_loss("grpo", clip_low=0.2, clip_high=0.2, importance_sampling_level="sequence")
+    loss, stats = gspo(GRPOBatch(logp, old, adv, mask))
     (grad,) = torch.autograd.grad(loss, logp)
     s = ((logp.detach() * mask).sum(1) / mask.sum(1)).exp()
     assert s[2] > 1.2 and 0.8 < s[0] < 1.2 and 0.8 < s[1] < 1.2
@@ -143,7 +149,7 @@ def test_gspo_uses_one_length_normalised_ratio_per_completion_and_clips_whole_co
     assert loss.item() == pytest.approx(-clipped.mean().item(), rel=1e-6)
     assert stats["clip_frac"].item() == pytest.approx(1 / 3)  # one completion of three
     assert stats["clip_frac_high"].item() == pytest.approx(1 / 3) and stats["clip_frac_low"].item() == 0.0
-    token_level, _ = grpo_loss(logp, old, adv, mask, 0.2, 0.2, importance_sampling_level="token")
+    token_level, _ = make_grpo_loss("grpo", clip_low=0.2, clip_high=0.2)(GRPOBatch(logp, old, adv, mask))
     assert abs(token_level.item() - loss.item()) > 1e-3  # the per-token ratios give another loss
 
 
@@ -152,14 +158,16 @@ def test_grpo_loss_clips_asymmetrically_and_adds_beta_k3():
     old, mask = torch.zeros(1, 3), torch.ones(1, 3)
     pos, neg = torch.ones(1, 1), -torch.ones(1, 1)
     # Â > 0: ratios above 1 + ε_high = 1.3 are clipped to 1.3 → min(1.5, 1.3), 0.5, min(1.25, 1.3)
-    loss, stats = grpo_loss(logp, old, pos, mask, 0.2, 0.3, loss_type="dapo")
+    dapo = make_grpo_loss("dapo", clip_low=0.2, clip_high=0.3)
+    loss, stats = dapo(GRPOBatch(logp, old, pos, mask))
     assert loss.item() == pytest.approx(-(1.3 + 0.5 + 1.25) / 3)
     assert stats["clip_frac"].item() == pytest.approx(1 / 3)
     # Â < 0: ratios below 1 − ε_low = 0.8 are clipped → −min(−1.5, −1.3) etc.
-    loss, _ = grpo_loss(logp, old, neg, mask, 0.2, 0.3, loss_type="dapo")
+    loss, _ = dapo(GRPOBatch(logp, old, neg, mask))
     assert loss.item() == pytest.approx((1.5 + 0.8 + 1.25) / 3)
     ref = torch.zeros(1, 3)
-    with_kl, stats = grpo_loss(logp, old, pos, mask, 0.2, 0.3, ref_logp=ref, beta=0.5, loss_type="dapo")
+    with_beta = make_grpo_loss("dapo", clip_low=0.2, clip_high=0.3, beta=0.5)
+    with_kl, stats = with_beta(GRPOBatch(logp, old, pos, mask, ref_logp=ref))
     k3 = (torch.exp(ref - logp) - (ref - logp) - 1).mean().item()
     assert with_kl.item() == pytest.approx(-(1.3 + 0.5 + 1.25) / 3 + 0.5 * k3, rel=1e-6)
     assert stats["kl"].item() == pytest.approx(k3, rel=1e-6)

@@ -9,7 +9,7 @@ import torch
 
 from proxrl import GRPO
 from proxrl.config import ConfigError
-from proxrl.objectives import grpo_loss
+from proxrl.objectives import GRPOBatch, make_grpo_loss
 from test_grpo_sampling import TINY
 
 # two completions of 3 and 2 tokens (the last token of the second is padding)
@@ -21,7 +21,7 @@ MASK = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
 
 def test_cispo_weighs_ln_pi_by_the_capped_ratio_held_constant():
     logp = LOGP.clone().requires_grad_(True)
-    loss, stats = grpo_loss(logp, OLD, ADV, MASK, 0.2, 5.0, loss_type="cispo")
+    loss, stats = make_grpo_loss("cispo", clip_low=0.2, clip_high=5.0)(GRPOBatch(logp, OLD, ADV, MASK))
     w = (LOGP - OLD).exp().clamp(max=5.0)  # e² = 7.39 capped at ε_max = 5
     by_hand = -(w * ADV * LOGP * MASK).sum() / MASK.sum()  # over the batch's 5 tokens
     torch.testing.assert_close(loss, by_hand)
@@ -34,7 +34,8 @@ def test_cispo_weighs_ln_pi_by_the_capped_ratio_held_constant():
 
 def test_sapo_gates_the_ratio_with_a_sigmoid_and_its_gradient_at_one_is_the_policy_gradient():
     logp = LOGP.clone().requires_grad_(True)
-    loss, stats = grpo_loss(logp, OLD, ADV, MASK, 0.2, 0.2, loss_type="sapo", sapo_temperatures=(1.0, 1.05))
+    sapo = make_grpo_loss("sapo", clip_low=0.2, clip_high=0.2, sapo_temperatures=(1.0, 1.05))
+    loss, stats = sapo(GRPOBatch(logp, OLD, ADV, MASK))
     ratio = (LOGP - OLD).exp()
     tau = torch.tensor([[1.0], [1.05]])  # Â > 0: τ_pos; Â < 0: τ_neg
     per_token = -torch.sigmoid(tau * (ratio - 1)) * 4 / tau * ADV
@@ -68,7 +69,7 @@ def test_cispo_takes_clip_eps_as_its_cap_without_clip_eps_high_as_trl_does():
     config = GRPO("addition", **TINY, loss_type="cispo").config
     assert config.clip_eps_high is None and config.clip_eps == 0.2
     logp = LOGP.clone().requires_grad_(True)
-    loss, _ = grpo_loss(logp, OLD, ADV, MASK, 0.2, 0.2, loss_type="cispo")  # what update() passes then
+    loss, _ = config.make_loss()(GRPOBatch(logp, OLD, ADV, MASK))  # the loss GRPO builds then: ε_max = 0.2
     w = (LOGP - OLD).exp().clamp(max=0.2)  # every weight capped at 0.2 (ρ ≥ e⁻¹ > 0.2)
     torch.testing.assert_close(loss, -(w * ADV * LOGP * MASK).sum() / MASK.sum())
     with pytest.raises(ConfigError, match="clip_eps_high"):  # a cap of 0 stays refused (ε_high > 0)

@@ -54,8 +54,6 @@ def test_the_soft_overlong_penalty_is_added_to_the_reward_as_its_own_component()
 def test_overlong_filtering_leaves_truncated_completions_out_of_the_loss(monkeypatch):
     """With mask_truncated_completions the loss sees a mask that is 0 on every token of a completion that reached
     max_new_tokens without an end token, and the generation's own mask elsewhere."""
-    from proxrl.algos import grpo as grpo_module
-
     agent = GRPO("addition", **{**TINY, "max_new_tokens": 2}, mask_truncated_completions=True, seed=0)
     examples, gens, scored, _ = agent.sample_batch()
     assert gens.truncated.any() and not gens.truncated.all(), gens.truncated  # 2 tokens: some end, some do not
@@ -64,8 +62,8 @@ def test_overlong_filtering_leaves_truncated_completions_out_of_the_loss(monkeyp
     )
     assert torch.equal(gens.truncated, ~ended.any(1))
     seen = []
-    real = grpo_module.grpo_loss
-    monkeypatch.setattr(grpo_module, "grpo_loss", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    real = agent.loss
+    monkeypatch.setattr(agent, "loss", lambda batch: seen.append(batch.mask) or real(batch))
     agent.update(examples, gens, scored)
     expected = gens.mask.float() * (~gens.truncated).float().unsqueeze(1)
     assert torch.equal(seen[0], expected) and not torch.equal(seen[0], gens.mask.float())

@@ -15,7 +15,7 @@ transformers = pytest.importorskip("transformers")
 from proxrl import GRPO, lm  # noqa: E402
 from proxrl.config import ConfigError  # noqa: E402
 from proxrl.lm import text_tasks  # noqa: E402
-from proxrl.objectives import grpo_loss, sampling_correction  # noqa: E402
+from proxrl.objectives import GRPOBatch, make_grpo_loss, sampling_correction  # noqa: E402
 from test_decoder import VOCAB, tiny, tiny_gpt2  # noqa: E402
 from test_grpo_sampling import TINY  # noqa: E402
 from test_grpo_equations import completion_logps  # noqa: E402
@@ -52,7 +52,8 @@ def test_the_weight_multiplies_each_tokens_surrogate_and_not_the_kl_term():
     old, ref = torch.randn(2, 3), torch.randn(2, 3)
     adv, mask = torch.tensor([[1.0], [-0.5]]), torch.ones(2, 3)
     w = torch.tensor([[0.2, 1.0, 3.0], [0.0, 2.0, 0.5]])
-    loss, _ = grpo_loss(logp, old, adv, mask, 0.2, 0.2, ref, 0.1, "dapo", sampling_weight=w)
+    dapo = make_grpo_loss("dapo", clip_low=0.2, clip_high=0.2, beta=0.1)
+    loss, _ = dapo(GRPOBatch(logp, old, adv, mask, ref_logp=ref, sampling_weight=w))
     ratio = (logp - old).exp()
     surrogate = torch.minimum(ratio * adv, ratio.clamp(0.8, 1.2) * adv)
     k3 = (ref - logp).exp() - (ref - logp) - 1
@@ -110,20 +111,15 @@ def test_a_step_with_tis_weights_the_tokens_and_logs_the_mismatch(tmp_path):
     and the step equals the uncorrected step."""
     agent = GRPO("addition", **TINY, top_p=0.8, sampling_correction="token_truncate", seed=0)
     seen = {}
-    from proxrl.algos import grpo as grpo_module
+    real = agent.loss
 
-    real = grpo_module.grpo_loss
+    def spy(batch):
+        seen["weight"] = batch.sampling_weight
+        return real(batch)
 
-    def spy(*args, **kwargs):
-        seen["weight"] = args[10]
-        return real(*args, **kwargs)
-
-    grpo_module.grpo_loss = spy
-    try:
-        rows = []
-        agent.learn(1, callback=lambda _a, row: rows.append(row))
-    finally:
-        grpo_module.grpo_loss = real
+    agent.loss = spy
+    rows = []
+    agent.learn(1, callback=lambda _a, row: rows.append(row))
     w = seen["weight"]
     assert w is not None and (w <= 1 + 1e-5).all() and (w < 0.99).any()
     assert rows[0]["sampling/logp_gap_mean"] > 0.01

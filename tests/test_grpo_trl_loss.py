@@ -11,7 +11,7 @@ import torch
 
 from proxrl import GRPO
 from proxrl.advantages import group_relative
-from proxrl.objectives import grpo_loss, sampling_correction
+from proxrl.objectives import GRPOBatch, make_grpo_loss, sampling_correction
 from test_grpo_cispo_sapo import ADV, LOGP, MASK, OLD
 from test_grpo_sampling import TINY
 
@@ -29,11 +29,19 @@ def per_completion_mean(values: torch.Tensor) -> torch.Tensor:
     return ((values * MASK).sum(-1) / MASK.sum(-1)).mean()
 
 
+def loss_of(logp, old=OLD, weighted=False, level="token", weight=None):
+    """loss_type grpo (ε = 0.2, β = 0.1) on the hand example: (loss, stats)."""
+    loss_fn = make_grpo_loss(
+        "grpo", clip_low=0.2, clip_high=0.2, beta=BETA, importance_sampling_level=level, kl_importance_weighted=weighted
+    )
+    return loss_fn(GRPOBatch(logp, old, ADV, MASK, ref_logp=REF, sampling_weight=weight))
+
+
 def test_the_kl_term_is_beta_k3_or_with_trls_bias_correction_beta_k3_rho_off_policy():
     ratio = (LOGP - OLD).exp()
     clipped = -torch.minimum(ratio * ADV, ratio.clamp(0.8, 1.2) * ADV)
-    plain, stats = grpo_loss(LOGP, OLD, ADV, MASK, 0.2, 0.2, REF, BETA)
-    corrected, corrected_stats = grpo_loss(LOGP, OLD, ADV, MASK, 0.2, 0.2, REF, BETA, kl_importance_weighted=True)
+    plain, stats = loss_of(LOGP)
+    corrected, corrected_stats = loss_of(LOGP, weighted=True)
     # the logged kl is the term the loss has, as TRL logs it: k3, or k3·ρ
     torch.testing.assert_close(stats["kl"], (k3(REF, LOGP) * MASK).sum() / MASK.sum(), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(
@@ -52,7 +60,7 @@ def test_on_policy_the_bias_correction_adds_beta_k3_to_each_tokens_gradient():
     grads = []
     for weighted in (False, True):
         logp = LOGP.clone().requires_grad_(True)
-        loss, _ = grpo_loss(logp, logp.detach(), ADV, MASK, 0.2, 0.2, REF, BETA, kl_importance_weighted=weighted)
+        loss, _ = loss_of(logp, logp.detach(), weighted=weighted)
         loss.backward()
         grads.append(logp.grad)
     weight = MASK / MASK.sum(-1, keepdim=True) / 2  # grpo's weight of each token: 1/|o_i| / B
@@ -65,25 +73,17 @@ def test_at_sequence_level_the_corrected_kl_term_carries_the_sequence_ratio():
     log_s = ((LOGP - OLD) * MASK).sum(-1, keepdim=True) / MASK.sum(-1, keepdim=True)
     s = log_s.exp()
     clipped = -torch.minimum(s * ADV, s.clamp(0.8, 1.2) * ADV)
-    loss, _ = grpo_loss(
-        LOGP, OLD, ADV, MASK, 0.2, 0.2, REF, BETA, importance_sampling_level="sequence", kl_importance_weighted=True
-    )
+    loss, _ = loss_of(LOGP, level="sequence", weighted=True)
     torch.testing.assert_close(loss, per_completion_mean(clipped + BETA * k3(REF, LOGP) * s))
 
 
-def test_the_trainer_passes_use_bias_correction_kl_to_the_loss(monkeypatch):
-    import proxrl.algos.grpo as grpo_module
-
+def test_the_trainer_passes_use_bias_correction_kl_to_the_loss():
     seen = []
-    real = grpo_module.grpo_loss
-
-    def spy(*args, **kwargs):
-        seen.append(args[13])  # kl_importance_weighted, after vespo_shape
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(grpo_module, "grpo_loss", spy)
     for flag in (False, True):
-        GRPO("addition", **{**TINY, "beta": 0.1}, use_bias_correction_kl=flag).learn(1)
+        agent = GRPO("addition", **{**TINY, "beta": 0.1}, use_bias_correction_kl=flag)
+        real = agent.loss  # built once, at construction
+        agent.loss = lambda batch, real=real: seen.append(real.kl_importance_weighted) or real(batch)
+        agent.learn(1)
     assert seen == [False, True]
 
 
@@ -99,7 +99,7 @@ def test_a_nan_sampler_log_prob_gives_that_token_weight_one_as_trl():
         torch.testing.assert_close(sampling_correction(OLD, mu, MASK, mode), torch.tensor([[0.5], [1.0]]))
     logp = LOGP.clone().requires_grad_(True)
     weight = sampling_correction(OLD, mu, MASK, "token_truncate")
-    loss, _ = grpo_loss(logp, OLD, ADV, MASK, 0.2, 0.2, REF, BETA, sampling_weight=weight)
+    loss, _ = loss_of(logp, weight=weight)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logp.grad).all()
 

@@ -35,7 +35,7 @@ def test_clipped_surrogate_closed_form_and_gradient(ratio, adv, objective, zero_
 def test_one_clip_frac_definition_for_ppo_the_fused_path_and_grpo():
     # ratios [1.5, 0.5] with Â [−1, +1]: the min keeps both unclipped terms (both give a gradient): 0 clipped;
     # with Â [+1, −1] both are held by the clip: 1 clipped, half on each side
-    from proxrl.objectives import clip_fractions, grpo_loss
+    from proxrl.objectives import GRPOBatch, clip_fractions, make_grpo_loss
 
     logp = torch.tensor([1.5, 0.5]).log()
     for adv, expected in (([-1.0, 1.0], (0.0, 0.0)), ([1.0, -1.0], (0.5, 0.5))):
@@ -43,7 +43,8 @@ def test_one_clip_frac_definition_for_ppo_the_fused_path_and_grpo():
         low, high = clip_fractions(logp.exp(), a, EPS, EPS)
         assert (low.item(), high.item()) == expected
         _, ppo = clipped_surrogate(logp, torch.zeros(2), a, EPS)
-        _, grpo = grpo_loss(logp[:, None], torch.zeros(2, 1), a[:, None], torch.ones(2, 1), EPS, EPS)
+        batch = GRPOBatch(logp[:, None], torch.zeros(2, 1), a[:, None], torch.ones(2, 1))
+        _, grpo = make_grpo_loss("grpo", clip_low=EPS, clip_high=EPS)(batch)
         assert ppo["clip_frac"].item() == grpo["clip_frac"].item() == sum(expected)
         assert (grpo["clip_frac_low"].item(), grpo["clip_frac_high"].item()) == expected
 

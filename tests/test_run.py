@@ -126,7 +126,9 @@ def test_every_trainer_is_a_trainer_as_the_cli_sees_it_and_declares_what_it_can_
 
     members = [n for n in vars(Trainer) if not n.startswith("_")] + list(Trainer.__annotations__)
     for cls in set(ALGORITHMS.values()):
-        missing = [n for n in members if not hasattr(cls, n) and n not in ("progress", "run_dir", "show_progress", "config")]
+        missing = [
+            n for n in members if not hasattr(cls, n) and n not in ("progress", "run_dir", "show_progress", "config")
+        ]
         assert not missing, (cls.__name__, missing)
     assert [name for name, cls in ALGORITHMS.items() if cls.data_parallel] == ["grpo"]
     for module in (cli, run, proxrl):

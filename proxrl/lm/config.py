@@ -1,6 +1,6 @@
 """Settings every language-model trainer shares (GRPO's config derives from them): the text task, the starting
 model (a local folder, or the task's tiny model and its warm-up), rewards, sampling, LoRA, dtype and held-out
-evaluation. The algorithm's own hyperparameters live in its config (``algos.grpo.GRPOConfig``)."""
+evaluation. The algorithm's own hyperparameters live in its config (``algos.grpo_config.GRPOConfig``)."""
 
 from __future__ import annotations
 

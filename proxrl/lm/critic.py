@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..advantages import gae, normalize
-from ..objectives import aggregate_tokens
+from ..objectives import token_mean
 
 
 class TokenCritic:
@@ -29,7 +29,8 @@ class TokenCritic:
 
     def values(self, hidden: Tensor) -> Tensor:
         """V of every position ``[B, L]`` from hidden states ``[B, L, H]``."""
-        return self.head(hidden.float()).squeeze(-1)
+        values: Tensor = self.head(hidden.float()).squeeze(-1)
+        return values
 
     def advantages(self, rewards: Tensor, hidden: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """(normalised Â ``[B, L]``, value targets ``[B, L]``) for sequence rewards ``[B]`` by token-level GAE."""
@@ -56,7 +57,7 @@ class TokenCritic:
 
     def loss(self, hidden: Tensor, returns: Tensor, mask: Tensor, num_tokens: Tensor) -> Tensor:
         """½ (V − R̂)² per completion token, summed over the micro-batch and divided by the batch's token count."""
-        return aggregate_tokens(0.5 * (self.values(hidden) - returns) ** 2, mask, "dapo", num_tokens=num_tokens)
+        return token_mean(0.5 * (self.values(hidden) - returns) ** 2, mask, num_tokens)
 
     def state_dict(self) -> dict[str, Any]:
         """The value head's weights."""
