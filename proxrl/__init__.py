@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from .algos.grpo import GRPO, GRPOConfig
+from .algos.grpo import GRPO
+from .algos.grpo_config import GRPOConfig
 from .algos.multiagent import MultiAgentPPO, MultiAgentPPOConfig
 from .algos.offpolicy_pg import OffPolicyPG, OffPolicyPGConfig
 from .algos.pg import PG, REINFORCE, PGConfig

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from .. import checkpoint, lm
 from . import agent
 from ..advantages import flat_groups, group_relative
-from ..config import ConfigError, run_directory
+from ..config import ConfigError, RunConfig, run_directory
 from ..lm.tasks import load_task
 from ..lm.critic import TokenCritic
 from ..lm.trainer import LanguageModelTrainer
@@ -49,11 +49,10 @@ class GRPO(LanguageModelTrainer):
     ``save_pretrained`` (or its LoRA adapter), ``GRPO.load(dir)`` resumes."""
 
     algo = "grpo"
-    final_checkpoint = "model"  # a save_pretrained folder
-    migrations: ClassVar[dict[int, checkpoint.Migration]] = MIGRATIONS
-    config_class = GRPOConfig
-    sample_unit, bench_steps = "completions", 20  # `proxrl bench grpo`: 20 GRPO steps, in completions
+    migrations: ClassVar[Mapping[int, checkpoint.Migration]] = MIGRATIONS
+    config_class: ClassVar[type[RunConfig]] = GRPOConfig
     config: GRPOConfig
+    bench_steps = 20  # `proxrl bench grpo`: 20 GRPO steps (its sample_unit: completions)
 
     def __init__(
         self,
@@ -326,7 +325,7 @@ class GRPO(LanguageModelTrainer):
         cfg = self.config
         if self.held_out.last is None:  # 0. the starting policy's held-out accuracy (after any warm-up)
             self.held_out.record(self.evaluate(), start=True)
-        with Session(self, total_steps, processes=self.world) as session:  # type: ignore[arg-type]  # its ClassVars
+        with Session(self, total_steps, processes=self.world) as session:
             for stats in session.iterations(callback):
                 # 1. P prompts, G completions each from π_θ, scored (dynamic sampling: groups that vary)
                 with session.timed("collect"):
