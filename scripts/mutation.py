@@ -103,6 +103,7 @@ LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/refer
 DIST_LM, FSDP = "proxrl/lm/distributed.py", "proxrl/lm/fsdp.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
 POLICY, ROLLOUT = "proxrl/policies/actor_critic.py", "proxrl/rollout.py"
+MA_POLICY = "proxrl/policies/multiagent_actor_critic.py"
 POOL, AGENT = "proxrl/envs/envpool_vec.py", "proxrl/algos/agent.py"
 VNORM, ENC, ATARI = "proxrl/marl/value_norm.py", "proxrl/policies/encoders.py", "proxrl/envs/atari.py"
 REWARDS, GROUP, RAY_GROUP = "proxrl/lm/rewards.py", "proxrl/runners/group.py", "proxrl/runners/ray_group.py"
@@ -660,7 +661,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "marl-stacked-frames-not-channel-first",
-        POLICY,
+        MA_POLICY,
         "x = x.permute(0, 1, 4, 2, 3)",
         "x = x",
         "central critic over images: [H, W, C] frames reshaped to channels without moving the channels first",
@@ -1214,6 +1215,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "normalizers": ("test_runners.py",),
     "value_norm": ("test_multiagent_equations.py", "test_multiagent.py"),
     "encoders": ("test_encoders.py", "test_marl_pixels.py", "test_atari.py"),
+    "actor_critic": ("test_recurrent.py", "test_ppo.py"),
+    "multiagent_actor_critic": ("test_marl_pixels.py", "test_multiagent.py"),
     "atari": ("test_atari.py",),
     "rewards": ("test_grpo_trl_loss.py", "test_grpo*.py"),
     "runner": ("test_runners.py", "test_fast_paths.py"),

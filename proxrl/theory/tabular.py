@@ -35,10 +35,12 @@ class TabularMDP:
 
     @property
     def n_states(self) -> int:
+        """S, the number of states."""
         return self.P.shape[0]
 
     @property
     def n_actions(self) -> int:
+        """A, the number of actions."""
         return self.P.shape[1]
 
 
@@ -113,7 +115,8 @@ def visitation(mdp: TabularMDP, pi: Tensor) -> Tensor:
     """η(s) = Σ_k γ^k Pr(s_k = s | ρ₀, π) ``[S]``: ρ₀ᵀ (I − γ P_π)⁻¹, the expected (discounted) visits of the
     seed's proof; d^π = η / Σ η is the state distribution of Theorem 1."""
     p_pi = torch.einsum("sa,sax->sx", pi, mdp.P)
-    return torch.linalg.solve((torch.eye(mdp.n_states, dtype=p_pi.dtype) - mdp.gamma * p_pi).T, mdp.rho0)
+    eta: Tensor = torch.linalg.solve((torch.eye(mdp.n_states, dtype=p_pi.dtype) - mdp.gamma * p_pi).T, mdp.rho0)
+    return eta
 
 
 def objective(mdp: TabularMDP, pi: Tensor) -> Tensor:
