@@ -1210,7 +1210,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "collectors": ("test_aec_credit.py", "test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
     "grpo": ("test_grpo_equations.py", "test_grpo*.py", "test_group_relative.py"),
     "reference": ("test_grpo_equations.py", "test_grpo.py", "test_resume.py"),
-    "lm": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
+    "generation": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
     "decoder": ("test_decoder*.py", "test_grpo.py", "test_grpo_equations.py"),
     "normalizers": ("test_runners.py",),
     "value_norm": ("test_multiagent_equations.py", "test_multiagent.py"),

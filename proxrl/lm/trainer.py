@@ -19,7 +19,8 @@ from ..config import ConfigError
 from ..envs.text_tasks import TextTask, sampler_state, set_sampler_state
 from ..config import RunConfig
 from ..run import Progress
-from . import distributed, fsdp, load_adapter
+from . import distributed, fsdp
+from .models import load_adapter
 from .critic import TokenCritic
 from .distributed import World
 from .evaluation import HeldOutAccuracy, accuracy_label, describe_accuracy, held_out_accuracy
