@@ -98,7 +98,7 @@ class Mutation:
 ADV, OBJ, KL, DIST = "proxrl/advantages.py", "proxrl/objectives.py", "proxrl/kl.py", "proxrl/distributions.py"
 FUSED, PPO, PG = "proxrl/fast/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg.py"
 OPG = "proxrl/algos/offpolicy_pg.py"
-MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
+MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collector.py", "proxrl/algos/grpo.py"
 LM, DEC, REF = "proxrl/lm/generation.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
 DIST_LM, FSDP = "proxrl/lm/distributed.py", "proxrl/lm/fsdp.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"

@@ -27,7 +27,7 @@ from ..advantages import gae, normalize
 from ..config import ConfigError, param
 from ..envs import snapshot
 from ..marl.value_norm import ValueNormalizer
-from ..marl.collectors import (
+from ..marl.collector import (
     FramePreprocessing,
     MultiAgentBatch,
     MultiAgentCollector,

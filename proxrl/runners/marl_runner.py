@@ -18,7 +18,7 @@ import torch
 from torch.nn.utils import vector_to_parameters
 
 from ..envs import snapshot
-from ..marl.collectors import FramePreprocessing, MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
+from ..marl.collector import FramePreprocessing, MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
 from ..marl.networks import build_networks
 from .runner import SEED_STRIDE, Fragment, RunnerBase, Sync
 
