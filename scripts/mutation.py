@@ -812,7 +812,7 @@ MUTATIONS: list[Mutation] = [
         "self.values, torch.zeros_like(self.next_values), self.terminated",
         "IPPO: per-agent GAE with V_i(s_{t+1}) = 0 (no bootstrap)",
     ),
-    # --- marl/batch.py and marl/parallel.py: the collector's team quantities -------------------------------------------------
+    # --- marl/batch.py and marl/parallel.py: the collector's team quantities ------------------------------------
     Mutation(
         "mappo-team-reward-agent0",
         MA_BATCH,
@@ -1042,7 +1042,7 @@ MUTATIONS: list[Mutation] = [
         "return x * math.sqrt(self.var + 1e-8) if",
         "value_norm: V denormalised as x·std, the mean forgotten (GAE on values off by the mean)",
     ),
-    # --- marl/aec.py and marl/parallel.py: reward credit in turn-based and parallel games (issue 35) -------------------------
+    # --- marl/aec.py and marl/parallel.py: reward credit in turn-based and parallel games (issue 35) -------------
     Mutation(
         "aec-credit-counted-twice",
         PZ_AEC,
@@ -1812,9 +1812,9 @@ def main(argv: list[str] | None = None) -> int:
         "--module",
         nargs="+",
         metavar="MODULE",
-        help="run only mutations of these modules "
-        "(advantages, objectives, kl, distributions, fused, ppo, pg, offpolicy_pg, multiagent, "
-        "pettingzoo, grpo, lm, decoder)",
+        help="run only mutations of these modules (a source file's name: "
+        + ", ".join(dict.fromkeys(m.module for m in MUTATIONS))
+        + ")",
     )
     parser.add_argument(
         "--list", action="store_true", help="list the mutations and validate their snippets; run nothing"
