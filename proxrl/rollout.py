@@ -1,6 +1,6 @@
 """The one rollout path: step a gymnasium vector env with a policy into preallocated time-major tensors.
 
-The rollout contract (every collector keeps it: this one, and the multi-agent ones in ``marl/collectors.py``):
+The rollout contract (every collector keeps it: this one, and the multi-agent one in ``marl/collector.py``):
 each row t holds V(s_t), ``next_values[t]`` = V of the state the column's next action sees (V of the real final
 observation after a truncation), ``terminated``/``truncated``, and a mask of the rows that belong to an episode
 (``valid`` here, ``alive`` per agent there). So one ``advantages.gae(..., mask=)`` serves every method.

@@ -98,12 +98,14 @@ class Mutation:
 ADV, OBJ, KL, DIST = "proxrl/advantages.py", "proxrl/objectives.py", "proxrl/kl.py", "proxrl/distributions.py"
 FUSED, PPO, PG = "proxrl/fast/fused.py", "proxrl/algos/ppo.py", "proxrl/algos/pg.py"
 OPG = "proxrl/algos/offpolicy_pg.py"
-MA, PZ, GRPO = "proxrl/algos/multiagent.py", "proxrl/marl/collectors.py", "proxrl/algos/grpo.py"
+MA, GRPO = "proxrl/algos/multiagent.py", "proxrl/algos/grpo.py"
+MA_BATCH, PZ_PARALLEL, PZ_AEC = "proxrl/marl/batch.py", "proxrl/marl/parallel.py", "proxrl/marl/aec.py"
+LM, DEC, REF = "proxrl/lm/generation.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
 GRPO_CONFIG = "proxrl/algos/grpo_config.py"
-LM, DEC, REF = "proxrl/lm/__init__.py", "proxrl/lm/decoder.py", "proxrl/lm/reference.py"
 DIST_LM, FSDP = "proxrl/lm/distributed.py", "proxrl/lm/fsdp.py"
 NORM, RUNNER = "proxrl/runners/normalizers.py", "proxrl/runners/runner.py"
-POLICY, ROLLOUT = "proxrl/policies/__init__.py", "proxrl/rollout.py"
+POLICY, ROLLOUT = "proxrl/policies/actor_critic.py", "proxrl/rollout.py"
+MA_POLICY = "proxrl/policies/multiagent_actor_critic.py"
 POOL, AGENT = "proxrl/envs/envpool_vec.py", "proxrl/algos/agent.py"
 VNORM, ENC, ATARI = "proxrl/marl/value_norm.py", "proxrl/policies/encoders.py", "proxrl/envs/atari.py"
 REWARDS, GROUP, RAY_GROUP = "proxrl/lm/rewards.py", "proxrl/runners/group.py", "proxrl/runners/ray_group.py"
@@ -662,7 +664,7 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "marl-stacked-frames-not-channel-first",
-        POLICY,
+        MA_POLICY,
         "x = x.permute(0, 1, 4, 2, 3)",
         "x = x",
         "central critic over images: [H, W, C] frames reshaped to channels without moving the channels first",
@@ -800,50 +802,50 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "mappo-team-bootstrap-ignored",
-        PZ,
+        MA_BATCH,
         "self.team_next_values,\n            self.team_terminated",
         "torch.zeros_like(self.team_next_values),\n            self.team_terminated",
         "MAPPO: joint GAE with V(s_{t+1}) = 0 (no bootstrap from the next state or V(final state))",
     ),
     Mutation(
         "ippo-bootstrap-ignored",
-        PZ,
+        MA_BATCH,
         "self.values, self.next_values, self.terminated",
         "self.values, torch.zeros_like(self.next_values), self.terminated",
         "IPPO: per-agent GAE with V_i(s_{t+1}) = 0 (no bootstrap)",
     ),
-    # --- marl/collectors.py: the collector's team quantities -------------------------------------------------
+    # --- marl/batch.py and marl/parallel.py: the collector's team quantities ------------------------------------
     Mutation(
         "mappo-team-reward-agent0",
-        PZ,
+        MA_BATCH,
         "team_rewards=tt(self.rewards.sum(-1))",
         "team_rewards=tt(self.rewards[..., 0])",
         "MAPPO: team reward is agent 0's r_0 instead of Σ_i r_i",
     ),
     Mutation(
         "mappo-collector-team-bootstrap-zero",
-        PZ,
+        PZ_PARALLEL,
         "b.team_bootstrap[t] = np.where(b.team_truncated[t], v_final[:, 0], 0.0)",
         "b.team_bootstrap[t] = 0.0",
         "MAPPO collector: V(final state) of a truncated episode never recorded",
     ),
     Mutation(
         "ma-next-value-from-skipped-row",
-        PZ,
+        MA_BATCH,
         "upcoming = np.where(alive[t], values[t], upcoming)",
         "upcoming = values[t]",
         "collector: V(s_{t+1}) is V of the next row even where the column did not act (alive ignored)",
     ),
     Mutation(
         "ma-truncation-bootstrap-ignored",
-        PZ,
+        MA_BATCH,
         "out[t] = np.where(truncated[t], bootstrap[t], upcoming)",
         "out[t] = upcoming",
         "collector: after a truncation V(s_{t+1}) is the next episode's V, not V(final observation)",
     ),
     Mutation(
         "mappo-team-terminated-any-agent",
-        PZ,
+        PZ_PARALLEL,
         "bool(b.terminated[t, i][b.alive[t, i]].all())",
         "bool(b.terminated[t, i][b.alive[t, i]].any())",
         "MAPPO collector: the episode counts as terminated when any agent terminated (not every agent)",
@@ -986,9 +988,9 @@ MUTATIONS: list[Mutation] = [
     ),
     Mutation(
         "pz-aec-game-end-unmarked",
-        PZ,
-        "            b.team_terminated[row, i] = True\n            return",
-        "            return",
+        PZ_AEC,
+        "        b.team_terminated[row, i] = True\n        return",
+        "        return",
         "turn-based collector: a terminated game sets no team episode end (joint GAE runs across games)",
     ),
     # --- lm/ and lm/decoder.py ------------------------------------------------------------------------------
@@ -1042,53 +1044,53 @@ MUTATIONS: list[Mutation] = [
         "return x * math.sqrt(self.var + 1e-8) if",
         "value_norm: V denormalised as x·std, the mean forgotten (GAE on values off by the mean)",
     ),
-    # --- marl/collectors.py: reward credit in turn-based and parallel games (issue 35) -------------------------
+    # --- marl/aec.py and marl/parallel.py: reward credit in turn-based and parallel games (issue 35) -------------
     Mutation(
         "aec-credit-counted-twice",
-        PZ,
-        "gained = float(reward) - self._credited[i, k]",
+        PZ_AEC,
+        "gained = float(reward) - c._credited[i, k]",
         "gained = float(reward)",
         "turn-based credit: a reward credited at a rollout's end counted again at the player's next turn",
     ),
     Mutation(
         "aec-open-move-not-held",
-        PZ,
-        "                        self._hold(i, k, row)\n",
+        PZ_AEC,
+        "                    _hold(c, i, k, row)\n",
         "",
         "turn-based credit: a move still awaiting its reward stays in its rollout (a later −1 lands on no row)",
     ),
     Mutation(
         "aec-held-move-not-credited",
-        PZ,
-        "self._last_row[i, k] = self._last_move[i] = row",
-        "self._last_move[i] = row",
+        PZ_AEC,
+        "c._last_row[i, k] = c._last_move[i] = row",
+        "c._last_move[i] = row",
         "turn-based credit: a held move opens the next rollout but its reward is credited to no row",
     ),
     Mutation(
         "aec-held-moves-out-of-order",
-        PZ,
-        'np.argsort(self._held_row[i], kind="stable")',
-        'np.argsort(-self._held_row[i], kind="stable")',
+        PZ_AEC,
+        'np.argsort(c._held_row[i], kind="stable")',
+        'np.argsort(-c._held_row[i], kind="stable")',
         "turn-based credit: held moves open the next rollout latest first (the rows' time order broken)",
     ),
     Mutation(
         "aec-boundary-bootstraps-from-now",
-        PZ,
-        "                        v[k] = b.values[row, i, k]\n",
+        PZ_AEC,
+        "                    v[k] = b.values[row, i, k]\n",
         "",
         "turn-based: the rollout a move was held from bootstraps from V now, not V at the held move",
     ),
     Mutation(
         "parallel-episode-return-last-reward",
-        PZ,
-        "self._ep_return[i, k] += b.rewards[t, i, k]",
-        "self._ep_return[i, k] = b.rewards[t, i, k]",
+        PZ_PARALLEL,
+        "c._ep_return[i, k] += b.rewards[t, i, k]",
+        "c._ep_return[i, k] = b.rewards[t, i, k]",
         "parallel collector: the logged episode return is the last step's reward, not the sum",
     ),
     Mutation(
         "parallel-dead-agents-alive",
-        PZ,
-        "b.alive[t, i, [self.index[a] for a in self._obs[i]]] = True",
+        PZ_PARALLEL,
+        "b.alive[t, i, [c.index[a] for a in c._obs[i]]] = True",
         "b.alive[t, i] = True",
         "parallel collector: an agent that left the episode still counts as acting (its rows in GAE and losses)",
     ),
@@ -1209,15 +1211,19 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "pg": ("test_pg*.py", "test_advantages.py", "test_theory.py"),
     "offpolicy_pg": ("test_offpolicy_pg*.py", "test_theory.py"),
     "multiagent": ("test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
-    "collectors": ("test_aec_credit.py", "test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
+    "batch": ("test_multiagent_equations.py", "test_multiagent*.py", "test_aec_credit.py"),
+    "parallel": ("test_aec_credit.py", "test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
+    "aec": ("test_aec_credit.py", "test_multiagent_equations.py", "test_multiagent*.py", "test_resume.py"),
     "grpo": ("test_grpo_equations.py", "test_grpo*.py", "test_group_relative.py"),
     "grpo_config": ("test_grpo_loss_family.py", "test_grpo_equations.py", "test_grpo*.py"),
     "reference": ("test_grpo_equations.py", "test_grpo.py", "test_resume.py"),
-    "lm": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
+    "generation": ("test_grpo.py", "test_grpo_equations.py", "test_decoder.py"),
     "decoder": ("test_decoder*.py", "test_grpo.py", "test_grpo_equations.py"),
     "normalizers": ("test_runners.py",),
     "value_norm": ("test_multiagent_equations.py", "test_multiagent.py"),
     "encoders": ("test_encoders.py", "test_marl_pixels.py", "test_atari.py"),
+    "actor_critic": ("test_recurrent.py", "test_ppo.py"),
+    "multiagent_actor_critic": ("test_marl_pixels.py", "test_multiagent.py"),
     "atari": ("test_atari.py",),
     "rewards": ("test_grpo_trl_loss.py", "test_grpo*.py"),
     "runner": ("test_runners.py", "test_fast_paths.py"),
@@ -1810,9 +1816,9 @@ def main(argv: list[str] | None = None) -> int:
         "--module",
         nargs="+",
         metavar="MODULE",
-        help="run only mutations of these modules "
-        "(advantages, objectives, kl, distributions, fused, ppo, pg, offpolicy_pg, multiagent, "
-        "pettingzoo, grpo, lm, decoder)",
+        help="run only mutations of these modules (a source file's name: "
+        + ", ".join(dict.fromkeys(m.module for m in MUTATIONS))
+        + ")",
     )
     parser.add_argument(
         "--list", action="store_true", help="list the mutations and validate their snippets; run nothing"

@@ -6,7 +6,7 @@ import torch
 
 from proxrl import ConfigError, MultiAgentPPO
 from proxrl.advantages import gae
-from proxrl.marl.collectors import next_values
+from proxrl.marl.batch import next_values
 from proxrl.marl.evaluation import evaluate_against_random
 from proxrl.cli import main
 

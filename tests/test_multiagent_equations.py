@@ -23,7 +23,7 @@ import torch
 import recording_games
 import turn_game
 from proxrl import MultiAgentPPO
-from proxrl.marl.collectors import MultiAgentBatch
+from proxrl.marl.batch import MultiAgentBatch
 from proxrl.marl.value_norm import ValueNormalizer
 
 TOL = 2e-5

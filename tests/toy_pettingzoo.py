@@ -1,7 +1,7 @@
 """A tiny PettingZoo ParallelEnv for tests: two heterogeneous agents, one of which leaves the episode early.
 
 ``early`` (obs width 2, Box actions of size 1) terminates after 2 steps; ``late`` (obs width 3) keeps going until
-step 5, where it is truncated. Each agent's reward is 1 per step. ``proxrl.marl.collectors`` loads it as
+step 5, where it is truncated. Each agent's reward is 1 per step. ``proxrl.marl.envs`` loads it as
 ``toy_pettingzoo`` (the tests directory is on sys.path).
 """
 

@@ -31,13 +31,9 @@ from ..advantages import gae, normalize
 from ..config import ConfigError, param
 from ..envs import snapshot
 from ..marl.value_norm import ValueNormalizer
-from ..marl.collectors import (
-    FramePreprocessing,
-    MultiAgentBatch,
-    MultiAgentCollector,
-    agent_spec,
-    load_pettingzoo,
-)
+from ..marl.batch import MultiAgentBatch
+from ..marl.collector import MultiAgentCollector
+from ..marl.envs import FramePreprocessing, agent_spec, load_pettingzoo
 from ..marl import evaluation
 from ..marl.networks import build_networks
 from ..marl.zero_sum import ZeroSumCheck

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .text_tasks import TextTask, exact_match
-from . import accuracy, mean_scores
+from .scoring import accuracy, mean_scores
 from .config import LanguageModelConfig
 from .distributed import SINGLE, World
 

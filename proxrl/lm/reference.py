@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..checkpoint import CheckpointError
-from . import load_model
+from .models import load_model
 
 REFERENCE_FOLDER = "reference"  # a checkpoint's copy of the reference model, when no other folder holds it
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .tasks import load_callable
-from . import require_transformers
+from .models import require_transformers
 
 
 class RewardError(ConfigError):

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from .text_tasks import TextTask, char_tokenizer
-from . import load_causal_lm, supervised_warmup, tiny_causal_lm
+from .models import load_causal_lm, tiny_causal_lm
+from .warmup import supervised_warmup
 from .config import LanguageModelConfig
 from .distributed import SINGLE, World
 

@@ -19,7 +19,8 @@ from .text_tasks import TextTask, sampler_state, set_sampler_state
 from ..config import RunConfig
 from ..run import Progress
 from ..seeding import rng_state, set_rng_state
-from . import distributed, fsdp, load_adapter
+from . import distributed, fsdp
+from .models import load_adapter
 from .critic import TokenCritic
 from .decoder import is_sharded
 from .distributed import World

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .collectors import MultiAgentCollector
+from .collector import MultiAgentCollector
 
 
 @torch.no_grad()

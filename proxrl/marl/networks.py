@@ -9,7 +9,7 @@ from torch import nn
 
 from ..policies import MultiAgentActorCritic
 from ..policies.encoders import set_cnn_precision
-from .collectors import AgentSpec
+from .envs import AgentSpec
 
 
 def build_networks(spec: AgentSpec, cfg: Any) -> tuple[MultiAgentActorCritic, bool, dict[str, list[nn.Parameter]]]:

@@ -1,5 +1,5 @@
 """A runner of multi-agent PPO (IPPO / MAPPO / HAPPO): M copies of the PettingZoo env in a
-:class:`~proxrl.marl.collectors.MultiAgentCollector` with a CPU copy of the multi-agent actor-critic, returning a
+:class:`~proxrl.marl.collector.MultiAgentCollector` with a CPU copy of the multi-agent actor-critic, returning a
 whole ``MultiAgentBatch`` fragment per call. The group (:mod:`.group`) puts the runners' copies side by side, as
 one collector's N·M copies would be.
 
@@ -18,7 +18,9 @@ import torch
 from torch.nn.utils import vector_to_parameters
 
 from ..envs import snapshot
-from ..marl.collectors import FramePreprocessing, MultiAgentBatch, MultiAgentCollector, agent_spec, load_pettingzoo
+from ..marl.batch import MultiAgentBatch
+from ..marl.collector import MultiAgentCollector
+from ..marl.envs import FramePreprocessing, agent_spec, load_pettingzoo
 from ..marl.networks import build_networks
 from .runner import SEED_STRIDE, Fragment, RunnerBase, Sync
 
