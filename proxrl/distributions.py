@@ -48,8 +48,9 @@ class Categorical:
     def entropy(self) -> Tensor:
         return -(self.logits.exp() * self.logits).sum(-1)
 
-    def kl(self, other: Categorical) -> Tensor:
-        """Exact D_KL(self ‖ other) = Σ_a p(a) (log p(a) − log q(a))."""
+    def kl(self, other: Distribution) -> Tensor:
+        """Exact D_KL(self ‖ other) = Σ_a p(a) (log p(a) − log q(a)); ``other`` of the same space."""
+        assert isinstance(other, Categorical)
         return (self.logits.exp() * (self.logits - other.logits)).sum(-1)
 
 
@@ -75,7 +76,9 @@ class MultiCategorical:
     def entropy(self) -> Tensor:
         return sum(p.entropy() for p in self.parts)  # type: ignore[return-value]
 
-    def kl(self, other: MultiCategorical) -> Tensor:
+    def kl(self, other: Distribution) -> Tensor:
+        """Exact D_KL(self ‖ other): the sum over the sub-actions' categoricals; ``other`` of the same space."""
+        assert isinstance(other, MultiCategorical)
         return sum(p.kl(q) for p, q in zip(self.parts, other.parts, strict=False))  # type: ignore[return-value]
 
 
@@ -99,8 +102,10 @@ class DiagGaussian:
     def entropy(self) -> Tensor:
         return (0.5 + _LOG_SQRT_2PI + self.log_std).expand_as(self.mean).sum(-1)
 
-    def kl(self, other: DiagGaussian) -> Tensor:
-        """Exact D_KL(self ‖ other) = Σ_d [log σ_q − log σ_p + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½]."""
+    def kl(self, other: Distribution) -> Tensor:
+        """Exact D_KL(self ‖ other) = Σ_d [log σ_q − log σ_p + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½]; ``other`` of
+        the same space."""
+        assert isinstance(other, DiagGaussian)
         var_p, var_q = (2 * self.log_std).exp(), (2 * other.log_std).exp()
         return (other.log_std - self.log_std + (var_p + (self.mean - other.mean) ** 2) / (2 * var_q) - 0.5).sum(-1)
 

@@ -24,6 +24,7 @@ from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
 from ..policies.encoders import POLICIES, cnn_precision_param, image_channels_param, register_class
+from ..marl.collector import MultiAgentCollector
 from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
 from ..runners.ray_group import INSTALL_HINT, RayRunnerGroup
@@ -181,12 +182,15 @@ def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None
     return cfgmod.resolve(cls, base=config, overrides={**({"env": env} if env is not None else {}), **overrides})
 
 
+Collector = Rollout | MultiAgentCollector | RunnerGroup  # what steps a trainer's envs: here, or on Ray runners
+
+
 @dataclass
 class EnvSlot:
     """A trainer's envs: the rollout (or multi-agent collector) once started, its normalisers, and what a loaded
     checkpoint puts back when they start (normalisation statistics, the envs' saved state)."""
 
-    rollout: Any = None
+    rollout: Collector | None = None
     norms: Normalizers | None = None
     saved_normalizers: dict[str, Any] = field(default_factory=dict)
     saved_envs: dict[str, Any] | None = None
@@ -260,7 +264,7 @@ class EnvTrainer:
         self.acting_rng = np.random.default_rng(config.seed)  # samples actions on the numpy acting path
         self.flat_adams({"policy": list(self.policy.parameters())})
 
-    def start_envs(self) -> Rollout | RunnerGroup:
+    def start_envs(self) -> Collector:
         """The vector env (normalisers restored) and its rollout, or with ``runners: ray`` the group of runner actors;
         a resumed run reseeds from its step count so it does not replay the episodes it began with."""
         cfg = self.config
@@ -328,7 +332,8 @@ class EnvTrainer:
         return group
 
     def rollout(self) -> Any:
-        """The agent's rollout (or multi-agent collector), its envs started on first use."""
+        """The agent's rollout (or multi-agent collector), its envs started on first use (Any: each trainer knows
+        which :data:`Collector` its ``start_envs`` returns)."""
         r = self.envs.rollout
         if r is None or (isinstance(r, RunnerGroup) and r.closed):  # a group that lost every runner stopped itself
             self.envs.rollout = self.start_envs()
@@ -345,11 +350,12 @@ class EnvTrainer:
 
     def env_state(self) -> dict[str, Any] | None:
         """The envs' state and the rollout's place in their episodes (for an exact resume), or None before any env."""
-        r: Rollout | RunnerGroup | None = self.envs.rollout
+        r = self.envs.rollout
         if r is None:
             return self.envs.saved_envs
         if isinstance(r, RunnerGroup):
             return r.state()
+        assert isinstance(r, Rollout)  # MultiAgentPPO.env_state saves its collector
         return {
             "num_envs": r.venv.num_envs,
             "venv": snapshot.snapshot(r.venv),

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
-from ..rollout import Batch
+from ..rollout import Batch, Rollout
 from ..run import Session
 from . import agent
 from .agent import EnvTrainer, ActorCriticConfig
@@ -286,9 +286,10 @@ class PPO(EnvTrainer):
         """One minibatch step through autograd (any objective, any policy); returns its stats row
         (STAT_NAMES, then the exact KL when the objective uses it)."""
         dist, values = self.policy(obs)
-        kl_values = (
-            make_distribution(self.policy.action_space, old_params, old_log_std).kl(dist) if self.uses_kl else None
-        )
+        kl_values = None
+        if self.uses_kl:
+            assert old_params is not None  # the rollout's head outputs are kept when the objective uses the KL
+            kl_values = make_distribution(self.policy.action_space, old_params, old_log_std).kl(dist)
         return self._loss_step(
             dist.log_prob(actions), dist.entropy(), values, old_logp, adv, returns, old_values, clip_eps, kl_values
         )
@@ -350,7 +351,9 @@ class PPO(EnvTrainer):
         with, reset where an episode starts, so no sequence runs across a reset; the loss is over valid rows."""
         cfg = self.config
         n = batch.rewards.shape[1]
-        h0, c0 = self.envs.rollout.initial_state  # type: ignore[union-attr]
+        rollout = self.envs.rollout
+        assert isinstance(rollout, Rollout) and rollout.initial_state is not None  # recurrent: local envs only
+        h0, c0 = rollout.initial_state
 
         def step(e: Any) -> torch.Tensor:
             valid = batch.valid[:, e].reshape(-1)
@@ -421,6 +424,7 @@ class PPO(EnvTrainer):
         if self.uses_kl:
             out["kl_coef"] = self.kl_coef
         if self.adaptive_kl is not None:  # adapt c once per iteration, on the exact KL the whole update reached
+            assert old_params is not None  # kept for the adaptive coefficient's exact KL
             with torch.no_grad():
                 old = make_distribution(self.policy.action_space, old_params, old_log_std)
                 reached = old.kl(self.policy.distribution(obs)).mean().item()

@@ -33,7 +33,7 @@ def load_pettingzoo(
     """('parallel' | 'aec', constructor) for a PettingZoo module path such as ``mpe2.simple_spread_v3``;
     the module's ``parallel_env(...)`` is preferred over ``env(...)``. ``frames``: SuperSuit's image
     preprocessing for pixel environments (pistonball), applied to every copy."""
-    from pettingzoo import AECEnv, ParallelEnv  # type: ignore[import-untyped]
+    from pettingzoo import AECEnv, ParallelEnv
 
     try:
         module = importlib.import_module(name)
@@ -87,7 +87,7 @@ class FramePreprocessing:
     def wrap(self, env: Any) -> Any:
         """``env`` with the preprocessing applied (uint8 images, channels last)."""
         try:
-            import supersuit as ss  # type: ignore[import-untyped]
+            import supersuit as ss
         except ImportError:
             raise ConfigError(
                 "grayscale, frame_size and frame_stack use SuperSuit: pip install 'proxrl[butterfly]' (or supersuit)"

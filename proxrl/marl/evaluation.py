@@ -27,7 +27,8 @@ def predict(
     o = torch.as_tensor(obs, dtype=torch.float32, device=trained.device)
     m = None if masks is None else torch.as_tensor(masks, device=trained.device)
     dist = trained.policy.distribution(o, m)
-    return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+    actions: np.ndarray = (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+    return actions
 
 
 def evaluate(
