@@ -23,7 +23,7 @@ from ..envs import OBS_CLIP, Normalizers, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ACTIVATIONS, ActorCritic
-from ..policies.encoders import POLICIES, cnn_precision_param, image_channels_param, register_class
+from ..policies.encoders import POLICIES, DictEncoder, cnn_precision_param, image_channels_param, register_class
 from ..marl.collector import MultiAgentCollector
 from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
@@ -438,9 +438,8 @@ class EnvTrainer:
         policy returns ``(actions, state)``: pass the state back with the next observation (None: an episode's
         start), as SB3-contrib's RecurrentPPO."""
         policy = cast(ActorCritic, self.policy)
-        layout = getattr(policy.encoder, "layout", None)  # a Dict space's: the env's flat rows are made from dicts
-        if isinstance(obs, dict) and layout is not None:
-            obs = layout.flatten_batch(obs)
+        if isinstance(obs, dict) and isinstance(policy.encoder, DictEncoder):  # the env's flat rows come from dicts
+            obs = policy.encoder.layout.flatten_batch(obs)
         obs = np.asarray(obs)
         shape = policy.observation_space.shape or ()
         single = obs.shape == tuple(shape)
