@@ -9,6 +9,7 @@ torch path); ``tests/test_fast_paths.py`` checks it against the torch policy.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -16,6 +17,19 @@ from gymnasium import spaces
 from torch import nn
 
 from ..policies import ACTIVATIONS, ActorCritic
+
+
+class ActingDraws(Protocol):
+    """Where numpy acting draws its random numbers: a numpy ``Generator``, or a Ray runner's share of the run's
+    draws (:class:`~proxrl.runners.runner.SliceOfDraws`)."""
+
+    def random(self, shape: tuple[int, ...], /) -> np.ndarray:
+        """Uniform [0, 1) numbers of ``shape``."""
+        ...
+
+    def standard_normal(self, shape: tuple[int, ...], /, *, dtype: type[np.float32]) -> np.ndarray:
+        """Standard normal numbers of ``shape``."""
+        ...
 
 
 Activation = Callable[[np.ndarray], np.ndarray]
@@ -68,7 +82,7 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sample_categorical(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _sample_categorical(logp: np.ndarray, rng: ActingDraws) -> np.ndarray:
     cdf = np.exp(logp).cumsum(axis=-1)
     u = rng.random((logp.shape[0], 1)) * cdf[:, -1:]
     actions: np.ndarray = np.minimum((u >= cdf).sum(axis=-1), logp.shape[-1] - 1)  # an Any in numpy's stubs
@@ -79,7 +93,7 @@ class NumpyActing:
     """The acting forward pass (sample a ~ π(·|s), log π(a|s), V(s)) in numpy on views of the policy's CPU
     parameters, sampling with ``rng``."""
 
-    def __init__(self, policy: ActorCritic, rng: np.random.Generator) -> None:
+    def __init__(self, policy: ActorCritic, rng: ActingDraws) -> None:
         assert self.supports(policy)
         self.rng = rng
         self.space = policy.action_space
