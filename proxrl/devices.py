@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
 from .errors import ConfigError
 

@@ -9,6 +9,7 @@ argument validation and broadcasting machinery; ``tests/test_distributions.py`` 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 from dataclasses import dataclass
 
@@ -54,6 +55,13 @@ class Categorical:
         return (self.logits.exp() * (self.logits - other.logits)).sum(-1)
 
 
+def _total(terms: Iterable[Tensor]) -> Tensor:
+    """Σ ``terms``, added as the builtin ``sum`` adds them (one term per sub-action, and there is at least one)."""
+    total = sum(terms)
+    assert isinstance(total, Tensor)
+    return total
+
+
 @dataclass
 class MultiCategorical:
     """Independent categoricals, one per sub-action; logits ``[B, Σ K_i]``, actions ``[B, n]``."""
@@ -71,15 +79,15 @@ class MultiCategorical:
         return torch.stack([p.mode() for p in self.parts], dim=-1)
 
     def log_prob(self, actions: Tensor) -> Tensor:
-        return sum(p.log_prob(actions[..., i]) for i, p in enumerate(self.parts))  # type: ignore[return-value]
+        return _total(p.log_prob(actions[..., i]) for i, p in enumerate(self.parts))
 
     def entropy(self) -> Tensor:
-        return sum(p.entropy() for p in self.parts)  # type: ignore[return-value]
+        return _total(p.entropy() for p in self.parts)
 
     def kl(self, other: Distribution) -> Tensor:
         """Exact D_KL(self ‖ other): the sum over the sub-actions' categoricals; ``other`` of the same space."""
         assert isinstance(other, MultiCategorical)
-        return sum(p.kl(q) for p, q in zip(self.parts, other.parts, strict=False))  # type: ignore[return-value]
+        return _total(p.kl(q) for p, q in zip(self.parts, other.parts, strict=False))
 
 
 @dataclass
@@ -143,7 +151,10 @@ def make_distribution(space: spaces.Space[Any], params: Tensor, log_std: Tensor 
 
 def action_shape(space: spaces.Space[Any]) -> tuple[int, ...]:
     """Per-sample shape of a stored action: ``()`` for Discrete, ``(n,)`` otherwise."""
-    return () if isinstance(space, spaces.Discrete) else tuple(space.shape)  # type: ignore[arg-type]
+    if isinstance(space, spaces.Discrete):
+        return ()
+    assert space.shape is not None, f"actions of {space} have no array shape"
+    return tuple(space.shape)
 
 
 def action_dtype(space: spaces.Space[Any]) -> torch.dtype:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 CSV_NAME = "progress.csv"
 
@@ -22,10 +25,10 @@ class RunLogger:
         resume_step: int | None = None,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self._csv_file = None
-        self._csv: csv.DictWriter | None = None
+        self._csv_file: IO[str] | None = None
+        self._csv: csv.DictWriter[str] | None = None
         self._fields: list[str] | None = None
-        self._tb = None
+        self._tb: SummaryWriter | None = None
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             path = self.run_dir / CSV_NAME

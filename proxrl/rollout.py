@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .errors import EnvError, NonFiniteError
 from .distributions import action_dtype, action_shape, to_env_action
-from .fast.numpy_acting import NumpyActing
+from .fast.numpy_acting import ActingDraws, NumpyActing
 from .policies import ActorCritic
 
 
@@ -90,18 +90,20 @@ class Rollout:
         policy: ActorCritic,
         num_steps: int,
         device: torch.device,
-        rng: np.random.Generator | None = None,
+        rng: ActingDraws | None = None,
     ) -> None:
         self.venv, self.policy, self.num_steps, self.device = venv, policy, num_steps, device
         n, t = venv.num_envs, num_steps
         obs_space, act_space = venv.single_observation_space, venv.single_action_space
         self.act_space = act_space
+        obs_shape = obs_space.shape
+        assert obs_shape is not None, f"the rollout stores array observations, not those of {obs_space}"
         # images stay uint8 (a 128 × 8 Atari rollout: 29 MB, not 116 MB as float32); the encoder scales them
-        obs_dtype = np.int64 if obs_space.shape == () else np.uint8 if obs_space.dtype == np.uint8 else np.float32
+        obs_dtype = np.int64 if obs_shape == () else np.uint8 if obs_space.dtype == np.uint8 else np.float32
         # Every buffer is a numpy array written in place each step (cheaper than a torch op per field); on the
         # CPU the Batch's tensors share their memory, elsewhere they are copied once per rollout.
         self._np = {
-            "obs": np.zeros((t, n, *obs_space.shape), dtype=obs_dtype),
+            "obs": np.zeros((t, n, *obs_shape), dtype=obs_dtype),
             "actions": np.zeros(
                 (t, n, *action_shape(act_space)),
                 dtype=np.float32 if action_dtype(act_space) == torch.float32 else np.int64,
@@ -115,17 +117,18 @@ class Rollout:
             "starts": np.zeros((t, n), dtype=bool),
         }
         self._shared = device.type == "cpu"
-        self.batch = Batch(**{k: torch.from_numpy(v).to(device) for k, v in self._np.items()})
-        use_numpy = rng is not None and self._shared and NumpyActing.supports(policy)
-        self._numpy_acting = NumpyActing(policy, rng) if use_numpy else None  # type: ignore[arg-type]
+        self._tensors = {k: torch.from_numpy(v).to(device) for k, v in self._np.items()}  # the Batch's fields
+        self.batch = Batch(**self._tensors)
+        use_numpy = self._shared and NumpyActing.supports(policy)
+        self._numpy_acting = NumpyActing(policy, rng) if rng is not None and use_numpy else None
         self.episodes = EpisodeStats()
         self.obs: np.ndarray | None = None
         self.prev_done = np.zeros(n, dtype=bool)
         self.prev_valid = np.zeros(n, dtype=bool)  # was the last row of an env valid (else the next one starts)
         # a recurrent policy's state (h, c) ``[N, H]`` each, carried across calls; ``initial_state`` is its value at
         # the start of the last rollout (the update replays the rollout from it)
-        self.recurrent = getattr(policy, "core", None) is not None
-        self.state = policy.initial_state(n, device) if self.recurrent else None  # type: ignore[attr-defined]
+        self.recurrent = policy.core is not None
+        self.state = policy.initial_state(n, device) if self.recurrent else None
         self.initial_state = self.state
         self.env_steps = 0  # env steps collected before this call (set by the trainer on resume)
         self.steps_taken = 0  # env steps the last call made
@@ -136,7 +139,7 @@ class Rollout:
         x = torch.from_numpy(obs).to(self.device)
         if self.recurrent:  # the state is reset where an episode starts, then carried
             keep = torch.from_numpy(~starts).to(self.device)
-            actions, logp, value, self.state = self.policy.act_recurrent(x, self.state, keep)
+            actions, logp, value, self.state = self.policy.act_recurrent(x, self._carried_state(), keep)
         else:
             actions, logp, value = self.policy.act(x)
         return actions.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
@@ -146,8 +149,13 @@ class Rollout:
             return self._numpy_acting.value(obs)
         x = torch.from_numpy(obs).to(self.device)
         if self.recurrent:  # V(s_T) with the carried state (its episode goes on, or it is a final observation)
-            return self.policy.value_recurrent(x, self.state).cpu().numpy()
+            return self.policy.value_recurrent(x, self._carried_state()).cpu().numpy()
         return self.policy.value(x).cpu().numpy()
+
+    def _carried_state(self) -> tuple[Tensor, Tensor]:
+        """A recurrent policy's state (h, c), which exists from construction on."""
+        assert self.state is not None, "only a recurrent policy carries a state"
+        return self.state
 
     def start(self, obs: np.ndarray) -> None:
         """Set the first observation (from ``venv.reset``); no step before it is a reset step."""
@@ -209,7 +217,7 @@ class Rollout:
         arr["values"][steps] = self._value(np.asarray(obs, dtype=arr["obs"].dtype))
         if not self._shared:
             for key, value in arr.items():
-                getattr(b, key).copy_(torch.from_numpy(value))
+                self._tensors[key].copy_(torch.from_numpy(value))
         self.obs = obs
         self.steps_taken = steps * venv.num_envs
         self.env_steps += self.steps_taken

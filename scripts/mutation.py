@@ -1168,7 +1168,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "atari-rewards-not-clipped",
         ATARI,
-        "lambda r: float(np.sign(r))",
+        "lambda r: float(np.sign(float(r)))",
         "lambda r: float(r)",
         "Atari training: rewards not clipped to their sign",
     ),

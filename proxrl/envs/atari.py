@@ -16,12 +16,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # ale-py is an optional dependency: imported where it is registered
+    from ale_py import AtariEnv
 
 INSTALL = 'Atari needs ale-py and OpenCV: pip install -e ".[atari]"'
 
@@ -41,6 +44,11 @@ def register() -> None:
     gym.register_envs(ale_py)
 
 
+def _ale_env(env: gym.Env[Any, Any]) -> AtariEnv:
+    """ale-py's env under ``env``'s wrappers."""
+    return cast("AtariEnv", env.unwrapped)  # these wrappers only go on gym.make of an ALE/ id (is_atari)
+
+
 def make_kwargs(env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """ale-py's constructor arguments: frame skipping is the preprocessing's (frameskip=1 underneath); v5's sticky
     actions (repeat_action_probability 0.25, Machado et al. 2018) stay unless overridden."""
@@ -55,23 +63,25 @@ class EpisodicLife(gym.Wrapper):
         super().__init__(env)
         self.lives, self.game_over = 0, True
 
-    def step(self, action: Any) -> Any:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """A step of the game; terminated also where a life was lost."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.game_over = terminated or truncated
-        lives = self.env.unwrapped.ale.lives()  # type: ignore[attr-defined]
+        lives = _ale_env(self.env).ale.lives()
         if 0 < lives < self.lives:
             terminated = True
         self.lives = lives
         return obs, reward, terminated, truncated, info
 
-    def reset(self, **kwargs: Any) -> Any:
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """A new game after a game over, else a no-op step that continues the game after a lost life."""
         if self.game_over:
             obs, info = self.env.reset(**kwargs)
         else:
             obs, _, terminated, truncated, info = self.env.step(0)
             if terminated or truncated:
                 obs, info = self.env.reset(**kwargs)
-        self.lives = self.env.unwrapped.ale.lives()  # type: ignore[attr-defined]
+        self.lives = _ale_env(self.env).ale.lives()
         return obs, info
 
 
@@ -84,27 +94,29 @@ class FireOnReset(gym.Wrapper):
         super().__init__(env)
         self.after_life_loss, self.lives = after_life_loss, 0
 
-    def reset(self, **kwargs: Any) -> Any:
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """A reset, then FIRE (and action 2, as SB3 does)."""
         self.env.reset(**kwargs)
         for action in (1, 2):
             obs, _, terminated, truncated, info = self.env.step(action)
             if terminated or truncated:
                 obs, info = self.env.reset(**kwargs)
-        self.lives = self.env.unwrapped.ale.lives()  # type: ignore[attr-defined]
+        self.lives = _ale_env(self.env).ale.lives()
         return obs, info
 
-    def step(self, action: Any) -> Any:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """A step of the game (and FIRE after a lost life, with ``after_life_loss``)."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        lives = self.env.unwrapped.ale.lives()  # type: ignore[attr-defined]
+        lives = _ale_env(self.env).ale.lives()
         if self.after_life_loss and lives < self.lives and not (terminated or truncated):
             obs, fired, terminated, truncated, info = self.env.step(1)
-            reward += fired
+            reward = float(reward) + float(fired)  # AtariPreprocessing's frame-skip sums are floats
         self.lives = lives
         return obs, reward, terminated, truncated, info
 
 
 def _needs_fire(env: gym.Env) -> bool:
-    meanings = env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]
+    meanings = _ale_env(env).get_action_meanings()
     return len(meanings) >= 3 and meanings[1] == "FIRE"
 
 
@@ -123,7 +135,7 @@ def wrappers(training: bool) -> list[Callable[[gym.Env], gym.Env]]:
     chain.append(lambda e: FireOnReset(e, after_life_loss=not training) if _needs_fire(e) else e)
     if training:
         chain.append(
-            lambda e: gym.wrappers.TransformReward(e, lambda r: float(np.sign(r)))  # reward clipping, CleanRL's
+            lambda e: gym.wrappers.TransformReward(e, lambda r: float(np.sign(float(r))))  # reward clipping, CleanRL's
         )
     chain.append(lambda e: gym.wrappers.FrameStackObservation(e, 4))
     return chain

@@ -48,7 +48,7 @@ def envpool_task(env_id: str, env_kwargs: dict[str, Any] | None) -> tuple[str, d
     return task, {**options, **(env_kwargs or {})}, atari
 
 
-class EnvPoolVectorEnv(gym.vector.VectorEnv):  # type: ignore[misc]
+class EnvPoolVectorEnv(gym.vector.VectorEnv):
     """``num_envs`` EnvPool envs behind gymnasium's ``VectorEnv`` interface, with episode statistics."""
 
     def __init__(self, env_id: str, num_envs: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> None:
@@ -76,7 +76,9 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):  # type: ignore[misc]
         self._starts = np.full(num_envs, time.perf_counter())
         self._resetting = np.zeros(num_envs, bool)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Every env's first observation (the seed is the one given at construction: EnvPool seeds its envs
         there)."""
         obs, info = self.pool.reset()

@@ -64,12 +64,16 @@ class DictLayout:
             size = int(np.prod(shape)) * (FLOAT_BYTES if stored == "float32" else 1)
             self.parts.append(Part(key, at, at + size, shape, stored))
             at += size
-        self.flat_space = spaces.Box(0, 255, (at,), np.uint8) if self.packed else spaces.flatten_space(space)
+        values_space = spaces.flatten_space(space)  # of a Dict of Box, Discrete and MultiBinary keys: a Box
+        assert isinstance(values_space, spaces.Box)
+        self.flat_space = spaces.Box(0, 255, (at,), np.uint8) if self.packed else values_space
 
     def flatten(self, obs: dict[str, Any]) -> np.ndarray:
         """One observation (a dict) → its flat row ``[D]``."""
         if not self.packed:
-            return spaces.flatten(self.space, obs)
+            flat = spaces.flatten(self.space, obs)
+            assert isinstance(flat, np.ndarray)  # a Dict space flattens to an array
+            return flat
         row = np.empty(self.flat_space.shape, np.uint8)
         for part in self.parts:
             sub = self.space.spaces[part.key]

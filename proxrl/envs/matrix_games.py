@@ -18,9 +18,11 @@ GAMES: dict[str, list[list[float]]] = {
     "penalty": [[0.0, 1.0], [1.0, 0.0]],  # best: different actions (0, 1) or (1, 0)
     "climbing": [[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]],
 }
+# PettingZoo's parallel step: observations, rewards, terminations, truncations and infos, by agent
+Step = tuple[dict[str, np.ndarray], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]
 
 
-class MatrixGame(ParallelEnv):
+class MatrixGame(ParallelEnv):  # type: ignore[misc]  # pettingzoo's ParallelEnv is Any here (no type information)
     """One-step two-agent cooperative game; observations are a constant 1 (there is nothing to observe)."""
 
     metadata = {"name": "matrix_game_v0", "render_modes": []}
@@ -38,19 +40,25 @@ class MatrixGame(ParallelEnv):
         self._action_spaces = {a: spaces.Discrete(self.payoff.shape[i]) for i, a in enumerate(self.possible_agents)}
 
     def observation_space(self, agent: str) -> spaces.Box:
+        """A constant 1."""
         return self._obs_space
 
     def action_space(self, agent: str) -> spaces.Discrete:
+        """The agent's row (agent_0) or column (agent_1) of the payoff matrix."""
         return self._action_spaces[agent]
 
-    def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Both agents' observation (a constant 1)."""
         self.agents = list(self.possible_agents)
         return {a: np.ones(1, dtype=np.float32) for a in self.agents}, {a: {} for a in self.agents}
 
-    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+    def step(self, actions: dict[str, Any]) -> Step:
+        """Both agents' payoff[a0, a1]; the episode ends (terminated) after this one step."""
         r = float(self.payoff[int(actions["agent_0"]), int(actions["agent_1"])])
         obs = {a: np.ones(1, dtype=np.float32) for a in self.agents}
-        out = (
+        out: Step = (
             obs,
             {a: r for a in self.agents},
             {a: True for a in self.agents},
@@ -61,6 +69,7 @@ class MatrixGame(ParallelEnv):
         return out
 
     def state(self) -> np.ndarray:
+        """The global state: a constant 1, as the observations."""
         return np.ones(1, dtype=np.float32)
 
 

@@ -16,7 +16,10 @@ import numpy as np
 from gymnasium import spaces
 
 
-class PixelTargetEnv(gym.Env):
+Frame = np.ndarray | dict[str, np.ndarray]  # the image, or (dict_obs) the image and a vector beside it
+
+
+class PixelTargetEnv(gym.Env[Any, Any]):  # observations of a Box or a Dict space (``dict_obs``)
     """A 36×36 grayscale frame with a bright 6×6 square in its left or right half, at a random place; the action
     names the half (0 left, 1 right): reward 1 if right, 0 if not; 8 frames an episode. ``channels`` puts the
     single channel first or last; ``dict_obs`` adds a 3-vector beside the image."""
@@ -31,7 +34,7 @@ class PixelTargetEnv(gym.Env):
         )
         self.action_space = spaces.Discrete(2)
 
-    def _frame(self) -> Any:
+    def _frame(self) -> Frame:
         self.side = int(self.np_random.integers(2))  # the answer: the half (side), or ring (1) vs square (0)
         frame = np.zeros((36, 36), np.uint8)
         if self.task == "shape":
@@ -47,16 +50,19 @@ class PixelTargetEnv(gym.Env):
             return {"image": image, "vector": self.np_random.uniform(-1, 1, 3).astype(np.float32)}
         return image
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Frame, dict[str, Any]]:
+        """The first frame."""
         super().reset(seed=seed)
         self.t = 0
         return self._frame(), {}
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Frame, float, bool, bool, dict[str, Any]]:
+        """Reward 1 if ``action`` names the answer; the next frame (truncated after 8)."""
         reward = float(int(action) == self.side)
         self.t += 1
         return self._frame(), reward, False, self.t >= 8, {}
 
 
-gym.register("PixelTarget-v0", entry_point=PixelTargetEnv)
-gym.register("PixelShape-v0", entry_point=PixelTargetEnv, kwargs={"task": "shape"})
+# by path, as gymnasium registers its own envs (its EnvCreator type wants a constructor of **kwargs)
+gym.register("PixelTarget-v0", entry_point="proxrl.envs.pixel_tasks:PixelTargetEnv")
+gym.register("PixelShape-v0", entry_point="proxrl.envs.pixel_tasks:PixelTargetEnv", kwargs={"task": "shape"})

@@ -14,7 +14,7 @@ from pettingzoo import ParallelEnv
 from .pixel_tasks import PixelTargetEnv
 
 
-class PixelTeamEnv(ParallelEnv):  # type: ignore[misc]
+class PixelTeamEnv(ParallelEnv):  # type: ignore[misc]  # pettingzoo's ParallelEnv is Any here (no type information)
     """``n_agents`` PixelShape frames at once, one per agent, with one episode clock."""
 
     metadata = {"name": "pixel_team_v0", "is_parallelizable": True}
@@ -25,11 +25,11 @@ class PixelTeamEnv(ParallelEnv):  # type: ignore[misc]
         self.episode_length = episode_length
         self._tasks = {a: PixelTargetEnv(task="shape") for a in self.possible_agents}
 
-    def observation_space(self, agent: str) -> spaces.Space:
+    def observation_space(self, agent: str) -> spaces.Space[Any]:
         """A 36 × 36 × 1 uint8 frame."""
         return self._tasks[agent].observation_space
 
-    def action_space(self, agent: str) -> spaces.Space:
+    def action_space(self, agent: str) -> spaces.Space[Any]:
         """0: square, 1: ring."""
         return self._tasks[agent].action_space
 
@@ -53,7 +53,7 @@ class PixelTeamEnv(ParallelEnv):  # type: ignore[misc]
         over = self.t >= self.episode_length
         truncated = {a: over for a in self.agents}
         terminated = {a: False for a in self.agents}
-        infos = {a: {} for a in self.agents}
+        infos: dict[str, dict[str, Any]] = {a: {} for a in self.agents}
         if over:
             self.agents = []
         return obs, rewards, terminated, truncated, infos

@@ -82,8 +82,8 @@ def _decode(saved: Any, current: Any) -> Any:
             old = current if isinstance(current, dict) else {}
             return {k: _decode(v, old.get(k)) for k, v in saved["__dict__"].items()}
     if isinstance(saved, list):
-        old = current if isinstance(current, list) and len(current) == len(saved) else [None] * len(saved)
-        return [_decode(v, c) for v, c in zip(saved, old, strict=True)]
+        items = current if isinstance(current, list) and len(current) == len(saved) else [None] * len(saved)
+        return [_decode(v, c) for v, c in zip(saved, items, strict=True)]
     return saved
 
 
@@ -154,7 +154,7 @@ def snapshot(obj: Any) -> dict[str, Any]:
     subenvs = getattr(layers[-1], "envs", None)
     if not isinstance(subenvs, list) and hasattr(layers[-1], "processes"):  # an async vector env's workers
         unsaved.append(f"{type(layers[-1]).__name__}: its envs live in worker processes")
-    state = {
+    state: dict[str, Any] = {
         "layers": [_attributes(layer, unsaved) for layer in layers],
         "subenvs": [[_attributes(layer, unsaved) for layer in _chain(e)] for e in subenvs]
         if isinstance(subenvs, list)

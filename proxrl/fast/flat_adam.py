@@ -66,7 +66,7 @@ class FlatParameters:
     def clip_grad_norm_(self, max_norm: float) -> Tensor:
         """Scale the gradient so that its global L2 norm is at most ``max_norm`` (``max_norm`` ≤ 0: no clip);
         returns the norm before, which is also the finiteness check of the whole gradient."""
-        norm = torch.linalg.vector_norm(self._grad)
+        norm: Tensor = torch.linalg.vector_norm(self._grad)  # torch.linalg's stubs return Any
         if max_norm > 0:
             self._grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
         return norm

@@ -8,7 +8,8 @@ torch path); ``tests/test_fast_paths.py`` checks it against the torch policy.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,23 +19,39 @@ from torch import nn
 from ..policies import ACTIVATIONS, ActorCritic
 
 
-_NP_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0)}
+class ActingDraws(Protocol):
+    """Where numpy acting draws its random numbers: a numpy ``Generator``, or a Ray runner's share of the run's
+    draws (:class:`~proxrl.runners.runner.SliceOfDraws`)."""
+
+    def random(self, shape: tuple[int, ...], /) -> np.ndarray:
+        """Uniform [0, 1) numbers of ``shape``."""
+        ...
+
+    def standard_normal(self, shape: tuple[int, ...], /, *, dtype: type[np.float32]) -> np.ndarray:
+        """Standard normal numbers of ``shape``."""
+        ...
 
 
-def _numpy_layers(seq: nn.Module) -> list[tuple[np.ndarray, np.ndarray, Any]]:
+Activation = Callable[[np.ndarray], np.ndarray]
+NumpyLayer = tuple[np.ndarray, np.ndarray, Activation | None]  # W (transposed), b, the activation after it
+_NP_ACTIVATIONS: dict[type[nn.Module], Activation] = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0)}
+
+
+def _numpy_layers(seq: nn.Module) -> list[NumpyLayer]:
     """(W, b, activation) per Linear of ``seq`` as numpy *views* of the torch parameters (no copies)."""
-    layers: list[list[Any]] = []
+    layers: list[NumpyLayer] = []
     for m in seq.children() if isinstance(seq, nn.Sequential) else [seq]:
         if isinstance(m, nn.Linear):
-            layers.append([m.weight.detach().numpy().T, m.bias.detach().numpy(), None])
+            layers.append((m.weight.detach().numpy().T, m.bias.detach().numpy(), None))
         elif isinstance(m, nn.Identity):
             continue
         else:
-            layers[-1][2] = _NP_ACTIVATIONS[type(m)]
-    return [tuple(layer) for layer in layers]  # type: ignore[misc]
+            w, b, _ = layers[-1]
+            layers[-1] = (w, b, _NP_ACTIVATIONS[type(m)])
+    return layers
 
 
-def _numpy_mlp(layers: list[tuple[np.ndarray, np.ndarray, Any]], x: np.ndarray) -> np.ndarray:
+def _numpy_mlp(layers: list[NumpyLayer], x: np.ndarray) -> np.ndarray:
     for w, b, act in layers:
         x = x @ w + b
         if act is not None:
@@ -51,7 +68,7 @@ def _numpy_mlp(layers: list[tuple[np.ndarray, np.ndarray, Any]], x: np.ndarray) 
 BLOCK_ROWS = 8
 
 
-def _in_blocks(forward: Any, x: np.ndarray) -> tuple[np.ndarray, ...]:
+def _in_blocks(forward: Callable[[np.ndarray], tuple[np.ndarray, ...]], x: np.ndarray) -> tuple[np.ndarray, ...]:
     """``forward`` (rows → tuple of row-aligned arrays) on ``x`` in blocks of :data:`BLOCK_ROWS` rows."""
     n = x.shape[0]
     padded = np.concatenate([x, np.zeros(((-n) % BLOCK_ROWS, *x.shape[1:]), x.dtype)]) if n % BLOCK_ROWS else x
@@ -61,20 +78,22 @@ def _in_blocks(forward: Any, x: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    out: np.ndarray = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # np.log's stubs return Any here
+    return out
 
 
-def _sample_categorical(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _sample_categorical(logp: np.ndarray, rng: ActingDraws) -> np.ndarray:
     cdf = np.exp(logp).cumsum(axis=-1)
     u = rng.random((logp.shape[0], 1)) * cdf[:, -1:]
-    return np.minimum((u >= cdf).sum(axis=-1), logp.shape[-1] - 1)
+    actions: np.ndarray = np.minimum((u >= cdf).sum(axis=-1), logp.shape[-1] - 1)  # an Any in numpy's stubs
+    return actions
 
 
 class NumpyActing:
     """The acting forward pass (sample a ~ π(·|s), log π(a|s), V(s)) in numpy on views of the policy's CPU
     parameters, sampling with ``rng``."""
 
-    def __init__(self, policy: ActorCritic, rng: np.random.Generator) -> None:
+    def __init__(self, policy: ActorCritic, rng: ActingDraws) -> None:
         assert self.supports(policy)
         self.rng = rng
         self.space = policy.action_space
@@ -123,8 +142,10 @@ class NumpyActing:
                 actions[:, i] = _sample_categorical(lp, self.rng)
                 logp += np.take_along_axis(lp, actions[:, i : i + 1], axis=-1)[:, 0]
         else:
-            std = np.exp(self.log_std)
+            log_std = self.log_std
+            assert log_std is not None, "a Box action space has a log-std parameter"
+            std = np.exp(log_std)
             noise = self.rng.standard_normal(params.shape, dtype=np.float32)
             actions = params + std * noise
-            logp = (-0.5 * noise * noise - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+            logp = (-0.5 * noise * noise - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
         return actions, logp.astype(np.float32), value.astype(np.float32)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import importlib
 import math
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 import torch
@@ -38,13 +39,15 @@ POLICIES = ("auto", "mlp", "cnn", "custom")
 CNN_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def is_image(space: spaces.Space) -> bool:
+def is_image(space: spaces.Space[Any]) -> TypeGuard[spaces.Box]:
     """A Box of uint8 pixels with 2 or 3 dimensions (SB3's rule: the dtype says it is an image)."""
     return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
 
 
-def fits_nature_cnn(space: spaces.Space, image_channels: str) -> bool:
-    shape = tuple(space.shape)  # type: ignore[union-attr]
+def fits_nature_cnn(space: spaces.Box, image_channels: str) -> bool:
+    """Whether the images of ``space`` are large enough for the Nature CNN (ambiguous channels: True, so that the
+    CNN names the ambiguity)."""
+    shape = tuple(space.shape)
     try:
         first = channels_first(shape, image_channels)
     except ConfigError:
@@ -107,6 +110,7 @@ class NatureCNN(nn.Module):
         self.linear = nn.Sequential(nn.Linear(flat, features), nn.ReLU())
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
+                assert m.bias is not None  # built with bias=True above
                 nn.init.orthogonal_(m.weight, math.sqrt(2))
                 nn.init.zeros_(m.bias)
         self.features_dim = features
@@ -120,9 +124,11 @@ class NatureCNN(nn.Module):
         dtype = self.compute_dtype
         x = x.to(dtype).mul_(self.scale) if obs.dtype == torch.uint8 else x.to(dtype) * self.scale
         if dtype == torch.float32:
-            return self.linear(self.convs(x))
+            features: Tensor = self.linear(self.convs(x))
+            return features
         with torch.autocast(x.device.type, dtype=dtype):
-            return self.linear(self.convs(x)).float()
+            features = self.linear(self.convs(x))
+            return features.float()
 
 
 def image_channels_param() -> Any:
@@ -208,7 +214,8 @@ class DictInput(nn.Module):
         self.layout = DictLayout(space)
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.module(self.layout.unflatten(obs))
+        features: Tensor = self.module(self.layout.unflatten(obs))
+        return features
 
 
 def register_class(cls: type) -> str:
@@ -222,8 +229,8 @@ def register_class(cls: type) -> str:
 def load_class(path: str) -> type[nn.Module]:
     """The class ``module:Class`` names, with a clear error when it cannot be imported."""
     found = registered_object(path)
-    if found is not None:
-        return found
+    if found is not None:  # registered by register_class, which checked that it is an nn.Module class
+        return cast(type[nn.Module], found)
     module, sep, name = path.partition(":")
     if not sep or not module or not name:
         raise ConfigError(f"features_extractor must be 'module:Class', got {path!r}")
@@ -237,7 +244,7 @@ def load_class(path: str) -> type[nn.Module]:
 
 
 def build_encoder(
-    space: spaces.Space,
+    space: spaces.Space[Any],
     policy: str,
     image_channels: str = "auto",
     features_extractor: str | None = None,
@@ -262,17 +269,20 @@ def build_encoder(
         if not features_extractor:
             raise ConfigError("policy=custom needs features_extractor='module:Class' (an nn.Module class)")
         module = load_class(features_extractor)(dict_space or space, **(features_extractor_kwargs or {}))
-        draw = space.sample
+        draw: Callable[[], np.ndarray] = space.sample
         if dict_space is not None:
             module = DictInput(module, dict_space)
-            draw = lambda: module.layout.flatten(dict_space.sample())  # noqa: E731 - rows of real observations
+            layout = module.layout
+            draw = lambda: layout.flatten(dict_space.sample())  # noqa: E731 - rows of real observations
         with torch.no_grad():
-            out = module(torch.as_tensor(np.stack([draw(), draw()])))
+            out: Tensor = module(torch.as_tensor(np.stack([draw(), draw()])))
         if out.dim() != 2 or out.shape[0] != 2:
             raise ConfigError(
                 f"features_extractor {features_extractor} must map [B, ...] to [B, F], gave {tuple(out.shape)}"
             )
-        module.features_dim = int(out.shape[1])
+        # the width the actor-critic reads, set on the user's class (nn.Module's __setattr__ is typed for tensors
+        # and modules only; at run time it takes any value)
+        module.features_dim = int(out.shape[1])  # type: ignore[assignment]
         return module
     if policy == "cnn":
         if not isinstance(space, spaces.Box) or len(space.shape) not in (2, 3):

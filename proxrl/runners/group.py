@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,7 +22,10 @@ import torch
 from ..errors import ResumeWarning, RunnersLostError
 from ..rollout import Batch, EpisodeStats
 from .normalizers import added_moments, merge_added
-from .runner import EnvRunner, Fragment, Sync
+from .runner import EnvRunner, Fragment, Runner, Sync
+
+if TYPE_CHECKING:  # the configs' module imports the runner groups
+    from ..algos.agent import RolloutConfig
 
 
 def staleness_kept(version: int, acted_with: int, max_staleness: int) -> int | None:
@@ -38,17 +41,19 @@ class RunnerGroup:
 
     def __init__(
         self,
-        config: Any,
+        config: RolloutConfig,
         weights: Callable[[], np.ndarray],
         acting_rng: np.random.Generator | None,
         device: torch.device,
         global_step: int,
         normalizers: dict[str, Any] | None = None,
-        runner_class: type = EnvRunner,
-        batch_class: type = Batch,
+        runner_class: type[Runner] = EnvRunner,
+        batch_class: type[Batch] = Batch,
     ) -> None:
         self.config, self.weights, self.acting_rng, self.device = config, weights, acting_rng, device
-        self.runner_class, self.batch_class = runner_class, batch_class  # gymnasium envs, or PettingZoo copies
+        # gymnasium envs, or PettingZoo copies: the multi-agent trainer passes MultiAgentBatch (through
+        # EnvTrainer.start_runners' untyped ``type``), and collect returns one of those
+        self.runner_class, self.batch_class = runner_class, batch_class
         self.normalizers = dict(normalizers or {})  # the run's normalisation statistics, merged from the runners
         self.num_runners = config.num_runners
         self.envs_per_runner = config.num_envs // config.num_runners
@@ -93,12 +98,16 @@ class RunnerGroup:
                 stacklevel=2,
             )
         if self.acting_rng is not None:  # every runner drew the same numbers; the longest stepper's state is next
-            self.acting_rng.bit_generator.state = max(fragments, key=lambda f: f.steps_taken).acting_rng
+            state = max(fragments, key=lambda f: f.steps_taken).acting_rng
+            assert state is not None  # a runner given the acting generator's state returns it
+            self.acting_rng.bit_generator.state = state
         stats = [frag.normalizers for frag in fragments if frag.normalizers is not None]
         if stats:  # what each runner's envs added, folded into the run's statistics
             base = self.normalizers or stats[0][0]
             self.normalizers = merge_added(base, [added_moments(after, before) for before, after in stats])
-        batch = self.batch_class(**{f.name: self._column_stack(fragments, f.name) for f in fields(self.batch_class)})
+        # a Tensor per field, or None for a field the multi-agent batch leaves out (the runners sent none)
+        columns: dict[str, Any] = {f.name: self._column_stack(fragments, f.name) for f in fields(self.batch_class)}
+        batch = self.batch_class(**columns)
         self._merge_episodes(fragments)
         self.obs = np.concatenate([frag.obs for frag in fragments])
         self.steps_taken = sum(frag.steps_taken for frag in fragments)
@@ -195,7 +204,7 @@ class InProcessGroup(RunnerGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.runners = [self.runner_class(self.config, r) for r in range(self.num_runners)]
+        self.runners: list[Runner] = [self.runner_class(self.config, r) for r in range(self.num_runners)]
 
     def _sample(self, weights: np.ndarray, sync: Sync) -> list[Fragment]:
         return [runner.sample(weights, sync) for runner in self.runners]

@@ -41,7 +41,8 @@ def merge_added(base: dict[str, Any], added: list[dict[str, Any]]) -> dict[str, 
         mean, var, count = np.asarray(stats["mean"], np.float64), np.asarray(stats["var"], np.float64), stats["count"]
         for part in added:
             if name in part:
-                mean, var, count = update_mean_var_count_from_moments(
+                # gymnasium leaves this function unannotated: its (mean, var, count) are numpy arrays and a float
+                mean, var, count = update_mean_var_count_from_moments(  # type: ignore[no-untyped-call]
                     mean, var, count, np.asarray(part[name]["mean"]), np.asarray(part[name]["var"]), part[name]["count"]
                 )
         out[name] = {"mean": np.asarray(mean).tolist(), "var": np.asarray(var).tolist(), "count": float(count)}

@@ -137,8 +137,9 @@ class RayRunnerGroup(RunnerGroup):
             if not self.pending:  # every live runner is restarting: wait for the first to come back
                 time.sleep(max(0.0, min(self.retry_at.values()) - now))
                 continue
-            deadline = None if cfg.sample_timeout_s is None else min(t0 for _, t0 in self.pending.values())
-            wait = None if deadline is None else max(0.0, deadline + cfg.sample_timeout_s - now)
+            wait = None  # until the oldest call in flight is past sample_timeout_s
+            if cfg.sample_timeout_s is not None:
+                wait = max(0.0, min(t0 for _, t0 in self.pending.values()) + cfg.sample_timeout_s - now)
             ready, _ = ray.wait([call for call, _ in self.pending.values()], num_returns=1, timeout=wait)
             ready_ids, now = {call.hex() for call in ready}, time.monotonic()
             for r, (call, t0) in list(self.pending.items()):
@@ -233,11 +234,13 @@ class RayRunnerGroup(RunnerGroup):
 
     def pids(self) -> list[int]:
         """The runners' process ids (tests kill one)."""
-        return self.ray.get([h.pid.remote() for h in self.handles], timeout=STATE_TIMEOUT_S)
+        pids: list[int] = self.ray.get([h.pid.remote() for h in self.handles], timeout=STATE_TIMEOUT_S)
+        return pids
 
     def nodes(self) -> list[str | None]:
         """The Ray node of each runner."""
-        return self.ray.get([h.node.remote() for h in self.handles], timeout=STATE_TIMEOUT_S)
+        nodes: list[str | None] = self.ray.get([h.node.remote() for h in self.handles], timeout=STATE_TIMEOUT_S)
+        return nodes
 
     def close(self) -> None:
         """Kill the runners and their placement group; shut Ray down if this group started it."""

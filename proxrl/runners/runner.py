@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -28,10 +28,13 @@ from ..policies import ActorCritic, warn_if_flattened_image
 from ..policies.encoders import build_encoder, set_cnn_precision
 from ..rollout import Batch, Rollout
 
+if TYPE_CHECKING:  # the configs' module imports the runners
+    from ..algos.agent import ActorCriticConfig, RolloutConfig
+
 T = TypeVar("T")
 
 
-def build_policy(config: Any, warn: bool = False) -> ActorCritic:
+def build_policy(config: ActorCriticConfig, warn: bool = False) -> ActorCritic:
     """The actor-critic a single-agent env trainer's ``config`` asks for, on the CPU, sized for its env, with the
     observation encoder its ``policy`` names (``warn``: say when images go flattened into an MLP)."""
     probe = make_eval_env(config.env, config.env_kwargs)
@@ -88,7 +91,9 @@ class SliceOfDraws:
         """``Generator.random`` of ``shape`` (its first axis: this runner's envs)."""
         return self.generator.random((self.total, *shape[1:]))[self.rows]
 
-    def standard_normal(self, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    def standard_normal(
+        self, shape: tuple[int, ...], dtype: type[np.float32] | type[np.float64] = np.float64
+    ) -> np.ndarray:
         """``Generator.standard_normal`` of ``shape`` (its first axis: this runner's envs)."""
         return self.generator.standard_normal((self.total, *shape[1:]), dtype=dtype)[self.rows]
 
@@ -100,7 +105,7 @@ class Sync:
     restarts, seeds its envs from it as a resumed local run does) and whether the rollout is episodic."""
 
     version: int
-    acting_rng: dict[str, Any] | None  # None: the runner samples with torch (the multi-agent policies)
+    acting_rng: Mapping[str, Any] | None  # None: the runner samples with torch (the multi-agent policies)
     global_step: int
     episodic: bool = False
     normalizers: dict[str, Any] = field(default_factory=dict)  # the run's statistics ({}: none yet)
@@ -120,7 +125,7 @@ class Fragment:
     ended_at: list[tuple[int, int]] | None  # (rollout row, env index within the runner); None: not recorded
     steps_taken: int
     obs: np.ndarray
-    acting_rng: dict[str, Any] | None
+    acting_rng: Mapping[str, Any] | None
     resume_problem: str | None = None  # why a loaded env state could not be put back (its envs reset instead)
     normalizers: tuple[dict[str, Any], dict[str, Any]] | None = None  # its statistics before and after the rollout
     agent_returns: list[list[float]] | None = None  # multi-agent: each finished episode's return per agent
@@ -130,11 +135,42 @@ class Fragment:
 SEED_STRIDE = 1_000_003  # runner r's streams start this far apart per run seed (no two runners share one)
 
 
+class Runner(Protocol):
+    """What a runner group calls on its runners (:class:`EnvRunner`, ``marl_runner.MultiAgentRunner``), in this
+    process or as Ray actors."""
+
+    def __init__(self, config: RolloutConfig, index: int) -> None: ...
+
+    def sample(self, weights: np.ndarray, sync: Sync) -> Fragment:
+        """One rollout fragment acted with ``weights``."""
+        ...
+
+    def state(self) -> dict[str, Any] | None:
+        """Its envs' state for an exact resume (None before its first sample)."""
+        ...
+
+    def load_state(self, state: dict[str, Any] | None) -> None:
+        """Put ``state()`` back when its envs start."""
+        ...
+
+    def pid(self) -> int:
+        """The process it lives in."""
+        ...
+
+    def node(self) -> str | None:
+        """The Ray node it lives on (None outside Ray)."""
+        ...
+
+    def close(self) -> None:
+        """Close its envs."""
+        ...
+
+
 class RunnerBase:
     """What every runner shares: its place in the group and its share of the envs, one core, the version of the
     weights it holds, a torch stream of its own, and a checkpoint's state of its envs waiting for them to start."""
 
-    def __init__(self, config: Any, index: int) -> None:
+    def __init__(self, config: RolloutConfig, index: int) -> None:
         limit_threads(1)  # a runner steps envs; its one core is the unit Ray schedules
         self.config, self.index = config, index
         self.num_envs = config.num_envs // config.num_runners
@@ -175,7 +211,9 @@ class EnvRunner(RunnerBase):
     first :meth:`sample` (seeded from the run's step count then), and its policy loads the learner's weights
     whenever their version changes."""
 
-    def __init__(self, config: Any, index: int) -> None:
+    config: ActorCriticConfig  # a single-agent actor-critic trainer's
+
+    def __init__(self, config: ActorCriticConfig, index: int) -> None:
         super().__init__(config, index)
         self.policy = build_policy(config)
         self.flat = FlatParameters(self.policy)
@@ -195,7 +233,7 @@ class EnvRunner(RunnerBase):
             draws = SliceOfDraws(self.generator, self.num_envs, 0, self.num_envs)
         else:
             draws = SliceOfDraws(self.generator, cfg.num_envs, self.index * self.num_envs, self.num_envs)
-        rollout = Rollout(venv, self.policy, cfg.num_steps, torch.device("cpu"), rng=draws)  # type: ignore[arg-type]
+        rollout = Rollout(venv, self.policy, cfg.num_steps, torch.device("cpu"), rng=draws)
         rollout.env_steps = global_step
         obs, _ = venv.reset(seed=seed)
         rollout.start(obs)
