@@ -15,18 +15,19 @@ lean pass does not reproduce, or an architecture outside the list, silently uses
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
-_CHECKED: weakref.WeakKeyDictionary[Any, LeanDecoder | None] = weakref.WeakKeyDictionary()
+_CHECKED: weakref.WeakKeyDictionary[nn.Module, LeanDecoder | None] = weakref.WeakKeyDictionary()
 
 
-def lean_decoder(model: Any) -> LeanDecoder | None:
+def lean_decoder(model: nn.Module) -> LeanDecoder | None:
     """The lean decoder of ``model`` (a transformers causal LM or a peft model around one), or None when its
     architecture is not supported or the lean pass does not reproduce the model's own logits (checked once); also
     None while the model's weights are FSDP shards (the lean pass reads whole weights: inside ``fsdp.gathered``)."""
@@ -40,13 +41,13 @@ def lean_decoder(model: Any) -> LeanDecoder | None:
     return _CHECKED[model]
 
 
-def _sharded(model: Any) -> bool:
+def _sharded(model: nn.Module) -> bool:
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
         return False
     return is_sharded(model)
 
 
-def is_sharded(model: Any) -> bool:
+def is_sharded(model: nn.Module) -> bool:
     """True when any of ``model``'s parameters is an FSDP shard (a DTensor) right now; False for an ordinary model or
     one gathered by ``fsdp.gathered``. (Any, not the first: the root unit keeps its own weights, e.g. the embeddings,
     whole between its forward and backward passes.) Here, not in ``lm.fsdp``, which builds on this module: the lean
@@ -112,11 +113,11 @@ class FusedLayer:
     gate_up_bias: Tensor | None
     down: Tensor
     down_bias: Tensor | None
-    act: Any
+    act: Callable[[Tensor], Tensor]
     scaling: float
 
 
-def _plain_linears(modules: list[Any]) -> list[torch.nn.Linear] | None:
+def _plain_linears(modules: list[object]) -> list[torch.nn.Linear] | None:
     """``modules`` when each is a plain ``nn.Linear`` (not a subclass: LoRA's, a quantised layer's), else None."""
     linears = [m for m in modules if type(m) is torch.nn.Linear]
     return linears if len(linears) == len(modules) else None
