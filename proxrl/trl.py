@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .algos.grpo import GRPO
-from .algos.grpo import GRPOConfig as _ProxrlGRPOConfig
+from .algos.grpo_config import GRPOConfig as _ProxrlGRPOConfig
 from .config import ConfigError, merge_layer, resolve
 
 # GRPOTrainer's arguments with no counterpart in proxrl, and what to do instead (refused when given, not ignored)

@@ -121,11 +121,6 @@ class GRPOConfig(LanguageModelConfig):
         "reward linearly, down to −1 at max_new_tokens (0: off)",
         low=0,
     )
-    fsdp: bool = param(
-        False,
-        "under torchrun: shard the policy's and reference's weights, gradients and Adam state over the processes "
-        "(torch FSDP2; for a model whose training state does not fit one device)",
-    )
     dynamic_sampling: bool = param(
         False,
         "DAPO's dynamic sampling: drop groups whose G rewards are all equal (Â = 0) and sample more prompts until "

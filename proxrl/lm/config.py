@@ -91,6 +91,11 @@ class LanguageModelConfig(RunConfig):
         "temperature (pass@1 of the policy GRPO optimises; 0: greedy only)",
         low=0,
     )
+    fsdp: bool = param(
+        False,
+        "under torchrun: shard the policy's and reference's weights, gradients and Adam state over the processes "
+        "(torch FSDP2; for a model whose training state does not fit one device)",
+    )
 
     def subject(self) -> str:
         """What the run trains on: the dataset file's name, else the text task."""

@@ -5,8 +5,6 @@ the completion tokens."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
@@ -59,10 +57,10 @@ class TokenCritic:
         """½ (V − R̂)² per completion token, summed over the micro-batch and divided by the batch's token count."""
         return token_mean(0.5 * (self.values(hidden) - returns) ** 2, mask, num_tokens)
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Tensor]:
         """The value head's weights."""
         return self.head.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
         """Restore :meth:`state_dict`."""
         self.head.load_state_dict(state)

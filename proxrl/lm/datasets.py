@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ..errors import ConfigError
 from .text_tasks import exact_match
@@ -82,7 +82,7 @@ class DatasetTask:
     evaluation: Sequence[dict[str, Any]]
     accuracy: Callable[..., float] = exact_match
     metrics: dict[str, Callable[..., float]] = field(default_factory=dict)  # no held-out scores beside accuracy
-    rewards: dict[str, Callable[..., Any]] = field(default_factory=dict)  # a dataset brings none: reward_funcs do
+    rewards: dict[str, Callable[..., float]] = field(default_factory=dict)  # a dataset brings none: reward_funcs do
     alphabet: str = ""  # no character tokenizer: a dataset needs a model with its own tokenizer
 
     def sample(self, rng: random.Random, n: int) -> list[dict[str, Any]]:
@@ -109,7 +109,14 @@ class RenderedRows(Sequence[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: Any) -> Any:
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        """Row ``i`` rendered (a slice: a list of them)."""
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         return render_prompt(dict(self.dataset[i]), self.tokenizer)

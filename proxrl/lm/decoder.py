@@ -15,18 +15,19 @@ lean pass does not reproduce, or an architecture outside the list, silently uses
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
-_CHECKED: weakref.WeakKeyDictionary[Any, LeanDecoder | None] = weakref.WeakKeyDictionary()
+_CHECKED: weakref.WeakKeyDictionary[nn.Module, LeanDecoder | None] = weakref.WeakKeyDictionary()
 
 
-def lean_decoder(model: Any) -> LeanDecoder | None:
+def lean_decoder(model: nn.Module) -> LeanDecoder | None:
     """The lean decoder of ``model`` (a transformers causal LM or a peft model around one), or None when its
     architecture is not supported or the lean pass does not reproduce the model's own logits (checked once); also
     None while the model's weights are FSDP shards (the lean pass reads whole weights: inside ``fsdp.gathered``)."""
@@ -40,13 +41,13 @@ def lean_decoder(model: Any) -> LeanDecoder | None:
     return _CHECKED[model]
 
 
-def _sharded(model: Any) -> bool:
+def _sharded(model: nn.Module) -> bool:
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
         return False
     return is_sharded(model)
 
 
-def is_sharded(model: Any) -> bool:
+def is_sharded(model: nn.Module) -> bool:
     """True when any of ``model``'s parameters is an FSDP shard (a DTensor) right now; False for an ordinary model or
     one gathered by ``fsdp.gathered``. (Any, not the first: the root unit keeps its own weights, e.g. the embeddings,
     whole between its forward and backward passes.) Here, not in ``lm.fsdp``, which builds on this module: the lean
@@ -112,11 +113,17 @@ class FusedLayer:
     gate_up_bias: Tensor | None
     down: Tensor
     down_bias: Tensor | None
-    act: Any
+    act: Callable[[Tensor], Tensor]
     scaling: float
 
 
-def _cat_bias(*linears: Any) -> Tensor | None:
+def _plain_linears(modules: list[object]) -> list[torch.nn.Linear] | None:
+    """``modules`` when each is a plain ``nn.Linear`` (not a subclass: LoRA's, a quantised layer's), else None."""
+    linears = [m for m in modules if type(m) is torch.nn.Linear]
+    return linears if len(linears) == len(modules) else None
+
+
+def _cat_bias(*linears: torch.nn.Linear) -> Tensor | None:
     if all(m.bias is None for m in linears):
         return None
     return torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in linears])
@@ -153,7 +160,11 @@ class LeanDecoder:
         """A decoder for a supported architecture, else None."""
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft: LoRA layers inside
         config = getattr(causal_lm, "config", None)
-        if getattr(config, "model_type", None) not in SUPPORTED_MODEL_TYPES or config.attention_dropout != 0:
+        if (
+            config is None
+            or getattr(config, "model_type", None) not in SUPPORTED_MODEL_TYPES
+            or config.attention_dropout != 0
+        ):
             return None
         rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
         if isinstance(rope, dict) and rope.get("rope_type", rope.get("type")) in ("dynamic", "longrope"):
@@ -186,7 +197,8 @@ class LeanDecoder:
 
     def logits(self, hidden: Tensor) -> Tensor:
         """LM-head logits of final hidden states."""
-        return self.causal_lm.lm_head(hidden)
+        logits: Tensor = self.causal_lm.lm_head(hidden)
+        return logits
 
     def forward(
         self,
@@ -247,7 +259,8 @@ class LeanDecoder:
         """RMSNorm: torch's fused kernel (2× faster here) in float32, where it equals HF's exactly."""
         if x.dtype == torch.float32 and hasattr(norm, "variance_epsilon"):
             return F.rms_norm(x, norm.weight.shape, norm.weight, norm.variance_epsilon)
-        return norm(x)
+        out: Tensor = norm(x)
+        return out
 
     def _attention(
         self, attn: Any, x: Tensor, cos: Tensor, sin: Tensor, bias: Tensor, cache: KVCache | None, index: int
@@ -259,7 +272,8 @@ class LeanDecoder:
         if hasattr(attn, "q_norm"):  # Qwen3: RMSNorm of each head before the rotation
             q, k = attn.q_norm(q), attn.k_norm(k)
         q, k = rotate(q.transpose(1, 2), cos, sin), rotate(k.transpose(1, 2), cos, sin)
-        return attn.o_proj(self._attend(q, k, v, bias, cache, index, attn.scaling))
+        out: Tensor = attn.o_proj(self._attend(q, k, v, bias, cache, index, attn.scaling))
+        return out
 
     def _attend(
         self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, cache: KVCache | None, index: int, scaling: float
@@ -301,10 +315,10 @@ class LeanDecoder:
         fused = []
         for layer in self.body.layers:
             attn, mlp = layer.self_attn, layer.mlp
-            linears = [getattr(attn, n, None) for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
-            linears += [getattr(mlp, n, None) for n in ("gate_proj", "up_proj", "down_proj")]
+            modules = [getattr(attn, n, None) for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
+            linears = _plain_linears(modules + [getattr(mlp, n, None) for n in ("gate_proj", "up_proj", "down_proj")])
             if (
-                any(type(m) is not torch.nn.Linear for m in linears)
+                linears is None
                 or hasattr(attn, "q_norm")
                 or linears[0].weight.dtype != torch.float32
                 or not hasattr(mlp, "act_fn")
@@ -354,6 +368,25 @@ class LeanDecoder:
             preallocated=True,
         )
 
+    def _repeated_cache(self, cache: KVCache, rows: int, repeats: int, max_length: int, like: Tensor) -> KVCache:
+        """A preallocated cache of ``rows`` sequences of up to ``max_length`` tokens, holding each prompt's keys and
+        values of ``cache`` ``repeats`` times in a row (the prompt's completions share them)."""
+        prompt_len = cache.length
+        big = self.new_cache(rows, max_length, like)
+        for layer in range(len(cache.keys)):
+            big.keys[layer][:, :, :prompt_len] = cache.keys[layer].repeat_interleave(repeats, 0)
+            big.values[layer][:, :, :prompt_len] = cache.values[layer].repeat_interleave(repeats, 0)
+        big.length = prompt_len
+        return big
+
+    def _decode_bias(self, prompt_mask: Tensor, repeats: int, total: int, dtype: torch.dtype) -> Tensor:
+        """The attention bias of the sampled rows over ``total`` positions (each prompt's padding masked, every
+        completion position kept: a step slices the positions so far), built once for every decode step."""
+        rows, prompt_len = prompt_mask.shape[0] * repeats, prompt_mask.shape[1]
+        keep = torch.ones(rows, 1, 1, total, dtype=torch.bool, device=prompt_mask.device)
+        keep[:, 0, 0, :prompt_len] = prompt_mask.repeat_interleave(repeats, 0).bool()
+        return self.head_bias(keep, dtype)
+
     def completion_hidden(
         self, input_ids: Tensor, attention_mask: Tensor, prompt_len: int, group_size: int = 1
     ) -> Tensor:
@@ -402,18 +435,10 @@ class LeanDecoder:
         hidden, positions = self.forward(prompt_ids, prompt_mask, cache, fused=fused)
         logits = self.logits(hidden[:, -1]).float().repeat_interleave(repeats, 0)
         rows = prompts * repeats
-        big = self.new_cache(rows, prompt_len + max_new_tokens, weight)
-        for layer in range(len(cache.keys)):
-            big.keys[layer][:, :, :prompt_len] = cache.keys[layer].repeat_interleave(repeats, 0)
-            big.values[layer][:, :, :prompt_len] = cache.values[layer].repeat_interleave(repeats, 0)
-        big.length = prompt_len
-        total = prompt_len + max_new_tokens
-        keep = torch.ones(rows, 1, 1, total, dtype=torch.bool, device=prompt_mask.device)
-        keep[:, 0, 0, :prompt_len] = prompt_mask.repeat_interleave(repeats, 0).bool()
-        bias = self.head_bias(keep, weight.dtype)  # built once: decode steps slice it
-        cos_table, sin_table = self.rotary(
-            weight, torch.arange(positions.max() + max_new_tokens + 1, device=weight.device)[None]
-        )
+        big = self._repeated_cache(cache, rows, repeats, prompt_len + max_new_tokens, weight)
+        bias = self._decode_bias(prompt_mask, repeats, prompt_len + max_new_tokens, weight.dtype)
+        last = int(positions.max().item()) + max_new_tokens  # the furthest position a completion token reaches
+        cos_table, sin_table = self.rotary(weight, torch.arange(last + 1, device=weight.device)[None])
         position = positions[:, -1].repeat_interleave(repeats, 0)
         tokens = torch.full((rows, max_new_tokens), pad_token_id, dtype=torch.long, device=prompt_ids.device)
         done = torch.zeros(rows, dtype=torch.bool, device=prompt_ids.device)

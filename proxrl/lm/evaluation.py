@@ -4,12 +4,13 @@ training, after the warm-up, and the latest)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .text_tasks import TextTask, exact_match
+from .text_tasks import PromptTask, exact_match
 from .scoring import accuracy, mean_scores
 from .config import LanguageModelConfig
 from .distributed import SINGLE, World
@@ -18,18 +19,19 @@ from .distributed import SINGLE, World
 def held_out_accuracy(
     policy: Any,
     tokenizer: Any,
-    task: TextTask | Any,
+    task: PromptTask,
     cfg: LanguageModelConfig,
     device: torch.device,
     examples: int | None = None,
     samples: int | None = None,
     world: World = SINGLE,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """On the first ``examples`` (default ``cfg.eval_examples``) of the task's held-out prompts: ``accuracy``,
     greedy exact match; with ``samples`` k > 0 (default ``cfg.eval_samples``) also ``sampled_accuracy``, of k
     completions per prompt sampled at the training temperature and top-p; ``examples``: how many prompts. Runs on
     a fork of torch's random state, so that training's random stream does not depend on evaluation. Data-parallel
-    (``world``): each process scores its share of the prompts and the means are the whole set's."""
+    (``world``): each process scores its share of the prompts and the means are the whole set's; ``accuracy`` is
+    None where the task has no held-out prompts."""
     everything = task.held_out()[: examples or cfg.eval_examples]
     if not everything:  # a dataset without an eval dataset: nothing to measure
         return {"accuracy": None, "examples": 0}
@@ -59,7 +61,8 @@ def held_out_accuracy(
                 temperature=cfg.temperature,
                 top_p=cfg.top_p,
             )
-    return _whole_set(out, world) if world.active else out
+    measured: dict[str, float | None] = {**(_whole_set(out, world) if world.active else out)}
+    return measured
 
 
 def _whole_set(out: dict[str, float], world: World) -> dict[str, float]:
@@ -70,13 +73,15 @@ def _whole_set(out: dict[str, float], world: World) -> dict[str, float]:
     return {**{k: totals[i].item() / totals[-1].item() for i, k in enumerate(keys)}, "examples": totals[-1].item()}
 
 
-def accuracy_label(task: Any) -> str:
+def accuracy_label(task: PromptTask) -> str:
     """How a task's held-out accuracy is named in messages: exact match, or its score function's name."""
     score = task.accuracy
     return "exact-match accuracy" if score is exact_match else f"accuracy ({getattr(score, '__name__', 'eval_metric')})"
 
 
-def describe_accuracy(result: dict[str, float], name: str, samples: int, label: str = "exact-match accuracy") -> str:
+def describe_accuracy(
+    result: Mapping[str, float | None], name: str, samples: int, label: str = "exact-match accuracy"
+) -> str:
     """One line for :func:`held_out_accuracy`'s ``result`` (``samples``: its k), headed by ``name``; ``label``
     names the score (:func:`accuracy_label`)."""
     if result["accuracy"] is None:
@@ -96,9 +101,9 @@ class HeldOutAccuracy:
     last: float | None = None
     warmup_sampled: float | None = None
     last_sampled: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)  # the task's other held-out scores, latest
+    metrics: dict[str, float | None] = field(default_factory=dict)  # the task's other held-out scores, latest
 
-    def record(self, result: dict[str, float], start: bool = False) -> None:
+    def record(self, result: Mapping[str, float | None], start: bool = False) -> None:
         """Keep :func:`held_out_accuracy`'s ``result`` as the latest (and, with ``start``, as the start's); the
         task's other held-out scores (``eval/<name>``) as the latest."""
         self.last, self.last_sampled = result["accuracy"], result.get("sampled_accuracy")

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .decoder import is_sharded, lean_decoder
 
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import FSDPModule
 
-def fsdp_modules(model: nn.Module) -> list[Any]:
+
+def fsdp_modules(model: nn.Module) -> list[FSDPModule]:
     """The FSDP units of ``model`` (innermost first), or [] when it is not sharded."""
     from torch.distributed.fsdp import FSDPModule
 
@@ -64,7 +67,7 @@ def shard(model: nn.Module) -> None:
 
 
 @contextmanager
-def gathered(model: Any) -> Iterator[None]:
+def gathered(model: nn.Module) -> Iterator[None]:
     """Within the block ``model``'s weights are whole, ordinary tensors on every process, and a forward pass makes no
     collective call (so generation may take a different number of steps on each process); a no-op for a model that
     is not sharded."""
@@ -94,7 +97,12 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     first = {name for name, _ in model.named_parameters()}
     aliases = {name for name, _ in model.named_parameters(remove_duplicate=False)} - first
-    return {k: v for k, v in state.items() if k not in aliases}
+    whole: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        assert isinstance(v, torch.Tensor), k  # a model's full state dict: tensors, no nested optimiser values
+        if k not in aliases:
+            whole[k] = v
+    return whole
 
 
 def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def math_tokenizer() -> Any:
         vocab_size=400, special_tokens=list(SPECIAL), initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # transformers' TokenizersBackend: no annotations
         tokenizer_object=tok,
         pad_token="<pad>",
         unk_token="<unk>",

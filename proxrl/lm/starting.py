@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .text_tasks import TextTask, char_tokenizer
+from .text_tasks import PromptTask, TextTask, char_tokenizer
 from .models import load_causal_lm, tiny_causal_lm
 from .warmup import supervised_warmup
 from .config import LanguageModelConfig
@@ -18,7 +18,7 @@ INIT_MODEL = "init_model"  # the run directory's folder holding the warmed-up ti
 
 
 def starting_policy(
-    task: TextTask,
+    task: PromptTask | None,
     cfg: LanguageModelConfig,
     device: torch.device,
     dtype: torch.dtype,
@@ -29,9 +29,12 @@ def starting_policy(
     (:func:`tiny_model`); ``source`` is the absolute folder the weights were read from (the reference model's on
     resume), or None for a tiny model trained without a run directory. Data-parallel (``world``), the main
     process warms the tiny model up and saves it, the others load it from there, and all continue from the main
-    process's random state (each process warms up alike without a run directory)."""
+    process's random state (each process warms up alike without a run directory). ``task``: a text task, or None
+    (a dataset's run, which has a model)."""
     if cfg.model is not None:
         return (*load_causal_lm(cfg.model, dtype, str(device)), str(Path(cfg.model).resolve()))
+    # a tiny model is built for a text task: a dataset needs cfg.model (LanguageModelConfig.validate, GRPO refuse it)
+    assert isinstance(task, TextTask), "a run without a model trains on a text task"
     if world.active and run_dir is not None:
         if world.main:
             tiny_model(task, cfg, device, dtype, run_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -13,6 +13,9 @@ from torch import Tensor
 from .distributed import SINGLE, World
 
 from .evaluation import HeldOutAccuracy
+
+if TYPE_CHECKING:
+    from . import Generations
 
 TOKEN_STATS = ("clip_frac", "clip_frac_low", "clip_frac_high", "kl")  # per-token means of the loss's stats
 
@@ -80,7 +83,7 @@ class StepStats:
 
 
 def step_row(
-    rewards: Tensor, gens: Any, held_out: HeldOutAccuracy, sampled: bool, seconds: float, world: World = SINGLE
+    rewards: Tensor, gens: Generations, held_out: HeldOutAccuracy, sampled: bool, seconds: float, world: World = SINGLE
 ) -> dict[str, float | None]:
     """A step's logged row besides the session's timing and the update's stats: the rewards ``[P·G]``, completion
     lengths in tokens (mean, min, max; ``gens``: the step's ``lm.Generations``, this process's share of the batch

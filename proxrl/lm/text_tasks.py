@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 RewardFunction = Callable[..., float]
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
@@ -32,6 +32,38 @@ def char_match(prompt: str, completion: str, answer: str, **_: Any) -> float:
     right = sum(a == b for a, b in zip(completion, answer, strict=False))
     extra = max(0, len(completion) - len(answer))
     return (right - extra) / max(1, len(answer))
+
+
+class PromptTask(Protocol):
+    """What a trainer reads of its task: a :class:`TextTask`, or a dataset's (``lm.datasets.DatasetTask``)."""
+
+    @property
+    def name(self) -> str:
+        """The task's name in messages."""
+        ...
+
+    @property
+    def rewards(self) -> Mapping[str, RewardFunction]:
+        """The task's own reward functions by name (a dataset brings none)."""
+        ...
+
+    @property
+    def accuracy(self) -> RewardFunction:
+        """The held-out score of a greedy completion."""
+        ...
+
+    @property
+    def metrics(self) -> Mapping[str, RewardFunction]:
+        """More held-out scores, logged beside ``accuracy``."""
+        ...
+
+    def sample(self, rng: random.Random, n: int) -> list[dict[str, Any]]:
+        """``n`` training examples drawn from ``rng``."""
+        ...
+
+    def held_out(self) -> Sequence[dict[str, Any]]:
+        """The evaluation examples."""
+        ...
 
 
 @dataclass
@@ -130,7 +162,7 @@ def char_tokenizer(alphabet: str) -> Any:
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]  # transformers' TokenizersBackend: no annotations
         tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>", padding_side="left"
     )
 

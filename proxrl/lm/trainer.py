@@ -9,13 +9,15 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import torch
+from torch import Tensor
 
 from .. import checkpoint, config as cfgmod
 from ..errors import ConfigError
-from .text_tasks import TextTask, sampler_state, set_sampler_state
+from .config import LanguageModelConfig
+from .text_tasks import PromptTask, sampler_state, set_sampler_state
 from ..config import RunConfig
 from ..run import Progress
 from ..seeding import rng_state, set_rng_state
@@ -30,6 +32,15 @@ from .reference import Reference
 T = TypeVar("T", bound="LanguageModelTrainer")
 
 
+class Gathered(NamedTuple):
+    """What a sharded trainer's rank 0 writes, gathered from every process (the collectives of a save): the
+    policy's and the reference's whole weights, and the trainer's state."""
+
+    policy: dict[str, Tensor]
+    reference: dict[str, Tensor] | None
+    state: dict[str, Any]
+
+
 class LanguageModelTrainer:
     """The base of every trainer of a causal language model on a text task (GRPO): what it shares beside its
     update, as methods (held-out evaluation, the summary, the ``save_pretrained`` folder checkpoint and its
@@ -42,13 +53,13 @@ class LanguageModelTrainer:
     migrations: ClassVar[Mapping[int, checkpoint.Migration]] = {}
     bench_steps: ClassVar[int]
     data_parallel: ClassVar[bool] = True  # torchrun: several processes, each a share of the prompts
-    config: Any
+    config: LanguageModelConfig
     progress: Progress
     run_dir: Path | None
     show_progress: bool | None
     policy: Any  # a transformers causal LM (or its PEFT wrapper)
     tokenizer: Any
-    task: TextTask
+    task: PromptTask  # a text task, or a dataset's (lm.datasets.DatasetTask)
     rng: random.Random  # the task's prompt sampler
     device: torch.device
     dtype: torch.dtype
@@ -57,6 +68,7 @@ class LanguageModelTrainer:
     optimizer: torch.optim.Optimizer
     held_out: HeldOutAccuracy
     world: World  # this process among a data-parallel run's (one process: distributed.SINGLE)
+    python_dataset: bool = False  # train_dataset given as an object (not a path): load must be given it again
 
     @property
     def global_step(self) -> int:
@@ -68,10 +80,10 @@ class LanguageModelTrainer:
         """The name the run is shown under: ``algo``."""
         return self.algo
 
-    def evaluate(self, examples: int | None = None, samples: int | None = None) -> dict[str, float]:
+    def evaluate(self, examples: int | None = None, samples: int | None = None) -> dict[str, float | None]:
         """Exact-match accuracy on the task's held-out prompts (the first ``examples`` of them): greedy
-        (``accuracy``) and, with ``samples`` k > 0 (default ``eval_samples``), of k completions per prompt sampled at
-        the training temperature and top-p (``sampled_accuracy``)."""
+        (``accuracy``; None without held-out prompts) and, with ``samples`` k > 0 (default ``eval_samples``), of k
+        completions per prompt sampled at the training temperature and top-p (``sampled_accuracy``)."""
         cfg = self.config
         with fsdp.gathered(self.policy):
             return held_out_accuracy(
@@ -121,11 +133,11 @@ class LanguageModelTrainer:
             **self.held_out.state_dict(),
             "value_head": None if self.critic is None else self.critic.state_dict(),
             "reference": self.reference.entry(),
-            "python_dataset": bool(getattr(self, "python_dataset", False)),  # train_dataset given as an object
+            "python_dataset": self.python_dataset,
         }
 
     def _sharded(self) -> bool:
-        return bool(getattr(self.config, "fsdp", False))  # (GRPO's key; refused unless several processes)
+        return self.config.fsdp  # (refused unless several processes)
 
     def _optimizer_state(self) -> dict[str, Any]:
         """The optimiser's state; with ``fsdp`` the whole of it keyed by parameter names (a collective: rank 0 holds
@@ -176,25 +188,25 @@ class LanguageModelTrainer:
             lambda into: self._write(into, gathered),
         )
 
-    def _gather(self) -> dict[str, Any]:
+    def _gather(self) -> Gathered:
         """What a sharded trainer's rank 0 writes, gathered from every process (the collectives of a save)."""
         reference = self.reference.model
-        return {
-            "policy": fsdp.full_state_dict(self.policy),
-            "reference": fsdp.full_state_dict(reference) if reference is not None else None,
-            "state": self.state_dict(),
-        }
+        return Gathered(
+            policy=fsdp.full_state_dict(self.policy),
+            reference=fsdp.full_state_dict(reference) if reference is not None else None,
+            state=self.state_dict(),
+        )
 
-    def _write(self, folder: Path, gathered: dict[str, Any] | None = None) -> None:
+    def _write(self, folder: Path, gathered: Gathered | None = None) -> None:
         if gathered is None:
             self.policy.save_pretrained(folder)
             state = self.state_dict()
         else:  # fsdp: the whole weights gathered on rank 0
-            self.policy.save_pretrained(folder, state_dict=gathered["policy"])
-            state = gathered["state"]
+            self.policy.save_pretrained(folder, state_dict=gathered.policy)
+            state = gathered.state
         self.tokenizer.save_pretrained(folder)
         state = {**state, "reference": self.reference.entry(folder, self.run_dir)}
-        self.reference.save_into(folder, None if gathered is None else gathered["reference"])
+        self.reference.save_into(folder, None if gathered is None else gathered.reference)
         checkpoint.atomic_save(state, folder / checkpoint.TRAINER_STATE)
 
     @classmethod
