@@ -198,3 +198,16 @@ def test_only_the_top_of_the_package_imports_the_algorithms() -> None:
         if _subpackage(target) == "algos"
     ]
     assert not offenders, f"import proxrl.algos from outside algos/, cli.py, trl.py and __init__.py: {offenders}"
+
+
+def test_no_function_in_proxrl_is_longer_than_60_lines():
+    # house rule 12 (issue 32): a function fits on a screen; measured from its `def` (decorators excluded) to its
+    # last line, docstring and comments included
+    long = []
+    for name, (_, tree) in modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert not long, long

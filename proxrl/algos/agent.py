@@ -6,7 +6,6 @@ checker sees, in place of free functions bound by alias lines).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,159 +17,27 @@ import torch
 from torch.nn.utils import parameters_to_vector
 
 from .. import checkpoint, config as cfgmod
-from ..config import ConfigError, RunConfig, param
+from ..config import ConfigError, RunConfig
 from ..envs import OBS_CLIP, Normalizers, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
-from ..policies import ACTIVATIONS, ActorCritic
-from ..policies.encoders import POLICIES, DictEncoder, cnn_precision_param, image_channels_param, register_class
+from ..policies import ActorCritic
+from ..policies.encoders import DictEncoder, register_class
 from ..marl.collector import MultiAgentCollector
 from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
-from ..runners.ray_group import INSTALL_HINT, RayRunnerGroup
+from ..runners.ray_group import RayRunnerGroup
 from ..runners.runner import EnvRunner, build_policy
 from ..checkpoint import Migration
 from ..run import Progress
+from ..env_config import ActorCriticConfig as ActorCriticConfig
+from ..env_config import RolloutConfig as RolloutConfig
 from . import common
 from ..devices import resolve_device
 from ..seeding import rng_state, set_rng_state
 from .common import check_gradient, evaluate_policy
 
 T = TypeVar("T", bound="EnvTrainer")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RolloutConfig(RunConfig):
-    """Settings of every trainer that steps environments, single- or multi-agent: N copies, rollout length, Adam,
-    discounting, the MLP networks and the stop rule (each trainer's config adds its own, or changes a default)."""
-
-    num_envs: int = param(8, "N, environments stepped in parallel", low=1)
-    stop_return: float | None = param(
-        None, "stop early once the mean return of the last 20 training episodes reaches this (None: never)"
-    )
-    num_steps: int = param(128, "T, steps per env per rollout; the batch is num_envs × num_steps", low=1)
-    lr: float = param(3e-4, "α, Adam learning rate", low=0.0, low_open=True)
-    anneal_lr: bool = param(True, "anneal α linearly to 0 over the run")
-    adam_eps: float = param(1e-5, "Adam's ε", low=0.0, low_open=True)
-    gamma: float = param(0.99, "γ, discount factor", low=0.0, high=1.0, low_open=True)
-    gae_lambda: float = param(0.95, "λ, GAE bias-variance trade-off", low=0.0, high=1.0)
-    ent_coef: float = param(0.0, "c, entropy bonus coefficient (J^CLIP+ and the PG losses)", low=0.0)
-    vf_coef: float = param(0.5, "value-loss coefficient", low=0.0)
-    max_grad_norm: float = param(0.5, "global gradient-norm clip (0: off)", low=0.0)
-    norm_adv: bool = param(True, "normalise advantages per minibatch (zero mean, unit std)")
-    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the MLPs")
-    activation: str = param("tanh", "hidden activation", choices=tuple(ACTIVATIONS))
-    log_std_init: float = param(0.0, "initial log σ of the Gaussian policy (Box actions)")
-    ortho_init: bool = param(True, "orthogonal initialisation (gain √2 hidden, 0.01 actor head, 1 critic head)")
-    runners: str = param(
-        "local",
-        "where the envs step: local (this process) or ray (num_runners Ray actors of num_envs / num_runners envs "
-        "each; needs the ray extra)",
-        choices=("local", "ray"),
-    )
-    num_runners: int = param(2, "runners=ray: how many runner actors (num_envs must be a multiple)", low=1)
-    ray_address: str | None = param(
-        None, "runners=ray: the Ray cluster to join ('auto' or host:port); None starts a local one"
-    )
-    sample_timeout_s: float | None = param(
-        None,
-        "runners=ray: seconds a runner's rollout may take; a later one is abandoned, its runner restarted and the "
-        "iteration trains on the others (None: wait forever)",
-        low=0.0,
-        low_open=True,
-    )
-    cpus_per_runner: float = param(
-        1.0, "runners=ray: CPUs reserved per runner (one SPREAD placement bundle each)", low=0.0, low_open=True
-    )
-    max_runner_restarts: int = param(
-        3, "runners=ray: restarts of a runner whose process died or timed out (-1: no limit)", low=-1
-    )
-    runner_mode: str = param(
-        "sync",
-        "runners=ray: sync (every runner acts with the latest weights; deterministic) or async (the learner updates "
-        "on whichever fragments arrive, correcting stale ones; PPO and off-policy PG)",
-        choices=("sync", "async"),
-    )
-    max_staleness: int = param(
-        1, "runner_mode=async: fragments acted with weights more than K updates old are dropped (and counted)", low=0
-    )
-
-    def validate(self) -> None:
-        if self.runners == "ray":
-            if self.num_envs % self.num_runners:
-                raise ConfigError(
-                    f"num_envs={self.num_envs} must be a multiple of num_runners={self.num_runners} "
-                    "(each runner steps num_envs / num_runners envs)"
-                )
-            if importlib.util.find_spec("ray") is None:
-                raise ConfigError(INSTALL_HINT)
-        elif self.runner_mode == "async":
-            raise ConfigError("runner_mode=async needs runners=ray (the local runner steps in this process)")
-        if self.runner_mode == "async" and not self.supports_async:
-            raise ConfigError(
-                f"runner_mode=async is for PPO and off-policy PG (their updates correct for stale data); "
-                f"{self.algo} needs runner_mode=sync"
-            )
-
-    @property
-    def supports_async(self) -> bool:
-        """Whether this trainer's update corrects fragments acted with older weights (``runner_mode: async``)."""
-        return False
-
-    @property
-    def batch_size(self) -> int:
-        """num_envs × num_steps samples (rows) per rollout."""
-        return self.num_envs * self.num_steps
-
-
-@dataclass(frozen=True, kw_only=True)
-class ActorCriticConfig(RolloutConfig):
-    """Settings of every single-agent actor-critic trainer on gymnasium envs: how the vector env is stepped, its
-    normalisation wrappers and the actor-critic's trunk."""
-
-    vectorization: str = param(
-        "auto",
-        "how the N envs are stepped: 'auto' uses the env's native vectorised version where gymnasium has one, "
-        "else 'sync'; 'async' runs each env in its own process (for expensive envs); 'envpool' steps them in "
-        "EnvPool's C++ threads (Atari, classic control, MuJoCo; the envpool extra)",
-        choices=("auto", "sync", "async", "vector_entry_point", "envpool"),
-    )
-    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
-    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
-    shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
-    policy: str = param(
-        "auto",
-        "observation encoder: auto (custom with a features_extractor, cnn for uint8 images, one encoder per key "
-        "for Dict spaces, else mlp), mlp (flattened into the MLP), cnn (Nature CNN), custom",
-        choices=POLICIES,
-    )
-    image_channels: str = image_channels_param()
-    cnn_precision: str = cnn_precision_param()
-    features_extractor: str | None = param(
-        None,
-        "your encoder, 'module:Class': Class(observation_space, **features_extractor_kwargs) maps observations "
-        "[B, ...] to features [B, F]; proxrl adds the MLP trunks (hidden_sizes) and heads",
-    )
-    features_extractor_kwargs: dict[str, Any] = param(help="keyword arguments of features_extractor", factory=dict)
-    recurrent: str = param(
-        "none",
-        "a recurrent core after the encoder (PPO): lstm carries its state across steps, reset where an episode starts",
-        choices=("none", "lstm"),
-    )
-    lstm_hidden_size: int = param(128, "units of the LSTM core (recurrent: lstm)", low=1)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.recurrent != "none" and self.algo != "ppo":
-            raise ConfigError(
-                f"recurrent={self.recurrent} is for PPO (proxrl train ppo); {self.algo} has no recurrent update"
-            )
-        if self.vectorization == "envpool" and self.runners != "local":
-            raise ConfigError("vectorization=envpool is for runners=local: EnvPool already steps its envs in threads")
-        if self.recurrent != "none" and self.runners != "local":
-            raise ConfigError(
-                "recurrent policies step their envs locally (runners=local): Ray runners do not carry the state"
-            )
 
 
 def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None, overrides: dict[str, Any]) -> Any:

@@ -25,7 +25,7 @@ from .normalizers import added_moments, merge_added
 from .runner import EnvRunner, Fragment, Runner, Sync
 
 if TYPE_CHECKING:  # the configs' module imports the runner groups
-    from ..algos.agent import RolloutConfig
+    from ..env_config import RolloutConfig
 
 
 def staleness_kept(version: int, acted_with: int, max_staleness: int) -> int | None:

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from ..env_config import INSTALL_HINT
 from ..errors import ConfigError
 from ..errors import RunnersLostError
 from . import watchdog
 from .group import RunnerGroup, staleness_kept
 from .runner import Fragment, Sync
 
-INSTALL_HINT = "runners=ray needs Ray: pip install 'proxrl[ray]'"
 RESTART_WAIT_S = 120.0  # how long an iteration with every runner restarting waits for them
 PLACEMENT_TIMEOUT_S = 60.0  # for the runners' CPUs to become free
 STATE_TIMEOUT_S = 60.0  # a runner's env state for a checkpoint, or its loading

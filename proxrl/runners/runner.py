@@ -29,7 +29,7 @@ from ..policies.encoders import build_encoder, set_cnn_precision
 from ..rollout import Batch, Rollout
 
 if TYPE_CHECKING:  # the configs' module imports the runners
-    from ..algos.agent import ActorCriticConfig, RolloutConfig
+    from ..env_config import ActorCriticConfig, RolloutConfig
 
 T = TypeVar("T")
 
