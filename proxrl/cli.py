@@ -120,7 +120,7 @@ def _add_config_flags(t: argparse.ArgumentParser, algo: str | None) -> None:
     """The flags that set config keys: with ``algo`` known (``train ALGO --help``) only those its config has, else
     all of them (which apply is checked once the algorithm is known: :func:`_check_flags`)."""
     algos = _algorithms()
-    keys = set(algos[algo].config_class.help()) if algo is not None and algo in algos else None
+    keys = algos[algo].config_class.keys() if algo is not None and algo in algos else None
     runners = t.add_argument_group("scaling out on Ray runners (needs the ray extra)")
     for flag in CONFIG_FLAGS:
         if keys is None or (flag.key in keys):
@@ -347,9 +347,9 @@ def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
         value = given.get(_dest(flag))
         if value is not None:
             flags[flag.key] = value
-    if "env_kwargs" in flags and args.env_kwargs is not None:
+    if args.env_kwargs is not None:  # the loop put the flag's text there
         flags["env_kwargs"] = parse_env_kwargs(args.env_kwargs)
-    if given.get("envs_per_runner") is not None:
+    if args.envs_per_runner is not None:  # num_envs is N × M, not the M the loop put there
         if args.num_runners is None:
             raise ConfigError("--envs-per-runner M needs --num-runners N (the run then steps N × M envs)")
         flags["num_envs"] = args.num_runners * args.envs_per_runner
@@ -358,10 +358,10 @@ def _train_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _check_flags(args: argparse.Namespace, cls: type[Trainer], algo: str) -> None:
     """Refuse a flag that sets a key ``algo``'s config does not have (GRPO's --dataset under ppo, Ray's under grpo)."""
-    keys, given = set(cls.config_class.help()), vars(args)
+    keys, given = cls.config_class.keys(), vars(args)
     for flag in CONFIG_FLAGS:
         if given.get(_dest(flag)) is not None and flag.key not in keys:
-            takers = sorted({name for name, c in _algorithms().items() if flag.key in c.config_class.help()})
+            takers = sorted({name for name, c in _algorithms().items() if flag.key in c.config_class.keys()})
             raise ConfigError(
                 f"{flag.flag} is not a setting of {algo} (it is of {', '.join(takers)}); "
                 f"`proxrl train {algo} --help` lists {algo}'s flags"

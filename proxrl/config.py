@@ -202,6 +202,11 @@ class RunConfig:
         return values
 
     @classmethod
+    def keys(cls) -> frozenset[str]:
+        """The config's keys (its fields' names)."""
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
     def help(cls) -> dict[str, str]:
         """Each key's help text with its default and allowed values."""
         out = {}
