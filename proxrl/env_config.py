@@ -113,6 +113,12 @@ class ActorCriticConfig(RolloutConfig):
         "EnvPool's C++ threads (Atari, classic control, MuJoCo; the envpool extra)",
         choices=("auto", "sync", "async", "vector_entry_point", "envpool"),
     )
+    eval_max_steps: int | None = param(
+        None,
+        "cap on agent steps per evaluation episode, which then counts as truncated (None: the env's own limit; "
+        "Atari's default is 27,000 agent steps = 108,000 frames, the ALE's and EnvPool's standard)",
+        low=1,
+    )
     norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
     norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
     shared_trunk: bool = param(False, "actor and critic share one MLP trunk")

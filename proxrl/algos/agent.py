@@ -7,6 +7,7 @@ checker sees, in place of free functions bound by alias lines).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable, Mapping
@@ -18,7 +19,9 @@ from torch.nn.utils import parameters_to_vector
 
 from .. import checkpoint, config as cfgmod
 from ..config import ConfigError, RunConfig
-from ..envs import OBS_CLIP, Normalizers, make_vec_env, snapshot
+from ..envs import OBS_CLIP, Normalizers, make_vec_env, resolve_env_id, snapshot
+from ..envs.atari import EVAL_MAX_STEPS as ATARI_EVAL_MAX_STEPS
+from ..envs.atari import is_atari
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ActorCritic
@@ -277,9 +280,14 @@ class EnvTrainer:
             r = self.evaluate(eval_episodes)
             lines.append(
                 f"evaluation ({eval_episodes} episodes, deterministic): mean return {r['mean_return']:.1f} "
-                f"± {r['std_return']:.1f}"
+                f"± {r['std_return']:.1f}, mean length {r['mean_length']:,.0f} agent steps{self._capped(r)}"
             )
         return lines
+
+    def _capped(self, result: dict[str, Any]) -> str:
+        """How many evaluation episodes the step cap cut short, as a clause ('' when none)."""
+        n = result["capped"]
+        return f"; {n} cut at the cap of {self.eval_step_cap():,} steps (eval_max_steps)" if n else ""
 
     def describe_evaluation(
         self,
@@ -293,7 +301,7 @@ class EnvTrainer:
         kind = "deterministic" if deterministic else "stochastic"
         lines = [
             f"{self.algo} on {self.config.env}: {episodes} episodes ({kind}): mean return {r['mean_return']:.2f} "
-            f"± {r['std_return']:.2f}, mean length {r['mean_length']:.1f}"
+            f"± {r['std_return']:.2f}, mean length {r['mean_length']:.1f} agent steps{self._capped(r)}"
         ]
         return lines + ([f"videos in {video_dir}"] if video_dir else [])
 
@@ -336,11 +344,22 @@ class EnvTrainer:
         video_dir: str | Path | None = None,
         seed: int | None = None,
     ) -> dict[str, Any]:
-        """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video)."""
+        """Mean and spread of the return over ``episodes`` fresh episodes (optionally recorded as video), each cut at
+        ``eval_max_steps`` agent steps (:meth:`eval_step_cap`). With a progress display (``progress=True``, or a
+        terminal) a line on stderr as each episode ends."""
         if episodes < 1:
             raise ConfigError(f"evaluation needs at least 1 episode, got {episodes}")
         cfg = self.config
         stats = self.normalizer_state()
+        cap = self.eval_step_cap()
+        show = sys.stderr.isatty() if self.show_progress is None else self.show_progress
+
+        def report(i: int, ret: float, length: int, capped: bool) -> None:
+            cut = f" (cut at the cap of {cap:,})" if capped else ""
+            print(
+                f"evaluation episode {i + 1}/{episodes}: return {ret:.1f}, {length:,} agent steps{cut}", file=sys.stderr
+            )
+
         self.policy.eval()
         return evaluate_policy(
             self.policy,
@@ -352,7 +371,17 @@ class EnvTrainer:
             seed=cfg.seed + 10_000 if seed is None else seed,
             video_dir=video_dir,
             device=self.device,
+            max_steps=cap,
+            on_episode=report if show else None,
         )
+
+    def eval_step_cap(self) -> int | None:
+        """The cap on agent steps per evaluation episode: ``eval_max_steps``, else Atari's 27,000 (108,000 frames at
+        frame skip 4: the ALE's own limit, made explicit in agent steps), else None (the env's own limit)."""
+        cfg = self.config
+        if isinstance(cfg, ActorCriticConfig) and cfg.eval_max_steps is not None:
+            return int(cfg.eval_max_steps)
+        return ATARI_EVAL_MAX_STEPS if is_atari(resolve_env_id(cfg.env)) else None
 
     def normalizer_state(self) -> dict[str, Any]:
         """The live envs' normalisation statistics, or the loaded ones before any env was built."""

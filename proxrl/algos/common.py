@@ -4,6 +4,7 @@ finiteness checks. Seeding and RNG streams live in ``proxrl.seeding``, devices a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -91,8 +92,12 @@ def evaluate_policy(
     seed: int = 10_000,
     video_dir: str | Path | None = None,
     device: torch.device | None = None,
+    max_steps: int | None = None,
+    on_episode: Callable[[int, float, int, bool], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``episodes`` full episodes in a fresh env; returns per-episode returns and lengths and their mean/std.
+    """Run ``episodes`` episodes in a fresh env; returns per-episode returns and lengths (agent steps) and their
+    mean/std, and how many episodes ``max_steps`` cut short (``capped``). ``on_episode(index, return, length,
+    capped)`` is called as each one ends (the CLI's progress lines).
 
     With ``video_dir``, every episode is recorded with gymnasium's ``RecordVideo`` (needs the ``video`` extra).
     """
@@ -103,11 +108,11 @@ def evaluate_policy(
     e = make_eval_env(env, env_kwargs, obs_stats, render_mode="rgb_array" if video_dir else None)
     if video_dir is not None:
         e = gym.wrappers.RecordVideo(e, str(video_dir), episode_trigger=lambda _: True, disable_logger=True)
-    returns, lengths = [], []
+    returns, lengths, capped = [], [], 0
     try:
         for i in range(episodes):
             obs, _ = e.reset(seed=seed + i)
-            done, total, n = False, 0.0, 0
+            done, cut, total, n = False, False, 0.0, 0
             state = policy.initial_state(1, device) if policy.core is not None else None
             while not done:
                 x = torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0)
@@ -119,9 +124,13 @@ def evaluate_policy(
                 obs, reward, terminated, truncated, _ = e.step(action)
                 total += float(reward)
                 n += 1
-                done = terminated or truncated
+                cut = max_steps is not None and n >= max_steps and not (terminated or truncated)
+                done = terminated or truncated or cut
             returns.append(total)
             lengths.append(n)
+            capped += int(cut)
+            if on_episode is not None:
+                on_episode(i, total, n, cut)
     finally:
         e.close()
     return {
@@ -130,6 +139,7 @@ def evaluate_policy(
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
         "mean_length": float(np.mean(lengths)),
+        "capped": capped,
     }
 
 

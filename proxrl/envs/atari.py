@@ -1,11 +1,11 @@
 """Atari through ale-py (its ROMs ship with it) with the standard preprocessing of Mnih et al. (2015), as CleanRL's
 ``ppo_atari.py`` and SB3's ``AtariWrapper`` apply it:
 
-- training: per-env episode statistics on the *raw* game (so logged returns are unclipped whole-game scores), then
-  gymnasium's ``AtariPreprocessing`` (up to 30 no-op starts, frame skip 4 with a max over the last two frames,
-  84 × 84 grayscale), episodic life (a lost life ends the training episode but not the game), FIRE on reset for
-  games that need it, rewards clipped to their sign, a stack of the last 4 frames: observations ``[4, 84, 84]``
-  uint8;
+- training: gymnasium's ``AtariPreprocessing`` (up to 30 no-op starts, frame skip 4 with a max over the last two
+  frames, 84 × 84 grayscale), per-env episode statistics of the *raw* game (logged returns are unclipped whole-game
+  scores, lengths are agent steps), episodic life (a lost life ends the training episode but not the game), FIRE on
+  reset for games that need it, rewards clipped to their sign, a stack of the last 4 frames: observations
+  ``[4, 84, 84]`` uint8;
 - evaluation: the same without episodic life and without reward clipping, so ``proxrl eval`` (and ``--video``)
   reports the game's real score.
 
@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # ale-py is an optional dependency: imported where it is regi
     from ale_py import AtariEnv
 
 INSTALL = 'Atari needs ale-py and OpenCV: pip install -e ".[atari]"'
+# The default cap of an evaluation episode, in agent steps: 108,000 frames at frame skip 4, the ALE's own
+# max_num_frames_per_episode for v5 ids and EnvPool's max_episode_steps (Machado et al. 2018), stated in the unit the
+# logs use. A policy that stalls (Breakout without FIRE) plays to it: 10 such episodes are 270,000 CNN steps.
+EVAL_MAX_STEPS = 27_000
 
 
 def is_atari(env_id: str) -> bool:
@@ -122,16 +126,16 @@ def _needs_fire(env: gym.Env) -> bool:
 
 def wrappers(training: bool) -> list[Callable[[gym.Env], gym.Env]]:
     """The wrapper chain for one env made by ``gym.make(id, frameskip=1)``: training's or evaluation's."""
-    chain: list[Callable[[gym.Env], gym.Env]] = []
-    if training:
-        chain.append(gym.wrappers.RecordEpisodeStatistics)  # the raw game's score and length, before any change
-    chain.append(
+    chain: list[Callable[[gym.Env], gym.Env]] = [
         lambda e: gym.wrappers.AtariPreprocessing(
             e, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True
         )
-    )
+    ]
     if training:
-        chain.append(EpisodicLife)
+        # The whole game's raw score, and its length in agent steps (4 frames each): above the frame skip, below
+        # episodic life and reward clipping. The lengths include the few steps the wrappers take at a reset (FIRE
+        # and action 2, a no-op after a lost life): 806 for 802 of the agent's in a game of SpaceInvaders.
+        chain += [gym.wrappers.RecordEpisodeStatistics, EpisodicLife]
     chain.append(lambda e: FireOnReset(e, after_life_loss=not training) if _needs_fire(e) else e)
     if training:
         chain.append(
