@@ -387,7 +387,8 @@ def run(args: argparse.Namespace, cls: type[Trainer], base: RunConfig, fixed: fr
     if remaining:
         print(
             f"tuning {options.algo} on {base.env}: {remaining} trials of {options.steps:,} steps, "
-            f"{options.evaluations} evaluations each, {options.jobs} job(s); study {options.study_name} in {where}"
+            f"{options.evaluations} evaluations each, {options.jobs} job(s); study {options.study_name} in {where}",
+            flush=True,  # before the workers' lines
         )
         run_workers(cls, base, options, remaining)
     else:
