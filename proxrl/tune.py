@@ -230,6 +230,7 @@ class Objective:
         return cfgmod.resolve(type(self.base), base=self.base, overrides={**keys, **fixed})
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Train and evaluate one trial; its value, or ``optuna.TrialPruned``."""
         import optuna
 
         config, options = self.config(trial), self.options
@@ -272,7 +273,11 @@ def work(cls: type[Trainer], base: ActorCriticConfig, options: TuneOptions, work
     storage = open_storage(options.storage, options.out)
     study = make_study(options, storage, worker)
     say = print if options.jobs == 1 else (lambda *a: print(f"[worker {worker}]", *a, flush=True))
-    study.optimize(Objective(cls, base, options), n_trials=trials, callbacks=[lambda s, t: say(trial_line(s, t))])
+    try:
+        study.optimize(Objective(cls, base, options), n_trials=trials, callbacks=[lambda s, t: say(trial_line(s, t))])
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker: its trial is marked failed, the parent reports
+        if options.jobs == 1:
+            raise
 
 
 def trial_line(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
@@ -377,29 +382,44 @@ def write_plots(study: optuna.Study, out: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace, cls: type[Trainer], base: RunConfig, fixed: frozenset[str]) -> int:
-    """``proxrl tune``: the study run to ``--trials`` trials, then its outputs; the CLI's exit code."""
+    """``proxrl tune``: the study run to ``--trials`` trials, then its outputs (also after Ctrl-C, as rl-zoo's);
+    the CLI's exit code."""
     assert isinstance(base, ActorCriticConfig)  # check_algo refused the others
     options = options_from_args(args, base, fixed)
     storage = open_storage(options.storage, options.out)
     options.out.mkdir(parents=True, exist_ok=True)
     remaining = prepare_study(options, storage, print)
     where = options.storage or str(options.out / JOURNAL)
+    code = 0
     if remaining:
         print(
             f"tuning {options.algo} on {base.env}: {remaining} trials of {options.steps:,} steps, "
             f"{options.evaluations} evaluations each, {options.jobs} job(s); study {options.study_name} in {where}",
             flush=True,  # before the workers' lines
         )
-        run_workers(cls, base, options, remaining)
+        try:
+            run_workers(cls, base, options, remaining)
+        except KeyboardInterrupt:
+            print("proxrl: interrupted; the study keeps its finished trials: the same command continues it")
+            code = 130  # as `proxrl train` stopped by Ctrl-C
     else:
         print(f"study {options.study_name} already has {options.trials} trials: nothing to run (give more --trials)")
+    write_outputs(storage, base, options)
+    return code
+
+
+def write_outputs(storage: optuna.storages.BaseStorage, base: ActorCriticConfig, options: TuneOptions) -> None:
+    """The study's outputs in ``--out``, and what they say in a few lines."""
     import optuna
 
     study = optuna.load_study(study_name=options.study_name, storage=storage)
     states = [t.state.name for t in study.trials]
     print(", ".join(f"{states.count(s)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL") if s in states))
-    written = [write_best(study, base, options), write_table(study, options.out), *write_plots(study, options.out)]
+    best = write_best(study, base, options)
+    written = [best, write_table(study, options.out), *write_plots(study, options.out)]
+    if best is None:
+        print("no trial finished (each was pruned or failed): no best.yaml")
+    else:
+        print(f"best: trial {study.best_trial.number}, mean return {study.best_value:.2f}; train it with "
+              f"proxrl train {options.algo} --config {best}")  # fmt: skip
     print(f"outputs in {options.out}: {', '.join(p.name for p in written if p is not None)}")
-    if written[0] is None:
-        print("no trial completed: no best.yaml (more --trials, or a later --startup-trials, let trials finish)")
-    return 0

@@ -87,6 +87,20 @@ def test_tune_jobs_2_runs_the_trials_in_two_worker_processes(tmp_path, capfd):
     assert "[worker 0] trial" in text and "[worker 1] trial" in text
 
 
+def test_tune_keeps_the_study_in_sqlite_and_continues_it_there(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'tune.db'}"
+    args = ["tune", "pg", "--storage", storage, "--out", str(tmp_path / "out"), "--steps", "64", "--evaluations", "1"]
+    assert main([*args, "--trials", "1", "--eval-episodes", "1"]) == 0
+    assert main([*args, "--trials", "2", "--eval-episodes", "1"]) == 0
+    assert "continuing study pg-CartPole-v1: 1 of 2 trials done" in capsys.readouterr().out
+    study = optuna.load_study(study_name="pg-CartPole-v1", storage=storage)
+    assert (
+        len(study.trials) == 2 and (tmp_path / "tune.db").exists() and not (tmp_path / "out" / "journal.log").exists()
+    )
+    assert main([*args, "--trials", "3", "--eval-episodes", "1", "--steps", "128"]) == 2  # another budget: refused
+    assert "was run with algorithm pg, --steps 64 --evaluations 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -151,3 +165,11 @@ def test_docs_tune_lists_every_parameter_of_every_space():
 def test_largest_divisor_is_a_divisor_at_most_the_bound():
     assert largest_divisor(48, 5) == 4 and largest_divisor(7, 6) == 1 and largest_divisor(8, 100) == 8
     assert largest_divisor(6, 0) == 1
+
+
+@pytest.mark.ray
+def test_tune_runners_ray_steps_each_trials_envs_on_ray_runners(ray_cluster, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["tune", "ppo", "--runners", "ray", "--trials", "2", "--out", str(out), "--steps", "256"]
+    assert main([*args, "--evaluations", "2", "--eval-episodes", "1", "--set", "num_envs=4"]) == 0
+    assert len(_rows(out)) == 2 and "runners: ray" in (out / "best.yaml").read_text()
