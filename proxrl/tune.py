@@ -82,7 +82,9 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--study-name", help="the study in the storage (default ALGO-ENV)")
     t.add_argument("--out", help="output folder (default runs/tune-ALGO-ENV)")
     t.add_argument("--seed", type=int, default=0, help="the sampler's seed; trial n trains with seed + n (default 0)")
-    t.add_argument("--startup-trials", type=int, default=10, help="random trials before TPE; the pruner waits as long")
+    t.add_argument(
+        "--startup-trials", type=int, default=10, help="random trials before TPE; the pruner waits as long (default 10)"
+    )
     t.add_argument("--runners", choices=("local", "ray"), help="step each trial's envs here or on Ray runners")
     t.add_argument("--config", help="YAML file of config keys: the base config the trials' draws override")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix a key")
