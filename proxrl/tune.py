@@ -163,7 +163,7 @@ def make_study(options: TuneOptions, storage: optuna.storages.BaseStorage, worke
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial is ours (trial_line)
     existing = optuna.study.get_all_study_names(storage)
     done = len(optuna.load_study(study_name=options.study_name, storage=storage).trials) if (
         options.study_name in existing) else 0  # fmt: skip
