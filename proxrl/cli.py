@@ -1,4 +1,4 @@
-"""Command line: ``proxrl train | eval | plot | bench``. User mistakes exit with code 2 and one clear line."""
+"""Command line: ``proxrl train | eval | plot | bench | tune``. User mistakes exit with code 2 and one clear line."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import checkpoint, rundir
+from . import checkpoint, rundir, tune
 from .config import RUN_DIR, ConfigError, RunConfig, parse_overrides, read_yaml, run_directory
 from .envs import parse_env_kwargs
 from .errors import EnvError, Interrupted, PeerLostError, RunnersLostError
@@ -175,6 +175,7 @@ def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
     b.add_argument("--env", default=None)
     b.add_argument("--steps", type=int, default=None, help="env steps (default 20,000), or GRPO steps (default 20)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    tune.add_parser(sub)
     return p
 
 
@@ -241,6 +242,20 @@ def _bench(args: argparse.Namespace) -> int:
     print(f"  update:  {update / len(steady) * 1e3:.1f} ms per update of {samples // len(steady)} {unit}")
     print(f"  loop:    {samples / (collect + update):,.0f} {unit}/s (collect + update, after warm-up)")
     return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    """``proxrl tune``: the base config as ``train`` builds it (defaults < ``--config`` < ``--set``), the keys given
+    fixed, then the study (:mod:`proxrl.tune`)."""
+    tune.require_optuna()
+    algos = _algorithms()
+    if args.algo not in algos:
+        raise ConfigError(f"unknown algorithm '{args.algo}'; choose from {', '.join(algos)}")
+    tune.check_algo(args.algo, algos[args.algo].config_class.algo, list(algos))
+    given = parse_overrides(args.overrides)
+    given.update({k: v for k, v in (("env", args.env), ("runners", args.runners)) if v is not None})
+    cls, base = _build_config(args.algo, args.config, given)
+    return tune.run(args, cls, base, frozenset(given))  # --config's keys are a base the draws override
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -421,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.getcwd() not in sys.path and "" not in sys.path:  # `--env my_module:Env-v0` finds ./my_module.py, as
         sys.path.insert(0, os.getcwd())  # it does under `python -m proxrl.cli` (the console script lacks it)
     args = build_parser(_help_algo(argv)).parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "plot": _plot, "bench": _bench}
+    handlers = {"train": _train, "eval": _eval, "plot": _plot, "bench": _bench, "tune": _tune}
     try:
         return handlers[args.command](args)
     except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:
@@ -430,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("proxrl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (FloatingPointError, EnvError, RunnersLostError, PeerLostError) as e:
+    except (FloatingPointError, EnvError, RunnersLostError, PeerLostError, tune.TuneError) as e:
         print(f"proxrl: training stopped: {e}", file=sys.stderr)
         return 1
 

@@ -46,6 +46,7 @@ proxrl() {
       else extra+=(--total-steps 512); fi
       command proxrl "$@" "${extra[@]}" ;;
     bench) command proxrl "$@" --steps 1024 ;;
+    tune) command proxrl "$@" --trials 2 --steps 256 --evaluations 2 --eval-episodes 1 ;;
     *) command proxrl "$@" ;;
   esac
 }
