@@ -82,6 +82,10 @@ class Rollout:
 
     Acting uses :class:`NumpyActing` where the policy supports it (CPU, Box observations, tanh/ReLU MLPs), with
     ``rng`` as its sampling generator; otherwise the torch forward pass and torch's global RNG.
+
+    A gSDE policy (``policy.use_sde``) acts with one exploration matrix θ_ε per env, drawn afresh at the start of
+    every ``collect`` and, with ``sde_sample_freq`` > 0, every that many steps within it (as SB3: not at episode
+    ends). They are drawn from torch's global generator, so a resumed run (which restores it) draws the same.
     """
 
     def __init__(
@@ -91,8 +95,11 @@ class Rollout:
         num_steps: int,
         device: torch.device,
         rng: ActingDraws | None = None,
+        sde_sample_freq: int = -1,
     ) -> None:
         self.venv, self.policy, self.num_steps, self.device = venv, policy, num_steps, device
+        self.sde_sample_freq = sde_sample_freq
+        self.exploration: Tensor | None = None  # gSDE's θ_ε [N, L, A], resampled in collect
         n, t = venv.num_envs, num_steps
         obs_space, act_space = venv.single_observation_space, venv.single_action_space
         self.act_space = act_space
@@ -141,7 +148,7 @@ class Rollout:
             keep = torch.from_numpy(~starts).to(self.device)
             actions, logp, value, self.state = self.policy.act_recurrent(x, self._carried_state(), keep)
         else:
-            actions, logp, value = self.policy.act(x)
+            actions, logp, value = self.policy.act(x, self.exploration)
         return actions.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
 
     def _value(self, obs: np.ndarray) -> np.ndarray:
@@ -190,6 +197,8 @@ class Rollout:
             # an episode's first step: a valid row after an invalid one (the reset row of NEXT_STEP, or the start)
             arr["starts"][t] = arr["valid"][t] & ~self.prev_valid
             self.prev_valid = arr["valid"][t].copy()
+            if self.policy.use_sde and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):
+                self.exploration = self.policy.sample_exploration(venv.num_envs)
             actions, arr["logp"][t], arr["values"][t] = self._act(arr["obs"][t], arr["starts"][t])
             arr["actions"][t] = actions
             try:

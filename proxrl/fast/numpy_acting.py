@@ -105,11 +105,12 @@ class NumpyActing:
 
     @staticmethod
     def supports(policy: ActorCritic) -> bool:
-        """CPU parameters, a Box observation without an encoder (CNN, Dict, a user module) and tanh/ReLU
-        activations (else the torch path is used)."""
+        """CPU parameters, a Box observation without an encoder (CNN, Dict, a user module), tanh/ReLU
+        activations and no gSDE (else the torch path is used)."""
         on_cpu = all(p.device.type == "cpu" and p.dtype == torch.float32 for p in policy.parameters())
         acts = all(type(m) in _NP_ACTIVATIONS for m in policy.modules() if isinstance(m, tuple(ACTIVATIONS.values())))
-        return on_cpu and acts and not policy.one_hot and policy.encoder is None and policy.core is None
+        plain = not policy.one_hot and policy.encoder is None and policy.core is None and not policy.use_sde
+        return on_cpu and acts and plain
 
     def _value(self, x: np.ndarray) -> tuple[np.ndarray]:
         return (_numpy_mlp(self.critic_head, _numpy_mlp(self.actor if self.critic is None else self.critic, x)),)
