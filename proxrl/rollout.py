@@ -85,7 +85,8 @@ class Rollout:
 
     A gSDE policy (``policy.use_sde``) acts with one exploration matrix θ_ε per env, drawn afresh at the start of
     every ``collect`` and, with ``sde_sample_freq`` > 0, every that many steps within it (as SB3: not at episode
-    ends). They are drawn from torch's global generator, so a resumed run (which restores it) draws the same.
+    ends). They are drawn from ``rng`` on the numpy acting path, else from torch's global generator; checkpoints
+    hold both, so a resumed run draws the same ones.
     """
 
     def __init__(
@@ -151,6 +152,13 @@ class Rollout:
             actions, logp, value = self.policy.act(x, self.exploration)
         return actions.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
 
+    def _resample_exploration(self, n: int) -> None:
+        """gSDE: fresh matrices θ_ε for the ``n`` envs (the numpy acting path's from its generator, a view here)."""
+        if self._numpy_acting is not None:
+            self.exploration = torch.from_numpy(self._numpy_acting.resample_exploration(n))
+        else:
+            self.exploration = self.policy.sample_exploration(n)
+
     def _value(self, obs: np.ndarray) -> np.ndarray:
         if self._numpy_acting is not None:
             return self._numpy_acting.value(obs)
@@ -198,7 +206,7 @@ class Rollout:
             arr["starts"][t] = arr["valid"][t] & ~self.prev_valid
             self.prev_valid = arr["valid"][t].copy()
             if self.policy.use_sde and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):
-                self.exploration = self.policy.sample_exploration(venv.num_envs)
+                self._resample_exploration(venv.num_envs)
             actions, arr["logp"][t], arr["values"][t] = self._act(arr["obs"][t], arr["starts"][t])
             arr["actions"][t] = actions
             try:

@@ -562,6 +562,22 @@ MUTATIONS: list[Mutation] = [
         tests=("test_gsde.py",),
     ),
     Mutation(
+        "gsde-numpy-variance-std-not-squared",
+        "proxrl/fast/numpy_acting.py",
+        "var = (h * h) @ np.exp(2.0 * self.log_std) + GSDE_VAR_EPS",
+        "var = (h * h) @ np.exp(self.log_std) + GSDE_VAR_EPS",
+        "gSDE numpy acting: log π with Var = Σ φ² σ (σ for σ²)",
+        tests=("test_fast_paths.py", "test_gsde.py"),
+    ),
+    Mutation(
+        "gsde-numpy-exploration-unit-std",
+        "proxrl/fast/numpy_acting.py",
+        "self.exploration = np.exp(self.log_std) * draws",
+        "self.exploration = draws",
+        "gSDE numpy acting: θ_ε ~ N(0, 1) instead of N(0, σ²)",
+        tests=("test_gsde.py",),
+    ),
+    Mutation(
         "gsde-resampled-every-step",
         ROLLOUT,
         "if self.policy.use_sde and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):",

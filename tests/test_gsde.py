@@ -116,30 +116,41 @@ def test_the_variance_trains_log_std_and_the_features_only_with_learn_features(l
 
 
 def _recorded_matrices(rollout: Rollout) -> list[torch.Tensor]:
-    """Wrap the rollout's policy.act to record the exploration matrices of each step."""
+    """Wrap the rollout's acting step to record the exploration matrices each step acts with."""
     seen: list[torch.Tensor] = []
-    act = rollout.policy.act
+    act = rollout._act
 
-    def recording(obs: torch.Tensor, exploration: torch.Tensor | None = None):  # type: ignore[no-untyped-def]
-        assert exploration is not None
-        seen.append(exploration.clone())
-        return act(obs, exploration)
+    def recording(obs: np.ndarray, starts: np.ndarray):  # type: ignore[no-untyped-def]
+        assert rollout.exploration is not None
+        seen.append(rollout.exploration.clone())
+        return act(obs, starts)
 
-    rollout.policy.act = recording  # type: ignore[method-assign]
+    rollout._act = recording  # type: ignore[method-assign]
     return seen
 
 
+@pytest.mark.parametrize("numpy_acting", [True, False], ids=["numpy", "torch"])
 @pytest.mark.parametrize(("freq", "blocks"), [(4, [(0, 4), (4, 8), (8, 10)]), (-1, [(0, 10)])])
-def test_the_rollouts_matrices_hold_between_resample_points_and_change_at_them(freq: int, blocks: list) -> None:
+def test_the_rollouts_matrices_hold_between_resample_points_and_change_at_them(
+    freq: int, blocks: list, numpy_acting: bool
+) -> None:
     """sde_sample_freq=4 over 10 steps: steps 0-3, 4-7 and 8-9 each share one matrix per env, and every block (and
-    the next rollout's start) draws new ones; -1: one per env for the whole rollout. Envs never share one."""
+    the next rollout's start) draws new ones; -1: one per env for the whole rollout. Envs never share one. On
+    both acting paths, and the stored actions are μ(s) + φ(s)·θ_ε with the step's matrices."""
     cfg = PPOConfig(env="Pendulum-v1", num_envs=3, num_steps=10, num_minibatches=1, hidden_sizes=(8,), **GSDE)
     policy = build_policy(cfg)
     venv, _ = make_vec_env(cfg.env, cfg.num_envs, 0, {}, "sync")
-    rollout = Rollout(venv, policy, cfg.num_steps, torch.device("cpu"), np.random.default_rng(0), freq)
+    rng = np.random.default_rng(0) if numpy_acting else None
+    rollout = Rollout(venv, policy, cfg.num_steps, torch.device("cpu"), rng, freq)
+    assert (rollout._numpy_acting is not None) == numpy_acting
     rollout.start(venv.reset(seed=0)[0])
     seen = _recorded_matrices(rollout)
-    rollout.collect()
+    batch = rollout.collect()
+    with torch.no_grad():
+        obs = batch.obs.reshape(-1, 3)
+        phi = policy.actor_trunk(obs)
+        expected = policy.actor_head(phi) + gsde_noise(phi, torch.cat(seen))
+    torch.testing.assert_close(batch.actions.reshape(-1, 1), expected, rtol=1e-5, atol=1e-5)
     rollout.collect()
     assert len(seen) == 20
     firsts = []
@@ -174,7 +185,7 @@ def test_use_sde_refuses_discrete_actions_recurrent_policies_and_a_zero_period()
     ids=["ppo", "ppo-clip_kl-shared", "pg", "offpolicy_pg"],
 )
 def test_two_iterations_with_gsde_change_every_parameter(cls: type, extra: dict) -> None:
-    """On Pendulum, with the torch acting path and autograd (numpy acting and the fused gradient decline gSDE)."""
+    """On Pendulum, acting on the numpy path and training through autograd (the fused gradient declines gSDE)."""
     kwargs = {**TINY, **GSDE, "sde_sample_freq": 4, **extra}
     if cls is not PPO:
         kwargs = {k: v for k, v in kwargs.items() if k not in ("num_minibatches", "num_epochs")}
@@ -183,7 +194,7 @@ def test_two_iterations_with_gsde_change_every_parameter(cls: type, extra: dict)
     before = {k: v.clone() for k, v in agent.policy.named_parameters()}
     agent.learn(2 * 2 * 16)
     assert agent.progress.iteration == 2
-    assert agent.rollout()._numpy_acting is None
+    assert agent.rollout()._numpy_acting is not None
     for name, p in agent.policy.named_parameters():
         assert not torch.equal(p, before[name]), f"{name} did not change"
 
@@ -214,18 +225,26 @@ def test_gsde_run_interrupted_and_resumed_ends_bit_identical(tmp_path) -> None:
         assert torch.equal(a, b), name
 
 
-def test_runners_act_with_gsde_and_score_with_the_learners_marginal() -> None:
-    """Two in-process runners (the Ray runners' code): each fragment holds one matrix per env for the rollout, and
-    the stored log-probs are the learner's π(a|s) of the stored actions."""
-    cfg = PPOConfig(env="Pendulum-v1", num_envs=4, num_steps=8, num_runners=2, hidden_sizes=(8,), seed=1, **GSDE)
+def test_runners_with_gsde_give_the_local_rollouts_columns_bit_for_bit() -> None:
+    """Two in-process runners (the Ray runners' code) of 2 envs each draw their rows of the run's matrices (numpy
+    acting, SliceOfDraws) and give the local 4-env rollout's batch bit for bit, twice (sde_sample_freq=3 over 8
+    steps); the stored log-probs are the learner's π(a|s) of the stored actions."""
+    cfg = PPOConfig(
+        env="Pendulum-v1", num_envs=4, num_steps=8, num_runners=2, hidden_sizes=(8,), seed=1, sde_sample_freq=3, **GSDE
+    )
     policy = build_policy(cfg)
     flat = FlatParameters(policy)
-    group = InProcessGroup(cfg, lambda: flat.param.detach().numpy(), np.random.default_rng(1), torch.device("cpu"), 0)
-    batch = group.collect()
-    for runner in group.runners:
-        exploration = runner.rollout.exploration  # type: ignore[attr-defined]
-        assert exploration is not None and exploration.shape == (2, 8, 1)
+    local_rng, group_rng = np.random.default_rng(1), np.random.default_rng(1)
+    venv, _ = make_vec_env(cfg.env, cfg.num_envs, cfg.seed, {}, "sync")
+    local = Rollout(venv, policy, cfg.num_steps, torch.device("cpu"), local_rng, cfg.sde_sample_freq)
+    local.start(venv.reset(seed=cfg.seed)[0])
+    group = InProcessGroup(cfg, lambda: flat.param.detach().numpy(), group_rng, torch.device("cpu"), 0)
+    for _ in range(2):
+        expected, batch = local.collect(), group.collect()
+        for name in ("obs", "actions", "logp", "values", "rewards"):
+            assert torch.equal(getattr(batch, name), getattr(expected, name)), name
     with torch.no_grad():
         logp = policy.distribution(batch.obs.reshape(-1, 3)).log_prob(batch.actions.reshape(-1, 1))
     torch.testing.assert_close(logp.reshape(8, 4), batch.logp, rtol=1e-5, atol=1e-5)
     group.close()
+    venv.close()

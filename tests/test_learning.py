@@ -177,7 +177,7 @@ def gsde_steps_to_threshold(seed: int, threshold: float, budget: int) -> tuple[i
 @pytest.mark.learning
 def test_ppo_with_gsde_reaches_minus_400_on_pendulum_for_two_of_three_seeds():
     """gSDE (use_sde, θ_ε resampled every 4 steps) with rl-zoo's Pendulum settings reaches a mean-20 return of −400
-    within 80k steps for at least two seeds (measured: seeds 0, 1, 2 at 40,960, 36,864 and 40,960 steps, ~15 s of
+    within 80k steps for at least two seeds (measured: seeds 0, 1, 2 at 40,960, 36,864 and 36,864 steps, ~15 s of
     CPU each; on seed 0 the same settings without gSDE were at −558 at 41k; the zoo's figure is −172 ± 104 after
     100k)."""
     with cf.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
