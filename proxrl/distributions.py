@@ -4,6 +4,10 @@ and diagonal Gaussian (Box).
 Small hand-written classes rather than ``torch.distributions``: acting happens every env step and these skip
 argument validation and broadcasting machinery; ``tests/test_distributions.py`` checks them against
 ``torch.distributions``. Each gives ``log_prob``, ``entropy`` and the exact ``kl`` D_KL(self ‖ other).
+
+gSDE (generalised state-dependent exploration, Raffin et al. 2021) needs no class of its own: its policy is the
+diagonal Gaussian N(μ(s), Var(s)) of :func:`gsde_variance`, built by :func:`gsde_distribution`; only the rollout's
+samples differ, μ(s) + :func:`gsde_noise` with an exploration matrix held fixed for several steps.
 """
 
 from __future__ import annotations
@@ -119,6 +123,39 @@ class DiagGaussian:
 
 
 Distribution = Categorical | MultiCategorical | DiagGaussian
+
+GSDE_VAR_EPS = 1e-6  # added to gSDE's variance (as SB3's StateDependentNoiseDistribution), so log σ stays finite
+
+
+def gsde_variance(features: Tensor, std: Tensor) -> Tensor:
+    """gSDE's action variance: the noise ε(s) = φ(s)·θ_ε with θ_ε,ij ~ N(0, σ_ij²) independent has
+
+        Var_j(s) = Σ_i φ_i(s)² σ_ij²        (Raffin et al. 2021, §3; independent across the action dims j)
+
+    for features φ(s) ``[B, L]`` and σ ``[L, A]``; returns ``[B, A]``."""
+    return (features * features) @ (std * std)
+
+
+def gsde_noise(features: Tensor, exploration: Tensor) -> Tensor:
+    """gSDE's exploration noise ε(s) = φ(s)·θ_ε, one matrix per row: features ``[B, L]``, θ_ε ``[B, L, A]``;
+    returns ``[B, A]``."""
+    return torch.bmm(features.unsqueeze(1), exploration).squeeze(1)
+
+
+def sample_exploration(log_std: Tensor, n: int) -> Tensor:
+    """``n`` exploration matrices θ_ε ``[n, L, A]`` with θ_ε,ij ~ N(0, σ_ij²), σ = exp(``log_std``) ``[L, A]``,
+    drawn from torch's global generator; no gradient (the matrices are sampled, never trained)."""
+    with torch.no_grad():
+        return log_std.exp() * torch.randn(n, *log_std.shape, device=log_std.device, dtype=log_std.dtype)
+
+
+def gsde_distribution(mean: Tensor, features: Tensor, log_std: Tensor, learn_features: bool = False) -> DiagGaussian:
+    """π(·|s) of a gSDE policy: N(μ(s), Var(s) + 10⁻⁶) with Var(s) of :func:`gsde_variance`, as the exact
+    :class:`DiagGaussian` with per-row log σ = ½ log(Var + 10⁻⁶) ``[B, A]``. Means ``[B, A]``, features φ(s)
+    ``[B, L]``, ``log_std`` ``[L, A]``. Unless ``learn_features``, φ is detached: the variance trains σ, not the
+    trunk (SB3's default)."""
+    phi = features if learn_features else features.detach()
+    return DiagGaussian(mean, 0.5 * torch.log(gsde_variance(phi, log_std.exp()) + GSDE_VAR_EPS))
 
 
 def action_param_dim(space: spaces.Space[Any]) -> int:

@@ -142,6 +142,17 @@ class ActorCriticConfig(RolloutConfig):
         choices=("none", "lstm"),
     )
     lstm_hidden_size: int = param(128, "units of the LSTM core (recurrent: lstm)", low=1)
+    use_sde: bool = param(
+        False,
+        "gSDE (Box actions): explore with ε(s) = φ(s)·θ_ε, θ_ε ~ N(0, σ²) per env, σ a [features × actions] "
+        "matrix from log_std_init (−2 is typical); π(·|s) = N(μ(s), Σ_i φ_i² σ_ij²)",
+    )
+    sde_sample_freq: int = param(
+        -1, "use_sde: resample each env's θ_ε every this many steps (-1: once per rollout, at its start)", low=-1
+    )
+    sde_learn_features: bool = param(
+        False, "use_sde: let the variance's gradient train the trunk features φ(s) too (default: φ detached there)"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -151,6 +162,10 @@ class ActorCriticConfig(RolloutConfig):
             )
         if self.vectorization == "envpool" and self.runners != "local":
             raise ConfigError("vectorization=envpool is for runners=local: EnvPool already steps its envs in threads")
+        if self.use_sde and self.recurrent != "none":
+            raise ConfigError("use_sde=true (gSDE) is for feed-forward policies: set recurrent=none or use_sde=false")
+        if self.sde_sample_freq == 0:
+            raise ConfigError("sde_sample_freq=0 is not a period: use -1 (once per rollout) or a number of steps ≥ 1")
         if self.recurrent != "none" and self.runners != "local":
             raise ConfigError(
                 "recurrent policies step their envs locally (runners=local): Ray runners do not carry the state"

@@ -82,6 +82,11 @@ class Rollout:
 
     Acting uses :class:`NumpyActing` where the policy supports it (CPU, Box observations, tanh/ReLU MLPs), with
     ``rng`` as its sampling generator; otherwise the torch forward pass and torch's global RNG.
+
+    A gSDE policy (``policy.use_sde``) acts with one exploration matrix θ_ε per env, drawn afresh at the start of
+    every ``collect`` and, with ``sde_sample_freq`` > 0, every that many steps within it (as SB3: not at episode
+    ends). They are drawn from ``rng`` on the numpy acting path, else from torch's global generator; checkpoints
+    hold both, so a resumed run draws the same ones.
     """
 
     def __init__(
@@ -91,8 +96,11 @@ class Rollout:
         num_steps: int,
         device: torch.device,
         rng: ActingDraws | None = None,
+        sde_sample_freq: int = -1,
     ) -> None:
         self.venv, self.policy, self.num_steps, self.device = venv, policy, num_steps, device
+        self.sde_sample_freq = sde_sample_freq
+        self.exploration: Tensor | None = None  # gSDE's θ_ε [N, L, A], resampled in collect
         n, t = venv.num_envs, num_steps
         obs_space, act_space = venv.single_observation_space, venv.single_action_space
         self.act_space = act_space
@@ -141,8 +149,15 @@ class Rollout:
             keep = torch.from_numpy(~starts).to(self.device)
             actions, logp, value, self.state = self.policy.act_recurrent(x, self._carried_state(), keep)
         else:
-            actions, logp, value = self.policy.act(x)
+            actions, logp, value = self.policy.act(x, self.exploration)
         return actions.cpu().numpy(), logp.cpu().numpy(), value.cpu().numpy()
+
+    def _resample_exploration(self, n: int) -> None:
+        """gSDE: fresh matrices θ_ε for the ``n`` envs (the numpy acting path's from its generator, a view here)."""
+        if self._numpy_acting is not None:
+            self.exploration = torch.from_numpy(self._numpy_acting.resample_exploration(n))
+        else:
+            self.exploration = self.policy.sample_exploration(n)
 
     def _value(self, obs: np.ndarray) -> np.ndarray:
         if self._numpy_acting is not None:
@@ -190,6 +205,8 @@ class Rollout:
             # an episode's first step: a valid row after an invalid one (the reset row of NEXT_STEP, or the start)
             arr["starts"][t] = arr["valid"][t] & ~self.prev_valid
             self.prev_valid = arr["valid"][t].copy()
+            if self.policy.use_sde and (t == 0 or (self.sde_sample_freq > 0 and t % self.sde_sample_freq == 0)):
+                self._resample_exploration(venv.num_envs)
             actions, arr["logp"][t], arr["values"][t] = self._act(arr["obs"][t], arr["starts"][t])
             arr["actions"][t] = actions
             try:

@@ -46,6 +46,7 @@ POLICIES: dict[str, tuple[Callable[[], ActorCritic], set[str]]] = {
     "discrete-relu": (lambda: ActorCritic(OBS, DISCRETE, (16, 8), "relu"), set()),
     "box-tanh": (lambda: ActorCritic(OBS, BOX, (16, 8), "tanh", log_std_init=-0.3), set()),
     "box-relu": (lambda: ActorCritic(OBS, BOX, (16, 8), "relu", log_std_init=-0.3), set()),
+    "box-gsde": (lambda: ActorCritic(OBS, BOX, (16, 8), "tanh", log_std_init=-1.0, use_sde=True), {"fused"}),
     "multidiscrete": (lambda: ActorCritic(OBS, gym.spaces.MultiDiscrete([3, 2]), (16,)), {"fused"}),
     "shared-trunk": (lambda: ActorCritic(OBS, DISCRETE, (16,), shared_trunk=True), {"fused"}),
     "gelu": (lambda: ActorCritic(OBS, DISCRETE, (16,), "gelu"), {"fused", "numpy_acting"}),
@@ -115,7 +116,15 @@ def check_numpy_acting(policy: ActorCritic) -> None:
     """log π(a|s) and V(s) of the numpy pass equal the torch policy's; valid actions; in-place updates seen."""
     acting = NumpyActing(policy, np.random.default_rng(0))
     obs = _obs(policy, 64, 1).numpy()
+    if policy.use_sde:  # gSDE: θ_ε,ij ~ N(0, σ_ij²) (20k draws: 5%), and the same θ_ε give the torch actions
+        sigma = policy.log_std.detach().exp().numpy()
+        np.testing.assert_allclose(acting.resample_exploration(20_000).std(0), sigma, rtol=0.05)
+        exploration = torch.from_numpy(acting.resample_exploration(64).copy())
     actions, logp, value = acting.act(obs)
+    if policy.use_sde:
+        with torch.no_grad():
+            t_actions = policy.act(torch.from_numpy(obs), exploration)[0]
+        np.testing.assert_allclose(actions, t_actions.numpy(), atol=1e-5, rtol=1e-5)
     t_logp, _, t_value = policy.evaluate(torch.from_numpy(obs), torch.as_tensor(actions))
     np.testing.assert_allclose(logp, t_logp.detach().numpy(), atol=1e-5, rtol=1e-5)
     np.testing.assert_allclose(value, t_value.detach().numpy(), atol=1e-5, rtol=1e-5)

@@ -154,7 +154,8 @@ class EnvTrainer:
         )
         norms.load_state(self.envs.saved_normalizers)
         self.envs.norms = norms
-        rollout = Rollout(venv, cast(ActorCritic, self.policy), cfg.num_steps, self.device, rng=self.acting_rng)
+        policy = cast(ActorCritic, self.policy)
+        rollout = Rollout(venv, policy, cfg.num_steps, self.device, self.acting_rng, cfg.sde_sample_freq)
         rollout.env_steps = step
         obs, _ = venv.reset(seed=cfg.seed + step)
         rollout.start(obs)

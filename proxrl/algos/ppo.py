@@ -394,9 +394,8 @@ class PPO(EnvTrainer):
         mb_size = max(1, math.ceil(n / cfg.num_minibatches))
         old_params = old_log_std = None
         if self.uses_kl:  # π_old(·|s) for the exact KL: the policy has not changed since it collected the batch
-            with torch.no_grad():
-                old_params = self.policy.action_params(obs)
-            old_log_std = None if self.policy.log_std is None else self.policy.log_std.detach().clone()
+            with torch.no_grad():  # log σ per sample [n, A] (gSDE's depends on s)
+                old_params, old_log_std = self.policy.action_params(obs), self.policy.action_log_std(obs)
         whole_adv = normalize(flat_adv) if cfg.norm_adv and n > 1 else flat_adv
 
         def step(idx: Any) -> torch.Tensor:
@@ -415,7 +414,7 @@ class PPO(EnvTrainer):
                 old_values[idx],
                 clip_eps,
                 None if old_params is None else old_params[idx],
-                old_log_std,
+                None if old_log_std is None else old_log_std[idx],
             )
 
         stat_rows, epochs_done = self._epochs(n, mb_size, step, obs.device, always_shuffle=False)

@@ -139,12 +139,14 @@ class FusedClipPPOGradient:
     @staticmethod
     def supports(policy: nn.Module) -> bool:
         """True for a CPU float32 :class:`ActorCritic` without an encoder, with separate trunks of Linear +
-        tanh/ReLU layers and a Discrete or 1-d Box action space; anything else takes the autograd path."""
+        tanh/ReLU layers and a Discrete or 1-d Box action space, without gSDE; anything else takes the autograd
+        path."""
         if (
             not isinstance(policy, ActorCritic)
             or policy.critic_trunk is None
             or policy.encoder is not None
             or policy.core is not None
+            or policy.use_sde
         ):
             return False
         if not all(p.device.type == "cpu" and p.dtype == torch.float32 for p in policy.parameters()):

@@ -16,6 +16,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from ..distributions import GSDE_VAR_EPS
 from ..policies import ACTIVATIONS, ActorCritic
 
 
@@ -102,6 +103,16 @@ class NumpyActing:
         self.actor_head = _numpy_layers(policy.actor_head)
         self.critic_head = _numpy_layers(policy.critic_head)
         self.log_std = None if policy.log_std is None else policy.log_std.detach().numpy()
+        self.use_sde = policy.use_sde
+        self.exploration: np.ndarray | None = None  # gSDE's θ_ε [N, L, A], drawn by resample_exploration
+
+    def resample_exploration(self, n: int) -> np.ndarray:
+        """gSDE: ``n`` fresh exploration matrices θ_ε ``[n, L, A]``, θ_ε,ij ~ N(0, σ_ij²), one per env, from ``rng``
+        (a Ray runner's rows of the run's draws); acting uses them until the next call."""
+        assert self.use_sde and self.log_std is not None, "exploration matrices are gSDE's"
+        draws = self.rng.standard_normal((n, *self.log_std.shape), dtype=np.float32)
+        self.exploration = np.exp(self.log_std) * draws
+        return self.exploration
 
     @staticmethod
     def supports(policy: ActorCritic) -> bool:
@@ -119,6 +130,22 @@ class NumpyActing:
         value = _numpy_mlp(self.critic_head, h if self.critic is None else _numpy_mlp(self.critic, x))
         return _numpy_mlp(self.actor_head, h), value
 
+    def _sde_heads(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """μ(s), V(s), φ(s) and gSDE's Var(s) + 10⁻⁶ = φ² σ² + 10⁻⁶ (``distributions.gsde_variance``)."""
+        assert self.log_std is not None
+        h = _numpy_mlp(self.actor, x)
+        value = _numpy_mlp(self.critic_head, h if self.critic is None else _numpy_mlp(self.critic, x))
+        var = (h * h) @ np.exp(2.0 * self.log_std) + GSDE_VAR_EPS
+        return _numpy_mlp(self.actor_head, h), value, h, var
+
+    def _act_sde(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """gSDE: a = μ(s) + φ(s)·θ_ε with this env's θ_ε, scored under N(μ(s), Var(s) + 10⁻⁶)."""
+        assert self.exploration is not None and len(self.exploration) == len(x), "resample_exploration first"
+        mean, value, h, var = _in_blocks(self._sde_heads, x)
+        noise = np.einsum("nl,nla->na", h, self.exploration)
+        logp = (-0.5 * noise * noise / var - 0.5 * np.log(var) - 0.5 * np.log(2 * np.pi)).sum(-1)
+        return mean + noise, logp.astype(np.float32), value[:, 0].astype(np.float32)
+
     def value(self, obs: np.ndarray) -> np.ndarray:
         """V(s) ``[N]`` for observations ``[N, *obs_shape]``."""
         x = np.asarray(obs, dtype=np.float32).reshape(obs.shape[0], -1)
@@ -127,6 +154,8 @@ class NumpyActing:
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(actions, log π(a|s) ``[N]``, V(s) ``[N]``) for observations ``[N, *obs_shape]``."""
         x = np.asarray(obs, dtype=np.float32).reshape(obs.shape[0], -1)
+        if self.use_sde:
+            return self._act_sde(x)
         params, value = _in_blocks(self._heads, x)
         value = value[:, 0]
         if isinstance(self.space, spaces.Discrete):

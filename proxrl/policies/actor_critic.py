@@ -11,7 +11,17 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from ..distributions import Distribution, UnsupportedSpaceError, action_param_dim, make_distribution, to_env_action
+from ..distributions import (
+    DiagGaussian,
+    Distribution,
+    UnsupportedSpaceError,
+    action_param_dim,
+    gsde_distribution,
+    gsde_noise,
+    make_distribution,
+    sample_exploration,
+    to_env_action,
+)
 from ..errors import RunWarning
 from .mlp import mlp, run_layers
 
@@ -50,6 +60,11 @@ class ActorCritic(nn.Module):
     have their own. Box actions use a
     diagonal Gaussian with a state-independent log-std parameter; samples are not clipped here (only when sent
     to the env), so log-probs stay those of the distribution. Observations ``[B, *obs_shape]``.
+
+    ``use_sde`` (gSDE, Raffin et al. 2021; Box actions, no recurrent core): ``log_std`` is ``[L, A]`` over the
+    actor trunk's last features φ(s) ``[B, L]``, π(·|s) = N(μ(s), Var(s)) of
+    :func:`~proxrl.distributions.gsde_distribution`, and :meth:`act` given exploration matrices θ_ε samples
+    μ(s) + φ(s)·θ_ε (:meth:`sample_exploration` draws them; the rollout holds them for several steps).
     """
 
     def __init__(
@@ -63,6 +78,8 @@ class ActorCritic(nn.Module):
         ortho_init: bool = True,
         encoder: nn.Module | None = None,
         lstm_hidden_size: int | None = None,
+        use_sde: bool = False,
+        sde_learn_features: bool = False,
     ) -> None:
         super().__init__()
         self.observation_space = observation_space
@@ -85,8 +102,14 @@ class ActorCritic(nn.Module):
         )
         self.actor_head = mlp([width, n_params], activation, ortho_init, out_gain=0.01)
         self.critic_head = mlp([width, 1], activation, ortho_init, out_gain=1.0)
+        if use_sde and (not isinstance(action_space, spaces.Box) or self.core is not None):
+            what = "a recurrent core" if self.core is not None else f"the action space {action_space}"
+            raise UnsupportedSpaceError(f"use_sde=true (gSDE) needs Box actions and no recurrent core, not {what}")
+        self.use_sde, self.sde_learn_features = use_sde, sde_learn_features
+        # gSDE: one σ per (feature, action) pair, the std of θ_ε's entries (SB3's full_std)
+        std_shape = (width, n_params) if use_sde else (n_params,)
         self.log_std = (
-            nn.Parameter(torch.full((n_params,), float(log_std_init))) if isinstance(action_space, spaces.Box) else None
+            nn.Parameter(torch.full(std_shape, float(log_std_init))) if isinstance(action_space, spaces.Box) else None
         )
 
     def _features(self, obs: Tensor) -> Tensor:
@@ -116,7 +139,26 @@ class ActorCritic(nn.Module):
 
     def distribution(self, obs: Tensor) -> Distribution:
         """π(·|s) without computing the value."""
-        return make_distribution(self.action_space, self.action_params(obs), self.log_std)
+        return self._policy(run_layers(self.actor_trunk, self._stateless(obs)))
+
+    def action_log_std(self, obs: Tensor) -> Tensor | None:
+        """log σ(s) ``[B, A]`` of a Gaussian policy's π(·|s) (state-independent unless gSDE); None for discrete
+        actions."""
+        dist = self.distribution(obs)
+        return dist.log_std.expand_as(dist.mean) if isinstance(dist, DiagGaussian) else None
+
+    def _policy(self, h: Tensor) -> Distribution:
+        """π(·|s) from the actor trunk's output φ(s) = ``h`` ``[B, L]``."""
+        params = run_layers(self.actor_head, h)
+        if self.use_sde:
+            assert self.log_std is not None, "gSDE has a log-std matrix"
+            return gsde_distribution(params, h, self.log_std, self.sde_learn_features)
+        return make_distribution(self.action_space, params, self.log_std)
+
+    def sample_exploration(self, n: int) -> Tensor:
+        """gSDE: ``n`` fresh exploration matrices θ_ε ``[n, L, A]``, one per env (torch's global generator)."""
+        assert self.use_sde and self.log_std is not None, "exploration matrices are gSDE's"
+        return sample_exploration(self.log_std, n)
 
     def value(self, obs: Tensor) -> Tensor:
         """V(s) ``[B]``."""
@@ -124,10 +166,18 @@ class ActorCritic(nn.Module):
         h = run_layers(self.actor_trunk if self.critic_trunk is None else self.critic_trunk, x)
         return run_layers(self.critic_head, h).squeeze(-1)
 
-    def act(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Sample a ~ π(·|s); returns (actions, log π(a|s) ``[B]``, V(s) ``[B]``)."""
-        dist, value = self.forward(obs)
-        actions = dist.sample()
+    def act(self, obs: Tensor, exploration: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample a ~ π(·|s); returns (actions, log π(a|s) ``[B]``, V(s) ``[B]``). gSDE with ``exploration``
+        (θ_ε ``[B, L, A]``, row b for env b): a = μ(s) + φ(s)·θ_ε, scored under the marginal π(·|s)."""
+        y = self._stateless(obs)
+        h = run_layers(self.actor_trunk, y)
+        dist = self._policy(h)
+        value = self._critic(y, h)
+        if exploration is None:
+            actions = dist.sample()
+        else:
+            assert isinstance(dist, DiagGaussian) and self.use_sde, "exploration matrices are gSDE's"
+            actions = dist.mean + gsde_noise(h, exploration)
         return actions, dist.log_prob(actions), value
 
     # ---- a recurrent core: the state (h, c) is [B, H] each; ``keep`` [B] is False where an episode starts
@@ -148,9 +198,13 @@ class ActorCritic(nn.Module):
 
     def _heads(self, y: Tensor) -> tuple[Distribution, Tensor]:
         h = run_layers(self.actor_trunk, y)
-        critic_h = h if self.critic_trunk is None else run_layers(self.critic_trunk, y)
-        value = run_layers(self.critic_head, critic_h).squeeze(-1)
-        return make_distribution(self.action_space, run_layers(self.actor_head, h), self.log_std), value
+        return self._policy(h), self._critic(y, h)
+
+    def _critic(self, y: Tensor, h: Tensor) -> Tensor:
+        """V(s) ``[B]`` from the trunks' input ``y`` and the actor trunk's output ``h`` (a shared trunk's)."""
+        return run_layers(
+            self.critic_head, h if self.critic_trunk is None else run_layers(self.critic_trunk, y)
+        ).squeeze(-1)
 
     def act_recurrent(
         self, obs: Tensor, state: tuple[Tensor, Tensor], keep: Tensor | None = None

@@ -65,6 +65,8 @@ def build_policy(config: ActorCriticConfig, warn: bool = False) -> ActorCritic:
         config.ortho_init,
         encoder,
         config.lstm_hidden_size if config.recurrent == "lstm" else None,
+        config.use_sde,
+        config.sde_learn_features,
     )
     set_cnn_precision(policy, config.cnn_precision)
     return policy
@@ -233,7 +235,9 @@ class EnvRunner(RunnerBase):
             draws = SliceOfDraws(self.generator, self.num_envs, 0, self.num_envs)
         else:
             draws = SliceOfDraws(self.generator, cfg.num_envs, self.index * self.num_envs, self.num_envs)
-        rollout = Rollout(venv, self.policy, cfg.num_steps, torch.device("cpu"), rng=draws)
+        rollout = Rollout(
+            venv, self.policy, cfg.num_steps, torch.device("cpu"), rng=draws, sde_sample_freq=cfg.sde_sample_freq
+        )
         rollout.env_steps = global_step
         obs, _ = venv.reset(seed=seed)
         rollout.start(obs)
