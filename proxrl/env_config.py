@@ -113,8 +113,15 @@ class ActorCriticConfig(RolloutConfig):
         "EnvPool's C++ threads (Atari, classic control, MuJoCo; the envpool extra)",
         choices=("auto", "sync", "async", "vector_entry_point", "envpool"),
     )
-    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
-    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
+    norm_obs: bool | None = param(
+        None,
+        "normalise observations by running statistics (gymnasium's wrapper); None (unset): on for a vector of "
+        "floats that is unbounded or badly scaled (envs.preprocessing.badly_scaled), else off",
+    )
+    norm_reward: bool | None = param(
+        None,
+        "scale rewards by the std of a running discounted return (gymnasium's wrapper); None (unset): as norm_obs",
+    )
     shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
     policy: str = param(
         "auto",
