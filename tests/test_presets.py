@@ -9,7 +9,7 @@ import pytest
 import yaml
 from gymnasium import spaces
 
-from proxrl import ALGORITHMS, PPO, presets
+from proxrl import ALGORITHMS, PPO, ConfigError, presets
 from proxrl.cli import main
 from proxrl.config import from_dict
 from proxrl.envs.preprocessing import badly_scaled
@@ -111,3 +111,12 @@ def test_unset_normalisation_is_decided_by_the_env_and_a_set_one_is_kept():
     assert (pendulum.norm_obs, pendulum.norm_reward) == (False, False)
     mixed = PPO("MountainCarContinuous-v0", norm_reward=False).config
     assert (mixed.norm_obs, mixed.norm_reward) == (True, False)
+
+
+def test_from_preset_lays_keyword_overrides_over_the_envs_preset_and_refuses_an_env_without_one():
+    agent = PPO.from_preset("MountainCarContinuous-v0", seed=3, num_steps=64)
+    cfg = agent.config
+    assert (cfg.seed, cfg.num_steps, cfg.norm_obs, cfg.total_steps) == (3, 64, True, 100_000)
+    assert PPO("Acrobot-v1").config.num_envs == 8  # the class itself keeps proxrl's defaults
+    with pytest.raises(ConfigError, match="no ppo preset for Nope-v0; `proxrl presets ppo` lists them"):
+        PPO.from_preset("Nope-v0")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn.utils import parameters_to_vector
 
-from .. import checkpoint, config as cfgmod
+from .. import checkpoint, config as cfgmod, presets
 from ..config import ConfigError, RunConfig
 from ..envs import OBS_CLIP, Normalizers, dict_space_of, make_eval_env, make_vec_env, snapshot
 from ..envs.preprocessing import badly_scaled, describe_preprocessing
@@ -413,6 +413,21 @@ class EnvTrainer:
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically to ``path``."""
         return checkpoint.atomic_save(self.state_dict(), path)
+
+    @classmethod
+    def from_preset(
+        cls: type[T], env: str, *, run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any
+    ) -> T:
+        """A trainer on ``env`` with its zoo preset (``proxrl/zoo/<algo>/``, listed by ``proxrl presets``) under the
+        keyword ``overrides``: ``PPO.from_preset("LunarLander-v3", seed=1)``, as ``proxrl train ppo --env
+        LunarLander-v3 --seed 1``. (``PPO("LunarLander-v3")`` keeps proxrl's defaults.)"""
+        found = presets.find(cls.algo, env)
+        if found is None:
+            raise ConfigError(f"no {cls.algo} preset for {env}; `proxrl presets {cls.algo}` lists them")
+        base = cfgmod.from_dict(cls.config_class, found.values_for(env))
+        config = build_config(cls.config_class, base, env, overrides)  # defaults < preset < overrides
+        build: Callable[..., T] = cls  # every trainer's constructor takes these keywords
+        return build(config=config, run_dir=run_dir, progress=progress)
 
     @classmethod
     def load(
