@@ -116,7 +116,8 @@ class ActorCriticConfig(RolloutConfig):
     norm_obs: bool | None = param(
         None,
         "normalise observations by running statistics (gymnasium's wrapper); None (unset): on for a vector of "
-        "floats that is unbounded or badly scaled (envs.preprocessing.badly_scaled), else off",
+        "floats far from unit scale (no bounds at all, beyond ±10, or a component within ±0.1: "
+        "envs.preprocessing.badly_scaled), else off",
     )
     norm_reward: bool | None = param(
         None,

@@ -94,13 +94,18 @@ def test_presets_lists_env_algorithm_budget_and_figures(capsys):
     assert main(["presets", "nope"]) == 2
 
 
-def test_badly_scaled_observations_are_unbounded_wide_or_of_mixed_ranges_only():
-    mcc = spaces.Box(np.array([-1.2, -0.07], np.float32), np.array([0.6, 0.07], np.float32))  # ranges 1.8 and 0.14
+def test_badly_scaled_observations_are_unbounded_wide_or_narrow_and_cartpole_and_pendulum_are_not():
+    mcc = spaces.Box(np.array([-1.2, -0.07], np.float32), np.array([0.6, 0.07], np.float32))  # velocity ±0.07
+    acrobot = spaces.Box(
+        -np.array([1, 1, 1, 1, 12.6, 28.3], np.float32), np.array([1, 1, 1, 1, 12.6, 28.3], np.float32)
+    )
+    cartpole = spaces.Box(
+        -np.array([4.8, np.inf, 0.42, np.inf], np.float32), np.array([4.8, np.inf, 0.42, np.inf], np.float32)
+    )
     pendulum = spaces.Box(np.array([-1, -1, -8], np.float32), np.array([1, 1, 8], np.float32))
-    assert badly_scaled(mcc)
-    assert badly_scaled(spaces.Box(-np.inf, np.inf, (17,), np.float64))
-    assert badly_scaled(spaces.Box(-20.0, 20.0, (3,), np.float32))
-    assert not badly_scaled(pendulum)
+    assert badly_scaled(mcc) and badly_scaled(acrobot)
+    assert badly_scaled(spaces.Box(-np.inf, np.inf, (17,), np.float64))  # MuJoCo: no scale given at all
+    assert not badly_scaled(cartpole) and not badly_scaled(pendulum)
     assert not badly_scaled(spaces.Box(0, 255, (84, 84, 4), np.uint8))
     assert not badly_scaled(spaces.Discrete(5))
 
