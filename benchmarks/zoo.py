@@ -108,13 +108,13 @@ def run(pairs: list[tuple[str, str]], seeds: list[int], scale: float, episodes: 
     ]
 
 
-def merge(new: list[dict]) -> list[dict]:
-    """zoo_results.json with ``new`` laid over it (same algorithm, env and budget: replaced)."""
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+def merge(new: list[dict], path: Path = RESULTS) -> list[dict]:
+    """The results file at ``path`` with ``new`` laid over it (same algorithm, env and budget: replaced)."""
+    old = json.loads(path.read_text()) if path.exists() else []
     keys = {(r["algo"], r["env"], r["steps"]) for r in new}
     merged = [r for r in old if (r["algo"], r["env"], r["steps"]) not in keys] + new
     merged.sort(key=lambda r: (r["algo"], r["env"], -r["steps"]))
-    RESULTS.write_text(json.dumps(merged, indent=1) + "\n")
+    path.write_text(json.dumps(merged, indent=1) + "\n")
     return merged
 
 
@@ -178,11 +178,12 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per seed")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=HERE / "ZOO.md")
+    p.add_argument("--results", type=Path, default=RESULTS, help="the JSON file results accumulate in")
     args = p.parse_args()
     pairs = selected(args.algo, args.envs)
     if not pairs:
         raise SystemExit("no preset matches; `proxrl presets` lists them")
-    results = merge(run(pairs, args.seeds, args.budget_scale, args.episodes, args.workers))
+    results = merge(run(pairs, args.seeds, args.budget_scale, args.episodes, args.workers), args.results)
     write_markdown(results, args.out)
     print(f"wrote {args.out}")
 
