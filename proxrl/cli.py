@@ -343,11 +343,12 @@ def _pick_preset(args: argparse.Namespace, flags: dict[str, Any]) -> presets.Pre
 def _preset_lines(args: argparse.Namespace, config: RunConfig, preset: presets.Preset | None) -> list[str]:
     """``train``'s line on the preset: the one used, or why none."""
     if preset is not None:
-        figure = preset.figure(preset.zoo, config.env)
-        zoo = f"; rl-zoo's figure {figure}" if figure and not figure.startswith("no ") else ""
+        source = preset.source.replace("DLR-RM/rl-baselines3-zoo@", "rl-zoo3@").split(" (")[0]
+        figure = preset.figure(preset.zoo, config.env).split(" (")[0]
+        zoo = f"; rl-zoo: {figure}" if figure and not figure.startswith("no ") else ""
         return [
-            f"preset: {preset.algo}/{preset.path.name} of the zoo ({preset.source}{zoo}); "
-            "flags and --set override it, --no-preset trains with proxrl's defaults"
+            f"preset: {preset.algo}/{preset.path.name} of the zoo ({source}{zoo}); flags and --set override it, "
+            "--no-preset trains with proxrl's defaults"
         ]
     if args.config:
         return [f"preset: {args.config} (--config)"]
