@@ -21,10 +21,11 @@ import concurrent.futures as cf
 import json
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from ray_scaling import cpu_model  # benchmarks/ is the script's folder (imports no Ray at module level)
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "zoo_results.json"
@@ -50,17 +51,6 @@ def train_and_evaluate(algo: str, env: str, seed: int, steps: int, episodes: int
     result = agent.evaluate(episodes, deterministic=deterministic)
     agent.close()
     return {"seed": seed, "eval": float(result["mean_return"]), "wall": wall, "steps": agent.global_step}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def selected(algo: str | None, envs: list[str] | None) -> list[tuple[str, str]]:
