@@ -29,7 +29,14 @@ from ray_scaling import cpu_model  # benchmarks/ is the script's folder (imports
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "zoo_results.json"
-STOCHASTIC = ("ALE/", "MiniGrid")  # the zoo evaluates these with sampled actions (exp_manager.py L184)
+STOCHASTIC = ("ALE/", "MiniGrid")
+LONG_RUNS = (  # ZOO.md's commands for the full budgets: classic control and Box2D, MuJoCo, the long ones, Atari
+    ("Acrobot-v1", "MountainCar-v0", "LunarLander-v3", "LunarLanderContinuous-v3"),
+    ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Reacher-v5", "Pusher-v5"),
+    ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "BipedalWalker-v3", "Humanoid-v5", "CarRacing-v3"),
+    ("ALE/Pong-v5", "ALE/Breakout-v5", "ALE/SpaceInvaders-v5", "ALE/Qbert-v5", "ALE/Seaquest-v5"),
+    ("ALE/BeamRider-v5", "ALE/Enduro-v5", "ALE/MsPacman-v5", "ALE/RoadRunner-v5", "ALE/Asteroids-v5"),
+)  # the zoo evaluates these with sampled actions (exp_manager.py L184)
 
 
 def train_and_evaluate(algo: str, env: str, seed: int, steps: int, episodes: int) -> dict[str, object]:
@@ -153,8 +160,9 @@ def write_markdown(results: list[dict], out: Path) -> None:
     for algo, env in selected(None, None):
         if (algo, env) not in seen:
             lines.append(f"| {algo} | {env} | — | not run here | | | | |")
-    lines += ["", "The full budgets on three seeds (hours of CPU; run on a machine of its own):", "", "```",
-              "python benchmarks/zoo.py --seeds 0 1 2 --workers $(nproc)", "```", ""]  # fmt: skip
+    lines += ["", "The full budgets on three seeds, for a machine of its own (hours of CPU each group):", "", "```"]
+    lines += [f"python benchmarks/zoo.py --algo ppo --envs {' '.join(group)} --seeds 0 1 2" for group in LONG_RUNS]
+    lines += ["python benchmarks/zoo.py --algo pg --seeds 0 1 2", "```", ""]
     out.write_text("\n".join(lines))
 
 
