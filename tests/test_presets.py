@@ -27,7 +27,7 @@ def test_every_zoo_preset_loads_with_the_strict_loader_and_cites_its_source_and_
     # normalisation is written out: a zoo preset does not depend on the rule for unset keys
     assert config.norm_obs is not None and config.norm_reward is not None
     if preset.name != presets.ATARI:
-        assert config.env == preset.name, f"{preset.path} is named after {preset.name} but trains {config.env}"
+        assert presets.preset_name(config.env) == preset.name, f"{preset.path} trains {config.env}"
 
 
 def test_the_zoo_covers_the_issues_envs_and_ships_as_package_data():
