@@ -1,4 +1,5 @@
-"""Command line: ``proxrl train | eval | plot | bench | tune``. User mistakes exit with code 2 and one clear line."""
+"""Command line: ``proxrl train | presets | eval | plot | bench | tune``. User mistakes exit with code 2 and one
+clear line."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import checkpoint, rundir, tune
+from . import checkpoint, presets, rundir, tune
 from .config import RUN_DIR, ConfigError, RunConfig, parse_overrides, read_yaml, run_directory
 from .envs import parse_env_kwargs
 from .errors import EnvError, Interrupted, PeerLostError, RunnersLostError
@@ -141,7 +142,10 @@ def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
     )
     t.add_argument("algo", nargs="?", help="algorithm: " + ", ".join(_algorithms()))
     _add_config_flags(t, help_algo)
-    t.add_argument("--config", help="YAML file of config keys (see configs/)")
+    t.add_argument("--config", help="YAML file of config keys (see configs/); replaces the env's zoo preset")
+    t.add_argument(
+        "--no-preset", action="store_true", help="proxrl's defaults, not the env's zoo preset (`proxrl presets`)"
+    )
     t.add_argument(
         "--set",
         dest="overrides",
@@ -155,6 +159,9 @@ def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace the run already in --run-dir (default: refuse)")
     t.add_argument("--eval-episodes", type=int, default=10, help="episodes of the final evaluation (0: none)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ps = sub.add_parser("presets", help="list the zoo's tuned presets, which `proxrl train` picks by env")
+    ps.add_argument("algo", nargs="?", help="only this algorithm's: " + ", ".join(presets.algorithms()))
 
     e = sub.add_parser("eval", help="evaluate a trained agent")
     e.add_argument("run", help="run directory or checkpoint file")
@@ -179,8 +186,11 @@ def build_parser(help_algo: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any]) -> tuple[type[Trainer], RunConfig]:
-    """(algorithm class, its config from the defaults < ``config_path`` YAML < ``overrides``), strictly checked."""
+def _build_config(
+    algo: str, config_path: str | None, overrides: dict[str, Any], preset: Mapping[str, Any] | None = None
+) -> tuple[type[Trainer], RunConfig]:
+    """(algorithm class, its config from the defaults < ``preset`` < ``config_path`` YAML < ``overrides``),
+    strictly checked."""
     from . import config as cfgmod
 
     from . import ALIASES
@@ -195,13 +205,14 @@ def _build_config(algo: str, config_path: str | None, overrides: dict[str, Any])
                 f"{algo} means {key}={fixed}; for {key}={given[key]} use `proxrl train {algos[algo].algo}`"
             )
     cls = algos[algo]
+    below = {**(preset or {}), **(ALIASES.get(algo) or {})}
     if not any(name in given for name in _run_dir_names(cls)):
-        return cls, cfgmod.resolve(cls.config_class, config_path, overrides, base=ALIASES.get(algo))
+        return cls, cfgmod.resolve(cls.config_class, config_path, overrides, base=below)
     # another library's name of the run directory (TRL's output_dir): --run-dir's, not a config key
     names = _run_dir_names(cls)
     from_file = {k: v for k, v in (read_yaml(config_path) if config_path else {}).items() if k not in names}
     flags = {k: v for k, v in overrides.items() if k not in names}
-    base = {**(ALIASES.get(algo) or {}), **from_file}
+    base = {**below, **from_file}
     return cls, cfgmod.resolve(cls.config_class, None, flags, base=base)
 
 
@@ -273,7 +284,7 @@ def _train(args: argparse.Namespace) -> int:
         if processes > 1:
             _check_processes(processes, str(read_yaml(run_dir / "config.yaml").get("algo")))
     else:
-        cls, config, run_dir = _new_run(args, flags, processes)
+        cls, config, run_dir, preset = _new_run(args, flags, processes)
     # one process at a time writes a run directory (of a data-parallel run's, rank 0)
     with rundir.locked(run_dir) if main else contextlib.nullcontext():
         if args.resume:
@@ -292,6 +303,8 @@ def _train(args: argparse.Namespace) -> int:
                 f"training {args.algo} on {config.subject()} for {config.total_steps:,} steps; run directory {run_dir}"
                 + (f"; {processes} processes" if processes > 1 else "")
             )
+            for line in [*_preset_lines(args, config, preset), *agent.describe()]:
+                say(line)
         try:
             agent.learn()
         except Interrupted as stop:
@@ -313,8 +326,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) -> tuple[type[Trainer], RunConfig, Path]:
-    """(trainer class, config, run directory) of ``train`` without ``--resume``."""
+def _new_run(
+    args: argparse.Namespace, flags: dict[str, Any], processes: int
+) -> tuple[type[Trainer], RunConfig, Path, presets.Preset | None]:
+    """(trainer class, config, run directory, the zoo preset laid under it) of ``train`` without ``--resume``."""
     from .rundir import default_run_dir
 
     if not args.algo and args.config:  # a preset or a run's config.yaml names its algorithm
@@ -326,10 +341,36 @@ def _new_run(args: argparse.Namespace, flags: dict[str, Any], processes: int) ->
         raise ConfigError(f"{processes} processes write one run directory: give it with --run-dir")
     if args.algo in _algorithms():
         _check_flags(args, _algorithms()[args.algo], args.algo)
-    cls, config = _build_config(args.algo, args.config, flags)
+    preset = _pick_preset(args, flags)
+    cls, config = _build_config(args.algo, args.config, flags, preset.values_for(flags["env"]) if preset else None)
     given = run_directory(args.run_dir, _run_dir_given(cls, args.config, flags))  # --run-dir, or TRL's output_dir
     run_dir = Path(given) if given else default_run_dir(args.algo, config.subject(), config.seed)
-    return cls, config, run_dir
+    return cls, config, run_dir, preset
+
+
+def _pick_preset(args: argparse.Namespace, flags: dict[str, Any]) -> presets.Preset | None:
+    """The zoo's preset of ``args.algo`` for the env given (``--env`` or ``--set env=``), unless ``--config`` or
+    ``--no-preset`` is given (issue 33: a user should never need to know the zoo's numbers)."""
+    if args.config or args.no_preset or "env" not in flags:
+        return None
+    return presets.find(args.algo, str(flags["env"]))
+
+
+def _preset_lines(args: argparse.Namespace, config: RunConfig, preset: presets.Preset | None) -> list[str]:
+    """``train``'s line on the preset: the one used, or why none."""
+    if preset is not None:
+        source = preset.source.replace("DLR-RM/rl-baselines3-zoo@", "rl-zoo3@").split(" (")[0]
+        figure = preset.figure(preset.zoo, config.env).split(" (")[0]
+        zoo = f"; rl-zoo: {figure}" if figure and not figure.startswith("no ") else ""
+        return [
+            f"preset: {preset.algo}/{preset.path.name} of the zoo ({source}{zoo}); flags and --set override it, "
+            "--no-preset trains with proxrl's defaults"
+        ]
+    if args.config:
+        return [f"preset: {args.config} (--config)"]
+    if args.no_preset:
+        return ["preset: none (--no-preset): proxrl's defaults"]
+    return [f"preset: none for {args.algo} on {config.env} (`proxrl presets` lists the zoo): proxrl's defaults"]
 
 
 Say = Callable[..., None]  # print, or on a data-parallel run's other processes nothing
@@ -398,6 +439,16 @@ def _resume(
     return agent
 
 
+def _presets(args: argparse.Namespace) -> int:
+    """``proxrl presets [ALGO]``: the zoo, one line per (algorithm, env)."""
+    if args.algo is not None and args.algo not in presets.algorithms():
+        raise ConfigError(f"no presets for '{args.algo}'; the zoo has {', '.join(presets.algorithms())}")
+    for line in presets.table(args.algo):
+        print(line)
+    print("`proxrl train ALGO --env ENV` picks ENV's preset; benchmarks/ZOO.md has the figures measured here")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from . import load
 
@@ -436,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.getcwd() not in sys.path and "" not in sys.path:  # `--env my_module:Env-v0` finds ./my_module.py, as
         sys.path.insert(0, os.getcwd())  # it does under `python -m proxrl.cli` (the console script lacks it)
     args = build_parser(_help_algo(argv)).parse_args(argv)
-    handlers = {"train": _train, "eval": _eval, "plot": _plot, "bench": _bench, "tune": _tune}
+    handlers = {"train": _train, "eval": _eval, "plot": _plot, "bench": _bench, "presets": _presets, "tune": _tune}
     try:
         return handlers[args.command](args)
     except (ConfigError, checkpoint.CheckpointError, FileNotFoundError) as e:

@@ -119,8 +119,16 @@ class ActorCriticConfig(RolloutConfig):
         "Atari's default is 27,000 agent steps = 108,000 frames, the ALE's and EnvPool's standard)",
         low=1,
     )
-    norm_obs: bool = param(False, "normalise observations by running statistics (gymnasium's wrapper)")
-    norm_reward: bool = param(False, "scale rewards by the std of a running discounted return (gymnasium's wrapper)")
+    norm_obs: bool | None = param(
+        None,
+        "normalise observations by running statistics (gymnasium's wrapper); None (unset): on for a vector of "
+        "floats far from unit scale (no bounds at all, beyond ±10, or a component within ±0.1: "
+        "envs.preprocessing.badly_scaled), else off",
+    )
+    norm_reward: bool | None = param(
+        None,
+        "scale rewards by the std of a running discounted return (gymnasium's wrapper); None (unset): as norm_obs",
+    )
     shared_trunk: bool = param(False, "actor and critic share one MLP trunk")
     policy: str = param(
         "auto",

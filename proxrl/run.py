@@ -199,6 +199,10 @@ class Trainer(Protocol):
         """What the CLI prints when training ends: one line each."""
         ...
 
+    def describe(self) -> list[str]:
+        """What the CLI prints before training: the network built and the data's preprocessing, one line each."""
+        ...
+
     def close(self) -> None:
         """Stop what the trainer started beside itself (envs, runner actors); ``learn`` starts them again."""
         ...

@@ -19,8 +19,9 @@ def test_training_envs_clip_rewards_end_episodes_at_a_lost_life_and_log_the_raw_
     assert venv.single_observation_space.dtype == np.uint8
     rng = np.random.default_rng(0)
     clipped, life_ends, game, steps = 0.0, 0, None, 0
-    for steps in range(1, 20_001):
+    while steps < 20_000:
         obs, reward, terminated, truncated, info = venv.step(rng.integers(venv.single_action_space.n, size=1))
+        steps += 1
         assert obs.dtype == np.uint8 and reward[0] in (-1.0, 0.0, 1.0)
         clipped += reward[0]
         life_ends += int(terminated[0])

@@ -198,6 +198,8 @@ def test_envs_a_checkpoint_cannot_hold_resume_from_a_clean_seeded_reset_and_say_
         tensorboard=False,
         progress=False,
         hidden_sizes=(8,),
+        norm_obs=False,  # the raw observations of a clean reset are compared (MuJoCo's would be normalised)
+        norm_reward=False,
     )
     first = PPO(run_dir=tmp_path / "run", **kwargs)
     first.learn(callback=lambda a, row: a.progress.iteration < 2)

@@ -6,6 +6,7 @@ checker sees, in place of free functions bound by alias lines).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -17,14 +18,16 @@ import numpy as np
 import torch
 from torch.nn.utils import parameters_to_vector
 
-from .. import checkpoint, config as cfgmod
+from .. import checkpoint, config as cfgmod, presets
 from ..config import ConfigError, RunConfig
-from ..envs import OBS_CLIP, Normalizers, make_vec_env, resolve_env_id, snapshot
+from ..envs import OBS_CLIP, Normalizers, dict_space_of, make_eval_env, make_vec_env, resolve_env_id, snapshot
 from ..envs.atari import EVAL_MAX_STEPS as ATARI_EVAL_MAX_STEPS
 from ..envs.atari import is_atari
+from ..envs.preprocessing import badly_scaled, describe_preprocessing
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ActorCritic
+from ..policies.describe import describe_network
 from ..policies.encoders import DictEncoder, register_class
 from ..marl.collector import MultiAgentCollector
 from ..rollout import Batch, Rollout
@@ -50,6 +53,22 @@ def build_config(cls: type[RunConfig], config: RunConfig | None, env: str | None
     if isinstance(extractor, type):
         overrides = {**overrides, "features_extractor": register_class(extractor)}
     return cfgmod.resolve(cls, base=config, overrides={**({"env": env} if env is not None else {}), **overrides})
+
+
+def decide_normalization(config: Any) -> Any:
+    """``config`` with ``norm_obs`` / ``norm_reward`` left unset (None) decided by the env's observations: on for a
+    vector of floats that is unbounded or badly scaled (:func:`~proxrl.envs.preprocessing.badly_scaled`), else off;
+    ``config`` itself when both are set."""
+    if config.norm_obs is not None and config.norm_reward is not None:
+        return config
+    probe = make_eval_env(config.env, config.env_kwargs)
+    on = badly_scaled(probe.observation_space) and dict_space_of(probe) is None  # a Dict's flat row: its encoders'
+    probe.close()
+    return dataclasses.replace(
+        config,
+        norm_obs=on if config.norm_obs is None else config.norm_obs,
+        norm_reward=on if config.norm_reward is None else config.norm_reward,
+    )
 
 
 Collector = Rollout | MultiAgentCollector | RunnerGroup  # what steps a trainer's envs: here, or on Ray runners
@@ -96,6 +115,7 @@ class EnvTrainer:
     optimizers: dict[str, torch.optim.Optimizer]  # … and its Adam, under the same name
     acting_rng: np.random.Generator | None  # the numpy acting path's sampler (None: torch samples actions)
     envs: EnvSlot
+    normalization_decided: bool = False  # norm_obs / norm_reward were unset and decided from the env (_setup)
 
     @property
     def global_step(self) -> int:
@@ -125,8 +145,12 @@ class EnvTrainer:
         }
 
     def _setup(self, config: Any, run_dir: str | Path | None, progress: bool | None) -> None:
-        """:meth:`_begin`, then the actor-critic for the env's spaces, its flat parameters and Adam."""
-        self._begin(config, run_dir, progress)
+        """:meth:`_begin` with ``norm_obs`` / ``norm_reward`` decided where unset, then the actor-critic for the
+        env's spaces, its flat parameters and Adam."""
+        decided = decide_normalization(config)
+        self.normalization_decided = decided is not config
+        self._begin(decided, run_dir, progress)
+        config = decided
         self.policy = build_policy(config, warn=True)
         convolutional = any(isinstance(m, torch.nn.Conv2d) for m in self.policy.modules())
         self.device = resolve_device(config.device, sum(p.numel() for p in self.policy.parameters()), convolutional)
@@ -148,8 +172,8 @@ class EnvTrainer:
             cfg.seed + step,
             cfg.env_kwargs,
             cfg.vectorization,
-            cfg.norm_obs,
-            cfg.norm_reward,
+            bool(cfg.norm_obs),  # decided at construction (decide_normalization): never None here
+            bool(cfg.norm_reward),
             cfg.gamma,
         )
         norms.load_state(self.envs.saved_normalizers)
@@ -290,6 +314,15 @@ class EnvTrainer:
         n = result["capped"]
         return f"; {n} cut at the cap of {self.eval_step_cap():,} steps (eval_max_steps)" if n else ""
 
+    def describe(self) -> list[str]:
+        """What ``proxrl train`` says before training: the network built and the env's preprocessing."""
+        cfg = self.config
+        lines = [describe_network(self.policy, cfg.activation)]
+        if isinstance(cfg, ActorCriticConfig):
+            norm_obs, norm_reward = bool(cfg.norm_obs), bool(cfg.norm_reward)
+            lines.append(describe_preprocessing(cfg.env, norm_obs, norm_reward, self.normalization_decided))
+        return lines
+
     def describe_evaluation(
         self,
         episodes: int = 20,
@@ -410,6 +443,21 @@ class EnvTrainer:
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically to ``path``."""
         return checkpoint.atomic_save(self.state_dict(), path)
+
+    @classmethod
+    def from_preset(
+        cls: type[T], env: str, *, run_dir: str | Path | None = None, progress: bool | None = None, **overrides: Any
+    ) -> T:
+        """A trainer on ``env`` with its zoo preset (``proxrl/zoo/<algo>/``, listed by ``proxrl presets``) under the
+        keyword ``overrides``: ``PPO.from_preset("LunarLander-v3", seed=1)``, as ``proxrl train ppo --env
+        LunarLander-v3 --seed 1``. (``PPO("LunarLander-v3")`` keeps proxrl's defaults.)"""
+        found = presets.find(cls.algo, env)
+        if found is None:
+            raise ConfigError(f"no {cls.algo} preset for {env}; `proxrl presets {cls.algo}` lists them")
+        base = cfgmod.from_dict(cls.config_class, found.values_for(env))
+        config = build_config(cls.config_class, base, env, overrides)  # defaults < preset < overrides
+        build: Callable[..., T] = cls  # every trainer's constructor takes these keywords
+        return build(config=config, run_dir=run_dir, progress=progress)
 
     @classmethod
     def load(

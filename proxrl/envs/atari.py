@@ -124,6 +124,13 @@ def _needs_fire(env: gym.Env) -> bool:
     return len(meanings) >= 3 and meanings[1] == "FIRE"
 
 
+# what :func:`wrappers` does to a training env, as ``proxrl train`` says it (issue 33: nothing said it)
+PREPROCESSING = (
+    "Atari wrappers: up to 30 no-op starts, frame skip 4 (max of the last 2 frames), 84×84 grayscale, episodic life, "
+    "FIRE on reset, rewards clipped to their sign, a stack of 4 frames"
+)
+
+
 def wrappers(training: bool) -> list[Callable[[gym.Env], gym.Env]]:
     """The wrapper chain for one env made by ``gym.make(id, frameskip=1)``: training's or evaluation's."""
     chain: list[Callable[[gym.Env], gym.Env]] = [

@@ -107,6 +107,13 @@ class LanguageModelTrainer:
         name = f"{self.algo} on {self.task.name}"
         return [describe_accuracy(self.evaluate(), name, cfg.eval_samples, accuracy_label(self.task))]
 
+    def describe(self) -> list[str]:
+        """What the CLI prints before training: the language model and how many of its parameters train."""
+        params = list(self.policy.parameters())
+        trained = sum(p.numel() for p in params if p.requires_grad)
+        name = type(self.policy).__name__
+        return [f"network: {name}, {sum(p.numel() for p in params):,} parameters ({trained:,} trained)"]
+
     def summary(self, eval_episodes: int = 0) -> list[str]:
         """What the CLI prints when training ends: steps, completions and held-out accuracy before and after
         (measured at the end of ``learn``; ``eval_episodes`` is for env-stepping trainers)."""

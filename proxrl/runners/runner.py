@@ -229,7 +229,14 @@ class EnvRunner(RunnerBase):
         cfg = self.config
         seed = cfg.seed + global_step + self.index * self.num_envs  # env g gets seed + step + g, as locally
         venv, self.norms = make_vec_env(
-            cfg.env, self.num_envs, seed, cfg.env_kwargs, cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma
+            cfg.env,
+            self.num_envs,
+            seed,
+            cfg.env_kwargs,
+            cfg.vectorization,
+            bool(cfg.norm_obs),  # the learner's config: decided already (algos.agent.decide_normalization)
+            bool(cfg.norm_reward),
+            cfg.gamma,
         )
         if self.asynchronous:
             draws = SliceOfDraws(self.generator, self.num_envs, 0, self.num_envs)
