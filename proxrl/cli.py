@@ -256,8 +256,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    """``proxrl tune``: the base config as ``train`` builds it (defaults < ``--config`` < ``--set``), the keys given
-    fixed, then the study (:mod:`proxrl.tune`)."""
+    """``proxrl tune``: the base config as ``train`` builds it (defaults < the env's zoo preset < ``--config`` <
+    ``--set``), the keys given fixed, then the study (:mod:`proxrl.tune`). The preset's ``total_steps`` is the
+    default ``--steps``, as in rl-zoo."""
     tune.require_optuna()
     algos = _algorithms()
     if args.algo not in algos:
@@ -265,7 +266,9 @@ def _tune(args: argparse.Namespace) -> int:
     tune.check_algo(args.algo, algos[args.algo].config_class.algo, list(algos))
     given = parse_overrides(args.overrides)
     given.update({k: v for k, v in (("env", args.env), ("runners", args.runners)) if v is not None})
-    cls, base = _build_config(args.algo, args.config, given)
+    preset = _pick_preset(args, given)
+    cls, base = _build_config(args.algo, args.config, given, preset.values_for(given["env"]) if preset else None)
+    print(*_preset_lines(args, base, preset))
     return tune.run(args, cls, base, frozenset(given))  # --config's keys are a base the draws override
 
 

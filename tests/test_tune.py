@@ -173,3 +173,14 @@ def test_tune_runners_ray_steps_each_trials_envs_on_ray_runners(ray_cluster, tmp
     args = ["tune", "ppo", "--runners", "ray", "--trials", "2", "--out", str(out), "--steps", "256"]
     assert main([*args, "--evaluations", "2", "--eval-episodes", "1", "--set", "num_envs=4"]) == 0
     assert len(_rows(out)) == 2 and "runners: ray" in (out / "best.yaml").read_text()
+
+
+def test_tune_starts_from_the_envs_zoo_preset_unless_no_preset(tmp_path, capsys):
+    args = ["tune", "ppo", "--env", "Acrobot-v1", "--trials", "1", "--steps", "256", "--evaluations", "1"]
+    assert main([*args, "--eval-episodes", "1", "--out", str(tmp_path / "zoo")]) == 0
+    assert "preset: ppo/Acrobot-v1.yaml of the zoo" in capsys.readouterr().out
+    best = (tmp_path / "zoo" / "best.yaml").read_text()
+    assert "norm_obs: true" in best and "num_envs: 16" in best  # the preset's keys the space does not draw
+    assert main([*args, "--eval-episodes", "1", "--out", str(tmp_path / "raw"), "--no-preset"]) == 0
+    assert "preset: none (--no-preset)" in capsys.readouterr().out
+    assert "num_envs: 8" in (tmp_path / "raw" / "best.yaml").read_text()
