@@ -148,6 +148,8 @@ class EnvTrainer:
             cfg.norm_obs,
             cfg.norm_reward,
             cfg.gamma,
+            obs_keys=cfg.obs_keys,
+            hide_obs=cfg.hide_obs,
         )
         norms.load_state(self.envs.saved_normalizers)
         self.envs.norms = norms
@@ -340,6 +342,7 @@ class EnvTrainer:
         if episodes < 1:
             raise ConfigError(f"evaluation needs at least 1 episode, got {episodes}")
         cfg = self.config
+        assert isinstance(cfg, ActorCriticConfig)  # (a multi-agent trainer evaluates its own way)
         stats = self.normalizer_state()
         self.policy.eval()
         return evaluate_policy(
@@ -352,6 +355,8 @@ class EnvTrainer:
             seed=cfg.seed + 10_000 if seed is None else seed,
             video_dir=video_dir,
             device=self.device,
+            obs_keys=cfg.obs_keys,
+            hide_obs=cfg.hide_obs,
         )
 
     def normalizer_state(self) -> dict[str, Any]:

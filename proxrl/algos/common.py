@@ -91,6 +91,8 @@ def evaluate_policy(
     seed: int = 10_000,
     video_dir: str | Path | None = None,
     device: torch.device | None = None,
+    obs_keys: tuple[str, ...] | None = None,
+    hide_obs: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` full episodes in a fresh env; returns per-episode returns and lengths and their mean/std.
 
@@ -100,7 +102,8 @@ def evaluate_policy(
 
     assert isinstance(policy, ActorCritic)  # what every env trainer builds (runners.runner.build_policy)
     device = device or torch.device("cpu")
-    e = make_eval_env(env, env_kwargs, obs_stats, render_mode="rgb_array" if video_dir else None)
+    render_mode = "rgb_array" if video_dir else None
+    e = make_eval_env(env, env_kwargs, obs_stats, render_mode, obs_keys=obs_keys, hide_obs=hide_obs)
     if video_dir is not None:
         e = gym.wrappers.RecordVideo(e, str(video_dir), episode_trigger=lambda _: True, disable_logger=True)
     returns, lengths = [], []

@@ -13,6 +13,7 @@ bit for bit.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field, fields
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 import torch
 
-from ..envs import Normalizers, dict_space_of, make_eval_env, make_vec_env, snapshot
+from ..envs import Normalizers, dict_space_of, dropped_keys, make_eval_env, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters
 from ..devices import limit_threads
-from ..errors import ConfigError
+from ..errors import ConfigError, RunWarning
 from ..policies import ActorCritic, warn_if_flattened_image
 from ..policies.encoders import build_encoder, set_cnn_precision
 from ..rollout import Batch, Rollout
@@ -37,8 +38,10 @@ T = TypeVar("T")
 def build_policy(config: ActorCriticConfig, warn: bool = False) -> ActorCritic:
     """The actor-critic a single-agent env trainer's ``config`` asks for, on the CPU, sized for its env, with the
     observation encoder its ``policy`` names (``warn``: say when images go flattened into an MLP)."""
-    probe = make_eval_env(config.env, config.env_kwargs)
+    probe = make_eval_env(config.env, config.env_kwargs, obs_keys=config.obs_keys, hide_obs=config.hide_obs)
     obs_space, act_space, dict_space = probe.observation_space, probe.action_space, dict_space_of(probe)
+    if warn:
+        warn_if_keys_dropped(probe)
     probe.close()
     encoder = build_encoder(
         obs_space,
@@ -68,6 +71,25 @@ def build_policy(config: ActorCriticConfig, warn: bool = False) -> ActorCritic:
     )
     set_cnn_precision(policy, config.cnn_precision)
     return policy
+
+
+def warn_if_keys_dropped(env: Any) -> None:
+    """Say, once at construction, which keys of a Dict observation the policy will not see and why (a Text key such
+    as MiniGrid's ``mission``: no encoder takes its space), and how to keep or name them."""
+    dropped = dropped_keys(env)
+    if dropped:
+        keys = ", ".join(f"'{k}' ({space})" for k, space in dropped.items())
+        space = dict_space_of(env)
+        kept = list(space.spaces) if space is not None else []
+        one = len(dropped) == 1
+        warnings.warn(
+            f"the Dict observation's {'key' if one else 'keys'} {keys} {'is' if one else 'are'} dropped: no encoder "
+            f"takes {'its' if one else 'their'} space (supported: Box, Discrete, MultiBinary); the policy sees "
+            f"{kept}. To use it, encode it as a Box in your own wrapper (an env registered by 'module:EnvId'); "
+            f"obs_keys={kept} names the kept keys and silences this",
+            RunWarning,
+            stacklevel=3,
+        )
 
 
 def node_id() -> str | None:
@@ -227,7 +249,16 @@ class EnvRunner(RunnerBase):
         cfg = self.config
         seed = cfg.seed + global_step + self.index * self.num_envs  # env g gets seed + step + g, as locally
         venv, self.norms = make_vec_env(
-            cfg.env, self.num_envs, seed, cfg.env_kwargs, cfg.vectorization, cfg.norm_obs, cfg.norm_reward, cfg.gamma
+            cfg.env,
+            self.num_envs,
+            seed,
+            cfg.env_kwargs,
+            cfg.vectorization,
+            cfg.norm_obs,
+            cfg.norm_reward,
+            cfg.gamma,
+            obs_keys=cfg.obs_keys,
+            hide_obs=cfg.hide_obs,
         )
         if self.asynchronous:
             draws = SliceOfDraws(self.generator, self.num_envs, 0, self.num_envs)
