@@ -18,7 +18,7 @@ from torch.nn.utils import parameters_to_vector
 
 from .. import checkpoint, config as cfgmod
 from ..config import ConfigError, RunConfig
-from ..envs import OBS_CLIP, Normalizers, make_vec_env, snapshot
+from ..envs import OBS_CLIP, Normalizers, snapshot
 from ..fast.flat_adam import FlatParameters, adam_step
 from ..optim import make_adam
 from ..policies import ActorCritic
@@ -27,7 +27,7 @@ from ..marl.collector import MultiAgentCollector
 from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
 from ..runners.ray_group import RayRunnerGroup
-from ..runners.runner import EnvRunner, build_policy
+from ..runners.runner import EnvRunner, build_policy, make_envs
 from ..checkpoint import Migration
 from ..run import Progress
 from ..env_config import ActorCriticConfig as ActorCriticConfig
@@ -139,18 +139,7 @@ class EnvTrainer:
             return self.start_runners()
         assert isinstance(cfg, ActorCriticConfig)  # a multi-agent trainer starts its own collector
         step = self.progress.global_step
-        venv, norms = make_vec_env(
-            cfg.env,
-            cfg.num_envs,
-            cfg.seed + step,
-            cfg.env_kwargs,
-            cfg.vectorization,
-            cfg.norm_obs,
-            cfg.norm_reward,
-            cfg.gamma,
-            obs_keys=cfg.obs_keys,
-            hide_obs=cfg.hide_obs,
-        )
+        venv, norms = make_envs(cfg, cfg.num_envs, cfg.seed + step)
         norms.load_state(self.envs.saved_normalizers)
         self.envs.norms = norms
         rollout = Rollout(venv, cast(ActorCritic, self.policy), cfg.num_steps, self.device, rng=self.acting_rng)

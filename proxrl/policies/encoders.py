@@ -95,20 +95,41 @@ def image_chw(shape: tuple[int, ...], first: bool) -> tuple[int, int, int]:
     return (shape[0], shape[1], shape[2]) if first else (shape[2], shape[0], shape[1])
 
 
+def image_geometry(
+    space: spaces.Box, image_channels: str, least: int, net: str, fix: str
+) -> tuple[bool, int, int, int]:
+    """(channels first?, C, H, W) of the images of ``space``; a ConfigError naming ``net`` and ``fix`` when they
+    are under ``least`` × ``least`` pixels."""
+    shape = tuple(space.shape)
+    first = channels_first(shape, image_channels)
+    c, h, w = image_chw(shape, first)
+    if min(h, w) < least:
+        raise ConfigError(f"the {net} needs images of at least {least}×{least} pixels, got {h}×{w}; {fix}")
+    return first, c, h, w
+
+
+def as_nchw(obs: Tensor, flat_2d: bool, first: bool) -> Tensor:
+    """Images ``[B, H, W]``, ``[B, C, H, W]`` (``first``) or ``[B, H, W, C]`` as ``[B, C, H, W]``."""
+    return obs.unsqueeze(1) if flat_2d else (obs if first else obs.permute(0, 3, 1, 2))
+
+
+def init_orthogonal(module: nn.Module) -> None:
+    """Orthogonal weights (gain √2) and zero biases for every conv and linear layer of ``module``."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            assert m.bias is not None  # built with bias=True
+            nn.init.orthogonal_(m.weight, math.sqrt(2))
+            nn.init.zeros_(m.bias)
+
+
 class NatureCNN(nn.Module):
     """The Nature-DQN CNN over images ``[B, C, H, W]`` or ``[B, H, W, C]`` (uint8 scaled to [0, 1]) → ``[B, 512]``."""
 
     def __init__(self, space: spaces.Box, image_channels: str = "auto", features: int = 512) -> None:
         super().__init__()
-        shape = tuple(space.shape)
-        self.first = channels_first(shape, image_channels)
-        c, h, w = image_chw(shape, self.first)
-        if min(h, w) < NATURE_MIN_SIZE:
-            raise ConfigError(
-                f"the Nature CNN needs images of at least {NATURE_MIN_SIZE}×{NATURE_MIN_SIZE} pixels, got {h}×{w}; "
-                "resize them (gymnasium.wrappers.ResizeObservation) or pass your own features_extractor"
-            )
-        self.flat_2d = len(shape) == 2
+        fix = "resize them (gymnasium.wrappers.ResizeObservation) or pass your own features_extractor"
+        self.first, c, h, w = image_geometry(space, image_channels, NATURE_MIN_SIZE, "Nature CNN", fix)
+        self.flat_2d = len(space.shape) == 2
         self.scale = 1 / 255 if space.dtype == np.uint8 else 1.0
         self.convs = nn.Sequential(
             nn.Conv2d(c, 32, 8, stride=4),
@@ -122,16 +143,12 @@ class NatureCNN(nn.Module):
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, c, h, w)).shape[1]
         self.linear = nn.Sequential(nn.Linear(flat, features), nn.ReLU())
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                assert m.bias is not None  # built with bias=True above
-                nn.init.orthogonal_(m.weight, math.sqrt(2))
-                nn.init.zeros_(m.bias)
+        init_orthogonal(self)
         self.features_dim = features
         self.compute_dtype = torch.float32  # set_cnn_precision changes it
 
     def forward(self, obs: Tensor) -> Tensor:
-        x = obs.unsqueeze(1) if self.flat_2d else (obs if self.first else obs.permute(0, 3, 1, 2))
+        x = as_nchw(obs, self.flat_2d, self.first)
         if x.device.type == "cpu":  # oneDNN's channels-last convs: a PPO minibatch step 1.3-1.5× faster on this CPU
             x = x.contiguous(memory_format=torch.channels_last)  # (benchmarks/cnn_layouts.py); on the uint8 frames,
         # before the copy to the compute dtype (which keeps the layout): one temporary, scaled in place when it is new
@@ -154,30 +171,20 @@ class SmallCNN(nn.Module):
 
     def __init__(self, space: spaces.Box, image_channels: str = "auto", features: int = 128) -> None:
         super().__init__()
-        shape = tuple(space.shape)
-        self.first = channels_first(shape, image_channels)
-        c, h, w = image_chw(shape, self.first)
-        if min(h, w) < SMALL_MIN_SIZE:
-            raise ConfigError(
-                f"the small CNN needs images of at least {SMALL_MIN_SIZE}×{SMALL_MIN_SIZE} pixels, got {h}×{w}; "
-                "set policy=mlp (flattened) or pass your own features_extractor"
-            )
-        self.flat_2d = len(shape) == 2
+        fix = "set policy=mlp (flattened) or pass your own features_extractor"
+        self.first, c, h, w = image_geometry(space, image_channels, SMALL_MIN_SIZE, "small CNN", fix)
+        self.flat_2d = len(space.shape) == 2
         self.scale = 1 / 255 if space.dtype == np.uint8 else 1.0
         layers: list[nn.Module] = []
         for c_in, c_out in ((c, 16), (16, 32), (32, 64)):
             layers += [nn.Conv2d(c_in, c_out, 2), nn.ReLU()]
         self.convs = nn.Sequential(*layers, nn.Flatten())
         self.linear = nn.Sequential(nn.Linear(64 * (h - 3) * (w - 3), features), nn.ReLU())
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                assert m.bias is not None  # built with bias=True above
-                nn.init.orthogonal_(m.weight, math.sqrt(2))
-                nn.init.zeros_(m.bias)
+        init_orthogonal(self)
         self.features_dim = features
 
     def forward(self, obs: Tensor) -> Tensor:
-        x = obs.unsqueeze(1) if self.flat_2d else (obs if self.first else obs.permute(0, 3, 1, 2))
+        x = as_nchw(obs, self.flat_2d, self.first)
         features: Tensor = self.linear(self.convs(x.float() * self.scale))
         return features
 

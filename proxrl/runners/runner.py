@@ -73,6 +73,24 @@ def build_policy(config: ActorCriticConfig, warn: bool = False) -> ActorCritic:
     return policy
 
 
+def make_envs(config: ActorCriticConfig, num_envs: int, seed: int) -> tuple[Any, Normalizers]:
+    """The seeded vector env of ``num_envs`` envs a single-agent env trainer's ``config`` asks for
+    (:func:`~proxrl.envs.make_vec_env` with its vectorisation, normalisation and observation settings)."""
+    c = config
+    return make_vec_env(
+        c.env,
+        num_envs,
+        seed,
+        c.env_kwargs,
+        c.vectorization,
+        c.norm_obs,
+        c.norm_reward,
+        c.gamma,
+        obs_keys=c.obs_keys,
+        hide_obs=c.hide_obs,
+    )
+
+
 def warn_if_keys_dropped(env: Any) -> None:
     """Say, once at construction, which keys of a Dict observation the policy will not see and why (a Text key such
     as MiniGrid's ``mission``: no encoder takes its space), and how to keep or name them."""
@@ -248,18 +266,7 @@ class EnvRunner(RunnerBase):
     def _start(self, global_step: int) -> Rollout:
         cfg = self.config
         seed = cfg.seed + global_step + self.index * self.num_envs  # env g gets seed + step + g, as locally
-        venv, self.norms = make_vec_env(
-            cfg.env,
-            self.num_envs,
-            seed,
-            cfg.env_kwargs,
-            cfg.vectorization,
-            cfg.norm_obs,
-            cfg.norm_reward,
-            cfg.gamma,
-            obs_keys=cfg.obs_keys,
-            hide_obs=cfg.hide_obs,
-        )
+        venv, self.norms = make_envs(cfg, self.num_envs, seed)
         if self.asynchronous:
             draws = SliceOfDraws(self.generator, self.num_envs, 0, self.num_envs)
         else:
