@@ -366,11 +366,12 @@ def test_mappo_on_two_ray_runners_improves_clearly_over_random_on_simple_spread(
 @pytest.mark.learning
 def test_an_lstm_preset_learns_cartpole_with_its_velocities_hidden():
     """CartPoleNoVel-v1 (ẋ and θ̇ zeroed): configs/ppo_lstm_cartpole_novel.yaml (rl-zoo3's RecurrentPPO settings)
-    reaches a mean return of 400 over 20 training episodes within NOVEL_BUDGET steps for 2 of 3 seeds.
-    NOVEL_MEASURED"""
-    results = run_seeds("ppo_lstm_cartpole_novel.yaml", 400.0, NOVEL_BUDGET)
+    reaches a mean return of 400 over 20 training episodes within 80,000 steps for 2 of 3 seeds. Measured: seeds 0
+    and 1 at 43,520 and 47,360 steps (67 s of CPU for seed 1), seed 2 not within 80,000 (117 s of CPU; deterministic
+    evaluation 213 then). Dearer than the other presets' tests: an LSTM update replays each sequence step by step."""
+    results = run_seeds("ppo_lstm_cartpole_novel.yaml", 400.0, 80_000)
     solved = [steps for _, steps, _ in results if steps is not None]
-    assert len(solved) >= 2, f"reached 400 within {NOVEL_BUDGET:,} steps for {len(solved)}/3 seeds"
+    assert len(solved) >= 2, f"reached 400 within 80,000 steps for {len(solved)}/3 seeds"
 
 
 @pytest.mark.learning

@@ -174,7 +174,7 @@ class SmallCNN(nn.Module):
         fix = "set policy=mlp (flattened) or pass your own features_extractor"
         self.first, c, h, w = image_geometry(space, image_channels, SMALL_MIN_SIZE, "small CNN", fix)
         self.flat_2d = len(space.shape) == 2
-        self.scale = 1 / 255 if space.dtype == np.uint8 else 1.0
+        self.scale = 1 / 255 if is_image(space) else 1.0  # uint8 pixels
         layers: list[nn.Module] = []
         for c_in, c_out in ((c, 16), (16, 32), (32, 64)):
             layers += [nn.Conv2d(c_in, c_out, 2), nn.ReLU()]
