@@ -63,6 +63,8 @@ def test_a_text_key_is_dropped_with_one_line_naming_it_and_obs_keys():
     encoder = agent.policy.encoder
     assert isinstance(encoder, DictEncoder) and list(encoder.layout.space.spaces) == ["direction", "image"]
     assert agent.evaluate(1)["lengths"] == [8]  # the evaluation env drops it too
+    obs, _ = GridLikeEnv().reset(seed=0)
+    assert agent.predict(obs) in range(3)  # predict takes the env's own dict, its mission ignored
     # naming the kept keys silences the line
     assert not [m for m in _run_warnings(obs_keys=("direction", "image"))[1] if "dropped" in m]
 
