@@ -379,7 +379,7 @@ def test_ppo_learns_minigrid_from_its_dict_observation_with_the_small_cnn():
     """MiniGrid-Empty-5x5-v0 as MiniGrid gives it (a 7×7×3 view, a direction, a Text mission that is dropped):
     configs/ppo_minigrid_empty.yaml reaches a mean return of 0.9 over 20 training episodes (sampled actions, as
     rl-zoo3 scores MiniGrid) within 30,000 steps for 2 of 3 seeds. Measured: seeds 0, 1, 2 at 10,240, 9,216 and 9,216
-    steps, ~15 s of CPU each (configs/ppo_minigrid_doorkey.yaml, the same settings on DoorKey-5x5: seed 0 at 41,984)."""
+    steps, ~15 s of CPU each (configs/ppo_minigrid_doorkey.yaml, the same settings on DoorKey-5x5: 37-42k, ~55 s)."""
     pytest.importorskip("minigrid")
     results = run_seeds("ppo_minigrid_empty.yaml", 0.9, 30_000)
     solved = [steps for _, steps, _ in results if steps is not None]
