@@ -144,6 +144,16 @@ class ActorCriticConfig(RolloutConfig):
         "[B, ...] to features [B, F]; proxrl adds the MLP trunks (hidden_sizes) and heads",
     )
     features_extractor_kwargs: dict[str, Any] = param(help="keyword arguments of features_extractor", factory=dict)
+    obs_keys: tuple[str, ...] | None = param(
+        None,
+        "the keys of a Dict observation the policy sees (None: every key of a Box, Discrete or MultiBinary space; "
+        "others, such as a Text key, are dropped and said so)",
+    )
+    hide_obs: tuple[int, ...] | None = param(
+        None,
+        "indices of a flat Box observation to zero (hidden from the policy, e.g. [1, 3]: CartPole's velocities, "
+        "as CartPoleNoVel-v1); None: every component seen",
+    )
     recurrent: str = param(
         "none",
         "a recurrent core after the encoder (PPO): lstm carries its state across steps, reset where an episode starts",

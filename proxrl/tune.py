@@ -87,9 +87,7 @@ def add_parser(sub: Any) -> None:
     )
     t.add_argument("--runners", choices=("local", "ray"), help="step each trial's envs here or on Ray runners")
     t.add_argument("--config", help="YAML file of config keys: the base config the trials' draws override")
-    t.add_argument(
-        "--no-preset", action="store_true", help="start from proxrl's defaults, not the env's zoo preset"
-    )
+    t.add_argument("--no-preset", action="store_true", help="start from proxrl's defaults, not the env's zoo preset")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="fix a key")
 
 

@@ -144,8 +144,12 @@ def test_a_dict_row_keeps_every_key_exact_in_either_layout():
             # a row that went through a float tensor (as a user's batch might) comes back exact too
             again = layout.unflatten(torch.as_tensor(rows).float())
             torch.testing.assert_close(again["pos"], back["pos"], rtol=0, atol=0)
-    with pytest.raises(ConfigError, match="policy=mlp would read this Dict"):
-        build_encoder(DictLayout(mixed).flat_space, "mlp", dict_space=mixed)
+    # policy=mlp on the bytes layout: the row taken apart, every key flattened as float32 values (no CNN)
+    flat_keys = build_encoder(DictLayout(mixed).flat_space, "mlp", dict_space=mixed)
+    assert isinstance(flat_keys, DictEncoder) and not flat_keys.encoders and flat_keys.features_dim == 36 + 6 + 4 + 3
+    back = DictLayout(mixed).unflatten(torch.as_tensor(rows))
+    expected = torch.cat([back[k].reshape(3, -1).float() for k in mixed.spaces], dim=1)
+    torch.testing.assert_close(flat_keys(torch.as_tensor(rows)), expected, rtol=0, atol=0)
 
 
 def test_a_users_module_on_a_dict_space_gets_each_keys_values():

@@ -75,7 +75,7 @@ def test_image_observations_warn_that_they_are_flattened_into_an_mlp():
     with pytest.warns(
         RunWarning, match=r"look like images \(8×8×3 uint8\) and are flattened into an MLP of 192 inputs"
     ):
-        PPO("toy_envs:proxrl_test/Image-v0", **SMALL)
+        PPO("toy_envs:proxrl_test/Image-v0", policy="mlp", **SMALL)  # (auto: the small CNN, tests/test_observations.py)
 
 
 def _help(*args: str, capsys) -> str:

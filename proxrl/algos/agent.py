@@ -20,7 +20,7 @@ from torch.nn.utils import parameters_to_vector
 
 from .. import checkpoint, config as cfgmod, presets
 from ..config import ConfigError, RunConfig
-from ..envs import OBS_CLIP, Normalizers, dict_space_of, make_eval_env, make_vec_env, resolve_env_id, snapshot
+from ..envs import OBS_CLIP, Normalizers, dict_space_of, make_eval_env, resolve_env_id, snapshot
 from ..envs.atari import EVAL_MAX_STEPS as ATARI_EVAL_MAX_STEPS
 from ..envs.atari import is_atari
 from ..envs.preprocessing import badly_scaled, describe_preprocessing
@@ -33,7 +33,7 @@ from ..marl.collector import MultiAgentCollector
 from ..rollout import Batch, Rollout
 from ..runners.group import RunnerGroup
 from ..runners.ray_group import RayRunnerGroup
-from ..runners.runner import EnvRunner, build_policy
+from ..runners.runner import EnvRunner, build_policy, make_envs
 from ..checkpoint import Migration
 from ..run import Progress
 from ..env_config import ActorCriticConfig as ActorCriticConfig
@@ -166,16 +166,7 @@ class EnvTrainer:
             return self.start_runners()
         assert isinstance(cfg, ActorCriticConfig)  # a multi-agent trainer starts its own collector
         step = self.progress.global_step
-        venv, norms = make_vec_env(
-            cfg.env,
-            cfg.num_envs,
-            cfg.seed + step,
-            cfg.env_kwargs,
-            cfg.vectorization,
-            bool(cfg.norm_obs),  # decided at construction (decide_normalization): never None here
-            bool(cfg.norm_reward),
-            cfg.gamma,
-        )
+        venv, norms = make_envs(cfg, cfg.num_envs, cfg.seed + step)
         norms.load_state(self.envs.saved_normalizers)
         self.envs.norms = norms
         policy = cast(ActorCritic, self.policy)
@@ -384,6 +375,7 @@ class EnvTrainer:
         if episodes < 1:
             raise ConfigError(f"evaluation needs at least 1 episode, got {episodes}")
         cfg = self.config
+        assert isinstance(cfg, ActorCriticConfig)  # (a multi-agent trainer evaluates its own way)
         stats = self.normalizer_state()
         cap = self.eval_step_cap()
         show = sys.stderr.isatty() if self.show_progress is None else self.show_progress
@@ -407,6 +399,8 @@ class EnvTrainer:
             device=self.device,
             max_steps=cap,
             on_episode=report if show else None,
+            obs_keys=cfg.obs_keys,
+            hide_obs=cfg.hide_obs,
         )
 
     def eval_step_cap(self) -> int | None:

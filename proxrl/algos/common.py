@@ -94,6 +94,8 @@ def evaluate_policy(
     device: torch.device | None = None,
     max_steps: int | None = None,
     on_episode: Callable[[int, float, int, bool], None] | None = None,
+    obs_keys: tuple[str, ...] | None = None,
+    hide_obs: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     """Run ``episodes`` episodes in a fresh env; returns per-episode returns and lengths (agent steps) and their
     mean/std, and how many episodes ``max_steps`` cut short (``capped``). ``on_episode(index, return, length,
@@ -105,7 +107,8 @@ def evaluate_policy(
 
     assert isinstance(policy, ActorCritic)  # what every env trainer builds (runners.runner.build_policy)
     device = device or torch.device("cpu")
-    e = make_eval_env(env, env_kwargs, obs_stats, render_mode="rgb_array" if video_dir else None)
+    render_mode = "rgb_array" if video_dir else None
+    e = make_eval_env(env, env_kwargs, obs_stats, render_mode, obs_keys=obs_keys, hide_obs=hide_obs)
     if video_dir is not None:
         e = gym.wrappers.RecordVideo(e, str(video_dir), episode_trigger=lambda _: True, disable_logger=True)
     returns, lengths, capped = [], [], 0

@@ -27,6 +27,33 @@ from torch import Tensor
 from ..errors import ConfigError
 
 FLOAT_BYTES = 4
+SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiBinary)  # the key spaces a flat row holds
+
+
+def select_keys(space: spaces.Dict, keys: tuple[str, ...] | None) -> tuple[spaces.Dict, dict[str, str]]:
+    """The Dict of the keys kept (``keys`` in the space's order; None: every key of a supported space) and the
+    keys dropped with why (``{key: its space's class name}``; only when ``keys`` is None). A ConfigError names
+    unknown keys, or a kept key whose space no encoder takes, with the available ones."""
+    usable = [k for k, sub in space.spaces.items() if isinstance(sub, SUPPORTED)]
+    if keys is None:
+        dropped = {k: type(sub).__name__ for k, sub in space.spaces.items() if k not in usable}
+        if not usable:
+            raise ConfigError(
+                f"no key of the Dict observation {space} has a supported space (Box, Discrete, MultiBinary)"
+            )
+        return spaces.Dict({k: space.spaces[k] for k in usable}), dropped
+    unknown = [k for k in keys if k not in space.spaces]
+    if unknown:
+        raise ConfigError(f"obs_keys: unknown keys {unknown}; the observation's keys are {list(space.spaces)}")
+    unusable = [k for k in keys if k not in usable]
+    if unusable:
+        raise ConfigError(
+            f"obs_keys: keys {unusable} have spaces no encoder takes (supported: Box, Discrete, MultiBinary); "
+            f"keep some of {usable}"
+        )
+    if not keys:
+        raise ConfigError(f"obs_keys is empty; keep some of {usable} (or remove obs_keys: every supported key)")
+    return spaces.Dict({k: space.spaces[k] for k in space.spaces if k in keys}), {}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ returns reward 0. ``proxrl.rollout`` marks those reset steps invalid and keeps t
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from gymnasium.vector import VectorEnv
 from gymnasium.wrappers import vector as vw
 
 from ..errors import ConfigError
-from . import atari
+from . import atari, no_velocity  # no_velocity registers the NoVel ids
 from .envpool_vec import EnvPoolVectorEnv
 from .wrappers import Normalizers, ReportEnvErrors, flatten_dict
 
@@ -31,6 +32,11 @@ def resolve_env_id(env: str) -> str:
     env_id = env
     if atari.is_atari(env):
         atari.register()
+    if env.startswith("MiniGrid-") or env.startswith("BabyAI-"):  # minigrid registers its ids when imported
+        try:
+            importlib.import_module("minigrid")
+        except ImportError:
+            raise ConfigError(f"--env {env} needs MiniGrid: pip install 'proxrl[minigrid]'") from None
     if ":" in env:
         module, _, env_id = env.partition(":")
         try:
@@ -83,10 +89,14 @@ def make_vec_env(
     norm_obs: bool = False,
     norm_reward: bool = False,
     gamma: float = 0.99,
+    *,
+    obs_keys: tuple[str, ...] | None = None,
+    hide_obs: tuple[int, ...] | None = None,
 ) -> tuple[VectorEnv, Normalizers]:
-    """A seeded, reset gymnasium vector env with episode statistics (recorded before any normalisation)."""
+    """A seeded, reset gymnasium vector env with episode statistics (recorded before any normalisation); a Dict
+    observation's ``obs_keys`` (None: every supported key) as one flat row, the ``hide_obs`` components zeroed."""
     if vectorization == "envpool":  # EnvPool's C++ envs (Atari with its own standard preprocessing)
-        pool = EnvPoolVectorEnv(env, num_envs, seed, env_kwargs)
+        pool = _hidden(EnvPoolVectorEnv(env, num_envs, seed, env_kwargs), hide_obs)
         return _normalized(pool, seed, norm_obs, norm_reward, gamma)
     env_id = resolve_env_id(env)
     spec = gym.spec(env_id)
@@ -101,7 +111,8 @@ def make_vec_env(
     # per-env wrapper (sync and async): an env's exception keeps its traceback text across the worker boundary
     wrappers: list[Callable[[gym.Env[Any, Any]], gym.Env[Any, Any]]] | None = None
     if mode in ("sync", "async"):
-        wrappers = [ReportEnvErrors, flatten_dict]
+        hide = [functools.partial(no_velocity.HideObs, hidden=hide_obs)] if hide_obs is not None else []
+        wrappers = [ReportEnvErrors, *hide, functools.partial(flatten_dict, keys=obs_keys)]
     kwargs = env_kwargs or {}
     if is_atari and wrappers is not None:  # the standard preprocessing; each env records its raw game's score
         wrappers, kwargs = [ReportEnvErrors, *atari.wrappers(training=True)], atari.make_kwargs(env_kwargs)
@@ -112,7 +123,18 @@ def make_vec_env(
         raise ConfigError(f"env_kwargs {env_kwargs} rejected by {env_id}: {e}") from None
     if not (is_atari and wrappers is not None):
         venv = vw.RecordEpisodeStatistics(venv)
+    if wrappers is None or is_atari:  # no per-env wrapper hid them
+        venv = _hidden(venv, hide_obs)
     return _normalized(venv, seed, norm_obs, norm_reward, gamma)
+
+
+def _hidden(venv: VectorEnv, hide_obs: tuple[int, ...] | None) -> VectorEnv:
+    """``venv`` with the ``hide_obs`` components of its observations zeroed (:mod:`.no_velocity`), after the
+    episode statistics and before any normalisation: for vector envs that take no per-env wrapper."""
+    if hide_obs is None:
+        return venv
+    mask = no_velocity.hide_mask(venv.single_observation_space, hide_obs)
+    return vw.TransformObservation(venv, lambda o: o * mask)
 
 
 def _normalized(
@@ -136,8 +158,12 @@ def make_eval_env(
     env_kwargs: dict[str, Any] | None = None,
     obs_stats: dict[str, Any] | None = None,
     render_mode: str | None = None,
+    *,
+    obs_keys: tuple[str, ...] | None = None,
+    hide_obs: tuple[int, ...] | None = None,
 ) -> gym.Env:
-    """One env for evaluation; with ``obs_stats`` (a ``Normalizers.state()['obs']``), observations are normalised
+    """One env for evaluation, its observations as the vector env's (``obs_keys``, ``hide_obs``: see
+    :func:`make_vec_env`); with ``obs_stats`` (a ``Normalizers.state()['obs']``), observations are normalised
     with those frozen statistics, exactly as during training."""
     env_id = resolve_env_id(env)
     extra: dict[str, Any] = {"render_mode": render_mode} if render_mode is not None else {}
@@ -150,7 +176,9 @@ def make_eval_env(
     if is_atari:  # no episodic life and no reward clipping: the game's real score
         for wrap in atari.wrappers(training=False):
             e = wrap(e)
-    e = flatten_dict(e)
+    if hide_obs is not None:
+        e = no_velocity.HideObs(e, hide_obs)
+    e = flatten_dict(e, obs_keys)
     if obs_stats is not None:
         e = gym.wrappers.NormalizeObservation(e)
         e.update_running_mean = False

@@ -13,8 +13,8 @@ import numpy as np
 from gymnasium.wrappers import vector as vw
 from gymnasium.wrappers.utils import RunningMeanStd
 
-from ..errors import EnvError
-from .flat_dict import DictLayout
+from ..errors import ConfigError, EnvError
+from .flat_dict import DictLayout, select_keys
 
 
 @dataclass
@@ -83,12 +83,14 @@ def _describe(e: Exception, where: str) -> str:
 class FlatDict(gym.ObservationWrapper):
     """A Dict observation as one flat row (:class:`.flat_dict.DictLayout`: gymnasium's flatten, or the keys'
     bytes side by side when uint8 images sit beside other keys), so rollouts store one array; ``dict_space``
-    keeps the Dict space for the policy's encoder, which takes the row apart again."""
+    keeps the (kept keys') Dict space for the policy's encoder, which takes the row apart again. ``keys`` picks the
+    keys kept (``obs_keys``; None: every key of a supported space, and ``dropped`` names the others, e.g. a Text
+    key such as MiniGrid's ``mission``)."""
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, keys: tuple[str, ...] | None = None) -> None:
         super().__init__(env)
-        self.dict_space = env.observation_space
-        self.layout = DictLayout(env.observation_space)  # type: ignore[arg-type]
+        self.dict_space, self.dropped = select_keys(env.observation_space, keys)  # type: ignore[arg-type]
+        self.layout = DictLayout(self.dict_space)
         self.observation_space = self.layout.flat_space
 
     def observation(self, observation: Any) -> Any:
@@ -96,9 +98,26 @@ class FlatDict(gym.ObservationWrapper):
         return self.layout.flatten(observation)
 
 
-def flatten_dict(env: gym.Env) -> gym.Env:
-    """``env`` wrapped in :class:`FlatDict` when its observations are a Dict, else ``env``."""
-    return FlatDict(env) if isinstance(env.observation_space, gym.spaces.Dict) else env
+def flatten_dict(env: gym.Env, keys: tuple[str, ...] | None = None) -> gym.Env:
+    """``env`` wrapped in :class:`FlatDict` (keeping ``keys``, None: every supported one) when its observations are
+    a Dict, else ``env`` (a ConfigError when ``keys`` are given for observations that are no Dict)."""
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        return FlatDict(env, keys)
+    if keys is not None:
+        raise ConfigError(
+            f"obs_keys={list(keys)} picks keys of Dict observations, and this env's are {env.observation_space}; "
+            "remove obs_keys"
+        )
+    return env
+
+
+def dropped_keys(env: gym.Env) -> dict[str, str]:
+    """The keys a :class:`FlatDict` wrapper in ``env`` dropped (``{key: its space}``), or {}."""
+    try:
+        dropped = env.get_wrapper_attr("dropped")
+    except AttributeError:
+        return {}
+    return dict(dropped) if isinstance(dropped, dict) else {}
 
 
 def dict_space_of(env: gym.Env) -> gym.spaces.Dict | None:

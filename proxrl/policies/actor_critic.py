@@ -27,14 +27,14 @@ from .mlp import mlp, run_layers
 
 
 def warn_if_flattened_image(space: spaces.Space[Any], encoder: nn.Module | None) -> None:
-    """Warn when image-like observations (a Box of rank ≥ 2) go flattened into an MLP: ``policy=cnn`` (chosen
+    """Warn when image-like observations (a Box of rank ≥ 2) go flattened into an MLP: a CNN (chosen
     automatically for uint8 images) or a features_extractor is what they need."""
     if encoder is None and isinstance(space, spaces.Box) and len(space.shape) >= 2:
         shape = "×".join(map(str, space.shape))
         warnings.warn(
             f"the observations look like images ({shape} {space.dtype}) and are flattened into an MLP of "
-            f"{int(np.prod(space.shape)):,} inputs; set policy=cnn (automatic for uint8 images of at least 36×36 "
-            "pixels) or pass a features_extractor",
+            f"{int(np.prod(space.shape)):,} inputs; set policy=auto (a CNN for uint8 images: the Nature CNN from "
+            "36×36 pixels, a small CNN from 4×4) or policy=cnn, or pass a features_extractor",
             RunWarning,
             stacklevel=3,
         )

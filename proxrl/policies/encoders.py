@@ -4,9 +4,12 @@
 - ``cnn``: the Nature-DQN CNN (Mnih et al. 2015; CleanRL's ``ppo_atari.py`` and SB3's ``NatureCNN``): three convs
   (32 8×8/4, 64 4×4/2, 64 3×3/1), a 512-unit layer, ReLU, orthogonal init (gain √2). uint8 images are scaled by
   1/255 here, on the learner, so rollouts store them as uint8.
-- ``dict``: one encoder per key of a Dict space (the CNN for image keys, flattening for the others), concatenated,
-  as SB3's ``CombinedExtractor``. The env gives one flat row (:mod:`proxrl.envs.flat_dict`: images stay uint8
-  beside float keys, so rollouts need no dict buffers); the encoder takes it apart per key.
+- small images (uint8, 4 to 35 pixels high or wide, such as MiniGrid's 7 × 7 × 3 view): :class:`SmallCNN`, three
+  2×2 convs; ``policy: auto`` picks it (:func:`image_encoder` states the whole size rule).
+- ``dict``: one encoder per key of a Dict space (a CNN for image keys, flattening for the others), concatenated,
+  as SB3's ``CombinedExtractor``; with ``policy: mlp`` every key is flattened. The env gives one flat row
+  (:mod:`proxrl.envs.flat_dict`: images stay uint8 beside float keys, so rollouts need no dict buffers); the
+  encoder takes it apart per key.
 - ``custom``: the user's ``nn.Module`` class, ``Class(observation_space, **kwargs)``, observations → features
   ``[B, F]`` (F found by one forward pass); on a Dict space it gets ``{key: [B, *shape]}``, as in SB3.
 
@@ -35,6 +38,7 @@ from ..envs.flat_dict import DictLayout
 from ..errors import RunWarning
 
 NATURE_MIN_SIZE = 36  # the Nature CNN's convs (8/4, 4/2, 3/1) need at least 36 × 36 pixels
+SMALL_MIN_SIZE = 4  # the small CNN's three 2×2 convs need at least 4 × 4 (MiniGrid's views are 7 × 7)
 POLICIES = ("auto", "mlp", "cnn", "custom")
 CNN_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -44,16 +48,26 @@ def is_image(space: spaces.Space[Any]) -> TypeGuard[spaces.Box]:
     return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)
 
 
-def fits_nature_cnn(space: spaces.Box, image_channels: str) -> bool:
-    """Whether the images of ``space`` are large enough for the Nature CNN (ambiguous channels: True, so that the
-    CNN names the ambiguity)."""
+def fits_nature_cnn(space: spaces.Box, image_channels: str, least: int = NATURE_MIN_SIZE) -> bool:
+    """Whether the images of ``space`` are at least ``least`` pixels high and wide (the Nature CNN's 36 by
+    default; ambiguous channels: True, so that the CNN names the ambiguity)."""
     shape = tuple(space.shape)
     try:
         first = channels_first(shape, image_channels)
     except ConfigError:
         return True  # let the CNN say what is ambiguous
     h, w = shape[-2:] if len(shape) == 2 or first else shape[:2]
-    return min(h, w) >= NATURE_MIN_SIZE
+    return min(h, w) >= least
+
+
+def image_encoder(space: spaces.Box, image_channels: str, features: int) -> nn.Module | None:
+    """The CNN ``policy: auto`` gives uint8 images of ``space`` (the rule docs/ppo.md states): the Nature CNN from
+    36 × 36 pixels, the small CNN from 4 × 4, below that None (flattened into the MLP)."""
+    if fits_nature_cnn(space, image_channels):
+        return NatureCNN(space, image_channels, features)
+    if fits_nature_cnn(space, image_channels, SMALL_MIN_SIZE):
+        return SmallCNN(space, image_channels, features=min(features, 128))
+    return None
 
 
 def channels_first(shape: tuple[int, ...], where: str = "auto") -> bool:
@@ -81,20 +95,41 @@ def image_chw(shape: tuple[int, ...], first: bool) -> tuple[int, int, int]:
     return (shape[0], shape[1], shape[2]) if first else (shape[2], shape[0], shape[1])
 
 
+def image_geometry(
+    space: spaces.Box, image_channels: str, least: int, net: str, fix: str
+) -> tuple[bool, int, int, int]:
+    """(channels first?, C, H, W) of the images of ``space``; a ConfigError naming ``net`` and ``fix`` when they
+    are under ``least`` × ``least`` pixels."""
+    shape = tuple(space.shape)
+    first = channels_first(shape, image_channels)
+    c, h, w = image_chw(shape, first)
+    if min(h, w) < least:
+        raise ConfigError(f"the {net} needs images of at least {least}×{least} pixels, got {h}×{w}; {fix}")
+    return first, c, h, w
+
+
+def as_nchw(obs: Tensor, flat_2d: bool, first: bool) -> Tensor:
+    """Images ``[B, H, W]``, ``[B, C, H, W]`` (``first``) or ``[B, H, W, C]`` as ``[B, C, H, W]``."""
+    return obs.unsqueeze(1) if flat_2d else (obs if first else obs.permute(0, 3, 1, 2))
+
+
+def init_orthogonal(module: nn.Module) -> None:
+    """Orthogonal weights (gain √2) and zero biases for every conv and linear layer of ``module``."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            assert m.bias is not None  # built with bias=True
+            nn.init.orthogonal_(m.weight, math.sqrt(2))
+            nn.init.zeros_(m.bias)
+
+
 class NatureCNN(nn.Module):
     """The Nature-DQN CNN over images ``[B, C, H, W]`` or ``[B, H, W, C]`` (uint8 scaled to [0, 1]) → ``[B, 512]``."""
 
     def __init__(self, space: spaces.Box, image_channels: str = "auto", features: int = 512) -> None:
         super().__init__()
-        shape = tuple(space.shape)
-        self.first = channels_first(shape, image_channels)
-        c, h, w = image_chw(shape, self.first)
-        if min(h, w) < NATURE_MIN_SIZE:
-            raise ConfigError(
-                f"the Nature CNN needs images of at least {NATURE_MIN_SIZE}×{NATURE_MIN_SIZE} pixels, got {h}×{w}; "
-                "resize them (gymnasium.wrappers.ResizeObservation) or pass your own features_extractor"
-            )
-        self.flat_2d = len(shape) == 2
+        fix = "resize them (gymnasium.wrappers.ResizeObservation) or pass your own features_extractor"
+        self.first, c, h, w = image_geometry(space, image_channels, NATURE_MIN_SIZE, "Nature CNN", fix)
+        self.flat_2d = len(space.shape) == 2
         self.scale = 1 / 255 if space.dtype == np.uint8 else 1.0
         self.convs = nn.Sequential(
             nn.Conv2d(c, 32, 8, stride=4),
@@ -108,16 +143,12 @@ class NatureCNN(nn.Module):
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, c, h, w)).shape[1]
         self.linear = nn.Sequential(nn.Linear(flat, features), nn.ReLU())
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                assert m.bias is not None  # built with bias=True above
-                nn.init.orthogonal_(m.weight, math.sqrt(2))
-                nn.init.zeros_(m.bias)
+        init_orthogonal(self)
         self.features_dim = features
         self.compute_dtype = torch.float32  # set_cnn_precision changes it
 
     def forward(self, obs: Tensor) -> Tensor:
-        x = obs.unsqueeze(1) if self.flat_2d else (obs if self.first else obs.permute(0, 3, 1, 2))
+        x = as_nchw(obs, self.flat_2d, self.first)
         if x.device.type == "cpu":  # oneDNN's channels-last convs: a PPO minibatch step 1.3-1.5× faster on this CPU
             x = x.contiguous(memory_format=torch.channels_last)  # (benchmarks/cnn_layouts.py); on the uint8 frames,
         # before the copy to the compute dtype (which keeps the layout): one temporary, scaled in place when it is new
@@ -129,6 +160,33 @@ class NatureCNN(nn.Module):
         with torch.autocast(x.device.type, dtype=dtype):
             features = self.linear(self.convs(x))
             return features.float()
+
+
+class SmallCNN(nn.Module):
+    """A CNN for small images such as MiniGrid's 7 × 7 × 3 view: three 2×2 convs of stride 1 (16, 32, 64 channels,
+    ReLU), a ``features``-unit layer, ReLU, orthogonal init (gain √2); ``[B, C, H, W]`` or ``[B, H, W, C]`` →
+    ``[B, features]``. uint8 values are scaled by 1/255, as the Nature CNN's. The layer sizes are the small
+    convolutional net MiniGrid's users train (each 2×2 conv sees a cell and its neighbours; no stride, so a
+    7-cell view keeps 4 × 4 positions)."""
+
+    def __init__(self, space: spaces.Box, image_channels: str = "auto", features: int = 128) -> None:
+        super().__init__()
+        fix = "set policy=mlp (flattened) or pass your own features_extractor"
+        self.first, c, h, w = image_geometry(space, image_channels, SMALL_MIN_SIZE, "small CNN", fix)
+        self.flat_2d = len(space.shape) == 2
+        self.scale = 1 / 255 if is_image(space) else 1.0  # uint8 pixels
+        layers: list[nn.Module] = []
+        for c_in, c_out in ((c, 16), (16, 32), (32, 64)):
+            layers += [nn.Conv2d(c_in, c_out, 2), nn.ReLU()]
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.linear = nn.Sequential(nn.Linear(64 * (h - 3) * (w - 3), features), nn.ReLU())
+        init_orthogonal(self)
+        self.features_dim = features
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = as_nchw(obs, self.flat_2d, self.first)
+        features: Tensor = self.linear(self.convs(x.float() * self.scale))
+        return features
 
 
 def image_channels_param() -> Any:
@@ -178,18 +236,20 @@ def _cpu_has_native_bf16() -> bool:
 
 class DictEncoder(nn.Module):
     """One encoder per key of a Dict space, over the flat row the env gives (:class:`~proxrl.envs.flat_dict.
-    DictLayout`, which takes it apart again): the CNN for image keys, the values themselves for the others; outputs
-    concatenated ``[B, Σ F_k]`` in the space's key order."""
+    DictLayout`, which takes it apart again): a CNN for image keys (:func:`image_encoder`; ``cnn=False``: none,
+    ``policy: mlp``), the values themselves for the others, as float32; outputs concatenated ``[B, Σ F_k]`` in the
+    space's key order."""
 
-    def __init__(self, space: spaces.Dict, image_channels: str = "auto") -> None:
+    def __init__(self, space: spaces.Dict, image_channels: str = "auto", cnn: bool = True) -> None:
         super().__init__()
         self.layout = DictLayout(space)
         self.encoders = nn.ModuleDict()
         width = 0
         for key, sub in space.spaces.items():
-            if is_image(sub):
-                self.encoders[key] = NatureCNN(sub, image_channels, features=256)  # SB3's CombinedExtractor: 256
-                width += 256
+            encoder = image_encoder(sub, image_channels, features=256) if cnn and is_image(sub) else None
+            if encoder is not None:  # SB3's CombinedExtractor: 256 features an image
+                self.encoders[key] = encoder
+                width += int(cast(Any, encoder).features_dim)
             else:
                 width += int(spaces.flatdim(sub))
         self.features_dim = width
@@ -200,7 +260,7 @@ class DictEncoder(nn.Module):
             if key in self.encoders:  # the image's raw 0–255 values; the CNN scales them
                 parts.append(self.encoders[key](values))
             else:
-                parts.append(values.reshape(values.shape[0], -1))
+                parts.append(values.reshape(values.shape[0], -1).float())
         return torch.cat(parts, dim=1)
 
 
@@ -253,18 +313,12 @@ def build_encoder(
 ) -> nn.Module | None:
     """The encoder ``policy`` names for observations of ``space`` (``dict_space``: the Dict space a flattened one
     came from), or None for the flatten-into-the-MLP path. ``auto``: ``custom`` when a features_extractor is
-    given, the CNN for uint8 images of at least 36 × 36 pixels, the Dict encoder for Dict spaces, else
-    flattening."""
+    given, the Dict encoder for Dict spaces, for uint8 images the CNN of :func:`image_encoder` (the Nature CNN from
+    36 × 36 pixels, the small CNN from 4 × 4), else flattening."""
     if policy == "auto":
-        policy = (
-            "custom"
-            if features_extractor
-            else "cnn"
-            if is_image(space) and fits_nature_cnn(space, image_channels)
-            else "dict"
-            if dict_space is not None
-            else "mlp"
-        )
+        policy = "custom" if features_extractor else "dict" if dict_space is not None else "image"
+    if policy == "image":  # auto on anything else than a Dict: a CNN for uint8 images, by size (or flattened)
+        return image_encoder(space, image_channels, features=512) if is_image(space) else None
     if policy == "custom":
         if not features_extractor:
             raise ConfigError("policy=custom needs features_extractor='module:Class' (an nn.Module class)")
@@ -291,9 +345,6 @@ def build_encoder(
     if policy == "dict":
         assert dict_space is not None
         return DictEncoder(dict_space, image_channels)
-    if dict_space is not None and DictLayout(dict_space).packed:
-        raise ConfigError(
-            "policy=mlp would read this Dict observation's flat row as numbers, and it holds its keys' bytes (uint8 "
-            "images beside other keys stay uint8): set policy=auto (one encoder per key) or policy=custom"
-        )
+    if dict_space is not None and DictLayout(dict_space).packed:  # the keys' bytes: taken apart, every key flat
+        return DictEncoder(dict_space, image_channels, cnn=False)
     return None

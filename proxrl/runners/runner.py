@@ -13,6 +13,7 @@ bit for bit.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field, fields
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 import torch
 
-from ..envs import Normalizers, dict_space_of, make_eval_env, make_vec_env, snapshot
+from ..envs import Normalizers, dict_space_of, dropped_keys, make_eval_env, make_vec_env, snapshot
 from ..fast.flat_adam import FlatParameters
 from ..devices import limit_threads
-from ..errors import ConfigError
+from ..errors import ConfigError, RunWarning
 from ..policies import ActorCritic, warn_if_flattened_image
 from ..policies.encoders import build_encoder, set_cnn_precision
 from ..rollout import Batch, Rollout
@@ -37,8 +38,10 @@ T = TypeVar("T")
 def build_policy(config: ActorCriticConfig, warn: bool = False) -> ActorCritic:
     """The actor-critic a single-agent env trainer's ``config`` asks for, on the CPU, sized for its env, with the
     observation encoder its ``policy`` names (``warn``: say when images go flattened into an MLP)."""
-    probe = make_eval_env(config.env, config.env_kwargs)
+    probe = make_eval_env(config.env, config.env_kwargs, obs_keys=config.obs_keys, hide_obs=config.hide_obs)
     obs_space, act_space, dict_space = probe.observation_space, probe.action_space, dict_space_of(probe)
+    if warn:
+        warn_if_keys_dropped(probe)
     probe.close()
     encoder = build_encoder(
         obs_space,
@@ -70,6 +73,43 @@ def build_policy(config: ActorCriticConfig, warn: bool = False) -> ActorCritic:
     )
     set_cnn_precision(policy, config.cnn_precision)
     return policy
+
+
+def make_envs(config: ActorCriticConfig, num_envs: int, seed: int) -> tuple[Any, Normalizers]:
+    """The seeded vector env of ``num_envs`` envs a single-agent env trainer's ``config`` asks for
+    (:func:`~proxrl.envs.make_vec_env` with its vectorisation, normalisation and observation settings)."""
+    c = config
+    return make_vec_env(
+        c.env,
+        num_envs,
+        seed,
+        c.env_kwargs,
+        c.vectorization,
+        bool(c.norm_obs),  # decided at the learner's construction (algos.agent.decide_normalization): never None here
+        bool(c.norm_reward),
+        c.gamma,
+        obs_keys=c.obs_keys,
+        hide_obs=c.hide_obs,
+    )
+
+
+def warn_if_keys_dropped(env: Any) -> None:
+    """Say, once at construction, which keys of a Dict observation the policy will not see and why (a Text key such
+    as MiniGrid's ``mission``: no encoder takes its space), and how to keep or name them."""
+    dropped = dropped_keys(env)
+    if dropped:
+        keys = ", ".join(f"'{k}' ({space})" for k, space in dropped.items())
+        space = dict_space_of(env)
+        kept = list(space.spaces) if space is not None else []
+        one = len(dropped) == 1
+        warnings.warn(
+            f"the Dict observation's {'key' if one else 'keys'} {keys} {'is' if one else 'are'} dropped: no encoder "
+            f"takes {'its' if one else 'their'} space (supported: Box, Discrete, MultiBinary); the policy sees "
+            f"{kept}. To use it, encode it as a Box in your own wrapper (an env registered by 'module:EnvId'); "
+            f"obs_keys={kept} names the kept keys and silences this",
+            RunWarning,
+            stacklevel=3,
+        )
 
 
 def node_id() -> str | None:
@@ -228,16 +268,7 @@ class EnvRunner(RunnerBase):
     def _start(self, global_step: int) -> Rollout:
         cfg = self.config
         seed = cfg.seed + global_step + self.index * self.num_envs  # env g gets seed + step + g, as locally
-        venv, self.norms = make_vec_env(
-            cfg.env,
-            self.num_envs,
-            seed,
-            cfg.env_kwargs,
-            cfg.vectorization,
-            bool(cfg.norm_obs),  # the learner's config: decided already (algos.agent.decide_normalization)
-            bool(cfg.norm_reward),
-            cfg.gamma,
-        )
+        venv, self.norms = make_envs(cfg, self.num_envs, seed)
         if self.asynchronous:
             draws = SliceOfDraws(self.generator, self.num_envs, 0, self.num_envs)
         else:
