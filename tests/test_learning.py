@@ -432,24 +432,33 @@ def test_zoo_preset_reaches_threshold_on_every_seed(env, threshold, budget):
     assert all(mean >= threshold for _, mean, _ in results), results
 
 
+def zoo_preset(algo: str, env: str) -> str:
+    """The path of ``env``'s zoo preset of ``algo`` (proxrl/zoo/), for :func:`run_seeds`."""
+    from proxrl import presets
+
+    found = presets.find(algo, env)
+    assert found is not None, f"no {algo} preset for {env}"
+    return str(found.path)
+
+
 @pytest.mark.learning
 def test_an_lstm_preset_learns_cartpole_with_its_velocities_hidden():
-    """CartPoleNoVel-v1 (ẋ and θ̇ zeroed): configs/ppo_lstm_cartpole_novel.yaml (rl-zoo3's RecurrentPPO settings)
-    reaches a mean return of 400 over 20 training episodes within 80,000 steps for 2 of 3 seeds. Measured: seeds 0
-    and 1 at 43,520 and 47,360 steps (67 s of CPU for seed 1), seed 2 not within 80,000 (117 s of CPU; deterministic
-    evaluation 213 then). Dearer than the other presets' tests: an LSTM update replays each sequence step by step."""
-    results = run_seeds("ppo_lstm_cartpole_novel.yaml", 400.0, 80_000)
+    """CartPoleNoVel-v1 (ẋ and θ̇ zeroed): its zoo preset (rl-zoo3's RecurrentPPO settings) reaches a mean return of
+    400 over 20 training episodes within 80,000 steps for 2 of 3 seeds. Measured: seeds 0 and 1 at 43,520 and 47,360
+    steps (67 s of CPU for seed 1), seed 2 not within 80,000 (117 s of CPU; deterministic evaluation 213 then).
+    Dearer than the other presets' tests: an LSTM update replays each sequence step by step."""
+    results = run_seeds(zoo_preset("ppo", "CartPoleNoVel-v1"), 400.0, 80_000)
     solved = [steps for _, steps, _ in results if steps is not None]
     assert len(solved) >= 2, f"reached 400 within 80,000 steps for {len(solved)}/3 seeds"
 
 
 @pytest.mark.learning
 def test_ppo_learns_minigrid_from_its_dict_observation_with_the_small_cnn():
-    """MiniGrid-Empty-5x5-v0 as MiniGrid gives it (a 7×7×3 view, a direction, a Text mission that is dropped):
-    configs/ppo_minigrid_empty.yaml reaches a mean return of 0.9 over 20 training episodes (sampled actions, as
-    rl-zoo3 scores MiniGrid) within 30,000 steps for 2 of 3 seeds. Measured: seeds 0, 1, 2 at 10,240, 9,216 and 9,216
-    steps, ~15 s of CPU each (configs/ppo_minigrid_doorkey.yaml, the same settings on DoorKey-5x5: 37-42k, ~55 s)."""
+    """MiniGrid-Empty-Random-5x5-v0 as MiniGrid gives it (a 7×7×3 view, a direction, a Text mission that is dropped):
+    its zoo preset reaches a mean return of 0.9 over 20 training episodes (sampled actions, as rl-zoo3 scores
+    MiniGrid) within 30,000 steps for 2 of 3 seeds. Measured: seeds 0, 1, 2 at 7,168, 7,168 and 9,216 steps, ~8 s
+    each (the DoorKey-5x5 preset, the same settings: 37-42k steps, ~55 s)."""
     pytest.importorskip("minigrid")
-    results = run_seeds("ppo_minigrid_empty.yaml", 0.9, 30_000)
+    results = run_seeds(zoo_preset("ppo", "MiniGrid-Empty-Random-5x5-v0"), 0.9, 30_000)
     solved = [steps for _, steps, _ in results if steps is not None]
     assert len(solved) >= 2, f"reached 0.9 within 30,000 steps for {len(solved)}/3 seeds"

@@ -48,7 +48,8 @@ def describe_network(policy: nn.Module, activation: str) -> str:
     parts.append(f"{shared} {widths} {activation}" if widths else "linear heads")
     act = policy.action_space
     parts.append(
-        f"Gaussian over {int(np.prod(act.shape))} actions (state-independent log σ)"
+        f"Gaussian over {int(np.prod(act.shape))} actions "
+        + ("(gSDE: state-dependent noise φ(s)·θ_ε)" if policy.use_sde else "(state-independent log σ)")
         if isinstance(act, spaces.Box)
         else f"categorical head over {act}"
     )
