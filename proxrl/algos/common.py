@@ -114,21 +114,7 @@ def evaluate_policy(
     returns, lengths, capped = [], [], 0
     try:
         for i in range(episodes):
-            obs, _ = e.reset(seed=seed + i)
-            done, cut, total, n = False, False, 0.0, 0
-            state = policy.initial_state(1, device) if policy.core is not None else None
-            while not done:
-                x = torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0)
-                if state is None:
-                    action = policy.env_actions(x, deterministic)[0]
-                else:  # a recurrent policy carries its state through the episode
-                    actions, state = policy.env_actions_recurrent(x, state, deterministic)
-                    action = actions[0]
-                obs, reward, terminated, truncated, _ = e.step(action)
-                total += float(reward)
-                n += 1
-                cut = max_steps is not None and n >= max_steps and not (terminated or truncated)
-                done = terminated or truncated or cut
+            total, n, cut = play_episode(policy, e, seed + i, deterministic, device, max_steps)
             returns.append(total)
             lengths.append(n)
             capped += int(cut)
@@ -144,6 +130,29 @@ def evaluate_policy(
         "mean_length": float(np.mean(lengths)),
         "capped": capped,
     }
+
+
+def play_episode(
+    policy: ActorCritic, env: Any, seed: int, deterministic: bool, device: torch.device, max_steps: int | None
+) -> tuple[float, int, bool]:
+    """One episode of ``policy`` in ``env`` from ``reset(seed=seed)``: (return, length in agent steps, whether
+    ``max_steps`` cut it short)."""
+    obs, _ = env.reset(seed=seed)
+    done, cut, total, n = False, False, 0.0, 0
+    state = policy.initial_state(1, device) if policy.core is not None else None
+    while not done:
+        x = torch.as_tensor(np.asarray(obs), device=device).unsqueeze(0)
+        if state is None:
+            action = policy.env_actions(x, deterministic)[0]
+        else:  # a recurrent policy carries its state through the episode
+            actions, state = policy.env_actions_recurrent(x, state, deterministic)
+            action = actions[0]
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        n += 1
+        cut = max_steps is not None and n >= max_steps and not (terminated or truncated)
+        done = terminated or truncated or cut
+    return total, n, cut
 
 
 def check_gradient(step: int, norm: Tensor, name: str = "gradient") -> None:
